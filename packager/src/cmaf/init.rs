@@ -1,0 +1,173 @@
+//! The CMAF header / HLS initialization segment: `ftyp` + `moov` (ISO/IEC 14496-12,
+//! ISO/IEC 23000-19 §7.3), one `trak` per track, `mvex` for fragmented samples.
+
+use super::boxes::{BoxWriter, UNITY_MATRIX};
+use crate::codec::aac::AacConfig;
+use crate::codec::h264::AvcConfig;
+use crate::media::{CodecConfig, TrackInfo, TrackKind};
+
+/// Writes the initialization segment for `tracks`.
+pub fn write_init(tracks: &[TrackInfo]) -> Vec<u8> {
+    let mut w = BoxWriter::new();
+    w.bx(b"ftyp", |w| {
+        w.bytes(b"iso6");
+        w.u32(0);
+        for brand in [b"iso6", b"cmfc", b"mp41", b"dash"] {
+            w.bytes(brand);
+        }
+    });
+    w.bx(b"moov", |w| {
+        w.full(b"mvhd", 0, 0, |w| {
+            w.u32(0); // creation_time
+            w.u32(0); // modification_time
+            w.u32(1000); // timescale
+            w.u32(0); // duration: unknown, fragmented
+            w.u32(0x0001_0000); // rate 1.0
+            w.u16(0x0100); // volume 1.0
+            w.zeros(10);
+            UNITY_MATRIX.iter().for_each(|&m| w.u32(m));
+            w.zeros(24); // pre_defined
+            w.u32(tracks.iter().map(|t| t.id).max().unwrap_or(0) + 1);
+        });
+        for t in tracks {
+            write_trak(w, t);
+        }
+        w.bx(b"mvex", |w| {
+            for t in tracks {
+                w.full(b"trex", 0, 0, |w| {
+                    w.u32(t.id);
+                    w.u32(1); // default_sample_description_index
+                    w.u32(0);
+                    w.u32(0);
+                    w.u32(0);
+                });
+            }
+        });
+    });
+    w.buf
+}
+
+fn write_trak(w: &mut BoxWriter, t: &TrackInfo) {
+    let (width, height) = t.resolution().unwrap_or((0, 0));
+    let video = t.kind() == TrackKind::Video;
+    w.bx(b"trak", |w| {
+        w.full(b"tkhd", 0, 0x3, |w| {
+            w.u32(0);
+            w.u32(0);
+            w.u32(t.id);
+            w.u32(0); // reserved
+            w.u32(0); // duration
+            w.zeros(8);
+            w.u16(0); // layer
+            w.u16(0); // alternate_group
+            w.u16(if video { 0 } else { 0x0100 }); // volume
+            w.u16(0);
+            UNITY_MATRIX.iter().for_each(|&m| w.u32(m));
+            w.u32(width << 16);
+            w.u32(height << 16);
+        });
+        w.bx(b"mdia", |w| {
+            w.full(b"mdhd", 0, 0, |w| {
+                w.u32(0);
+                w.u32(0);
+                w.u32(t.timescale);
+                w.u32(0);
+                w.u16(0x55C4); // language "und"
+                w.u16(0);
+            });
+            w.full(b"hdlr", 0, 0, |w| {
+                w.u32(0);
+                w.bytes(if video { b"vide" } else { b"soun" });
+                w.zeros(12);
+                w.bytes(if video {
+                    b"Brook video\0"
+                } else {
+                    b"Brook audio\0"
+                });
+            });
+            w.bx(b"minf", |w| {
+                if video {
+                    w.full(b"vmhd", 0, 1, |w| w.zeros(8));
+                } else {
+                    w.full(b"smhd", 0, 0, |w| w.zeros(4));
+                }
+                w.bx(b"dinf", |w| {
+                    w.full(b"dref", 0, 0, |w| {
+                        w.u32(1);
+                        w.full(b"url ", 0, 1, |_| {}); // media is in the same file
+                    })
+                });
+                w.bx(b"stbl", |w| {
+                    w.full(b"stsd", 0, 0, |w| {
+                        w.u32(1);
+                        match &t.codec {
+                            CodecConfig::Avc(c) => write_avc1(w, c),
+                            CodecConfig::Aac(c) => write_mp4a(w, c, t.id),
+                        }
+                    });
+                    w.full(b"stts", 0, 0, |w| w.u32(0));
+                    w.full(b"stsc", 0, 0, |w| w.u32(0));
+                    w.full(b"stsz", 0, 0, |w| {
+                        w.u32(0);
+                        w.u32(0)
+                    });
+                    w.full(b"stco", 0, 0, |w| w.u32(0));
+                });
+            });
+        });
+    });
+}
+
+fn write_avc1(w: &mut BoxWriter, c: &AvcConfig) {
+    w.bx(b"avc1", |w| {
+        w.zeros(6);
+        w.u16(1); // data_reference_index
+        w.zeros(16); // pre_defined, reserved
+        w.u16(c.sps.width as u16);
+        w.u16(c.sps.height as u16);
+        w.u32(0x0048_0000); // 72 dpi
+        w.u32(0x0048_0000);
+        w.u32(0);
+        w.u16(1); // frame_count
+        w.zeros(32); // compressorname
+        w.u16(0x0018); // depth
+        w.u16(0xFFFF); // pre_defined = -1
+        w.bx(b"avcC", |w| w.bytes(&c.decoder_configuration_record()));
+    });
+}
+
+fn write_mp4a(w: &mut BoxWriter, c: &AacConfig, track_id: u32) {
+    w.bx(b"mp4a", |w| {
+        w.zeros(6);
+        w.u16(1);
+        w.zeros(8);
+        w.u16(c.channels());
+        w.u16(16); // samplesize
+        w.u32(0);
+        w.u32(c.sample_rate.min(0xFFFF) << 16);
+        w.full(b"esds", 0, 0, |w| {
+            let asc = c.audio_specific_config();
+            // ES_Descriptor(DecoderConfigDescriptor(DecoderSpecificInfo), SLConfigDescriptor)
+            let dsi_len = asc.len();
+            let dcd_len = 13 + 2 + dsi_len;
+            let es_len = 3 + 2 + dcd_len + 3;
+            w.u8(0x03);
+            w.u8(es_len as u8);
+            w.u16(track_id as u16);
+            w.u8(0);
+            w.u8(0x04);
+            w.u8(dcd_len as u8);
+            w.u8(0x40); // Audio ISO/IEC 14496-3
+            w.u8(0x15); // streamType audio (5) << 2 | 1
+            w.bytes(&[0, 0, 0]); // bufferSizeDB
+            w.u32(0); // maxBitrate
+            w.u32(0); // avgBitrate
+            w.u8(0x05);
+            w.u8(dsi_len as u8);
+            w.bytes(&asc);
+            w.u8(0x06);
+            w.u8(1);
+            w.u8(0x02);
+        });
+    });
+}

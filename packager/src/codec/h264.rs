@@ -1,0 +1,309 @@
+//! H.264 / AVC (ITU-T H.264): Annex B NAL units, the sequence parameter set fields
+//! CMAF and HLS need, and the `avcC` decoder configuration (ISO/IEC 14496-15 §5.3.3).
+
+use super::bits::{rbsp, BitReader};
+use super::CodecError;
+
+pub const NAL_SLICE: u8 = 1;
+pub const NAL_IDR: u8 = 5;
+pub const NAL_SEI: u8 = 6;
+pub const NAL_SPS: u8 = 7;
+pub const NAL_PPS: u8 = 8;
+pub const NAL_AUD: u8 = 9;
+
+pub fn nal_type(nal: &[u8]) -> u8 {
+    nal.first().map_or(0, |b| b & 0x1F)
+}
+
+/// Splits an Annex B byte stream into NAL units (start codes removed).
+pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut ranges = Vec::with_capacity(starts.len());
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(data.len(), |&n| n - 3);
+        // Trailing zero bytes belong to the next (4-byte) start code or are padding.
+        while end > s && data[end - 1] == 0 {
+            end -= 1;
+        }
+        if end > s {
+            ranges.push(s..end);
+        }
+    }
+    ranges.into_iter().map(move |r| &data[r])
+}
+
+/// What the packager needs from a sequence parameter set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sps {
+    pub profile_idc: u8,
+    pub constraint_flags: u8,
+    pub level_idc: u8,
+    pub chroma_format_idc: u32,
+    pub bit_depth_luma: u32,
+    pub bit_depth_chroma: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn is_high_profile(profile_idc: u8) -> bool {
+    matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    )
+}
+
+impl Sps {
+    /// Parses an SPS NAL unit (with its one-byte NAL header).
+    pub fn parse(nal: &[u8]) -> Result<Sps, CodecError> {
+        Self::parse_inner(nal).ok_or(CodecError::H264("malformed sequence parameter set"))
+    }
+
+    fn parse_inner(nal: &[u8]) -> Option<Sps> {
+        if nal_type(nal) != NAL_SPS {
+            return None;
+        }
+        let data = rbsp(nal.get(1..)?);
+        let mut r = BitReader::new(&data);
+        let profile_idc = r.bits(8)? as u8;
+        let constraint_flags = r.bits(8)? as u8;
+        let level_idc = r.bits(8)? as u8;
+        let _sps_id = r.ue()?;
+        let (mut chroma_format_idc, mut bit_depth_luma, mut bit_depth_chroma) = (1, 8, 8);
+        let mut separate_colour_plane = false;
+        if is_high_profile(profile_idc) {
+            chroma_format_idc = r.ue()?;
+            if chroma_format_idc > 3 {
+                return None;
+            }
+            if chroma_format_idc == 3 {
+                separate_colour_plane = r.flag()?;
+            }
+            bit_depth_luma = r.ue()?.checked_add(8)?;
+            bit_depth_chroma = r.ue()?.checked_add(8)?;
+            let _qpprime_y_zero_transform_bypass = r.flag()?;
+            if r.flag()? {
+                // seq_scaling_matrix_present_flag: skip the scaling lists.
+                let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+                for i in 0..lists {
+                    if r.flag()? {
+                        let size = if i < 6 { 16 } else { 64 };
+                        let (mut last, mut next) = (8i32, 8i32);
+                        for _ in 0..size {
+                            if next != 0 {
+                                next = (last + r.se()? + 256) % 256;
+                            }
+                            last = if next == 0 { last } else { next };
+                        }
+                    }
+                }
+            }
+        }
+        let _log2_max_frame_num = r.ue()?;
+        match r.ue()? {
+            0 => {
+                let _log2_max_poc_lsb = r.ue()?;
+            }
+            1 => {
+                let _delta_pic_order_always_zero = r.flag()?;
+                let _offset_for_non_ref_pic = r.se()?;
+                let _offset_for_top_to_bottom = r.se()?;
+                let cycle = r.ue()?;
+                if cycle > 255 {
+                    return None;
+                }
+                for _ in 0..cycle {
+                    r.se()?;
+                }
+            }
+            2 => {}
+            _ => return None,
+        }
+        let _max_num_ref_frames = r.ue()?;
+        let _gaps_in_frame_num_allowed = r.flag()?;
+        let width_mbs = u64::from(r.ue()?) + 1;
+        let height_map_units = u64::from(r.ue()?) + 1;
+        let frame_mbs_only = r.flag()?;
+        if !frame_mbs_only {
+            let _mb_adaptive_frame_field = r.flag()?;
+        }
+        let _direct_8x8_inference = r.flag()?;
+        let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0u64, 0u64, 0u64, 0u64);
+        if r.flag()? {
+            crop_l = r.ue()?.into();
+            crop_r = r.ue()?.into();
+            crop_t = r.ue()?.into();
+            crop_b = r.ue()?.into();
+        }
+        let field_factor = if frame_mbs_only { 1 } else { 2 };
+        let array_type = if separate_colour_plane {
+            0
+        } else {
+            chroma_format_idc
+        };
+        let (crop_x, crop_y) = match array_type {
+            1 => (2, 2 * field_factor),
+            2 => (2, field_factor),
+            _ => (1, field_factor),
+        };
+        let width = (width_mbs * 16).checked_sub(crop_x * (crop_l + crop_r))?;
+        let height =
+            (height_map_units * 16 * field_factor).checked_sub(crop_y * (crop_t + crop_b))?;
+        if width == 0 || height == 0 || width > 16_384 || height > 16_384 {
+            return None;
+        }
+        Some(Sps {
+            profile_idc,
+            constraint_flags,
+            level_idc,
+            chroma_format_idc,
+            bit_depth_luma,
+            bit_depth_chroma,
+            width: width as u32,
+            height: height as u32,
+        })
+    }
+
+    /// RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub fn codec_string(&self) -> String {
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile_idc, self.constraint_flags, self.level_idc
+        )
+    }
+}
+
+/// The parameter sets of one H.264 stream configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvcConfig {
+    pub sps: Sps,
+    pub sps_nal: Vec<u8>,
+    pub pps_nal: Vec<u8>,
+}
+
+impl AvcConfig {
+    /// The `AVCDecoderConfigurationRecord` carried in an `avcC` box.
+    pub fn decoder_configuration_record(&self) -> Vec<u8> {
+        let mut out = vec![
+            1,
+            self.sps.profile_idc,
+            self.sps.constraint_flags,
+            self.sps.level_idc,
+            0xFC | 3, // lengthSizeMinusOne = 3: 4-byte NAL lengths
+            0xE0 | 1, // one SPS
+        ];
+        out.extend_from_slice(&(self.sps_nal.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.sps_nal);
+        out.push(1); // one PPS
+        out.extend_from_slice(&(self.pps_nal.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.pps_nal);
+        if matches!(self.sps.profile_idc, 100 | 110 | 122 | 144) {
+            out.push(0xFC | (self.sps.chroma_format_idc as u8 & 0x03));
+            out.push(0xF8 | (self.sps.bit_depth_luma.saturating_sub(8) as u8 & 0x07));
+            out.push(0xF8 | (self.sps.bit_depth_chroma.saturating_sub(8) as u8 & 0x07));
+            out.push(0); // no SPS extensions
+        }
+        out
+    }
+}
+
+/// One access unit converted for MP4: 4-byte length-prefixed NAL units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvcSample {
+    pub data: Vec<u8>,
+    pub keyframe: bool,
+    /// Parameter sets seen in this access unit, if any.
+    pub sps: Option<Vec<u8>>,
+    pub pps: Option<Vec<u8>>,
+}
+
+/// Converts an Annex B access unit to an MP4 sample. Access unit delimiters are
+/// dropped (MP4 does not carry them); parameter sets stay in-band as well, so a
+/// decoder joining at any IDR has them.
+pub fn annexb_to_sample(au: &[u8]) -> Option<AvcSample> {
+    let mut sample = AvcSample {
+        data: Vec::with_capacity(au.len() + 16),
+        keyframe: false,
+        sps: None,
+        pps: None,
+    };
+    let mut has_slice = false;
+    for nal in annexb_nals(au) {
+        match nal_type(nal) {
+            NAL_AUD => continue,
+            NAL_SPS => sample.sps = Some(nal.to_vec()),
+            NAL_PPS => sample.pps = Some(nal.to_vec()),
+            NAL_IDR => {
+                sample.keyframe = true;
+                has_slice = true;
+            }
+            NAL_SLICE => has_slice = true,
+            _ => {}
+        }
+        sample
+            .data
+            .extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        sample.data.extend_from_slice(nal);
+    }
+    has_slice.then_some(sample)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPS of x264 at 1280x720, High profile, level 3.1 (from `ffmpeg -f lavfi -i
+    /// testsrc2=size=1280x720 -c:v libx264`).
+    const SPS_720P_HIGH: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02,
+        0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x1e, 0x07, 0x8c, 0x18, 0xcb,
+    ];
+
+    #[test]
+    fn parses_sps_of_a_real_encoder() {
+        let sps = Sps::parse(SPS_720P_HIGH).unwrap();
+        assert_eq!((sps.width, sps.height), (1280, 720));
+        assert_eq!(sps.codec_string(), "avc1.64001f");
+        assert_eq!(sps.chroma_format_idc, 1);
+    }
+
+    #[test]
+    fn truncated_sps_never_panics_or_lies() {
+        let full = Sps::parse(SPS_720P_HIGH).unwrap();
+        for len in 0..SPS_720P_HIGH.len() {
+            // Either an error, or (when only the unparsed VUI was cut) the same answer.
+            if let Ok(sps) = Sps::parse(&SPS_720P_HIGH[..len]) {
+                assert_eq!(sps, full, "len {len}");
+            }
+        }
+        assert!(Sps::parse(&SPS_720P_HIGH[..8]).is_err());
+    }
+
+    #[test]
+    fn annexb_split_and_sample_conversion() {
+        let au = [
+            0, 0, 0, 1, 0x09, 0xF0, // AUD
+            0, 0, 0, 1, 0x67, 0xAA, // SPS (not a real one)
+            0, 0, 1, 0x68, 0xBB, // PPS
+            0, 0, 1, 0x65, 0x01, 0x02, 0x00, // IDR with a trailing zero
+        ];
+        let nals: Vec<&[u8]> = annexb_nals(&au).collect();
+        assert_eq!(nals.len(), 4);
+        let s = annexb_to_sample(&au).unwrap();
+        assert!(s.keyframe);
+        assert_eq!(s.sps.as_deref(), Some(&[0x67, 0xAA][..]));
+        assert_eq!(
+            s.data,
+            vec![0, 0, 0, 2, 0x67, 0xAA, 0, 0, 0, 2, 0x68, 0xBB, 0, 0, 0, 3, 0x65, 1, 2]
+        );
+        assert!(annexb_to_sample(&[0, 0, 1, 0x09, 0xF0]).is_none());
+    }
+}

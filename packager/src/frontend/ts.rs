@@ -1,0 +1,267 @@
+//! MPEG-TS front end: demuxed PES packets → track descriptions and timed frames.
+//!
+//! Takes the first H.264 and the first AAC (ADTS) stream of the program. Frames are
+//! held back until every announced track has its decoder configuration (SPS+PPS
+//! and an IDR for video, an ADTS header for audio), or until one second of video has
+//! gone by without the missing track, so the init segment describes the stream
+//! exactly once.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::codec::aac::{self, AacConfig};
+use crate::codec::h264::{self, AvcConfig, Sps};
+use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
+use crate::time::{rescale, Unwrapper, TS_TIMESCALE};
+use crate::ts::{DemuxEvent, Demuxer, Pes, StreamType, TsError};
+use crate::Error;
+
+/// How much video is buffered waiting for an announced track that never shows.
+const MAX_STARTUP_WAIT: i64 = TS_TIMESCALE as i64;
+/// Audio PTS may wander from the running sample count by this much before resyncing.
+const AUDIO_RESYNC_FRAMES: i64 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrontEndEvent {
+    /// The tracks are known; frames that follow index into this list.
+    Tracks(Vec<TrackInfo>),
+    Frame(Frame),
+}
+
+/// Counters for frames the front end could not use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrontEndStats {
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub dropped_video: u64,
+    pub dropped_audio: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct TsFrontEnd {
+    demux: Demuxer,
+    video_pid: Option<u16>,
+    audio_pid: Option<u16>,
+    video_clock: Unwrapper,
+    audio_clock: Unwrapper,
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+    avc: Option<AvcConfig>,
+    aac: Option<AacConfig>,
+    audio_next: Option<i64>,
+    /// Track order once started: indices of video and audio in the track list.
+    video_track: Option<usize>,
+    audio_track: Option<usize>,
+    started: bool,
+    /// Frames held before start, tagged by kind.
+    startup: Vec<(TrackKind, Frame)>,
+    out: VecDeque<FrontEndEvent>,
+    stats: FrontEndStats,
+}
+
+impl TsFrontEnd {
+    pub fn stats(&self) -> FrontEndStats {
+        self.stats
+    }
+
+    pub fn demux_stats(&self) -> crate::ts::DemuxStats {
+        self.demux.stats()
+    }
+
+    /// Feeds transport stream bytes; then call [`TsFrontEnd::poll`] until `None`.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), Error> {
+        let result = self.demux.push(data);
+        self.drain_demuxer()?;
+        result.map_err(Error::from)
+    }
+
+    /// End of input: releases the last PES packets.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.demux.flush();
+        self.drain_demuxer()?;
+        if !self.started && !self.startup.is_empty() {
+            self.start();
+        }
+        Ok(())
+    }
+
+    pub fn poll(&mut self) -> Option<FrontEndEvent> {
+        self.out.pop_front()
+    }
+
+    fn drain_demuxer(&mut self) -> Result<(), Error> {
+        while let Some(ev) = self.demux.poll() {
+            match ev {
+                DemuxEvent::Program(streams) => {
+                    let find = |ty| streams.iter().find(|s| s.stream_type == ty).map(|s| s.pid);
+                    self.video_pid = find(StreamType::H264);
+                    self.audio_pid = find(StreamType::AacAdts);
+                    if self.video_pid.is_none() && self.audio_pid.is_none() {
+                        return Err(Error::Unsupported(format!(
+                            "no H.264 or AAC stream in the program (stream types: {:?})",
+                            streams.iter().map(|s| s.stream_type).collect::<Vec<_>>()
+                        )));
+                    }
+                }
+                DemuxEvent::Pes(pes) => {
+                    if Some(pes.pid) == self.video_pid {
+                        self.on_video(pes);
+                    } else if Some(pes.pid) == self.audio_pid {
+                        self.on_audio(pes);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_video(&mut self, pes: Pes) {
+        let (Some(pts), dts) = (pes.pts, pes.dts) else {
+            self.stats.dropped_video += 1;
+            return;
+        };
+        let dts = self.video_clock.unwrap(dts.unwrap_or(pts));
+        let pts = dts + (pts as i64 - dts.rem_euclid(1 << 33)).rem_euclid(1 << 33);
+        let Some(sample) = h264::annexb_to_sample(&pes.data) else {
+            self.stats.dropped_video += 1;
+            return;
+        };
+        if let Some(sps) = sample.sps.clone() {
+            self.sps = Some(sps);
+        }
+        if let Some(pps) = sample.pps.clone() {
+            self.pps = Some(pps);
+        }
+        if self.avc.is_none() && sample.keyframe {
+            if let (Some(sps_nal), Some(pps_nal)) = (&self.sps, &self.pps) {
+                match Sps::parse(sps_nal) {
+                    Ok(sps) => {
+                        self.avc = Some(AvcConfig {
+                            sps,
+                            sps_nal: sps_nal.clone(),
+                            pps_nal: pps_nal.clone(),
+                        })
+                    }
+                    Err(_) => self.stats.dropped_video += 1,
+                }
+            }
+        }
+        if self.avc.is_none() {
+            self.stats.dropped_video += 1; // nothing decodable before the first IDR with parameter sets
+            return;
+        }
+        self.stats.video_frames += 1;
+        let frame = Frame {
+            track: self.video_track.unwrap_or(0),
+            dts,
+            pts,
+            keyframe: sample.keyframe,
+            duration: None,
+            data: Bytes::from(sample.data),
+        };
+        self.emit(TrackKind::Video, frame);
+    }
+
+    fn on_audio(&mut self, pes: Pes) {
+        let Some(pts) = pes.pts else {
+            self.stats.dropped_audio += 1;
+            return;
+        };
+        let pts90 = self.audio_clock.unwrap(pts);
+        let (frames, err) = aac::adts_frames(&pes.data);
+        if err.is_some() {
+            self.stats.dropped_audio += 1;
+        }
+        for f in frames {
+            if f.blocks != 1 {
+                self.stats.dropped_audio += 1;
+                continue;
+            }
+            let config = *self.aac.get_or_insert(f.config);
+            if f.config != config {
+                // A configuration change needs a new init segment (not yet supported).
+                self.stats.dropped_audio += 1;
+                continue;
+            }
+            let rate = config.sample_rate;
+            let frame_len = i64::from(aac::SAMPLES_PER_FRAME);
+            let from_pes = rescale(pts90, TS_TIMESCALE, rate);
+            // The first frame of a PES carries its PTS; later ones follow by sample count.
+            let dts = match self.audio_next {
+                Some(next) if (next - from_pes).abs() <= AUDIO_RESYNC_FRAMES * frame_len => next,
+                _ => from_pes,
+            };
+            self.audio_next = Some(dts + frame_len);
+            self.stats.audio_frames += 1;
+            let frame = Frame {
+                track: self.audio_track.unwrap_or(0),
+                dts,
+                pts: dts,
+                keyframe: true,
+                duration: Some(aac::SAMPLES_PER_FRAME),
+                data: Bytes::copy_from_slice(f.payload),
+            };
+            self.emit(TrackKind::Audio, frame);
+        }
+    }
+
+    fn emit(&mut self, kind: TrackKind, mut frame: Frame) {
+        if self.started {
+            let track = match kind {
+                TrackKind::Video => self.video_track,
+                TrackKind::Audio => self.audio_track,
+            };
+            if let Some(t) = track {
+                frame.track = t;
+                self.out.push_back(FrontEndEvent::Frame(frame));
+            }
+            return;
+        }
+        self.startup.push((kind, frame));
+        let video_ready = self.video_pid.is_none() || self.avc.is_some();
+        let audio_ready = self.audio_pid.is_none() || self.aac.is_some();
+        let mut video = self.startup.iter().filter(|(k, _)| *k == TrackKind::Video);
+        let video_span = match (video.next(), video.last()) {
+            (Some((_, first)), Some((_, last))) => last.dts - first.dts,
+            _ => 0,
+        };
+        if (video_ready && audio_ready) || video_span > MAX_STARTUP_WAIT {
+            self.start();
+        }
+    }
+
+    fn start(&mut self) {
+        let mut tracks = Vec::new();
+        if let Some(avc) = &self.avc {
+            self.video_track = Some(tracks.len());
+            tracks.push(TrackInfo {
+                id: tracks.len() as u32 + 1,
+                timescale: TS_TIMESCALE,
+                codec: CodecConfig::Avc(avc.clone()),
+            });
+        }
+        if let Some(aac) = &self.aac {
+            self.audio_track = Some(tracks.len());
+            tracks.push(TrackInfo {
+                id: tracks.len() as u32 + 1,
+                timescale: aac.sample_rate,
+                codec: CodecConfig::Aac(*aac),
+            });
+        }
+        self.started = true;
+        if tracks.is_empty() {
+            return;
+        }
+        self.out.push_back(FrontEndEvent::Tracks(tracks));
+        for (kind, frame) in std::mem::take(&mut self.startup) {
+            self.emit(kind, frame);
+        }
+    }
+}
+
+impl From<TsError> for Error {
+    fn from(e: TsError) -> Self {
+        Error::Ts(e)
+    }
+}

@@ -1,0 +1,60 @@
+//! Brook's packager: a sans-IO live packager. MPEG-TS bytes go in with the wall-clock
+//! time they arrived; CMAF objects (init segment, parts, segments) and LL-HLS
+//! playlists come out. It never touches a socket, a task or a clock, so the origin,
+//! the tests, fuzzers and benchmarks all drive the same deterministic code, and it
+//! builds for wasm32 so the edge can share the playlist model.
+//!
+//! The layers, each in its own module:
+//!
+//! ```text
+//! bytes ─▶ ts (packets, PSI, PES) ─▶ frontend::ts (H.264 / AAC access units, codec
+//!          config) ─▶ segmenter (parts on the lead track, segments on IDR) ─▶ cmaf
+//!          (init, moof+mdat) ─▶ packager (named objects, live window) ─▶ hls (playlists)
+//! ```
+//!
+//! The run loop, as the origin drives it:
+//!
+//! ```
+//! use brook_packager::{Event, Packager, PackagerConfig, UnixMillis};
+//! let mut p = Packager::new(PackagerConfig::default());
+//! # let chunks: Vec<(Vec<u8>, UnixMillis)> = vec![];
+//! for (bytes, arrived) in chunks {
+//!     p.push_ts(&bytes, arrived)?;
+//!     while let Some(event) = p.poll() {
+//!         if let Event::PlaylistChanged = event {
+//!             let _playlist = p.media_playlist().to_string();
+//!         }
+//!     }
+//! }
+//! p.finish();
+//! # Ok::<(), brook_packager::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod cmaf;
+pub mod codec;
+pub mod frontend;
+pub mod hls;
+pub mod media;
+mod packager;
+pub mod segmenter;
+pub mod time;
+pub mod ts;
+
+pub use packager::{
+    part_name, segment_name, Event, ObjectKind, Packager, PackagerConfig, PackagerStats, INIT_NAME,
+    MEDIA_PLAYLIST_NAME,
+};
+pub use segmenter::SegmenterConfig;
+pub use time::UnixMillis;
+
+/// Why the packager refused its input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("MPEG-TS: {0}")]
+    Ts(ts::TsError),
+    #[error("unsupported input: {0}")]
+    Unsupported(String),
+}

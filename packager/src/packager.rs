@@ -1,0 +1,378 @@
+//! One live stream: MPEG-TS bytes in; named CMAF objects and an LL-HLS playlist out.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::cmaf;
+use crate::frontend::{FrontEndEvent, FrontEndStats, TsFrontEnd};
+use crate::hls::{MediaPlaylist, MultivariantPlaylist, Part, Segment, ServerControl, Variant};
+use crate::media::{TrackInfo, TrackKind};
+use crate::segmenter::{PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput};
+use crate::time::UnixMillis;
+use crate::ts::DemuxStats;
+use crate::Error;
+
+/// Name of the initialization segment.
+pub const INIT_NAME: &str = "init.mp4";
+/// Name of the media playlist, relative to the multivariant playlist.
+pub const MEDIA_PLAYLIST_NAME: &str = "media.m3u8";
+
+pub fn segment_name(msn: u64) -> String {
+    format!("seg{msn}.m4s")
+}
+
+pub fn part_name(msn: u64, index: u64) -> String {
+    format!("part{msn}.{index}.m4s")
+}
+
+/// Packaging settings. Defaults favour latency; see `docs/packager.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackagerConfig {
+    pub segmenter: SegmenterConfig,
+    /// Complete segments kept in the live playlist.
+    pub window_segments: usize,
+}
+
+impl Default for PackagerConfig {
+    fn default() -> Self {
+        Self {
+            segmenter: SegmenterConfig::default(),
+            window_segments: 10,
+        }
+    }
+}
+
+/// What kind of object an [`Event::Object`] is; it decides how it is cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Init,
+    Part,
+    Segment,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new immutable object to serve under `name`, relative to the media playlist.
+    Object {
+        name: String,
+        kind: ObjectKind,
+        data: Bytes,
+    },
+    /// An object left the live window and is no longer referenced.
+    Evicted { name: String },
+    /// The media playlist changed; every object it references was emitted before.
+    PlaylistChanged,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackagerStats {
+    pub demux: DemuxStats,
+    pub frames: FrontEndStats,
+    pub parts: u64,
+    pub segments: u64,
+}
+
+/// Packages one live stream.
+///
+/// ```
+/// use brook_packager::{Event, Packager, PackagerConfig, UnixMillis};
+/// let mut packager = Packager::new(PackagerConfig::default());
+/// # let bytes = &[][..]; let now = UnixMillis(0);
+/// packager.push_ts(bytes, now)?;           // bytes off the wire, and the time they came
+/// while let Some(event) = packager.poll() {
+///     match event {
+///         Event::Object { name, data, .. } => { /* store and serve `data` as `name` */ }
+///         Event::Evicted { name } => { /* stop serving `name` */ }
+///         Event::PlaylistChanged => { let _text = packager.media_playlist().to_string(); }
+///     }
+/// }
+/// # Ok::<(), brook_packager::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Packager {
+    config: PackagerConfig,
+    front: TsFrontEnd,
+    segmenter: Option<Segmenter>,
+    playlist: MediaPlaylist,
+    events: VecDeque<Event>,
+    /// (lead-track time, wall clock) pair that maps media time to program date time.
+    anchor: Option<(i64, UnixMillis)>,
+    latest_lead_dts: Option<i64>,
+    /// Bytes and lead ticks of recent parts, for bit rate estimates.
+    recent_parts: VecDeque<(usize, i64)>,
+    peak_bitrate: u64,
+    lead_frames: u64,
+    lead_first_dts: Option<i64>,
+    /// (msn, number of parts) of every segment in the window, to evict the parts.
+    part_counts: VecDeque<(u64, usize)>,
+    stats: PackagerStats,
+    finished: bool,
+}
+
+impl Packager {
+    pub fn new(config: PackagerConfig) -> Self {
+        let seg = config.segmenter;
+        let part_target = f64::from(seg.part_target_ms) / 1000.0;
+        Self {
+            config,
+            front: TsFrontEnd::default(),
+            segmenter: None,
+            playlist: MediaPlaylist {
+                version: 9,
+                target_duration: seg.segment_target_ms.div_ceil(1000).max(1),
+                part_target: Some(part_target),
+                server_control: ServerControl {
+                    can_block_reload: true,
+                    part_hold_back: Some(3.0 * part_target),
+                    ..Default::default()
+                },
+                media_sequence: 0,
+                discontinuity_sequence: 0,
+                map_uri: Some(INIT_NAME.to_string()),
+                segments: Vec::new(),
+                trailing_parts: Vec::new(),
+                preload_hint: None,
+                end_list: false,
+            },
+            events: VecDeque::new(),
+            anchor: None,
+            latest_lead_dts: None,
+            recent_parts: VecDeque::new(),
+            peak_bitrate: 0,
+            lead_frames: 0,
+            lead_first_dts: None,
+            part_counts: VecDeque::new(),
+            stats: PackagerStats::default(),
+            finished: false,
+        }
+    }
+
+    /// Feeds MPEG-TS bytes that arrived at `now`. Afterwards call [`Packager::poll`]
+    /// until it returns `None`. An error means the input is unusable (not MPEG-TS,
+    /// no supported stream); what was packaged so far stays valid.
+    pub fn push_ts(&mut self, data: &[u8], now: UnixMillis) -> Result<(), Error> {
+        if self.finished {
+            return Ok(());
+        }
+        let result = self.front.push(data);
+        self.drain_front();
+        if self.anchor.is_none() {
+            // Anchor on the newest frame: it arrived now (older ones were buffered).
+            self.anchor = self.latest_lead_dts.map(|dts| (dts, now));
+        }
+        self.drain_segmenter();
+        result
+    }
+
+    /// The stream ended: writes the last part and segment and ends the playlist.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let _ = self.front.flush();
+        self.drain_front();
+        if let Some(seg) = self.segmenter.as_mut() {
+            seg.flush();
+        }
+        self.drain_segmenter();
+        self.playlist.preload_hint = None;
+        self.playlist.end_list = true;
+        self.events.push_back(Event::PlaylistChanged);
+    }
+
+    pub fn poll(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn media_playlist(&self) -> &MediaPlaylist {
+        &self.playlist
+    }
+
+    pub fn tracks(&self) -> &[TrackInfo] {
+        self.segmenter.as_ref().map_or(&[], |s| s.tracks())
+    }
+
+    pub fn stats(&self) -> PackagerStats {
+        PackagerStats {
+            demux: self.front.demux_stats(),
+            frames: self.front.stats(),
+            ..self.stats
+        }
+    }
+
+    /// The multivariant playlist, once the first part is out (codecs and a bit rate
+    /// estimate are known by then).
+    pub fn multivariant(&self) -> Option<MultivariantPlaylist> {
+        let tracks = self.tracks();
+        if tracks.is_empty() || self.recent_parts.is_empty() {
+            return None;
+        }
+        let (bytes, ticks) = self
+            .recent_parts
+            .iter()
+            .fold((0usize, 0i64), |(b, t), (pb, pt)| (b + pb, t + pt));
+        let timescale = self
+            .segmenter
+            .as_ref()
+            .map_or(90_000, |s| s.lead_timescale());
+        let secs = ticks as f64 / f64::from(timescale);
+        let average = if secs > 0.0 {
+            (bytes as f64 * 8.0 / secs) as u64
+        } else {
+            0
+        };
+        let video = tracks.iter().find(|t| t.kind() == TrackKind::Video);
+        let frame_rate = match (video, self.lead_first_dts, self.latest_lead_dts) {
+            (Some(v), Some(first), Some(last)) if last > first && self.lead_frames > 1 => {
+                Some((self.lead_frames - 1) as f64 * f64::from(v.timescale) / (last - first) as f64)
+            }
+            _ => None,
+        };
+        Some(MultivariantPlaylist {
+            independent_segments: true,
+            variants: vec![Variant {
+                uri: MEDIA_PLAYLIST_NAME.to_string(),
+                bandwidth: self.peak_bitrate.max(average),
+                average_bandwidth: Some(average),
+                codecs: tracks.iter().map(TrackInfo::codec_string).collect(),
+                resolution: video.and_then(TrackInfo::resolution),
+                frame_rate,
+            }],
+        })
+    }
+
+    fn drain_front(&mut self) {
+        while let Some(ev) = self.front.poll() {
+            match ev {
+                FrontEndEvent::Tracks(tracks) => {
+                    if self.segmenter.is_some() {
+                        continue; // configuration changes are handled in a later version
+                    }
+                    let init = cmaf::write_init(&tracks);
+                    self.events.push_back(Event::Object {
+                        name: INIT_NAME.to_string(),
+                        kind: ObjectKind::Init,
+                        data: Bytes::from(init),
+                    });
+                    self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, 0));
+                }
+                FrontEndEvent::Frame(frame) => {
+                    let Some(seg) = self.segmenter.as_mut() else {
+                        continue;
+                    };
+                    if seg.tracks().get(frame.track).map(|t| t.kind()) == Some(TrackKind::Video)
+                        || seg.tracks().len() == 1
+                    {
+                        self.latest_lead_dts = Some(frame.dts);
+                        self.lead_first_dts.get_or_insert(frame.dts);
+                        self.lead_frames += 1;
+                    }
+                    seg.push(frame);
+                }
+            }
+        }
+    }
+
+    fn drain_segmenter(&mut self) {
+        let Some(seg) = self.segmenter.as_mut() else {
+            return;
+        };
+        let timescale = seg.lead_timescale();
+        let mut outputs = Vec::new();
+        while let Some(out) = seg.poll() {
+            outputs.push(out);
+        }
+        for out in outputs {
+            match out {
+                SegmenterOutput::Part(p) => self.on_part(p, timescale),
+                SegmenterOutput::Segment(s) => self.on_segment(s, timescale),
+            }
+        }
+    }
+
+    fn on_part(&mut self, p: PartOut, timescale: u32) {
+        let name = part_name(p.msn, u64::from(p.index));
+        self.stats.parts += 1;
+        self.recent_parts.push_back((p.data.len(), p.duration));
+        while self.recent_parts.len() > 50 {
+            self.recent_parts.pop_front();
+        }
+        self.events.push_back(Event::Object {
+            name: name.clone(),
+            kind: ObjectKind::Part,
+            data: p.data,
+        });
+        self.playlist.trailing_parts.push(Part {
+            uri: name,
+            duration: p.duration as f64 / f64::from(timescale),
+            independent: p.independent,
+        });
+        self.playlist.preload_hint = Some(part_name(p.msn, u64::from(p.index) + 1));
+        self.events.push_back(Event::PlaylistChanged);
+    }
+
+    fn on_segment(&mut self, s: SegmentOut, timescale: u32) {
+        let name = segment_name(s.msn);
+        let secs = s.duration as f64 / f64::from(timescale);
+        self.stats.segments += 1;
+        if secs > 0.0 {
+            self.peak_bitrate = self
+                .peak_bitrate
+                .max((s.data.len() as f64 * 8.0 / secs) as u64);
+        }
+        self.events.push_back(Event::Object {
+            name: name.clone(),
+            kind: ObjectKind::Segment,
+            data: s.data,
+        });
+        let pdt = self
+            .anchor
+            .map(|(dts, wall)| wall.offset_by(s.start - dts, timescale));
+        let parts = std::mem::take(&mut self.playlist.trailing_parts);
+        self.part_counts.push_back((s.msn, parts.len()));
+        self.playlist.segments.push(Segment {
+            msn: s.msn,
+            uri: name,
+            duration: secs,
+            program_date_time: pdt,
+            discontinuity: false,
+            parts,
+        });
+        self.playlist.target_duration = self.playlist.target_duration.max(secs.round() as u32);
+        self.playlist.preload_hint = Some(part_name(s.msn + 1, 0));
+        self.trim_window();
+        self.events.push_back(Event::PlaylistChanged);
+    }
+
+    fn trim_window(&mut self) {
+        let pl = &mut self.playlist;
+        while pl.segments.len() > self.config.window_segments.max(1) {
+            let old = pl.segments.remove(0);
+            pl.media_sequence = old.msn + 1;
+            // Parts are evicted with their segment: a player that saw them in an
+            // earlier playlist may still ask for them.
+            let part_count = match self.part_counts.pop_front() {
+                Some((msn, n)) if msn == old.msn => n,
+                _ => 0,
+            };
+            for i in 0..part_count {
+                self.events.push_back(Event::Evicted {
+                    name: part_name(old.msn, i as u64),
+                });
+            }
+            self.events.push_back(Event::Evicted { name: old.uri });
+        }
+        // Parts older than three target durations from the end leave the playlist
+        // (RFC 8216bis §6.2.2); their objects stay until the segment is evicted.
+        let limit = 3.0 * f64::from(pl.target_duration);
+        let mut age: f64 = pl.trailing_parts.iter().map(|p| p.duration).sum();
+        for seg in pl.segments.iter_mut().rev() {
+            if age > limit {
+                seg.parts.clear();
+            }
+            age += seg.duration;
+        }
+    }
+}
