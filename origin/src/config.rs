@@ -1,0 +1,276 @@
+//! Origin configuration: one TOML file (every key optional, unknown keys rejected),
+//! embedded defaults that run out of the box, and CLI overrides applied in `main`.
+//! `origin/brook.example.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The stream and key the embedded defaults publish to, for local development.
+pub const DEV_STREAM: &str = "cam1";
+pub const DEV_KEY: &str = "dev-key";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub srt: SrtConfig,
+    pub packager: PackagerSettings,
+    pub hls: HlsConfig,
+    /// Streams that may publish, by name (`live/<name>`). Default: only `cam1` with
+    /// the development key `dev-key`; a config file replaces this table entirely.
+    pub streams: BTreeMap<String, StreamConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut streams = BTreeMap::new();
+        streams.insert(
+            DEV_STREAM.to_string(),
+            StreamConfig {
+                key: DEV_KEY.to_string(),
+            },
+        );
+        Self {
+            http: HttpConfig::default(),
+            srt: SrtConfig::default(),
+            packager: PackagerSettings::default(),
+            hls: HlsConfig::default(),
+            streams,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP server (playlists and media) listens on. Default `0.0.0.0:8080`.
+    pub listen: SocketAddr,
+    /// Seconds in-flight responses get to finish on shutdown. Default 3.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            shutdown_grace_seconds: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrtConfig {
+    /// UDP address the SRT listener binds. Default `0.0.0.0:9000`.
+    pub listen: SocketAddr,
+    /// SRT receiver latency (retransmission buffer), milliseconds. Default 120.
+    pub latency_ms: u32,
+    /// A publisher that sends nothing for this long is disconnected, ms. Default 5000.
+    pub idle_timeout_ms: u64,
+    /// Concurrent SRT connections accepted. Default 64.
+    pub max_connections: usize,
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
+            latency_ms: 120,
+            idle_timeout_ms: 5000,
+            max_connections: 64,
+        }
+    }
+}
+
+/// Packaging targets; see `docs/packager.md` for why the defaults are what they are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackagerSettings {
+    /// LL-HLS part target duration (`PART-TARGET`), ms. Default 200.
+    pub part_target_ms: u32,
+    /// Segment target; segments are cut on the first IDR after it, ms. Default 2000.
+    pub segment_target_ms: u32,
+    /// Complete segments kept in the live playlist. Default 10.
+    pub window_segments: usize,
+}
+
+impl Default for PackagerSettings {
+    fn default() -> Self {
+        let d = brook_packager::PackagerConfig::default();
+        Self {
+            part_target_ms: d.segmenter.part_target_ms,
+            segment_target_ms: d.segmenter.segment_target_ms,
+            window_segments: d.window_segments,
+        }
+    }
+}
+
+impl PackagerSettings {
+    pub fn to_packager_config(&self) -> brook_packager::PackagerConfig {
+        let mut c = brook_packager::PackagerConfig::default();
+        c.segmenter.part_target_ms = self.part_target_ms;
+        c.segmenter.segment_target_ms = self.segment_target_ms;
+        c.window_segments = self.window_segments;
+        c
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    /// Longest a blocking playlist reload or a preload-hinted part request is held
+    /// before the origin answers 503, ms. Default 6000 (three 2 s target durations).
+    pub blocking_timeout_ms: u64,
+    /// Longest a request for a stream that is publishing but has no media yet is
+    /// held, ms. Default 5000.
+    pub startup_wait_ms: u64,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            blocking_timeout_ms: 6000,
+            startup_wait_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// The publish key an encoder must present in its SRT stream id.
+    pub key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_string(),
+            source,
+        })?;
+        // A file that lists no streams gets none (not the development stream).
+        if !text_has_streams(text) {
+            config.streams.clear();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &shown)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.packager;
+        if p.part_target_ms < 50 || p.part_target_ms > 5000 {
+            return Err(ConfigError::Invalid(
+                "packager.part_target_ms must be within 50..=5000".into(),
+            ));
+        }
+        if p.segment_target_ms < p.part_target_ms || p.segment_target_ms > 60_000 {
+            return Err(ConfigError::Invalid(
+                "packager.segment_target_ms must be >= part_target_ms and <= 60000".into(),
+            ));
+        }
+        if p.window_segments < 3 {
+            return Err(ConfigError::Invalid(
+                "packager.window_segments must be at least 3".into(),
+            ));
+        }
+        for (name, s) in &self.streams {
+            if !crate::valid_stream_name(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "stream name {name:?}: use 1-64 of [A-Za-z0-9_-]"
+                )));
+            }
+            if s.key.len() < 6 {
+                return Err(ConfigError::Invalid(format!(
+                    "streams.{name}.key is too short (at least 6 characters)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the built-in development key is in use (worth a warning).
+    pub fn uses_dev_key(&self) -> bool {
+        self.streams.values().any(|s| s.key == DEV_KEY)
+    }
+}
+
+fn text_has_streams(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text)
+        .map(|t| t.contains_key("streams"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.streams[DEV_STREAM].key, DEV_KEY);
+        assert!(c.uses_dev_key());
+    }
+
+    #[test]
+    fn file_overrides_and_replaces_streams() {
+        let c = Config::from_toml(
+            "[http]\nlisten = \"127.0.0.1:9999\"\n[streams.studio]\nkey = \"s3cret-key\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.http.listen.port(), 9999);
+        assert_eq!(
+            c.srt.listen.port(),
+            9000,
+            "untouched sections keep defaults"
+        );
+        assert!(!c.streams.contains_key(DEV_STREAM));
+        assert!(!c.uses_dev_key());
+        let none = Config::from_toml("[srt]\nlatency_ms = 200\n", "t.toml").unwrap();
+        assert!(none.streams.is_empty());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(Config::from_toml("[http]\nlisten_addr = \"x\"\n", "t").is_err());
+        assert!(Config::from_toml("bogus = 1\n", "t").is_err());
+        assert!(Config::from_toml("[packager]\npart_target_ms = 10\n", "t").is_err());
+        assert!(Config::from_toml("[streams.\"a/b\"]\nkey = \"0123456\"\n", "t").is_err());
+        assert!(Config::from_toml("[streams.a]\nkey = \"x\"\n", "t").is_err());
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../brook.example.toml");
+        Config::from_toml(text, "brook.example.toml").unwrap();
+    }
+}

@@ -1,0 +1,34 @@
+//! Brook's regional origin: ingest adapters feed the packager, the hub holds what
+//! each stream serves, and the HTTP layer (Pingora) delivers LL-HLS.
+//!
+//! ```text
+//! srt (libsrt listener, one thread per publisher)
+//!   └─▶ publish::Session ── Packager::push_ts ──▶ hub::Stream (objects + playlist snapshot)
+//!                                                     └─▶ http::OriginHttp (blocking reload)
+//! ```
+//!
+//! The binary (`main.rs`) wires them up:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use brook_origin::{config::Config, hub::Hub, publish::Publisher, http::OriginHttp, srt};
+//! let config = Arc::new(Config::default());
+//! let hub = Arc::new(Hub::default());
+//! let publisher = Arc::new(Publisher::new(hub.clone(), config.clone()));
+//! let _srt = srt::start(srt::SrtIngestConfig::default(), publisher);
+//! let _http = OriginHttp::new(hub, config.hls.clone()); // served by a Pingora service
+//! ```
+
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod publish;
+pub mod srt;
+
+/// Stream names: 1-64 of `[A-Za-z0-9_-]` (`cam1` publishes as `live/cam1`).
+pub fn valid_stream_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
