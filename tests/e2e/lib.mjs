@@ -1,0 +1,148 @@
+// Shared plumbing for the end-to-end suite: real peers only (brook-origin, ffmpeg
+// over SRT, the Worker in workerd via `wrangler dev`, Chromium via playwright-core).
+// Every process is started in its own process group and killed with it.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const ROOT = resolve(process.env.BROOK_EDGE_DIR ?? new URL('../..', import.meta.url).pathname);
+export const ORIGIN_BIN = process.env.BROOK_ORIGIN_BIN
+  ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/brook/target'), 'debug/brook-origin');
+export const DEV_KEY = 'dev-key';
+
+const children = new Set();
+function killAll() {
+  for (const c of children) {
+    try { process.kill(-c.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+  children.clear();
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
+
+/** A TCP (and, by convention here, UDP) port that is free right now. */
+export async function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+    s.on('error', rej);
+  });
+}
+
+/** Starts a process in its own group; collects its output in `.log`. */
+export function start(name, cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+  child.name = name;
+  child.log = '';
+  const collect = (d) => { child.log += d.toString(); };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  child.exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  child.stop = async () => {
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { return; }
+    const done = await Promise.race([child.exited, sleep(5000).then(() => null)]);
+    if (!done) { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }
+  };
+  return child;
+}
+
+export async function waitFor(what, fn, { timeout = 20000, interval = 100 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
+    await sleep(interval);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+export async function startOrigin() {
+  const http = await freePort();
+  const srt = await freePort();
+  const origin = start('origin', ORIGIN_BIN, ['--http', `127.0.0.1:${http}`, '--srt', `127.0.0.1:${srt}`],
+    { env: { ...process.env, RUST_LOG: 'info' } });
+  origin.url = `http://127.0.0.1:${http}`;
+  origin.srtPort = srt;
+  await waitFor('origin /healthz', async () => (await fetch(`${origin.url}/healthz`)).ok);
+  return origin;
+}
+
+export function srtUrl(port, streamid) {
+  return `srt://127.0.0.1:${port}?mode=caller&latency=120000&pkt_size=1316&streamid=${streamid}`;
+}
+
+/** ffmpeg publishing a 720p30 test pattern (H.264, 1 s GOP) with a tone (AAC) over SRT. */
+export function startPublisher(port, { streamid = `publish:live/cam1:${DEV_KEY}`, seconds } = {}) {
+  const args = ['-hide_banner', '-loglevel', 'warning', '-re',
+    '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'];
+  if (seconds) args.push('-t', String(seconds));
+  args.push('-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', '30', '-keyint_min', '30',
+    '-pix_fmt', 'yuv420p', '-b:v', '2500k', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000',
+    '-f', 'mpegts', srtUrl(port, streamid));
+  return start('ffmpeg', 'ffmpeg', args);
+}
+
+/** The edge Worker (real wasm build) in workerd via `wrangler dev`, proxying to `originUrl`. */
+export async function startEdge(originUrl) {
+  const port = await freePort();
+  const inspector = await freePort();
+  const home = mkdtempSync(join(tmpdir(), 'brook-wrangler-'));
+  const edge = start('wrangler', join(ROOT, 'node_modules/.bin/wrangler'), [
+    'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+    '--var', `ORIGIN_URL:${originUrl}`, '--log-level', 'warn',
+  ], {
+    cwd: ROOT,
+    env: {
+      ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true',
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: home,
+    },
+  });
+  edge.url = `http://127.0.0.1:${port}`;
+  await waitFor('wrangler dev', async () => (await fetch(`${edge.url}/`)).ok, { timeout: 60000, interval: 250 })
+    .catch((e) => { throw new Error(`${e.message}\n${edge.log}`); });
+  return edge;
+}
+
+/** Headless Chromium with the flags verified on these machines. */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+  });
+}
+
+/** Decodes init + media with ffmpeg; resolves to what ffmpeg printed at -v error. */
+export async function ffmpegDecode(init, media) {
+  const dir = mkdtempSync(join(tmpdir(), 'brook-decode-'));
+  const file = join(dir, 'check.mp4');
+  writeFileSync(file, Buffer.concat([Buffer.from(init), Buffer.from(media)]));
+  const p = start('ffmpeg-decode', 'ffmpeg', ['-hide_banner', '-v', 'error', '-i', file, '-f', 'null', '-']);
+  const { code } = await p.exited;
+  return { code, output: p.log };
+}
+
+export async function text(url, init) {
+  const r = await fetch(url, init);
+  return { status: r.status, headers: r.headers, body: await r.text() };
+}
+
+/** The media playlist URL of a stream, from its multivariant playlist. */
+export async function mediaPlaylistUrl(base, stream = 'cam1') {
+  const mv = await waitFor('multivariant playlist', async () => {
+    const r = await text(`${base}/live/${stream}/index.m3u8`);
+    return r.status === 200 ? r.body : null;
+  }, { timeout: 30000, interval: 250 });
+  const uri = mv.split('\n').find((l) => l && !l.startsWith('#'));
+  return new URL(uri, `${base}/live/${stream}/index.m3u8`).href;
+}
