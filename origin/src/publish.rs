@@ -149,7 +149,7 @@ impl PublishSession for Session {
     }
 
     fn stats(&mut self, stats: &SrtStats) {
-        self.last_stats = Some(stats.clone());
+        self.last_stats = Some(*stats);
     }
 
     fn close(mut self: Box<Self>, reason: &str) {

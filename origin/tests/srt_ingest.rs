@@ -73,8 +73,8 @@ struct TestSession(Arc<Mutex<Record>>);
 impl PublishSession for TestSession {
     fn data(&mut self, bytes: &[u8]) -> Result<(), String> {
         let mut record = self.0.lock().unwrap();
-        let aligned =
-            bytes.len() % TS_PACKET == 0 && bytes.chunks(TS_PACKET).all(|packet| packet[0] == 0x47);
+        let aligned = bytes.chunks_exact(TS_PACKET).remainder().is_empty()
+            && bytes.chunks(TS_PACKET).all(|packet| packet[0] == 0x47);
         if !aligned {
             record.data_error = true;
             return Err(format!(
@@ -116,25 +116,12 @@ fn start_ingest(config: SrtIngestConfig) -> (SrtIngest, Arc<TestSink>) {
     (ingest, sink)
 }
 
-/// Percent-encodes everything but unreserved characters (ffmpeg URL-decodes
-/// the `streamid` option).
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Publishes 3 s of H.264 + AAC in MPEG-TS; returns the exit status and what
-/// ffmpeg printed (errors only).
+/// ffmpeg printed (errors only). ffmpeg 5.1 passes `streamid` through as is
+/// (no URL decoding), so it goes in raw.
 fn ffmpeg(port: u16, stream_id: &str) -> (ExitStatus, String) {
     let url = format!(
-        "srt://127.0.0.1:{port}?mode=caller&latency=120000&pkt_size=1316&streamid={}",
-        url_encode(stream_id)
+        "srt://127.0.0.1:{port}?mode=caller&latency=120000&pkt_size=1316&streamid={stream_id}"
     );
     let mut child = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
@@ -317,20 +304,25 @@ fn garbage_publisher_is_dropped_and_next_publisher_works() {
     let port = ingest.local_addr().port();
 
     let mut garbage = srt_live_transmit(port, "publish:live/cam1:k1");
-    let mut stdin = garbage.stdin.take().unwrap();
-    let mut rng = 0x1234_5678_9abc_def0_u64;
-    let noise: Vec<u8> = (0..300_000)
-        .map(|_| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            (rng >> 24) as u8
-        })
-        .collect();
-    // The session may be dropped before everything is written.
-    let _ = stdin.write_all(&noise);
     wait_for("garbage session to open", Duration::from_secs(10), || {
         !sink.records().is_empty()
+    });
+    // Only now: srt-live-transmit discards what it reads before its
+    // (non-blocking) connect completes.
+    let mut stdin = garbage.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let mut rng = 0x1234_5678_9abc_def0_u64;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                (rng >> 24) as u8
+            })
+            .collect();
+        // Fails once the peer is killed; the pipe stays open until then.
+        let _ = stdin.write_all(&noise);
+        stdin
     });
     let record = Arc::clone(&sink.records()[0]);
     wait_for(
@@ -347,8 +339,8 @@ fn garbage_publisher_is_dropped_and_next_publisher_works() {
             "{reason}"
         );
     }
-    drop(stdin);
     stop(garbage);
+    drop(writer.join());
 
     publish_and_check(&ingest, &sink, "publish:live/cam1:k1");
     ingest.shutdown();

@@ -43,8 +43,9 @@ pub trait PublishSession: Send {
     /// session.
     fn data(&mut self, bytes: &[u8]) -> Result<(), String>;
 
-    /// Link statistics, about every [`SrtIngestConfig::stats_interval`] and
-    /// once more just before `close`.
+    /// Link statistics, about every [`SrtIngestConfig::stats_interval`], and
+    /// once more just before `close` if the link is still up (libsrt has no
+    /// stats for a connection the peer already closed).
     fn stats(&mut self, _stats: &SrtStats) {}
 
     /// The session ended; `reason` is for logs (e.g. "idle timeout").
@@ -534,7 +535,7 @@ fn receive_loop(shared: &Shared, socket: &Socket, session: &mut dyn PublishSessi
             stats.report(socket, session);
         }
     };
-    // Final totals while libsrt still has them.
+    // Final totals, when the link is still up (sink error, idle, shutdown).
     stats.report(socket, session);
     reason
 }
@@ -551,6 +552,7 @@ impl StatsTotals {
         // exactly the time since the previous report.
         let perf = match socket.stats(true) {
             Ok(perf) => perf,
+            Err(e) if e.is_connection_lost() => return,
             Err(e) => {
                 tracing::debug!(error = %e, "reading SRT stats");
                 return;

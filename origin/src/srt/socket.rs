@@ -122,9 +122,10 @@ impl Drop for Runtime {
     }
 }
 
-/// libsrt's log lines, as `tracing` events with target `libsrt`. libsrt logs
-/// expected conditions (a closed listener, a rejected handshake) as errors,
-/// so its levels are shifted down by one.
+/// libsrt's log lines, as `tracing` events with target `libsrt`. libsrt
+/// logs expected conditions as errors (a closed listener, a rejected
+/// handshake) and warnings (every receive timeout), so its levels are shifted
+/// down: failures that matter reach Brook as API errors anyway.
 unsafe extern "C" fn log_to_tracing(
     _opaque: *mut c_void,
     level: c_int,
@@ -150,9 +151,9 @@ unsafe extern "C" fn log_to_tracing(
             )
         };
         match level {
-            l if l <= ffi::LOG_ERR => tracing::warn!(target: "libsrt", %area, "{message}"),
-            ffi::LOG_WARNING => tracing::info!(target: "libsrt", %area, "{message}"),
-            ffi::LOG_NOTICE => tracing::debug!(target: "libsrt", %area, "{message}"),
+            l if l <= ffi::LOG_CRIT => tracing::error!(target: "libsrt", %area, "{message}"),
+            ffi::LOG_ERR => tracing::info!(target: "libsrt", %area, "{message}"),
+            ffi::LOG_WARNING => tracing::debug!(target: "libsrt", %area, "{message}"),
             _ => tracing::trace!(target: "libsrt", %area, "{message}"),
         }
     });
