@@ -312,13 +312,13 @@ impl Segmenter {
     }
 
     fn emit_part(&mut self, start: i64, end: i64, lead: Vec<Sample>, independent: bool) {
+        let lead_scale = self.lead_timescale();
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); self.tracks.len()];
-        for t in 0..self.tracks.len() {
+        for (t, out) in samples.iter_mut().enumerate() {
             if t == self.lead {
                 continue;
             }
             let scale = self.tracks[t].timescale;
-            let lead_scale = self.lead_timescale();
             while let Some(s) = self.queues[t].front() {
                 let s_start = rescale(s.dts, scale, lead_scale);
                 let s_end = rescale(s.dts + i64::from(s.duration), scale, lead_scale);
@@ -330,7 +330,7 @@ impl Segmenter {
                     break;
                 }
                 if let Some(s) = self.queues[t].pop_front() {
-                    samples[t].push(s);
+                    out.push(s);
                 }
             }
         }

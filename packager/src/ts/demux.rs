@@ -183,9 +183,7 @@ impl Demuxer {
         if p.transport_error || p.pid == NULL_PID {
             return;
         }
-        if p.pid == 0 {
-            self.handle_psi(p);
-        } else if Some(p.pid) == self.pmt_pid {
+        if p.pid == 0 || Some(p.pid) == self.pmt_pid {
             self.handle_psi(p);
         } else if self.streams.contains_key(&p.pid) {
             self.handle_pes_packet(p, offset);
