@@ -1,0 +1,261 @@
+// The edge Worker's proxy, tested on the real wasm build (edge/build/, made by
+// `cargo xtask wasm`) running in workerd through Miniflare, against a fake
+// origin: a node http server owned by this file. The real origin is covered by
+// the end-to-end suite; here the origin only has to misbehave on demand.
+//
+//   node --test edge/test/
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+
+const build = fileURLToPath(new URL('../build/', import.meta.url));
+const EDGE = 'http://edge.test';
+
+/** A Miniflare instance running the built Worker with the given ORIGIN_URL. */
+function startWorker(originUrl) {
+  return new Miniflare({
+    name: 'brook-edge',
+    compatibilityDate: '2026-04-01',
+    modulesRoot: build,
+    modules: [
+      { type: 'ESModule', path: `${build}index.js` },
+      { type: 'CompiledWasm', path: `${build}index_bg.wasm` },
+    ],
+    bindings: { ORIGIN_URL: originUrl },
+    cf: { country: 'NL', colo: 'AMS' }, // never fetch Cloudflare's cf data
+  });
+}
+
+/** Fake origin: `routes[path](req, res)`; every request is logged in `seen`. */
+function startOrigin(routes) {
+  const seen = [];
+  const server = http.createServer(async (req, res) => {
+    seen.push({ method: req.method, url: req.url, headers: req.headers });
+    const handler = routes[new URL(req.url, 'http://x').pathname];
+    if (!handler) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('no such object\n');
+      return;
+    }
+    await handler(req, res);
+  });
+  server.listen(0, '127.0.0.1');
+  return { server, seen };
+}
+
+const PLAYLIST = '#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n';
+
+// The slow segment's second half is sent only once the test has read the
+// first half through the Worker (or after a safety timeout, which makes the
+// "arrived before the end" assertion fail instead of hanging).
+let releaseSlow;
+let slowFinished = false;
+
+const routes = {
+  '/live/cam1/index.m3u8': (req, res) => {
+    res.writeHead(200, {
+      'content-type': 'application/vnd.apple.mpegurl',
+      'cache-control': 'max-age=1, public',
+      etag: '"pl-42"',
+      'content-length': Buffer.byteLength(PLAYLIST),
+      'x-brook-test': 'end-to-end header',
+    });
+    res.end(PLAYLIST);
+  },
+  '/live/cam1/cached.m3u8': (req, res) => {
+    if (req.headers['if-none-match'] === '"pl-42"') {
+      res.writeHead(304, { etag: '"pl-42"', 'cache-control': 'max-age=1' }).end();
+      return;
+    }
+    res.writeHead(200, { etag: '"pl-42"' }).end(PLAYLIST);
+  },
+  '/live/cam1/hop.m3u8': (req, res) => {
+    res.writeHead(200, {
+      'content-type': 'application/vnd.apple.mpegurl',
+      connection: 'x-private-hop',
+      'x-private-hop': 'only for this connection',
+      'keep-alive': 'timeout=5',
+      'proxy-authenticate': 'Basic realm="origin"',
+      trailer: 'x-checksum',
+      'x-kept': 'yes',
+    });
+    res.end(PLAYLIST);
+  },
+  '/live/cam1/slow.m4s': async (req, res) => {
+    res.writeHead(200, { 'content-type': 'video/iso.segment', 'cache-control': 'no-cache' });
+    res.write('first-half;');
+    await Promise.race([
+      new Promise((resolve) => { releaseSlow = resolve; }),
+      new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+    ]);
+    slowFinished = true;
+    res.end('second-half');
+  },
+  '/live/cam1/moved.m3u8': (req, res) => {
+    res.writeHead(302, { location: '/live/cam1/index.m3u8' }).end();
+  },
+};
+
+let origin, mf;
+before(async () => {
+  origin = startOrigin(routes);
+  await once(origin.server, 'listening');
+  mf = startWorker(`http://127.0.0.1:${origin.server.address().port}`);
+  await mf.ready;
+});
+after(async () => {
+  await mf?.dispose();
+  origin?.server.closeAllConnections();
+  origin?.server.close();
+});
+
+const lastSeen = () => origin.seen.at(-1);
+
+test('GET /live/** reaches the origin with the same path and query', async () => {
+  const path = '/live/cam1/index.m3u8?_HLS_msn=12&_HLS_part=3&_HLS_skip=YES';
+  const res = await mf.dispatchFetch(EDGE + path);
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), PLAYLIST);
+  assert.equal(lastSeen().method, 'GET');
+  assert.equal(lastSeen().url, path);
+});
+
+test('end-to-end response headers are preserved', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/cam1/index.m3u8`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'application/vnd.apple.mpegurl');
+  assert.equal(res.headers.get('cache-control'), 'max-age=1, public');
+  assert.equal(res.headers.get('etag'), '"pl-42"');
+  assert.equal(res.headers.get('content-length'), String(Buffer.byteLength(PLAYLIST)));
+  assert.equal(res.headers.get('x-brook-test'), 'end-to-end header');
+  await res.arrayBuffer();
+});
+
+test('hop-by-hop headers are stripped both ways', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/cam1/hop.m3u8`, {
+    headers: {
+      'proxy-authorization': 'Basic c2VjcmV0',
+      'x-client': 'kept',
+      'if-none-match': '"nope"',
+    },
+  });
+  assert.equal(res.status, 200);
+  for (const h of ['x-private-hop', 'keep-alive', 'proxy-authenticate', 'trailer']) {
+    assert.equal(res.headers.get(h), null, `response header ${h} must not be forwarded`);
+  }
+  assert.equal(res.headers.get('x-kept'), 'yes');
+  await res.arrayBuffer();
+  const sent = lastSeen().headers;
+  assert.equal(sent['proxy-authorization'], undefined);
+  assert.equal(sent['x-client'], 'kept');
+  assert.equal(sent['if-none-match'], '"nope"');
+});
+
+test('conditional requests pass through: 304 keeps its status and etag', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/cam1/cached.m3u8`, {
+    headers: { 'if-none-match': '"pl-42"' },
+  });
+  assert.equal(res.status, 304);
+  assert.equal(res.headers.get('etag'), '"pl-42"');
+  assert.equal(await res.text(), '');
+});
+
+test('origin status codes are preserved (404)', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/nope/index.m3u8`);
+  assert.equal(res.status, 404);
+  assert.equal(await res.text(), 'no such object\n');
+});
+
+test('origin redirects are passed on, not followed', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/cam1/moved.m3u8`, { redirect: 'manual' });
+  assert.equal(res.status, 302);
+  assert.equal(res.headers.get('location'), '/live/cam1/index.m3u8');
+  await res.arrayBuffer();
+});
+
+test('HEAD is proxied as HEAD with the origin headers and no body', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/cam1/index.m3u8`, { method: 'HEAD' });
+  assert.equal(res.status, 200);
+  assert.equal(lastSeen().method, 'HEAD');
+  assert.equal(res.headers.get('etag'), '"pl-42"');
+  assert.equal(res.headers.get('content-length'), String(Buffer.byteLength(PLAYLIST)));
+  assert.equal(await res.text(), '');
+});
+
+test('the body is streamed: the first bytes arrive before the origin has finished', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/cam1/slow.m4s`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'video/iso.segment');
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let received = '';
+  while (!received.includes('first-half;')) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, 'body ended before the first half arrived');
+    received += decoder.decode(value, { stream: true });
+  }
+  assert.equal(slowFinished, false, 'first half only arrived after the origin finished: buffered');
+  releaseSlow();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    received += decoder.decode(value, { stream: true });
+  }
+  assert.equal(received, 'first-half;second-half');
+});
+
+test('methods other than GET and HEAD get 405 and never reach the origin', async () => {
+  const before = origin.seen.length;
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+    const res = await mf.dispatchFetch(`${EDGE}/live/cam1/index.m3u8`, {
+      method,
+      body: method === 'POST' || method === 'PUT' || method === 'PATCH' ? 'x' : undefined,
+    });
+    assert.equal(res.status, 405, method);
+    assert.equal(res.headers.get('allow'), 'GET, HEAD');
+    await res.arrayBuffer();
+  }
+  assert.equal(origin.seen.length, before);
+});
+
+test('paths outside /live/ are 404 from the Worker', async () => {
+  const before = origin.seen.length;
+  for (const path of ['/', '/live', '/live/', '/other/cam1/index.m3u8']) {
+    const res = await mf.dispatchFetch(EDGE + path);
+    assert.equal(res.status, 404, path);
+    await res.arrayBuffer();
+  }
+  assert.equal(origin.seen.length, before);
+});
+
+test('origin unreachable: 502 with a short plain-text body', async () => {
+  // A port that was free a moment ago: nothing listens there now.
+  const probe = http.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+
+  const down = startWorker(`http://127.0.0.1:${port}`);
+  try {
+    const res = await down.dispatchFetch(`${EDGE}/live/cam1/index.m3u8`);
+    assert.equal(res.status, 502);
+    assert.match(res.headers.get('content-type'), /^text\/plain/);
+    const body = await res.text();
+    assert.ok(body.length > 0 && body.length < 100, `short body, got ${JSON.stringify(body)}`);
+  } finally {
+    await down.dispose();
+  }
+});
+
+test('a bad ORIGIN_URL is a 500, not a request to somewhere else', async () => {
+  const broken = startWorker('127.0.0.1:8080');
+  try {
+    const res = await broken.dispatchFetch(`${EDGE}/live/cam1/index.m3u8`);
+    assert.equal(res.status, 500);
+    await res.arrayBuffer();
+  } finally {
+    await broken.dispose();
+  }
+});

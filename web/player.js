@@ -1,0 +1,166 @@
+// Brook viewer: plays /live/<stream>/index.m3u8 (stream from ?stream=, default
+// cam1) with hls.js in low-latency mode, or natively where there is no MSE
+// (older iPhones). No build step; hls.js is vendored by `cargo xtask setup`.
+//
+// State for tests and debugging lives on window.brook:
+//   hls          the current Hls instance (replaced when playback restarts)
+//   video        the <video> element
+//   errors       every hls.js error seen: { type, details, fatal, status, at }
+//   fatalErrors  fatal errors, except "manifest not there yet" (404), which
+//                only means the stream has not started: that is retried
+//   status       the status line's text; latency: seconds behind live or null
+//
+// Text from the URL or the network only ever reaches the page through
+// textContent, never as HTML.
+'use strict';
+
+(() => {
+  const RETRY_MS = 2000;
+  const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+  const MAX_ERRORS_KEPT = 200;
+
+  const video = document.getElementById('video');
+  const unmute = document.getElementById('unmute');
+  const statusEl = document.getElementById('status');
+  const latencyEl = document.getElementById('latency');
+  const streamEl = document.getElementById('stream');
+
+  const brook = { hls: null, video, fatalErrors: [], errors: [], status: '', latency: null };
+  window.brook = brook;
+
+  function setStatus(text) {
+    brook.status = text;
+    statusEl.textContent = text;
+  }
+
+  function remember(list, entry) {
+    list.push(entry);
+    if (list.length > MAX_ERRORS_KEPT) list.shift();
+  }
+
+  const stream = new URLSearchParams(location.search).get('stream') || 'cam1';
+  if (!STREAM_NAME.test(stream)) {
+    setStatus('invalid stream name (letters, digits, - and _ only)');
+    return;
+  }
+  streamEl.textContent = stream;
+  document.title = `${stream} · Brook live`;
+  const src = `/live/${encodeURIComponent(stream)}/index.m3u8`;
+
+  // --- muted autoplay, unmute on request --------------------------------------
+  function syncUnmute() {
+    unmute.hidden = !video.muted;
+  }
+  unmute.addEventListener('click', () => {
+    video.muted = false;
+    video.play().catch(() => {});
+  });
+  video.addEventListener('volumechange', syncUnmute);
+  syncUnmute();
+
+  function play() {
+    video.play().catch(() => setStatus('press play to start'));
+  }
+
+  video.addEventListener('playing', () => setStatus('live'));
+  video.addEventListener('waiting', () => setStatus('buffering'));
+
+  // --- hls.js -------------------------------------------------------------
+  let retryTimer = null;
+  let lastMediaRecovery = 0;
+
+  function restartHls(reason) {
+    setStatus(reason);
+    if (brook.hls) brook.hls.destroy();
+    brook.hls = null;
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(startHls, RETRY_MS);
+  }
+
+  function startHls() {
+    const Hls = window.Hls;
+    const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    brook.hls = hls;
+    if (retryTimer === null) setStatus('connecting');
+
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      setStatus('loading');
+      play();
+    });
+
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      if (hls !== brook.hls) return; // a late event from an instance we dropped
+      const entry = {
+        type: data.type,
+        details: data.details,
+        fatal: Boolean(data.fatal),
+        status: data.response && typeof data.response.code === 'number' ? data.response.code : null,
+        at: Date.now(),
+      };
+      remember(brook.errors, entry);
+      if (!data.fatal) return;
+
+      const manifestMissing =
+        data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR && entry.status === 404;
+      if (manifestMissing) {
+        restartHls('waiting for the stream to start');
+        return;
+      }
+      remember(brook.fatalErrors, entry);
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && Date.now() - lastMediaRecovery > 5000) {
+        lastMediaRecovery = Date.now();
+        setStatus('recovering from a media error');
+        hls.recoverMediaError();
+        return;
+      }
+      restartHls(`${data.details}; retrying`);
+    });
+
+    hls.loadSource(src);
+    hls.attachMedia(video);
+  }
+
+  // --- native HLS (Safari without MSE) --------------------------------------
+  function startNative() {
+    setStatus('connecting');
+    video.addEventListener('error', () => {
+      const code = video.error ? video.error.code : 0;
+      const entry = { type: 'nativeError', details: `MediaError ${code}`, fatal: true, status: null, at: Date.now() };
+      remember(brook.errors, entry);
+      remember(brook.fatalErrors, entry);
+      setStatus('playback error; retrying');
+      setTimeout(() => {
+        video.src = src;
+        play();
+      }, RETRY_MS);
+    });
+    video.src = src;
+    play();
+  }
+
+  // --- latency: wall clock minus the program date-time being shown ----------
+  function playingDate() {
+    if (brook.hls) return brook.hls.playingDate;
+    if (typeof video.getStartDate === 'function') {
+      const start = video.getStartDate().getTime();
+      if (!Number.isNaN(start)) return new Date(start + video.currentTime * 1000);
+    }
+    return null;
+  }
+
+  setInterval(() => {
+    const date = playingDate();
+    brook.latency = date ? (Date.now() - date.getTime()) / 1000 : null;
+    latencyEl.textContent = brook.latency === null ? '' : `${brook.latency.toFixed(1)} s behind live`;
+  }, 500);
+
+  if (window.Hls && window.Hls.isSupported()) {
+    startHls();
+  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    startNative();
+  } else if (!window.Hls) {
+    setStatus('hls.js is missing (run `cargo xtask setup`)');
+  } else {
+    setStatus('this browser cannot play HLS');
+  }
+})();

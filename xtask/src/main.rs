@@ -1,0 +1,144 @@
+//! Brook's project automation, run as `cargo xtask <command>` (an alias in
+//! `.cargo/config.toml`). Plain std, no dependencies: it has to build on a
+//! bare machine before `setup` has installed anything.
+//!
+//! ```text
+//! cargo xtask setup   # system packages, npm deps, cargo tools, vendored hls.js
+//! cargo xtask wasm    # edge Worker -> edge/build/{index.js,index_bg.wasm}
+//! cargo xtask test    # everything CI checks, in order, stopping at the first failure
+//! cargo xtask dev     # origin + wrangler dev + an ffmpeg test publisher
+//! ```
+//!
+//! See `docs/development.md` for what each step does and where caches live.
+
+mod dev;
+mod setup;
+mod sys;
+mod test;
+mod util;
+mod wasm;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use util::{Error, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup   install what Brook's build needs (idempotent; fast when all present)
+  wasm    build the edge Worker into edge/build/
+  test    run every check CI runs: fmt, clippy, cargo test, wasm build,
+          wrangler bundle, edge Miniflare tests, end-to-end tests
+  dev     run origin, edge (wrangler dev) and a test-pattern publisher; Ctrl-C stops all
+
+environment:
+  BROOK_CACHE        cache root outside the clone (default: $HOME/.cache/brook)
+  CARGO_TARGET_DIR   native target dir (default: $BROOK_CACHE/target)
+";
+
+/// Paths shared by every command.
+pub struct Ctx {
+    /// The workspace root (the directory holding the root `Cargo.toml`).
+    pub root: PathBuf,
+    /// `$BROOK_CACHE`: everything that outlives a clone.
+    pub cache: PathBuf,
+    /// Native cargo target dir (`CARGO_TARGET_DIR`, exported to children).
+    pub target_dir: PathBuf,
+    /// Target dir for the wasm32 build, kept apart so native and wasm
+    /// builds (possibly by different compilers) never invalidate each other.
+    pub wasm_target_dir: PathBuf,
+    /// `cargo install --root` for worker-build and wasm-bindgen-cli.
+    pub tools: PathBuf,
+}
+
+impl Ctx {
+    fn from_env() -> Result<Self> {
+        let root = workspace_root()?;
+        let cache = match std::env::var_os("BROOK_CACHE").filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let home = std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| Error::msg("neither BROOK_CACHE nor HOME is set"))?;
+                PathBuf::from(home).join(".cache").join("brook")
+            }
+        };
+        let target_dir = match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => cache.join("target"),
+        };
+        // Every child cargo (and whatever the e2e suite spawns) builds into the
+        // shared cache, so a fresh clone starts warm. Still single-threaded here.
+        std::env::set_var("CARGO_TARGET_DIR", &target_dir);
+        Ok(Self {
+            wasm_target_dir: cache.join("target-wasm"),
+            tools: cache.join("tools"),
+            root,
+            cache,
+            target_dir,
+        })
+    }
+
+    /// The directory of `node_modules/.bin`-style helpers and packages.
+    pub fn node_modules(&self) -> PathBuf {
+        self.root.join("node_modules")
+    }
+}
+
+/// `cargo run` sets CARGO_MANIFEST_DIR for the running binary too; the
+/// compile-time value is the fallback for running target/debug/xtask directly.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let root = manifest_dir
+        .parent()
+        .ok_or_else(|| Error::msg("xtask manifest dir has no parent"))?
+        .to_path_buf();
+    if !root.join("Cargo.toml").is_file() {
+        return Err(Error::msg(format!(
+            "{} does not look like the Brook workspace root",
+            root.display()
+        )));
+    }
+    Ok(root)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args.first().map(String::as_str) {
+        None | Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            return if args.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        Some(c) => c.to_owned(),
+    };
+    if let Some(extra) = args.get(1) {
+        if extra == "-h" || extra == "--help" {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("xtask {command}: unexpected argument {extra:?}\n\n{USAGE}");
+        return ExitCode::FAILURE;
+    }
+    let result = Ctx::from_env().and_then(|ctx| match command.as_str() {
+        "setup" => setup::run(&ctx),
+        "wasm" => wasm::build(&ctx),
+        "test" => test::run(&ctx),
+        "dev" => dev::run(&ctx),
+        other => Err(Error::msg(format!("unknown command {other:?}\n\n{USAGE}"))),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {command}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
