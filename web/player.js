@@ -79,7 +79,14 @@
 
   function startHls() {
     const Hls = window.Hls;
-    const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    const hls = new Hls({
+      lowLatencyMode: true,
+      backBufferLength: 30,
+      // Playback can only start on a keyframe, up to a GOP behind the target
+      // latency (PART-HOLD-BACK); a slightly faster rate closes that gap within
+      // seconds instead of never.
+      maxLiveSyncPlaybackRate: 1.5,
+    });
     brook.hls = hls;
     if (retryTimer === null) setStatus('connecting');
 

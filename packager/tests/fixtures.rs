@@ -139,3 +139,74 @@ fn zerolatency_h264_aac_packages_and_decodes() {
 fn b_frames_keep_composition_offsets() {
     check_fixture(BFRAMES);
 }
+
+/// (track_ID, tfdt, summed sample durations) of every `traf` in `fragments`.
+fn trafs(mut fragments: &[u8]) -> Vec<(u32, u64, u64)> {
+    fn be32(b: &[u8]) -> u32 {
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn children(mut b: &[u8]) -> Vec<([u8; 4], &[u8])> {
+        let mut out = Vec::new();
+        while b.len() >= 8 {
+            let size = be32(b) as usize;
+            out.push(([b[4], b[5], b[6], b[7]], &b[8..size]));
+            b = &b[size..];
+        }
+        out
+    }
+    let mut out = Vec::new();
+    while !fragments.is_empty() {
+        let size = be32(fragments) as usize;
+        if &fragments[4..8] == b"moof" {
+            for (kind, traf) in children(&fragments[8..size]) {
+                if &kind != b"traf" {
+                    continue;
+                }
+                let mut entry = (0, 0, 0);
+                for (k, body) in children(traf) {
+                    match &k {
+                        b"tfhd" => entry.0 = be32(&body[4..]),
+                        b"tfdt" => entry.1 = u64::from_be_bytes(body[4..12].try_into().unwrap()),
+                        b"trun" => {
+                            let count = be32(&body[4..]) as usize;
+                            // v1 trun with data offset: 16-byte entries from byte 12.
+                            entry.2 = (0..count)
+                                .map(|i| u64::from(be32(&body[12 + 16 * i..])))
+                                .sum();
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(entry);
+            }
+        }
+        fragments = &fragments[size..];
+    }
+    out
+}
+
+#[test]
+fn every_track_is_gapless_across_parts_and_segments() {
+    for ts in [ZEROLATENCY, BFRAMES] {
+        let out = package(ts);
+        let media: Vec<u8> = ["seg0.m4s", "seg1.m4s"]
+            .iter()
+            .flat_map(|n| out.objects[*n].1.to_vec())
+            .collect();
+        for track in [1, 2] {
+            let runs: Vec<(u64, u64)> = trafs(&media)
+                .into_iter()
+                .filter(|t| t.0 == track)
+                .map(|t| (t.1, t.2))
+                .collect();
+            assert!(runs.len() >= 10, "track {track}: {} fragments", runs.len());
+            for w in runs.windows(2) {
+                assert_eq!(
+                    w[0].0 + w[0].1,
+                    w[1].0,
+                    "track {track}: gap or overlap in {runs:?}"
+                );
+            }
+        }
+    }
+}

@@ -173,7 +173,7 @@ impl TsFrontEnd {
         if err.is_some() {
             self.stats.dropped_audio += 1;
         }
-        for f in frames {
+        for (i, f) in frames.into_iter().enumerate() {
             if f.blocks != 1 {
                 self.stats.dropped_audio += 1;
                 continue;
@@ -186,11 +186,18 @@ impl TsFrontEnd {
             }
             let rate = config.sample_rate;
             let frame_len = i64::from(aac::SAMPLES_PER_FRAME);
-            let from_pes = rescale(pts90, TS_TIMESCALE, rate);
-            // The first frame of a PES carries its PTS; later ones follow by sample count.
+            // The PES PTS is the first frame's; later frames of the PES follow by
+            // sample count. Across PES packets the running count wins unless the PTS
+            // has wandered off it (a gap or a jump in the source).
             let dts = match self.audio_next {
-                Some(next) if (next - from_pes).abs() <= AUDIO_RESYNC_FRAMES * frame_len => next,
-                _ => from_pes,
+                Some(next) if i > 0 => next,
+                Some(next)
+                    if (next - rescale(pts90, TS_TIMESCALE, rate)).abs()
+                        <= AUDIO_RESYNC_FRAMES * frame_len =>
+                {
+                    next
+                }
+                _ => rescale(pts90, TS_TIMESCALE, rate),
             };
             self.audio_next = Some(dts + frame_len);
             self.stats.audio_frames += 1;
