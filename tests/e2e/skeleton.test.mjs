@@ -136,6 +136,8 @@ test('hls.js plays the stream through the edge in Chromium for 10 s', async () =
   }
   const errors = await page.evaluate(() => window.brook.fatalErrors.map((e) => JSON.stringify(e)));
   assert.deepEqual(errors, [], 'no fatal hls.js error');
+  const nonFatal = await page.evaluate(() => window.brook.errors.filter((e) => !e.fatal).map((e) => e.details));
+  console.log(`# non-fatal hls.js events: ${nonFatal.length ? nonFatal.join(', ') : 'none'}`);
   assert.ok(last.currentTime - first.currentTime >= 10, `played ${last.currentTime - first.currentTime} s`);
   assert.ok(last.frames > first.frames, 'video frames decoded');
   if (last.audioBytes != null) assert.ok(last.audioBytes > 0, 'audio decoded');
