@@ -1,43 +1,96 @@
-//! HTTP delivery over Pingora: playlists (with LL-HLS blocking reload) and media
-//! objects from the hub. This layer knows HLS request semantics (RFC 8216bis §6.2.5)
-//! and HTTP caching, and nothing about codecs.
+//! HTTP delivery over Pingora: playlists (with LL-HLS blocking reload and delta
+//! updates) and media objects from the hub, archived sessions from the archive.
+//! This layer knows HLS request semantics (RFC 8216bis §6.2.5) and HTTP caching,
+//! and nothing about codecs.
 //!
 //! URL layout, for stream `cam1` and publish session `S`:
 //!
 //! ```text
 //! /live/cam1/index.m3u8          multivariant playlist (stable URL, never cached long)
-//! /live/cam1/S/media.m3u8        media playlist; ?_HLS_msn=M&_HLS_part=P blocks
+//! /live/cam1/S/media.m3u8        media playlist; ?_HLS_msn=M&_HLS_part=P blocks,
+//!                                ?_HLS_skip=YES|v2 asks for a delta update
 //! /live/cam1/S/<object>          init.mp4, partM.P.m4s, segM.m4s (immutable)
 //! /healthz                       liveness
+//! /metrics, /admin/...           see `admin` (here or on their own listener)
 //! ```
+//!
+//! The same URLs keep working when the session ends (`media.m3u8` becomes the
+//! archived VOD) and after an origin restart (served from the archive).
 
+pub mod admin;
+pub mod encoding;
+pub mod query;
+pub mod range;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use brook_packager::{ObjectKind, MEDIA_PLAYLIST_NAME};
 use bytes::Bytes;
-use http::{Method, StatusCode};
-use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use http::{HeaderMap, Method, StatusCode};
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::archive::Archive;
 use crate::config::HlsConfig;
-use crate::hub::{Hub, Snapshot, Stream};
+use crate::hub::{valid_session_id, Growing, Hub, Rendered, Snapshot, Stream};
+use crate::metrics::Metrics;
+use encoding::Coding;
+use query::{BlockingRequest, Skip};
+use range::RangeRequest;
 
 const M3U8: &str = "application/vnd.apple.mpegurl";
 const MP4: &str = "video/mp4";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// An ended session's playlist no longer changes.
+const ENDED: &str = "public, max-age=300";
+
+/// The parts of a request the origin looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub peer: Option<SocketAddr>,
+}
+
+impl Request<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A response body: whole, or an object still being produced (streamed chunked).
+#[derive(Debug, Clone)]
+pub enum Body {
+    Full(Bytes),
+    Growing(Arc<Growing>),
+}
+
+impl Body {
+    pub fn len(&self) -> Option<usize> {
+        match self {
+            Body::Full(b) => Some(b.len()),
+            Body::Growing(_) => None,
+        }
+    }
+}
 
 /// An HTTP response before it is written.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
+    pub body: Body,
+    /// A complete part: when it was published (for the first-byte latency).
+    pub part_published: Option<std::time::Instant>,
 }
 
 impl Reply {
@@ -45,7 +98,8 @@ impl Reply {
         Self {
             status,
             headers: vec![("content-type", content_type.to_string())],
-            body,
+            body: Body::Full(body),
+            part_published: None,
         }
     }
 
@@ -63,28 +117,84 @@ impl Reply {
         self.headers.push((name, value.into()));
         self
     }
+
+    /// The full body, when there is one (tests).
+    pub fn bytes(&self) -> Bytes {
+        match &self.body {
+            Body::Full(b) => b.clone(),
+            Body::Growing(_) => Bytes::new(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// The origin's HTTP application.
 pub struct OriginHttp {
     hub: Arc<Hub>,
     hls: HlsConfig,
+    metrics: Arc<Metrics>,
+    archive: Option<Arc<Archive>>,
+    /// Serves `/admin/...` and `/metrics` (none: they are not on this listener).
+    admin: Option<admin::Admin>,
+    options: HttpServerOptions,
 }
 
 impl OriginHttp {
     pub fn new(hub: Arc<Hub>, hls: HlsConfig) -> Self {
-        Self { hub, hls }
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        Self {
+            hub,
+            hls,
+            metrics: Arc::new(Metrics::default()),
+            archive: None,
+            admin: None,
+            options,
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn with_archive(mut self, archive: Option<Arc<Archive>>) -> Self {
+        self.archive = archive;
+        self
+    }
+
+    pub fn with_admin(mut self, admin: Option<admin::Admin>) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    /// Accept HTTP/2 with prior knowledge on cleartext connections (h2c).
+    pub fn with_h2c(mut self, on: bool) -> Self {
+        self.options.h2c = on;
+        self
     }
 
     /// Routes one request. Public so tests can drive it without sockets.
-    pub async fn handle(&self, method: &Method, path: &str, query: Option<&str>) -> Reply {
-        if method == Method::OPTIONS {
+    pub async fn handle(&self, req: &Request<'_>) -> Reply {
+        let path = req.path;
+        if let Some(admin) = &self.admin {
+            if path == "/metrics" || path.starts_with("/admin/") {
+                return admin.handle(req).await;
+            }
+        }
+        if req.method == Method::OPTIONS {
             return Reply::new(StatusCode::NO_CONTENT, "text/plain", Bytes::new())
                 .header("access-control-allow-methods", "GET, HEAD, OPTIONS")
                 .header("access-control-allow-headers", "*")
                 .header("access-control-max-age", "86400");
         }
-        if method != Method::GET && method != Method::HEAD {
+        if req.method != Method::GET && req.method != Method::HEAD {
             return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                 .header("allow", "GET, HEAD, OPTIONS");
         }
@@ -95,36 +205,83 @@ impl OriginHttp {
             return Reply::text(StatusCode::NOT_FOUND, "not found");
         };
         let parts: Vec<&str> = rest.split('/').collect();
-        let Some(stream) = parts.first().and_then(|name| self.hub.stream(name)) else {
+        let name = parts.first().copied().unwrap_or("");
+        if !crate::valid_stream_name(name) {
             return Reply::text(StatusCode::NOT_FOUND, "unknown stream");
-        };
+        }
+        let stream = self.hub.stream(name);
         match parts.as_slice() {
-            [_, "index.m3u8"] => self.multivariant(&stream).await,
-            [_, session, MEDIA_PLAYLIST_NAME] => self.media(&stream, session, query).await,
-            [_, session, object] if !object.is_empty() => {
-                self.object(&stream, session, object).await
+            [_, "index.m3u8"] => self.multivariant(req, name, stream.as_ref()).await,
+            [_, session, object] if valid_session_id(session) && valid_object_name(object) => {
+                if *object == MEDIA_PLAYLIST_NAME {
+                    self.media(req, name, stream.as_ref(), session).await
+                } else {
+                    self.object(req, name, stream.as_ref(), session, object)
+                        .await
+                }
             }
             _ => Reply::text(StatusCode::NOT_FOUND, "not found"),
         }
     }
 
-    async fn multivariant(&self, stream: &Stream) -> Reply {
+    async fn multivariant(&self, req: &Request<'_>, name: &str, stream: Option<&Arc<Stream>>) -> Reply {
+        let Some(stream) = stream else {
+            // Not in memory (e.g. after a restart): the newest archived session.
+            let archived = match (&self.archive, self.archive.as_ref().and_then(|a| a.latest(name))) {
+                (Some(a), Some(session)) => a.multivariant_text(name, &session).await,
+                _ => None,
+            };
+            return match archived {
+                Some(text) => playlist(req, &Rendered::new(text.clone()), etag_of(&text), "no-cache"),
+                None => Reply::text(StatusCode::NOT_FOUND, "unknown stream"),
+            };
+        };
         let deadline = Instant::now() + Duration::from_millis(self.hls.startup_wait_ms);
-        let ready = wait_for(stream, deadline, |s| s.multivariant.is_some() || !s.live).await;
-        match ready.and_then(|s| s.multivariant.clone()) {
-            Some(body) => {
-                Reply::new(StatusCode::OK, M3U8, body).header("cache-control", "no-cache")
-            }
+        let ready = {
+            let _held = stream.hold();
+            wait_for(stream, deadline, |s| s.multivariant.is_some() || s.ended).await
+        };
+        match ready {
+            Some(s) => match &s.multivariant {
+                Some(body) => playlist(req, body, format!("\"{}-{}m\"", s.session, s.version), "no-cache"),
+                None => Reply::text(StatusCode::NOT_FOUND, "the stream ended before it started"),
+            },
             None => Reply::text(StatusCode::SERVICE_UNAVAILABLE, "stream is starting")
                 .header("retry-after", "1"),
         }
     }
 
-    async fn media(&self, stream: &Stream, session: &str, query: Option<&str>) -> Reply {
-        let request = match BlockingRequest::parse(query.unwrap_or("")) {
+    /// An archived session's media playlist (the VOD), if there is one.
+    async fn archived_media(&self, req: &Request<'_>, name: &str, session: &str) -> Option<Reply> {
+        let a = self.archive.as_ref()?;
+        if !a.session(name, session)?.ended {
+            return None;
+        }
+        let text = a.get(name, session, MEDIA_PLAYLIST_NAME).await?;
+        Some(playlist(req, &Rendered::new(text.clone()), etag_of(&text), ENDED))
+    }
+
+    async fn media(
+        &self,
+        req: &Request<'_>,
+        name: &str,
+        stream: Option<&Arc<Stream>>,
+        session: &str,
+    ) -> Reply {
+        let request = match BlockingRequest::parse(req.query.unwrap_or("")) {
             Ok(r) => r,
             Err(msg) => return Reply::text(StatusCode::BAD_REQUEST, msg),
         };
+        let current = stream.filter(|s| s.snapshot().session == session);
+        let Some(stream) = current else {
+            return match self.archived_media(req, name, session).await {
+                Some(r) => r,
+                None => Reply::text(StatusCode::NOT_FOUND, "unknown session"),
+            };
+        };
+        if let Some(peer) = req.peer {
+            stream.saw_viewer(peer);
+        }
         let wait = if request.msn.is_some() {
             self.hls.blocking_timeout_ms
         } else {
@@ -132,36 +289,43 @@ impl OriginHttp {
         };
         let deadline = Instant::now() + Duration::from_millis(wait);
         let mut too_far = false;
-        let snapshot = wait_for(stream, deadline, |s| {
-            if s.session != session {
-                return true; // answered below with 404
-            }
-            let Some(media) = &s.media else {
-                return !s.live;
-            };
-            if media.end_list {
-                return true;
-            }
-            match request.msn {
-                None => true,
-                Some(msn) => {
-                    if request.too_far_ahead(media) {
-                        too_far = true;
-                        return true;
-                    }
-                    media.contains(msn, request.part)
+        let snapshot = {
+            let _held = stream.hold();
+            wait_for(stream, deadline, |s| {
+                if s.session != session || s.ended {
+                    return true;
                 }
-            }
-        })
-        .await;
+                let Some(media) = &s.media else {
+                    return false;
+                };
+                if media.end_list {
+                    return true;
+                }
+                match request.msn {
+                    None => true,
+                    Some(msn) => {
+                        if request.too_far_ahead(media) {
+                            too_far = true;
+                            return true;
+                        }
+                        media.contains(msn, request.part)
+                    }
+                }
+            })
+            .await
+        };
         let Some(s) = snapshot else {
             return Reply::text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the requested part did not become available in time",
-            );
+            )
+            .header("retry-after", "1");
         };
         if s.session != session {
-            return Reply::text(StatusCode::NOT_FOUND, "unknown session");
+            return match self.archived_media(req, name, session).await {
+                Some(r) => r,
+                None => Reply::text(StatusCode::NOT_FOUND, "unknown session"),
+            };
         }
         if too_far {
             return Reply::text(
@@ -169,57 +333,215 @@ impl OriginHttp {
                 "_HLS_msn/_HLS_part is too far ahead of the live edge",
             );
         }
+        if s.ended {
+            // Live-to-VOD: the whole archived session once the archive has it.
+            if let Some(r) = self.archived_media(req, name, session).await {
+                return r;
+            }
+        }
         if s.media.is_none() {
-            return Reply::text(StatusCode::SERVICE_UNAVAILABLE, "stream is starting")
-                .header("retry-after", "1");
+            return if s.ended {
+                Reply::text(StatusCode::NOT_FOUND, "the stream ended before it started")
+            } else {
+                Reply::text(StatusCode::SERVICE_UNAVAILABLE, "stream is starting")
+                    .header("retry-after", "1")
+            };
         }
         // A blocking response describes a fixed state of the stream and can be cached
         // (keyed on the query) by a CDN; a plain reload must not be.
-        let cache = if request.msn.is_some() {
-            "public, max-age=6"
+        let cache = if s.ended {
+            "no-cache".to_string()
+        } else if request.msn.is_some() {
+            format!("public, max-age={}", self.hls.blocking_timeout_ms.div_ceil(1000))
         } else {
-            "no-cache"
+            "no-cache".to_string()
         };
-        Reply::new(StatusCode::OK, M3U8, s.media_text.clone()).header("cache-control", cache)
+        let (body, tag) = match (&s.delta_text, request.skip) {
+            (Some(delta), Skip::Yes | Skip::V2) => (delta, "d"),
+            _ => (&s.media_text, ""),
+        };
+        playlist(req, body, format!("\"{}-{}{tag}\"", s.session, s.version), &cache)
     }
 
-    async fn object(&self, stream: &Stream, session: &str, name: &str) -> Reply {
+    async fn object(
+        &self,
+        req: &Request<'_>,
+        name: &str,
+        stream: Option<&Arc<Stream>>,
+        session: &str,
+        object: &str,
+    ) -> Reply {
+        let current = stream.filter(|s| s.snapshot().session == session);
+        if let Some(stream) = current {
+            if let Some(r) = self.live_object(req, stream, session, object).await {
+                return r;
+            }
+        }
+        // Not (or no longer) in memory: the archive keeps init and segments.
+        if let Some(a) = &self.archive {
+            if let Some(data) = a.get(name, session, object).await {
+                let etag = format!("\"{session}-{object}-{:x}\"", data.len());
+                return media_object(req, data, etag);
+            }
+        }
+        Reply::text(StatusCode::NOT_FOUND, "no such object")
+    }
+
+    /// An object of the current session from memory; waits for the preload-hinted
+    /// part. `None`: not in memory (try the archive).
+    async fn live_object(
+        &self,
+        req: &Request<'_>,
+        stream: &Arc<Stream>,
+        session: &str,
+        name: &str,
+    ) -> Option<Reply> {
         let deadline = Instant::now() + Duration::from_millis(self.hls.blocking_timeout_ms);
+        let mut rx = stream.subscribe_objects();
+        let mut held = None;
         loop {
+            rx.borrow_and_update();
             let snap = stream.snapshot();
             if snap.session != session {
-                return Reply::text(StatusCode::NOT_FOUND, "unknown session");
+                return None;
             }
             if let Some(obj) = stream.object(name) {
-                let content_type = match obj.kind {
-                    ObjectKind::Init | ObjectKind::Part | ObjectKind::Segment => MP4,
-                };
-                return Reply::new(StatusCode::OK, content_type, obj.data)
-                    .header("cache-control", IMMUTABLE);
+                let etag = format!("\"{session}-{name}-{:x}\"", obj.data.len());
+                let mut r = media_object(req, obj.data, etag);
+                if obj.kind == ObjectKind::Part {
+                    r.part_published = Some(obj.published);
+                }
+                return Some(r);
+            }
+            if let Some(g) = stream.growing(name) {
+                // Streamed as the packager produces it: no length, no range, no ETag
+                // until complete (RFC 8216bis §6.2.6 lets the origin send a hinted
+                // part chunked).
+                return Some(Reply {
+                    status: StatusCode::OK,
+                    headers: vec![
+                        ("content-type", MP4.into()),
+                        ("cache-control", IMMUTABLE.into()),
+                    ],
+                    body: Body::Growing(g),
+                    part_published: None,
+                });
             }
             // The preload-hinted part may be requested before it exists (RFC 8216bis
             // §4.4.5.3): hold the request until the packager produces it.
             let hinted = snap
                 .media
                 .as_ref()
-                .and_then(|m| m.preload_hint.as_deref())
+                .and_then(|m| m.preload_part())
                 .is_some_and(|h| h == name);
-            if !hinted || !snap.live {
-                return Reply::text(StatusCode::NOT_FOUND, "no such object");
+            if !hinted || snap.ended {
+                return None;
             }
-            let mut rx = stream.subscribe();
-            rx.borrow_and_update();
-            if stream.object(name).is_some() {
-                continue;
+            if held.is_none() {
+                held = Some(stream.hold());
             }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return Reply::text(StatusCode::SERVICE_UNAVAILABLE, "part not produced in time");
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return Some(
+                    Reply::text(StatusCode::SERVICE_UNAVAILABLE, "part not produced in time")
+                        .header("retry-after", "1"),
+                );
             }
         }
     }
+}
+
+/// Object names in a session: `[A-Za-z0-9._-]`, not starting with a dot.
+fn valid_object_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A strong ETag for bytes whose identity is otherwise unknown.
+fn etag_of(data: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
+}
+
+/// `If-None-Match` lists `etag` (or `*`).
+fn not_modified(req: &Request<'_>, etag: &str) -> bool {
+    req.header("if-none-match").is_some_and(|h| {
+        h.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+        })
+    })
+}
+
+/// A playlist response: conditional (ETag), compressed as the client accepts.
+fn playlist(req: &Request<'_>, body: &Rendered, etag: String, cache: &str) -> Reply {
+    let coding = Coding::negotiate(req.header("accept-encoding"));
+    // Each coding is its own representation, with its own validator.
+    let etag = match coding.name() {
+        Some(c) => format!("{}-{c}\"", etag.trim_end_matches('"')),
+        None => etag,
+    };
+    if not_modified(req, &etag) {
+        return Reply {
+            status: StatusCode::NOT_MODIFIED,
+            headers: vec![
+                ("etag", etag),
+                ("cache-control", cache.into()),
+                ("vary", "accept-encoding".into()),
+            ],
+            body: Body::Full(Bytes::new()),
+            part_published: None,
+        };
+    }
+    let data = match coding {
+        Coding::Identity => body.identity.clone(),
+        Coding::Gzip => body.gzip().clone(),
+        Coding::Br => body.br().clone(),
+    };
+    let mut r = Reply::new(StatusCode::OK, M3U8, data)
+        .header("cache-control", cache)
+        .header("etag", etag)
+        .header("vary", "accept-encoding");
+    if let Some(c) = coding.name() {
+        r = r.header("content-encoding", c);
+    }
+    r
+}
+
+/// An immutable media object: conditional, byte ranges.
+fn media_object(req: &Request<'_>, data: Bytes, etag: String) -> Reply {
+    if not_modified(req, &etag) {
+        return Reply {
+            status: StatusCode::NOT_MODIFIED,
+            headers: vec![("etag", etag), ("cache-control", IMMUTABLE.into())],
+            body: Body::Full(Bytes::new()),
+            part_published: None,
+        };
+    }
+    let len = data.len() as u64;
+    // If-Range with another validator: the client's copy is stale, send it all.
+    let range_header = match req.header("if-range") {
+        Some(v) if v.trim() != etag => None,
+        _ => req.header("range"),
+    };
+    let r = match RangeRequest::parse(range_header, len) {
+        RangeRequest::Full => Reply::new(StatusCode::OK, MP4, data),
+        RangeRequest::Partial { start, end } => {
+            Reply::new(StatusCode::PARTIAL_CONTENT, MP4, data.slice(start as usize..end as usize))
+                .header("content-range", format!("bytes {start}-{}/{len}", end - 1))
+        }
+        RangeRequest::Unsatisfiable => {
+            return Reply::text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable")
+                .header("content-range", format!("bytes */{len}"))
+        }
+    };
+    r.header("cache-control", IMMUTABLE)
+        .header("etag", etag)
+        .header("accept-ranges", "bytes")
 }
 
 /// Waits until `ready(snapshot)` holds or `deadline` passes; returns the snapshot
@@ -242,58 +564,84 @@ async fn wait_for(
     }
 }
 
-/// `_HLS_msn` / `_HLS_part` of a blocking playlist reload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BlockingRequest {
-    pub msn: Option<u64>,
-    pub part: Option<u64>,
-}
-
-impl BlockingRequest {
-    pub fn parse(query: &str) -> Result<Self, &'static str> {
-        let mut r = BlockingRequest::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "_HLS_msn" => r.msn = Some(v.parse().map_err(|_| "_HLS_msn is not a number")?),
-                "_HLS_part" => r.part = Some(v.parse().map_err(|_| "_HLS_part is not a number")?),
-                _ => {}
+impl OriginHttp {
+    /// Writes `reply` to the session. `false`: the connection cannot be reused.
+    async fn write(&self, http: &mut ServerSession, reply: Reply, head_only: bool) -> bool {
+        self.metrics.http_responses.add(reply.status.as_u16());
+        let Ok(mut header) = ResponseHeader::build(reply.status, Some(reply.headers.len() + 4))
+        else {
+            return false;
+        };
+        for (k, v) in reply.headers {
+            if header.insert_header(k, v).is_err() {
+                return false;
             }
         }
-        if r.part.is_some() && r.msn.is_none() {
-            return Err("_HLS_part without _HLS_msn");
-        }
-        Ok(r)
-    }
-
-    /// RFC 8216bis §6.2.5.2: more than two segments past the last one, or more than
-    /// the Advance Part Limit past the last part, is answered 400 at once.
-    pub fn too_far_ahead(&self, media: &brook_packager::hls::MediaPlaylist) -> bool {
-        let Some(msn) = self.msn else {
+        let cors = header
+            .insert_header("access-control-allow-origin", "*")
+            .and_then(|_| {
+                header.insert_header(
+                    "access-control-expose-headers",
+                    "content-length, content-range, etag, age, date",
+                )
+            });
+        if cors.is_err() {
             return false;
+        }
+        let ok = match &reply.body {
+            Body::Full(b) => header.insert_header("content-length", b.len().to_string()),
+            // HTTP/2 drops it; HTTP/1.1 streams the body in chunks.
+            Body::Growing(_) => header.insert_header("transfer-encoding", "chunked"),
         };
-        let next = media.next_msn();
-        // The last complete segment is next - 1; `msn` may be at most two past it.
-        if msn > next + 1 {
+        if ok.is_err() {
+            return false;
+        }
+        if let Err(e) = http.write_response_header(Box::new(header)).await {
+            debug!("writing response header: {e}");
+            return false;
+        }
+        if let Some(published) = reply.part_published {
+            self.metrics.part_first_byte.observe(published.elapsed());
+        }
+        if head_only {
             return true;
         }
-        let Some(part) = self.part else {
-            return false;
-        };
-        let part_target = media.part_target.unwrap_or(1.0);
-        let limit = if part_target < 1.0 {
-            (3.0 / part_target).ceil() as u64
-        } else {
-            3
-        };
-        let published = media.trailing_parts.len() as u64;
-        if msn == next {
-            part > published + limit
-        } else if msn == next + 1 {
-            part > limit
-        } else {
-            false
+        match reply.body {
+            Body::Full(b) => {
+                if b.is_empty() {
+                    return true;
+                }
+                if let Err(e) = http.write_response_body(b, true).await {
+                    debug!("writing response body: {e}");
+                    return false;
+                }
+            }
+            Body::Growing(g) => {
+                let mut sent = 0;
+                loop {
+                    let Some((chunks, done)) = g.next(sent).await else {
+                        // Abandoned mid-way: cut the connection so the client sees an
+                        // error, not a short part.
+                        return false;
+                    };
+                    sent += chunks.len();
+                    for c in chunks {
+                        if let Err(e) = http.write_response_body(c, false).await {
+                            debug!("writing response body: {e}");
+                            return false;
+                        }
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                if let Err(e) = http.finish_body().await {
+                    debug!("finishing chunked body: {e}");
+                    return false;
+                }
+            }
         }
+        true
     }
 }
 
@@ -313,31 +661,21 @@ impl HttpServerApp for OriginHttp {
             }
         }
         http.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
-        let req = http.req_header();
-        let method = req.method.clone();
-        let path = req.uri.path().to_string();
-        let query = req.uri.query().map(str::to_string);
-        let reply = self.handle(&method, &path, query.as_deref()).await;
-        let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3)).ok()?;
-        for (k, v) in reply.headers {
-            header.insert_header(k, v).ok()?;
-        }
-        header
-            .insert_header("content-length", reply.body.len().to_string())
-            .ok()?;
-        header
-            .insert_header("access-control-allow-origin", "*")
-            .ok()?;
-        let head_only = method == Method::HEAD;
-        if let Err(e) = http.write_response_header(Box::new(header)).await {
-            debug!("writing response header: {e}");
+        let peer = http.client_addr().and_then(|a| a.as_inet()).copied();
+        let head_only = http.req_header().method == Method::HEAD;
+        let reply = {
+            let h = http.req_header();
+            let req = Request {
+                method: &h.method,
+                path: h.uri.path(),
+                query: h.uri.query(),
+                headers: &h.headers,
+                peer,
+            };
+            self.handle(&req).await
+        };
+        if !self.write(&mut http, reply, head_only).await {
             return None;
-        }
-        if !head_only && !reply.body.is_empty() {
-            if let Err(e) = http.write_response_body(reply.body, true).await {
-                debug!("writing response body: {e}");
-                return None;
-            }
         }
         let persistent = HttpPersistentSettings::for_session(&http);
         match http.finish().await {
@@ -347,6 +685,10 @@ impl HttpServerApp for OriginHttp {
                 None
             }
         }
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
     }
 }
 

@@ -6,7 +6,9 @@ use bytes::Bytes;
 
 use crate::cmaf;
 use crate::frontend::{FrontEndEvent, FrontEndStats, TsFrontEnd};
-use crate::hls::{MediaPlaylist, MultivariantPlaylist, Part, Segment, ServerControl, Variant};
+use crate::hls::{
+    Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Segment, ServerControl, Variant,
+};
 use crate::media::{TrackInfo, TrackKind};
 use crate::segmenter::{PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput};
 use crate::time::UnixMillis;
@@ -114,26 +116,24 @@ impl Packager {
     pub fn new(config: PackagerConfig) -> Self {
         let seg = config.segmenter;
         let part_target = f64::from(seg.part_target_ms) / 1000.0;
+        let target_duration = seg.segment_target_ms.div_ceil(1000).max(1);
         Self {
             config,
             front: TsFrontEnd::default(),
             segmenter: None,
             playlist: MediaPlaylist {
-                version: 9,
-                target_duration: seg.segment_target_ms.div_ceil(1000).max(1),
+                version: Some(9),
+                target_duration,
                 part_target: Some(part_target),
                 server_control: ServerControl {
                     can_block_reload: true,
                     part_hold_back: Some(3.0 * part_target),
+                    // Apple's authoring spec asks for at least six target durations.
+                    can_skip_until: Some(6.0 * f64::from(target_duration)),
                     ..Default::default()
                 },
-                media_sequence: 0,
-                discontinuity_sequence: 0,
-                map_uri: Some(INIT_NAME.to_string()),
-                segments: Vec::new(),
-                trailing_parts: Vec::new(),
-                preload_hint: None,
-                end_list: false,
+                map: Some(Map::new(INIT_NAME)),
+                ..Default::default()
             },
             events: VecDeque::new(),
             anchor: None,
@@ -177,7 +177,7 @@ impl Packager {
             seg.flush();
         }
         self.drain_segmenter();
-        self.playlist.preload_hint = None;
+        self.playlist.preload_hints.clear();
         self.playlist.end_list = true;
         self.events.push_back(Event::PlaylistChanged);
     }
@@ -239,7 +239,9 @@ impl Packager {
                 codecs: tracks.iter().map(TrackInfo::codec_string).collect(),
                 resolution: video.and_then(TrackInfo::resolution),
                 frame_rate,
+                ..Default::default()
             }],
+            ..Default::default()
         })
     }
 
@@ -304,12 +306,13 @@ impl Packager {
             kind: ObjectKind::Part,
             data: p.data,
         });
-        self.playlist.trailing_parts.push(Part {
-            uri: name,
-            duration: p.duration as f64 / f64::from(timescale),
-            independent: p.independent,
-        });
-        self.playlist.preload_hint = Some(part_name(p.msn, u64::from(p.index) + 1));
+        self.playlist.trailing_parts.push(Part::new(
+            name,
+            p.duration as f64 / f64::from(timescale),
+            p.independent,
+        ));
+        self.playlist.preload_hints =
+            vec![PreloadHint::part(part_name(p.msn, u64::from(p.index) + 1))];
         self.events.push_back(Event::PlaylistChanged);
     }
 
@@ -332,16 +335,15 @@ impl Packager {
             .map(|(dts, wall)| wall.offset_by(s.start - dts, timescale));
         let parts = std::mem::take(&mut self.playlist.trailing_parts);
         self.part_counts.push_back((s.msn, parts.len()));
+        let mut tags = std::mem::take(&mut self.playlist.trailing_tags);
+        tags.program_date_time = pdt;
         self.playlist.segments.push(Segment {
-            msn: s.msn,
-            uri: name,
-            duration: secs,
-            program_date_time: pdt,
-            discontinuity: false,
+            tags,
             parts,
+            ..Segment::new(s.msn, name, secs)
         });
         self.playlist.target_duration = self.playlist.target_duration.max(secs.round() as u32);
-        self.playlist.preload_hint = Some(part_name(s.msn + 1, 0));
+        self.playlist.preload_hints = vec![PreloadHint::part(part_name(s.msn + 1, 0))];
         self.trim_window();
         self.events.push_back(Event::PlaylistChanged);
     }
@@ -351,6 +353,15 @@ impl Packager {
         while pl.segments.len() > self.config.window_segments.max(1) {
             let old = pl.segments.remove(0);
             pl.media_sequence = old.msn + 1;
+            // RFC 8216bis §6.2.2: removing a segment with EXT-X-DISCONTINUITY
+            // increments the discontinuity sequence; a map it introduced stays in
+            // effect for the segments after it.
+            if old.tags.discontinuity {
+                pl.discontinuity_sequence += 1;
+            }
+            if let Some(map) = old.tags.map {
+                pl.map = Some(map);
+            }
             // Parts are evicted with their segment: a player that saw them in an
             // earlier playlist may still ask for them.
             let part_count = match self.part_counts.pop_front() {

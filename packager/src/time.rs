@@ -35,6 +35,85 @@ impl fmt::Display for UnixMillis {
     }
 }
 
+impl UnixMillis {
+    /// Parses an RFC 3339 / ISO 8601 date-time as `EXT-X-PROGRAM-DATE-TIME` and
+    /// `EXT-X-DATERANGE` carry it: `YYYY-MM-DDThh:mm:ss[.fff][Z|±hh:mm|±hhmm]`.
+    pub fn parse_iso8601(s: &str) -> Option<UnixMillis> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let t = s.get(r)?;
+            t.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| t.parse().ok())?
+        };
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let mut rest = &s[19..];
+        let mut ms = 0i64;
+        if let Some(frac) = rest.strip_prefix('.') {
+            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return None;
+            }
+            let mut scaled = 0i64;
+            for (i, c) in frac.bytes().take(3).enumerate() {
+                if i < digits {
+                    scaled = scaled * 10 + i64::from(c - b'0');
+                }
+            }
+            for _ in digits.min(3)..3 {
+                scaled *= 10;
+            }
+            ms = scaled;
+            rest = &frac[digits..];
+        }
+        let offset_min = match rest {
+            "Z" | "z" => 0,
+            _ => {
+                let sign = match rest.as_bytes().first()? {
+                    b'+' => 1,
+                    b'-' => -1,
+                    _ => return None,
+                };
+                let t = rest[1..].replace(':', "");
+                if t.len() != 4 || !t.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                let oh: i64 = t[..2].parse().ok()?;
+                let om: i64 = t[2..].parse().ok()?;
+                sign * (oh * 60 + om)
+            }
+        };
+        let days = days_from_civil(y, mo as u32, d as u32);
+        let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+        let total = secs.checked_mul(1000)?.checked_add(ms)?;
+        u64::try_from(total).ok().map(UnixMillis)
+    }
+}
+
+/// Proleptic Gregorian date to days since 1970-01-01 (Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day)
 /// (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -116,6 +195,42 @@ mod tests {
         for (ms, want) in cases {
             assert_eq!(UnixMillis(ms).to_string(), want);
         }
+    }
+
+    #[test]
+    fn parse_iso8601_forms() {
+        let want = UnixMillis(1_795_445_850_123);
+        for s in [
+            "2026-11-23T14:57:30.123Z",
+            "2026-11-23T14:57:30.1234Z",
+            "2026-11-23T15:57:30.123+01:00",
+            "2026-11-23T09:57:30.123-0500",
+        ] {
+            assert_eq!(UnixMillis::parse_iso8601(s), Some(want), "{s}");
+        }
+        assert_eq!(
+            UnixMillis::parse_iso8601("2000-02-29T00:00:00Z"),
+            Some(UnixMillis(951_782_400_000))
+        );
+        assert_eq!(
+            UnixMillis::parse_iso8601("2026-11-23T14:57:30.5Z")
+                .unwrap()
+                .0
+                % 1000,
+            500
+        );
+        for bad in [
+            "",
+            "2026-11-23",
+            "2026-13-23T00:00:00Z",
+            "2026-11-23T14:57:30",
+            "2026-11-23T14:57:30.Z",
+            "2026-11-23T14:57:30+1",
+        ] {
+            assert_eq!(UnixMillis::parse_iso8601(bad), None, "{bad}");
+        }
+        // Rendering and parsing agree.
+        assert_eq!(UnixMillis::parse_iso8601(&want.to_string()), Some(want));
     }
 
     #[test]

@@ -114,7 +114,7 @@ fn zerolatency_h264_aac_packages_and_decodes() {
         "#EXT-X-VERSION:9",
         "#EXT-X-TARGETDURATION:2",
         "#EXT-X-PART-INF:PART-TARGET=0.2",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.6",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=0.6",
         "#EXT-X-MAP:URI=\"init.mp4\"",
         "#EXT-X-PROGRAM-DATE-TIME:2026-11-18T",
         "#EXT-X-PART:DURATION=0.2,URI=\"part0.0.m4s\",INDEPENDENT=YES",

@@ -1,60 +1,236 @@
-//! The LL-HLS media playlist (RFC 8216bis §4.4): a typed model and its rendering.
+//! The media playlist (RFC 8216bis §4.4.3-4.4.5), Low-Latency HLS included: a typed
+//! model, its rendering, and a parser that keeps what it does not model.
+//!
+//! `text.parse::<MediaPlaylist>()` then `to_string()` is lossless for meaning:
+//! every tag comes back (unknown ones verbatim, in their place relative to the
+//! segments), numbers are rendered with up to five decimals.
 
 use std::fmt::{self, Write};
+use std::str::FromStr;
 
+use super::attr::{parse_f64, AttrWriter, AttributeList};
+use super::{ParseError, UriKind};
 use crate::time::UnixMillis;
 
-/// `EXT-X-SERVER-CONTROL` (RFC 8216bis §4.4.3.8).
+/// `EXT-X-SERVER-CONTROL` (§4.4.3.8).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServerControl {
     pub can_block_reload: bool,
-    pub part_hold_back: Option<f64>,
-    pub hold_back: Option<f64>,
     pub can_skip_until: Option<f64>,
+    pub can_skip_dateranges: bool,
+    pub hold_back: Option<f64>,
+    pub part_hold_back: Option<f64>,
+    pub extra: AttributeList,
 }
 
-/// `EXT-X-PART` (RFC 8216bis §4.4.4.9).
+impl ServerControl {
+    fn is_empty(&self) -> bool {
+        *self == ServerControl::default()
+    }
+}
+
+/// `length[@offset]` of `EXT-X-BYTERANGE` and `BYTERANGE=` attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub length: u64,
+    pub offset: Option<u64>,
+}
+
+impl ByteRange {
+    fn parse(s: &str, line: usize) -> Result<Self, ParseError> {
+        let err = || ParseError::new(line, "bad byte range");
+        let (len, off) = match s.split_once('@') {
+            Some((l, o)) => (l, Some(o.parse().map_err(|_| err())?)),
+            None => (s, None),
+        };
+        Ok(ByteRange {
+            length: len.parse().map_err(|_| err())?,
+            offset: off,
+        })
+    }
+}
+
+impl fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset {
+            Some(o) => write!(f, "{}@{o}", self.length),
+            None => write!(f, "{}", self.length),
+        }
+    }
+}
+
+/// `EXT-X-MAP` (§4.4.4.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Map {
+    pub uri: String,
+    pub byterange: Option<ByteRange>,
+    pub extra: AttributeList,
+}
+
+impl Map {
+    pub fn new(uri: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            byterange: None,
+            extra: AttributeList::default(),
+        }
+    }
+}
+
+/// `EXT-X-PART` (§4.4.4.9).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     pub uri: String,
     pub duration: f64,
     pub independent: bool,
+    pub byterange: Option<ByteRange>,
+    pub gap: bool,
+    pub extra: AttributeList,
+}
+
+impl Part {
+    pub fn new(uri: impl Into<String>, duration: f64, independent: bool) -> Self {
+        Self {
+            uri: uri.into(),
+            duration,
+            independent,
+            byterange: None,
+            gap: false,
+            extra: AttributeList::default(),
+        }
+    }
+}
+
+/// `EXT-X-PRELOAD-HINT` (§4.4.5.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreloadHint {
+    /// `PART` or `MAP`.
+    pub kind: String,
+    pub uri: String,
+    pub byterange_start: Option<u64>,
+    pub byterange_length: Option<u64>,
+    pub extra: AttributeList,
+}
+
+impl PreloadHint {
+    pub fn part(uri: impl Into<String>) -> Self {
+        Self {
+            kind: "PART".into(),
+            uri: uri.into(),
+            byterange_start: None,
+            byterange_length: None,
+            extra: AttributeList::default(),
+        }
+    }
+}
+
+/// `EXT-X-RENDITION-REPORT` (§4.4.5.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionReport {
+    pub uri: String,
+    pub last_msn: Option<u64>,
+    pub last_part: Option<u64>,
+    pub extra: AttributeList,
+}
+
+/// `EXT-X-SKIP` (§4.4.5.2): the segments a delta update leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    pub skipped_segments: u64,
+    /// `RECENTLY-REMOVED-DATERANGES`, tab-separated IDs in the wire form.
+    pub recently_removed_dateranges: Option<String>,
+}
+
+/// Tags that apply to the next segment (and its parts).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SegmentTags {
+    pub discontinuity: bool,
+    /// A new `EXT-X-MAP` taking effect from this segment.
+    pub map: Option<Map>,
+    pub program_date_time: Option<UnixMillis>,
+    /// `EXT-X-DATERANGE` attribute lists, as written.
+    pub date_ranges: Vec<AttributeList>,
+    pub bitrate: Option<u64>,
+    pub gap: bool,
+    /// Tags this model does not know, verbatim without the leading `#`.
+    pub other: Vec<String>,
+}
+
+impl SegmentTags {
+    pub fn is_empty(&self) -> bool {
+        *self == SegmentTags::default()
+    }
 }
 
 /// A complete media segment with the parts it was published as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
+    /// Media sequence number (derived from the playlist when parsed).
     pub msn: u64,
-    pub uri: String,
-    pub duration: f64,
-    pub program_date_time: Option<UnixMillis>,
-    pub discontinuity: bool,
-    /// Parts still advertised for this segment (dropped once it is old enough).
+    pub tags: SegmentTags,
+    /// Parts still advertised for this segment.
     pub parts: Vec<Part>,
+    pub duration: f64,
+    pub title: String,
+    pub byterange: Option<ByteRange>,
+    pub uri: String,
 }
 
-/// A live (or ended) media playlist.
-#[derive(Debug, Clone, PartialEq)]
+impl Segment {
+    pub fn new(msn: u64, uri: impl Into<String>, duration: f64) -> Self {
+        Self {
+            msn,
+            tags: SegmentTags::default(),
+            parts: Vec::new(),
+            duration,
+            title: String::new(),
+            byterange: None,
+            uri: uri.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistType {
+    Event,
+    Vod,
+}
+
+/// A live (or ended, or VOD) media playlist.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MediaPlaylist {
-    pub version: u8,
+    pub version: Option<u8>,
     pub target_duration: u32,
     pub part_target: Option<f64>,
     pub server_control: ServerControl,
     pub media_sequence: u64,
     pub discontinuity_sequence: u64,
-    pub map_uri: Option<String>,
+    pub playlist_type: Option<PlaylistType>,
+    pub independent_segments: bool,
+    /// Header tags this model does not know (`EXT-X-START`, `EXT-X-DEFINE`, ...).
+    pub header_tags: Vec<String>,
+    /// The `EXT-X-MAP` in effect from the first segment.
+    pub map: Option<Map>,
+    pub skip: Option<Skip>,
     pub segments: Vec<Segment>,
+    /// Tags for the segment being produced, before its parts.
+    pub trailing_tags: SegmentTags,
     /// Parts of the segment being produced (after the last complete segment).
     pub trailing_parts: Vec<Part>,
-    /// `EXT-X-PRELOAD-HINT:TYPE=PART` for the next part.
-    pub preload_hint: Option<String>,
+    pub preload_hints: Vec<PreloadHint>,
+    pub rendition_reports: Vec<RenditionReport>,
     pub end_list: bool,
 }
 
 impl MediaPlaylist {
+    /// MSN of the first segment listed (after any skipped ones).
+    fn first_listed_msn(&self) -> u64 {
+        self.media_sequence + self.skip.as_ref().map_or(0, |s| s.skipped_segments)
+    }
+
     /// MSN of the segment the trailing parts belong to (the next complete segment).
     pub fn next_msn(&self) -> u64 {
-        self.media_sequence + self.segments.len() as u64
+        self.first_listed_msn() + self.segments.len() as u64
     }
 
     /// True once segment `msn` is complete, or (with `part`) once part `part` of
@@ -80,10 +256,97 @@ impl MediaPlaylist {
         let n = last.parts.len().checked_sub(1)?;
         Some((last.msn, n as u64))
     }
+
+    /// The first `EXT-X-PRELOAD-HINT:TYPE=PART`, if any.
+    pub fn preload_part(&self) -> Option<&str> {
+        self.preload_hints
+            .iter()
+            .find(|h| h.kind == "PART")
+            .map(|h| h.uri.as_str())
+    }
+
+    /// Visits every URI the playlist references, e.g. to rewrite them per viewer.
+    pub fn for_each_uri_mut(&mut self, mut f: impl FnMut(UriKind, &mut String)) {
+        if let Some(m) = &mut self.map {
+            f(UriKind::Map, &mut m.uri);
+        }
+        let tags = self
+            .segments
+            .iter_mut()
+            .map(|s| &mut s.tags)
+            .chain(std::iter::once(&mut self.trailing_tags));
+        for t in tags {
+            if let Some(m) = &mut t.map {
+                f(UriKind::Map, &mut m.uri);
+            }
+        }
+        for s in &mut self.segments {
+            for p in &mut s.parts {
+                f(UriKind::Part, &mut p.uri);
+            }
+            f(UriKind::Segment, &mut s.uri);
+        }
+        for p in &mut self.trailing_parts {
+            f(UriKind::Part, &mut p.uri);
+        }
+        for h in &mut self.preload_hints {
+            f(UriKind::PreloadHint, &mut h.uri);
+        }
+        for r in &mut self.rendition_reports {
+            f(UriKind::RenditionReport, &mut r.uri);
+        }
+    }
+
+    /// The delta update for `_HLS_skip=YES` (or `v2` with `skip_dateranges`),
+    /// RFC 8216bis §6.2.5.1: segments that end at least `CAN-SKIP-UNTIL` seconds
+    /// before the end of the playlist are replaced by `EXT-X-SKIP`. `None` when the
+    /// playlist does not offer delta updates or nothing can be skipped.
+    pub fn delta(&self, skip_dateranges: bool) -> Option<MediaPlaylist> {
+        let until = self.server_control.can_skip_until?;
+        if self.skip.is_some() {
+            return None;
+        }
+        let skip_dateranges = skip_dateranges && self.server_control.can_skip_dateranges;
+        // Time from each segment's end to the end of the playlist; a segment is
+        // skipped only when all of it lies before the skip boundary.
+        let mut after: f64 = self.trailing_parts.iter().map(|p| p.duration).sum();
+        let mut skippable = 0;
+        for (i, s) in self.segments.iter().enumerate().rev() {
+            if after >= until {
+                skippable = i + 1;
+                break;
+            }
+            after += s.duration;
+        }
+        if skippable == 0 {
+            return None;
+        }
+        let mut out = self.clone();
+        let kept = out.segments.split_off(skippable);
+        let skipped = std::mem::replace(&mut out.segments, kept);
+        let mut moved: Vec<AttributeList> = Vec::new();
+        if !skip_dateranges {
+            // With _HLS_skip=YES the date ranges of skipped segments stay in the
+            // playlist: move them onto the first segment that remains.
+            for s in &skipped {
+                moved.extend(s.tags.date_ranges.iter().cloned());
+            }
+        }
+        if let Some(first) = out.segments.first_mut() {
+            let mut all = moved;
+            all.append(&mut first.tags.date_ranges);
+            first.tags.date_ranges = all;
+        }
+        out.skip = Some(Skip {
+            skipped_segments: skipped.len() as u64,
+            recently_removed_dateranges: skip_dateranges.then(String::new),
+        });
+        Some(out)
+    }
 }
 
 /// Durations with millisecond-or-better precision and no float noise.
-struct Secs(f64);
+pub(crate) struct Secs(pub(crate) f64);
 
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,41 +357,81 @@ impl fmt::Display for Secs {
     }
 }
 
-fn write_part(out: &mut String, p: &Part) {
-    let _ = write!(
-        out,
-        "#EXT-X-PART:DURATION={},URI=\"{}\"",
-        Secs(p.duration),
-        p.uri
-    );
-    if p.independent {
-        out.push_str(",INDEPENDENT=YES");
+fn map_attrs(m: &Map) -> String {
+    let mut w = AttrWriter::default();
+    w.quoted("URI", &m.uri);
+    if let Some(b) = m.byterange {
+        w.quoted("BYTERANGE", &b.to_string());
     }
-    out.push('\n');
+    w.extra(&m.extra).finish()
+}
+
+fn write_tags(out: &mut String, t: &SegmentTags) {
+    if t.discontinuity {
+        out.push_str("#EXT-X-DISCONTINUITY\n");
+    }
+    if let Some(m) = &t.map {
+        let _ = writeln!(out, "#EXT-X-MAP:{}", map_attrs(m));
+    }
+    if let Some(pdt) = t.program_date_time {
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{pdt}");
+    }
+    for d in &t.date_ranges {
+        let _ = writeln!(out, "#EXT-X-DATERANGE:{d}");
+    }
+    if let Some(b) = t.bitrate {
+        let _ = writeln!(out, "#EXT-X-BITRATE:{b}");
+    }
+    if t.gap {
+        out.push_str("#EXT-X-GAP\n");
+    }
+    for o in &t.other {
+        let _ = writeln!(out, "#{o}");
+    }
+}
+
+fn write_part(out: &mut String, p: &Part) {
+    let mut w = AttrWriter::default();
+    w.bare("DURATION", Secs(p.duration)).quoted("URI", &p.uri);
+    w.yes("INDEPENDENT", p.independent);
+    if let Some(b) = p.byterange {
+        w.quoted("BYTERANGE", &b.to_string());
+    }
+    w.yes("GAP", p.gap).extra(&p.extra);
+    let _ = writeln!(out, "#EXT-X-PART:{}", w.finish());
 }
 
 impl fmt::Display for MediaPlaylist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(256 + 96 * self.segments.len());
+        let mut out = String::with_capacity(256 + 160 * self.segments.len());
         out.push_str("#EXTM3U\n");
-        let _ = writeln!(out, "#EXT-X-VERSION:{}", self.version);
+        if let Some(v) = self.version {
+            let _ = writeln!(out, "#EXT-X-VERSION:{v}");
+        }
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", self.target_duration);
+        match self.playlist_type {
+            Some(PlaylistType::Vod) => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+            Some(PlaylistType::Event) => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+            None => {}
+        }
+        if self.independent_segments {
+            out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        }
         let sc = &self.server_control;
-        let mut attrs = Vec::new();
-        if sc.can_block_reload {
-            attrs.push("CAN-BLOCK-RELOAD=YES".to_string());
-        }
-        if let Some(v) = sc.can_skip_until {
-            attrs.push(format!("CAN-SKIP-UNTIL={}", Secs(v)));
-        }
-        if let Some(v) = sc.hold_back {
-            attrs.push(format!("HOLD-BACK={}", Secs(v)));
-        }
-        if let Some(v) = sc.part_hold_back {
-            attrs.push(format!("PART-HOLD-BACK={}", Secs(v)));
-        }
-        if !attrs.is_empty() {
-            let _ = writeln!(out, "#EXT-X-SERVER-CONTROL:{}", attrs.join(","));
+        if !sc.is_empty() {
+            let mut w = AttrWriter::default();
+            w.yes("CAN-BLOCK-RELOAD", sc.can_block_reload);
+            if let Some(v) = sc.can_skip_until {
+                w.bare("CAN-SKIP-UNTIL", Secs(v));
+            }
+            w.yes("CAN-SKIP-DATERANGES", sc.can_skip_dateranges);
+            if let Some(v) = sc.hold_back {
+                w.bare("HOLD-BACK", Secs(v));
+            }
+            if let Some(v) = sc.part_hold_back {
+                w.bare("PART-HOLD-BACK", Secs(v));
+            }
+            let _ = writeln!(out, "#EXT-X-SERVER-CONTROL:{}", w.extra(&sc.extra).finish());
         }
         if let Some(pt) = self.part_target {
             let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", Secs(pt));
@@ -141,26 +444,60 @@ impl fmt::Display for MediaPlaylist {
                 self.discontinuity_sequence
             );
         }
-        if let Some(map) = &self.map_uri {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+        for t in &self.header_tags {
+            let _ = writeln!(out, "#{t}");
+        }
+        if let Some(m) = &self.map {
+            let _ = writeln!(out, "#EXT-X-MAP:{}", map_attrs(m));
+        }
+        if let Some(skip) = &self.skip {
+            let mut w = AttrWriter::default();
+            w.bare("SKIPPED-SEGMENTS", skip.skipped_segments);
+            if let Some(r) = &skip.recently_removed_dateranges {
+                w.quoted("RECENTLY-REMOVED-DATERANGES", r);
+            }
+            let _ = writeln!(out, "#EXT-X-SKIP:{}", w.finish());
         }
         for s in &self.segments {
-            if s.discontinuity {
-                out.push_str("#EXT-X-DISCONTINUITY\n");
-            }
-            if let Some(pdt) = s.program_date_time {
-                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{pdt}");
-            }
+            write_tags(&mut out, &s.tags);
             for p in &s.parts {
                 write_part(&mut out, p);
             }
-            let _ = writeln!(out, "#EXTINF:{},\n{}", Secs(s.duration), s.uri);
+            let _ = writeln!(out, "#EXTINF:{},{}", Secs(s.duration), s.title);
+            if let Some(b) = s.byterange {
+                let _ = writeln!(out, "#EXT-X-BYTERANGE:{b}");
+            }
+            let _ = writeln!(out, "{}", s.uri);
         }
+        write_tags(&mut out, &self.trailing_tags);
         for p in &self.trailing_parts {
             write_part(&mut out, p);
         }
-        if let Some(hint) = &self.preload_hint {
-            let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"");
+        for h in &self.preload_hints {
+            let mut w = AttrWriter::default();
+            w.bare("TYPE", &h.kind).quoted("URI", &h.uri);
+            if let Some(v) = h.byterange_start {
+                w.bare("BYTERANGE-START", v);
+            }
+            if let Some(v) = h.byterange_length {
+                w.bare("BYTERANGE-LENGTH", v);
+            }
+            let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:{}", w.extra(&h.extra).finish());
+        }
+        for r in &self.rendition_reports {
+            let mut w = AttrWriter::default();
+            w.quoted("URI", &r.uri);
+            if let Some(v) = r.last_msn {
+                w.bare("LAST-MSN", v);
+            }
+            if let Some(v) = r.last_part {
+                w.bare("LAST-PART", v);
+            }
+            let _ = writeln!(
+                out,
+                "#EXT-X-RENDITION-REPORT:{}",
+                w.extra(&r.extra).finish()
+            );
         }
         if self.end_list {
             out.push_str("#EXT-X-ENDLIST\n");
@@ -169,73 +506,201 @@ impl fmt::Display for MediaPlaylist {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl FromStr for MediaPlaylist {
+    type Err = ParseError;
 
-    fn part(uri: &str, independent: bool) -> Part {
-        Part {
-            uri: uri.into(),
-            duration: 0.2,
-            independent,
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        let mut lines = super::lines(text)?;
+        let mut pl = MediaPlaylist::default();
+        let mut have_target = false;
+        let mut in_body = false;
+        let mut tags = SegmentTags::default();
+        let mut parts: Vec<Part> = Vec::new();
+        let mut extinf: Option<(f64, String)> = None;
+        let mut byterange: Option<ByteRange> = None;
+        for (n, line) in lines.by_ref() {
+            let Some(tag) = line.strip_prefix('#') else {
+                let (duration, title) = extinf
+                    .take()
+                    .ok_or(ParseError::new(n, "URI without a preceding EXTINF"))?;
+                pl.segments.push(Segment {
+                    msn: 0,
+                    tags: std::mem::take(&mut tags),
+                    parts: std::mem::take(&mut parts),
+                    duration,
+                    title,
+                    byterange: byterange.take(),
+                    uri: line.to_string(),
+                });
+                continue;
+            };
+            if !tag.starts_with("EXT") {
+                continue; // a comment
+            }
+            let (name, value) = tag.split_once(':').unwrap_or((tag, ""));
+            let attrs = || AttributeList::parse(value, n);
+            let num = |what| value.parse::<u64>().map_err(|_| ParseError::new(n, what));
+            match name {
+                "EXTM3U" => return Err(ParseError::new(n, "EXTM3U repeated")),
+                "EXT-X-VERSION" => pl.version = Some(num("bad EXT-X-VERSION")? as u8),
+                "EXT-X-TARGETDURATION" => {
+                    pl.target_duration = num("bad EXT-X-TARGETDURATION")? as u32;
+                    have_target = true;
+                }
+                "EXT-X-MEDIA-SEQUENCE" => pl.media_sequence = num("bad EXT-X-MEDIA-SEQUENCE")?,
+                "EXT-X-DISCONTINUITY-SEQUENCE" => {
+                    pl.discontinuity_sequence = num("bad EXT-X-DISCONTINUITY-SEQUENCE")?
+                }
+                "EXT-X-PLAYLIST-TYPE" => {
+                    pl.playlist_type = Some(match value {
+                        "VOD" => PlaylistType::Vod,
+                        "EVENT" => PlaylistType::Event,
+                        _ => return Err(ParseError::new(n, "bad EXT-X-PLAYLIST-TYPE")),
+                    })
+                }
+                "EXT-X-INDEPENDENT-SEGMENTS" => pl.independent_segments = true,
+                "EXT-X-ENDLIST" => pl.end_list = true,
+                "EXT-X-PART-INF" => {
+                    let mut a = attrs()?;
+                    pl.part_target = Some(
+                        a.take_f64("PART-TARGET", n)?
+                            .ok_or(ParseError::new(n, "EXT-X-PART-INF without PART-TARGET"))?,
+                    );
+                }
+                "EXT-X-SERVER-CONTROL" => {
+                    let mut a = attrs()?;
+                    pl.server_control = ServerControl {
+                        can_block_reload: a.take_yes("CAN-BLOCK-RELOAD"),
+                        can_skip_until: a.take_f64("CAN-SKIP-UNTIL", n)?,
+                        can_skip_dateranges: a.take_yes("CAN-SKIP-DATERANGES"),
+                        hold_back: a.take_f64("HOLD-BACK", n)?,
+                        part_hold_back: a.take_f64("PART-HOLD-BACK", n)?,
+                        extra: a,
+                    };
+                }
+                "EXT-X-SKIP" => {
+                    let mut a = attrs()?;
+                    pl.skip = Some(Skip {
+                        skipped_segments: a
+                            .take_u64("SKIPPED-SEGMENTS", n)?
+                            .ok_or(ParseError::new(n, "EXT-X-SKIP without SKIPPED-SEGMENTS"))?,
+                        recently_removed_dateranges: a.take_str("RECENTLY-REMOVED-DATERANGES"),
+                    });
+                }
+                "EXT-X-MAP" => {
+                    let mut a = attrs()?;
+                    let map = Map {
+                        uri: a
+                            .take_str("URI")
+                            .ok_or(ParseError::new(n, "EXT-X-MAP without URI"))?,
+                        byterange: match a.take_str("BYTERANGE") {
+                            Some(b) => Some(ByteRange::parse(&b, n)?),
+                            None => None,
+                        },
+                        extra: a,
+                    };
+                    if !in_body && pl.map.is_none() {
+                        pl.map = Some(map);
+                    } else {
+                        tags.map = Some(map);
+                    }
+                }
+                "EXT-X-PROGRAM-DATE-TIME" => {
+                    in_body = true;
+                    tags.program_date_time = Some(
+                        UnixMillis::parse_iso8601(value)
+                            .ok_or(ParseError::new(n, "bad EXT-X-PROGRAM-DATE-TIME"))?,
+                    );
+                }
+                "EXT-X-DISCONTINUITY" => {
+                    in_body = true;
+                    tags.discontinuity = true;
+                }
+                "EXT-X-DATERANGE" => {
+                    in_body = true;
+                    tags.date_ranges.push(attrs()?);
+                }
+                "EXT-X-BITRATE" => {
+                    in_body = true;
+                    tags.bitrate = Some(num("bad EXT-X-BITRATE")?);
+                }
+                "EXT-X-GAP" => {
+                    in_body = true;
+                    tags.gap = true;
+                }
+                "EXT-X-BYTERANGE" => byterange = Some(ByteRange::parse(value, n)?),
+                "EXTINF" => {
+                    in_body = true;
+                    let (d, title) = value.split_once(',').unwrap_or((value, ""));
+                    let d = parse_f64(d).ok_or(ParseError::new(n, "bad EXTINF duration"))?;
+                    extinf = Some((d, title.to_string()));
+                }
+                "EXT-X-PART" => {
+                    in_body = true;
+                    let mut a = attrs()?;
+                    parts.push(Part {
+                        duration: a
+                            .take_f64("DURATION", n)?
+                            .ok_or(ParseError::new(n, "EXT-X-PART without DURATION"))?,
+                        uri: a
+                            .take_str("URI")
+                            .ok_or(ParseError::new(n, "EXT-X-PART without URI"))?,
+                        independent: a.take_yes("INDEPENDENT"),
+                        byterange: match a.take_str("BYTERANGE") {
+                            Some(b) => Some(ByteRange::parse(&b, n)?),
+                            None => None,
+                        },
+                        gap: a.take_yes("GAP"),
+                        extra: a,
+                    });
+                }
+                "EXT-X-PRELOAD-HINT" => {
+                    let mut a = attrs()?;
+                    pl.preload_hints.push(PreloadHint {
+                        kind: a
+                            .take_str("TYPE")
+                            .ok_or(ParseError::new(n, "EXT-X-PRELOAD-HINT without TYPE"))?,
+                        uri: a
+                            .take_str("URI")
+                            .ok_or(ParseError::new(n, "EXT-X-PRELOAD-HINT without URI"))?,
+                        byterange_start: a.take_u64("BYTERANGE-START", n)?,
+                        byterange_length: a.take_u64("BYTERANGE-LENGTH", n)?,
+                        extra: a,
+                    });
+                }
+                "EXT-X-RENDITION-REPORT" => {
+                    let mut a = attrs()?;
+                    pl.rendition_reports.push(RenditionReport {
+                        uri: a
+                            .take_str("URI")
+                            .ok_or(ParseError::new(n, "EXT-X-RENDITION-REPORT without URI"))?,
+                        last_msn: a.take_u64("LAST-MSN", n)?,
+                        last_part: a.take_u64("LAST-PART", n)?,
+                        extra: a,
+                    });
+                }
+                "EXT-X-STREAM-INF" | "EXT-X-MEDIA" | "EXT-X-I-FRAME-STREAM-INF" => {
+                    return Err(ParseError::new(n, "a multivariant playlist tag"));
+                }
+                _ if in_body => tags.other.push(tag.to_string()),
+                _ => pl.header_tags.push(tag.to_string()),
+            }
         }
-    }
-
-    #[test]
-    fn renders_ll_hls_tags() {
-        let pl = MediaPlaylist {
-            version: 9,
-            target_duration: 2,
-            part_target: Some(0.2),
-            server_control: ServerControl {
-                can_block_reload: true,
-                part_hold_back: Some(0.6),
-                ..Default::default()
-            },
-            media_sequence: 7,
-            discontinuity_sequence: 0,
-            map_uri: Some("init.mp4".into()),
-            segments: vec![Segment {
-                msn: 7,
-                uri: "seg7.m4s".into(),
-                duration: 0.4,
-                program_date_time: Some(UnixMillis(1_795_445_850_123)),
-                discontinuity: false,
-                parts: vec![part("part7.0.m4s", true), part("part7.1.m4s", false)],
-            }],
-            trailing_parts: vec![part("part8.0.m4s", true)],
-            preload_hint: Some("part8.1.m4s".into()),
-            end_list: false,
-        };
-        let want = "#EXTM3U
-#EXT-X-VERSION:9
-#EXT-X-TARGETDURATION:2
-#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.6
-#EXT-X-PART-INF:PART-TARGET=0.2
-#EXT-X-MEDIA-SEQUENCE:7
-#EXT-X-MAP:URI=\"init.mp4\"
-#EXT-X-PROGRAM-DATE-TIME:2026-11-23T14:57:30.123Z
-#EXT-X-PART:DURATION=0.2,URI=\"part7.0.m4s\",INDEPENDENT=YES
-#EXT-X-PART:DURATION=0.2,URI=\"part7.1.m4s\"
-#EXTINF:0.4,
-seg7.m4s
-#EXT-X-PART:DURATION=0.2,URI=\"part8.0.m4s\",INDEPENDENT=YES
-#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part8.1.m4s\"
-";
-        assert_eq!(pl.to_string(), want);
-        assert!(pl.contains(7, None));
-        assert!(pl.contains(7, Some(5)));
-        assert!(pl.contains(8, Some(0)));
-        assert!(!pl.contains(8, Some(1)));
-        assert!(!pl.contains(8, None));
-        assert_eq!(pl.last_part(), Some((8, 0)));
-    }
-
-    #[test]
-    fn seconds_formatting() {
-        assert_eq!(Secs(2.0).to_string(), "2");
-        assert_eq!(Secs(0.2).to_string(), "0.2");
-        assert_eq!(Secs(1.0 / 3.0).to_string(), "0.33333");
-        assert_eq!(Secs(0.18018).to_string(), "0.18018");
+        if extinf.is_some() {
+            return Err(ParseError::new(0, "EXTINF at the end without a URI"));
+        }
+        if !have_target {
+            return Err(ParseError::new(0, "missing EXT-X-TARGETDURATION"));
+        }
+        pl.trailing_tags = tags;
+        pl.trailing_parts = parts;
+        let first = pl.first_listed_msn();
+        for (i, s) in pl.segments.iter_mut().enumerate() {
+            s.msn = first + i as u64;
+        }
+        Ok(pl)
     }
 }
+
+#[cfg(test)]
+mod tests;

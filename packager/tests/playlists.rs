@@ -1,0 +1,145 @@
+//! Table-driven playlist tests: every case in `tests/playlists/` parses, renders
+//! back to the same text, and re-parses to the same model; then every rendered
+//! playlist (these cases and live output of the packager) is checked by two
+//! independent parsers run from node: hls.js's M3U8Parser and `hls-parser` in
+//! strict mode (`tests/validate-playlists.mjs`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use brook_packager::hls::{MediaPlaylist, MultivariantPlaylist};
+use brook_packager::{Event, Packager, PackagerConfig, UnixMillis};
+
+fn cases() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/playlists");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "m3u8"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 7);
+    out
+}
+
+#[test]
+fn cases_render_back_to_themselves_and_reparse_to_the_same_model() {
+    for (name, text) in cases() {
+        if name.starts_with("multivariant") {
+            let pl: MultivariantPlaylist = text.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(pl.to_string(), text, "{name}");
+            assert_eq!(
+                pl.to_string().parse::<MultivariantPlaylist>().unwrap(),
+                pl,
+                "{name}"
+            );
+        } else {
+            let pl: MediaPlaylist = text.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(pl.to_string(), text, "{name}");
+            assert_eq!(
+                pl.to_string().parse::<MediaPlaylist>().unwrap(),
+                pl,
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Playlists the packager renders while packaging a real capture, and their delta forms.
+fn live_renders() -> Vec<(String, String)> {
+    let ts = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
+    let mut config = PackagerConfig::default();
+    config.window_segments = 3;
+    let mut p = Packager::new(config);
+    let mut out = Vec::new();
+    let push = |p: &Packager, out: &mut Vec<(String, String)>| {
+        let n = out.len();
+        let media = p.media_playlist();
+        out.push((format!("live_{n}.m3u8"), media.to_string()));
+        if let Some(delta) = media.delta(false) {
+            out.push((format!("live_{n}_delta.m3u8"), delta.to_string()));
+        }
+        if let Some(mv) = p.multivariant() {
+            out.push((format!("multivariant_{n}.m3u8"), mv.to_string()));
+        }
+    };
+    let mut changes = 0;
+    for (i, chunk) in ts.chunks(1316).enumerate() {
+        p.push_ts(chunk, UnixMillis(1_795_000_000_000 + i as u64))
+            .unwrap();
+        while let Some(ev) = p.poll() {
+            if ev == Event::PlaylistChanged {
+                changes += 1;
+                if changes % 3 == 0 {
+                    push(&p, &mut out);
+                }
+            }
+        }
+    }
+    p.finish();
+    while p.poll().is_some() {}
+    push(&p, &mut out);
+    out
+}
+
+#[test]
+fn live_renders_reparse_to_the_same_model() {
+    let renders = live_renders();
+    assert!(renders.len() > 10);
+    for (name, text) in renders {
+        if name.starts_with("multivariant") {
+            let pl: MultivariantPlaylist = text.parse().unwrap();
+            assert_eq!(pl.to_string(), text);
+        } else {
+            let pl: MediaPlaylist = text
+                .parse()
+                .unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            assert_eq!(pl.to_string(), text, "{name}");
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn independent_parsers_accept_every_rendered_playlist() {
+    let dir = std::env::temp_dir().join(format!("brook-playlists-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut all = cases();
+    all.extend(live_renders());
+    for (name, text) in &all {
+        // Render through the model, so what is checked is what Brook writes.
+        let rendered = if name.starts_with("multivariant") {
+            text.parse::<MultivariantPlaylist>().unwrap().to_string()
+        } else {
+            text.parse::<MediaPlaylist>().unwrap().to_string()
+        };
+        std::fs::write(dir.join(name), rendered).unwrap();
+    }
+    let script = workspace_root().join("packager/tests/validate-playlists.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&dir)
+        .current_dir(workspace_root())
+        .output()
+        .expect("node is installed (cargo xtask setup installs the npm packages)");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{} playlists accepted", all.len())),
+        "{stdout}"
+    );
+}
