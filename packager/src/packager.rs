@@ -73,6 +73,8 @@ pub struct PackagerStats {
     pub frames: FrontEndStats,
     pub parts: u64,
     pub segments: u64,
+    /// Timeline breaks: input restarts, timestamp jumps, configuration changes.
+    pub discontinuities: u64,
 }
 
 /// Packages one live stream.
@@ -108,6 +110,13 @@ pub struct Packager {
     lead_first_dts: Option<i64>,
     /// (msn, number of parts) of every segment in the window, to evict the parts.
     part_counts: VecDeque<(u64, usize)>,
+    /// Tracks of the current (or, between inputs, the last) timeline.
+    tracks: Vec<TrackInfo>,
+    /// Name of the init segment describing `tracks`; empty before the first.
+    init_name: String,
+    inits_written: u32,
+    /// The next segment starts a new timeline (`EXT-X-DISCONTINUITY`).
+    discontinuity_pending: bool,
     stats: PackagerStats,
     finished: bool,
 }
@@ -143,6 +152,10 @@ impl Packager {
             lead_frames: 0,
             lead_first_dts: None,
             part_counts: VecDeque::new(),
+            tracks: Vec::new(),
+            init_name: String::new(),
+            inits_written: 0,
+            discontinuity_pending: false,
             stats: PackagerStats::default(),
             finished: false,
         }
@@ -173,10 +186,7 @@ impl Packager {
         self.finished = true;
         let _ = self.front.flush();
         self.drain_front();
-        if let Some(seg) = self.segmenter.as_mut() {
-            seg.flush();
-        }
-        self.drain_segmenter();
+        self.end_timeline();
         self.playlist.preload_hints.clear();
         self.playlist.end_list = true;
         self.events.push_back(Event::PlaylistChanged);
@@ -191,7 +201,24 @@ impl Packager {
     }
 
     pub fn tracks(&self) -> &[TrackInfo] {
-        self.segmenter.as_ref().map_or(&[], |s| s.tracks())
+        &self.tracks
+    }
+
+    /// The encoder reconnected (a new SRT connection for the same stream): what
+    /// the old input left is written out, the demuxer and codec state start afresh,
+    /// and the playlist carries on. The next segment gets `EXT-X-DISCONTINUITY`,
+    /// and a new `EXT-X-MAP` if the new input's configuration differs.
+    pub fn restart_input(&mut self) {
+        if self.finished {
+            return;
+        }
+        let _ = self.front.flush();
+        self.drain_front();
+        self.end_timeline();
+        self.front = TsFrontEnd::default();
+        self.discontinuity_pending = self.playlist.next_msn() > 0;
+        self.playlist.preload_hints.clear();
+        self.events.push_back(Event::PlaylistChanged);
     }
 
     pub fn stats(&self) -> PackagerStats {
@@ -250,15 +277,17 @@ impl Packager {
             match ev {
                 FrontEndEvent::Tracks(tracks) => {
                     if self.segmenter.is_some() {
-                        continue; // configuration changes are handled in a later version
+                        self.end_timeline();
+                        self.discontinuity_pending = true;
                     }
-                    let init = cmaf::write_init(&tracks);
-                    self.events.push_back(Event::Object {
-                        name: INIT_NAME.to_string(),
-                        kind: ObjectKind::Init,
-                        data: Bytes::from(init),
-                    });
-                    self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, 0));
+                    self.start_timeline(tracks);
+                }
+                FrontEndEvent::Discontinuity => {
+                    if self.segmenter.is_some() {
+                        self.end_timeline();
+                        self.discontinuity_pending = true;
+                        self.start_timeline(self.tracks.clone());
+                    }
                 }
                 FrontEndEvent::Frame(frame) => {
                     let Some(seg) = self.segmenter.as_mut() else {
@@ -277,16 +306,61 @@ impl Packager {
         }
     }
 
-    fn drain_segmenter(&mut self) {
-        let Some(seg) = self.segmenter.as_mut() else {
-            return;
-        };
-        let timescale = seg.lead_timescale();
-        let mut outputs = Vec::new();
-        while let Some(out) = seg.poll() {
-            outputs.push(out);
+    /// Starts a segmenter for `tracks`, writing a new init segment when they differ
+    /// from the current ones and marking the timeline break if one is pending.
+    fn start_timeline(&mut self, tracks: Vec<TrackInfo>) {
+        let started = self.playlist.next_msn() > 0 || !self.playlist.trailing_parts.is_empty();
+        if tracks != self.tracks || self.init_name.is_empty() {
+            let name = if self.inits_written == 0 {
+                INIT_NAME.to_string()
+            } else {
+                format!("init{}.mp4", self.inits_written)
+            };
+            self.inits_written += 1;
+            self.events.push_back(Event::Object {
+                name: name.clone(),
+                kind: ObjectKind::Init,
+                data: Bytes::from(cmaf::write_init(&tracks)),
+            });
+            if started {
+                self.playlist.trailing_tags.map = Some(Map::new(&name));
+            } else {
+                self.playlist.map = Some(Map::new(&name));
+            }
+            self.init_name = name;
+            self.tracks = tracks.clone();
         }
-        for out in outputs {
+        if self.discontinuity_pending && started {
+            self.playlist.trailing_tags.discontinuity = true;
+            self.stats.discontinuities += 1;
+        }
+        self.discontinuity_pending = false;
+        self.anchor = None;
+        self.latest_lead_dts = None;
+        self.lead_first_dts = None;
+        self.lead_frames = 0;
+        let next = self.playlist.next_msn();
+        self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, next));
+    }
+
+    /// Writes out what the current segmenter holds as the last part and segment.
+    fn end_timeline(&mut self) {
+        if let Some(mut seg) = self.segmenter.take() {
+            seg.flush();
+            self.apply_outputs(&mut seg);
+        }
+    }
+
+    fn drain_segmenter(&mut self) {
+        if let Some(mut seg) = self.segmenter.take() {
+            self.apply_outputs(&mut seg);
+            self.segmenter = Some(seg);
+        }
+    }
+
+    fn apply_outputs(&mut self, seg: &mut Segmenter) {
+        let timescale = seg.lead_timescale();
+        while let Some(out) = seg.poll() {
             match out {
                 SegmenterOutput::Part(p) => self.on_part(p, timescale),
                 SegmenterOutput::Segment(s) => self.on_segment(s, timescale),
@@ -360,7 +434,10 @@ impl Packager {
                 pl.discontinuity_sequence += 1;
             }
             if let Some(map) = old.tags.map {
-                pl.map = Some(map);
+                // The init segment the old map named is no longer referenced.
+                if let Some(prev) = pl.map.replace(map) {
+                    self.events.push_back(Event::Evicted { name: prev.uri });
+                }
             }
             // Parts are evicted with their segment: a player that saw them in an
             // earlier playlist may still ask for them.

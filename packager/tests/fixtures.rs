@@ -210,3 +210,150 @@ fn every_track_is_gapless_across_parts_and_segments() {
         }
     }
 }
+
+const AAC_44100: &[u8] = include_bytes!("fixtures/lavfi_h264_aac44100.ts");
+const TIMESTAMP_JUMP: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_timestamp_jump.ts");
+const RESOLUTION_CHANGE: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_resolution_change.ts");
+
+/// Sum of EXTINF durations in the final playlist.
+fn total_duration(out: &Output) -> f64 {
+    out.packager
+        .media_playlist()
+        .segments
+        .iter()
+        .map(|s| s.duration)
+        .sum()
+}
+
+#[test]
+fn summed_durations_match_the_input_within_a_frame() {
+    for (name, ts, seconds) in [
+        ("zerolatency", ZEROLATENCY, 3.0),
+        ("bframes", BFRAMES, 3.0),
+        ("aac44100", AAC_44100, 3.0),
+    ] {
+        let out = package(ts);
+        let total = total_duration(&out);
+        assert!((total - seconds).abs() <= 1.0 / 30.0, "{name}: {total} s");
+    }
+}
+
+#[test]
+fn aac_at_44100_packages_and_decodes() {
+    let out = package(AAC_44100);
+    let init = &out.objects["init.mp4"].1;
+    for seg in ["seg0.m4s", "seg1.m4s"] {
+        assert_eq!(ffmpeg_decode(init, &out.objects[seg].1), "", "{seg}");
+    }
+    let mv = out.packager.multivariant().unwrap().to_string();
+    assert!(mv.contains("mp4a.40.2"), "{mv}");
+}
+
+/// Segment names in the final playlist that follow an EXT-X-DISCONTINUITY.
+fn discontinuities(out: &Output) -> Vec<String> {
+    out.packager
+        .media_playlist()
+        .segments
+        .iter()
+        .filter(|s| s.tags.discontinuity)
+        .map(|s| s.uri.clone())
+        .collect()
+}
+
+#[test]
+fn a_timestamp_jump_is_a_discontinuity_with_the_same_init() {
+    let out = package(TIMESTAMP_JUMP);
+    assert_eq!(out.packager.stats().frames.timestamp_jumps, 1);
+    assert_eq!(discontinuities(&out).len(), 1);
+    let text = out.packager.media_playlist().to_string();
+    assert_eq!(
+        text.matches("#EXT-X-MAP").count(),
+        1,
+        "same configuration, one map\n{text}"
+    );
+    let init = &out.objects["init.mp4"].1;
+    for s in &out.packager.media_playlist().segments {
+        assert_eq!(ffmpeg_decode(init, &out.objects[&s.uri].1), "", "{}", s.uri);
+    }
+    // Both halves are there: 2 s + 2 s of media.
+    assert!(
+        (total_duration(&out) - 4.0).abs() <= 2.0 / 30.0,
+        "{}",
+        total_duration(&out)
+    );
+    // The playlist round-trips through the parser.
+    let reparsed: brook_packager::hls::MediaPlaylist = text.parse().unwrap();
+    assert_eq!(reparsed.to_string(), text);
+}
+
+#[test]
+fn a_resolution_change_gets_a_new_init_segment_and_a_discontinuity() {
+    let out = package(RESOLUTION_CHANGE);
+    let pl = out.packager.media_playlist();
+    assert_eq!(out.packager.stats().frames.config_changes, 1);
+    let after: Vec<&brook_packager::hls::Segment> = pl
+        .segments
+        .iter()
+        .skip_while(|s| !s.tags.discontinuity)
+        .collect();
+    assert!(!after.is_empty(), "{pl}");
+    let map = after[0]
+        .tags
+        .map
+        .as_ref()
+        .expect("a new EXT-X-MAP at the change");
+    assert_eq!(map.uri, "init1.mp4");
+    assert!(out.packager.multivariant().is_some());
+    for s in &pl.segments {
+        let init = if after.iter().any(|a| a.uri == s.uri) {
+            &out.objects["init1.mp4"].1
+        } else {
+            &out.objects["init.mp4"].1
+        };
+        assert_eq!(ffmpeg_decode(init, &out.objects[&s.uri].1), "", "{}", s.uri);
+    }
+    assert_eq!(out.packager.tracks()[0].resolution(), Some((480, 270)));
+}
+
+#[test]
+fn restart_input_continues_the_playlist_after_a_discontinuity() {
+    let mut p = Packager::new(PackagerConfig::default());
+    let half = ZEROLATENCY.len() / 2;
+    for c in ZEROLATENCY[..half].chunks(1316) {
+        p.push_ts(c, UnixMillis(1_795_000_000_000)).unwrap();
+    }
+    let before = p.media_playlist().next_msn();
+    p.restart_input();
+    assert!(
+        p.media_playlist().next_msn() > before,
+        "the cut-off segment was closed"
+    );
+    for c in ZEROLATENCY.chunks(1316) {
+        p.push_ts(c, UnixMillis(1_795_000_010_000)).unwrap();
+    }
+    p.finish();
+    let mut objects = BTreeMap::new();
+    while let Some(ev) = p.poll() {
+        if let Event::Object { name, data, .. } = ev {
+            objects.insert(name, data);
+        }
+    }
+    let pl = p.media_playlist();
+    assert_eq!(p.stats().discontinuities, 1);
+    let resumed: Vec<_> = pl
+        .segments
+        .iter()
+        .filter(|s| s.tags.discontinuity)
+        .collect();
+    assert_eq!(resumed.len(), 1);
+    assert!(
+        resumed[0].tags.map.is_none(),
+        "same configuration: no new init"
+    );
+    assert!(!objects.contains_key("init1.mp4"));
+    // MSNs are contiguous across the restart.
+    for w in pl.segments.windows(2) {
+        assert_eq!(w[0].msn + 1, w[1].msn);
+    }
+    assert!(resumed[0].tags.program_date_time.unwrap().0 >= 1_795_000_010_000 - 2000);
+}

@@ -5,6 +5,12 @@
 //! and an IDR for video, an ADTS header for audio), or until one second of video has
 //! gone by without the missing track, so the init segment describes the stream
 //! exactly once.
+//!
+//! Later changes are reported in band, before the frame they apply to:
+//! [`FrontEndEvent::Tracks`] again when a decoder configuration changes (new SPS/PPS
+//! on an IDR, new AAC configuration, a new PMT), and
+//! [`FrontEndEvent::Discontinuity`] when the timestamps jump (encoder restart,
+//! splice). The packager turns both into `EXT-X-DISCONTINUITY`.
 
 use std::collections::VecDeque;
 
@@ -14,33 +20,45 @@ use crate::codec::aac::{self, AacConfig};
 use crate::codec::h264::{self, AvcConfig, Sps};
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
 use crate::time::{rescale, Unwrapper, TS_TIMESCALE};
-use crate::ts::{DemuxEvent, Demuxer, Pes, StreamType, TsError};
+use crate::ts::{DemuxEvent, Demuxer, EsInfo, Pes, StreamType, TsError};
 use crate::Error;
 
+const SECOND: i64 = TS_TIMESCALE as i64;
 /// How much video is buffered waiting for an announced track that never shows.
-const MAX_STARTUP_WAIT: i64 = TS_TIMESCALE as i64;
+const MAX_STARTUP_WAIT: i64 = SECOND;
 /// Audio PTS may wander from the running sample count by this much before resyncing.
 const AUDIO_RESYNC_FRAMES: i64 = 2;
+/// A video DTS step forward larger than this, or backward at all beyond
+/// [`MAX_BACKWARD_STEP`], is a timeline break, not a frame interval.
+const MAX_FORWARD_STEP: i64 = 5 * SECOND;
+const MAX_BACKWARD_STEP: i64 = SECOND / 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrontEndEvent {
-    /// The tracks are known; frames that follow index into this list.
+    /// The tracks are known (or changed); frames that follow index into this list.
     Tracks(Vec<TrackInfo>),
+    /// The timeline breaks before the next frame (timestamps jumped).
+    Discontinuity,
     Frame(Frame),
 }
 
-/// Counters for frames the front end could not use.
+/// Counters for what the front end saw and could not use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrontEndStats {
     pub video_frames: u64,
     pub audio_frames: u64,
     pub dropped_video: u64,
     pub dropped_audio: u64,
+    /// Timeline breaks detected (timestamp jumps).
+    pub timestamp_jumps: u64,
+    /// Decoder configuration changes after the start.
+    pub config_changes: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct TsFrontEnd {
     demux: Demuxer,
+    program: Vec<EsInfo>,
     video_pid: Option<u16>,
     audio_pid: Option<u16>,
     video_clock: Unwrapper,
@@ -50,6 +68,10 @@ pub struct TsFrontEnd {
     avc: Option<AvcConfig>,
     aac: Option<AacConfig>,
     audio_next: Option<i64>,
+    last_video_dts: Option<i64>,
+    /// After a video timeline break: audio is accepted again once it is near this
+    /// video DTS (audio from before the break is dropped).
+    audio_gate: Option<i64>,
     /// Track order once started: indices of video and audio in the track list.
     video_track: Option<usize>,
     audio_track: Option<usize>,
@@ -93,17 +115,7 @@ impl TsFrontEnd {
     fn drain_demuxer(&mut self) -> Result<(), Error> {
         while let Some(ev) = self.demux.poll() {
             match ev {
-                DemuxEvent::Program(streams) => {
-                    let find = |ty| streams.iter().find(|s| s.stream_type == ty).map(|s| s.pid);
-                    self.video_pid = find(StreamType::H264);
-                    self.audio_pid = find(StreamType::AacAdts);
-                    if self.video_pid.is_none() && self.audio_pid.is_none() {
-                        return Err(Error::Unsupported(format!(
-                            "no H.264 or AAC stream in the program (stream types: {:?})",
-                            streams.iter().map(|s| s.stream_type).collect::<Vec<_>>()
-                        )));
-                    }
-                }
+                DemuxEvent::Program(streams) => self.on_program(streams)?,
                 DemuxEvent::Pes(pes) => {
                     if Some(pes.pid) == self.video_pid {
                         self.on_video(pes);
@@ -112,6 +124,36 @@ impl TsFrontEnd {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn on_program(&mut self, streams: Vec<EsInfo>) -> Result<(), Error> {
+        let find = |ty| streams.iter().find(|s| s.stream_type == ty).map(|s| s.pid);
+        let (video, audio) = (find(StreamType::H264), find(StreamType::AacAdts));
+        if video.is_none() && audio.is_none() {
+            return Err(Error::Unsupported(format!(
+                "no H.264 or AAC stream in the program (stream types: {:?})",
+                streams.iter().map(|s| s.stream_type).collect::<Vec<_>>()
+            )));
+        }
+        let changed = self.started && (video, audio) != (self.video_pid, self.audio_pid);
+        self.video_pid = video;
+        self.audio_pid = audio;
+        self.program = streams;
+        if changed {
+            // A different set of streams: start over as for a new stream; the
+            // packager sees new tracks and cuts a discontinuity.
+            self.stats.config_changes += 1;
+            self.started = false;
+            self.avc = None;
+            self.aac = None;
+            self.sps = None;
+            self.pps = None;
+            self.audio_next = None;
+            self.last_video_dts = None;
+            self.video_clock = Unwrapper::default();
+            self.audio_clock = Unwrapper::default();
         }
         Ok(())
     }
@@ -127,30 +169,31 @@ impl TsFrontEnd {
             self.stats.dropped_video += 1;
             return;
         };
-        if let Some(sps) = sample.sps.clone() {
-            self.sps = Some(sps);
+        if let Some(sps) = &sample.sps {
+            self.sps = Some(sps.clone());
         }
-        if let Some(pps) = sample.pps.clone() {
-            self.pps = Some(pps);
+        if let Some(pps) = &sample.pps {
+            self.pps = Some(pps.clone());
         }
-        if self.avc.is_none() && sample.keyframe {
-            if let (Some(sps_nal), Some(pps_nal)) = (&self.sps, &self.pps) {
-                match Sps::parse(sps_nal) {
-                    Ok(sps) => {
-                        self.avc = Some(AvcConfig {
-                            sps,
-                            sps_nal: sps_nal.clone(),
-                            pps_nal: pps_nal.clone(),
-                        })
-                    }
-                    Err(_) => self.stats.dropped_video += 1,
-                }
-            }
+        if sample.keyframe {
+            self.update_avc_config();
         }
         if self.avc.is_none() {
             self.stats.dropped_video += 1; // nothing decodable before the first IDR with parameter sets
             return;
         }
+        if self.started {
+            if let Some(last) = self.last_video_dts {
+                let step = dts - last;
+                if !(-MAX_BACKWARD_STEP..=MAX_FORWARD_STEP).contains(&step) {
+                    self.stats.timestamp_jumps += 1;
+                    self.out.push_back(FrontEndEvent::Discontinuity);
+                    self.audio_gate = Some(dts);
+                    self.audio_next = None;
+                }
+            }
+        }
+        self.last_video_dts = Some(dts);
         self.stats.video_frames += 1;
         let frame = Frame {
             track: self.video_track.unwrap_or(0),
@@ -163,12 +206,49 @@ impl TsFrontEnd {
         self.emit(TrackKind::Video, frame);
     }
 
+    /// On an IDR: takes the parameter sets in effect as the configuration, and
+    /// reports a change when they differ from the current one.
+    fn update_avc_config(&mut self) {
+        let (Some(sps_nal), Some(pps_nal)) = (&self.sps, &self.pps) else {
+            return;
+        };
+        if let Some(current) = &self.avc {
+            if current.sps_nal == *sps_nal && current.pps_nal == *pps_nal {
+                return;
+            }
+        }
+        match Sps::parse(sps_nal) {
+            Ok(sps) => {
+                let config = AvcConfig {
+                    sps,
+                    sps_nal: sps_nal.clone(),
+                    pps_nal: pps_nal.clone(),
+                };
+                let changed = self.avc.is_some();
+                self.avc = Some(config);
+                if changed && self.started {
+                    self.stats.config_changes += 1;
+                    self.announce_tracks();
+                }
+            }
+            Err(_) => self.stats.dropped_video += 1,
+        }
+    }
+
     fn on_audio(&mut self, pes: Pes) {
         let Some(pts) = pes.pts else {
             self.stats.dropped_audio += 1;
             return;
         };
         let pts90 = self.audio_clock.unwrap(pts);
+        if let Some(gate) = self.audio_gate {
+            // Audio from before a video timeline break: drop until it has jumped too.
+            if !(gate - SECOND..=gate + MAX_FORWARD_STEP).contains(&pts90) {
+                self.stats.dropped_audio += 1;
+                return;
+            }
+            self.audio_gate = None;
+        }
         let (frames, err) = aac::adts_frames(&pes.data);
         if err.is_some() {
             self.stats.dropped_audio += 1;
@@ -178,13 +258,20 @@ impl TsFrontEnd {
                 self.stats.dropped_audio += 1;
                 continue;
             }
-            let config = *self.aac.get_or_insert(f.config);
-            if f.config != config {
-                // A configuration change needs a new init segment (not yet supported).
-                self.stats.dropped_audio += 1;
-                continue;
+            if self.aac != Some(f.config) {
+                // A first configuration, or a new one: after the start, either is a
+                // track change (audio joining late, or a new sample rate/profile).
+                let had = self.aac.is_some();
+                self.aac = Some(f.config);
+                self.audio_next = None;
+                if self.started || had {
+                    self.stats.config_changes += 1;
+                }
+                if self.started {
+                    self.announce_tracks();
+                }
             }
-            let rate = config.sample_rate;
+            let rate = f.config.sample_rate;
             let frame_len = i64::from(aac::SAMPLES_PER_FRAME);
             // The PES PTS is the first frame's; later frames of the PES follow by
             // sample count. Across PES packets the running count wins unless the PTS
@@ -238,8 +325,11 @@ impl TsFrontEnd {
         }
     }
 
-    fn start(&mut self) {
+    /// The track list from the configurations known now.
+    fn tracks(&mut self) -> Vec<TrackInfo> {
         let mut tracks = Vec::new();
+        self.video_track = None;
+        self.audio_track = None;
         if let Some(avc) = &self.avc {
             self.video_track = Some(tracks.len());
             tracks.push(TrackInfo {
@@ -256,6 +346,16 @@ impl TsFrontEnd {
                 codec: CodecConfig::Aac(*aac),
             });
         }
+        tracks
+    }
+
+    fn announce_tracks(&mut self) {
+        let tracks = self.tracks();
+        self.out.push_back(FrontEndEvent::Tracks(tracks));
+    }
+
+    fn start(&mut self) {
+        let tracks = self.tracks();
         self.started = true;
         if tracks.is_empty() {
             return;
