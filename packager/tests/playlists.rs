@@ -54,9 +54,10 @@ fn cases_render_back_to_themselves_and_reparse_to_the_same_model() {
 /// Playlists the packager renders while packaging a real capture, and their delta forms.
 fn live_renders() -> Vec<(String, String)> {
     let ts = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
-    let mut config = PackagerConfig::default();
-    config.window_segments = 3;
-    let mut p = Packager::new(config);
+    let mut p = Packager::new(PackagerConfig {
+        window_segments: 3,
+        ..PackagerConfig::default()
+    });
     let mut out = Vec::new();
     let push = |p: &Packager, out: &mut Vec<(String, String)>| {
         let n = out.len();
