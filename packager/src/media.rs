@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;
+use crate::codec::opus::OpusConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackKind {
@@ -18,6 +19,7 @@ pub enum TrackKind {
 pub enum CodecConfig {
     Avc(AvcConfig),
     Aac(AacConfig),
+    Opus(OpusConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +35,7 @@ impl TrackInfo {
     pub fn kind(&self) -> TrackKind {
         match self.codec {
             CodecConfig::Avc(_) => TrackKind::Video,
-            CodecConfig::Aac(_) => TrackKind::Audio,
+            CodecConfig::Aac(_) | CodecConfig::Opus(_) => TrackKind::Audio,
         }
     }
 
@@ -42,6 +44,7 @@ impl TrackInfo {
         match &self.codec {
             CodecConfig::Avc(c) => c.sps.codec_string(),
             CodecConfig::Aac(c) => c.codec_string(),
+            CodecConfig::Opus(c) => c.codec_string(),
         }
     }
 
@@ -49,7 +52,7 @@ impl TrackInfo {
     pub fn resolution(&self) -> Option<(u32, u32)> {
         match &self.codec {
             CodecConfig::Avc(c) => Some((c.sps.width, c.sps.height)),
-            CodecConfig::Aac(_) => None,
+            CodecConfig::Aac(_) | CodecConfig::Opus(_) => None,
         }
     }
 }

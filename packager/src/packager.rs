@@ -9,7 +9,7 @@ use crate::frontend::{FrontEndEvent, FrontEndStats, TsFrontEnd};
 use crate::hls::{
     Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Segment, ServerControl, Variant,
 };
-use crate::media::{TrackInfo, TrackKind};
+use crate::media::{Frame, TrackInfo, TrackKind};
 use crate::segmenter::{PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput};
 use crate::time::UnixMillis;
 use crate::ts::DemuxStats;
@@ -178,6 +178,39 @@ impl Packager {
         result
     }
 
+    /// Frames from an ingest that is not MPEG-TS (WHIP, RTSP): call this first, and
+    /// again whenever a decoder configuration changes (the packager then writes a
+    /// new init segment and cuts a discontinuity). Frames' `track` indexes `tracks`.
+    pub fn push_tracks(&mut self, tracks: Vec<TrackInfo>) {
+        if self.finished || tracks.is_empty() || (self.segmenter.is_some() && tracks == self.tracks)
+        {
+            return;
+        }
+        self.handle(FrontEndEvent::Tracks(tracks));
+        self.drain_segmenter();
+    }
+
+    /// One frame that arrived at `now`, in decoding order for its track; then call
+    /// [`Packager::poll`] until `None`. Frames before [`Packager::push_tracks`] are
+    /// ignored; a timestamp jump is the caller's to report with
+    /// [`Packager::push_discontinuity`].
+    pub fn push_frame(&mut self, frame: Frame, now: UnixMillis) {
+        if self.finished || frame.track >= self.tracks.len() {
+            return;
+        }
+        self.handle(FrontEndEvent::Frame(frame));
+        if self.anchor.is_none() {
+            self.anchor = self.latest_lead_dts.map(|dts| (dts, now));
+        }
+        self.drain_segmenter();
+    }
+
+    /// The timeline of pushed frames breaks before the next frame.
+    pub fn push_discontinuity(&mut self) {
+        self.handle(FrontEndEvent::Discontinuity);
+        self.drain_segmenter();
+    }
+
     /// The stream ended: writes the last part and segment and ends the playlist.
     pub fn finish(&mut self) {
         if self.finished {
@@ -274,6 +307,12 @@ impl Packager {
 
     fn drain_front(&mut self) {
         while let Some(ev) = self.front.poll() {
+            self.handle(ev);
+        }
+    }
+
+    fn handle(&mut self, ev: FrontEndEvent) {
+        {
             match ev {
                 FrontEndEvent::Tracks(tracks) => {
                     if self.segmenter.is_some() {
@@ -291,7 +330,7 @@ impl Packager {
                 }
                 FrontEndEvent::Frame(frame) => {
                     let Some(seg) = self.segmenter.as_mut() else {
-                        continue;
+                        return;
                     };
                     if seg.tracks().get(frame.track).map(|t| t.kind()) == Some(TrackKind::Video)
                         || seg.tracks().len() == 1

@@ -4,6 +4,7 @@
 use super::boxes::{BoxWriter, UNITY_MATRIX};
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;
+use crate::codec::opus::{OpusConfig, OPUS_CLOCK};
 use crate::media::{CodecConfig, TrackInfo, TrackKind};
 
 /// Writes the initialization segment for `tracks`.
@@ -103,6 +104,7 @@ fn write_trak(w: &mut BoxWriter, t: &TrackInfo) {
                         match &t.codec {
                             CodecConfig::Avc(c) => write_avc1(w, c),
                             CodecConfig::Aac(c) => write_mp4a(w, c, t.id),
+                            CodecConfig::Opus(c) => write_opus(w, c),
                         }
                     });
                     w.full(b"stts", 0, 0, |w| w.u32(0));
@@ -169,5 +171,18 @@ fn write_mp4a(w: &mut BoxWriter, c: &AacConfig, track_id: u32) {
             w.u8(1);
             w.u8(0x02);
         });
+    });
+}
+
+fn write_opus(w: &mut BoxWriter, c: &OpusConfig) {
+    w.bx(b"Opus", |w| {
+        w.zeros(6);
+        w.u16(1);
+        w.zeros(8);
+        w.u16(u16::from(c.channels));
+        w.u16(16);
+        w.u32(0);
+        w.u32(OPUS_CLOCK << 16);
+        w.bx(b"dOps", |w| w.bytes(&c.dops()));
     });
 }

@@ -4,6 +4,7 @@
 pub mod aac;
 pub(crate) mod bits;
 pub mod h264;
+pub mod opus;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

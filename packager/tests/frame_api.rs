@@ -1,0 +1,139 @@
+//! The frame API other ingests use (WHIP, RTSP): tracks and frames handed over
+//! directly, here H.264 taken from a TS capture and Opus packets from an Ogg file,
+//! packaged together and decoded with ffmpeg.
+
+use std::process::Command;
+
+use brook_packager::codec::opus::{packet_duration, OpusConfig};
+use brook_packager::frontend::{FrontEndEvent, TsFrontEnd};
+use brook_packager::media::{CodecConfig, Frame, TrackInfo};
+use brook_packager::{Event, ObjectKind, Packager, PackagerConfig, UnixMillis};
+use bytes::Bytes;
+
+const TS: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
+const OGG: &[u8] = include_bytes!("fixtures/lavfi_opus_20ms.ogg");
+
+/// Packets of the first logical stream of an Ogg file (RFC 3533).
+fn ogg_packets(mut data: &[u8]) -> Vec<Vec<u8>> {
+    let mut packets = Vec::new();
+    let mut current = Vec::new();
+    while data.len() >= 27 && &data[..4] == b"OggS" {
+        let nsegs = usize::from(data[26]);
+        let table = &data[27..27 + nsegs];
+        let mut body = &data[27 + nsegs..];
+        for &lace in table {
+            current.extend_from_slice(&body[..usize::from(lace)]);
+            body = &body[usize::from(lace)..];
+            if lace < 255 {
+                packets.push(std::mem::take(&mut current));
+            }
+        }
+        let page_len = 27 + nsegs + table.iter().map(|&l| usize::from(l)).sum::<usize>();
+        data = &data[page_len..];
+    }
+    packets
+}
+
+#[test]
+fn h264_and_opus_frames_package_and_decode() {
+    // Video frames and their configuration, as a WHIP depacketizer would produce them.
+    let mut front = TsFrontEnd::default();
+    front.push(TS).unwrap();
+    front.flush().unwrap();
+    let mut video_track = None;
+    let mut video = Vec::new();
+    while let Some(ev) = front.poll() {
+        match ev {
+            FrontEndEvent::Tracks(t) => video_track = Some(t[0].clone()),
+            FrontEndEvent::Frame(f) if f.track == 0 => video.push(f),
+            _ => {}
+        }
+    }
+    let video_track = video_track.unwrap();
+
+    let packets = ogg_packets(OGG);
+    let opus = OpusConfig::from_opus_head(&packets[0]).expect("OpusHead");
+    let tracks = vec![
+        video_track,
+        TrackInfo {
+            id: 2,
+            timescale: 48_000,
+            codec: CodecConfig::Opus(opus),
+        },
+    ];
+    let mut p = Packager::new(PackagerConfig::default());
+    p.push_tracks(tracks);
+    // Interleave by time, audio slightly late as from a real network.
+    let first_video = video[0].dts;
+    let mut audio_ts = 0i64;
+    let mut audio = packets[2..].iter().peekable();
+    let mut objects = std::collections::BTreeMap::new();
+    for frame in video {
+        let video_time = frame.dts - first_video;
+        p.push_frame(frame, UnixMillis(1_795_000_000_000));
+        while let Some(pkt) = audio.peek() {
+            if audio_ts * 90_000 / 48_000 > video_time - 9000 {
+                break;
+            }
+            let d = packet_duration(pkt).unwrap();
+            p.push_frame(
+                Frame {
+                    track: 1,
+                    dts: audio_ts + first_video * 48_000 / 90_000,
+                    pts: audio_ts + first_video * 48_000 / 90_000,
+                    keyframe: true,
+                    duration: Some(d),
+                    data: Bytes::from(audio.next().unwrap().clone()),
+                },
+                UnixMillis(1_795_000_000_000),
+            );
+            audio_ts += i64::from(d);
+        }
+        while let Some(ev) = p.poll() {
+            if let Event::Object { name, data, kind } = ev {
+                objects.insert(name, (kind, data));
+            }
+        }
+    }
+    p.finish();
+    while let Some(ev) = p.poll() {
+        if let Event::Object { name, data, kind } = ev {
+            objects.insert(name, (kind, data));
+        }
+    }
+    let mv = p.multivariant().unwrap().to_string();
+    assert!(mv.contains("CODECS=\"avc1.64000d,opus\""), "{mv}");
+
+    let mut file = objects["init.mp4"].1.to_vec();
+    for (_, (kind, data)) in objects.iter() {
+        if *kind == ObjectKind::Segment {
+            file.extend_from_slice(data);
+        }
+    }
+    let path = std::env::temp_dir().join(format!("brook-opus-{}.mp4", std::process::id()));
+    std::fs::write(&path, file).unwrap();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,channels",
+            "-of",
+            "csv",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let decode = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let streams = String::from_utf8_lossy(&probe.stdout);
+    assert!(streams.contains("stream,h264"), "{streams}");
+    assert!(streams.contains("stream,opus,2"), "{streams}");
+    assert!(decode.status.success());
+    assert_eq!(String::from_utf8_lossy(&decode.stderr), "");
+}
