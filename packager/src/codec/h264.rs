@@ -17,16 +17,12 @@ pub fn nal_type(nal: &[u8]) -> u8 {
 
 /// Splits an Annex B byte stream into NAL units (start codes removed).
 pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
+    // Start codes end in 0x01; find those bytes with memchr (SIMD) and check the two
+    // zeros before. Emulation prevention guarantees 00 00 01 never occurs inside a NAL.
+    let starts: Vec<usize> = memchr::memchr_iter(1, data)
+        .filter(|&i| i >= 2 && data[i - 1] == 0 && data[i - 2] == 0)
+        .map(|i| i + 1)
+        .collect();
     let mut ranges = Vec::with_capacity(starts.len());
     for (k, &s) in starts.iter().enumerate() {
         let mut end = starts.get(k + 1).map_or(data.len(), |&n| n - 3);

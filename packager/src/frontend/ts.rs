@@ -294,7 +294,7 @@ impl TsFrontEnd {
                 pts: dts,
                 keyframe: true,
                 duration: Some(aac::SAMPLES_PER_FRAME),
-                data: Bytes::copy_from_slice(f.payload),
+                data: pes.data.slice_ref(f.payload),
             };
             self.emit(TrackKind::Audio, frame);
         }

@@ -16,6 +16,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use bytes::Bytes;
+
 use super::packet::{Packet, NULL_PID, PACKET_SIZE, SYNC_BYTE};
 use super::pes;
 use super::psi::{self, EsInfo, StreamType};
@@ -39,7 +41,7 @@ pub struct Pes {
     pub pts: Option<u64>,
     pub dts: Option<u64>,
     /// Elementary stream bytes (PES header removed).
-    pub data: Vec<u8>,
+    pub data: Bytes,
     /// Byte offset in the input of the packet that started this PES.
     pub offset: u64,
 }
@@ -111,57 +113,70 @@ impl Demuxer {
     /// transport stream and the session should end.
     pub fn push(&mut self, data: &[u8]) -> Result<(), TsError> {
         self.stats.bytes += data.len() as u64;
-        self.pending.extend_from_slice(data);
+        if self.pending.is_empty() {
+            // The common case (whole packets per message): parse straight from the
+            // input, keep only a partial packet for next time.
+            let (consumed, result) = self.process(data);
+            self.pending.extend_from_slice(&data[consumed..]);
+            self.offset += consumed as u64;
+            return result;
+        }
+        let mut buf = std::mem::take(&mut self.pending);
+        buf.extend_from_slice(data);
+        let (consumed, result) = self.process(&buf);
+        buf.drain(..consumed);
+        self.pending = buf;
+        self.offset += consumed as u64;
+        result
+    }
+
+    /// Parses the packets in `buf` (which starts at input offset `self.offset`);
+    /// returns how many bytes were used.
+    fn process(&mut self, buf: &[u8]) -> (usize, Result<(), TsError>) {
         let mut pos = 0;
-        let mut result = Ok(());
-        while self.pending.len() - pos >= PACKET_SIZE {
+        while buf.len() - pos >= PACKET_SIZE {
             if !self.in_sync {
                 let need = PACKET_SIZE * SYNC_RUN;
-                if self.pending.len() - pos < need {
+                if buf.len() - pos < need {
                     break; // wait for enough bytes to confirm sync
                 }
-                let aligned =
-                    (0..SYNC_RUN).all(|k| self.pending[pos + k * PACKET_SIZE] == SYNC_BYTE);
+                let aligned = (0..SYNC_RUN).all(|k| buf[pos + k * PACKET_SIZE] == SYNC_BYTE);
                 if !aligned {
                     pos += 1;
                     self.stats.resync_bytes += 1;
                     self.skipped_since_sync += 1;
                     if self.skipped_since_sync > MAX_SYNC_SEARCH {
-                        result = Err(TsError::NotTransportStream {
+                        let err = TsError::NotTransportStream {
                             offset: self.offset + pos as u64,
                             skipped: self.skipped_since_sync,
-                        });
-                        break;
+                        };
+                        return (pos, Err(err));
                     }
                     continue;
                 }
                 self.in_sync = true;
                 self.skipped_since_sync = 0;
             }
-            if self.pending[pos] != SYNC_BYTE {
+            if buf[pos] != SYNC_BYTE {
                 self.in_sync = false;
                 continue;
             }
             let offset = self.offset + pos as u64;
-            let mut packet_buf = [0u8; PACKET_SIZE];
-            packet_buf.copy_from_slice(&self.pending[pos..pos + PACKET_SIZE]);
+            let packet = &buf[pos..pos + PACKET_SIZE];
             pos += PACKET_SIZE;
             self.stats.packets += 1;
-            match Packet::parse(&packet_buf) {
+            match Packet::parse(packet) {
                 Ok(p) => self.handle_packet(&p, offset),
                 Err(_) => self.stats.malformed_packets += 1,
             }
             if !self.have_program {
                 let consumed = self.offset + pos as u64;
                 if consumed > MAX_BYTES_WITHOUT_PROGRAM {
-                    result = Err(TsError::NoProgram { bytes: consumed });
-                    break;
+                    return (pos, Err(TsError::NoProgram { bytes: consumed }));
                 }
             }
         }
-        self.pending.drain(..pos);
-        self.offset += pos as u64;
-        result
+        (pos, Ok(()))
     }
 
     /// Next demuxed event, if any.
@@ -362,8 +377,7 @@ impl Demuxer {
         let buf = std::mem::take(&mut asm.buf);
         match pes::parse_header(pid, &buf) {
             Ok(h) if h.payload_offset <= buf.len() => {
-                let mut data = buf;
-                data.drain(..h.payload_offset);
+                let data = Bytes::from(buf).slice(h.payload_offset..);
                 self.events.push_back(DemuxEvent::Pes(Pes {
                     pid,
                     stream_type: asm.stream_type,
@@ -485,10 +499,10 @@ pub(crate) mod tests {
             // Bounded audio PES comes out as soon as complete, before the first video
             // PES (unbounded) which ends only when the next one starts.
             assert_eq!(pes[0].pid, 0x101);
-            assert_eq!(pes[0].data, b"aac");
-            assert_eq!(pes[1].data, video);
+            assert_eq!(&pes[0].data[..], b"aac");
+            assert_eq!(&pes[1].data[..], &video[..]);
             assert_eq!((pes[1].pts, pes[1].dts), (Some(3000), Some(0)));
-            assert_eq!(pes[2].data, b"next");
+            assert_eq!(&pes[2].data[..], b"next");
             assert_eq!(d.stats().continuity_errors, 0);
         }
     }
@@ -519,7 +533,7 @@ pub(crate) mod tests {
             })
             .collect();
         assert_eq!(pes.len(), 1, "the damaged PES is dropped");
-        assert_eq!(pes[0].data, vec![2; 10]);
+        assert_eq!(&pes[0].data[..], &[2; 10][..]);
         let s = d.stats();
         assert_eq!(s.resync_bytes, 3);
         assert_eq!(s.continuity_errors, 1);

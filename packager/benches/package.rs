@@ -1,0 +1,132 @@
+//! Packaging throughput against ffmpeg doing the same job, in the same run:
+//! 60 s of 1080p30 H.264 + AAC in MPEG-TS → CMAF LL-HLS.
+//!
+//! ```text
+//! cargo bench -p brook-packager --bench package
+//! ```
+//!
+//! ffmpeg's side is `ffmpeg -i in.ts -c copy -bsf:a aac_adtstoasc -f hls
+//! -hls_segment_type fmp4 -hls_time 2` (ffmpeg 5.1 needs the bitstream filter for
+//! ADTS audio in MP4; it writes files, while Brook's side keeps objects in memory,
+//! as the origin does; both write every object once). The input is made once with ffmpeg's lavfi sources and cached in
+//! `$BROOK_CACHE/bench` (default `~/.cache/brook/bench`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use brook_packager::{Event, Packager, PackagerConfig, UnixMillis};
+
+fn input() -> Vec<u8> {
+    let cache = std::env::var_os("BROOK_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brook"))
+        .join("bench");
+    std::fs::create_dir_all(&cache).unwrap();
+    let path = cache.join("lavfi_1080p30_60s_h264_aac.ts");
+    if !path.exists() {
+        eprintln!("making {} (once)...", path.display());
+        let tmp = path.with_extension("tmp.ts");
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-t",
+                "60",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "30",
+            ])
+            .args([
+                "-pix_fmt", "yuv420p", "-b:v", "6000k", "-c:a", "aac", "-b:a", "128k",
+            ])
+            .args(["-f", "mpegts"])
+            .arg(&tmp)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    std::fs::read(&path).unwrap()
+}
+
+fn brook(ts: &[u8]) -> (Duration, usize) {
+    let start = Instant::now();
+    let mut p = Packager::new(PackagerConfig::default());
+    let mut bytes_out = 0;
+    for (i, chunk) in ts.chunks(1316).enumerate() {
+        p.push_ts(chunk, UnixMillis(i as u64)).unwrap();
+        while let Some(ev) = p.poll() {
+            match ev {
+                Event::Object { data, .. } => bytes_out += data.len(),
+                Event::PlaylistChanged => bytes_out += p.media_playlist().to_string().len(),
+                Event::Evicted { .. } => {}
+            }
+        }
+    }
+    p.finish();
+    while p.poll().is_some() {}
+    (start.elapsed(), bytes_out)
+}
+
+fn ffmpeg(path: &std::path::Path) -> Duration {
+    let out = std::env::temp_dir().join(format!("brook-bench-ffmpeg-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let start = Instant::now();
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(path)
+        .args(["-c", "copy", "-bsf:a", "aac_adtstoasc", "-f", "hls"])
+        .args(["-hls_segment_type", "fmp4", "-hls_time", "2"])
+        .arg(out.join("index.m3u8"))
+        .status()
+        .expect("ffmpeg");
+    let took = start.elapsed();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&out);
+    took
+}
+
+fn main() {
+    // `cargo test --benches` runs this with --bench absent; only measure when asked.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let ts = input();
+    let mb = ts.len() as f64 / 1e6;
+    let path = std::env::var_os("BROOK_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brook"))
+        .join("bench/lavfi_1080p30_60s_h264_aac.ts");
+    let runs = 5;
+    let mut brook_best = Duration::MAX;
+    let mut ffmpeg_best = Duration::MAX;
+    let mut out_bytes = 0;
+    for _ in 0..runs {
+        let (t, b) = brook(&ts);
+        brook_best = brook_best.min(t);
+        out_bytes = b;
+        ffmpeg_best = ffmpeg_best.min(ffmpeg(&path));
+    }
+    let b = brook_best.as_secs_f64();
+    let f = ffmpeg_best.as_secs_f64();
+    println!("input: {mb:.1} MB, 60 s of 1080p30 H.264 + AAC (best of {runs} runs each)");
+    println!(
+        "brook-packager: {:>8.1} ms  {:>7.1} MB/s  {:>6.0}x realtime  ({:.1} MB of CMAF + playlists)",
+        b * 1e3,
+        mb / b,
+        60.0 / b,
+        out_bytes as f64 / 1e6
+    );
+    println!(
+        "ffmpeg -c copy -f hls (fmp4): {:>8.1} ms  {:>7.1} MB/s  {:>6.0}x realtime",
+        f * 1e3,
+        mb / f,
+        60.0 / f
+    );
+    println!("ratio: brook is {:.1}x ffmpeg's throughput", f / b);
+}
