@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -19,6 +19,9 @@ pub struct Config {
     pub srt: SrtConfig,
     pub packager: PackagerSettings,
     pub hls: HlsConfig,
+    pub publish: PublishConfig,
+    pub archive: ArchiveConfig,
+    pub admin: AdminConfig,
     /// Streams that may publish, by name (`live/<name>`). Default: only `cam1` with
     /// the development key `dev-key`; a config file replaces this table entirely.
     pub streams: BTreeMap<String, StreamConfig>,
@@ -38,6 +41,9 @@ impl Default for Config {
             srt: SrtConfig::default(),
             packager: PackagerSettings::default(),
             hls: HlsConfig::default(),
+            publish: PublishConfig::default(),
+            archive: ArchiveConfig::default(),
+            admin: AdminConfig::default(),
             streams,
         }
     }
@@ -50,6 +56,13 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Seconds in-flight responses get to finish on shutdown. Default 3.
     pub shutdown_grace_seconds: u64,
+    /// Worker threads serving HTTP. Default 0: one per CPU.
+    pub threads: usize,
+    /// Accept HTTP/2 without TLS (h2c, prior knowledge) on `listen`, next to
+    /// HTTP/1.1. Default true.
+    pub h2c: bool,
+    /// HTTPS (HTTP/2 by ALPN, and HTTP/1.1) when set. Default: none.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -57,8 +70,86 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             shutdown_grace_seconds: 3,
+            threads: 0,
+            h2c: true,
+            tls: None,
         }
     }
+}
+
+impl HttpConfig {
+    /// `threads`, with 0 resolved to the number of CPUs.
+    pub fn worker_threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address for HTTPS. Required.
+    pub listen: SocketAddr,
+    /// PEM certificate chain file. Required.
+    pub cert: PathBuf,
+    /// PEM private key file. Required.
+    pub key: PathBuf,
+}
+
+/// What happens when an encoder goes away, or a second one arrives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// An encoder that reconnects within this many ms continues the same stream
+    /// (same URLs, `EXT-X-DISCONTINUITY`); after it the stream ends (ENDLIST, VOD).
+    /// 0 ends the stream as soon as the publisher leaves. Default 10000.
+    pub reconnect_grace_ms: u64,
+    /// A second publisher with the right key while one is connected: `reject`
+    /// it, or let it `takeover` (the first is disconnected). Default `reject`.
+    pub on_conflict: OnConflict,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self {
+            reconnect_grace_ms: 10_000,
+            on_conflict: OnConflict::Reject,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    Reject,
+    Takeover,
+}
+
+/// Live-to-VOD archive.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Directory every session's segments are written to (`<stream>/<session>/
+    /// <rendition>/`), and ended sessions are served from as VOD. Default: none
+    /// (no archive; a stream's media is gone once it leaves the live window).
+    pub dir: Option<PathBuf>,
+}
+
+/// The admin API (`/admin/...`) and Prometheus metrics (`/metrics`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token for `/admin/...` (at least 16 characters). The environment
+    /// variable `BROOK_ADMIN_TOKEN` overrides it. Default: none, and the admin API
+    /// answers 404.
+    pub token: Option<String>,
+    /// Serve `/admin/...` and `/metrics` on this address instead of on
+    /// `http.listen` (keeps them off the port the CDN pulls from). Default: none.
+    pub listen: Option<SocketAddr>,
+    /// Require the admin token for `/metrics` too. Default false.
+    pub metrics_need_token: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +292,28 @@ impl Config {
                 "packager.window_segments must be at least 3".into(),
             ));
         }
+        if let Some(token) = &self.admin.token {
+            if token.len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "admin.token is too short (at least 16 characters)".into(),
+                ));
+            }
+        }
+        if self.admin.metrics_need_token && self.admin.token.is_none() {
+            return Err(ConfigError::Invalid(
+                "admin.metrics_need_token needs admin.token".into(),
+            ));
+        }
+        if let Some(tls) = &self.http.tls {
+            for (what, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(ConfigError::Invalid(format!(
+                        "http.tls.{what}: {} is not a readable file",
+                        path.display()
+                    )));
+                }
+            }
+        }
         for (name, s) in &self.streams {
             if !crate::valid_stream_name(name) {
                 return Err(ConfigError::Invalid(format!(
@@ -266,6 +379,11 @@ mod tests {
         assert!(Config::from_toml("[packager]\npart_target_ms = 10\n", "t").is_err());
         assert!(Config::from_toml("[streams.\"a/b\"]\nkey = \"0123456\"\n", "t").is_err());
         assert!(Config::from_toml("[streams.a]\nkey = \"x\"\n", "t").is_err());
+        assert!(Config::from_toml("[admin]\ntoken = \"short\"\n", "t").is_err());
+        assert!(Config::from_toml("[publish]\non_conflict = \"merge\"\n", "t").is_err());
+        assert!(Config::from_toml("[http.tls]\nlisten = \"0.0.0.0:1\"\n", "t").is_err());
+        let c = Config::from_toml("[publish]\non_conflict = \"takeover\"\n", "t").unwrap();
+        assert_eq!(c.publish.on_conflict, OnConflict::Takeover);
     }
 
     #[test]

@@ -30,7 +30,9 @@ use async_trait::async_trait;
 use brook_packager::{ObjectKind, MEDIA_PLAYLIST_NAME};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::apps::{
+    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream,
+};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
@@ -72,15 +74,6 @@ impl Request<'_> {
 pub enum Body {
     Full(Bytes),
     Growing(Arc<Growing>),
-}
-
-impl Body {
-    pub fn len(&self) -> Option<usize> {
-        match self {
-            Body::Full(b) => Some(b.len()),
-            Body::Growing(_) => None,
-        }
-    }
 }
 
 /// An HTTP response before it is written.
@@ -224,15 +217,28 @@ impl OriginHttp {
         }
     }
 
-    async fn multivariant(&self, req: &Request<'_>, name: &str, stream: Option<&Arc<Stream>>) -> Reply {
+    async fn multivariant(
+        &self,
+        req: &Request<'_>,
+        name: &str,
+        stream: Option<&Arc<Stream>>,
+    ) -> Reply {
         let Some(stream) = stream else {
             // Not in memory (e.g. after a restart): the newest archived session.
-            let archived = match (&self.archive, self.archive.as_ref().and_then(|a| a.latest(name))) {
+            let archived = match (
+                &self.archive,
+                self.archive.as_ref().and_then(|a| a.latest(name)),
+            ) {
                 (Some(a), Some(session)) => a.multivariant_text(name, &session).await,
                 _ => None,
             };
             return match archived {
-                Some(text) => playlist(req, &Rendered::new(text.clone()), etag_of(&text), "no-cache"),
+                Some(text) => playlist(
+                    req,
+                    &Rendered::new(text.clone()),
+                    etag_of(&text),
+                    "no-cache",
+                ),
                 None => Reply::text(StatusCode::NOT_FOUND, "unknown stream"),
             };
         };
@@ -243,7 +249,12 @@ impl OriginHttp {
         };
         match ready {
             Some(s) => match &s.multivariant {
-                Some(body) => playlist(req, body, format!("\"{}-{}m\"", s.session, s.version), "no-cache"),
+                Some(body) => playlist(
+                    req,
+                    body,
+                    format!("\"{}-{}m\"", s.session, s.version),
+                    "no-cache",
+                ),
                 None => Reply::text(StatusCode::NOT_FOUND, "the stream ended before it started"),
             },
             None => Reply::text(StatusCode::SERVICE_UNAVAILABLE, "stream is starting")
@@ -258,7 +269,12 @@ impl OriginHttp {
             return None;
         }
         let text = a.get(name, session, MEDIA_PLAYLIST_NAME).await?;
-        Some(playlist(req, &Rendered::new(text.clone()), etag_of(&text), ENDED))
+        Some(playlist(
+            req,
+            &Rendered::new(text.clone()),
+            etag_of(&text),
+            ENDED,
+        ))
     }
 
     async fn media(
@@ -352,7 +368,10 @@ impl OriginHttp {
         let cache = if s.ended {
             "no-cache".to_string()
         } else if request.msn.is_some() {
-            format!("public, max-age={}", self.hls.blocking_timeout_ms.div_ceil(1000))
+            format!(
+                "public, max-age={}",
+                self.hls.blocking_timeout_ms.div_ceil(1000)
+            )
         } else {
             "no-cache".to_string()
         };
@@ -360,7 +379,12 @@ impl OriginHttp {
             (Some(delta), Skip::Yes | Skip::V2) => (delta, "d"),
             _ => (&s.media_text, ""),
         };
-        playlist(req, body, format!("\"{}-{}{tag}\"", s.session, s.version), &cache)
+        playlist(
+            req,
+            body,
+            format!("\"{}-{}{tag}\"", s.session, s.version),
+            &cache,
+        )
     }
 
     async fn object(
@@ -440,7 +464,10 @@ impl OriginHttp {
             if held.is_none() {
                 held = Some(stream.hold());
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return Some(
                     Reply::text(StatusCode::SERVICE_UNAVAILABLE, "part not produced in time")
                         .header("retry-after", "1"),
@@ -530,10 +557,12 @@ fn media_object(req: &Request<'_>, data: Bytes, etag: String) -> Reply {
     };
     let r = match RangeRequest::parse(range_header, len) {
         RangeRequest::Full => Reply::new(StatusCode::OK, MP4, data),
-        RangeRequest::Partial { start, end } => {
-            Reply::new(StatusCode::PARTIAL_CONTENT, MP4, data.slice(start as usize..end as usize))
-                .header("content-range", format!("bytes {start}-{}/{len}", end - 1))
-        }
+        RangeRequest::Partial { start, end } => Reply::new(
+            StatusCode::PARTIAL_CONTENT,
+            MP4,
+            data.slice(start as usize..end as usize),
+        )
+        .header("content-range", format!("bytes {start}-{}/{len}", end - 1)),
         RangeRequest::Unsatisfiable => {
             return Reply::text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable")
                 .header("content-range", format!("bytes */{len}"))

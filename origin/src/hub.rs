@@ -6,21 +6,131 @@
 //! snapshot that references them, and removes evicted objects only after
 //! publishing a snapshot that no longer does. A reader that sees a playlist can
 //! therefore fetch everything in it.
+//!
+//! Waiting: a blocked playlist request holds one receiver of the stream's snapshot
+//! `watch`; a request for the preload-hinted part holds one receiver of its
+//! `objects` watch (bumped on every snapshot and when a part starts growing).
+//! No task or thread per waiter.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use brook_packager::hls::MediaPlaylist;
 use brook_packager::ObjectKind;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-/// One servable object.
+/// One servable, complete object.
 #[derive(Debug, Clone)]
 pub struct Object {
     pub kind: ObjectKind,
     pub data: Bytes,
+    /// When it became servable: the start of the part-publish-to-first-byte clock.
+    pub published: Instant,
+}
+
+impl Object {
+    pub fn new(kind: ObjectKind, data: Bytes) -> Self {
+        Self {
+            kind,
+            data,
+            published: Instant::now(),
+        }
+    }
+}
+
+/// An object still being produced (the preload-hinted part, written frame by frame):
+/// readers stream its chunks as they are appended, then the rest once it is done.
+#[derive(Debug)]
+pub struct Growing {
+    pub kind: ObjectKind,
+    pub started: Instant,
+    chunks: Mutex<Vec<Bytes>>,
+    /// (chunks so far, state); readers wait on it.
+    progress: watch::Sender<(usize, GrowState)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrowState {
+    Growing,
+    Done,
+    /// Its producer went away without finishing it.
+    Abandoned,
+}
+
+impl Growing {
+    fn new(kind: ObjectKind) -> Self {
+        Self {
+            kind,
+            started: Instant::now(),
+            chunks: Mutex::new(Vec::new()),
+            progress: watch::channel((0, GrowState::Growing)).0,
+        }
+    }
+
+    fn append(&self, chunk: Bytes) {
+        let n = match self.chunks.lock() {
+            Ok(mut c) => {
+                c.push(chunk);
+                c.len()
+            }
+            Err(_) => return,
+        };
+        self.progress.send_replace((n, GrowState::Growing));
+    }
+
+    fn end(&self, state: GrowState) {
+        self.progress.send_modify(|p| p.1 = state);
+    }
+
+    /// Chunks from index `from` on, and whether the object is complete after them.
+    /// Waits (one watch receiver) while nothing new is there. `None` when the
+    /// object was abandoned: what was sent of it must not pass for the whole.
+    pub async fn next(&self, from: usize) -> Option<(Vec<Bytes>, bool)> {
+        let mut rx = self.progress.subscribe();
+        loop {
+            let (n, state) = *rx.borrow_and_update();
+            if state == GrowState::Abandoned {
+                return None;
+            }
+            let done = state == GrowState::Done;
+            if n > from || done {
+                let chunks = self.chunks.lock().ok()?;
+                return Some((chunks.get(from..).unwrap_or_default().to_vec(), done));
+            }
+            rx.changed().await.ok()?;
+        }
+    }
+}
+
+/// A rendered playlist with its compressed forms, made on first use.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    pub identity: Bytes,
+    gzip: OnceLock<Bytes>,
+    br: OnceLock<Bytes>,
+}
+
+impl Rendered {
+    pub fn new(identity: Bytes) -> Self {
+        Self {
+            identity,
+            ..Self::default()
+        }
+    }
+
+    pub fn gzip(&self) -> &Bytes {
+        self.gzip
+            .get_or_init(|| crate::http::encoding::gzip(&self.identity))
+    }
+
+    pub fn br(&self) -> &Bytes {
+        self.br
+            .get_or_init(|| crate::http::encoding::brotli(&self.identity))
+    }
 }
 
 /// What a stream serves at one instant; replaced whole on every change.
@@ -29,13 +139,93 @@ pub struct Snapshot {
     /// Random per publish session; part of every media URL so that caches never mix
     /// a previous session's objects with the current one's.
     pub session: String,
+    /// Bumped on every change of this stream: playlist ETags derive from it.
+    pub version: u64,
     pub media: Option<Arc<MediaPlaylist>>,
-    /// Rendered media playlist text for `media`.
-    pub media_text: Bytes,
+    /// The rendered media playlist for `media`.
+    pub media_text: Rendered,
+    /// Its delta update (`EXT-X-SKIP`, for `_HLS_skip=YES`), when the packager
+    /// offers one.
+    pub delta_text: Option<Rendered>,
     /// Rendered multivariant playlist, once codecs and bit rate are known.
-    pub multivariant: Option<Bytes>,
+    pub multivariant: Option<Rendered>,
     /// A publisher is connected.
     pub live: bool,
+    /// The session is over (ENDLIST published, or it ended before any media):
+    /// nothing will change any more.
+    pub ended: bool,
+}
+
+impl Snapshot {
+    pub fn empty(session: String) -> Self {
+        Self {
+            session,
+            version: 0,
+            media: None,
+            media_text: Rendered::default(),
+            delta_text: None,
+            multivariant: None,
+            live: true,
+            ended: false,
+        }
+    }
+}
+
+/// Ingest-side counters of a stream, for `/metrics` and the admin API.
+#[derive(Debug, Clone, Default)]
+pub struct IngestStats {
+    /// Address of the connected publisher.
+    pub peer: Option<SocketAddr>,
+    /// Publisher connections in this session (1 + reconnects and takeovers).
+    pub connections: u64,
+    pub bytes: u64,
+    pub bitrate_bps: f64,
+    pub rtt_ms: f64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub packets_retransmitted: u64,
+    pub packets_dropped: u64,
+    pub continuity_errors: u64,
+    pub parts: u64,
+    pub segments: u64,
+    /// Unix ms the current session started.
+    pub started_unix_ms: u64,
+}
+
+/// Connections that asked for this stream's media playlist recently: a viewer
+/// estimate (a browser on HTTP/1.1 may use a few connections; behind a CDN it
+/// counts the CDN's connections).
+#[derive(Debug, Default)]
+struct Viewers {
+    seen: [Mutex<HashMap<SocketAddr, Instant>>; VIEWER_SHARDS],
+}
+
+const VIEWER_SHARDS: usize = 16;
+/// How long a connection counts as a viewer after its last playlist request.
+pub const VIEWER_WINDOW: Duration = Duration::from_secs(10);
+
+impl Viewers {
+    fn shard(&self, peer: &SocketAddr) -> &Mutex<HashMap<SocketAddr, Instant>> {
+        &self.seen[usize::from(peer.port()) % VIEWER_SHARDS]
+    }
+
+    fn touch(&self, peer: SocketAddr, now: Instant) {
+        if let Ok(mut m) = self.shard(&peer).lock() {
+            m.insert(peer, now);
+        }
+    }
+
+    fn count(&self, now: Instant) -> usize {
+        self.seen
+            .iter()
+            .map(|s| {
+                s.lock().map_or(0, |mut m| {
+                    m.retain(|_, t| now.duration_since(*t) < VIEWER_WINDOW);
+                    m.len()
+                })
+            })
+            .sum()
+    }
 }
 
 /// A stream's state, shared by its publisher and its viewers.
@@ -43,11 +233,37 @@ pub struct Snapshot {
 pub struct Stream {
     pub name: String,
     objects: RwLock<HashMap<String, Object>>,
+    growing: RwLock<HashMap<String, Arc<Growing>>>,
     snapshot: watch::Sender<Arc<Snapshot>>,
+    objects_epoch: watch::Sender<u64>,
     publishing: Mutex<bool>,
+    version: AtomicU64,
+    pub stats: Mutex<IngestStats>,
+    /// Requests currently held (blocking reload or preload-hinted part).
+    blocked: AtomicI64,
+    viewers: Viewers,
 }
 
 impl Stream {
+    fn new(name: &str, session: String) -> Self {
+        Self {
+            name: name.to_string(),
+            objects: RwLock::new(HashMap::new()),
+            growing: RwLock::new(HashMap::new()),
+            snapshot: watch::channel(Arc::new(Snapshot::empty(session))).0,
+            objects_epoch: watch::channel(0).0,
+            publishing: Mutex::new(true),
+            version: AtomicU64::new(0),
+            stats: Mutex::new(IngestStats {
+                started_unix_ms: unix_ms(),
+                connections: 1,
+                ..IngestStats::default()
+            }),
+            blocked: AtomicI64::new(0),
+            viewers: Viewers::default(),
+        }
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.borrow().clone()
     }
@@ -57,13 +273,51 @@ impl Stream {
         self.snapshot.subscribe()
     }
 
+    /// A receiver that wakes on every snapshot and whenever an object starts
+    /// growing: how requests for the preload-hinted part wait.
+    pub fn subscribe_objects(&self) -> watch::Receiver<u64> {
+        self.objects_epoch.subscribe()
+    }
+
     pub fn object(&self, name: &str) -> Option<Object> {
         self.objects.read().ok()?.get(name).cloned()
     }
 
+    pub fn growing(&self, name: &str) -> Option<Arc<Growing>> {
+        self.growing.read().ok()?.get(name).cloned()
+    }
+
+    /// Stores a complete object. If it was growing, its readers get the rest and
+    /// end; the complete object replaces it for new readers.
     pub fn insert(&self, name: String, object: Object) {
+        let grown = self.growing.write().ok().and_then(|mut g| g.remove(&name));
         if let Ok(mut objects) = self.objects.write() {
             objects.insert(name, object);
+        }
+        if let Some(g) = grown {
+            g.end(GrowState::Done);
+        }
+    }
+
+    /// Appends a chunk to object `name`, which is still being produced (it is
+    /// created on the first chunk). The complete object must follow through
+    /// [`Stream::insert`] with the same bytes as all chunks concatenated.
+    pub fn append_chunk(&self, name: &str, kind: ObjectKind, chunk: Bytes) {
+        let Ok(mut growing) = self.growing.write() else {
+            return;
+        };
+        let (g, created) = match growing.get(name) {
+            Some(g) => (g.clone(), false),
+            None => {
+                let g = Arc::new(Growing::new(kind));
+                growing.insert(name.to_string(), g.clone());
+                (g, true)
+            }
+        };
+        drop(growing);
+        g.append(chunk);
+        if created {
+            self.objects_epoch.send_modify(|e| *e += 1);
         }
     }
 
@@ -75,12 +329,53 @@ impl Stream {
         }
     }
 
-    pub fn publish(&self, snapshot: Snapshot) {
+    /// Publishes a new snapshot (its `version` is assigned here).
+    pub fn publish(&self, mut snapshot: Snapshot) {
+        snapshot.version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
         self.snapshot.send_replace(Arc::new(snapshot));
+        self.objects_epoch.send_modify(|e| *e += 1);
     }
 
     pub fn is_publishing(&self) -> bool {
         self.publishing.lock().map(|p| *p).unwrap_or(true)
+    }
+
+    pub fn set_publishing(&self, on: bool) {
+        if let Ok(mut p) = self.publishing.lock() {
+            *p = on;
+        }
+    }
+
+    /// Counts a held request for as long as the guard lives.
+    pub fn hold(self: &Arc<Self>) -> HeldGuard {
+        self.blocked.fetch_add(1, Ordering::Relaxed);
+        HeldGuard(self.clone())
+    }
+
+    pub fn blocked_requests(&self) -> i64 {
+        self.blocked.load(Ordering::Relaxed)
+    }
+
+    pub fn saw_viewer(&self, peer: SocketAddr) {
+        self.viewers.touch(peer, Instant::now());
+    }
+
+    pub fn viewers(&self) -> usize {
+        self.viewers.count(Instant::now())
+    }
+
+    pub fn ingest_stats(&self) -> IngestStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// See [`Stream::hold`].
+#[derive(Debug)]
+pub struct HeldGuard(Arc<Stream>);
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        self.0.blocked.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -100,9 +395,19 @@ impl Hub {
         self.streams.read().ok()?.get(name).cloned()
     }
 
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        let mut all: Vec<_> = self
+            .streams
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     /// Starts a publish session: a fresh session id and an empty object set. The
-    /// previous session's objects are dropped (they live on only in caches, under
-    /// the old session's URLs).
+    /// previous session's objects are dropped (they live on in the archive and in
+    /// caches, under the old session's URLs).
     pub fn begin_publish(&self, name: &str) -> Result<Arc<Stream>, AlreadyPublishing> {
         let mut streams = self
             .streams
@@ -121,62 +426,72 @@ impl Hub {
             if let Ok(mut objects) = existing.objects.write() {
                 objects.clear();
             }
-            existing.publish(empty_snapshot(new_session_id(), true));
+            if let Ok(mut growing) = existing.growing.write() {
+                for (_, g) in growing.drain() {
+                    g.end(GrowState::Abandoned);
+                }
+            }
+            if let Ok(mut stats) = existing.stats.lock() {
+                *stats = IngestStats {
+                    started_unix_ms: unix_ms(),
+                    connections: 1,
+                    ..IngestStats::default()
+                };
+            }
+            existing.publish(Snapshot::empty(new_session_id()));
             return Ok(existing.clone());
         }
-        let (tx, _) = watch::channel(Arc::new(empty_snapshot(new_session_id(), true)));
-        let stream = Arc::new(Stream {
-            name: name.to_string(),
-            objects: RwLock::new(HashMap::new()),
-            snapshot: tx,
-            publishing: Mutex::new(true),
-        });
+        let stream = Arc::new(Stream::new(name, new_session_id()));
         streams.insert(name.to_string(), stream.clone());
         Ok(stream)
     }
 
     /// Ends a publish session; the last snapshot (with `EXT-X-ENDLIST`) stays served.
     pub fn end_publish(&self, stream: &Stream) {
-        if let Ok(mut p) = stream.publishing.lock() {
-            *p = false;
+        stream.set_publishing(false);
+        if let Ok(mut growing) = stream.growing.write() {
+            for (_, g) in growing.drain() {
+                g.end(GrowState::Abandoned);
+            }
         }
         let mut last = (*stream.snapshot()).clone();
         last.live = false;
+        last.ended = true;
         stream.publish(last);
     }
 
     pub fn stream_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .streams
-            .read()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default();
-        names.sort();
-        names
+        self.streams().iter().map(|s| s.name.clone()).collect()
     }
 }
 
-fn empty_snapshot(session: String, live: bool) -> Snapshot {
-    Snapshot {
-        session,
-        media: None,
-        media_text: Bytes::new(),
-        multivariant: None,
-        live,
-    }
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
-/// 12 hex digits, unpredictable enough to keep sessions apart in caches.
-fn new_session_id() -> String {
+/// 16 hex digits: the start time in seconds (so sessions sort by age in the
+/// archive), then 32 random bits (so no two sessions share URLs in a cache).
+pub fn new_session_id() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
-    let nanos = SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+        .unwrap_or_default();
     let mut h = RandomState::new().build_hasher();
-    h.write_u128(nanos);
-    format!("{:012x}", h.finish() & 0xFFFF_FFFF_FFFF)
+    h.write_u128(now.as_nanos());
+    format!(
+        "{:08x}{:08x}",
+        now.as_secs() & 0xFFFF_FFFF,
+        h.finish() & 0xFFFF_FFFF
+    )
+}
+
+/// Session ids as [`new_session_id`] makes them.
+pub fn valid_session_id(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -188,20 +503,63 @@ mod tests {
         let hub = Hub::default();
         let s = hub.begin_publish("cam1").unwrap();
         let first = s.snapshot().session.clone();
+        assert!(valid_session_id(&first), "{first}");
         assert!(hub.begin_publish("cam1").is_err());
         s.insert(
             "seg0.m4s".into(),
-            Object {
-                kind: ObjectKind::Segment,
-                data: Bytes::from_static(b"x"),
-            },
+            Object::new(ObjectKind::Segment, Bytes::from_static(b"x")),
         );
         hub.end_publish(&s);
         assert!(!s.snapshot().live);
+        assert!(s.snapshot().ended);
         assert!(s.object("seg0.m4s").is_some(), "ended stream keeps serving");
         let again = hub.begin_publish("cam1").unwrap();
         assert_ne!(again.snapshot().session, first);
         assert!(again.object("seg0.m4s").is_none());
         assert_eq!(hub.stream_names(), vec!["cam1".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn growing_object_streams_chunks_then_completes() {
+        let hub = Hub::default();
+        let s = hub.begin_publish("cam1").unwrap();
+        let mut epoch = s.subscribe_objects();
+        epoch.borrow_and_update();
+        s.append_chunk("part0.1.m4s", ObjectKind::Part, Bytes::from_static(b"ab"));
+        assert!(epoch.has_changed().unwrap(), "waiters learn it exists");
+        let g = s.growing("part0.1.m4s").unwrap();
+        let (chunks, done) = g.next(0).await.unwrap();
+        assert_eq!((chunks.len(), done), (1, false));
+        let reader = {
+            let g = g.clone();
+            tokio::spawn(async move { g.next(1).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished(), "waits for the next chunk");
+        s.append_chunk("part0.1.m4s", ObjectKind::Part, Bytes::from_static(b"cd"));
+        let (chunks, done) = reader.await.unwrap().unwrap();
+        assert_eq!((chunks, done), (vec![Bytes::from_static(b"cd")], false));
+        s.insert(
+            "part0.1.m4s".into(),
+            Object::new(ObjectKind::Part, Bytes::from_static(b"abcd")),
+        );
+        assert!(s.growing("part0.1.m4s").is_none());
+        assert_eq!(g.next(2).await.unwrap(), (vec![], true));
+        assert_eq!(&s.object("part0.1.m4s").unwrap().data[..], b"abcd");
+    }
+
+    #[test]
+    fn held_requests_are_counted() {
+        let hub = Hub::default();
+        let s = hub.begin_publish("cam1").unwrap();
+        let a = s.hold();
+        let b = s.hold();
+        assert_eq!(s.blocked_requests(), 2);
+        drop((a, b));
+        assert_eq!(s.blocked_requests(), 0);
+        s.saw_viewer("127.0.0.1:1000".parse().unwrap());
+        s.saw_viewer("127.0.0.1:1001".parse().unwrap());
+        s.saw_viewer("127.0.0.1:1000".parse().unwrap());
+        assert_eq!(s.viewers(), 2);
     }
 }

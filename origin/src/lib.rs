@@ -4,26 +4,32 @@
 //! ```text
 //! srt (libsrt listener, one thread per publisher)
 //!   └─▶ publish::Session ── Packager::push_ts ──▶ hub::Stream (objects + playlist snapshot)
-//!                                                     └─▶ http::OriginHttp (blocking reload)
+//!          │                                          └─▶ http::OriginHttp (blocking reload,
+//!          └─▶ archive::Archive ──▶ storage::Storage ───────▶ live-to-VOD, after restarts too)
 //! ```
 //!
 //! The binary (`main.rs`) wires them up:
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use brook_origin::{config::Config, hub::Hub, publish::Publisher, http::OriginHttp, srt};
+//! # use brook_origin::{config::Config, hub::Hub, metrics::Metrics, publish::Publisher, http::OriginHttp, srt};
+//! # let runtime = tokio::runtime::Runtime::new().unwrap();
 //! let config = Arc::new(Config::default());
 //! let hub = Arc::new(Hub::default());
-//! let publisher = Arc::new(Publisher::new(hub.clone(), config.clone()));
-//! let _srt = srt::start(srt::SrtIngestConfig::default(), publisher);
-//! let _http = OriginHttp::new(hub, config.hls.clone()); // served by a Pingora service
+//! let metrics = Arc::new(Metrics::default());
+//! let publisher = Publisher::new(hub.clone(), config.clone(), metrics.clone(), None, runtime.handle().clone());
+//! let _srt = srt::start(srt::SrtIngestConfig::default(), Arc::new(publisher));
+//! let _http = OriginHttp::new(hub, config.hls.clone()).with_metrics(metrics); // a Pingora service
 //! ```
 
+pub mod archive;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod publish;
 pub mod srt;
+pub mod storage;
 
 /// Stream names: 1-64 of `[A-Za-z0-9_-]` (`cam1` publishes as `live/cam1`).
 pub fn valid_stream_name(name: &str) -> bool {

@@ -3,21 +3,28 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use clap::Parser;
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::Server;
+use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 use tracing::{info, warn};
 
+use brook_origin::archive::Archive;
 use brook_origin::config::{Config, DEV_KEY};
+use brook_origin::http::admin::Admin;
 use brook_origin::http::OriginHttp;
 use brook_origin::hub::Hub;
+use brook_origin::metrics::Metrics;
 use brook_origin::publish::Publisher;
 use brook_origin::srt;
+use brook_origin::storage::DiskStorage;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +43,18 @@ struct Args {
     /// SRT listen address (overrides srt.listen).
     #[arg(long)]
     srt: Option<SocketAddr>,
+    /// Archive directory (overrides archive.dir).
+    #[arg(long)]
+    archive_dir: Option<PathBuf>,
+    /// Separate listen address for /admin and /metrics (overrides admin.listen).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// HTTP worker threads, 0 = one per CPU (overrides http.threads).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Reconnect grace period, ms (overrides publish.reconnect_grace_ms).
+    #[arg(long)]
+    reconnect_grace_ms: Option<u64>,
     /// Check the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -62,6 +81,24 @@ fn main() -> anyhow::Result<()> {
     if let Some(addr) = args.srt {
         config.srt.listen = addr;
     }
+    if let Some(dir) = args.archive_dir {
+        config.archive.dir = Some(dir);
+    }
+    if let Some(addr) = args.admin_listen {
+        config.admin.listen = Some(addr);
+    }
+    if let Some(n) = args.threads {
+        config.http.threads = n;
+    }
+    if let Some(ms) = args.reconnect_grace_ms {
+        config.publish.reconnect_grace_ms = ms;
+    }
+    if let Some(token) = std::env::var("BROOK_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        config.admin.token = Some(token);
+    }
     config.validate()?;
     if args.check_config {
         println!("configuration ok");
@@ -72,8 +109,41 @@ fn main() -> anyhow::Result<()> {
     }
     let config = Arc::new(config);
     let hub = Arc::new(Hub::default());
+    let metrics = Arc::new(Metrics::default());
 
-    let publisher = Arc::new(Publisher::new(hub.clone(), config.clone()));
+    // Archive writes and reconnect timers run here, apart from Pingora's runtimes
+    // (which stop before the archive is flushed on shutdown).
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("brook-bg")
+        .enable_all()
+        .build()
+        .context("starting the background runtime")?;
+    let archive = match &config.archive.dir {
+        Some(dir) => {
+            let storage = Arc::new(
+                DiskStorage::new(dir)
+                    .with_context(|| format!("archive directory {}", dir.display()))?,
+            );
+            let archive = background
+                .block_on(Archive::open(storage, metrics.clone(), background.handle()))
+                .context("opening the archive")?;
+            info!(dir = %dir.display(), "archiving every session (live-to-VOD)");
+            Some(archive)
+        }
+        None => {
+            info!("no archive.dir: sessions are not archived (no VOD)");
+            None
+        }
+    };
+
+    let publisher = Publisher::new(
+        hub.clone(),
+        config.clone(),
+        metrics.clone(),
+        archive.clone(),
+        background.handle().clone(),
+    );
     let srt_config = srt::SrtIngestConfig {
         listen: config.srt.listen,
         latency_ms: config.srt.latency_ms,
@@ -81,25 +151,111 @@ fn main() -> anyhow::Result<()> {
         max_connections: config.srt.max_connections,
         ..srt::SrtIngestConfig::default()
     };
-    let ingest = srt::start(srt_config, publisher)
+    let ingest = srt::start(srt_config, Arc::new(publisher.clone()))
         .with_context(|| format!("starting SRT listener on {}", config.srt.listen))?;
     info!(srt = %ingest.local_addr(), http = %config.http.listen, "brook origin starting");
 
     let conf = ServerConf {
+        threads: config.http.worker_threads(),
         grace_period_seconds: Some(config.http.shutdown_grace_seconds),
         graceful_shutdown_timeout_seconds: Some(config.http.shutdown_grace_seconds),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut http = Service::new(
-        "brook http".to_string(),
-        OriginHttp::new(hub, config.hls.clone()),
-    );
+
+    let admin = || Admin {
+        token: config.admin.token.clone(),
+        metrics_need_token: config.admin.metrics_need_token,
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        publisher: Some(publisher.clone()),
+        archive: archive.clone(),
+    };
+    let app = OriginHttp::new(hub.clone(), config.hls.clone())
+        .with_metrics(metrics.clone())
+        .with_archive(archive.clone())
+        .with_h2c(config.http.h2c)
+        .with_admin(config.admin.listen.is_none().then(admin));
+    let mut http = Service::new("brook http".to_string(), app);
     http.add_tcp(&config.http.listen.to_string());
+    if let Some(tls) = &config.http.tls {
+        let (cert, key) = (
+            tls.cert.display().to_string(),
+            tls.key.display().to_string(),
+        );
+        // Pingora panics on unreadable PEM when the listener starts; check first.
+        pingora_core::tls::load_certs_and_key_files(&cert, &key)
+            .ok()
+            .flatten()
+            .with_context(|| format!("http.tls: no certificate/key in {cert} / {key}"))?;
+        let mut settings =
+            TlsSettings::intermediate(&cert, &key).map_err(|e| anyhow::anyhow!("http.tls: {e}"))?;
+        settings.enable_h2();
+        http.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        info!(https = %tls.listen, "HTTPS (HTTP/2 and HTTP/1.1)");
+    }
     server.add_service(http);
+    if let Some(addr) = config.admin.listen {
+        let app = OriginHttp::new(hub.clone(), config.hls.clone())
+            .with_metrics(metrics.clone())
+            .with_admin(Some(admin()));
+        let mut service = Service::new("brook admin".to_string(), app);
+        service.add_tcp(&addr.to_string());
+        info!(admin = %addr, "admin API and metrics");
+        server.add_service(service);
+    }
+    server.add_service(background_service(
+        "lifecycle",
+        Lifecycle {
+            ingest: Mutex::new(Some(ingest)),
+            publisher: publisher.clone(),
+            archive: archive.clone(),
+        },
+    ));
     server.run(pingora_core::server::RunArgs::default());
-    ingest.shutdown();
+    // Normally done by Lifecycle at the start of the grace period; again here in
+    // case the server stopped some other way.
+    publisher.shutdown();
+    if let Some(a) = &archive {
+        background.block_on(a.flush());
+    }
+    background.shutdown_timeout(Duration::from_secs(5));
     info!("brook origin stopped");
     Ok(())
+}
+
+/// Graceful shutdown, first step: when Pingora starts its grace period (HTTP keeps
+/// answering in-flight requests), stop the ingest and end every stream, so viewers
+/// get `EXT-X-ENDLIST` and the archive is complete before the process exits.
+struct Lifecycle {
+    ingest: Mutex<Option<srt::SrtIngest>>,
+    publisher: Publisher,
+    archive: Option<Arc<Archive>>,
+}
+
+#[async_trait]
+impl BackgroundService for Lifecycle {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        info!("shutting down: closing publishers, ending streams");
+        let ingest = self.ingest.lock().ok().and_then(|mut i| i.take());
+        let publisher = self.publisher.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            publisher.shutdown(); // refuse newcomers first
+            if let Some(i) = ingest {
+                i.shutdown();
+            }
+            publisher.shutdown();
+        })
+        .await;
+        if let Some(a) = &self.archive {
+            a.flush().await;
+        }
+        info!("streams ended, archive flushed");
+    }
 }

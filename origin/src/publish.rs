@@ -1,38 +1,116 @@
-//! Publish sessions: admission (stream keys) and the bridge from an ingest
-//! connection to the packager and the hub. Ingest adapters (SRT today) call into
-//! [`Publisher`]; this is the only module that drives the packager.
+//! Publish sessions: admission (stream keys), the stream lifecycle (publish,
+//! reconnect within a grace period, takeover, end), and the bridge from an ingest
+//! connection to the packager, the hub and the archive. Ingest adapters (SRT
+//! today) call into [`Publisher`]; this is the only module that drives the
+//! packager.
+//!
+//! A stream's packager outlives the connection that feeds it: when an encoder
+//! drops, the stream waits `publish.reconnect_grace_ms` for it (viewers keep the
+//! playlist; blocked requests keep waiting). An encoder that comes back within
+//! the grace period continues the same session (same URLs) after an
+//! `EXT-X-DISCONTINUITY`; otherwise the stream ends (`EXT-X-ENDLIST`) and its
+//! archive becomes a VOD.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use brook_packager::{Event, Packager, UnixMillis};
+use brook_packager::{Event, ObjectKind, Packager, UnixMillis};
 use bytes::Bytes;
-use tracing::info;
+use tokio::runtime::Handle;
+use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::hub::{Hub, Object, Snapshot, Stream};
+use crate::archive::Archive;
+use crate::config::{Config, OnConflict};
+use crate::hub::{unix_ms, Hub, Object, Rendered, Snapshot, Stream};
+use crate::metrics::Metrics;
 use crate::srt::{IngestSink, Mode, PublishRequest, PublishSession, Rejection, SrtStats};
 
-/// Admits publishers by stream key and runs one [`Session`] per publisher.
+/// Admits publishers by stream key and runs one [`Live`] stream per name.
+#[derive(Clone)]
 pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     hub: Arc<Hub>,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    archive: Option<Arc<Archive>>,
+    /// Runs the reconnect-grace timers.
+    runtime: Handle,
+    lives: Mutex<HashMap<String, Arc<Mutex<Live>>>>,
+    shutting_down: AtomicBool,
+}
+
+/// A stream whose session has not ended: its packager, and which publisher
+/// connection currently feeds it.
+struct Live {
+    stream: Arc<Stream>,
+    session: String,
+    packager: Packager,
+    /// Bumped whenever the feeding connection changes (reconnect, takeover, kick):
+    /// a connection whose generation is stale is told to go away.
+    generation: u64,
+    connected: bool,
+    /// The packager refused input: this session cannot continue.
+    failed: bool,
+    ended: bool,
+    multivariant_archived: bool,
+}
+
+/// What an admin action found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Done,
+    NotLive,
 }
 
 impl Publisher {
-    pub fn new(hub: Arc<Hub>, config: Arc<Config>) -> Self {
-        Self { hub, config }
+    pub fn new(
+        hub: Arc<Hub>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        archive: Option<Arc<Archive>>,
+        runtime: Handle,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hub,
+                config,
+                metrics,
+                archive,
+                runtime,
+                lives: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
     }
 
     fn check(&self, req: &PublishRequest) -> Result<(), Rejection> {
+        let result = self.check_inner(req);
+        if result.is_err() {
+            self.inner
+                .metrics
+                .publish_rejections
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn check_inner(&self, req: &PublishRequest) -> Result<(), Rejection> {
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(Rejection::Unavailable("the origin is shutting down".into()));
+        }
         if req.mode != Mode::Publish {
             return Err(Rejection::BadRequest(
                 "only publishing is supported over SRT; play over HLS".into(),
             ));
         }
         let name = req.name();
-        let Some(stream) = self.config.streams.get(name) else {
+        let Some(stream) = self.inner.config.streams.get(name) else {
             return Err(Rejection::Forbidden(format!(
                 "stream {name} is not configured"
             )));
@@ -43,13 +121,299 @@ impl Publisher {
         if !constant_time_eq(key.as_bytes(), stream.key.as_bytes()) {
             return Err(Rejection::Unauthorized("wrong stream key".into()));
         }
-        if self.hub.stream(name).is_some_and(|s| s.is_publishing()) {
+        if self.inner.config.publish.on_conflict == OnConflict::Reject
+            && self.live(name).is_some_and(|l| lock(&l).connected)
+        {
             return Err(Rejection::Unavailable(format!(
                 "stream {name} already has a publisher"
             )));
         }
         Ok(())
     }
+
+    fn live(&self, name: &str) -> Option<Arc<Mutex<Live>>> {
+        self.inner.lives.lock().ok()?.get(name).cloned()
+    }
+
+    /// Attaches a new connection to stream `name`: continues its session when one
+    /// is running (reconnect, takeover), or starts a new one.
+    fn attach(&self, name: &str, peer: SocketAddr) -> Result<(Arc<Mutex<Live>>, u64), Rejection> {
+        let mut lives = self
+            .inner
+            .lives
+            .lock()
+            .map_err(|_| Rejection::Unavailable("internal error".into()))?;
+        if let Some(existing) = lives.get(name).cloned() {
+            let mut live = lock(&existing);
+            if live.connected && self.inner.config.publish.on_conflict == OnConflict::Reject {
+                return Err(Rejection::Unavailable(format!(
+                    "stream {name} already has a publisher"
+                )));
+            }
+            if !live.failed && !live.ended {
+                let was = if live.connected {
+                    // The old connection's input ends here (it is told to go on
+                    // its next write); after a disconnect this already happened.
+                    live.packager.restart_input();
+                    self.apply(&mut live);
+                    "taken over"
+                } else {
+                    "resumed"
+                };
+                live.generation += 1;
+                live.connected = true;
+                if let Ok(mut st) = live.stream.stats.lock() {
+                    st.connections += 1;
+                    st.peer = Some(peer);
+                }
+                live.stream.set_publishing(true);
+                let mut snap = (*live.stream.snapshot()).clone();
+                snap.live = true;
+                live.stream.publish(snap);
+                info!(stream = %name, %peer, session = %live.session, "publish {was}");
+                return Ok((existing.clone(), live.generation));
+            }
+            // The session cannot continue: end it, start a new one below.
+            let generation = live.generation + 1;
+            live.generation = generation;
+            self.finish(&mut live);
+            drop(live);
+            lives.remove(name);
+        }
+        if let Some(stream) = self.inner.hub.stream(name) {
+            stream.set_publishing(false); // ended above or long ago
+        }
+        let stream = self
+            .inner
+            .hub
+            .begin_publish(name)
+            .map_err(|e| Rejection::Unavailable(e.to_string()))?;
+        if let Ok(mut st) = stream.stats.lock() {
+            st.peer = Some(peer);
+        }
+        let session = stream.snapshot().session.clone();
+        info!(stream = %name, %peer, %session, "publish started");
+        let live = Arc::new(Mutex::new(Live {
+            stream,
+            session,
+            packager: Packager::new(self.inner.config.packager.to_packager_config()),
+            generation: 1,
+            connected: true,
+            failed: false,
+            ended: false,
+            multivariant_archived: false,
+        }));
+        lives.insert(name.to_string(), live.clone());
+        Ok((live, 1))
+    }
+
+    /// A connection went away (or was told to). Starts the grace period, or ends
+    /// the stream at once when it cannot continue.
+    fn detach(&self, live: &Arc<Mutex<Live>>, generation: u64) {
+        let mut l = lock(live);
+        if l.generation != generation || l.ended {
+            return; // another connection took over, or the stream ended
+        }
+        l.connected = false;
+        if let Ok(mut st) = l.stream.stats.lock() {
+            st.peer = None;
+            st.bitrate_bps = 0.0;
+        }
+        let grace = self.inner.config.publish.reconnect_grace_ms;
+        if l.failed || grace == 0 || self.inner.shutting_down.load(Ordering::Relaxed) {
+            self.finish(&mut l);
+            let name = l.stream.name.clone();
+            drop(l);
+            self.forget(&name, live);
+            return;
+        }
+        // What the old input left (the current part and segment) goes out now; the
+        // next input starts after an EXT-X-DISCONTINUITY.
+        l.packager.restart_input();
+        self.apply(&mut l);
+        // Viewers see a stream that is not publishing but not over.
+        let mut snap = (*l.stream.snapshot()).clone();
+        snap.live = false;
+        l.stream.publish(snap);
+        let this = self.clone();
+        let live = live.clone();
+        self.inner.runtime.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(grace)).await;
+            let mut l = lock(&live);
+            if l.generation == generation && !l.connected && !l.ended {
+                info!(stream = %l.stream.name, session = %l.session, "no reconnect within the grace period");
+                this.finish(&mut l);
+                let name = l.stream.name.clone();
+                drop(l);
+                this.forget(&name, &live);
+            }
+        });
+    }
+
+    fn forget(&self, name: &str, live: &Arc<Mutex<Live>>) {
+        if let Ok(mut lives) = self.inner.lives.lock() {
+            if lives.get(name).is_some_and(|l| Arc::ptr_eq(l, live)) {
+                lives.remove(name);
+            }
+        }
+    }
+
+    /// Ends the session: last part and segment, ENDLIST, archive to VOD.
+    fn finish(&self, l: &mut Live) {
+        if l.ended {
+            return;
+        }
+        l.ended = true;
+        l.connected = false;
+        l.packager.finish();
+        self.apply(l);
+        self.inner.hub.end_publish(&l.stream);
+        if let Some(a) = &self.inner.archive {
+            if let Some(mv) = l.packager.multivariant() {
+                a.multivariant(&l.stream.name, &l.session, mv);
+            }
+            a.end(&l.stream.name, &l.session);
+        }
+        let p = l.packager.stats();
+        info!(stream = %l.stream.name, session = %l.session, segments = p.segments, "stream ended");
+    }
+
+    /// Applies packager events to the hub in the order the hub's contract needs:
+    /// objects in, then the new playlist, then evictions. New segments go to the
+    /// archive once they are in a playlist.
+    fn apply(&self, l: &mut Live) {
+        let mut changed = false;
+        let mut evicted = Vec::new();
+        let mut new_segments: Vec<(String, Bytes)> = Vec::new();
+        while let Some(event) = l.packager.poll() {
+            match event {
+                Event::Object { name, kind, data } => {
+                    match kind {
+                        ObjectKind::Segment => new_segments.push((name.clone(), data.clone())),
+                        ObjectKind::Init => {
+                            if let Some(a) = &self.inner.archive {
+                                a.object(&l.stream.name, &l.session, &name, data.clone());
+                            }
+                        }
+                        ObjectKind::Part => {}
+                    }
+                    l.stream.insert(name, Object::new(kind, data));
+                }
+                Event::Evicted { name } => evicted.push(name),
+                Event::PlaylistChanged => changed = true,
+            }
+        }
+        if changed {
+            let media = l.packager.media_playlist().clone();
+            let media_text = Rendered::new(Bytes::from(media.to_string()));
+            let delta_text = media
+                .delta(false)
+                .map(|d| Rendered::new(Bytes::from(d.to_string())));
+            let mv = l.packager.multivariant();
+            if let (Some(a), Some(mv)) = (&self.inner.archive, &mv) {
+                if !l.multivariant_archived {
+                    l.multivariant_archived = true;
+                    a.multivariant(&l.stream.name, &l.session, mv.clone());
+                }
+            }
+            let multivariant = mv.map(|mut m| {
+                for v in &mut m.variants {
+                    v.uri = format!("{}/{}", l.session, v.uri);
+                }
+                Rendered::new(Bytes::from(m.to_string()))
+            });
+            if let Some(a) = &self.inner.archive {
+                for (name, data) in new_segments {
+                    if let Some(seg) = media.segments.iter().find(|s| s.uri == name) {
+                        a.segment(&l.stream.name, &l.session, &media, seg, data);
+                    }
+                }
+            }
+            let stats = l.packager.stats();
+            if let Ok(mut st) = l.stream.stats.lock() {
+                st.parts = stats.parts;
+                st.segments = stats.segments;
+                st.continuity_errors = stats.demux.continuity_errors;
+            }
+            l.stream.publish(Snapshot {
+                session: l.session.clone(),
+                version: 0,
+                media: Some(Arc::new(media)),
+                media_text,
+                delta_text,
+                multivariant,
+                live: l.connected,
+                ended: false,
+            });
+        }
+        if !evicted.is_empty() {
+            l.stream.remove(&evicted);
+        }
+    }
+
+    /// Disconnects the stream's publisher (admin "kick"). It may reconnect within
+    /// the grace period and continue the stream. A publisher that sends nothing
+    /// more is only dropped by the SRT idle timeout.
+    pub fn kick(&self, name: &str) -> Action {
+        let Some(live) = self.live(name) else {
+            return Action::NotLive;
+        };
+        let generation = {
+            let mut l = lock(&live);
+            if !l.connected {
+                return Action::NotLive;
+            }
+            l.generation += 1;
+            l.generation
+        };
+        info!(stream = %name, "publisher kicked");
+        // As if that connection had closed: the grace period starts now.
+        self.detach(&live, generation);
+        Action::Done
+    }
+
+    /// Ends the stream now (admin "end"): the publisher is disconnected, the
+    /// playlist ends and the archive becomes a VOD.
+    pub fn end(&self, name: &str) -> Action {
+        let Some(live) = self.live(name) else {
+            return Action::NotLive;
+        };
+        {
+            let mut l = lock(&live);
+            l.generation += 1;
+            self.finish(&mut l);
+        }
+        self.forget(name, &live);
+        info!(stream = %name, "stream ended by the admin API");
+        Action::Done
+    }
+
+    /// Stops admitting publishers and ends every stream (graceful shutdown).
+    /// Sessions still attached end when they close. Then flush the archive.
+    pub fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
+        let lives: Vec<_> = self
+            .inner
+            .lives
+            .lock()
+            .map(|mut l| l.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        for live in lives {
+            let mut l = lock(&live);
+            l.generation += 1;
+            self.finish(&mut l);
+        }
+    }
+
+    pub fn archive(&self) -> Option<&Arc<Archive>> {
+        self.inner.archive.as_ref()
+    }
+}
+
+fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
+    // A panic while holding the lock leaves a packager in an unknown state; the
+    // data is still memory-safe to use, and the session ends soon after.
+    live.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl IngestSink for Publisher {
@@ -63,15 +427,16 @@ impl IngestSink for Publisher {
         peer: SocketAddr,
     ) -> Result<Box<dyn PublishSession>, Rejection> {
         self.check(req)?;
-        let stream = self
-            .hub
-            .begin_publish(req.name())
-            .map_err(|e| Rejection::Unavailable(e.to_string()))?;
-        let session = stream.snapshot().session.clone();
-        info!(stream = %stream.name, %peer, %session, "publish started");
+        let (live, generation) = self.attach(req.name(), peer)?;
+        self.inner.metrics.publishes.fetch_add(1, Ordering::Relaxed);
+        let (stream, session) = {
+            let l = lock(&live);
+            (l.stream.clone(), l.session.clone())
+        };
         Ok(Box::new(Session {
-            hub: self.hub.clone(),
-            packager: Packager::new(self.config.packager.to_packager_config()),
+            publisher: self.clone(),
+            live,
+            generation,
             stream,
             session,
             peer,
@@ -82,10 +447,11 @@ impl IngestSink for Publisher {
     }
 }
 
-/// One publisher's stream: bytes in, objects and playlists into the hub.
+/// One publisher connection: bytes in, objects and playlists into the hub.
 pub struct Session {
-    hub: Arc<Hub>,
-    packager: Packager,
+    publisher: Publisher,
+    live: Arc<Mutex<Live>>,
+    generation: u64,
     stream: Arc<Stream>,
     session: String,
     peer: SocketAddr,
@@ -95,69 +461,49 @@ pub struct Session {
 }
 
 fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    )
-}
-
-impl Session {
-    /// Applies packager events to the hub in the order the hub's contract needs:
-    /// objects in, then the new playlist, then evictions.
-    fn apply(&mut self) {
-        let mut changed = false;
-        let mut evicted = Vec::new();
-        while let Some(event) = self.packager.poll() {
-            match event {
-                Event::Object { name, kind, data } => {
-                    self.stream.insert(name, Object { kind, data });
-                }
-                Event::Evicted { name } => evicted.push(name),
-                Event::PlaylistChanged => changed = true,
-            }
-        }
-        if changed {
-            let media = self.packager.media_playlist().clone();
-            let media_text = Bytes::from(media.to_string());
-            self.stream.publish(Snapshot {
-                session: self.session.clone(),
-                media: Some(Arc::new(media)),
-                media_text,
-                multivariant: self.packager.multivariant().map(|mut m| {
-                    for v in &mut m.variants {
-                        v.uri = format!("{}/{}", self.session, v.uri);
-                    }
-                    Bytes::from(m.to_string())
-                }),
-                live: true,
-            });
-        }
-        if !evicted.is_empty() {
-            self.stream.remove(&evicted);
-        }
-    }
+    UnixMillis(unix_ms())
 }
 
 impl PublishSession for Session {
     fn data(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.bytes += bytes.len() as u64;
-        let result = self.packager.push_ts(bytes, now());
-        self.apply();
+        let mut l = lock(&self.live);
+        if l.generation != self.generation {
+            return Err("another publisher took over, or the publisher was kicked".into());
+        }
+        if l.ended {
+            return Err("the stream was ended".into());
+        }
+        if let Ok(mut st) = l.stream.stats.lock() {
+            st.bytes += bytes.len() as u64;
+        }
+        let result = l.packager.push_ts(bytes, now());
+        self.publisher.apply(&mut l);
+        if result.is_err() {
+            l.failed = true;
+        }
         result.map_err(|e| e.to_string())
     }
 
     fn stats(&mut self, stats: &SrtStats) {
+        // SRT totals count from connect; the stream's counters span reconnects.
+        let prev = self.last_stats.unwrap_or_default();
+        if let Ok(mut st) = self.stream.stats.lock() {
+            st.rtt_ms = stats.rtt_ms;
+            st.bitrate_bps = stats.recv_rate_mbps * 1e6;
+            st.packets_received += stats.packets_received.saturating_sub(prev.packets_received);
+            st.packets_lost += stats.packets_lost.saturating_sub(prev.packets_lost);
+            st.packets_retransmitted += stats
+                .packets_retransmitted
+                .saturating_sub(prev.packets_retransmitted);
+            st.packets_dropped += stats.packets_dropped.saturating_sub(prev.packets_dropped);
+        }
         self.last_stats = Some(*stats);
     }
 
-    fn close(mut self: Box<Self>, reason: &str) {
-        self.packager.finish();
-        self.apply();
-        self.hub.end_publish(&self.stream);
-        let p = self.packager.stats();
-        let link = self.last_stats.take().unwrap_or_default();
+    fn close(self: Box<Self>, reason: &str) {
+        let p = lock(&self.live).packager.stats();
+        let link = self.last_stats.unwrap_or_default();
         info!(
             stream = %self.stream.name,
             peer = %self.peer,
@@ -170,11 +516,15 @@ impl PublishSession for Session {
             lost_packets = link.packets_lost,
             "publish ended: {reason}"
         );
+        if lock(&self.live).failed {
+            warn!(stream = %self.stream.name, "input refused; the session ends without a grace period");
+        }
+        self.publisher.detach(&self.live, self.generation);
     }
 }
 
 /// Compares secrets without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);
@@ -192,9 +542,19 @@ mod tests {
         PublishRequest::parse(id.as_bytes()).unwrap()
     }
 
-    #[test]
-    fn admission_by_key_and_mode() {
-        let p = Publisher::new(Arc::new(Hub::default()), Arc::new(Config::default()));
+    fn publisher(config: Config) -> Publisher {
+        Publisher::new(
+            Arc::new(Hub::default()),
+            Arc::new(config),
+            Arc::new(Metrics::default()),
+            None,
+            Handle::current(),
+        )
+    }
+
+    #[tokio::test]
+    async fn admission_by_key_and_mode() {
+        let p = publisher(Config::default());
         assert!(p.check(&req("publish:live/cam1:dev-key")).is_ok());
         assert!(matches!(
             p.check(&req("publish:live/cam1:wrong-key")),
@@ -212,6 +572,58 @@ mod tests {
             p.check(&req("#!::r=live/cam1,m=request,s=dev-key")),
             Err(Rejection::BadRequest(_))
         ));
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:5000".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn second_publisher_rejected_or_taking_over() {
+        let p = publisher(Config::default());
+        let first = p.open(&req("publish:live/cam1:dev-key"), peer()).unwrap();
+        assert!(matches!(
+            p.open(&req("publish:live/cam1:dev-key"), peer()),
+            Err(Rejection::Unavailable(_))
+        ));
+        first.close("test");
+
+        let mut config = Config::default();
+        config.publish.on_conflict = OnConflict::Takeover;
+        let p = publisher(config);
+        let mut first = p.open(&req("publish:live/cam1:dev-key"), peer()).unwrap();
+        let mut second = p.open(&req("publish:live/cam1:dev-key"), peer()).unwrap();
+        assert!(
+            first.data(&[]).is_err(),
+            "the first publisher is told to go"
+        );
+        assert!(second.data(&[]).is_ok());
+        first.close("taken over");
+        assert!(p.inner.hub.stream("cam1").unwrap().is_publishing());
+        second.close("test");
+    }
+
+    #[tokio::test]
+    async fn end_and_kick() {
+        let mut config = Config::default();
+        config.publish.reconnect_grace_ms = 50;
+        let p = publisher(config);
+        assert_eq!(p.end("cam1"), Action::NotLive);
+        let mut s = p.open(&req("publish:live/cam1:dev-key"), peer()).unwrap();
+        assert_eq!(p.kick("cam1"), Action::Done);
+        assert!(s.data(&[]).is_err());
+        s.close("kicked");
+        let stream = p.inner.hub.stream("cam1").unwrap();
+        assert!(!stream.snapshot().live);
+        assert!(!stream.snapshot().ended, "within the grace period");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(stream.snapshot().ended, "after the grace period");
+
+        let mut s = p.open(&req("publish:live/cam1:dev-key"), peer()).unwrap();
+        assert_eq!(p.end("cam1"), Action::Done);
+        assert!(s.data(&[]).is_err());
+        assert!(p.inner.hub.stream("cam1").unwrap().snapshot().ended);
+        s.close("ended");
     }
 
     #[test]

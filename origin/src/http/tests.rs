@@ -4,31 +4,89 @@
 use std::net::SocketAddr;
 
 use super::*;
+use crate::archive::Archive;
 use crate::config::Config;
 use crate::publish::Publisher;
 use crate::srt::{IngestSink, PublishRequest, PublishSession};
+use crate::storage::DiskStorage;
 
 const FIXTURE: &[u8] =
     include_bytes!("../../../packager/tests/fixtures/lavfi_h264_aac_zerolatency.ts");
+const TOKEN: &str = "0123456789abcdef-admin";
 
 struct Setup {
     http: Arc<OriginHttp>,
     hub: Arc<Hub>,
-    session: Box<dyn PublishSession>,
+    publisher: Publisher,
+    session: Option<Box<dyn PublishSession>>,
+    archive: Option<Arc<Archive>>,
 }
 
-fn setup(hls: HlsConfig) -> Setup {
-    let config = Arc::new(Config::default());
+impl Setup {
+    fn session(&mut self) -> &mut Box<dyn PublishSession> {
+        self.session.as_mut().unwrap()
+    }
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("brook-http-{}", crate::hub::new_session_id()))
+}
+
+async fn setup_with(config: Config, archive_dir: Option<&std::path::Path>) -> Setup {
+    let config = Arc::new(config);
     let hub = Arc::new(Hub::default());
-    let publisher = Publisher::new(hub.clone(), config);
+    let metrics = Arc::new(Metrics::default());
+    let archive = match archive_dir {
+        Some(dir) => Some(
+            Archive::open(
+                Arc::new(DiskStorage::new(dir).unwrap()),
+                metrics.clone(),
+                &tokio::runtime::Handle::current(),
+            )
+            .await
+            .unwrap(),
+        ),
+        None => None,
+    };
+    let publisher = Publisher::new(
+        hub.clone(),
+        config.clone(),
+        metrics.clone(),
+        archive.clone(),
+        tokio::runtime::Handle::current(),
+    );
     let req = PublishRequest::parse(b"publish:live/cam1:dev-key").unwrap();
     let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let session = publisher.open(&req, peer).unwrap();
+    let admin = admin::Admin {
+        token: Some(TOKEN.into()),
+        metrics_need_token: false,
+        hub: hub.clone(),
+        metrics: metrics.clone(),
+        publisher: Some(publisher.clone()),
+        archive: archive.clone(),
+    };
     Setup {
-        http: Arc::new(OriginHttp::new(hub.clone(), hls)),
+        http: Arc::new(
+            OriginHttp::new(hub.clone(), config.hls.clone())
+                .with_metrics(metrics)
+                .with_archive(archive.clone())
+                .with_admin(Some(admin)),
+        ),
         hub,
-        session,
+        publisher,
+        session: Some(session),
+        archive,
     }
+}
+
+async fn setup(hls: HlsConfig) -> Setup {
+    let mut config = Config {
+        hls,
+        ..Config::default()
+    };
+    config.publish.reconnect_grace_ms = 0;
+    setup_with(config, None).await
 }
 
 fn feed(session: &mut Box<dyn PublishSession>, ts: &[u8]) {
@@ -37,8 +95,29 @@ fn feed(session: &mut Box<dyn PublishSession>, ts: &[u8]) {
     }
 }
 
+async fn request(
+    http: &OriginHttp,
+    method: Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &[(&'static str, &str)],
+) -> Reply {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(*k, v.parse().unwrap());
+    }
+    let req = Request {
+        method: &method,
+        path,
+        query,
+        headers: &map,
+        peer: Some("127.0.0.1:40000".parse().unwrap()),
+    };
+    http.handle(&req).await
+}
+
 async fn get(http: &OriginHttp, path: &str, query: Option<&str>) -> Reply {
-    http.handle(&Method::GET, path, query).await
+    request(http, Method::GET, path, query, &[]).await
 }
 
 fn session_id(hub: &Hub) -> String {
@@ -46,13 +125,13 @@ fn session_id(hub: &Hub) -> String {
 }
 
 fn body(r: &Reply) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
+    String::from_utf8_lossy(&r.bytes()).into_owned()
 }
 
 #[tokio::test]
 async fn playlists_objects_and_errors() {
-    let mut s = setup(HlsConfig::default());
-    feed(&mut s.session, &FIXTURE[..FIXTURE.len() / 2]);
+    let mut s = setup(HlsConfig::default()).await;
+    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
     let sid = session_id(&s.hub);
 
     let mv = get(&s.http, "/live/cam1/index.m3u8", None).await;
@@ -68,18 +147,22 @@ async fn playlists_objects_and_errors() {
     assert_eq!(media.status, StatusCode::OK);
     let text = body(&media);
     assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{text}");
+    assert_eq!(media.get("cache-control"), Some("no-cache"));
 
     let init = get(&s.http, &format!("/live/cam1/{sid}/init.mp4"), None).await;
     assert_eq!(init.status, StatusCode::OK);
-    assert_eq!(&init.body[4..8], b"ftyp");
-    assert!(init
-        .headers
-        .iter()
-        .any(|(k, v)| *k == "cache-control" && v.contains("immutable")));
+    assert_eq!(&init.bytes()[4..8], b"ftyp");
+    assert!(init.get("cache-control").unwrap().contains("immutable"));
+    assert_eq!(init.get("accept-ranges"), Some("bytes"));
 
     for (path, query, status) in [
         ("/live/nope/index.m3u8", None, StatusCode::NOT_FOUND),
         ("/live/cam1/0000/media.m3u8", None, StatusCode::NOT_FOUND),
+        (
+            "/live/cam1/0000000000000000/media.m3u8",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
         (
             &format!("/live/cam1/{sid}/seg999.m4s") as &str,
             None,
@@ -89,7 +172,26 @@ async fn playlists_objects_and_errors() {
         (&media_path, Some("_HLS_msn=abc"), StatusCode::BAD_REQUEST),
         (&media_path, Some("_HLS_part=1"), StatusCode::BAD_REQUEST),
         (&media_path, Some("_HLS_msn=99"), StatusCode::BAD_REQUEST),
+        (
+            &media_path,
+            Some("_HLS_skip=maybe"),
+            StatusCode::BAD_REQUEST,
+        ),
         (&media_path, Some("_HLS_msn=0&_HLS_part=0"), StatusCode::OK),
+        // Traversal and odd names never reach the hub or the disk.
+        ("/live/../etc/passwd", None, StatusCode::NOT_FOUND),
+        (
+            &format!("/live/cam1/{sid}/..%2f..%2fetc%2fpasswd") as &str,
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &format!("/live/cam1/{sid}/.tmp-1-1") as &str,
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        ("/live/cam1/../cam1/index.m3u8", None, StatusCode::NOT_FOUND),
+        ("/live/cam1%2f..%2f/index.m3u8", None, StatusCode::NOT_FOUND),
     ] {
         assert_eq!(
             get(&s.http, path, query).await.status,
@@ -97,19 +199,166 @@ async fn playlists_objects_and_errors() {
             "{path}?{query:?}"
         );
     }
-    let post = s.http.handle(&Method::POST, &media_path, None).await;
+    let post = request(&s.http, Method::POST, &media_path, None, &[]).await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    let options = request(&s.http, Method::OPTIONS, &media_path, None, &[]).await;
+    assert_eq!(options.status, StatusCode::NO_CONTENT);
+    assert!(options.get("access-control-allow-methods").is_some());
+}
+
+#[tokio::test]
+async fn etags_compression_and_ranges() {
+    let mut s = setup(HlsConfig::default()).await;
+    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
+    let sid = session_id(&s.hub);
+    let media_path = format!("/live/cam1/{sid}/media.m3u8");
+
+    let plain = get(&s.http, &media_path, None).await;
+    let etag = plain.get("etag").unwrap().to_string();
+    let again = request(
+        &s.http,
+        Method::GET,
+        &media_path,
+        None,
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().is_empty());
+
+    let gz = request(
+        &s.http,
+        Method::GET,
+        &media_path,
+        None,
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gz.get("content-encoding"), Some("gzip"));
+    assert_ne!(
+        gz.get("etag").unwrap(),
+        etag,
+        "each coding has its own ETag"
+    );
+    assert_eq!(gz.get("vary"), Some("accept-encoding"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gz.bytes()[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert_eq!(text, body(&plain));
+    let br = request(
+        &s.http,
+        Method::GET,
+        &media_path,
+        None,
+        &[("accept-encoding", "gzip, br")],
+    )
+    .await;
+    assert_eq!(br.get("content-encoding"), Some("br"));
+    assert!(br.bytes().len() < plain.bytes().len());
+
+    let init_path = format!("/live/cam1/{sid}/init.mp4");
+    let init = get(&s.http, &init_path, None).await;
+    let len = init.bytes().len();
+    let part = request(
+        &s.http,
+        Method::GET,
+        &init_path,
+        None,
+        &[("range", "bytes=4-7")],
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&part.bytes()[..], b"ftyp");
+    assert_eq!(
+        part.get("content-range").unwrap(),
+        format!("bytes 4-7/{len}")
+    );
+    let tail = request(
+        &s.http,
+        Method::GET,
+        &init_path,
+        None,
+        &[("range", "bytes=-4")],
+    )
+    .await;
+    assert_eq!(&tail.bytes()[..], &init.bytes()[len - 4..]);
+    let past = request(
+        &s.http,
+        Method::GET,
+        &init_path,
+        None,
+        &[("range", "bytes=99999-")],
+    )
+    .await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.get("content-range").unwrap(), format!("bytes */{len}"));
+    let stale = request(
+        &s.http,
+        Method::GET,
+        &init_path,
+        None,
+        &[("range", "bytes=4-7"), ("if-range", "\"other\"")],
+    )
+    .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::OK,
+        "If-Range mismatch sends it all"
+    );
+    let etag = init.get("etag").unwrap();
+    let cached = request(
+        &s.http,
+        Method::GET,
+        &init_path,
+        None,
+        &[("if-none-match", etag)],
+    )
+    .await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn delta_updates_skip_old_segments() {
+    let mut s = setup(HlsConfig::default()).await;
+    feed(s.session(), FIXTURE);
+    let sid = session_id(&s.hub);
+    let path = format!("/live/cam1/{sid}/media.m3u8");
+    let full = body(&get(&s.http, &path, None).await);
+    assert!(full.contains("CAN-SKIP-UNTIL="), "{full}");
+    let delta = get(&s.http, &path, Some("_HLS_skip=YES")).await;
+    let text = body(&delta);
+    let media = s
+        .hub
+        .stream("cam1")
+        .unwrap()
+        .snapshot()
+        .media
+        .clone()
+        .unwrap();
+    if media.delta(false).is_some() {
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{text}");
+        assert!(text.len() < full.len());
+        assert_ne!(
+            delta.get("etag"),
+            get(&s.http, &path, None).await.get("etag")
+        );
+    } else {
+        assert_eq!(text, full, "nothing to skip yet: the full playlist");
+    }
 }
 
 #[tokio::test]
 async fn blocking_reload_waits_for_the_part() {
-    let mut s = setup(HlsConfig::default());
-    feed(&mut s.session, &FIXTURE[..FIXTURE.len() / 3]);
+    let mut s = setup(HlsConfig::default()).await;
+    feed(s.session(), &FIXTURE[..FIXTURE.len() / 3]);
     let sid = session_id(&s.hub);
     let stream = s.hub.stream("cam1").unwrap();
     let media = stream.snapshot().media.clone().unwrap();
     let (msn, part) = (media.next_msn(), media.trailing_parts.len() as u64);
-    let hint = media.preload_hint.clone().unwrap();
+    let hint = media.preload_part().unwrap().to_string();
 
     let http = s.http.clone();
     let path = format!("/live/cam1/{sid}/media.m3u8");
@@ -124,19 +373,64 @@ async fn blocking_reload_waits_for_the_part() {
         !hinted.is_finished(),
         "the preload-hinted part waits to exist"
     );
+    assert_eq!(stream.blocked_requests(), 2);
 
-    feed(&mut s.session, &FIXTURE[FIXTURE.len() / 3..]);
+    feed(s.session(), &FIXTURE[FIXTURE.len() / 3..]);
     let reply = blocked.await.unwrap();
     assert_eq!(reply.status, StatusCode::OK);
     let text = body(&reply);
     assert!(text.contains(&format!("part{msn}.{part}.m4s")), "{text}");
-    assert!(reply
-        .headers
-        .iter()
-        .any(|(k, v)| *k == "cache-control" && v.contains("max-age")));
+    assert!(reply.get("cache-control").unwrap().contains("max-age"));
     let part_reply = hinted.await.unwrap();
     assert_eq!(part_reply.status, StatusCode::OK);
-    assert_eq!(&part_reply.body[4..8], b"moof");
+    assert_eq!(&part_reply.bytes()[4..8], b"moof");
+    assert!(part_reply.part_published.is_some());
+    assert_eq!(stream.blocked_requests(), 0);
+    assert_eq!(stream.viewers(), 1);
+}
+
+#[tokio::test]
+async fn hinted_part_streams_while_it_grows() {
+    let mut s = setup(HlsConfig::default()).await;
+    feed(s.session(), &FIXTURE[..FIXTURE.len() / 3]);
+    let sid = session_id(&s.hub);
+    let stream = s.hub.stream("cam1").unwrap();
+    let hint = stream
+        .snapshot()
+        .media
+        .as_ref()
+        .unwrap()
+        .preload_part()
+        .unwrap()
+        .to_string();
+    let http = s.http.clone();
+    let path = format!("/live/cam1/{sid}/{hint}");
+    let waiting = tokio::spawn(async move { get(&http, &path, None).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished());
+    // What the packager will do once it emits CMAF chunks: the first chunk
+    // creates the growing object, and the held request starts streaming it.
+    stream.append_chunk(&hint, ObjectKind::Part, Bytes::from_static(b"chunk-1"));
+    let reply = waiting.await.unwrap();
+    let Body::Growing(g) = &reply.body else {
+        panic!("expected a streamed body")
+    };
+    assert_eq!(reply.get("transfer-encoding"), None, "set when writing");
+    assert_eq!(
+        g.next(0).await.unwrap(),
+        (vec![Bytes::from_static(b"chunk-1")], false)
+    );
+    stream.append_chunk(&hint, ObjectKind::Part, Bytes::from_static(b"chunk-2"));
+    stream.insert(
+        hint.clone(),
+        crate::hub::Object::new(ObjectKind::Part, Bytes::from_static(b"chunk-1chunk-2")),
+    );
+    assert_eq!(
+        g.next(1).await.unwrap(),
+        (vec![Bytes::from_static(b"chunk-2")], true)
+    );
+    let done = get(&s.http, &format!("/live/cam1/{sid}/{hint}"), None).await;
+    assert_eq!(&done.bytes()[..], b"chunk-1chunk-2");
 }
 
 #[tokio::test]
@@ -144,8 +438,9 @@ async fn blocking_reload_times_out_with_503() {
     let mut s = setup(HlsConfig {
         blocking_timeout_ms: 150,
         startup_wait_ms: 150,
-    });
-    feed(&mut s.session, &FIXTURE[..FIXTURE.len() / 2]);
+    })
+    .await;
+    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
     let sid = session_id(&s.hub);
     let media = s
         .hub
@@ -171,10 +466,10 @@ async fn blocking_reload_times_out_with_503() {
 
 #[tokio::test]
 async fn ended_stream_answers_at_once_with_endlist() {
-    let mut s = setup(HlsConfig::default());
-    feed(&mut s.session, FIXTURE);
+    let mut s = setup(HlsConfig::default()).await;
+    feed(s.session(), FIXTURE);
     let sid = session_id(&s.hub);
-    s.session.close("test over");
+    s.session.take().unwrap().close("test over");
     let stream = s.hub.stream("cam1").unwrap();
     assert!(!stream.snapshot().live);
     let reply = get(
@@ -187,14 +482,108 @@ async fn ended_stream_answers_at_once_with_endlist() {
     assert!(body(&reply).ends_with("#EXT-X-ENDLIST\n"));
 }
 
-#[test]
-fn blocking_query_parsing() {
-    assert_eq!(
-        BlockingRequest::parse("").unwrap(),
-        BlockingRequest::default()
+#[tokio::test]
+async fn archive_serves_the_vod_after_the_end_and_after_a_restart() {
+    let dir = temp_dir();
+    let mut config = Config::default();
+    config.publish.reconnect_grace_ms = 0;
+    let mut s = setup_with(config.clone(), Some(&dir)).await;
+    feed(s.session(), FIXTURE);
+    let sid = session_id(&s.hub);
+    s.session.take().unwrap().close("done");
+    s.archive.as_ref().unwrap().flush().await;
+    let last = s
+        .hub
+        .stream("cam1")
+        .unwrap()
+        .snapshot()
+        .media
+        .clone()
+        .unwrap();
+
+    let path = format!("/live/cam1/{sid}/media.m3u8");
+    let vod = body(&get(&s.http, &path, None).await);
+    assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{vod}");
+    assert!(vod.ends_with("#EXT-X-ENDLIST\n"));
+    let segments: Vec<&str> = vod.lines().filter(|l| l.starts_with("seg")).collect();
+    assert_eq!(segments.len() as u64, last.next_msn(), "every segment");
+    assert!(!vod.contains("#EXT-X-PART:"));
+
+    // A restarted origin: empty hub, same archive directory.
+    let restarted = setup_with(config, Some(&dir)).await;
+    drop(restarted.session); // a new publish session on cam1 in the new hub
+    let fresh = Arc::new(
+        OriginHttp::new(Arc::new(Hub::default()), HlsConfig::default())
+            .with_archive(restarted.archive.clone()),
     );
-    let r = BlockingRequest::parse("_HLS_msn=5&_HLS_part=2&_HLS_skip=YES&token=x").unwrap();
-    assert_eq!((r.msn, r.part), (Some(5), Some(2)));
-    assert!(BlockingRequest::parse("_HLS_msn=-1").is_err());
-    assert!(BlockingRequest::parse("_HLS_part=2").is_err());
+    assert_eq!(body(&get(&fresh, &path, None).await), vod);
+    let mv = body(&get(&fresh, "/live/cam1/index.m3u8", None).await);
+    assert!(mv.contains(&format!("\n{sid}/media.m3u8\n")), "{mv}");
+    for name in ["init.mp4", segments[0], segments[segments.len() - 1]] {
+        let r = get(&fresh, &format!("/live/cam1/{sid}/{name}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}");
+        assert!(r.get("cache-control").unwrap().contains("immutable"));
+    }
+    let missing = get(&fresh, &format!("/live/cam1/{sid}/part0.0.m4s"), None).await;
+    assert_eq!(
+        missing.status,
+        StatusCode::NOT_FOUND,
+        "parts are not archived"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn admin_api_and_metrics() {
+    let mut s = setup(HlsConfig::default()).await;
+    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
+    let bearer = format!("Bearer {TOKEN}");
+    for auth in [None, Some("Bearer wrong"), Some(TOKEN)] {
+        let headers: Vec<(&'static str, &str)> =
+            auth.map(|a| ("authorization", a)).into_iter().collect();
+        let r = request(&s.http, Method::GET, "/admin/streams", None, &headers).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(body(&r), "unauthorized\n", "no hint of which check failed");
+    }
+    let auth = [("authorization", bearer.as_str())];
+    let list = request(&s.http, Method::GET, "/admin/streams", None, &auth).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&list.bytes()).unwrap();
+    assert_eq!(v["streams"][0]["name"], "cam1");
+    assert_eq!(v["streams"][0]["live"], true);
+    assert!(v["streams"][0]["ingest_bytes"].as_u64().unwrap() > 0);
+
+    let metrics = body(&get(&s.http, "/metrics", None).await);
+    assert!(
+        metrics.contains("brook_ingest_bytes_total{stream=\"cam1\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("brook_streams_active 1\n"));
+
+    let kick = request(&s.http, Method::GET, "/admin/streams/cam1/end", None, &auth).await;
+    assert_eq!(kick.status, StatusCode::METHOD_NOT_ALLOWED);
+    let end = request(
+        &s.http,
+        Method::POST,
+        "/admin/streams/cam1/end",
+        None,
+        &auth,
+    )
+    .await;
+    assert_eq!(end.status, StatusCode::OK);
+    assert!(
+        s.session().data(&FIXTURE[..1316]).is_err(),
+        "the publisher is cut off"
+    );
+    assert!(s.hub.stream("cam1").unwrap().snapshot().ended);
+    let again = request(
+        &s.http,
+        Method::POST,
+        "/admin/streams/cam1/kick",
+        None,
+        &auth,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let _ = &s.publisher;
 }

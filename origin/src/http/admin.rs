@@ -1,0 +1,171 @@
+//! The admin API and `/metrics`.
+//!
+//! ```text
+//! GET  /metrics                       Prometheus text format (token only if
+//!                                     admin.metrics_need_token)
+//! GET  /admin/streams                 streams with ingest and viewer stats (JSON)
+//! POST /admin/streams/<name>/kick     disconnect the publisher (it may reconnect
+//!                                     within the grace period)
+//! POST /admin/streams/<name>/end      end the stream now (ENDLIST; archive -> VOD)
+//! GET  /admin/archive                 archived sessions (JSON)
+//! ```
+//!
+//! Every `/admin/` request needs `Authorization: Bearer <admin.token>`, compared
+//! in constant time; a missing or wrong token is a 401 that does not say which.
+//! Without a configured token the admin API does not exist (404).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::{Reply, Request};
+use crate::archive::Archive;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::publish::{constant_time_eq, Action, Publisher};
+
+pub struct Admin {
+    pub token: Option<String>,
+    pub metrics_need_token: bool,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub publisher: Option<Publisher>,
+    pub archive: Option<Arc<Archive>>,
+}
+
+fn json_reply(status: StatusCode, value: serde_json::Value) -> Reply {
+    Reply::new(
+        status,
+        "application/json",
+        Bytes::from(value.to_string() + "\n"),
+    )
+    .header("cache-control", "no-store")
+}
+
+impl Admin {
+    fn authorized(&self, req: &Request<'_>) -> bool {
+        let Some(token) = &self.token else {
+            return false;
+        };
+        let given = req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+    }
+
+    fn unauthorized() -> Reply {
+        Reply::text(StatusCode::UNAUTHORIZED, "unauthorized")
+            .header("www-authenticate", "Bearer realm=\"brook admin\"")
+    }
+
+    pub async fn handle(&self, req: &Request<'_>) -> Reply {
+        if req.path == "/metrics" {
+            if req.method != Method::GET && req.method != Method::HEAD {
+                return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                    .header("allow", "GET, HEAD");
+            }
+            if self.metrics_need_token && !self.authorized(req) {
+                return Self::unauthorized();
+            }
+            return Reply::new(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                Bytes::from(self.metrics.render(&self.hub)),
+            )
+            .header("cache-control", "no-store");
+        }
+        if self.token.is_none() {
+            return Reply::text(StatusCode::NOT_FOUND, "not found");
+        }
+        if !self.authorized(req) {
+            return Self::unauthorized();
+        }
+        let parts: Vec<&str> = req.path.trim_start_matches("/admin/").split('/').collect();
+        match (req.method.clone(), parts.as_slice()) {
+            (Method::GET, ["streams"]) => self.streams(),
+            (Method::GET, ["archive"]) => self.archived(),
+            (Method::POST, ["streams", name, action @ ("kick" | "end")]) => {
+                let Some(p) = &self.publisher else {
+                    return Reply::text(StatusCode::NOT_FOUND, "no publisher");
+                };
+                let done = if *action == "kick" {
+                    p.kick(name)
+                } else {
+                    p.end(name)
+                };
+                match done {
+                    Action::Done => json_reply(StatusCode::OK, json!({ "ok": true })),
+                    Action::NotLive => json_reply(
+                        StatusCode::NOT_FOUND,
+                        json!({ "ok": false, "error": "stream is not publishing" }),
+                    ),
+                }
+            }
+            (_, ["streams"] | ["archive"] | ["streams", _, "kick" | "end"]) => {
+                Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            _ => Reply::text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    fn streams(&self) -> Reply {
+        let streams: Vec<_> = self
+            .hub
+            .streams()
+            .iter()
+            .map(|s| {
+                let snap = s.snapshot();
+                let st = s.ingest_stats();
+                json!({
+                    "name": s.name,
+                    "session": snap.session,
+                    "live": snap.live,
+                    "ended": snap.ended,
+                    "publisher": st.peer.map(|p| p.to_string()),
+                    "started_unix_ms": st.started_unix_ms,
+                    "publisher_connections": st.connections,
+                    "ingest_bytes": st.bytes,
+                    "ingest_bitrate_bps": st.bitrate_bps,
+                    "srt_rtt_ms": st.rtt_ms,
+                    "srt_packets_received": st.packets_received,
+                    "srt_packets_lost": st.packets_lost,
+                    "srt_packets_retransmitted": st.packets_retransmitted,
+                    "srt_packets_dropped": st.packets_dropped,
+                    "continuity_errors": st.continuity_errors,
+                    "parts": st.parts,
+                    "segments": st.segments,
+                    "viewers": s.viewers(),
+                    "blocked_requests": s.blocked_requests(),
+                    "media_playlist": format!("/live/{}/{}/media.m3u8", s.name, snap.session),
+                })
+            })
+            .collect();
+        json_reply(StatusCode::OK, json!({ "streams": streams }))
+    }
+
+    fn archived(&self) -> Reply {
+        let Some(a) = &self.archive else {
+            return json_reply(StatusCode::OK, json!({ "enabled": false, "sessions": [] }));
+        };
+        let mut sessions = Vec::new();
+        for (stream, by_session) in a.sessions() {
+            for (session, info) in by_session {
+                sessions.push(json!({
+                    "stream": stream,
+                    "session": session,
+                    "segments": info.segments,
+                    "duration_secs": info.duration_secs,
+                    "ended": info.ended,
+                    "media_playlist": format!("/live/{stream}/{session}/media.m3u8"),
+                }));
+            }
+        }
+        json_reply(
+            StatusCode::OK,
+            json!({ "enabled": true, "sessions": sessions }),
+        )
+    }
+}

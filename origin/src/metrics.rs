@@ -1,0 +1,331 @@
+//! Prometheus metrics in the text exposition format (version 0.0.4). Process-wide
+//! counters live here as atomics; per-stream values are read from the hub when
+//! `/metrics` is scraped, so a stream's series exist exactly while it does.
+//!
+//! Hand-written rather than the `prometheus` crate: what Brook exports is a few
+//! counters, gauges and one histogram, the hot path is an atomic add, and the
+//! format is a page of text.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::hub::Hub;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A cumulative histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, n) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// What the HTTP layer answered with, by status code.
+#[derive(Debug)]
+pub struct StatusCounts([AtomicU64; 500]);
+
+impl Default for StatusCounts {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl StatusCounts {
+    pub fn add(&self, status: u16) {
+        if let Some(c) = status
+            .checked_sub(100)
+            .and_then(|i| self.0.get(usize::from(i)))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self, status: u16) -> u64 {
+        status
+            .checked_sub(100)
+            .and_then(|i| self.0.get(usize::from(i)))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Process-wide metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub http_responses: StatusCounts,
+    /// From a part becoming servable to the first byte of a response carrying it.
+    pub part_first_byte: Histogram,
+    pub publishes: AtomicU64,
+    pub publish_rejections: AtomicU64,
+    pub archive_bytes: AtomicU64,
+    pub archive_objects: AtomicU64,
+    pub archive_errors: AtomicU64,
+    pub archive_dropped: AtomicU64,
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+/// One metric family with a `stream` label.
+struct PerStream<'a> {
+    name: &'a str,
+    help: &'a str,
+    kind: &'a str,
+    values: Vec<(String, f64)>,
+}
+
+impl PerStream<'_> {
+    fn render(&self, out: &mut String) {
+        let (name, help, kind) = (self.name, self.help, self.kind);
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (stream, v) in &self.values {
+            let _ = writeln!(out, "{name}{{stream=\"{stream}\"}} {v}");
+        }
+    }
+}
+
+impl Metrics {
+    /// The `/metrics` page.
+    pub fn render(&self, hub: &Hub) -> String {
+        let mut out = String::with_capacity(8192);
+        let streams = hub.streams();
+        let live = streams.iter().filter(|s| s.snapshot().live).count();
+        let _ = writeln!(
+            out,
+            "# HELP brook_streams_active Streams with a connected publisher.\n\
+             # TYPE brook_streams_active gauge\nbrook_streams_active {live}"
+        );
+        let stats: Vec<_> = streams
+            .iter()
+            .map(|s| (s.name.clone(), s.ingest_stats(), s))
+            .collect();
+        let family = |name, help, kind, f: &dyn Fn(&crate::hub::IngestStats) -> f64| PerStream {
+            name,
+            help,
+            kind,
+            values: stats.iter().map(|(n, st, _)| (n.clone(), f(st))).collect(),
+        };
+        let families = [
+            family(
+                "brook_ingest_bytes_total",
+                "MPEG-TS bytes received from publishers.",
+                "counter",
+                &|s| s.bytes as f64,
+            ),
+            family(
+                "brook_ingest_bitrate_bits_per_second",
+                "Receive rate over the last SRT stats interval.",
+                "gauge",
+                &|s| s.bitrate_bps,
+            ),
+            family(
+                "brook_srt_rtt_seconds",
+                "SRT round-trip time to the publisher.",
+                "gauge",
+                &|s| s.rtt_ms / 1000.0,
+            ),
+            family(
+                "brook_srt_packets_received_total",
+                "SRT data packets received.",
+                "counter",
+                &|s| s.packets_received as f64,
+            ),
+            family(
+                "brook_srt_packets_lost_total",
+                "SRT data packets detected missing (before retransmission).",
+                "counter",
+                &|s| s.packets_lost as f64,
+            ),
+            family(
+                "brook_srt_packets_retransmitted_total",
+                "SRT data packets received again after a loss.",
+                "counter",
+                &|s| s.packets_retransmitted as f64,
+            ),
+            family(
+                "brook_srt_packets_dropped_total",
+                "SRT data packets that arrived too late and were never delivered.",
+                "counter",
+                &|s| s.packets_dropped as f64,
+            ),
+            family(
+                "brook_ingest_continuity_errors_total",
+                "MPEG-TS continuity counter gaps (damaged input).",
+                "counter",
+                &|s| s.continuity_errors as f64,
+            ),
+            family(
+                "brook_publisher_connections_total",
+                "Publisher connections in the current session (reconnects included).",
+                "counter",
+                &|s| s.connections as f64,
+            ),
+            family(
+                "brook_parts_total",
+                "LL-HLS parts published in the current session.",
+                "counter",
+                &|s| s.parts as f64,
+            ),
+            family(
+                "brook_segments_total",
+                "Segments published in the current session.",
+                "counter",
+                &|s| s.segments as f64,
+            ),
+        ];
+        for f in &families {
+            f.render(&mut out);
+        }
+        PerStream {
+            name: "brook_viewers_active",
+            help: "Client connections that asked for the stream's media playlist in the last 10 s.",
+            kind: "gauge",
+            values: stats
+                .iter()
+                .map(|(n, _, s)| (n.clone(), s.viewers() as f64))
+                .collect(),
+        }
+        .render(&mut out);
+        PerStream {
+            name: "brook_http_requests_blocked",
+            help: "Requests held waiting (blocking playlist reload, preload-hinted part).",
+            kind: "gauge",
+            values: stats
+                .iter()
+                .map(|(n, _, s)| (n.clone(), s.blocked_requests() as f64))
+                .collect(),
+        }
+        .render(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP brook_http_responses_total HTTP responses by status code.\n\
+             # TYPE brook_http_responses_total counter"
+        );
+        for status in 100..600u16 {
+            let n = self.http_responses.get(status);
+            if n > 0 {
+                let _ = writeln!(out, "brook_http_responses_total{{status=\"{status}\"}} {n}");
+            }
+        }
+        self.part_first_byte.render(
+            &mut out,
+            "brook_part_publish_to_first_byte_seconds",
+            "From a part becoming servable to the first byte of a response with it.",
+        );
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "brook_publishes_total",
+            "Publisher connections admitted.",
+            c(&self.publishes),
+        );
+        counter(
+            &mut out,
+            "brook_publish_rejections_total",
+            "Publisher connections refused (key, stream, conflict).",
+            c(&self.publish_rejections),
+        );
+        counter(
+            &mut out,
+            "brook_archive_written_bytes_total",
+            "Bytes written to the archive.",
+            c(&self.archive_bytes),
+        );
+        counter(
+            &mut out,
+            "brook_archive_objects_total",
+            "Objects written to the archive.",
+            c(&self.archive_objects),
+        );
+        counter(
+            &mut out,
+            "brook_archive_errors_total",
+            "Archive writes that failed.",
+            c(&self.archive_errors),
+        );
+        counter(
+            &mut out,
+            "brook_archive_dropped_total",
+            "Segments not archived because the writer was too far behind.",
+            c(&self.archive_dropped),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_with_units_in_names() {
+        let m = Metrics::default();
+        m.http_responses.add(200);
+        m.http_responses.add(200);
+        m.http_responses.add(404);
+        m.http_responses.add(42); // ignored, not a status
+        m.part_first_byte.observe(Duration::from_millis(3));
+        m.part_first_byte.observe(Duration::from_secs(60));
+        let hub = Hub::default();
+        hub.begin_publish("cam1").unwrap();
+        let text = m.render(&hub);
+        assert!(text.contains("brook_http_responses_total{status=\"200\"} 2\n"));
+        assert!(text.contains("brook_http_responses_total{status=\"404\"} 1\n"));
+        assert!(text.contains("brook_part_publish_to_first_byte_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("brook_part_publish_to_first_byte_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("brook_part_publish_to_first_byte_seconds_count 2\n"));
+        assert!(text.contains("brook_ingest_bytes_total{stream=\"cam1\"} 0\n"));
+        assert!(text.contains("brook_streams_active 1\n"));
+        // Every sample line belongs to a family declared with # TYPE.
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(declared.contains(&base), "{line}");
+        }
+    }
+}
