@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;
+use crate::codec::h265::HevcConfig;
 use crate::codec::opus::OpusConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,7 @@ pub enum TrackKind {
 #[non_exhaustive]
 pub enum CodecConfig {
     Avc(AvcConfig),
+    Hevc(HevcConfig),
     Aac(AacConfig),
     Opus(OpusConfig),
 }
@@ -34,7 +36,7 @@ pub struct TrackInfo {
 impl TrackInfo {
     pub fn kind(&self) -> TrackKind {
         match self.codec {
-            CodecConfig::Avc(_) => TrackKind::Video,
+            CodecConfig::Avc(_) | CodecConfig::Hevc(_) => TrackKind::Video,
             CodecConfig::Aac(_) | CodecConfig::Opus(_) => TrackKind::Audio,
         }
     }
@@ -43,6 +45,7 @@ impl TrackInfo {
     pub fn codec_string(&self) -> String {
         match &self.codec {
             CodecConfig::Avc(c) => c.sps.codec_string(),
+            CodecConfig::Hevc(c) => c.sps.codec_string(),
             CodecConfig::Aac(c) => c.codec_string(),
             CodecConfig::Opus(c) => c.codec_string(),
         }
@@ -52,6 +55,7 @@ impl TrackInfo {
     pub fn resolution(&self) -> Option<(u32, u32)> {
         match &self.codec {
             CodecConfig::Avc(c) => Some((c.sps.width, c.sps.height)),
+            CodecConfig::Hevc(c) => Some((c.sps.width, c.sps.height)),
             CodecConfig::Aac(_) | CodecConfig::Opus(_) => None,
         }
     }

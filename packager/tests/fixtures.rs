@@ -357,3 +357,16 @@ fn restart_input_continues_the_playlist_after_a_discontinuity() {
     }
     assert!(resumed[0].tags.program_date_time.unwrap().0 >= 1_795_000_010_000 - 2000);
 }
+
+const H265: &[u8] = include_bytes!("fixtures/lavfi_h265_aac.ts");
+
+#[test]
+fn h265_packages_as_hvc1_and_decodes() {
+    let out = check_fixture(H265);
+    let init = &out.objects["init.mp4"].1;
+    assert!(init.windows(4).any(|w| w == b"hvc1") && init.windows(4).any(|w| w == b"hvcC"));
+    let mv = out.packager.multivariant().unwrap().to_string();
+    assert!(mv.contains("CODECS=\"hvc1.1.6.L60.90,mp4a.40.2\""), "{mv}");
+    assert!(mv.contains("RESOLUTION=320x240"), "{mv}");
+    assert!((total_duration(&out) - 3.0).abs() <= 1.0 / 30.0);
+}

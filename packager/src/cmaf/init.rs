@@ -4,6 +4,7 @@
 use super::boxes::{BoxWriter, UNITY_MATRIX};
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;
+use crate::codec::h265::HevcConfig;
 use crate::codec::opus::{OpusConfig, OPUS_CLOCK};
 use crate::media::{CodecConfig, TrackInfo, TrackKind};
 
@@ -103,6 +104,7 @@ fn write_trak(w: &mut BoxWriter, t: &TrackInfo) {
                         w.u32(1);
                         match &t.codec {
                             CodecConfig::Avc(c) => write_avc1(w, c),
+                            CodecConfig::Hevc(c) => write_hvc1(w, c),
                             CodecConfig::Aac(c) => write_mp4a(w, c, t.id),
                             CodecConfig::Opus(c) => write_opus(w, c),
                         }
@@ -121,12 +123,32 @@ fn write_trak(w: &mut BoxWriter, t: &TrackInfo) {
 }
 
 fn write_avc1(w: &mut BoxWriter, c: &AvcConfig) {
-    w.bx(b"avc1", |w| {
+    let (width, height) = (c.sps.width, c.sps.height);
+    let record = c.decoder_configuration_record();
+    write_visual_entry(w, b"avc1", width, height, b"avcC", &record);
+}
+
+fn write_hvc1(w: &mut BoxWriter, c: &HevcConfig) {
+    let (width, height) = (c.sps.width, c.sps.height);
+    let record = c.decoder_configuration_record();
+    write_visual_entry(w, b"hvc1", width, height, b"hvcC", &record);
+}
+
+/// A VisualSampleEntry (ISO/IEC 14496-12 §12.1.3) with its configuration box.
+fn write_visual_entry(
+    w: &mut BoxWriter,
+    fourcc: &[u8; 4],
+    width: u32,
+    height: u32,
+    config_box: &[u8; 4],
+    config: &[u8],
+) {
+    w.bx(fourcc, |w| {
         w.zeros(6);
         w.u16(1); // data_reference_index
         w.zeros(16); // pre_defined, reserved
-        w.u16(c.sps.width as u16);
-        w.u16(c.sps.height as u16);
+        w.u16(width as u16);
+        w.u16(height as u16);
         w.u32(0x0048_0000); // 72 dpi
         w.u32(0x0048_0000);
         w.u32(0);
@@ -134,7 +156,7 @@ fn write_avc1(w: &mut BoxWriter, c: &AvcConfig) {
         w.zeros(32); // compressorname
         w.u16(0x0018); // depth
         w.u16(0xFFFF); // pre_defined = -1
-        w.bx(b"avcC", |w| w.bytes(&c.decoder_configuration_record()));
+        w.bx(config_box, |w| w.bytes(config));
     });
 }
 

@@ -4,6 +4,7 @@
 pub mod aac;
 pub(crate) mod bits;
 pub mod h264;
+pub mod h265;
 pub mod opus;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,6 +12,8 @@ pub mod opus;
 pub enum CodecError {
     #[error("H.264: {0}")]
     H264(&'static str),
+    #[error("H.265: {0}")]
+    H265(&'static str),
     #[error("AAC: {0}")]
     Aac(&'static str),
 }

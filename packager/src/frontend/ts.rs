@@ -1,6 +1,7 @@
 //! MPEG-TS front end: demuxed PES packets → track descriptions and timed frames.
 //!
-//! Takes the first H.264 and the first AAC (ADTS) stream of the program. Frames are
+//! Takes the first H.264 or H.265 stream and the first AAC (ADTS) stream of the
+//! program. Frames are
 //! held back until every announced track has its decoder configuration (SPS+PPS
 //! and an IDR for video, an ADTS header for audio), or until one second of video has
 //! gone by without the missing track, so the init segment describes the stream
@@ -18,6 +19,7 @@ use bytes::Bytes;
 
 use crate::codec::aac::{self, AacConfig};
 use crate::codec::h264::{self, AvcConfig, Sps};
+use crate::codec::h265::{self, HevcConfig, HevcSps};
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
 use crate::time::{rescale, Unwrapper, TS_TIMESCALE};
 use crate::ts::{DemuxEvent, Demuxer, EsInfo, Pes, StreamType, TsError};
@@ -63,9 +65,12 @@ pub struct TsFrontEnd {
     audio_pid: Option<u16>,
     video_clock: Unwrapper,
     audio_clock: Unwrapper,
+    video_type: Option<StreamType>,
+    vps: Option<Vec<u8>>,
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
-    avc: Option<AvcConfig>,
+    /// The video decoder configuration in effect (H.264 or H.265).
+    video_config: Option<CodecConfig>,
     aac: Option<AacConfig>,
     audio_next: Option<i64>,
     last_video_dts: Option<i64>,
@@ -130,15 +135,19 @@ impl TsFrontEnd {
 
     fn on_program(&mut self, streams: Vec<EsInfo>) -> Result<(), Error> {
         let find = |ty| streams.iter().find(|s| s.stream_type == ty).map(|s| s.pid);
-        let (video, audio) = (find(StreamType::H264), find(StreamType::AacAdts));
+        let video_type = [StreamType::H264, StreamType::H265]
+            .into_iter()
+            .find(|t| find(*t).is_some());
+        let (video, audio) = (video_type.and_then(find), find(StreamType::AacAdts));
         if video.is_none() && audio.is_none() {
             return Err(Error::Unsupported(format!(
-                "no H.264 or AAC stream in the program (stream types: {:?})",
+                "no H.264, H.265 or AAC stream in the program (stream types: {:?})",
                 streams.iter().map(|s| s.stream_type).collect::<Vec<_>>()
             )));
         }
         let changed = self.started && (video, audio) != (self.video_pid, self.audio_pid);
         self.video_pid = video;
+        self.video_type = video_type;
         self.audio_pid = audio;
         self.program = streams;
         if changed {
@@ -146,8 +155,9 @@ impl TsFrontEnd {
             // packager sees new tracks and cuts a discontinuity.
             self.stats.config_changes += 1;
             self.started = false;
-            self.avc = None;
+            self.video_config = None;
             self.aac = None;
+            self.vps = None;
             self.sps = None;
             self.pps = None;
             self.audio_next = None;
@@ -165,20 +175,30 @@ impl TsFrontEnd {
         };
         let dts = self.video_clock.unwrap(dts.unwrap_or(pts));
         let pts = dts + (pts as i64 - dts.rem_euclid(1 << 33)).rem_euclid(1 << 33);
-        let Some(sample) = h264::annexb_to_sample(&pes.data) else {
+        let converted =
+            match self.video_type {
+                Some(StreamType::H265) => h265::annexb_to_sample(&pes.data)
+                    .map(|s| (s.data, s.keyframe, s.vps, s.sps, s.pps)),
+                _ => h264::annexb_to_sample(&pes.data)
+                    .map(|s| (s.data, s.keyframe, None, s.sps, s.pps)),
+            };
+        let Some((data, keyframe, vps, sps, pps)) = converted else {
             self.stats.dropped_video += 1;
             return;
         };
-        if let Some(sps) = &sample.sps {
-            self.sps = Some(sps.clone());
+        for (slot, set) in [
+            (&mut self.vps, vps),
+            (&mut self.sps, sps),
+            (&mut self.pps, pps),
+        ] {
+            if set.is_some() {
+                *slot = set;
+            }
         }
-        if let Some(pps) = &sample.pps {
-            self.pps = Some(pps.clone());
+        if keyframe {
+            self.update_video_config();
         }
-        if sample.keyframe {
-            self.update_avc_config();
-        }
-        if self.avc.is_none() {
+        if self.video_config.is_none() {
             self.stats.dropped_video += 1; // nothing decodable before the first IDR with parameter sets
             return;
         }
@@ -199,33 +219,57 @@ impl TsFrontEnd {
             track: self.video_track.unwrap_or(0),
             dts,
             pts,
-            keyframe: sample.keyframe,
+            keyframe,
             duration: None,
-            data: Bytes::from(sample.data),
+            data: Bytes::from(data),
         };
         self.emit(TrackKind::Video, frame);
     }
 
-    /// On an IDR: takes the parameter sets in effect as the configuration, and
-    /// reports a change when they differ from the current one.
-    fn update_avc_config(&mut self) {
+    /// On an IDR/IRAP: takes the parameter sets in effect as the configuration,
+    /// and reports a change when they differ from the current one.
+    fn update_video_config(&mut self) {
         let (Some(sps_nal), Some(pps_nal)) = (&self.sps, &self.pps) else {
             return;
         };
-        if let Some(current) = &self.avc {
-            if current.sps_nal == *sps_nal && current.pps_nal == *pps_nal {
-                return;
-            }
-        }
-        match Sps::parse(sps_nal) {
-            Ok(sps) => {
-                let config = AvcConfig {
-                    sps,
-                    sps_nal: sps_nal.clone(),
-                    pps_nal: pps_nal.clone(),
+        let parsed = match self.video_type {
+            Some(StreamType::H265) => {
+                let Some(vps_nal) = &self.vps else {
+                    return;
                 };
-                let changed = self.avc.is_some();
-                self.avc = Some(config);
+                if let Some(CodecConfig::Hevc(c)) = &self.video_config {
+                    if c.vps_nal == *vps_nal && c.sps_nal == *sps_nal && c.pps_nal == *pps_nal {
+                        return;
+                    }
+                }
+                HevcSps::parse(sps_nal).map(|sps| {
+                    CodecConfig::Hevc(HevcConfig {
+                        sps,
+                        vps_nal: vps_nal.clone(),
+                        sps_nal: sps_nal.clone(),
+                        pps_nal: pps_nal.clone(),
+                    })
+                })
+            }
+            _ => {
+                if let Some(CodecConfig::Avc(c)) = &self.video_config {
+                    if c.sps_nal == *sps_nal && c.pps_nal == *pps_nal {
+                        return;
+                    }
+                }
+                Sps::parse(sps_nal).map(|sps| {
+                    CodecConfig::Avc(AvcConfig {
+                        sps,
+                        sps_nal: sps_nal.clone(),
+                        pps_nal: pps_nal.clone(),
+                    })
+                })
+            }
+        };
+        match parsed {
+            Ok(config) => {
+                let changed = self.video_config.is_some();
+                self.video_config = Some(config);
                 if changed && self.started {
                     self.stats.config_changes += 1;
                     self.announce_tracks();
@@ -313,7 +357,7 @@ impl TsFrontEnd {
             return;
         }
         self.startup.push((kind, frame));
-        let video_ready = self.video_pid.is_none() || self.avc.is_some();
+        let video_ready = self.video_pid.is_none() || self.video_config.is_some();
         let audio_ready = self.audio_pid.is_none() || self.aac.is_some();
         let mut video = self.startup.iter().filter(|(k, _)| *k == TrackKind::Video);
         let video_span = match (video.next(), video.last()) {
@@ -330,12 +374,12 @@ impl TsFrontEnd {
         let mut tracks = Vec::new();
         self.video_track = None;
         self.audio_track = None;
-        if let Some(avc) = &self.avc {
+        if let Some(video) = &self.video_config {
             self.video_track = Some(tracks.len());
             tracks.push(TrackInfo {
                 id: tracks.len() as u32 + 1,
                 timescale: TS_TIMESCALE,
-                codec: CodecConfig::Avc(avc.clone()),
+                codec: video.clone(),
             });
         }
         if let Some(aac) = &self.aac {
