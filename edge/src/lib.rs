@@ -1,49 +1,74 @@
-//! Brook's edge: a Cloudflare Worker in front of the origin.
+//! Brook's edge: a Cloudflare Worker in front of the origins.
 //!
 //! Everything that decides something is plain Rust that builds and tests
-//! natively; only [`glue`] (compiled for `wasm32` alone) touches the `worker`
+//! natively; only `glue` (compiled for `wasm32` alone) touches the `worker`
 //! crate. A request runs through it like this:
 //!
 //! ```text
 //! match route(path) {
-//!     Route::Live if is_allowed_method(method) => {
-//!         let url = origin.url_for(path, query);          // same path + query
-//!         let headers = forward_headers(client_headers);  // minus hop-by-hop
-//!         fetch(url, headers) -> stream the body back with forward_headers(origin_headers)
-//!                             or 502 when the origin is unreachable
+//!     Route::Live(live) => {
+//!         let edge = Edge::new(EDGE_CONFIG, ORIGIN_URL)?;            // config.rs   (500 if invalid)
+//!         let ok = access::admit(&edge, &keys, &request)?;          // access.rs   401 / 403 / 451
+//!         match live.kind {
+//!             SteeringHls | SteeringDash => steering manifest       // steering.rs
+//!             _ => {
+//!                 let key = cache::Lookup{..}.key(host);            // cache.rs    no viewer data
+//!                 Cache API hit, or join the in-flight request      // coalesce.rs
+//!                 for region in origins::order(..) { fetch }        // origins.rs  failover + health
+//!                 if manifest: manifest::personalize_*(..)          // manifest.rs token, filter, steering
+//!             }
+//!         }
 //!     }
-//!     Route::Live => 405,
+//!     Route::Metrics => metrics::Metrics::render()                  // metrics.rs  (METRICS_TOKEN)
 //!     Route::NotFound => 404,
 //! }
 //! ```
 //!
 //! The viewer page is not served from here: `wrangler.toml` publishes `web/`
-//! as static assets and sends only `/live/*` to the Worker first.
+//! as static assets and sends only `/live/*` to the Worker first. Tokens are
+//! described in docs/tokens.md, the rest in docs/edge.md.
 
 #![cfg_attr(not(target_arch = "wasm32"), forbid(unsafe_code))]
 
+pub mod access;
+pub mod cache;
+pub mod coalesce;
+pub mod config;
+pub mod geo;
 pub mod headers;
-pub mod origin;
+pub mod manifest;
+pub mod metrics;
+pub mod origins;
+pub mod query;
 pub mod route;
+pub mod steering;
+pub mod token;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
 
+pub use config::Edge;
 pub use headers::{forward_headers, is_hop_by_hop};
-pub use origin::Origin;
-pub use route::{is_allowed_method, route, Route, ALLOWED_METHODS};
+pub use origins::Origin;
+pub use route::{is_allowed_method, route, Kind, Live, Route, ALLOWED_METHODS};
 
 /// Everything that can go wrong in the edge logic.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// `ORIGIN_URL` is not an absolute `http://` or `https://` URL without
+    /// An origin URL is not an absolute `http://` or `https://` URL without
     /// query or fragment.
-    #[error("ORIGIN_URL {value:?} is invalid: {reason}")]
+    #[error("origin URL {value:?} is invalid: {reason}")]
     InvalidOriginUrl {
         /// The configured value, as found.
         value: String,
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// The edge config (`EDGE_CONFIG` / KV) is not valid.
+    #[error("edge config: {0}")]
+    InvalidConfig(String),
+    /// The `TOKEN_KEYS` secret is not valid.
+    #[error("TOKEN_KEYS: {0}")]
+    InvalidKeys(String),
 }

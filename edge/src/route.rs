@@ -1,31 +1,146 @@
-//! Which requests the Worker handles, decided from the path alone.
+//! Which requests the Worker handles, and what they ask for, decided from the
+//! path alone. The URL layout follows the origin's:
+//!
+//! ```text
+//! /live/<stream>/index.m3u8              multivariant playlist      (personalized)
+//! /live/<stream>/steering.json           HLS steering manifest      (made here)
+//! /live/<stream>/steering-dash.json      DASH steering manifest     (made here)
+//! /live/<stream>/<name>.mpd              DASH MPD                   (personalized)
+//! /live/<stream>/<session>/<name>.m3u8   media playlist             (personalized)
+//! /live/<stream>/<session>/init.mp4      init section               (cached for good)
+//! /live/<stream>/<session>/partM.P.m4s   part                       (cached for good)
+//! /live/<stream>/<session>/segM.m4s      segment                    (cached for good)
+//! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
+//! ```
 
 /// What the Worker does with a request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// An LL-HLS delivery object under `/live/` (playlist, init section,
-    /// part, segment): proxied to the origin with the same path and query,
-    /// so blocking playlist reloads (`_HLS_msn`, `_HLS_part`) reach it as sent.
-    Live,
+pub enum Route<'a> {
+    /// An LL-HLS delivery object under `/live/<stream>/`: checked (token,
+    /// geo), then answered from the cache, the origin, or made here.
+    Live(Live<'a>),
+    /// `/_brook/metrics`: Prometheus text of this isolate's counters.
+    Metrics,
+    /// `/_brook/bench/rewrite`: the manifest rewrite benchmark (only when the
+    /// `BROOK_BENCH` var is set).
+    Bench,
     /// Anything else. Static files never get here: the assets layer answers
     /// them before the Worker runs.
     NotFound,
 }
 
-/// Methods the [`Route::Live`] proxy accepts, in `Allow` header form.
-pub const ALLOWED_METHODS: &str = "GET, HEAD";
+/// A request under `/live/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live<'a> {
+    /// The stream name (first path segment after `/live/`).
+    pub stream: &'a str,
+    pub kind: Kind,
+}
+
+/// What a `/live/` path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Multivariant,
+    MediaPlaylist,
+    Init,
+    Part,
+    Segment,
+    SteeringHls,
+    SteeringDash,
+    Mpd,
+    /// Anything else under `/live/<stream>/`: proxied as is.
+    Other,
+}
+
+impl Kind {
+    /// Playlists and MPDs: rewritten per viewer.
+    pub fn is_manifest(self) -> bool {
+        matches!(self, Kind::Multivariant | Kind::MediaPlaylist | Kind::Mpd)
+    }
+
+    /// Immutable media objects (their URL carries the publish session).
+    pub fn is_object(self) -> bool {
+        matches!(self, Kind::Init | Kind::Part | Kind::Segment)
+    }
+
+    /// Label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Multivariant => "multivariant",
+            Kind::MediaPlaylist => "media_playlist",
+            Kind::Init => "init",
+            Kind::Part => "part",
+            Kind::Segment => "segment",
+            Kind::SteeringHls => "steering_hls",
+            Kind::SteeringDash => "steering_dash",
+            Kind::Mpd => "mpd",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// Methods the [`Route::Live`] proxy accepts, in `Allow` header form
+/// (`OPTIONS` is answered as a CORS preflight).
+pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
 /// Picks the route for a URL path (as parsed by the runtime: percent-encoded,
 /// dot segments already resolved).
 ///
-/// Only `/live/<something>` is proxied. Dot segments are refused anyway, so a
-/// path that was not normalised upstream can never climb out of `/live/` on
-/// the origin.
-pub fn route(path: &str) -> Route {
-    match path.strip_prefix("/live/") {
-        Some(rest) if !rest.is_empty() && !rest.split('/').any(is_dot_segment) => Route::Live,
-        _ => Route::NotFound,
+/// Only `/live/<stream>/<something>` is served. Dot segments are refused
+/// anyway, so a path that was not normalised upstream can never climb out of
+/// `/live/` on the origin (nor out of a token's ACL).
+pub fn route(path: &str) -> Route<'_> {
+    match path {
+        "/_brook/metrics" => return Route::Metrics,
+        "/_brook/bench/rewrite" => return Route::Bench,
+        _ => {}
     }
+    let Some(rest) = path.strip_prefix("/live/") else {
+        return Route::NotFound;
+    };
+    if rest.split('/').any(is_dot_segment) {
+        return Route::NotFound;
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    let Some((&stream, tail)) = segments.split_first() else {
+        return Route::NotFound;
+    };
+    if stream.is_empty() || tail.last().is_none_or(|last| last.is_empty()) {
+        return Route::NotFound;
+    }
+    let kind = match tail {
+        ["index.m3u8"] => Kind::Multivariant,
+        ["steering.json"] => Kind::SteeringHls,
+        ["steering-dash.json"] => Kind::SteeringDash,
+        [name] if name.ends_with(".mpd") => Kind::Mpd,
+        [name] if name.ends_with(".m3u8") => Kind::MediaPlaylist,
+        [_session, name] => object_kind(name),
+        _ => Kind::Other,
+    };
+    Route::Live(Live { stream, kind })
+}
+
+fn object_kind(name: &str) -> Kind {
+    if name.ends_with(".m3u8") {
+        return Kind::MediaPlaylist;
+    }
+    if name == "init.mp4" {
+        return Kind::Init;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(stem) = name.strip_suffix(".m4s") {
+        if let Some(n) = stem.strip_prefix("seg") {
+            if digits(n) {
+                return Kind::Segment;
+            }
+        }
+        if let Some((m, p)) = stem.strip_prefix("part").and_then(|r| r.split_once('.')) {
+            if digits(m) && digits(p) {
+                return Kind::Part;
+            }
+        }
+    }
+    Kind::Other
 }
 
 /// Whether the live proxy serves `method` (HTTP methods are case-sensitive).
@@ -42,14 +157,36 @@ fn is_dot_segment(segment: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn live(stream: &str, kind: Kind) -> Route<'_> {
+        Route::Live(Live { stream, kind })
+    }
+
     #[test]
     fn routes() {
+        use Kind::*;
         let cases = [
-            ("/live/cam1/index.m3u8", Route::Live),
-            ("/live/cam1/init.mp4", Route::Live),
-            ("/live/cam1/seg12.part3.m4s", Route::Live),
-            ("/live/x", Route::Live),
-            ("/live/cam1/", Route::Live),
+            ("/live/cam1/index.m3u8", live("cam1", Multivariant)),
+            ("/live/cam1/steering.json", live("cam1", SteeringHls)),
+            ("/live/cam1/steering-dash.json", live("cam1", SteeringDash)),
+            ("/live/cam1/manifest.mpd", live("cam1", Mpd)),
+            ("/live/cam1/S1/media.m3u8", live("cam1", MediaPlaylist)),
+            ("/live/cam1/S1/audio.m3u8", live("cam1", MediaPlaylist)),
+            ("/live/cam1/other.m3u8", live("cam1", MediaPlaylist)),
+            ("/live/cam1/S1/init.mp4", live("cam1", Init)),
+            ("/live/cam1/S1/part12.3.m4s", live("cam1", Part)),
+            ("/live/cam1/S1/seg12.m4s", live("cam1", Segment)),
+            ("/live/cam1/S1/seg.m4s", live("cam1", Other)),
+            ("/live/cam1/S1/part1.m4s", live("cam1", Other)),
+            ("/live/cam1/S1/partx.1.m4s", live("cam1", Other)),
+            ("/live/cam1/S1/seg12.part3.m4s", live("cam1", Other)),
+            ("/live/cam1/init.mp4", live("cam1", Other)),
+            ("/live/cam1/slow.m4s", live("cam1", Other)),
+            ("/live/cam1/a/b/c", live("cam1", Other)),
+            ("/live/cam1/..m3u8", live("cam1", MediaPlaylist)),
+            ("/live/x", Route::NotFound),
+            ("/live/cam1/", Route::NotFound),
+            ("/live/cam1/S1/", Route::NotFound),
+            ("/live//index.m3u8", Route::NotFound),
             ("/live/", Route::NotFound),
             ("/live", Route::NotFound),
             ("/lively/cam1/index.m3u8", Route::NotFound),
@@ -63,7 +200,9 @@ mod tests {
             ("/live/%2e%2e/admin", Route::NotFound),
             ("/live/%2E./admin", Route::NotFound),
             ("/live/cam1/..", Route::NotFound),
-            ("/live/cam1/..m3u8", Route::Live),
+            ("/_brook/metrics", Route::Metrics),
+            ("/_brook/bench/rewrite", Route::Bench),
+            ("/_brook/other", Route::NotFound),
         ];
         for (path, want) in cases {
             assert_eq!(route(path), want, "route({path:?})");

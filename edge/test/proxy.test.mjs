@@ -24,7 +24,9 @@ function startWorker(originUrl) {
       { type: 'ESModule', path: `${build}index.js` },
       { type: 'CompiledWasm', path: `${build}index_bg.wasm` },
     ],
-    bindings: { ORIGIN_URL: originUrl },
+    // Access control is off here: these tests are about proxying (tokens are
+    // covered by tests/e2e/edge-access.test.mjs against the real origin).
+    bindings: { ORIGIN_URL: originUrl, EDGE_CONFIG: JSON.stringify({ auth: { required: false } }) },
     cf: { country: 'NL', colo: 'AMS' }, // never fetch Cloudflare's cf data
   });
 }
@@ -206,17 +208,34 @@ test('the body is streamed: the first bytes arrive before the origin has finishe
   assert.equal(received, 'first-half;second-half');
 });
 
-test('methods other than GET and HEAD get 405 and never reach the origin', async () => {
+test('methods other than GET, HEAD and OPTIONS get 405 and never reach the origin', async () => {
   const before = origin.seen.length;
-  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
     const res = await mf.dispatchFetch(`${EDGE}/live/cam1/index.m3u8`, {
       method,
       body: method === 'POST' || method === 'PUT' || method === 'PATCH' ? 'x' : undefined,
     });
     assert.equal(res.status, 405, method);
-    assert.equal(res.headers.get('allow'), 'GET, HEAD');
+    assert.equal(res.headers.get('allow'), 'GET, HEAD, OPTIONS');
     await res.arrayBuffer();
   }
+  assert.equal(origin.seen.length, before);
+});
+
+test('OPTIONS is a CORS preflight answered at the edge', async () => {
+  const before = origin.seen.length;
+  const res = await mf.dispatchFetch(`${EDGE}/live/cam1/index.m3u8`, {
+    method: 'OPTIONS',
+    headers: {
+      origin: 'https://player.example',
+      'access-control-request-method': 'GET',
+      'access-control-request-headers': 'authorization, x-bad header',
+    },
+  });
+  assert.equal(res.status, 204);
+  assert.equal(res.headers.get('access-control-allow-origin'), '*');
+  assert.equal(res.headers.get('access-control-allow-methods'), 'GET, HEAD, OPTIONS');
+  assert.equal(res.headers.get('access-control-allow-headers'), 'authorization');
   assert.equal(origin.seen.length, before);
 });
 

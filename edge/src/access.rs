@@ -1,0 +1,287 @@
+//! Who may fetch a `/live/` URL: the token check, then the geo rule.
+//!
+//! ```text
+//! token = query __token__ | Authorization: Bearer | cookie __token__   (first present wins)
+//! no token and auth.required        -> 401 (WWW-Authenticate: Bearer)
+//! token fails any check             -> 403 (the same bare body whatever failed)
+//! viewer's country blocked          -> 451
+//! ```
+//!
+//! With `auth.required = false` a valid token still counts (its entitlements
+//! apply and it is carried into child URIs); an invalid one is ignored.
+
+use std::borrow::Cow;
+
+use crate::config::Edge;
+use crate::geo::Decision;
+use crate::query;
+use crate::token::{self, Grant, KeySet, Reject};
+
+/// One request, as far as access is concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessRequest<'a> {
+    /// Unix time, seconds.
+    pub now: u64,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub cookie: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub stream: &'a str,
+}
+
+/// A request that may proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted<'a> {
+    /// The token as presented (decoded), when it verified: carried into the
+    /// URIs of personalized manifests.
+    pub token: Option<Cow<'a, str>>,
+    pub grant: Option<Grant>,
+}
+
+/// A request that may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No token, and one is required.
+    Missing,
+    /// A token that fails a check (which one is for logs only).
+    Token(Reject),
+    /// The stream's geo rule blocks the viewer's country.
+    Geo,
+}
+
+impl Denied {
+    pub fn status(self) -> u16 {
+        match self {
+            Denied::Missing => 401,
+            Denied::Token(_) => 403,
+            Denied::Geo => 451,
+        }
+    }
+
+    /// The response body: the same for every token failure.
+    pub fn body(self) -> &'static str {
+        match self {
+            Denied::Missing => "token required\n",
+            Denied::Token(_) => "forbidden\n",
+            Denied::Geo => "not available in your country\n",
+        }
+    }
+
+    /// Label for metrics and logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denied::Missing => "missing",
+            Denied::Token(r) => r.as_str(),
+            Denied::Geo => "geo",
+        }
+    }
+}
+
+/// The token a request presents, if any (decoded where it travels encoded).
+pub fn find_token<'a>(
+    name: &str,
+    query_string: Option<&'a str>,
+    authorization: Option<&'a str>,
+    cookie: Option<&'a str>,
+) -> Option<Cow<'a, str>> {
+    if let Some(t) = query_string.and_then(|q| query::param(q, name)) {
+        return Some(t);
+    }
+    if let Some(auth) = authorization {
+        let auth = auth.trim();
+        if let Some((scheme, rest)) = auth.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+                return Some(Cow::Borrowed(rest.trim()));
+            }
+        }
+    }
+    cookie?.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == name).then(|| query::decode_percent(v.trim().trim_matches('"')))
+    })
+}
+
+/// Decides whether `req` may proceed.
+pub fn admit<'a>(
+    edge: &Edge,
+    keys: &KeySet,
+    req: &AccessRequest<'a>,
+) -> Result<Admitted<'a>, Denied> {
+    let presented = find_token(
+        &edge.auth.token_name,
+        req.query,
+        req.authorization,
+        req.cookie,
+    );
+    let check = token::Request {
+        now: req.now,
+        path: req.path,
+        client_ip: req.client_ip,
+    };
+    let admitted = match presented {
+        None if edge.auth.required => return Err(Denied::Missing),
+        None => Admitted {
+            token: None,
+            grant: None,
+        },
+        Some(t) => match token::verify(&t, keys, &check) {
+            Ok(grant) => Admitted {
+                token: Some(t),
+                grant: Some(grant),
+            },
+            Err(reject) if edge.auth.required => return Err(Denied::Token(reject)),
+            Err(_) => Admitted {
+                token: None,
+                grant: None,
+            },
+        },
+    };
+    match edge.geo.decide(req.stream, req.country) {
+        Decision::Allow => Ok(admitted),
+        Decision::Block => Err(Denied::Geo),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{sign, Grant};
+
+    const HEX: &str = "00112233445566778899aabbccddeeff";
+
+    fn setup(config: &str) -> (Edge, KeySet, String) {
+        let edge = Edge::new(Some(config), Some("http://o.example")).unwrap();
+        let keys = KeySet::parse(&format!("k1:{HEX}")).unwrap();
+        let grant = Grant {
+            expires: 2000,
+            acl: vec!["/live/cam1/*".into()],
+            key_id: Some("k1".into()),
+            ..Grant::default()
+        };
+        let token = sign(&grant, keys.get("k1").unwrap());
+        (edge, keys, token)
+    }
+
+    fn req<'a>(query: Option<&'a str>, country: Option<&'a str>) -> AccessRequest<'a> {
+        AccessRequest {
+            now: 1500,
+            path: "/live/cam1/index.m3u8",
+            query,
+            country,
+            stream: "cam1",
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn token_places_and_precedence() {
+        let t = "exp=1~acl=/x~hmac=00";
+        let enc = query::encode_component(t);
+        let q = format!("a=1&__token__={enc}");
+        assert_eq!(
+            find_token("__token__", Some(&q), None, None).as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find_token(
+                "__token__",
+                None,
+                Some("Bearer  exp=1~acl=/x~hmac=00 "),
+                None
+            )
+            .as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find_token("__token__", None, Some("bearer x"), None).as_deref(),
+            Some("x")
+        );
+        assert_eq!(find_token("__token__", None, Some("Basic x"), None), None);
+        assert_eq!(find_token("__token__", None, Some("Bearer "), None), None);
+        let cookie = format!("a=b; __token__={enc}; c=d");
+        assert_eq!(
+            find_token("__token__", None, None, Some(&cookie)).as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find_token(
+                "__token__",
+                None,
+                None,
+                Some("__token__=\"exp=1~acl=/x~hmac=00\"")
+            )
+            .as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find_token(
+                "__token__",
+                Some("__token__=q"),
+                Some("Bearer h"),
+                Some("__token__=c")
+            )
+            .as_deref(),
+            Some("q")
+        );
+        assert_eq!(
+            find_token(
+                "__token__",
+                Some("x=1"),
+                Some("Bearer h"),
+                Some("__token__=c")
+            )
+            .as_deref(),
+            Some("h")
+        );
+        assert_eq!(find_token("t", Some("__token__=q"), None, None), None);
+    }
+
+    #[test]
+    fn decisions() {
+        let (edge, keys, token) = setup(r#"{"geo": {"streams": {"cam1": {"deny": ["KP"]}}}}"#);
+        let q = format!("__token__={}", query::encode_component(&token));
+        let ok = admit(&edge, &keys, &req(Some(&q), Some("DE"))).unwrap();
+        assert_eq!(ok.token.as_deref(), Some(token.as_str()));
+        assert_eq!(
+            admit(&edge, &keys, &req(None, Some("DE"))),
+            Err(Denied::Missing)
+        );
+        assert_eq!(
+            admit(&edge, &keys, &req(Some("__token__=junk"), Some("DE"))),
+            Err(Denied::Token(Reject::Malformed))
+        );
+        assert_eq!(
+            admit(&edge, &keys, &req(Some(&q), Some("KP"))),
+            Err(Denied::Geo)
+        );
+        // Token first: an unauthenticated viewer learns nothing about geo rules.
+        assert_eq!(
+            admit(&edge, &keys, &req(None, Some("KP"))),
+            Err(Denied::Missing)
+        );
+        let statuses: Vec<u16> = [Denied::Missing, Denied::Token(Reject::Expired), Denied::Geo]
+            .iter()
+            .map(|d| d.status())
+            .collect();
+        assert_eq!(statuses, [401, 403, 451]);
+        // Every token failure looks the same from outside.
+        for r in Reject::ALL {
+            assert_eq!(Denied::Token(r).body(), "forbidden\n");
+            assert_eq!(Denied::Token(r).status(), 403);
+        }
+    }
+
+    #[test]
+    fn optional_auth() {
+        let (edge, keys, token) = setup(r#"{"auth": {"required": false}}"#);
+        let anon = admit(&edge, &keys, &req(None, None)).unwrap();
+        assert_eq!(anon.grant, None);
+        let bad = admit(&edge, &keys, &req(Some("__token__=junk"), None)).unwrap();
+        assert_eq!(bad.token, None, "an invalid token is not carried on");
+        let q = format!("__token__={}", query::encode_component(&token));
+        let good = admit(&edge, &keys, &req(Some(&q), None)).unwrap();
+        assert!(good.grant.is_some());
+    }
+}

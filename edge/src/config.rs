@@ -1,0 +1,181 @@
+//! The edge configuration: one JSON document that the ops team edits, in the
+//! `EDGE_CONFIG` var (`wrangler.toml` `[vars]`, or the dashboard) or, when
+//! the `EDGE_KV` KV namespace is bound and holds a key `config`, there (no
+//! deploy needed; picked up within a minute). Unknown keys are refused, so a
+//! typo is a 500 with the reason in the log, not a silently ignored rule.
+//! Every field has a default; `{}` is a valid config.
+//!
+//! ```json
+//! {
+//!   "auth":       { "required": true, "token_name": "__token__" },
+//!   "geo":        { "default": {}, "streams": { "cam1": { "allow": ["DE"], "unknown": "deny" } } },
+//!   "origins":    { "regions": [ { "id": "eu", "url": "https://eu.origin.example", "continents": ["EU"] } ] },
+//!   "steering":   { "pathways": [ { "id": "cf" }, { "id": "cdn-b", "base_url": "https://b.example" } ] },
+//!   "cache":      { "blocking_playlist_ttl_s": 6 },
+//!   "renditions": { "mobile_max_height": 720 }
+//! }
+//! ```
+//!
+//! Secrets stay out of it: signing keys come from the `TOKEN_KEYS` secret.
+
+use serde::Deserialize;
+
+use crate::cache::CachePolicy;
+use crate::geo::GeoConfig;
+use crate::manifest::RenditionConfig;
+use crate::origins::{OriginsConfig, Region};
+use crate::steering::{Steering, SteeringConfig};
+use crate::token::TOKEN_NAME;
+use crate::Error;
+
+/// The whole document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub auth: AuthConfig,
+    pub geo: GeoConfig,
+    pub origins: OriginsConfig,
+    pub steering: SteeringConfig,
+    pub cache: CachePolicy,
+    pub renditions: RenditionConfig,
+}
+
+/// `auth`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether `/live/` needs a valid token. Default: true.
+    pub required: bool,
+    /// The query parameter and cookie carrying the token. Default:
+    /// `__token__` (EdgeAuth's).
+    pub token_name: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            required: true,
+            token_name: TOKEN_NAME.into(),
+        }
+    }
+}
+
+/// A validated configuration, ready to answer requests.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub auth: AuthConfig,
+    pub geo: GeoConfig,
+    pub origins: OriginsConfig,
+    pub regions: Vec<Region>,
+    pub steering: Option<Steering>,
+    pub cache: CachePolicy,
+    pub renditions: RenditionConfig,
+}
+
+impl Edge {
+    /// From the config document (`None` or blank: all defaults) and the
+    /// `ORIGIN_URL` var (used when no `origins.regions` are configured).
+    pub fn new(config_json: Option<&str>, origin_url: Option<&str>) -> Result<Self, Error> {
+        let config: Config = match config_json.map(str::trim) {
+            None | Some("") => Config::default(),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| Error::InvalidConfig(format!("EDGE_CONFIG: {e}")))?,
+        };
+        Self::from_config(config, origin_url)
+    }
+
+    pub fn from_config(config: Config, origin_url: Option<&str>) -> Result<Self, Error> {
+        let Config {
+            auth,
+            geo,
+            origins,
+            steering,
+            cache,
+            renditions,
+        } = config;
+        if auth.token_name.is_empty()
+            || !auth
+                .token_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::InvalidConfig(
+                "auth.token_name: use A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        geo.validate()?;
+        let regions = origins.resolve(origin_url)?;
+        let steering = Steering::new(steering)?;
+        Ok(Self {
+            auth,
+            geo,
+            origins,
+            regions,
+            steering,
+            cache,
+            renditions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let e = Edge::new(None, Some("http://127.0.0.1:8080")).unwrap();
+        assert!(e.auth.required);
+        assert_eq!(e.auth.token_name, "__token__");
+        assert_eq!(e.regions.len(), 1);
+        assert!(e.steering.is_none());
+        assert_eq!(e.cache, CachePolicy::default());
+        assert!(Edge::new(Some("  "), Some("http://x")).is_ok());
+        assert!(Edge::new(Some("{}"), Some("http://x")).is_ok());
+    }
+
+    #[test]
+    fn full_document() {
+        let json = r#"{
+            "auth": {"required": false, "token_name": "t"},
+            "geo": {"streams": {"cam1": {"allow": ["DE"], "unknown": "deny"}}},
+            "origins": {"regions": [{"id": "eu", "url": "http://eu.example", "continents": ["EU"]},
+                                    {"id": "us", "url": "http://us.example"}],
+                        "timeout_ms": 500},
+            "steering": {"ttl_s": 10, "pathways": [{"id": "a"}, {"id": "b", "base_url": "http://b.example"}]},
+            "cache": {"playlist_ttl_s": 1},
+            "renditions": {"mobile_max_height": 720}
+        }"#;
+        let e = Edge::new(Some(json), None).unwrap();
+        assert!(!e.auth.required);
+        assert_eq!(e.regions.len(), 2);
+        assert_eq!(e.origins.timeout_ms, 500);
+        assert_eq!(e.origins.hold_timeout_ms, 10_000);
+        assert_eq!(e.steering.as_ref().unwrap().config().ttl_s, 10);
+        assert_eq!(e.cache.playlist_ttl_s, 1);
+        assert_eq!(e.cache.object_ttl_s, 31_536_000);
+        assert_eq!(e.renditions.mobile_max_height, Some(720));
+    }
+
+    #[test]
+    fn refuses_mistakes() {
+        for bad in [
+            "{",
+            r#"{"auth": {"requried": false}}"#,
+            r#"{"unknown": 1}"#,
+            r#"{"auth": {"token_name": "a b"}}"#,
+            r#"{"geo": {"default": {"allow": ["DE"], "deny": ["FR"]}}}"#,
+            r#"{"steering": {"pathways": [{"id": "a b"}]}}"#,
+            r#"{"origins": {"regions": [{"id": "a", "url": "nope"}]}}"#,
+        ] {
+            assert!(
+                matches!(
+                    Edge::new(Some(bad), Some("http://x")),
+                    Err(Error::InvalidConfig(_) | Error::InvalidOriginUrl { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(Edge::new(None, None).is_err(), "no origin at all");
+    }
+}

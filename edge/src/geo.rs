@@ -1,0 +1,183 @@
+//! Per-stream country rules, decided from `request.cf.country` (ISO 3166-1
+//! alpha-2). A blocked viewer gets **451 Unavailable For Legal Reasons**
+//! (RFC 7725): geo restrictions are licensing obligations, and 451 tells the
+//! viewer (and support) that this is not an authentication problem.
+//!
+//! ```json
+//! "geo": {
+//!   "default": { "deny": ["KP"], "unknown": "allow" },
+//!   "streams": { "cam1": { "allow": ["DE", "AT", "CH"], "unknown": "deny" } }
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// What happens to viewers whose country is unknown: no `cf.country`,
+/// Cloudflare's `XX` (unknown) or `T1` (Tor, no country can be told).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unknown {
+    /// Let them in (the default).
+    #[default]
+    Allow,
+    /// Block them like a listed country.
+    Deny,
+}
+
+/// One rule: an allow-list or a deny-list (not both), plus the policy for an
+/// unknown country.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rule {
+    /// Only these countries may watch. Default: not set.
+    pub allow: Option<Vec<String>>,
+    /// These countries may not watch. Default: not set.
+    pub deny: Option<Vec<String>>,
+    /// Policy for an unknown country. Default: `allow`.
+    pub unknown: Unknown,
+}
+
+/// The geo rules: one default, overridden per stream name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoConfig {
+    /// Rule for streams not listed in `streams`. Default: everyone allowed.
+    pub default: Rule,
+    /// Per-stream rules, by stream name. Default: none.
+    pub streams: BTreeMap<String, Rule>,
+}
+
+/// The outcome for one viewer and stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Block,
+}
+
+impl Rule {
+    fn validate(&self, name: &str) -> Result<(), Error> {
+        let invalid = |msg: String| Error::InvalidConfig(format!("geo rule {name}: {msg}"));
+        if self.allow.is_some() && self.deny.is_some() {
+            return Err(invalid("set `allow` or `deny`, not both".into()));
+        }
+        for code in self.allow.iter().chain(&self.deny).flatten() {
+            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(invalid(format!(
+                    "{code:?} is not an ISO 3166-1 alpha-2 country code"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a viewer in `country` may watch.
+    pub fn decide(&self, country: Option<&str>) -> Decision {
+        let known = country.map(str::trim).filter(|c| {
+            c.len() == 2 && !c.eq_ignore_ascii_case("XX") && !c.eq_ignore_ascii_case("T1")
+        });
+        let Some(country) = known else {
+            return match self.unknown {
+                Unknown::Allow => Decision::Allow,
+                Unknown::Deny => Decision::Block,
+            };
+        };
+        let listed = |list: &Vec<String>| list.iter().any(|c| c.eq_ignore_ascii_case(country));
+        let allowed = match (&self.allow, &self.deny) {
+            (Some(allow), _) => listed(allow),
+            (None, Some(deny)) => !listed(deny),
+            (None, None) => true,
+        };
+        if allowed {
+            Decision::Allow
+        } else {
+            Decision::Block
+        }
+    }
+}
+
+impl GeoConfig {
+    pub fn validate(&self) -> Result<(), Error> {
+        self.default.validate("default")?;
+        for (name, rule) in &self.streams {
+            rule.validate(name)?;
+        }
+        Ok(())
+    }
+
+    /// The rule that applies to `stream`.
+    pub fn rule(&self, stream: &str) -> &Rule {
+        self.streams.get(stream).unwrap_or(&self.default)
+    }
+
+    pub fn decide(&self, stream: &str, country: Option<&str>) -> Decision {
+        self.rule(stream).decide(country)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GeoConfig {
+        serde_json::from_str(
+            r#"{
+                "default": { "deny": ["KP", "ir"] },
+                "streams": {
+                    "cam1": { "allow": ["DE", "AT"], "unknown": "deny" },
+                    "open": {}
+                }
+            }"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn decisions() {
+        use Decision::*;
+        let c = config();
+        c.validate().unwrap();
+        let cases = [
+            ("cam1", Some("DE"), Allow),
+            ("cam1", Some("de"), Allow),
+            ("cam1", Some("AT"), Allow),
+            ("cam1", Some("US"), Block),
+            ("cam1", None, Block),
+            ("cam1", Some("XX"), Block),
+            ("cam1", Some("T1"), Block),
+            ("cam1", Some(""), Block),
+            ("other", Some("US"), Allow),
+            ("other", Some("KP"), Block),
+            ("other", Some("IR"), Block),
+            ("other", None, Allow),
+            ("other", Some("XX"), Allow),
+            ("open", Some("KP"), Allow),
+        ];
+        for (stream, country, want) in cases {
+            assert_eq!(c.decide(stream, country), want, "{stream} {country:?}");
+        }
+        assert_eq!(GeoConfig::default().decide("x", Some("KP")), Allow);
+    }
+
+    #[test]
+    fn invalid_rules() {
+        for bad in [
+            r#"{"default": {"allow": ["DE"], "deny": ["FR"]}}"#,
+            r#"{"streams": {"a": {"allow": ["DEU"]}}}"#,
+            r#"{"streams": {"a": {"deny": ["1A"]}}}"#,
+        ] {
+            let c: GeoConfig = serde_json::from_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        for bad in [
+            r#"{"default": {"alow": ["DE"]}}"#,
+            r#"{"default": {"unknown": "maybe"}}"#,
+            r#"{"rules": {}}"#,
+        ] {
+            assert!(serde_json::from_str::<GeoConfig>(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! Per-viewer manifests: the origin's playlists (or MPDs), as cached, are
+//! rewritten for one viewer just before they are sent.
+//!
+//! - **Token in child URIs.** Every relative URI (variants, renditions, map,
+//!   segments, parts, preload hints, rendition reports, the steering server)
+//!   gets `?__token__=<token>`, so the player's next request passes the
+//!   check without cookies or headers. The cache key drops it again
+//!   ([`crate::cache`]), so media objects stay shared by every viewer.
+//!   Absolute URIs the origin wrote (another host's business) are left alone.
+//! - **Rendition filtering.** Variants above the token's entitlement
+//!   (`maxh`, `maxbw`) are removed (none left: the viewer is refused); device
+//!   hints (`Save-Data`, mobile) remove more, but never the last one.
+//! - **Content steering.** With pathways configured, each variant is
+//!   repeated per base pathway (`PATHWAY-ID`, URIs on its `base_url`) and
+//!   `EXT-X-CONTENT-STEERING` points at this edge's steering manifest.
+//!
+//! Playlists go through the packager's typed model (`brook_packager::hls`),
+//! which keeps every tag it does not model verbatim. A media playlist the
+//! model refuses is still personalized by [`rewrite_lines`], a line-level
+//! rewriter that only ever appends to URIs (so a parser gap cannot take
+//! playback down); the caller counts those fallbacks.
+
+use std::fmt;
+
+use brook_packager::hls::{
+    AttrValue, ContentSteering, MediaPlaylist, MultivariantPlaylist, ParseError, UriKind, Variant,
+};
+use serde::Deserialize;
+
+use crate::query::{append_param, encode_component, is_relative};
+use crate::steering::BasePathway;
+use crate::token::Entitlements;
+
+/// Hard and soft limits on the variants a viewer gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub max_height: Option<u32>,
+    pub max_bandwidth: Option<u64>,
+}
+
+impl Limits {
+    fn fits(&self, height: Option<u32>, bandwidth: u64) -> bool {
+        self.max_height
+            .is_none_or(|max| height.is_none_or(|h| h <= max))
+            && self.max_bandwidth.is_none_or(|max| bandwidth <= max)
+    }
+
+    fn is_unlimited(&self) -> bool {
+        self.max_height.is_none() && self.max_bandwidth.is_none()
+    }
+}
+
+impl From<Entitlements> for Limits {
+    fn from(e: Entitlements) -> Self {
+        Self {
+            max_height: e.max_height,
+            max_bandwidth: e.max_bandwidth,
+        }
+    }
+}
+
+/// `renditions` in the edge config: caps from device hints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenditionConfig {
+    /// Highest resolution height for mobile clients (`Sec-CH-UA-Mobile: ?1`,
+    /// or `Mobi` in the User-Agent). Default: none.
+    pub mobile_max_height: Option<u32>,
+    /// Highest `BANDWIDTH` for clients sending `Save-Data: on`, bits/s.
+    /// Default: none.
+    pub save_data_max_bandwidth: Option<u64>,
+}
+
+/// What the client told about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceHints {
+    pub mobile: bool,
+    pub save_data: bool,
+}
+
+impl DeviceHints {
+    /// From request headers (`header(name)` returns the value if present).
+    pub fn from_headers<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let mobile = match header("sec-ch-ua-mobile") {
+            Some(v) => v.trim() == "?1",
+            None => header("user-agent").is_some_and(|ua| ua.contains("Mobi")),
+        };
+        let save_data = header("save-data").is_some_and(|v| v.trim().eq_ignore_ascii_case("on"));
+        Self { mobile, save_data }
+    }
+
+    /// The soft limits these hints imply under `cfg`.
+    pub fn limits(&self, cfg: &RenditionConfig) -> Limits {
+        Limits {
+            max_height: cfg.mobile_max_height.filter(|_| self.mobile),
+            max_bandwidth: cfg.save_data_max_bandwidth.filter(|_| self.save_data),
+        }
+    }
+}
+
+/// Content steering for one multivariant playlist.
+#[derive(Debug, Clone)]
+pub struct SteeringPlan<'a> {
+    /// Base pathways, each getting a copy of the variants.
+    pub pathways: Vec<BasePathway<'a>>,
+    /// `PATHWAY-ID` of `EXT-X-CONTENT-STEERING`: the viewer's first choice.
+    pub initial: &'a str,
+    /// `SERVER-URI`, relative to the playlist (the token is added).
+    pub server_uri: &'a str,
+}
+
+/// Everything a rewrite needs to know about the viewer.
+#[derive(Debug, Clone)]
+pub struct Personalization<'a> {
+    /// Query parameter name for the token.
+    pub token_name: &'a str,
+    /// The viewer's token, carried into child URIs (`None`: nothing added).
+    pub token: Option<&'a str>,
+    /// Entitlement: variants above it are never offered.
+    pub hard: Limits,
+    /// Device hints: variants above it are dropped while one remains.
+    pub soft: Limits,
+    /// Multi-CDN steering, for multivariant playlists.
+    pub steering: Option<SteeringPlan<'a>>,
+    /// The request path of the manifest at this edge
+    /// (`/live/cam1/index.m3u8`): pathway URIs on another host are this
+    /// path's directory plus the variant's relative URI.
+    pub path: &'a str,
+}
+
+impl Personalization<'_> {
+    /// Whether a rewrite would change anything (if not, the origin's bytes
+    /// are sent as they are).
+    pub fn is_noop(&self) -> bool {
+        self.token.is_none()
+            && self.hard.is_unlimited()
+            && self.soft.is_unlimited()
+            && self.steering.is_none()
+    }
+
+    fn add_token(&self, uri: &mut String) {
+        if let Some(t) = self.token {
+            if is_relative(uri) {
+                append_param(uri, self.token_name, &encode_component(t));
+            }
+        }
+    }
+}
+
+/// Why a manifest could not be personalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestError {
+    /// The origin's manifest does not parse.
+    Parse(ParseError),
+    /// No variant is within the viewer's entitlement.
+    NothingEntitled,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::Parse(e) => write!(f, "{e}"),
+            ManifestError::NothingEntitled => f.write_str("no variant within the entitlement"),
+        }
+    }
+}
+
+/// Rewrites a multivariant playlist for one viewer.
+pub fn personalize_multivariant(
+    text: &str,
+    p: &Personalization<'_>,
+) -> Result<String, ManifestError> {
+    let mut pl: MultivariantPlaylist = text.parse().map_err(ManifestError::Parse)?;
+    filter_variants(&mut pl, p.hard, p.soft)?;
+    if let Some(plan) = &p.steering {
+        apply_steering(&mut pl, plan, p);
+    } else {
+        pl.for_each_uri_mut(|_, uri| p.add_token(uri));
+    }
+    Ok(pl.to_string())
+}
+
+/// Rewrites a media playlist for one viewer: the token into every relative
+/// URI, nothing else. Errors only when the model refuses the playlist; see
+/// [`rewrite_lines`] for the fallback.
+pub fn personalize_media(text: &str, p: &Personalization<'_>) -> Result<String, ParseError> {
+    let mut pl: MediaPlaylist = text.parse()?;
+    pl.for_each_uri_mut(|_, uri| p.add_token(uri));
+    Ok(pl.to_string())
+}
+
+/// The fallback media playlist rewriter: appends the token to URI lines and
+/// to `URI="..."` attributes, byte for byte otherwise.
+pub fn rewrite_lines(text: &str, p: &Personalization<'_>) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 2);
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix("\r\n") {
+            Some(b) => (b, "\r\n"),
+            None => match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            },
+        };
+        if body.trim().is_empty() {
+            out.push_str(line);
+        } else if !body.starts_with('#') {
+            let mut uri = body.to_string();
+            p.add_token(&mut uri);
+            out.push_str(&uri);
+            out.push_str(end);
+        } else {
+            let mut rest = body;
+            while let Some(at) = rest.find("URI=\"") {
+                let start = at + "URI=\"".len();
+                let Some(len) = rest[start..].find('"') else {
+                    break;
+                };
+                let mut uri = rest[start..start + len].to_string();
+                p.add_token(&mut uri);
+                out.push_str(&rest[..start]);
+                out.push_str(&uri);
+                rest = &rest[start + len..];
+            }
+            out.push_str(rest);
+            out.push_str(end);
+        }
+    }
+    out
+}
+
+fn filter_variants(
+    pl: &mut MultivariantPlaylist,
+    hard: Limits,
+    soft: Limits,
+) -> Result<(), ManifestError> {
+    let height = |v: &Variant| v.resolution.map(|(_, h)| h);
+    if !hard.is_unlimited() {
+        pl.variants.retain(|v| hard.fits(height(v), v.bandwidth));
+        if pl.variants.is_empty() {
+            return Err(ManifestError::NothingEntitled);
+        }
+    }
+    if !soft.is_unlimited() {
+        if pl
+            .variants
+            .iter()
+            .any(|v| soft.fits(height(v), v.bandwidth))
+        {
+            pl.variants.retain(|v| soft.fits(height(v), v.bandwidth));
+        } else if let Some(lightest) = pl.variants.iter().min_by_key(|v| v.bandwidth).cloned() {
+            // Hints are advice: the lightest variant rather than nothing.
+            pl.variants = vec![lightest];
+        }
+    }
+    let limits = [hard, soft];
+    pl.i_frame_variants.retain(|v| {
+        let h = v
+            .attrs
+            .get("RESOLUTION")
+            .and_then(|r| r.split_once('x'))
+            .and_then(|(_, h)| h.parse().ok());
+        let bw = v
+            .attrs
+            .get("BANDWIDTH")
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(0);
+        limits.iter().all(|l| l.fits(h, bw))
+    });
+    Ok(())
+}
+
+fn apply_steering(pl: &mut MultivariantPlaylist, plan: &SteeringPlan<'_>, p: &Personalization<'_>) {
+    let dir = p.path.rsplit_once('/').map_or("/", |(d, _)| d);
+    let on_pathway = |uri: &str, pathway: &BasePathway<'_>| -> String {
+        let mut out = uri.to_string();
+        p.add_token(&mut out);
+        match pathway.base_url {
+            Some(base) if is_relative(uri) => {
+                format!("{}{}", base.trim_end_matches('/'), resolve(dir, &out))
+            }
+            _ => out,
+        }
+    };
+
+    // Renditions with their own playlists get one group per pathway, so a
+    // variant on pathway X only ever points at media on pathway X.
+    let groups_with_uris: Vec<String> = pl
+        .renditions
+        .iter()
+        .filter(|r| r.uri.is_some())
+        .map(|r| r.group_id.clone())
+        .collect();
+    let group_for = |group: &Option<String>, pathway: &str| -> Option<String> {
+        group.as_ref().map(|g| {
+            if groups_with_uris.contains(g) {
+                format!("{g}-{pathway}")
+            } else {
+                g.clone()
+            }
+        })
+    };
+
+    let mut renditions = Vec::with_capacity(pl.renditions.len() * plan.pathways.len());
+    for r in &pl.renditions {
+        if r.uri.is_none() {
+            renditions.push(r.clone());
+            continue;
+        }
+        for pw in &plan.pathways {
+            let mut copy = r.clone();
+            copy.group_id = format!("{}-{}", r.group_id, pw.id);
+            copy.uri = r.uri.as_deref().map(|u| on_pathway(u, pw));
+            renditions.push(copy);
+        }
+    }
+    let mut variants = Vec::with_capacity(pl.variants.len() * plan.pathways.len());
+    let mut i_frames = Vec::with_capacity(pl.i_frame_variants.len() * plan.pathways.len());
+    for pw in &plan.pathways {
+        for v in &pl.variants {
+            let mut copy = v.clone();
+            copy.pathway_id = Some(pw.id.to_string());
+            copy.uri = on_pathway(&v.uri, pw);
+            copy.audio = group_for(&v.audio, pw.id);
+            copy.video = group_for(&v.video, pw.id);
+            copy.subtitles = group_for(&v.subtitles, pw.id);
+            variants.push(copy);
+        }
+        for v in &pl.i_frame_variants {
+            let mut copy = v.clone();
+            copy.uri = on_pathway(&v.uri, pw);
+            copy.attrs.0.retain(|(name, _)| name != "PATHWAY-ID");
+            copy.attrs
+                .0
+                .push(("PATHWAY-ID".into(), AttrValue::Quoted(pw.id.to_string())));
+            i_frames.push(copy);
+        }
+    }
+    pl.renditions = renditions;
+    pl.variants = variants;
+    pl.i_frame_variants = i_frames;
+    let mut server_uri = plan.server_uri.to_string();
+    p.add_token(&mut server_uri);
+    pl.content_steering = Some(ContentSteering {
+        server_uri,
+        pathway_id: Some(plan.initial.to_string()),
+        extra: Default::default(),
+    });
+}
+
+/// Resolves relative reference `rel` against directory `dir` (a path without
+/// a trailing `/`), RFC 3986 5.2 for the path-only case.
+fn resolve(dir: &str, rel: &str) -> String {
+    let (rel_path, rest) = match rel.find(['?', '#']) {
+        Some(at) => rel.split_at(at),
+        None => (rel, ""),
+    };
+    let joined = if rel_path.starts_with('/') {
+        rel_path.to_string()
+    } else {
+        format!("{dir}/{rel_path}")
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = joined.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." => {
+                if i == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let mut path = out.join("/");
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    path + rest
+}
+
+/// `UriKind`s the rewriter touches, for documentation and tests.
+pub const PERSONALIZED_URIS: [UriKind; 9] = [
+    UriKind::Map,
+    UriKind::Segment,
+    UriKind::Part,
+    UriKind::PreloadHint,
+    UriKind::RenditionReport,
+    UriKind::Variant,
+    UriKind::Rendition,
+    UriKind::IFrameVariant,
+    UriKind::SteeringServer,
+];
+
+/// Rewrites a DASH MPD for one viewer: the token on every `media`,
+/// `initialization`, `sourceURL` and `index` attribute with a relative URL
+/// (they resolve against `BaseURL`s, so the token goes on them, not on the
+/// `BaseURL`), and with steering a `ContentSteering` element plus one
+/// `BaseURL serviceLocation` per base pathway before the first `Period`.
+/// Everything else is copied byte for byte.
+pub fn personalize_mpd(
+    text: &str,
+    p: &Personalization<'_>,
+    dash_server_uri: Option<&str>,
+) -> String {
+    const ATTRS: [&str; 4] = ["media", "initialization", "sourceURL", "index"];
+    let mut out = String::with_capacity(text.len() + 512);
+    let mut rest = text;
+    let mut steering_done = false;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        rest = &rest[lt..];
+        // Comments, CDATA, declarations and processing instructions: verbatim.
+        for (open, close) in [
+            ("<!--", "-->"),
+            ("<![CDATA[", "]]>"),
+            ("<?", "?>"),
+            ("<!", ">"),
+        ] {
+            if rest.starts_with(open) {
+                let end = rest.find(close).map_or(rest.len(), |e| e + close.len());
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+                break;
+            }
+        }
+        if !rest.starts_with('<') || rest.starts_with("<!") || rest.starts_with("<?") {
+            continue;
+        }
+        let end = tag_end(rest);
+        let tag = &rest[..end];
+        if !steering_done && (tag.starts_with("<Period") || tag.starts_with("</MPD")) {
+            if let (Some(plan), Some(server)) = (&p.steering, dash_server_uri) {
+                let mut server_uri = server.to_string();
+                p.add_token(&mut server_uri);
+                out.push_str(&format!(
+                    "<ContentSteering defaultServiceLocation=\"{}\" queryBeforeStart=\"false\">{}</ContentSteering>",
+                    xml_escape(plan.initial),
+                    xml_escape(&server_uri)
+                ));
+                let dir = p.path.rsplit_once('/').map_or("", |(d, _)| d);
+                for pw in &plan.pathways {
+                    let base = pw.base_url.unwrap_or("");
+                    out.push_str(&format!(
+                        "<BaseURL serviceLocation=\"{}\">{}</BaseURL>",
+                        xml_escape(pw.id),
+                        xml_escape(&format!("{base}{dir}/"))
+                    ));
+                }
+            }
+            steering_done = true;
+        }
+        out.push_str(&rewrite_attrs(tag, &ATTRS, p));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Length of the tag at the start of `s` (through its `>`), honouring quotes.
+fn tag_end(s: &str) -> usize {
+    let mut quote: Option<u8> = None;
+    for (i, b) in s.bytes().enumerate() {
+        match (quote, b) {
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), c) if c == q => quote = None,
+            (None, b'>') => return i + 1,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+fn rewrite_attrs(tag: &str, names: &[&str], p: &Personalization<'_>) -> String {
+    if p.token.is_none() {
+        return tag.to_string();
+    }
+    let mut out = String::with_capacity(tag.len() + 64);
+    let bytes = tag.as_bytes();
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'"' || b == b'\'' {
+            // Attribute value: find which attribute it belongs to.
+            let close = tag[i + 1..]
+                .find(b as char)
+                .map_or(tag.len(), |e| i + 1 + e);
+            let before = tag[..i].trim_end();
+            let name_part = before.strip_suffix('=').map(str::trim_end);
+            let name = name_part
+                .and_then(|n| n.rsplit(|c: char| c.is_whitespace()).next())
+                .unwrap_or("");
+            if names.contains(&name) && close < tag.len() {
+                let value = &tag[i + 1..close];
+                // XML-escaped `&` in a URL is `&amp;`: decode, add, re-escape.
+                let mut uri = value.replace("&amp;", "&");
+                if is_relative(&uri) {
+                    p.add_token(&mut uri);
+                    out.push_str(&tag[copied..=i]);
+                    out.push_str(&xml_escape(&uri));
+                    copied = close;
+                }
+            }
+            i = close + 1;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&tag[copied..]);
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A 7-segment LL-HLS media playlist with parts (5 per segment), a preload
+/// hint and a rendition report: the benchmark's input (native and workerd).
+pub fn bench_playlist() -> String {
+    use brook_packager::hls::{Map, Part, PreloadHint, RenditionReport, Segment, ServerControl};
+    let first = 1000;
+    let parts = |msn: u64, n: usize| -> Vec<Part> {
+        (0..n)
+            .map(|i| Part::new(format!("part{msn}.{i}.m4s"), 0.2, i == 0))
+            .collect()
+    };
+    let segments = (0..7)
+        .map(|i| {
+            let msn = first + i;
+            let mut s = Segment::new(msn, format!("seg{msn}.m4s"), 1.0);
+            s.parts = parts(msn, 5);
+            s.tags.program_date_time =
+                Some(brook_packager::UnixMillis(1_795_445_850_000 + i * 1000));
+            s
+        })
+        .collect();
+    let pl = MediaPlaylist {
+        version: Some(9),
+        target_duration: 1,
+        part_target: Some(0.2),
+        server_control: ServerControl {
+            can_block_reload: true,
+            can_skip_until: Some(6.0),
+            part_hold_back: Some(0.6),
+            ..Default::default()
+        },
+        media_sequence: first,
+        map: Some(Map::new("init.mp4")),
+        segments,
+        trailing_parts: parts(first + 7, 2),
+        preload_hints: vec![PreloadHint::part(format!("part{}.2.m4s", first + 7))],
+        rendition_reports: vec![RenditionReport {
+            uri: "../audio/media.m3u8".into(),
+            last_msn: Some(first + 7),
+            last_part: Some(1),
+            extra: Default::default(),
+        }],
+        ..Default::default()
+    };
+    pl.to_string()
+}
+
+#[cfg(test)]
+mod tests;

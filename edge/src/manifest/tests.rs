@@ -1,0 +1,487 @@
+use super::*;
+
+/// The packager's playlist cases (real-world LL-HLS shapes: parts, preload
+/// hints, server control, skip, rendition reports, date ranges, byte ranges,
+/// gaps, discontinuities, unknown tags), plus the benchmark playlist.
+fn media_cases() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "media_ll_live",
+            include_str!("../../../packager/tests/playlists/media_ll_live.m3u8").into(),
+        ),
+        (
+            "media_ll_delta",
+            include_str!("../../../packager/tests/playlists/media_ll_delta.m3u8").into(),
+        ),
+        (
+            "media_discontinuity_daterange",
+            include_str!("../../../packager/tests/playlists/media_discontinuity_daterange.m3u8")
+                .into(),
+        ),
+        (
+            "media_byteranges",
+            include_str!("../../../packager/tests/playlists/media_byteranges.m3u8").into(),
+        ),
+        (
+            "media_vod",
+            include_str!("../../../packager/tests/playlists/media_vod.m3u8").into(),
+        ),
+        ("bench", bench_playlist()),
+    ]
+}
+
+const MV_BROOK: &str = include_str!("../../../packager/tests/playlists/multivariant_brook.m3u8");
+const MV_STEERING: &str =
+    include_str!("../../../packager/tests/playlists/multivariant_steering_renditions.m3u8");
+
+const TOKEN: &str = "exp=2000~acl=/live/cam1/*~id=v1~hmac=00ff";
+const ENCODED: &str = "exp%3D2000~acl%3D%2Flive%2Fcam1%2F%2A~id%3Dv1~hmac%3D00ff";
+
+fn viewer(token: Option<&'static str>) -> Personalization<'static> {
+    Personalization {
+        token_name: "__token__",
+        token,
+        hard: Limits::default(),
+        soft: Limits::default(),
+        steering: None,
+        path: "/live/cam1/index.m3u8",
+    }
+}
+
+/// Removes what personalization adds to a URI.
+fn strip_token(uri: &mut String) {
+    for sep in ["?", "&"] {
+        let added = format!("{sep}__token__={ENCODED}");
+        if let Some(at) = uri.find(&added) {
+            uri.replace_range(at..at + added.len(), "");
+            if sep == "?" && uri.contains('&') && !uri.contains('?') {
+                *uri = uri.replacen('&', "?", 1);
+            }
+            return;
+        }
+    }
+}
+
+#[test]
+fn media_playlists_keep_every_tag() {
+    let p = viewer(Some(TOKEN));
+    for (name, text) in media_cases() {
+        let original: MediaPlaylist = text.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = personalize_media(&text, &p).unwrap();
+        // Re-parsed with the shared model: the same playlist once the token
+        // is taken off every URI (nothing dropped, nothing reordered)...
+        let mut reparsed: MediaPlaylist = out.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut uris = 0;
+        reparsed.for_each_uri_mut(|_, uri| {
+            if is_relative(uri) {
+                assert!(
+                    uri.contains(&format!("__token__={ENCODED}")),
+                    "{name}: {uri}"
+                );
+                uris += 1;
+            }
+            strip_token(uri);
+        });
+        assert!(uris > 0, "{name}");
+        assert_eq!(reparsed, original, "{name}");
+        // ...and the same bytes as the model renders it, apart from the token.
+        let plain = out
+            .replace(&format!("?__token__={ENCODED}"), "")
+            .replace(&format!("&__token__={ENCODED}"), "");
+        assert_eq!(plain, original.to_string(), "{name}");
+        // The fallback rewriter agrees with the model on every URI.
+        let fallback = rewrite_lines(&text, &p);
+        let fb: MediaPlaylist = fallback.parse().unwrap();
+        assert_eq!(
+            fb,
+            out.parse::<MediaPlaylist>().unwrap(),
+            "{name}: fallback"
+        );
+    }
+}
+
+#[test]
+fn every_ll_hls_tag_survives_in_the_text() {
+    let text = include_str!("../../../packager/tests/playlists/media_discontinuity_daterange.m3u8");
+    let out = personalize_media(text, &viewer(Some(TOKEN))).unwrap();
+    for tag in [
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=24,CAN-SKIP-DATERANGES=YES,PART-HOLD-BACK=3.2",
+        "#EXT-X-PART-INF:PART-TARGET=1.004",
+        "#EXT-X-DISCONTINUITY-SEQUENCE:2",
+        "#EXT-X-START:TIME-OFFSET=-6,PRECISE=YES",
+        "#EXT-X-DATERANGE:ID=\"ad-1\",CLASS=\"com.brook.ad\"",
+        "#EXT-X-KEY:METHOD=NONE",
+        "#EXT-X-BROOK-CUSTOM:whatever",
+        "#EXT-X-DISCONTINUITY\n",
+        "#EXT-X-BITRATE:2500",
+        "#EXT-X-GAP",
+        "GAP=YES",
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part10.2.m4s?__token__=",
+        "#EXT-X-RENDITION-REPORT:URI=\"../720p/media.m3u8?__token__=",
+        "LAST-MSN=10,LAST-PART=1",
+    ] {
+        assert!(out.contains(tag), "missing {tag:?} in\n{out}");
+    }
+    let delta = include_str!("../../../packager/tests/playlists/media_ll_delta.m3u8");
+    let out = personalize_media(delta, &viewer(Some(TOKEN))).unwrap();
+    assert!(out.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"));
+}
+
+#[test]
+fn no_token_no_change() {
+    let p = viewer(None);
+    assert!(p.is_noop());
+    for (name, text) in media_cases() {
+        assert_eq!(rewrite_lines(&text, &p), text, "{name}");
+        let model: MediaPlaylist = text.parse().unwrap();
+        assert_eq!(personalize_media(&text, &p).unwrap(), model.to_string());
+    }
+}
+
+#[test]
+fn fallback_is_byte_exact_apart_from_uris() {
+    let odd = "#EXTM3U\r\n#EXT-X-TARGETDURATION:2\r\n#EXT-X-WEIRD:URI=\"a.bin\",X=1\r\n\r\n#EXTINF:2,\r\nseg1.m4s\r\nhttps://other.example/seg2.m4s\r\n#EXT-X-UNTERMINATED:URI=\"x";
+    let out = rewrite_lines(odd, &viewer(Some(TOKEN)));
+    let want = odd
+        .replace("a.bin", &format!("a.bin?__token__={ENCODED}"))
+        .replace("seg1.m4s", &format!("seg1.m4s?__token__={ENCODED}"));
+    assert_eq!(out, want);
+}
+
+#[test]
+fn multivariant_token_and_no_loss() {
+    let p = viewer(Some(TOKEN));
+    let out = personalize_multivariant(MV_STEERING, &p).unwrap();
+    let mut reparsed: MultivariantPlaylist = out.parse().unwrap();
+    reparsed.for_each_uri_mut(|kind, uri| {
+        assert!(PERSONALIZED_URIS.contains(&kind));
+        strip_token(uri);
+    });
+    assert_eq!(
+        reparsed,
+        MV_STEERING.parse::<MultivariantPlaylist>().unwrap()
+    );
+    // Absolute URIs (another host's) are left alone; relative ones carry the token.
+    assert!(out.contains("\nhttps://a.cdn.example/live/cam1/s/1080p/media.m3u8\n"));
+    assert!(out.contains(&format!("URI=\"audio/media.m3u8?__token__={ENCODED}\"")));
+    assert!(out.contains(&format!("URI=\"1080p/iframes.m3u8?__token__={ENCODED}\"")));
+    assert!(out.contains("#EXT-X-SESSION-DATA:DATA-ID=\"com.brook.title\""));
+}
+
+fn mv(variants: &[(u64, Option<(u32, u32)>)]) -> String {
+    let mut s = String::from("#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for (i, (bw, res)) in variants.iter().enumerate() {
+        s.push_str(&format!("#EXT-X-STREAM-INF:BANDWIDTH={bw}"));
+        if let Some((w, h)) = res {
+            s.push_str(&format!(",RESOLUTION={w}x{h}"));
+        }
+        s.push_str(&format!("\nv{i}/media.m3u8\n"));
+    }
+    s
+}
+
+fn kept(out: &str) -> Vec<String> {
+    let pl: MultivariantPlaylist = out.parse().unwrap();
+    pl.variants
+        .into_iter()
+        .map(|v| v.uri.split('/').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn rendition_filtering() {
+    let ladder = mv(&[
+        (6_000_000, Some((1920, 1080))),
+        (3_000_000, Some((1280, 720))),
+        (1_000_000, Some((640, 360))),
+        (64_000, None),
+    ]);
+    let with = |hard: Limits, soft: Limits| {
+        let p = Personalization {
+            hard,
+            soft,
+            ..viewer(None)
+        };
+        personalize_multivariant(&ladder, &p).map(|o| kept(&o))
+    };
+    let h = |max_height| Limits {
+        max_height: Some(max_height),
+        max_bandwidth: None,
+    };
+    let bw = |max_bandwidth| Limits {
+        max_height: None,
+        max_bandwidth: Some(max_bandwidth),
+    };
+    let none = Limits::default();
+    assert_eq!(with(none, none).unwrap(), ["v0", "v1", "v2", "v3"]);
+    assert_eq!(with(h(720), none).unwrap(), ["v1", "v2", "v3"]);
+    assert_eq!(with(bw(1_000_000), none).unwrap(), ["v2", "v3"]);
+    assert_eq!(with(h(720), bw(2_000_000)).unwrap(), ["v2", "v3"]);
+    // Entitlement is hard: nothing left is a refusal.
+    assert_eq!(with(bw(10), none), Err(ManifestError::NothingEntitled));
+    // Hints are soft: the lightest variant stays.
+    assert_eq!(with(none, bw(10)).unwrap(), ["v3"]);
+    assert_eq!(with(h(1080), h(100)).unwrap(), ["v3"]);
+    let video_only = mv(&[
+        (6_000_000, Some((1920, 1080))),
+        (3_000_000, Some((1280, 720))),
+    ]);
+    let p = Personalization {
+        soft: h(240),
+        ..viewer(None)
+    };
+    assert_eq!(
+        kept(&personalize_multivariant(&video_only, &p).unwrap()),
+        ["v1"]
+    );
+    // I-frame variants follow the same limits.
+    let p = Personalization {
+        hard: h(720),
+        ..viewer(None)
+    };
+    let out = personalize_multivariant(MV_STEERING, &p).unwrap();
+    assert!(!out.contains("EXT-X-I-FRAME-STREAM-INF"), "{out}");
+    assert!(!out.contains("RESOLUTION=1920x1080"), "{out}");
+}
+
+#[test]
+fn device_hints() {
+    let cfg = RenditionConfig {
+        mobile_max_height: Some(720),
+        save_data_max_bandwidth: Some(800_000),
+    };
+    let hints = |pairs: &[(&'static str, &'static str)]| {
+        let pairs = pairs.to_vec();
+        DeviceHints::from_headers(move |name| {
+            pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        })
+    };
+    let cases = [
+        (vec![], DeviceHints::default()),
+        (
+            vec![("sec-ch-ua-mobile", "?1")],
+            DeviceHints {
+                mobile: true,
+                save_data: false,
+            },
+        ),
+        (
+            vec![("sec-ch-ua-mobile", "?0"), ("user-agent", "x Mobile y")],
+            DeviceHints::default(),
+        ),
+        (
+            vec![("user-agent", "Mozilla/5.0 (iPhone) Mobile/15E148")],
+            DeviceHints {
+                mobile: true,
+                save_data: false,
+            },
+        ),
+        (
+            vec![("save-data", "On")],
+            DeviceHints {
+                mobile: false,
+                save_data: true,
+            },
+        ),
+    ];
+    for (headers, want) in cases {
+        assert_eq!(hints(&headers), want, "{headers:?}");
+    }
+    let both = DeviceHints {
+        mobile: true,
+        save_data: true,
+    };
+    assert_eq!(
+        both.limits(&cfg),
+        Limits {
+            max_height: Some(720),
+            max_bandwidth: Some(800_000)
+        }
+    );
+    assert_eq!(both.limits(&RenditionConfig::default()), Limits::default());
+}
+
+#[test]
+fn steering_repeats_variants_per_pathway() {
+    let plan = SteeringPlan {
+        pathways: vec![
+            BasePathway {
+                id: "a",
+                base_url: None,
+            },
+            BasePathway {
+                id: "b",
+                base_url: Some("https://b.example"),
+            },
+        ],
+        initial: "b",
+        server_uri: "steering.json",
+    };
+    let p = Personalization {
+        steering: Some(plan),
+        ..viewer(Some(TOKEN))
+    };
+    let out = personalize_multivariant(MV_BROOK, &p).unwrap();
+    let pl: MultivariantPlaylist = out.parse().unwrap();
+    let cs = pl.content_steering.as_ref().unwrap();
+    assert_eq!(cs.server_uri, format!("steering.json?__token__={ENCODED}"));
+    assert_eq!(cs.pathway_id.as_deref(), Some("b"));
+    let got: Vec<(Option<&str>, &str)> = pl
+        .variants
+        .iter()
+        .map(|v| (v.pathway_id.as_deref(), v.uri.as_str()))
+        .collect();
+    let a = format!("0a1b2c3d4e5f/media.m3u8?__token__={ENCODED}");
+    let b = format!("https://b.example/live/cam1/0a1b2c3d4e5f/media.m3u8?__token__={ENCODED}");
+    assert_eq!(got, [(Some("a"), a.as_str()), (Some("b"), b.as_str())]);
+    let original: MultivariantPlaylist = MV_BROOK.parse().unwrap();
+    for v in &pl.variants {
+        assert_eq!(v.bandwidth, original.variants[0].bandwidth);
+        assert_eq!(v.codecs, original.variants[0].codecs);
+        assert_eq!(v.resolution, original.variants[0].resolution);
+    }
+
+    // With renditions: one group per pathway, variants point at their own.
+    let p = Personalization {
+        steering: Some(SteeringPlan {
+            pathways: vec![
+                BasePathway {
+                    id: "x",
+                    base_url: Some("https://x.example/"),
+                },
+                BasePathway {
+                    id: "y",
+                    base_url: None,
+                },
+            ],
+            initial: "x",
+            server_uri: "steering.json",
+        }),
+        path: "/live/cam1/index.m3u8",
+        ..viewer(None)
+    };
+    let out = personalize_multivariant(MV_STEERING, &p).unwrap();
+    let pl: MultivariantPlaylist = out.parse().unwrap();
+    let audio: Vec<(&str, Option<&str>)> = pl
+        .renditions
+        .iter()
+        .filter(|r| r.kind == "AUDIO")
+        .map(|r| (r.group_id.as_str(), r.uri.as_deref()))
+        .collect();
+    assert_eq!(
+        audio,
+        [
+            (
+                "aac-x",
+                Some("https://x.example/live/cam1/audio/media.m3u8")
+            ),
+            ("aac-y", Some("audio/media.m3u8"))
+        ]
+    );
+    assert!(pl
+        .renditions
+        .iter()
+        .any(|r| r.kind == "CLOSED-CAPTIONS" && r.group_id == "cc"));
+    for v in &pl.variants {
+        let pw = v.pathway_id.as_deref().unwrap();
+        assert_eq!(v.audio.as_deref(), Some(format!("aac-{pw}").as_str()));
+        assert_eq!(v.extra.get("CLOSED-CAPTIONS"), Some("cc"));
+    }
+    assert_eq!(pl.variants.len(), 6);
+    assert_eq!(pl.i_frame_variants.len(), 2);
+    assert_eq!(
+        pl.i_frame_variants[0].attrs.get("PATHWAY-ID"),
+        Some("x"),
+        "{out}"
+    );
+}
+
+#[test]
+fn resolves_paths() {
+    for (dir, rel, want) in [
+        ("/live/cam1", "S/media.m3u8", "/live/cam1/S/media.m3u8"),
+        ("/live/cam1", "../cam2/x.m3u8?a=1", "/live/cam2/x.m3u8?a=1"),
+        ("/live/cam1", "/other/x", "/other/x"),
+        ("/live/cam1", "./a/./b/../c", "/live/cam1/a/c"),
+        ("/live/cam1", "../../../../x", "/x"),
+        ("", "x", "/x"),
+    ] {
+        assert_eq!(resolve(dir, rel), want, "{dir} + {rel}");
+    }
+}
+
+const MPD: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<!-- made by hand; <Period> in a comment is not a Period -->
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" profiles="urn:mpeg:dash:profile:isoff-live:2011">
+  <Period id="p0" start="PT0S">
+    <AdaptationSet mimeType="video/mp4" segmentAlignment="true">
+      <SegmentTemplate timescale="90000" initialization="S/init.mp4" media='S/seg$Number$.m4s?x=1&amp;y=2' startNumber="1"/>
+      <Representation id="720p" bandwidth="2500000" width="1280" height="720" codecs="avc1.64001f"/>
+      <Representation id="abs" bandwidth="1" media="https://other.example/a.m4s"/>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"#;
+
+#[test]
+fn mpd_urls_and_steering() {
+    // No token, no steering: byte for byte.
+    assert_eq!(personalize_mpd(MPD, &viewer(None), None), MPD);
+
+    let out = personalize_mpd(MPD, &viewer(Some(TOKEN)), None);
+    let tok = format!("__token__={ENCODED}");
+    assert!(
+        out.contains(&format!("initialization=\"S/init.mp4?{tok}\"")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("media='S/seg$Number$.m4s?x=1&amp;y=2&amp;{tok}'")),
+        "{out}"
+    );
+    assert!(out.contains("media=\"https://other.example/a.m4s\""));
+    assert!(out.contains("<!-- made by hand; <Period> in a comment is not a Period -->"));
+    let stripped = out
+        .replace(&format!("?{tok}"), "")
+        .replace(&format!("&amp;{tok}"), "");
+    assert_eq!(stripped, MPD);
+
+    let p = Personalization {
+        steering: Some(SteeringPlan {
+            pathways: vec![
+                BasePathway {
+                    id: "a",
+                    base_url: None,
+                },
+                BasePathway {
+                    id: "b",
+                    base_url: Some("https://b.example"),
+                },
+            ],
+            initial: "a",
+            server_uri: "steering.json",
+        }),
+        path: "/live/cam1/index.mpd",
+        ..viewer(Some(TOKEN))
+    };
+    let out = personalize_mpd(MPD, &p, Some("steering-dash.json"));
+    let steering_at = out.find("<ContentSteering").unwrap();
+    assert!(steering_at < out.find("<Period id").unwrap());
+    assert!(out.contains(&format!(
+        "<ContentSteering defaultServiceLocation=\"a\" queryBeforeStart=\"false\">steering-dash.json?{}</ContentSteering>",
+        tok
+    )));
+    assert!(out.contains("<BaseURL serviceLocation=\"a\">/live/cam1/</BaseURL>"));
+    assert!(out.contains("<BaseURL serviceLocation=\"b\">https://b.example/live/cam1/</BaseURL>"));
+    assert_eq!(out.matches("<ContentSteering").count(), 1);
+}
+
+#[test]
+fn bench_playlist_shape() {
+    let text = bench_playlist();
+    let pl: MediaPlaylist = text.parse().unwrap();
+    assert_eq!(pl.segments.len(), 7);
+    assert!(pl.segments.iter().all(|s| s.parts.len() == 5));
+    assert_eq!(pl.trailing_parts.len(), 2);
+    assert_eq!(pl.preload_part(), Some("part1007.2.m4s"));
+    assert_eq!(pl.rendition_reports.len(), 1);
+}

@@ -1,0 +1,124 @@
+//! Counters for one isolate, rendered as Prometheus text at `/_brook/metrics`
+//! (behind the `METRICS_TOKEN` secret). Workers run many isolates, so these
+//! are per isolate: good for tests (Miniflare runs one) and for spot checks;
+//! fleet-wide numbers come from the log lines each event also writes. Label
+//! values come from config or fixed lists, never from the request, so a
+//! client cannot grow the set.
+//!
+//! | counter | labels |
+//! |---|---|
+//! | `brook_edge_requests_total` | `kind`, `status` |
+//! | `brook_edge_auth_failures_total` | `reason` (`missing`, or a [`crate::token::Reject`]) |
+//! | `brook_edge_geo_blocked_total` | |
+//! | `brook_edge_not_entitled_total` | |
+//! | `brook_edge_origin_requests_total` | `origin` |
+//! | `brook_edge_origin_failures_total` | `origin`, `reason` (`network`, `timeout`, `status`) |
+//! | `brook_edge_failovers_total` | |
+//! | `brook_edge_cache_hits_total` / `_misses_total` | `kind` |
+//! | `brook_edge_coalesced_total` | `kind` (requests answered by another request's origin fetch) |
+//! | `brook_edge_manifest_fallbacks_total` | (playlists the model refused, personalized line by line) |
+//! | `brook_edge_steering_manifests_total` | `flavor` |
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Labelled counters, by metric name then label set.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    counters: BTreeMap<&'static str, BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Adds one to `name{labels}`.
+    pub fn inc(&mut self, name: &'static str, labels: &[(&str, &str)]) {
+        let mut key = String::new();
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            let _ = write!(key, "{k}=\"{}\"", escape(v));
+        }
+        *self
+            .counters
+            .entry(name)
+            .or_default()
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// The value of `name` summed over every label set containing all of
+    /// `labels` (for tests and logs).
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let wanted: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        self.counters.get(name).map_or(0, |series| {
+            series
+                .iter()
+                .filter(|(key, _)| wanted.iter().all(|w| key.split(',').any(|l| l == w)))
+                .map(|(_, v)| v)
+                .sum()
+        })
+    }
+
+    /// Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, series) in &self.counters {
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (labels, value) in series {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
+        out
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_renders() {
+        let mut m = Metrics::default();
+        m.inc("brook_edge_auth_failures_total", &[("reason", "expired")]);
+        m.inc("brook_edge_auth_failures_total", &[("reason", "expired")]);
+        m.inc("brook_edge_auth_failures_total", &[("reason", "missing")]);
+        m.inc("brook_edge_failovers_total", &[]);
+        m.inc(
+            "brook_edge_requests_total",
+            &[("kind", "part"), ("status", "200")],
+        );
+        m.inc("brook_edge_geo_blocked_total", &[("rule", "a\"b")]);
+        assert_eq!(m.get("brook_edge_auth_failures_total", &[]), 3);
+        assert_eq!(
+            m.get("brook_edge_auth_failures_total", &[("reason", "expired")]),
+            2
+        );
+        assert_eq!(m.get("brook_edge_requests_total", &[("status", "200")]), 1);
+        assert_eq!(m.get("nope", &[]), 0);
+        assert_eq!(
+            m.render(),
+            "# TYPE brook_edge_auth_failures_total counter\n\
+             brook_edge_auth_failures_total{reason=\"expired\"} 2\n\
+             brook_edge_auth_failures_total{reason=\"missing\"} 1\n\
+             # TYPE brook_edge_failovers_total counter\n\
+             brook_edge_failovers_total 1\n\
+             # TYPE brook_edge_geo_blocked_total counter\n\
+             brook_edge_geo_blocked_total{rule=\"a\\\"b\"} 1\n\
+             # TYPE brook_edge_requests_total counter\n\
+             brook_edge_requests_total{kind=\"part\",status=\"200\"} 1\n"
+        );
+    }
+}
