@@ -61,14 +61,28 @@ export async function waitFor(what, fn, { timeout = 20000, interval = 100 } = {}
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-export async function startOrigin() {
-  const http = await freePort();
-  const srt = await freePort();
-  const origin = start('origin', ORIGIN_BIN, ['--http', `127.0.0.1:${http}`, '--srt', `127.0.0.1:${srt}`],
-    { env: { ...process.env, RUST_LOG: 'info' } });
+/**
+ * brook-origin on free loopback ports. Options (all optional): `config` (TOML text,
+ * written to a temp file and passed as --config), `args` (extra CLI flags), `env`,
+ * and `httpPort` / `srtPort` to reuse the ports of an origin that was stopped.
+ */
+export async function startOrigin({ config, args = [], env = {}, httpPort, srtPort } = {}) {
+  const http = httpPort ?? await freePort();
+  const srt = srtPort ?? await freePort();
+  const extra = [...args];
+  if (config !== undefined) {
+    const file = join(mkdtempSync(join(tmpdir(), 'brook-config-')), 'brook.toml');
+    writeFileSync(file, config);
+    extra.push('--config', file);
+  }
+  const origin = start('origin', ORIGIN_BIN,
+    ['--http', `127.0.0.1:${http}`, '--srt', `127.0.0.1:${srt}`, ...extra],
+    { env: { ...process.env, RUST_LOG: 'info', ...env } });
   origin.url = `http://127.0.0.1:${http}`;
+  origin.httpPort = http;
   origin.srtPort = srt;
-  await waitFor('origin /healthz', async () => (await fetch(`${origin.url}/healthz`)).ok);
+  await waitFor('origin /healthz', async () => (await fetch(`${origin.url}/healthz`)).ok)
+    .catch((e) => { throw new Error(`${e.message}\n${origin.log}`); });
   return origin;
 }
 
@@ -76,10 +90,12 @@ export function srtUrl(port, streamid) {
   return `srt://127.0.0.1:${port}?mode=caller&latency=120000&pkt_size=1316&streamid=${streamid}`;
 }
 
-/** ffmpeg publishing a 720p30 test pattern (H.264, 1 s GOP) with a tone (AAC) over SRT. */
-export function startPublisher(port, { streamid = `publish:live/cam1:${DEV_KEY}`, seconds } = {}) {
+/** ffmpeg publishing a 720p30 test pattern (`video`: another lavfi source) (H.264, 1 s GOP) with a tone (AAC) over SRT. */
+export function startPublisher(port, {
+  streamid = `publish:live/cam1:${DEV_KEY}`, seconds, video = 'testsrc2=size=1280x720:rate=30',
+} = {}) {
   const args = ['-hide_banner', '-loglevel', 'warning', '-re',
-    '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30',
+    '-f', 'lavfi', '-i', video,
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'];
   if (seconds) args.push('-t', String(seconds));
   args.push('-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', '30', '-keyint_min', '30',
@@ -145,4 +161,55 @@ export async function mediaPlaylistUrl(base, stream = 'cam1') {
   }, { timeout: 30000, interval: 250 });
   const uri = mv.split('\n').find((l) => l && !l.startsWith('#'));
   return new URL(uri, `${base}/live/${stream}/index.m3u8`).href;
+}
+
+/** Samples the viewer page's player (web/player.js exposes `window.brook`). */
+export function samplePlayer(page) {
+  return page.evaluate(() => {
+    const { hls, video, fatalErrors } = window.brook;
+    return {
+      currentTime: video.currentTime,
+      frames: video.getVideoPlaybackQuality().totalVideoFrames,
+      fatal: fatalErrors.length,
+      paused: video.paused,
+      ended: video.ended,
+      url: hls.url ?? null,
+      levelUrl: hls.levels?.[0]?.url?.[0] ?? hls.levels?.[0]?.uri ?? null,
+    };
+  });
+}
+
+/**
+ * The viewer page (web/) served by a plain Node server that passes /live/* through
+ * to `originUrl` unchanged (streamed): hls.js against the origin itself, without
+ * the edge Worker.
+ */
+export async function startViewerSite(originUrl) {
+  const { createServer } = await import('node:http');
+  const { readFile } = await import('node:fs/promises');
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+  const server = createServer(async (req, res) => {
+    try {
+      const path = new URL(req.url, 'http://x').pathname;
+      if (path.startsWith('/live/')) {
+        const r = await fetch(originUrl + req.url, { headers: { 'accept-encoding': 'identity' } });
+        const headers = {};
+        for (const [k, v] of r.headers) if (!['content-length', 'transfer-encoding', 'connection'].includes(k)) headers[k] = v;
+        res.writeHead(r.status, headers);
+        if (r.body) for await (const chunk of r.body) res.write(chunk);
+        res.end();
+        return;
+      }
+      const file = path === '/' ? 'index.html' : path.slice(1);
+      if (file.split('/').some((s) => s === '..')) throw new Error('bad path');
+      const body = await readFile(join(ROOT, 'web', file));
+      res.writeHead(200, { 'content-type': types[file.slice(file.lastIndexOf('.'))] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      if (!res.headersSent) res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  return { url: `http://127.0.0.1:${server.address().port}`, stop: async () => server.close() };
 }
