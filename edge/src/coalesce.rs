@@ -18,6 +18,16 @@
 //! same `_HLS_msn`/`_HLS_part` cost one origin request per isolate; the Cache
 //! API then answers later arrivals in the same location. Workers isolates are
 //! single-threaded, hence `Rc` and `RefCell`: nothing here is `Send`.
+//!
+//! How a follower learns that the flight ended is up to the caller
+//! ([`Follower::on_settled`]); the `Future` impl (a Rust waker) is for native
+//! use and tests. In workerd two rules shape the Worker glue's choice:
+//! a request that waits only on something another request will settle (no
+//! I/O or timer of its own) is cancelled as hung, so each follower races its
+//! wait against a timer (which also bounds it); and a follower waits on a JS
+//! promise made in its own request and resolved by the leader, so workerd
+//! continues it in its own request context, not in the leader's (which may
+//! be finished by then).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -41,8 +51,11 @@ impl<T> Default for Coalescer<T> {
     }
 }
 
+/// Called once when a flight ends.
+pub type Notify = Box<dyn FnOnce()>;
+
 enum Slot<T> {
-    Pending(Vec<Waker>),
+    Pending(Vec<Notify>),
     Done(Rc<T>),
     Abandoned,
 }
@@ -51,15 +64,15 @@ enum Slot<T> {
 pub enum Join<T> {
     /// Nobody is fetching this key: fetch it, then [`Leader::finish`].
     Leader(Leader<T>),
-    /// Someone is: await this for their result.
-    Follower(Wait<T>),
+    /// Someone is: wait for their result.
+    Follower(Follower<T>),
 }
 
 impl<T> Coalescer<T> {
     pub fn join(&self, key: &str) -> Join<T> {
         let mut map = self.inflight.borrow_mut();
         if let Some(slot) = map.get(key) {
-            return Join::Follower(Wait { slot: slot.clone() });
+            return Join::Follower(Follower { slot: slot.clone() });
         }
         let slot = Rc::new(RefCell::new(Slot::Pending(Vec::new())));
         map.insert(key.to_owned(), slot.clone());
@@ -110,8 +123,9 @@ impl<T> Leader<T> {
             }
         }
         let previous = std::mem::replace(&mut *self.slot.borrow_mut(), outcome);
-        if let Slot::Pending(wakers) = previous {
-            wakers.into_iter().for_each(Waker::wake);
+        // The slot is no longer borrowed: a callback may look at it.
+        if let Slot::Pending(notify) = previous {
+            notify.into_iter().for_each(|n| n());
         }
     }
 }
@@ -124,23 +138,45 @@ impl<T> Drop for Leader<T> {
     }
 }
 
-/// A follower's wait: `Some(result)`, or `None` if the leader gave up.
-pub struct Wait<T> {
+/// A request waiting for another one's origin fetch.
+pub struct Follower<T> {
     slot: Rc<RefCell<Slot<T>>>,
 }
 
-impl<T> Future for Wait<T> {
+impl<T> Follower<T> {
+    /// Calls `notify` once the flight ends (right away if it has).
+    pub fn on_settled(&self, notify: Notify) {
+        let mut slot = self.slot.borrow_mut();
+        if let Slot::Pending(list) = &mut *slot {
+            list.push(notify);
+            return;
+        }
+        drop(slot);
+        notify();
+    }
+
+    /// `None` while in flight; then `Some(Some(result))`, or `Some(None)`
+    /// if the leader gave up.
+    pub fn outcome(&self) -> Option<Option<Rc<T>>> {
+        match &*self.slot.borrow() {
+            Slot::Pending(_) => None,
+            Slot::Done(v) => Some(Some(v.clone())),
+            Slot::Abandoned => Some(None),
+        }
+    }
+}
+
+/// Waker-based waiting, for native callers: `Some(result)`, or `None` if the
+/// leader gave up.
+impl<T> Future for Follower<T> {
     type Output = Option<Rc<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.slot.borrow_mut();
-        match &mut *slot {
-            Slot::Done(v) => Poll::Ready(Some(v.clone())),
-            Slot::Abandoned => Poll::Ready(None),
-            Slot::Pending(wakers) => {
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
+        match self.outcome() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                let waker: Waker = cx.waker().clone();
+                self.on_settled(Box::new(move || waker.wake()));
                 Poll::Pending
             }
         }
@@ -173,7 +209,7 @@ mod tests {
         };
         let woken = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(woken.clone());
-        let mut waits: Vec<Wait<String>> = (0..1000)
+        let mut waits: Vec<Follower<String>> = (0..1000)
             .map(|_| match c.join("k") {
                 Join::Follower(w) => w,
                 Join::Leader(_) => panic!("only one leader per key"),
@@ -196,6 +232,31 @@ mod tests {
             matches!(c.join("k"), Join::Leader(_)),
             "a new flight after finish"
         );
+    }
+
+    #[test]
+    fn callbacks_run_once_settled_and_may_look_at_the_outcome() {
+        let c: Coalescer<u32> = Coalescer::default();
+        let Join::Leader(lead) = c.join("k") else {
+            panic!()
+        };
+        let Join::Follower(f) = c.join("k") else {
+            panic!()
+        };
+        let f = Rc::new(f);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        for _ in 0..3 {
+            let (f2, seen2) = (f.clone(), seen.clone());
+            f.on_settled(Box::new(move || seen2.borrow_mut().push(f2.outcome())));
+        }
+        assert!(seen.borrow().is_empty());
+        assert_eq!(f.outcome(), None);
+        lead.finish(Rc::new(7));
+        assert_eq!(*seen.borrow(), vec![Some(Some(Rc::new(7))); 3]);
+        // Registering after the end calls back at once.
+        let seen2 = seen.clone();
+        f.on_settled(Box::new(move || seen2.borrow_mut().push(None)));
+        assert_eq!(seen.borrow().len(), 4);
     }
 
     #[test]

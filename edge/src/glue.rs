@@ -12,7 +12,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use wasm_bindgen::JsValue;
-use worker::js_sys::{Reflect, JSON};
+use worker::js_sys::{Promise, Reflect, JSON};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     console_error, console_log, console_warn, event, AbortController, Cache, Context, Date, Delay,
     Env, Fetch, Headers, Request, RequestInit, RequestRedirect, Response, ResponseBody, Result,
@@ -461,8 +462,27 @@ async fn upstream(
     loop {
         let join = FLIGHTS.with(|f| f.join(&key));
         match join {
-            Join::Follower(wait) => {
-                if let Some(fetched) = wait.await {
+            Join::Follower(follower) => {
+                // A promise made in this request, resolved by the leader's:
+                // workerd then runs this request on in its own context (see
+                // `coalesce` for why a Rust waker would not do).
+                let settled = Promise::new(&mut |resolve, _reject| {
+                    follower.on_settled(Box::new(move || {
+                        let _ = resolve.call0(&JsValue::UNDEFINED);
+                    }));
+                });
+                // The timer also keeps this request visibly busy: a request
+                // that only waits on another request's promise is cancelled
+                // by workerd as hung.
+                let wait_ms = edge.origins.timeout_for(lookup.is_holdable()) + 1000;
+                if with_timeout(JsFuture::from(settled), wait_ms)
+                    .await
+                    .is_none()
+                {
+                    let res = fetch_origins(req, edge, lookup, location, method, false).await?;
+                    return Ok(Upstream::Stream(res, Source::Pass));
+                }
+                if let Some(Some(fetched)) = follower.outcome() {
                     count(
                         "brook_edge_coalesced_total",
                         &[("kind", lookup.kind.as_str())],
@@ -503,7 +523,15 @@ async fn upstream(
 
 async fn buffer(mut res: Response) -> Result<Fetched> {
     let status = res.status_code();
-    let headers = forward_headers(res.headers().entries());
+    // The runtime hands over decoded bytes: drop the coding (and the length)
+    // that described the bytes on the wire. Cloudflare compresses again on
+    // the way to the viewer.
+    let headers = forward_headers(res.headers().entries())
+        .into_iter()
+        .filter(|(k, _)| {
+            !k.eq_ignore_ascii_case("content-encoding") && !k.eq_ignore_ascii_case("content-length")
+        })
+        .collect();
     let body = if has_null_body(status) {
         Vec::new()
     } else {
@@ -664,7 +692,10 @@ async fn respond(
         Upstream::Stream(mut res, source) if personalize && res.status_code() == 200 => {
             // A manifest from the Cache API (or one too big to share).
             let status = res.status_code();
-            let headers = forward_headers(res.headers().entries());
+            let headers = forward_headers(res.headers().entries())
+                .into_iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("content-encoding"))
+                .collect();
             let body = res.bytes().await?;
             let f = Fetched {
                 status,
