@@ -12,8 +12,9 @@
 //! ```text
 //! 1. healthy before degraded (clients on it report too little throughput,
 //!    or this viewer just reported too little on it via _HLS_throughput)
-//! 2. nearest first: colo match, country, continent, no preference, other region
-//! 3. weighted rendezvous hashing on a stable viewer key: a pathway with
+//! 2. weighted before fallback (weight 0)
+//! 3. nearest first: colo match, country, continent, no preference, other region
+//! 4. weighted rendezvous hashing on a stable viewer key: a pathway with
 //!    weight 3 comes first for ~3x the viewers of one with weight 1, and a
 //!    viewer keeps the same order from one reload to the next
 //! ```
@@ -250,16 +251,17 @@ impl Steering {
                     .throughput
                     .is_some_and(|t| t < self.config.min_throughput_bps)
         };
-        let mut keyed: Vec<((bool, u8, f64), &PathwayConfig)> = list
+        // Sort key: degraded, fallback (weight 0), nearness, weighted race.
+        let mut keyed: Vec<((bool, bool, u8), f64, &PathwayConfig)> = list
             .drain(..)
             .map(|p| {
                 let degraded = personal_low(p) || health.is_degraded(&p.id, now_ms, &self.config);
-                let key = (degraded, nearness(p, &viewer.location), race(viewer.key, p));
-                (key, p)
+                let rank = (degraded, p.weight == 0, nearness(p, &viewer.location));
+                (rank, race(viewer.key, p), p)
             })
             .collect();
-        keyed.sort_by(|(a, _), (b, _)| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
-        keyed.into_iter().map(|(_, p)| p.id.as_str()).collect()
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        keyed.into_iter().map(|(_, _, p)| p.id.as_str()).collect()
     }
 
     /// The pathway a playlist names in `EXT-X-CONTENT-STEERING` (used until

@@ -39,8 +39,11 @@ export function signToken({ key, kid, acl = '/live/cam1/*', exp, st, ip, id, dat
   return `${signed}~hmac=${mac}`;
 }
 
-/** `?__token__=...`, encoded like URLSearchParams would. */
-export const tokenQuery = (token) => `__token__=${encodeURIComponent(token)}`;
+/** Percent-encoding as the edge writes it: RFC 3986 unreserved characters only. */
+export const encodeStrict = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/** `__token__=...` as the edge writes it into child URIs. */
+export const tokenQuery = (token) => `__token__=${encodeStrict(token)}`;
 
 /** Miniflare options for the Worker (also for `mf.setOptions`, which replaces them whole). */
 export function workerOptions({ originUrl, config = {}, keys = keyList('k2026a'), bindings = {}, cf = {}, kv } = {}) {
@@ -146,7 +149,7 @@ export async function startTap(target, { name = 'tap' } = {}) {
 
 /** Removes the `__token__` parameter personalization added to every URI of a manifest. */
 export function stripTokens(text, token) {
-  const enc = encodeURIComponent(token).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const enc = encodeStrict(token);
   return text.replaceAll(`?__token__=${enc}`, '').replaceAll(`&__token__=${enc}`, '');
 }
 

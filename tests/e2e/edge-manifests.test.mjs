@@ -86,7 +86,7 @@ test('media playlist: every URI carries the token, nothing else changes (re-pars
   assert.equal(stripTokens(body, token), sent);
   const uris = urisOf(body);
   assert.ok(uris.length > 10);
-  for (const u of uris) assert.ok(u.endsWith(tokenQuery(token).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)), u);
+  for (const u of uris) assert.ok(u.endsWith(tokenQuery(token)), u);
   for (const tag of ['#EXT-X-SERVER-CONTROL:', '#EXT-X-PART-INF:', '#EXT-X-MAP:', '#EXT-X-PROGRAM-DATE-TIME:',
     '#EXT-X-PART:', '#EXT-X-PRELOAD-HINT:', '#EXTINF:']) {
     assert.equal(body.split('\n').filter((l) => l.startsWith(tag)).length,
