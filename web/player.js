@@ -2,6 +2,11 @@
 // cam1) with hls.js in low-latency mode, or natively where there is no MSE
 // (older iPhones). No build step; hls.js is vendored by `cargo xtask setup`.
 //
+// ?token=<viewer token> (docs/tokens.md) is sent as __token__ with the first
+// playlist request; the edge writes it into every URI it hands out, so nothing
+// else here needs to know about it. Content steering (docs/edge.md) is hls.js's
+// own: it loads the steering manifest the playlist names and follows it.
+//
 // State for tests and debugging lives on window.brook:
 //   hls          the current Hls instance (replaced when playback restarts)
 //   video        the <video> element
@@ -9,6 +14,9 @@
 //   fatalErrors  fatal errors, except "manifest not there yet" (404), which
 //                only means the stream has not started: that is retried
 //   status       the status line's text; latency: seconds behind live or null
+//   steering     { manifests, priority, pathway } once a steering manifest
+//                arrived: how many, the last PATHWAY-PRIORITY, and the pathway
+//                of the level being loaded
 //
 // Text from the URL or the network only ever reaches the page through
 // textContent, never as HTML.
@@ -25,7 +33,7 @@
   const latencyEl = document.getElementById('latency');
   const streamEl = document.getElementById('stream');
 
-  const brook = { hls: null, video, fatalErrors: [], errors: [], status: '', latency: null };
+  const brook = { hls: null, video, fatalErrors: [], errors: [], status: '', latency: null, steering: null };
   window.brook = brook;
 
   function setStatus(text) {
@@ -45,7 +53,13 @@
   }
   streamEl.textContent = stream;
   document.title = `${stream} · Brook live`;
-  const src = `/live/${encodeURIComponent(stream)}/index.m3u8`;
+  const token = new URLSearchParams(location.search).get('token');
+  const src = `/live/${encodeURIComponent(stream)}/index.m3u8${token ? `?__token__=${encodeURIComponent(token)}` : ''}`;
+  const DENIED = {
+    401: 'this stream needs a viewer token (?token=)',
+    403: 'access denied (token invalid, expired or not for this stream)',
+    451: 'not available in your country',
+  };
 
   // --- muted autoplay, unmute on request --------------------------------------
   function syncUnmute() {
@@ -95,6 +109,20 @@
       play();
     });
 
+    const pathwayOf = (levelIndex) => {
+      const level = hls.levels[levelIndex];
+      return level ? level.pathwayId : null;
+    };
+    hls.on(Hls.Events.STEERING_MANIFEST_LOADED, (_event, data) => {
+      const s = brook.steering || { manifests: 0, priority: null, pathway: null };
+      s.manifests += 1;
+      s.priority = data.steeringManifest['PATHWAY-PRIORITY'] || null;
+      brook.steering = s;
+    });
+    hls.on(Hls.Events.LEVEL_LOADING, (_event, data) => {
+      if (brook.steering) brook.steering.pathway = pathwayOf(data.level);
+    });
+
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (hls !== brook.hls) return; // a late event from an instance we dropped
       const entry = {
@@ -114,6 +142,13 @@
         return;
       }
       remember(brook.fatalErrors, entry);
+      if (DENIED[entry.status]) {
+        // Retrying will not change the answer: stop and say why.
+        hls.destroy();
+        brook.hls = null;
+        setStatus(DENIED[entry.status]);
+        return;
+      }
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && Date.now() - lastMediaRecovery > 5000) {
         lastMediaRecovery = Date.now();
         setStatus('recovering from a media error');

@@ -14,11 +14,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const CHROMIUM = process.env.BROOK_CHROMIUM || '/usr/bin/chromium';
+
+// wrangler.toml requires viewer tokens; this test brings its own key.
+const KEY = '5ea1ab1e5ea1ab1e5ea1ab1e5ea1ab1e';
+/** An EdgeAuth-layout token for `acl` (docs/tokens.md), made with node's crypto. */
+function token(acl = '/live/*') {
+  const fields = `exp=${Math.floor(Date.now() / 1000) + 600}~acl=${acl}~kid=site`;
+  return `${fields}~hmac=${createHmac('sha256', Buffer.from(KEY, 'hex')).update(fields).digest('hex')}`;
+}
+const TOKEN = token();
 
 async function freePort() {
   const srv = net.createServer().listen(0, '127.0.0.1');
@@ -85,6 +95,7 @@ before(async () => {
     [
       'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort),
       '--var', `ORIGIN_URL:http://127.0.0.1:${origin.address().port}`,
+      '--var', `TOKEN_KEYS:site:${KEY}`,
       '--show-interactive-dev-session=false',
     ],
     {
@@ -146,7 +157,10 @@ test('/ serves the viewer page from web/ (static assets)', async () => {
 });
 
 test('/live/* reaches the Worker and the origin behind it', async () => {
-  const res = await fetch(`${base}/live/cam1/index.m3u8?_HLS_msn=1&_HLS_part=0`);
+  const anon = await fetch(`${base}/live/cam1/index.m3u8`);
+  assert.equal(anon.status, 401, 'wrangler.toml requires a token');
+  await anon.arrayBuffer();
+  const res = await fetch(`${base}/live/cam1/index.m3u8?_HLS_msn=1&_HLS_part=0&__token__=${encodeURIComponent(TOKEN)}`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'application/vnd.apple.mpegurl');
   assert.match(await res.text(), /^#EXTM3U/);
@@ -161,7 +175,7 @@ test('the viewer plays the stream through the edge and reports latency', async (
   page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
   try {
-    await page.goto(`${base}/?stream=cam1`);
+    await page.goto(`${base}/?stream=cam1&token=${encodeURIComponent(TOKEN)}`);
     await page.waitForFunction(() => window.brook?.video.currentTime > 1, null, { timeout: 30_000 });
     const state = await page.evaluate(() => ({
       fatal: window.brook.fatalErrors,
@@ -193,7 +207,7 @@ test('the viewer plays the stream through the edge and reports latency', async (
 test('a stream that has not started is retried, not given up on', async () => {
   const page = await browser.newPage();
   try {
-    await page.goto(`${base}/?stream=later`);
+    await page.goto(`${base}/?stream=later&token=${encodeURIComponent(TOKEN)}`);
     await page.waitForFunction(
       () => window.brook.errors.filter((e) => e.status === 404).length >= 2,
       null,
@@ -202,6 +216,24 @@ test('a stream that has not started is retried, not given up on', async () => {
     const state = await page.evaluate(() => ({ fatal: window.brook.fatalErrors, status: window.brook.status }));
     assert.deepEqual(state.fatal, []);
     assert.match(state.status, /waiting/);
+  } finally {
+    await page.close();
+  }
+});
+
+test('without a valid token the viewer says so and stops asking', async () => {
+  const page = await browser.newPage();
+  try {
+    for (const [query, status, text] of [
+      ['', 401, /needs a viewer token/],
+      [`&token=${encodeURIComponent(token('/live/other/*'))}`, 403, /access denied/],
+    ]) {
+      await page.goto(`${base}/?stream=cam1${query}`);
+      await page.waitForFunction((s) => window.brook?.fatalErrors.some((e) => e.status === s), status, { timeout: 15_000 });
+      const state = await page.evaluate(() => ({ status: window.brook.status, hls: window.brook.hls }));
+      assert.match(state.status, text);
+      assert.equal(state.hls, null, 'no retry loop');
+    }
   } finally {
     await page.close();
   }

@@ -1,19 +1,40 @@
 // The walking skeleton, end to end: ffmpeg publishes over SRT to brook-origin, the
-// origin packages LL-HLS, the edge Worker (wasm in workerd) proxies it, and hls.js
-// in headless Chromium plays it from the viewer page.
+// origin packages LL-HLS, the edge Worker (wasm in workerd, the real wrangler.toml)
+// checks the viewer's token, personalizes the playlists and steers the player
+// between two pathways, and hls.js in headless Chromium plays it from the viewer page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import HLS from 'hls-parser';
 import {
-  startOrigin, startPublisher, startEdge, launchChromium, mediaPlaylistUrl, text, ffmpegDecode, waitFor,
+  startOrigin, startPublisher, launchChromium, mediaPlaylistUrl, text, ffmpegDecode, waitFor,
 } from './lib.mjs';
+import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
 let origin, publisher, edge, browser;
+
+// Two pathways on the one local edge: `edge` (relative URIs, 127.0.0.1) as the
+// playlist's own, and `local`, a clone of it on host localhost that only the
+// steering manifest introduces. `local` comes first for every viewer, so a player
+// that follows steering ends up fetching from localhost.
+const EDGE_CONFIG = {
+  steering: {
+    ttl_s: 2,
+    pathways: [
+      { id: 'edge', weight: 0 },
+      { id: 'local', clone_of: 'edge', host: 'localhost' },
+    ],
+  },
+};
+const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', id: 'skeleton', ttl: 3600 });
 
 before(async () => {
   origin = await startOrigin();
   publisher = startPublisher(origin.srtPort);
-  edge = await startEdge(origin.url);
+  edge = await startWranglerEdge({
+    ORIGIN_URL: origin.url,
+    TOKEN_KEYS: keyList('k2026a'),
+    EDGE_CONFIG: JSON.stringify(EDGE_CONFIG),
+  });
 });
 
 after(async () => {
@@ -105,12 +126,14 @@ test('segments and parts decode cleanly with ffmpeg', async () => {
   }
 });
 
-test('hls.js plays the stream through the edge in Chromium for 10 s', async () => {
+test('hls.js plays the stream through the edge, with a token and content steering, in Chromium for 10 s', async () => {
   browser = await launchChromium();
   const page = await browser.newPage();
   const consoleLines = [];
   page.on('console', (m) => consoleLines.push(m.text()));
-  await page.goto(`${edge.url}/?stream=cam1`);
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(`${edge.url}/?stream=cam1&token=${encodeURIComponent(TOKEN)}`);
   await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 30000 })
     .catch((e) => { throw new Error(`${e.message}\n${consoleLines.join('\n')}`); });
 
@@ -141,6 +164,22 @@ test('hls.js plays the stream through the edge in Chromium for 10 s', async () =
   assert.ok(last.currentTime - first.currentTime >= 10, `played ${last.currentTime - first.currentTime} s`);
   assert.ok(last.frames > first.frames, 'video frames decoded');
   if (last.audioBytes != null) assert.ok(last.audioBytes > 0, 'audio decoded');
+
+  // Steering: hls.js loaded the steering manifest and moved to the clone pathway.
+  const steering = await page.evaluate(() => window.brook.steering);
+  assert.ok(steering?.manifests >= 1, `steering manifests loaded: ${JSON.stringify(steering)}`);
+  assert.deepEqual(steering.priority, ['local', 'edge']);
+  const host = `localhost:${edge.port}`;
+  assert.ok(requests.some((u) => u.includes('/live/cam1/steering.json?') && u.includes('_HLS_pathway=')),
+    'steering manifest requested with the client report');
+  const viaClone = requests.filter((u) => new URL(u).host === host && /\/live\/cam1\/[^/]+\/(media\.m3u8|part|seg)/.test(u));
+  assert.ok(viaClone.length > 5, `media fetched from the steered pathway (${host}): ${viaClone.length} requests`);
+  // Tokens: every media request carries it; none was refused.
+  const media = requests.filter((u) => u.includes('/live/cam1/'));
+  assert.ok(media.every((u) => new URL(u).searchParams.get('__token__') === TOKEN), 'token on every request');
+  console.log(`# steering: ${steering.manifests} manifests, priority ${steering.priority.join(' > ')}, `
+    + `${viaClone.length} of ${media.length} media requests via ${host}`);
+
   latencies.sort((a, b) => a - b);
   const median = latencies[Math.floor(latencies.length / 2)];
   console.log(`# live latency through the edge (wall clock - hls.playingDate): median ${median?.toFixed(2)} s, `
