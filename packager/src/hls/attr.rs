@@ -53,10 +53,19 @@ impl AttributeList {
                 v
             } else {
                 let end = rest.find(',').unwrap_or(rest.len());
-                let v = AttrValue::Bare(rest[..end].to_string());
+                let bare = &rest[..end];
+                // Enumerated strings and numbers hold no quotes or whitespace (§4.2).
+                if bare.contains(|c: char| c == '"' || c.is_whitespace()) {
+                    return Err(ParseError::new(line, "quote or space in an unquoted value"));
+                }
+                let v = AttrValue::Bare(bare.to_string());
                 rest = &rest[end..];
                 v
             };
+            // §4.2: an attribute list holds each name at most once.
+            if out.iter().any(|(n, _): &(String, AttrValue)| n == name) {
+                return Err(ParseError::new(line, "attribute repeated"));
+            }
             out.push((name.to_string(), value));
             match rest.strip_prefix(',') {
                 Some(r) => rest = r,
@@ -191,7 +200,16 @@ mod tests {
 
     #[test]
     fn malformed() {
-        for bad in ["URI", "uri=\"x\"", "URI=\"x", "A=\"x\"B=1", "=1"] {
+        for bad in [
+            "URI",
+            "uri=\"x\"",
+            "URI=\"x",
+            "A=\"x\"B=1",
+            "=1",
+            "URI=&a\"",
+            "A=b c",
+            "A=1,A=2",
+        ] {
             assert!(AttributeList::parse(bad, 3).is_err(), "{bad}");
         }
         assert!(AttributeList::parse("", 1).unwrap().is_empty());

@@ -579,6 +579,7 @@ impl FromStr for MediaPlaylist {
                     };
                 }
                 "EXT-X-SKIP" => {
+                    in_body = true;
                     let mut a = attrs()?;
                     pl.skip = Some(Skip {
                         skipped_segments: a
@@ -599,11 +600,15 @@ impl FromStr for MediaPlaylist {
                         },
                         extra: a,
                     };
-                    if !in_body && pl.map.is_none() {
+                    // The first map (before any complete segment) is the playlist's;
+                    // later ones change it from the next segment on. Unknown tags after
+                    // it belong to segments, as the renderer writes them.
+                    if pl.map.is_none() && pl.segments.is_empty() {
                         pl.map = Some(map);
                     } else {
                         tags.map = Some(map);
                     }
+                    in_body = true;
                 }
                 "EXT-X-PROGRAM-DATE-TIME" => {
                     in_body = true;

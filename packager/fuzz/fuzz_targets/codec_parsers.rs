@@ -1,0 +1,32 @@
+//! The NAL, SPS, ADTS and Opus parsers on arbitrary bytes: no panic, and what
+//! they accept is self-consistent.
+#![no_main]
+use brook_packager::codec::{aac, h264, h265, opus};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(sps) = h264::Sps::parse(data) {
+        assert!(sps.width > 0 && sps.height > 0);
+        assert!(sps.codec_string().starts_with("avc1."));
+    }
+    if let Ok(sps) = h265::HevcSps::parse(data) {
+        assert!(sps.width > 0 && sps.height > 0);
+        assert!(sps.codec_string().starts_with("hvc1."));
+    }
+    for nal in h264::annexb_nals(data) {
+        assert!(!nal.is_empty() && nal.len() <= data.len());
+    }
+    if let Some(s) = h264::annexb_to_sample(data) {
+        assert!(s.data.len() <= data.len() * 2 + 16);
+    }
+    let _ = h265::annexb_to_sample(data);
+    let (frames, _) = aac::adts_frames(data);
+    let total: usize = frames.iter().map(|f| f.payload.len()).sum();
+    assert!(total <= data.len());
+    if let Some(c) = opus::OpusConfig::from_opus_head(data) {
+        assert_eq!(c.dops().len(), 11);
+    }
+    if let Some(d) = opus::packet_duration(data) {
+        assert!(d > 0 && d <= 5760);
+    }
+});
