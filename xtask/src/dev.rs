@@ -8,6 +8,13 @@
 //! it spawned (wrangler's workerd, above all). Ctrl-C, SIGTERM or SIGHUP stop
 //! them all; the publisher is restarted whenever it exits (typically while
 //! the origin is still starting), the other two are not.
+//!
+//! The edge requires viewer tokens (wrangler.toml): each session makes a
+//! random signing key, hands it to `wrangler dev` as `TOKEN_KEYS`, mints a
+//! day-long token for `/live/*` with `brook-token`, and prints the viewer URL
+//! with it. It also turns on content steering between two pathways on the
+//! same edge, `edge` (127.0.0.1) and its clone `local` (localhost), so the
+//! player visibly follows a steering manifest (docs/edge.md).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -17,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::test::{origin_bin, wrangler};
-use crate::util::{display, run_cmd, Error, Result};
+use crate::util::{display, run_cmd, stdout_of, Error, Result};
 use crate::{setup, sys, wasm, Ctx};
 
 const ORIGIN_HTTP: &str = "127.0.0.1:8080";
@@ -27,6 +34,11 @@ const STREAM: &str = "cam1";
 /// The origin's embedded default config accepts `cam1` with this key.
 const STREAM_KEY: &str = "dev-key";
 
+/// Steering between two pathways on the one local edge (see the module docs).
+const DEV_EDGE_CONFIG: &str = r#"{"steering":{"ttl_s":10,"pathways":[{"id":"edge"},{"id":"local","clone_of":"edge","host":"localhost","weight":3}]}}"#;
+/// Lets `curl -H 'authorization: Bearer dev-metrics' .../_brook/metrics` in.
+const DEV_METRICS_TOKEN: &str = "dev-metrics";
+
 const PUBLISHER_RESTART_DELAY: Duration = Duration::from_secs(2);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -34,22 +46,70 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub fn run(ctx: &Ctx) -> Result {
     ports_free()?;
     setup::run(ctx)?;
-    println!("dev: building brook-origin");
+    println!("dev: building brook-origin and brook-token");
     run_cmd(
         Command::new("cargo")
-            .args(["build", "-p", "brook-origin"])
+            .args(["build", "-p", "brook-origin", "-p", "brook-edge", "--bins"])
             .current_dir(&ctx.root),
     )?;
     wasm::build(ctx)?;
+    let access = DevAccess::new(ctx)?;
 
     sys::trap_stop_signals();
     let mut children = Children::default();
-    let result = supervise(ctx, &mut children);
+    let result = supervise(ctx, &mut children, &access);
     children.stop_all();
     result
 }
 
-fn supervise(ctx: &Ctx, children: &mut Children) -> Result {
+/// This session's signing key and a viewer token made with it.
+struct DevAccess {
+    /// `TOKEN_KEYS` for the edge: `dev:<hex>`.
+    keys: String,
+    token: String,
+}
+
+impl DevAccess {
+    fn new(ctx: &Ctx) -> Result<Self> {
+        let mut secret = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut secret))
+            .map_err(|e| Error::msg(format!("cannot read /dev/urandom: {e}")))?;
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let keys = format!("dev:{hex}");
+        let mut sign = Command::new(ctx.target_dir.join("debug").join("brook-token"));
+        sign.args([
+            "sign",
+            "--acl",
+            "/live/*",
+            "--ttl",
+            "86400",
+            "--session",
+            "dev",
+        ])
+        .env("TOKEN_KEYS", &keys);
+        let token = stdout_of(&mut sign)
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::msg(format!("`{}` failed", display(&sign))))?;
+        Ok(Self { keys, token })
+    }
+}
+
+/// Percent-encodes all but RFC 3986 unreserved characters (for a query value).
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn supervise(ctx: &Ctx, children: &mut Children, access: &DevAccess) -> Result {
     let mut origin = Command::new(origin_bin(ctx));
     origin
         .args(["--http", ORIGIN_HTTP, "--srt", ORIGIN_SRT])
@@ -60,20 +120,32 @@ fn supervise(ctx: &Ctx, children: &mut Children) -> Result {
     let mut edge = wrangler(ctx);
     let (ip, port) = EDGE_HTTP.split_once(':').unwrap_or((EDGE_HTTP, ""));
     edge.args(["dev", "--ip", ip, "--port", port, "--var"])
-        .arg(format!("ORIGIN_URL:http://{ORIGIN_HTTP}"));
+        .arg(format!("ORIGIN_URL:http://{ORIGIN_HTTP}"))
+        .arg("--var")
+        .arg(format!("TOKEN_KEYS:{}", access.keys))
+        .arg("--var")
+        .arg(format!("EDGE_CONFIG:{DEV_EDGE_CONFIG}"))
+        .arg("--var")
+        .arg(format!("METRICS_TOKEN:{DEV_METRICS_TOKEN}"));
     children.spawn("edge", edge)?;
     wait_until_listening(children, EDGE_HTTP)?;
 
     children.spawn("publish", publisher())?;
 
     let srt_port = ORIGIN_SRT.rsplit(':').next().unwrap_or("9000");
+    let token = encode_component(&access.token);
     println!(
         "\n\
          dev: everything is up (Ctrl-C stops it all)\n  \
-           viewer:      http://{EDGE_HTTP}/?stream={STREAM}\n  \
+           viewer:      http://{EDGE_HTTP}/?stream={STREAM}&token={token}\n               \
+           (token for /live/*, valid 24 h; steering moves the player to http://localhost:{port})\n  \
            publish SRT: srt://127.0.0.1:{srt_port}?streamid=publish:live/{STREAM}:{STREAM_KEY}\n               \
            (OBS: Server = that URL, no stream key; ffmpeg: add &latency=120000&pkt_size=1316 -f mpegts)\n  \
-           origin:      http://{ORIGIN_HTTP}/live/{STREAM}/index.m3u8\n"
+           origin:      http://{ORIGIN_HTTP}/live/{STREAM}/index.m3u8\n  \
+           edge stats:  curl -H 'authorization: Bearer {DEV_METRICS_TOKEN}' http://{EDGE_HTTP}/_brook/metrics\n  \
+           more tokens: TOKEN_KEYS={keys} {bin} sign --acl '/live/{STREAM}/*'\n",
+        keys = access.keys,
+        bin = ctx.target_dir.join("debug").join("brook-token").display(),
     );
 
     let mut restart_at: Option<Instant> = None;
