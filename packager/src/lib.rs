@@ -34,6 +34,7 @@
 
 pub mod cmaf;
 pub mod codec;
+pub mod dash;
 pub mod frontend;
 pub mod hls;
 pub mod media;

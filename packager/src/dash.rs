@@ -1,0 +1,335 @@
+//! MPEG-DASH manifests over the same CMAF segments HLS serves: a dynamic,
+//! low-latency MPD while live (DASH-IF IOP "Low-latency Modes for DASH":
+//! `availabilityTimeOffset` + `availabilityTimeComplete="false"` for chunked
+//! segments, a `ServiceDescription` latency target, `UTCTiming`), and a static
+//! MPD for the VOD a stream becomes.
+//!
+//! The MPD uses `SegmentTemplate` with `$Number$` addressing and a
+//! `SegmentTimeline` whose times are the segments' `tfdt`s, so every segment's
+//! position is exact even when segment durations vary (IDR-driven cuts).
+
+use std::fmt::Write;
+
+use crate::time::UnixMillis;
+
+/// One segment of a representation, in its timescale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineEntry {
+    pub number: u64,
+    pub start: u64,
+    pub duration: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContentKind {
+    Video {
+        width: u32,
+        height: u32,
+        frame_rate: Option<f64>,
+    },
+    Audio {
+        sample_rate: u32,
+        channels: u16,
+    },
+}
+
+/// A representation (one CMAF track) and where its objects are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Representation {
+    pub id: String,
+    pub kind: ContentKind,
+    pub codecs: String,
+    pub bandwidth: u64,
+    pub timescale: u32,
+    /// URL of the init segment, relative to the MPD.
+    pub initialization: String,
+    /// Segment URL template with `$Number$`.
+    pub media: String,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Everything an MPD says; see [`render_mpd`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// `dynamic` while live; `static` once the stream ended (VOD).
+    pub live: bool,
+    /// Wall-clock time of media time 0 (`availabilityStartTime`).
+    pub availability_start: UnixMillis,
+    pub publish_time: UnixMillis,
+    /// Longest segment, seconds (`maxSegmentDuration`, `minimumUpdatePeriod`).
+    pub max_segment_duration: f64,
+    /// Live window kept, seconds (`timeShiftBufferDepth`).
+    pub time_shift_buffer: f64,
+    /// Part duration, seconds: segments become requestable this long after they
+    /// start, and are then delivered chunk by chunk.
+    pub chunk_duration: f64,
+    /// Target live latency, milliseconds (`ServiceDescription`).
+    pub target_latency_ms: u32,
+    /// `UTCTiming` source (`urn:mpeg:dash:utc:http-iso:2014`), if any.
+    pub utc_timing: Option<String>,
+    pub representations: Vec<Representation>,
+}
+
+fn duration(secs: f64) -> String {
+    format!("PT{:.3}S", secs.max(0.0))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Run-length encodes a timeline: consecutive equal durations with contiguous
+/// starts become one `S` with `r`.
+fn timeline_xml(out: &mut String, entries: &[TimelineEntry]) {
+    out.push_str("        <SegmentTimeline>\n");
+    let mut i = 0;
+    while i < entries.len() {
+        let e = entries[i];
+        let mut repeat = 0;
+        while let Some(next) = entries.get(i + 1 + repeat) {
+            let prev = entries[i + repeat];
+            if next.duration == e.duration && next.start == prev.start + prev.duration {
+                repeat += 1;
+            } else {
+                break;
+            }
+        }
+        let _ = write!(out, "          <S t=\"{}\" d=\"{}\"", e.start, e.duration);
+        if repeat > 0 {
+            let _ = write!(out, " r=\"{repeat}\"");
+        }
+        out.push_str("/>\n");
+        i += 1 + repeat;
+    }
+    out.push_str("        </SegmentTimeline>\n");
+}
+
+/// Renders the MPD.
+pub fn render_mpd(m: &Manifest) -> String {
+    let mut out = String::with_capacity(2048);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = write!(
+        out,
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+         profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" \
+         type=\"{}\" minBufferTime=\"{}\" maxSegmentDuration=\"{}\"",
+        if m.live { "dynamic" } else { "static" },
+        duration(m.chunk_duration.max(0.5)),
+        duration(m.max_segment_duration)
+    );
+    if m.live {
+        let _ = write!(
+            out,
+            " availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" \
+             timeShiftBufferDepth=\"{}\"",
+            m.availability_start,
+            m.publish_time,
+            duration(m.max_segment_duration),
+            duration(m.time_shift_buffer)
+        );
+    } else {
+        let total: f64 = m
+            .representations
+            .first()
+            .map(|r| {
+                r.timeline.iter().map(|e| e.duration).sum::<u64>() as f64 / f64::from(r.timescale)
+            })
+            .unwrap_or(0.0);
+        let _ = write!(out, " mediaPresentationDuration=\"{}\"", duration(total));
+    }
+    out.push_str(">\n");
+    if m.live {
+        let _ = writeln!(
+            out,
+            "  <ServiceDescription id=\"0\">\n    <Latency referenceId=\"0\" target=\"{}\" \
+             min=\"{}\" max=\"{}\"/>\n    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n  \
+             </ServiceDescription>",
+            m.target_latency_ms,
+            m.target_latency_ms / 2,
+            m.target_latency_ms * 3
+        );
+    }
+    out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
+    for (i, r) in m.representations.iter().enumerate() {
+        let (content, mime) = match r.kind {
+            ContentKind::Video { .. } => ("video", "video/mp4"),
+            ContentKind::Audio { .. } => ("audio", "audio/mp4"),
+        };
+        let _ = writeln!(
+            out,
+            "    <AdaptationSet id=\"{i}\" contentType=\"{content}\" mimeType=\"{mime}\" \
+             segmentAlignment=\"true\" startWithSAP=\"1\">"
+        );
+        let _ = write!(
+            out,
+            "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+            xml_escape(&r.id),
+            xml_escape(&r.codecs),
+            r.bandwidth
+        );
+        match r.kind {
+            ContentKind::Video {
+                width,
+                height,
+                frame_rate,
+            } => {
+                let _ = write!(out, " width=\"{width}\" height=\"{height}\"");
+                if let Some(fr) = frame_rate {
+                    let _ = write!(out, " frameRate=\"{}\"", (fr * 1000.0).round() / 1000.0);
+                }
+                out.push_str(">\n");
+            }
+            ContentKind::Audio {
+                sample_rate,
+                channels,
+            } => {
+                let _ = write!(out, " audioSamplingRate=\"{sample_rate}\">\n");
+                let _ = writeln!(
+                    out,
+                    "        <AudioChannelConfiguration \
+                     schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" \
+                     value=\"{channels}\"/>"
+                );
+            }
+        }
+        let start_number = r.timeline.first().map_or(0, |e| e.number);
+        let _ = write!(
+            out,
+            "        <SegmentTemplate timescale=\"{}\" initialization=\"{}\" media=\"{}\" \
+             startNumber=\"{start_number}\"",
+            r.timescale,
+            xml_escape(&r.initialization),
+            xml_escape(&r.media)
+        );
+        if m.live {
+            // A segment may be requested as soon as its first chunk exists; it then
+            // arrives chunk by chunk (chunked transfer), hence "not complete".
+            let longest = r.timeline.iter().map(|e| e.duration).max().unwrap_or(0) as f64
+                / f64::from(r.timescale);
+            let offset = (longest.max(m.max_segment_duration) - m.chunk_duration).max(0.0);
+            let _ = write!(
+                out,
+                " availabilityTimeOffset=\"{offset:.3}\" availabilityTimeComplete=\"false\""
+            );
+        }
+        out.push_str(">\n");
+        timeline_xml(&mut out, &r.timeline);
+        out.push_str("        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n");
+    }
+    out.push_str("  </Period>\n");
+    if let Some(utc) = &m.utc_timing {
+        let _ = writeln!(
+            out,
+            "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{}\"/>",
+            xml_escape(utc)
+        );
+    }
+    out.push_str("</MPD>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(live: bool) -> Manifest {
+        let timeline = |scale: u64, n: u64| {
+            (0..n)
+                .map(|i| TimelineEntry {
+                    number: 10 + i,
+                    start: 1000 + i * 2 * scale,
+                    duration: 2 * scale,
+                })
+                .collect::<Vec<_>>()
+        };
+        Manifest {
+            live,
+            availability_start: UnixMillis(1_795_445_850_000),
+            publish_time: UnixMillis(1_795_445_870_000),
+            max_segment_duration: 2.0,
+            time_shift_buffer: 20.0,
+            chunk_duration: 0.2,
+            target_latency_ms: 1500,
+            utc_timing: Some("/time".into()),
+            representations: vec![
+                Representation {
+                    id: "video".into(),
+                    kind: ContentKind::Video {
+                        width: 1280,
+                        height: 720,
+                        frame_rate: Some(30.0),
+                    },
+                    codecs: "avc1.64001f".into(),
+                    bandwidth: 2_500_000,
+                    timescale: 90_000,
+                    initialization: "video-init.mp4".into(),
+                    media: "video-seg$Number$.m4s".into(),
+                    timeline: timeline(90_000, 3),
+                },
+                Representation {
+                    id: "audio".into(),
+                    kind: ContentKind::Audio {
+                        sample_rate: 48_000,
+                        channels: 2,
+                    },
+                    codecs: "mp4a.40.2".into(),
+                    bandwidth: 128_000,
+                    timescale: 48_000,
+                    initialization: "audio-init.mp4".into(),
+                    media: "audio-seg$Number$.m4s".into(),
+                    timeline: timeline(48_000, 3),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn live_mpd_is_low_latency() {
+        let xml = render_mpd(&manifest(true));
+        for want in [
+            "type=\"dynamic\"",
+            "availabilityStartTime=\"2026-11-23T14:57:30.000Z\"",
+            "<Latency referenceId=\"0\" target=\"1500\"",
+            "startNumber=\"10\"",
+            "availabilityTimeOffset=\"1.800\" availabilityTimeComplete=\"false\"",
+            "<S t=\"1000\" d=\"180000\" r=\"2\"/>",
+            "<S t=\"1000\" d=\"96000\" r=\"2\"/>",
+            "<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"/time\"/>",
+            "media=\"video-seg$Number$.m4s\"",
+        ] {
+            assert!(xml.contains(want), "missing {want} in\n{xml}");
+        }
+        assert_eq!(xml.matches("<AdaptationSet").count(), 2);
+        assert_eq!(xml.matches("</AdaptationSet>").count(), 2);
+    }
+
+    #[test]
+    fn vod_mpd_is_static_with_a_duration() {
+        let xml = render_mpd(&manifest(false));
+        assert!(xml.contains("type=\"static\""));
+        assert!(xml.contains("mediaPresentationDuration=\"PT6.000S\""));
+        assert!(!xml.contains("availabilityTimeOffset"));
+    }
+
+    #[test]
+    fn timeline_breaks_runs_on_gaps_and_duration_changes() {
+        let mut out = String::new();
+        let e = |n, s, d| TimelineEntry {
+            number: n,
+            start: s,
+            duration: d,
+        };
+        timeline_xml(
+            &mut out,
+            &[e(0, 0, 10), e(1, 10, 10), e(2, 25, 10), e(3, 35, 7)],
+        );
+        assert_eq!(
+            out,
+            "        <SegmentTimeline>\n          <S t=\"0\" d=\"10\" r=\"1\"/>\n          \
+             <S t=\"25\" d=\"10\"/>\n          <S t=\"35\" d=\"7\"/>\n        </SegmentTimeline>\n"
+        );
+    }
+}
