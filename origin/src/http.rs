@@ -50,6 +50,13 @@ use range::RangeRequest;
 const M3U8: &str = "application/vnd.apple.mpegurl";
 const MP4: &str = "video/mp4";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// On parts: when the part became servable, Unix microseconds (for latency
+/// measurements such as `cargo xtask bench origin`).
+pub const PUBLISHED_HEADER: &str = "brook-part-published-us";
+/// Longest wait for a request head, kept-alive idle time included.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest a single write may wait for the client to read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// An ended session's playlist no longer changes.
 const ENDED: &str = "public, max-age=300";
 
@@ -434,6 +441,9 @@ impl OriginHttp {
                 let mut r = media_object(req, obj.data, etag);
                 if obj.kind == ObjectKind::Part {
                     r.part_published = Some(obj.published);
+                    if r.status == StatusCode::OK {
+                        r = r.header(PUBLISHED_HEADER, obj.published_unix_us.to_string());
+                    }
                 }
                 return Some(r);
             }
@@ -681,14 +691,22 @@ impl HttpServerApp for OriginHttp {
         mut http: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        match http.read_request().await {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
+        // One deadline for the whole request head (and for a kept-alive connection's
+        // idle time): a client trickling bytes (slow loris) cannot hold a connection.
+        match tokio::time::timeout(REQUEST_HEAD_TIMEOUT, http.read_request()).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return None,
+            Ok(Err(e)) => {
                 debug!("reading request: {e}");
                 return None;
             }
+            Err(_) => {
+                debug!("request head not received in time");
+                return None;
+            }
         }
+        // A client that stops reading a response is dropped too.
+        http.set_write_timeout(Some(WRITE_TIMEOUT));
         http.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
         let peer = http.client_addr().and_then(|a| a.as_inet()).copied();
         let head_only = http.req_header().method == Method::HEAD;

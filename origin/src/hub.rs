@@ -30,6 +30,9 @@ pub struct Object {
     pub data: Bytes,
     /// When it became servable: the start of the part-publish-to-first-byte clock.
     pub published: Instant,
+    /// The same instant as Unix microseconds (sent with parts, so a client on the
+    /// same clock can measure delivery latency).
+    pub published_unix_us: u64,
 }
 
 impl Object {
@@ -38,6 +41,10 @@ impl Object {
             kind,
             data,
             published: Instant::now(),
+            published_unix_us: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
         }
     }
 }

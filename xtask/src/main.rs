@@ -7,10 +7,12 @@
 //! cargo xtask wasm    # edge Worker -> edge/build/{index.js,index_bg.wasm}
 //! cargo xtask test    # everything CI checks, in order, stopping at the first failure
 //! cargo xtask dev     # origin + wrangler dev + an ffmpeg test publisher
+//! cargo xtask bench origin  # 5,000 LL-HLS viewers; parts/s against nginx
 //! ```
 //!
 //! See `docs/development.md` for what each step does and where caches live.
 
+mod bench;
 mod dev;
 mod setup;
 mod sys;
@@ -32,6 +34,9 @@ commands:
   test    run every check CI runs: fmt, clippy, cargo test, wasm build,
           wrangler bundle, edge Miniflare tests, end-to-end tests
   dev     run origin, edge (wrangler dev) and a test-pattern publisher; Ctrl-C stops all
+  bench origin [VIEWERS] [SECONDS]
+          load benchmark: simulated LL-HLS viewers (default 5000) on one stream,
+          and Brook's parts/s against nginx on the same files (docs/origin.md)
 
 environment:
   BROOK_CACHE        cache root outside the clone (default: $HOME/.cache/brook)
@@ -119,7 +124,7 @@ fn main() -> ExitCode {
         }
         Some(c) => c.to_owned(),
     };
-    if let Some(extra) = args.get(1) {
+    if let Some(extra) = args.get(1).filter(|_| command != "bench") {
         if extra == "-h" || extra == "--help" {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
         "wasm" => wasm::build(&ctx),
         "test" => test::run(&ctx),
         "dev" => dev::run(&ctx),
+        "bench" => bench::run(&ctx, &args[1..]),
         other => Err(Error::msg(format!("unknown command {other:?}\n\n{USAGE}"))),
     });
     match result {

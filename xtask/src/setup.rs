@@ -10,7 +10,9 @@ use crate::{sys, wasm, Ctx};
 
 /// Debian packages every developer needs: the real peers of the end-to-end
 /// tests (ffmpeg, chromium, srt-tools), what native crates build with
-/// (cmake, pkg-config, libsrt), and curl for poking at endpoints.
+/// (cmake, pkg-config, libsrt), curl for poking at endpoints, and nginx as the
+/// reference static server of `cargo xtask bench origin` (nginx-light: only its
+/// binary is used, with a config the bench writes; the Debian service is unused).
 const APT_PACKAGES: &[&str] = &[
     "ffmpeg",
     "chromium",
@@ -20,6 +22,7 @@ const APT_PACKAGES: &[&str] = &[
     "srt-tools",
     "curl",
     "ca-certificates",
+    "nginx-light",
 ];
 
 /// Debian's Rust toolchain that can build std for wasm32 from source; only
