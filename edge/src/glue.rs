@@ -584,7 +584,6 @@ async fn fetch_origins(
     let upstream_query = lookup.upstream_query();
     let mut last_5xx: Option<Response> = None;
     for (i, region) in order.iter().enumerate() {
-        let is_last = i + 1 == order.len();
         if i > 0 {
             count("brook_edge_failovers_total", &[]);
         }
@@ -614,7 +613,7 @@ async fn fetch_origins(
                 console_error!("origin {} ({url}) failed: {e}", region.id);
                 "network"
             }
-            Some(Ok(res)) if origins::fails_over(res.status_code(), holdable) && !is_last => {
+            Some(Ok(res)) if origins::fails_over(res.status_code(), holdable) => {
                 console_error!(
                     "origin {} ({url}) answered {}",
                     region.id,
