@@ -186,7 +186,7 @@ pub fn render_mpd(m: &Manifest) -> String {
                 sample_rate,
                 channels,
             } => {
-                let _ = write!(out, " audioSamplingRate=\"{sample_rate}\">\n");
+                let _ = writeln!(out, " audioSamplingRate=\"{sample_rate}\">");
                 let _ = writeln!(
                     out,
                     "        <AudioChannelConfiguration \
