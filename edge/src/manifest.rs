@@ -500,13 +500,24 @@ fn rewrite_attrs(tag: &str, names: &[&str], p: &Personalization<'_>) -> String {
                 .and_then(|n| n.rsplit(|c: char| c.is_whitespace()).next())
                 .unwrap_or("");
             if names.contains(&name) && close < tag.len() {
-                let value = &tag[i + 1..close];
-                // XML-escaped `&` in a URL is `&amp;`: decode, add, re-escape.
-                let mut uri = value.replace("&amp;", "&");
-                if is_relative(&uri) {
-                    p.add_token(&mut uri);
+                let raw = &tag[i + 1..close];
+                // The value is XML-escaped (`&amp;`); the suffix added needs no
+                // escaping beyond its separator, so the original bytes stay.
+                let decoded = raw.replace("&amp;", "&");
+                if let (Some(t), true) = (p.token, is_relative(&decoded)) {
+                    let (path, fragment) = raw.split_at(raw.find('#').unwrap_or(raw.len()));
+                    let sep = if decoded.split('#').next().unwrap_or("").contains('?') {
+                        "&amp;"
+                    } else {
+                        "?"
+                    };
                     out.push_str(&tag[copied..=i]);
-                    out.push_str(&xml_escape(&uri));
+                    out.push_str(path);
+                    out.push_str(sep);
+                    out.push_str(p.token_name);
+                    out.push('=');
+                    out.push_str(&encode_component(t));
+                    out.push_str(fragment);
                     copied = close;
                 }
             }
