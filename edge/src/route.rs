@@ -7,9 +7,11 @@
 //! /live/<stream>/steering-dash.json      DASH steering manifest     (made here)
 //! /live/<stream>/<name>.mpd              DASH MPD                   (personalized)
 //! /live/<stream>/<session>/<name>.m3u8   media playlist             (personalized)
-//! /live/<stream>/<session>/init.mp4      init section               (cached for good)
-//! /live/<stream>/<session>/partM.P.m4s   part                       (cached for good)
-//! /live/<stream>/<session>/segM.m4s      segment                    (cached for good)
+//! /live/<stream>/<session>/<name>.mpd    DASH MPD of a session      (personalized)
+//! /live/<stream>/<session>/video-init.mp4     init section          (cached for good)
+//! /live/<stream>/<session>/video-partM.P.m4s  part (audio-… too)    (cached for good)
+//! /live/<stream>/<session>/video-segM.m4s     segment               (cached for good)
+//! /live/<stream>/<session>/time          the time, for DASH UTCTiming
 //! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
 //! ```
 
@@ -124,10 +126,24 @@ fn object_kind(name: &str) -> Kind {
     if name.ends_with(".m3u8") {
         return Kind::MediaPlaylist;
     }
-    if name == "init.mp4" {
-        return Kind::Init;
+    if name.ends_with(".mpd") {
+        return Kind::Mpd;
     }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // Objects are named per rendition: `video-init.mp4`, `audio-init2.mp4`,
+    // `video-seg12.m4s`, `audio-part12.3.m4s` (older sessions: no prefix).
+    let name = match name.split_once('-') {
+        Some((rendition, rest)) if rendition.bytes().all(|b| b.is_ascii_lowercase()) => rest,
+        _ => name,
+    };
+    if let Some(n) = name
+        .strip_prefix("init")
+        .and_then(|r| r.strip_suffix(".mp4"))
+    {
+        if n.is_empty() || digits(n) {
+            return Kind::Init;
+        }
+    }
     if let Some(stem) = name.strip_suffix(".m4s") {
         if let Some(n) = stem.strip_prefix("seg") {
             if digits(n) {
@@ -173,6 +189,13 @@ mod tests {
             ("/live/cam1/S1/audio.m3u8", live("cam1", MediaPlaylist)),
             ("/live/cam1/other.m3u8", live("cam1", MediaPlaylist)),
             ("/live/cam1/S1/init.mp4", live("cam1", Init)),
+            ("/live/cam1/S1/video-init.mp4", live("cam1", Init)),
+            ("/live/cam1/S1/audio-init2.mp4", live("cam1", Init)),
+            ("/live/cam1/S1/video-part12.3.m4s", live("cam1", Part)),
+            ("/live/cam1/S1/audio-seg12.m4s", live("cam1", Segment)),
+            ("/live/cam1/S1/manifest.mpd", live("cam1", Mpd)),
+            ("/live/cam1/S1/time", live("cam1", Other)),
+            ("/live/cam1/S1/Video-seg1.m4s", live("cam1", Other)),
             ("/live/cam1/S1/part12.3.m4s", live("cam1", Part)),
             ("/live/cam1/S1/seg12.m4s", live("cam1", Segment)),
             ("/live/cam1/S1/seg.m4s", live("cam1", Other)),

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! A viewer does what hls.js does at the live edge: with the preload-hinted part
-//! `partM.P.m4s`, it sends the blocking reload `media.m3u8?_HLS_msn=M&_HLS_part=P
+//! `video-partM.P.m4s`, it sends the blocking reload `video.m3u8?_HLS_msn=M&_HLS_part=P
 //! &_HLS_skip=YES` on one connection and the hinted part on another, both held by
 //! the origin until the part exists; the playlist's next hint gives the next pair.
 //! Every part is fetched. For each part, latency = time its first byte reached a
@@ -181,7 +181,7 @@ async fn viewer(
     measure_from: Instant,
     until: Instant,
 ) {
-    let base = media_path.trim_end_matches("media.m3u8").to_string();
+    let base = media_path[..media_path.rfind('/').map_or(0, |i| i + 1)].to_string();
     let mut pl_conn = Conn::new(&addr);
     let mut part_conn = Conn::new(&addr);
     stats.viewers_running.fetch_add(1, Ordering::Relaxed);

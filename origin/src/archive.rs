@@ -2,13 +2,15 @@
 //! they are made, with a growing media playlist (`EXT-X-PLAYLIST-TYPE:EVENT`) that
 //! becomes the VOD (`VOD`, `EXT-X-ENDLIST`) when the session ends.
 //!
-//! Layout, for stream `cam1`, session `S` and the one rendition `main`:
+//! Layout, for stream `cam1` and session `S` (objects keep the names the packager
+//! gives them, one media playlist per rendition):
 //!
 //! ```text
-//! cam1/S/index.m3u8         multivariant playlist (URIs relative: main/media.m3u8)
-//! cam1/S/main/media.m3u8    media playlist: every archived segment
-//! cam1/S/main/init.mp4      init segment(s)
-//! cam1/S/main/segN.m4s      segments
+//! cam1/S/index.m3u8              multivariant playlist (URIs relative: main/video.m3u8, ...)
+//! cam1/S/main/video.m3u8         media playlist of a rendition: every archived segment
+//! cam1/S/main/video-init.mp4     init segment(s)
+//! cam1/S/main/video-segN.m4s     segments (and audio.m3u8, audio-*, likewise)
+//! cam1/S/main/manifest.mpd       the static DASH manifest, written when the session ends
 //! ```
 //!
 //! The directory of a session is a complete HLS presentation on its own: copied to
@@ -35,9 +37,8 @@ use tracing::{error, info, warn};
 use crate::metrics::Metrics;
 use crate::storage::{Key, Storage, StorageError};
 
-/// The rendition directory of today's single muxed rendition.
+/// The directory a session's playlists and objects live in.
 pub const RENDITION: &str = "main";
-const MEDIA: &str = "media.m3u8";
 const MULTIVARIANT: &str = "index.m3u8";
 /// Operations the writer may fall behind by before segments are dropped.
 pub const QUEUE: usize = 512;
@@ -52,6 +53,8 @@ enum Op {
     Segment {
         stream: String,
         session: String,
+        /// The media playlist it belongs to (`video.m3u8`).
+        playlist: String,
         /// The live playlist's header (version, target duration, map) and this
         /// segment's entry.
         header: Box<MediaPlaylist>,
@@ -155,11 +158,13 @@ impl Archive {
         });
     }
 
-    /// Archives a complete segment; `live` is the playlist it was published in.
+    /// Archives a complete segment; `live` is the playlist (named `playlist`) it was
+    /// published in.
     pub fn segment(
         &self,
         stream: &str,
         session: &str,
+        playlist: &str,
         live: &MediaPlaylist,
         segment: &Segment,
         data: Bytes,
@@ -176,6 +181,7 @@ impl Archive {
         self.send(Op::Segment {
             stream: stream.into(),
             session: session.into(),
+            playlist: playlist.into(),
             header: Box::new(header),
             segment: Box::new(segment),
             data,
@@ -185,9 +191,7 @@ impl Archive {
     /// Archives the multivariant playlist; its variant URIs are replaced by the
     /// archive's own.
     pub fn multivariant(&self, stream: &str, session: &str, mut playlist: MultivariantPlaylist) {
-        for v in &mut playlist.variants {
-            v.uri = format!("{RENDITION}/{MEDIA}");
-        }
+        playlist.for_each_uri_mut(|_, uri| *uri = format!("{RENDITION}/{uri}"));
         self.send(Op::Multivariant {
             stream: stream.into(),
             session: session.into(),
@@ -245,7 +249,7 @@ impl Archive {
     }
 
     /// An archived object or media playlist of a session, by the name it has next
-    /// to the media playlist (`media.m3u8`, `init.mp4`, `seg3.m4s`).
+    /// to the media playlists (`video.m3u8`, `video-init.mp4`, `audio-seg3.m4s`).
     pub async fn get(&self, stream: &str, session: &str, name: &str) -> Option<Bytes> {
         self.session(stream, session)?;
         let key = key(stream, session, &format!("{RENDITION}/{name}")).ok()?;
@@ -259,20 +263,23 @@ impl Archive {
     }
 
     /// The multivariant playlist of an archived session, as served next to the
-    /// session directories (`<session>/media.m3u8`).
+    /// session directories (`<session>/video.m3u8`).
     pub async fn multivariant_text(&self, stream: &str, session: &str) -> Option<Bytes> {
         let key = key(stream, session, MULTIVARIANT).ok()?;
         let text = self.storage.get(&key).await.ok()??;
         let mut mv: MultivariantPlaylist = std::str::from_utf8(&text).ok()?.parse().ok()?;
-        for v in &mut mv.variants {
-            v.uri = format!("{session}/{MEDIA}");
-        }
+        let prefix = format!("{RENDITION}/");
+        mv.for_each_uri_mut(|_, uri| {
+            let name = uri.strip_prefix(&prefix).unwrap_or(uri).to_string();
+            *uri = format!("{session}/{name}");
+        });
         Some(Bytes::from(mv.to_string()))
     }
 }
 
 /// Per-session state of the writer.
 struct Recording {
+    /// The VOD-to-be of one rendition.
     playlist: MediaPlaylist,
     /// A segment was lost (queue full or write error): the next stored one starts
     /// a discontinuity.
@@ -283,7 +290,8 @@ struct Writer {
     storage: Arc<dyn Storage>,
     index: Arc<RwLock<Index>>,
     metrics: Arc<Metrics>,
-    sessions: HashMap<(String, String), Recording>,
+    /// By (stream, session, playlist name).
+    sessions: HashMap<(String, String, String), Recording>,
 }
 
 impl Writer {
@@ -303,10 +311,14 @@ impl Writer {
                 Op::Segment {
                     stream,
                     session,
+                    playlist,
                     header,
                     segment,
                     data,
-                } => self.segment(stream, session, *header, *segment, data).await,
+                } => {
+                    self.segment(stream, session, playlist, *header, *segment, data)
+                        .await
+                }
                 Op::Multivariant {
                     stream,
                     session,
@@ -344,6 +356,7 @@ impl Writer {
         &mut self,
         stream: String,
         session: String,
+        playlist: String,
         header: MediaPlaylist,
         mut segment: Segment,
         data: Bytes,
@@ -351,9 +364,10 @@ impl Writer {
         let Ok(seg_key) = key(&stream, &session, &format!("{RENDITION}/{}", segment.uri)) else {
             return;
         };
+        let id = (stream.clone(), session.clone(), playlist.clone());
         let rec = self
             .sessions
-            .entry((stream.clone(), session.clone()))
+            .entry(id.clone())
             .or_insert_with(|| Recording {
                 playlist: MediaPlaylist {
                     playlist_type: Some(PlaylistType::Event),
@@ -382,7 +396,7 @@ impl Writer {
                 }
             }
         };
-        let Some(rec) = self.sessions.get_mut(&(stream.clone(), session.clone())) else {
+        let Some(rec) = self.sessions.get_mut(&id) else {
             return;
         };
         if !stored {
@@ -408,33 +422,50 @@ impl Writer {
         pl.segments.push(segment);
         let text = Bytes::from(pl.to_string());
         let count = pl.segments.len() as u64;
-        if let Ok(k) = key(&stream, &session, &format!("{RENDITION}/{MEDIA}")) {
+        let total: f64 = pl.segments.iter().map(|s| s.duration).sum();
+        let _ = duration;
+        if let Ok(k) = key(&stream, &session, &format!("{RENDITION}/{playlist}")) {
             if self.put(&k, text).await {
                 if let Ok(mut index) = self.index.write() {
+                    // A session is as long as its longest rendition.
                     let info = index.entry(stream).or_default().entry(session).or_default();
-                    info.segments = count;
-                    info.duration_secs += duration;
+                    info.segments = info.segments.max(count);
+                    info.duration_secs = info.duration_secs.max(total);
                 }
             }
         }
     }
 
     async fn end(&mut self, stream: String, session: String) {
-        let Some(mut rec) = self.sessions.remove(&(stream.clone(), session.clone())) else {
-            return; // nothing was archived
-        };
-        rec.playlist.playlist_type = Some(PlaylistType::Vod);
-        rec.playlist.end_list = true;
-        let Ok(k) = key(&stream, &session, &format!("{RENDITION}/{MEDIA}")) else {
-            return;
-        };
-        if self.put(&k, Bytes::from(rec.playlist.to_string())).await {
+        let ids: Vec<(String, String, String)> = self
+            .sessions
+            .keys()
+            .filter(|(st, se, _)| *st == stream && *se == session)
+            .cloned()
+            .collect();
+        let mut ended = false;
+        let mut segments = 0;
+        for id in ids {
+            let Some(mut rec) = self.sessions.remove(&id) else {
+                continue;
+            };
+            rec.playlist.playlist_type = Some(PlaylistType::Vod);
+            rec.playlist.end_list = true;
+            let Ok(k) = key(&stream, &session, &format!("{RENDITION}/{}", id.2)) else {
+                continue;
+            };
+            if self.put(&k, Bytes::from(rec.playlist.to_string())).await {
+                ended = true;
+                segments = segments.max(rec.playlist.segments.len());
+            }
+        }
+        if ended {
             if let Ok(mut index) = self.index.write() {
                 if let Some(info) = index.get_mut(&stream).and_then(|s| s.get_mut(&session)) {
                     info.ended = true;
                 }
             }
-            info!(%stream, %session, segments = rec.playlist.segments.len(), "archived as VOD");
+            info!(%stream, %session, segments, "archived as VOD");
         }
     }
 }
@@ -445,9 +476,12 @@ async fn recover(storage: &dyn Storage) -> Result<Index, StorageError> {
     let mut index = Index::new();
     for k in &keys {
         let parts: Vec<&str> = k.as_str().split('/').collect();
-        let [stream, session, RENDITION, MEDIA] = parts.as_slice() else {
+        let [stream, session, RENDITION, name] = parts.as_slice() else {
             continue;
         };
+        if !name.ends_with(".m3u8") {
+            continue;
+        }
         let Some(text) = storage.get(k).await? else {
             continue;
         };
@@ -464,14 +498,16 @@ async fn recover(storage: &dyn Storage) -> Result<Index, StorageError> {
             storage.put(k, Bytes::from(pl.to_string())).await?;
             info!(%stream, %session, "archived session cut by a restart, ended as VOD");
         }
-        index.entry(stream.to_string()).or_default().insert(
-            session.to_string(),
-            SessionInfo {
-                segments: pl.segments.len() as u64,
-                duration_secs: pl.segments.iter().map(|s| s.duration).sum(),
-                ended: true,
-            },
-        );
+        let info = index
+            .entry(stream.to_string())
+            .or_default()
+            .entry(session.to_string())
+            .or_default();
+        info.segments = info.segments.max(pl.segments.len() as u64);
+        info.duration_secs = info
+            .duration_secs
+            .max(pl.segments.iter().map(|s| s.duration).sum());
+        info.ended = true;
     }
     Ok(index)
 }
@@ -490,8 +526,11 @@ mod tests {
             ..MediaPlaylist::default()
         };
         for m in msns {
-            pl.segments
-                .push(Segment::new(m, brook_packager::segment_name(m), 2.0));
+            pl.segments.push(Segment::new(
+                m,
+                brook_packager::segment_name("video", m),
+                2.0,
+            ));
         }
         pl
     }
@@ -508,17 +547,24 @@ mod tests {
         a.object("cam1", "s1", "init.mp4", Bytes::from_static(b"init"));
         let live = live_playlist(0..3);
         for s in &live.segments {
-            a.segment("cam1", "s1", &live, s, Bytes::from(s.uri.clone()));
+            a.segment(
+                "cam1",
+                "s1",
+                "video.m3u8",
+                &live,
+                s,
+                Bytes::from(s.uri.clone()),
+            );
         }
         a.flush().await;
-        let text = a.get("cam1", "s1", "media.m3u8").await.unwrap();
+        let text = a.get("cam1", "s1", "video.m3u8").await.unwrap();
         let pl: MediaPlaylist = std::str::from_utf8(&text).unwrap().parse().unwrap();
         assert_eq!(pl.segments.len(), 3);
         assert_eq!(pl.playlist_type, Some(PlaylistType::Event));
         assert!(!pl.end_list);
         assert_eq!(
-            &a.get("cam1", "s1", "seg2.m4s").await.unwrap()[..],
-            b"seg2.m4s"
+            &a.get("cam1", "s1", "video-seg2.m4s").await.unwrap()[..],
+            b"video-seg2.m4s"
         );
         assert_eq!(&a.get("cam1", "s1", "init.mp4").await.unwrap()[..], b"init");
         assert!(a.get("cam1", "s1", "../s1/init.mp4").await.is_none());
@@ -528,6 +574,7 @@ mod tests {
         a.segment(
             "cam1",
             "s2",
+            "video.m3u8",
             &live,
             &live.segments[0],
             Bytes::from_static(b"x"),
@@ -536,6 +583,7 @@ mod tests {
         a.segment(
             "cam1",
             "s2",
+            "video.m3u8",
             &live,
             &live.segments[2],
             Bytes::from_static(b"z"),
@@ -544,7 +592,7 @@ mod tests {
         a.flush().await;
         assert!(a.session("cam1", "s1").unwrap().ended);
         assert!(!a.session("cam1", "s2").unwrap().ended);
-        let vod = a.get("cam1", "s1", "media.m3u8").await.unwrap();
+        let vod = a.get("cam1", "s1", "video.m3u8").await.unwrap();
         let vod = std::str::from_utf8(&vod).unwrap();
         assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"), "{vod}");
         assert!(vod.ends_with("#EXT-X-ENDLIST\n"), "{vod}");
@@ -555,7 +603,7 @@ mod tests {
             .await
             .unwrap();
         assert!(b.session("cam1", "s2").unwrap().ended);
-        let s2 = b.get("cam1", "s2", "media.m3u8").await.unwrap();
+        let s2 = b.get("cam1", "s2", "video.m3u8").await.unwrap();
         let s2 = std::str::from_utf8(&s2).unwrap();
         assert!(s2.ends_with("#EXT-X-ENDLIST\n"), "{s2}");
         assert_eq!(s2.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{s2}");

@@ -7,14 +7,18 @@
 //!
 //! ```text
 //! /live/cam1/index.m3u8          multivariant playlist (stable URL, never cached long)
-//! /live/cam1/S/media.m3u8        media playlist; ?_HLS_msn=M&_HLS_part=P blocks,
+//! /live/cam1/S/video.m3u8        media playlist per rendition (video, audio);
+//!                                ?_HLS_msn=M&_HLS_part=P blocks,
 //!                                ?_HLS_skip=YES|v2 asks for a delta update
-//! /live/cam1/S/<object>          init.mp4, partM.P.m4s, segM.m4s (immutable)
+//! /live/cam1/S/manifest.mpd      DASH manifest over the same segments
+//! /live/cam1/S/<object>          video-init.mp4, video-partM.P.m4s, video-segM.m4s,
+//!                                audio-... (immutable; streamed while being made)
+//! /live/cam1/S/time              the time, for DASH UTCTiming
 //! /healthz                       liveness
 //! /metrics, /admin/...           see `admin` (here or on their own listener)
 //! ```
 //!
-//! The same URLs keep working when the session ends (`media.m3u8` becomes the
+//! The same URLs keep working when the session ends (the media playlists become the
 //! archived VOD) and after an origin restart (served from the archive).
 
 pub mod admin;
@@ -27,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use brook_packager::{ObjectKind, MEDIA_PLAYLIST_NAME};
+use brook_packager::{ObjectKind, UnixMillis, MPD_NAME};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use pingora_core::apps::{
@@ -48,6 +52,11 @@ use query::{BlockingRequest, Skip};
 use range::RangeRequest;
 
 const M3U8: &str = "application/vnd.apple.mpegurl";
+const MPD: &str = "application/dash+xml";
+/// Object name, beside a session's playlists, answering the current time (ISO
+/// 8601) for DASH `UTCTiming` (`urn:mpeg:dash:utc:http-iso:2014`); relative, so
+/// it resolves next to the MPD wherever it is served from (edge or origin).
+pub const TIME_PATH: &str = "time";
 const MP4: &str = "video/mp4";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// On parts: when the part became servable, Unix microseconds (for latency
@@ -212,9 +221,18 @@ impl OriginHttp {
         let stream = self.hub.stream(name);
         match parts.as_slice() {
             [_, "index.m3u8"] => self.multivariant(req, name, stream.as_ref()).await,
+            [_, session, TIME_PATH] if valid_session_id(session) => {
+                let now = UnixMillis(crate::hub::unix_ms()).to_string();
+                let mut r = Reply::text(StatusCode::OK, &now);
+                r.body = Body::Full(Bytes::from(now));
+                r
+            }
             [_, session, object] if valid_session_id(session) && valid_object_name(object) => {
-                if *object == MEDIA_PLAYLIST_NAME {
-                    self.media(req, name, stream.as_ref(), session).await
+                if object.ends_with(".m3u8") {
+                    self.media(req, name, stream.as_ref(), session, object)
+                        .await
+                } else if *object == MPD_NAME {
+                    self.mpd(req, name, stream.as_ref(), session).await
                 } else {
                     self.object(req, name, stream.as_ref(), session, object)
                         .await
@@ -269,13 +287,49 @@ impl OriginHttp {
         }
     }
 
+    /// The DASH manifest of a session: live from memory, or the archived VOD's.
+    async fn mpd(
+        &self,
+        req: &Request<'_>,
+        name: &str,
+        stream: Option<&Arc<Stream>>,
+        session: &str,
+    ) -> Reply {
+        if let Some(stream) = stream.filter(|s| s.snapshot().session == session) {
+            let deadline = Instant::now() + Duration::from_millis(self.hls.startup_wait_ms);
+            let ready = wait_for(stream, deadline, |s| s.mpd.is_some() || s.ended).await;
+            if let Some(s) = ready.filter(|s| !s.ended) {
+                if let Some(body) = &s.mpd {
+                    let etag = format!("\"{}-{}x\"", s.session, s.version);
+                    return with_content_type(playlist(req, body, etag, "no-cache"), MPD);
+                }
+            }
+        }
+        if let Some(a) = &self.archive {
+            if a.session(name, session).is_some_and(|i| i.ended) {
+                if let Some(text) = a.get(name, session, MPD_NAME).await {
+                    let etag = etag_of(&text);
+                    let r = playlist(req, &Rendered::new(text), etag, ENDED);
+                    return with_content_type(r, MPD);
+                }
+            }
+        }
+        Reply::text(StatusCode::NOT_FOUND, "no DASH manifest for this session")
+    }
+
     /// An archived session's media playlist (the VOD), if there is one.
-    async fn archived_media(&self, req: &Request<'_>, name: &str, session: &str) -> Option<Reply> {
+    async fn archived_media(
+        &self,
+        req: &Request<'_>,
+        name: &str,
+        session: &str,
+        playlist_name: &str,
+    ) -> Option<Reply> {
         let a = self.archive.as_ref()?;
         if !a.session(name, session)?.ended {
             return None;
         }
-        let text = a.get(name, session, MEDIA_PLAYLIST_NAME).await?;
+        let text = a.get(name, session, playlist_name).await?;
         Some(playlist(
             req,
             &Rendered::new(text.clone()),
@@ -290,6 +344,7 @@ impl OriginHttp {
         name: &str,
         stream: Option<&Arc<Stream>>,
         session: &str,
+        playlist_name: &str,
     ) -> Reply {
         let request = match BlockingRequest::parse(req.query.unwrap_or("")) {
             Ok(r) => r,
@@ -297,7 +352,7 @@ impl OriginHttp {
         };
         let current = stream.filter(|s| s.snapshot().session == session);
         let Some(stream) = current else {
-            return match self.archived_media(req, name, session).await {
+            return match self.archived_media(req, name, session, playlist_name).await {
                 Some(r) => r,
                 None => Reply::text(StatusCode::NOT_FOUND, "unknown session"),
             };
@@ -318,8 +373,10 @@ impl OriginHttp {
                 if s.session != session || s.ended {
                     return true;
                 }
-                let Some(media) = &s.media else {
-                    return false;
+                let Some(media) = s.playlist(playlist_name).map(|e| &e.media) else {
+                    // Every rendition's playlist exists from the start: when others
+                    // do and this one does not, there is no such playlist.
+                    return !s.playlists.is_empty();
                 };
                 if media.end_list {
                     return true;
@@ -345,7 +402,7 @@ impl OriginHttp {
             .header("retry-after", "1");
         };
         if s.session != session {
-            return match self.archived_media(req, name, session).await {
+            return match self.archived_media(req, name, session, playlist_name).await {
                 Some(r) => r,
                 None => Reply::text(StatusCode::NOT_FOUND, "unknown session"),
             };
@@ -358,18 +415,20 @@ impl OriginHttp {
         }
         if s.ended {
             // Live-to-VOD: the whole archived session once the archive has it.
-            if let Some(r) = self.archived_media(req, name, session).await {
+            if let Some(r) = self.archived_media(req, name, session, playlist_name).await {
                 return r;
             }
         }
-        if s.media.is_none() {
-            return if s.ended {
+        let Some(entry) = s.playlist(playlist_name) else {
+            return if !s.playlists.is_empty() {
+                Reply::text(StatusCode::NOT_FOUND, "no such playlist")
+            } else if s.ended {
                 Reply::text(StatusCode::NOT_FOUND, "the stream ended before it started")
             } else {
                 Reply::text(StatusCode::SERVICE_UNAVAILABLE, "stream is starting")
                     .header("retry-after", "1")
             };
-        }
+        };
         // A blocking response describes a fixed state of the stream and can be cached
         // (keyed on the query) by a CDN; a plain reload must not be.
         let cache = if s.ended {
@@ -382,14 +441,15 @@ impl OriginHttp {
         } else {
             "no-cache".to_string()
         };
-        let (body, tag) = match (&s.delta_text, request.skip) {
+        let (body, tag) = match (&entry.delta, request.skip) {
             (Some(delta), Skip::Yes | Skip::V2) => (delta, "d"),
-            _ => (&s.media_text, ""),
+            _ => (&entry.text, ""),
         };
+        let kind = playlist_name.trim_end_matches(".m3u8");
         playlist(
             req,
             body,
-            format!("\"{}-{}{tag}\"", s.session, s.version),
+            format!("\"{}-{}-{kind}{tag}\"", s.session, s.version),
             &cache,
         )
     }
@@ -463,11 +523,7 @@ impl OriginHttp {
             }
             // The preload-hinted part may be requested before it exists (RFC 8216bis
             // §4.4.5.3): hold the request until the packager produces it.
-            let hinted = snap
-                .media
-                .as_ref()
-                .and_then(|m| m.preload_part())
-                .is_some_and(|h| h == name);
+            let hinted = snap.is_hinted(name);
             if !hinted || snap.ended {
                 return None;
             }
@@ -545,6 +601,15 @@ fn playlist(req: &Request<'_>, body: &Rendered, etag: String, cache: &str) -> Re
         .header("vary", "accept-encoding");
     if let Some(c) = coding.name() {
         r = r.header("content-encoding", c);
+    }
+    r
+}
+
+fn with_content_type(mut r: Reply, content_type: &str) -> Reply {
+    for (k, v) in &mut r.headers {
+        if *k == "content-type" {
+            *v = content_type.to_string();
+        }
     }
     r
 }

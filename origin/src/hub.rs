@@ -12,7 +12,7 @@
 //! `objects` watch (bumped on every snapshot and when a part starts growing).
 //! No task or thread per waiter.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -140,6 +140,15 @@ impl Rendered {
     }
 }
 
+/// One media playlist of a stream, rendered.
+#[derive(Debug, Clone)]
+pub struct PlaylistEntry {
+    pub media: Arc<MediaPlaylist>,
+    pub text: Rendered,
+    /// Its delta update (`EXT-X-SKIP`, for `_HLS_skip=YES`), when offered.
+    pub delta: Option<Rendered>,
+}
+
 /// What a stream serves at one instant; replaced whole on every change.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -148,14 +157,12 @@ pub struct Snapshot {
     pub session: String,
     /// Bumped on every change of this stream: playlist ETags derive from it.
     pub version: u64,
-    pub media: Option<Arc<MediaPlaylist>>,
-    /// The rendered media playlist for `media`.
-    pub media_text: Rendered,
-    /// Its delta update (`EXT-X-SKIP`, for `_HLS_skip=YES`), when the packager
-    /// offers one.
-    pub delta_text: Option<Rendered>,
+    /// Media playlists by name (`video.m3u8`, `audio.m3u8`).
+    pub playlists: Arc<BTreeMap<String, PlaylistEntry>>,
     /// Rendered multivariant playlist, once codecs and bit rate are known.
     pub multivariant: Option<Rendered>,
+    /// The DASH manifest over the same segments.
+    pub mpd: Option<Rendered>,
     /// A publisher is connected.
     pub live: bool,
     /// The session is over (ENDLIST published, or it ended before any media):
@@ -168,13 +175,23 @@ impl Snapshot {
         Self {
             session,
             version: 0,
-            media: None,
-            media_text: Rendered::default(),
-            delta_text: None,
+            playlists: Arc::default(),
             multivariant: None,
+            mpd: None,
             live: true,
             ended: false,
         }
+    }
+
+    pub fn playlist(&self, name: &str) -> Option<&PlaylistEntry> {
+        self.playlists.get(name)
+    }
+
+    /// True when some playlist's `EXT-X-PRELOAD-HINT` names `object`.
+    pub fn is_hinted(&self, object: &str) -> bool {
+        self.playlists
+            .values()
+            .any(|p| p.media.preload_part() == Some(object))
     }
 }
 

@@ -11,20 +11,20 @@
 //! `EXT-X-DISCONTINUITY`; otherwise the stream ends (`EXT-X-ENDLIST`) and its
 //! archive becomes a VOD.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use brook_packager::{Event, ObjectKind, Packager, UnixMillis};
+use brook_packager::{Event, ObjectKind, Packager, UnixMillis, MPD_NAME};
 use bytes::Bytes;
 use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::archive::Archive;
 use crate::config::{Config, OnConflict};
-use crate::hub::{unix_ms, Hub, Object, Rendered, Snapshot, Stream};
+use crate::hub::{unix_ms, Hub, Object, PlaylistEntry, Rendered, Snapshot, Stream};
 use crate::metrics::Metrics;
 use crate::srt::{IngestSink, Mode, PublishRequest, PublishSession, Rejection, SrtStats};
 
@@ -272,6 +272,10 @@ impl Publisher {
             if let Some(mv) = l.packager.multivariant() {
                 a.multivariant(&l.stream.name, &l.session, mv);
             }
+            // The static MPD of the VOD (the packager is finished).
+            if let Some(mpd) = l.packager.dash_manifest(now(), None) {
+                a.object(&l.stream.name, &l.session, MPD_NAME, Bytes::from(mpd));
+            }
             a.end(&l.stream.name, &l.session);
         }
         let p = l.packager.stats();
@@ -287,6 +291,7 @@ impl Publisher {
         let mut new_segments: Vec<(String, Bytes)> = Vec::new();
         while let Some(event) = l.packager.poll() {
             match event {
+                Event::Chunk { name, kind, data } => l.stream.append_chunk(&name, kind, data),
                 Event::Object { name, kind, data } => {
                     match kind {
                         ObjectKind::Segment => new_segments.push((name.clone(), data.clone())),
@@ -304,11 +309,17 @@ impl Publisher {
             }
         }
         if changed {
-            let media = l.packager.media_playlist().clone();
-            let media_text = Rendered::new(Bytes::from(media.to_string()));
-            let delta_text = media
-                .delta(false)
-                .map(|d| Rendered::new(Bytes::from(d.to_string())));
+            let mut playlists = BTreeMap::new();
+            for (name, media) in l.packager.media_playlists() {
+                let entry = PlaylistEntry {
+                    media: Arc::new(media.clone()),
+                    text: Rendered::new(Bytes::from(media.to_string())),
+                    delta: media
+                        .delta(false)
+                        .map(|d| Rendered::new(Bytes::from(d.to_string()))),
+                };
+                playlists.insert(name, entry);
+            }
             let mv = l.packager.multivariant();
             if let (Some(a), Some(mv)) = (&self.inner.archive, &mv) {
                 if !l.multivariant_archived {
@@ -317,15 +328,24 @@ impl Publisher {
                 }
             }
             let multivariant = mv.map(|mut m| {
-                for v in &mut m.variants {
-                    v.uri = format!("{}/{}", l.session, v.uri);
-                }
+                m.for_each_uri_mut(|_, uri| *uri = format!("{}/{uri}", l.session));
                 Rendered::new(Bytes::from(m.to_string()))
             });
+            let mpd = l
+                .packager
+                .dash_manifest(now(), Some(crate::http::TIME_PATH))
+                .map(|m| Rendered::new(Bytes::from(m)));
             if let Some(a) = &self.inner.archive {
                 for (name, data) in new_segments {
-                    if let Some(seg) = media.segments.iter().find(|s| s.uri == name) {
-                        a.segment(&l.stream.name, &l.session, &media, seg, data);
+                    let found = playlists.iter().find_map(|(pl_name, e)| {
+                        e.media
+                            .segments
+                            .iter()
+                            .find(|s| s.uri == name)
+                            .map(|seg| (pl_name, &e.media, seg))
+                    });
+                    if let Some((pl_name, media, seg)) = found {
+                        a.segment(&l.stream.name, &l.session, pl_name, media, seg, data);
                     }
                 }
             }
@@ -338,10 +358,9 @@ impl Publisher {
             l.stream.publish(Snapshot {
                 session: l.session.clone(),
                 version: 0,
-                media: Some(Arc::new(media)),
-                media_text,
-                delta_text,
+                playlists: Arc::new(playlists),
                 multivariant,
+                mpd,
                 live: l.connected,
                 ended: false,
             });

@@ -63,8 +63,12 @@ fn brook(ts: &[u8]) -> (Duration, usize) {
         while let Some(ev) = p.poll() {
             match ev {
                 Event::Object { data, .. } => bytes_out += data.len(),
-                Event::PlaylistChanged => bytes_out += p.media_playlist().to_string().len(),
-                Event::Evicted { .. } => {}
+                Event::PlaylistChanged => {
+                    for (_, pl) in p.media_playlists() {
+                        bytes_out += pl.to_string().len();
+                    }
+                }
+                Event::Chunk { .. } | Event::Evicted { .. } => {}
             }
         }
     }

@@ -9,7 +9,8 @@
 //! ```text
 //! bytes ─▶ ts (packets, PSI, PES) ─▶ frontend::ts (H.264 / AAC access units, codec
 //!          config) ─▶ segmenter (parts on the lead track, segments on IDR) ─▶ cmaf
-//!          (init, moof+mdat) ─▶ packager (named objects, live window) ─▶ hls (playlists)
+//!          (init, moof+mdat per track) ─▶ packager (renditions, named objects, live
+//!          window) ─▶ hls (playlists) and dash (MPD)
 //! ```
 //!
 //! The run loop, as the origin drives it:
@@ -22,7 +23,9 @@
 //!     p.push_ts(&bytes, arrived)?;
 //!     while let Some(event) = p.poll() {
 //!         if let Event::PlaylistChanged = event {
-//!             let _playlist = p.media_playlist().to_string();
+//!             for (name, playlist) in p.media_playlists() {
+//!                 let _ = (name, playlist.to_string()); // video.m3u8, audio.m3u8
+//!             }
 //!         }
 //!     }
 //! }
@@ -44,8 +47,8 @@ pub mod time;
 pub mod ts;
 
 pub use packager::{
-    part_name, segment_name, Event, ObjectKind, Packager, PackagerConfig, PackagerStats, INIT_NAME,
-    MEDIA_PLAYLIST_NAME,
+    init_name, part_name, playlist_name, rendition_name, segment_name, Event, ObjectKind, Packager,
+    PackagerConfig, PackagerStats, MPD_NAME,
 };
 pub use segmenter::SegmenterConfig;
 pub use time::UnixMillis;

@@ -1,31 +1,65 @@
-//! One live stream: MPEG-TS bytes in; named CMAF objects and an LL-HLS playlist out.
+//! One live stream: MPEG-TS bytes (or frames) in; named CMAF objects, LL-HLS
+//! playlists and a DASH MPD out.
+//!
+//! Every track is its own rendition (`video`, `audio`): its own init segment,
+//! parts, segments and media playlist, all cut on the same boundaries, so HLS
+//! (an audio group beside the video variant) and DASH (one adaptation set per
+//! track) serve the very same objects.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 use crate::cmaf;
+use crate::codec::opus::OPUS_CLOCK;
+use crate::dash::{self, ContentKind, TimelineEntry};
 use crate::frontend::{FrontEndEvent, FrontEndStats, TsFrontEnd};
 use crate::hls::{
-    Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Segment, ServerControl, Variant,
+    Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Rendition as MediaRendition,
+    RenditionReport, Segment, ServerControl, Variant,
 };
-use crate::media::{Frame, TrackInfo, TrackKind};
-use crate::segmenter::{PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput};
+use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
+use crate::segmenter::{
+    ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
+};
 use crate::time::UnixMillis;
 use crate::ts::DemuxStats;
 use crate::Error;
 
-/// Name of the initialization segment.
-pub const INIT_NAME: &str = "init.mp4";
-/// Name of the media playlist, relative to the multivariant playlist.
-pub const MEDIA_PLAYLIST_NAME: &str = "media.m3u8";
+/// Name of the DASH manifest, beside the media playlists.
+pub const MPD_NAME: &str = "manifest.mpd";
+/// The HLS audio group every audio rendition belongs to.
+const AUDIO_GROUP: &str = "audio";
+/// Segment timing kept for the DASH timeline (about 24 h of 2 s segments).
+const MAX_TIMELINE: usize = 43_200;
 
-pub fn segment_name(msn: u64) -> String {
-    format!("seg{msn}.m4s")
+/// The rendition a track becomes.
+pub fn rendition_name(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Video => "video",
+        TrackKind::Audio => "audio",
+    }
 }
 
-pub fn part_name(msn: u64, index: u64) -> String {
-    format!("part{msn}.{index}.m4s")
+pub fn playlist_name(rendition: &str) -> String {
+    format!("{rendition}.m3u8")
+}
+
+/// The `n`th init segment of a rendition (a new one after each configuration change).
+pub fn init_name(rendition: &str, n: u32) -> String {
+    if n == 0 {
+        format!("{rendition}-init.mp4")
+    } else {
+        format!("{rendition}-init{n}.mp4")
+    }
+}
+
+pub fn segment_name(rendition: &str, msn: u64) -> String {
+    format!("{rendition}-seg{msn}.m4s")
+}
+
+pub fn part_name(rendition: &str, msn: u64, index: u64) -> String {
+    format!("{rendition}-part{msn}.{index}.m4s")
 }
 
 /// Packaging settings. Defaults favour latency; see `docs/packager.md`.
@@ -45,7 +79,7 @@ impl Default for PackagerConfig {
     }
 }
 
-/// What kind of object an [`Event::Object`] is; it decides how it is cached.
+/// What kind of object an event names; it decides how it is cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
     Init,
@@ -55,15 +89,24 @@ pub enum ObjectKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A new immutable object to serve under `name`, relative to the media playlist.
+    /// A complete, immutable object to serve under `name` (relative to the
+    /// playlists). For a part or segment it replaces the chunks sent before.
     Object {
+        name: String,
+        kind: ObjectKind,
+        data: Bytes,
+    },
+    /// The next bytes of a part or segment still being made: a CMAF chunk to
+    /// append to what was sent under `name`. The object's `Object` event follows
+    /// once it is complete, with exactly the chunks' bytes.
+    Chunk {
         name: String,
         kind: ObjectKind,
         data: Bytes,
     },
     /// An object left the live window and is no longer referenced.
     Evicted { name: String },
-    /// The media playlist changed; every object it references was emitted before.
+    /// Playlists changed; every object they reference was emitted before.
     PlaylistChanged,
 }
 
@@ -71,10 +114,87 @@ pub enum Event {
 pub struct PackagerStats {
     pub demux: DemuxStats,
     pub frames: FrontEndStats,
+    /// Parts and segments written, counted on the lead track.
     pub parts: u64,
     pub segments: u64,
     /// Timeline breaks: input restarts, timestamp jumps, configuration changes.
     pub discontinuities: u64,
+}
+
+/// One track's output: its playlist, init segment and bit rate measurements.
+#[derive(Debug)]
+struct Rendition {
+    name: &'static str,
+    info: TrackInfo,
+    playlist: MediaPlaylist,
+    init_name: String,
+    inits_written: u32,
+    /// (msn, number of parts) of every segment in the window, to evict the parts.
+    part_counts: VecDeque<(u64, usize)>,
+    /// Segment timing of the current timeline, for the DASH manifest.
+    timeline: VecDeque<TimelineEntry>,
+    /// Bytes and seconds of recent parts, for bit rate estimates.
+    recent: VecDeque<(usize, f64)>,
+    peak_bitrate: u64,
+    /// The track is part of the current timeline.
+    active: bool,
+}
+
+impl Rendition {
+    fn new(info: TrackInfo, config: &PackagerConfig, first_msn: u64) -> Self {
+        let seg = config.segmenter;
+        let mut part_target = f64::from(seg.part_target_ms) / 1000.0;
+        // Audio parts follow the video's boundaries in whole audio frames: up to
+        // ceil(target / frame) frames start within one part, so that is the audio
+        // playlist's PART-TARGET (a part must never exceed it).
+        let frame = match &info.codec {
+            CodecConfig::Aac(c) => Some(1024.0 / f64::from(c.sample_rate.max(1))),
+            CodecConfig::Opus(_) => Some(0.02),
+            _ => None,
+        };
+        if let Some(frame) = frame {
+            part_target = (part_target / frame - 1e-9).ceil() * frame;
+        }
+        let target_duration = seg.segment_target_ms.div_ceil(1000).max(1);
+        Self {
+            name: rendition_name(info.kind()),
+            info,
+            playlist: MediaPlaylist {
+                version: Some(9),
+                target_duration,
+                part_target: Some(part_target),
+                server_control: ServerControl {
+                    can_block_reload: true,
+                    part_hold_back: Some(3.0 * part_target),
+                    // Apple's authoring spec asks for at least six target durations.
+                    can_skip_until: Some(6.0 * f64::from(target_duration)),
+                    ..Default::default()
+                },
+                independent_segments: true,
+                media_sequence: first_msn,
+                ..Default::default()
+            },
+            init_name: String::new(),
+            inits_written: 0,
+            part_counts: VecDeque::new(),
+            timeline: VecDeque::new(),
+            recent: VecDeque::new(),
+            peak_bitrate: 0,
+            active: true,
+        }
+    }
+
+    fn average_bitrate(&self) -> u64 {
+        let (bytes, secs) = self
+            .recent
+            .iter()
+            .fold((0usize, 0f64), |(b, s), (pb, ps)| (b + pb, s + ps));
+        if secs > 0.0 {
+            (bytes as f64 * 8.0 / secs) as u64
+        } else {
+            0
+        }
+    }
 }
 
 /// Packages one live stream.
@@ -87,8 +207,11 @@ pub struct PackagerStats {
 /// while let Some(event) = packager.poll() {
 ///     match event {
 ///         Event::Object { name, data, .. } => { /* store and serve `data` as `name` */ }
+///         Event::Chunk { name, data, .. } => { /* append to the growing `name` */ }
 ///         Event::Evicted { name } => { /* stop serving `name` */ }
-///         Event::PlaylistChanged => { let _text = packager.media_playlist().to_string(); }
+///         Event::PlaylistChanged => {
+///             for (name, playlist) in packager.media_playlists() { let _ = (name, playlist.to_string()); }
+///         }
 ///     }
 /// }
 /// # Ok::<(), brook_packager::Error>(())
@@ -98,23 +221,15 @@ pub struct Packager {
     config: PackagerConfig,
     front: TsFrontEnd,
     segmenter: Option<Segmenter>,
-    playlist: MediaPlaylist,
+    renditions: Vec<Rendition>,
+    /// For the current segmenter: rendition index of each track.
+    track_rendition: Vec<usize>,
     events: VecDeque<Event>,
-    /// (lead-track time, wall clock) pair that maps media time to program date time.
-    anchor: Option<(i64, UnixMillis)>,
-    latest_lead_dts: Option<i64>,
-    /// Bytes and lead ticks of recent parts, for bit rate estimates.
-    recent_parts: VecDeque<(usize, i64)>,
-    peak_bitrate: u64,
+    /// (lead-track time in seconds, wall clock): maps media time to date time.
+    anchor: Option<(f64, UnixMillis)>,
+    latest_lead: Option<(i64, u32)>,
     lead_frames: u64,
     lead_first_dts: Option<i64>,
-    /// (msn, number of parts) of every segment in the window, to evict the parts.
-    part_counts: VecDeque<(u64, usize)>,
-    /// Tracks of the current (or, between inputs, the last) timeline.
-    tracks: Vec<TrackInfo>,
-    /// Name of the init segment describing `tracks`; empty before the first.
-    init_name: String,
-    inits_written: u32,
     /// The next segment starts a new timeline (`EXT-X-DISCONTINUITY`).
     discontinuity_pending: bool,
     stats: PackagerStats,
@@ -123,38 +238,17 @@ pub struct Packager {
 
 impl Packager {
     pub fn new(config: PackagerConfig) -> Self {
-        let seg = config.segmenter;
-        let part_target = f64::from(seg.part_target_ms) / 1000.0;
-        let target_duration = seg.segment_target_ms.div_ceil(1000).max(1);
         Self {
             config,
             front: TsFrontEnd::default(),
             segmenter: None,
-            playlist: MediaPlaylist {
-                version: Some(9),
-                target_duration,
-                part_target: Some(part_target),
-                server_control: ServerControl {
-                    can_block_reload: true,
-                    part_hold_back: Some(3.0 * part_target),
-                    // Apple's authoring spec asks for at least six target durations.
-                    can_skip_until: Some(6.0 * f64::from(target_duration)),
-                    ..Default::default()
-                },
-                map: Some(Map::new(INIT_NAME)),
-                ..Default::default()
-            },
+            renditions: Vec::new(),
+            track_rendition: Vec::new(),
             events: VecDeque::new(),
             anchor: None,
-            latest_lead_dts: None,
-            recent_parts: VecDeque::new(),
-            peak_bitrate: 0,
+            latest_lead: None,
             lead_frames: 0,
             lead_first_dts: None,
-            part_counts: VecDeque::new(),
-            tracks: Vec::new(),
-            init_name: String::new(),
-            inits_written: 0,
             discontinuity_pending: false,
             stats: PackagerStats::default(),
             finished: false,
@@ -170,10 +264,7 @@ impl Packager {
         }
         let result = self.front.push(data);
         self.drain_front();
-        if self.anchor.is_none() {
-            // Anchor on the newest frame: it arrived now (older ones were buffered).
-            self.anchor = self.latest_lead_dts.map(|dts| (dts, now));
-        }
+        self.set_anchor(now);
         self.drain_segmenter();
         result
     }
@@ -182,8 +273,11 @@ impl Packager {
     /// again whenever a decoder configuration changes (the packager then writes a
     /// new init segment and cuts a discontinuity). Frames' `track` indexes `tracks`.
     pub fn push_tracks(&mut self, tracks: Vec<TrackInfo>) {
-        if self.finished || tracks.is_empty() || (self.segmenter.is_some() && tracks == self.tracks)
-        {
+        let same = self
+            .segmenter
+            .as_ref()
+            .is_some_and(|s| s.tracks() == tracks);
+        if self.finished || tracks.is_empty() || same {
             return;
         }
         self.handle(FrontEndEvent::Tracks(tracks));
@@ -195,13 +289,11 @@ impl Packager {
     /// ignored; a timestamp jump is the caller's to report with
     /// [`Packager::push_discontinuity`].
     pub fn push_frame(&mut self, frame: Frame, now: UnixMillis) {
-        if self.finished || frame.track >= self.tracks.len() {
+        if self.finished {
             return;
         }
         self.handle(FrontEndEvent::Frame(frame));
-        if self.anchor.is_none() {
-            self.anchor = self.latest_lead_dts.map(|dts| (dts, now));
-        }
+        self.set_anchor(now);
         self.drain_segmenter();
     }
 
@@ -211,36 +303,10 @@ impl Packager {
         self.drain_segmenter();
     }
 
-    /// The stream ended: writes the last part and segment and ends the playlist.
-    pub fn finish(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        let _ = self.front.flush();
-        self.drain_front();
-        self.end_timeline();
-        self.playlist.preload_hints.clear();
-        self.playlist.end_list = true;
-        self.events.push_back(Event::PlaylistChanged);
-    }
-
-    pub fn poll(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    pub fn media_playlist(&self) -> &MediaPlaylist {
-        &self.playlist
-    }
-
-    pub fn tracks(&self) -> &[TrackInfo] {
-        &self.tracks
-    }
-
     /// The encoder reconnected (a new SRT connection for the same stream): what
     /// the old input left is written out, the demuxer and codec state start afresh,
-    /// and the playlist carries on. The next segment gets `EXT-X-DISCONTINUITY`,
-    /// and a new `EXT-X-MAP` if the new input's configuration differs.
+    /// and the playlists carry on. The next segment gets `EXT-X-DISCONTINUITY`,
+    /// and a new `EXT-X-MAP` where the new input's configuration differs.
     pub fn restart_input(&mut self) {
         if self.finished {
             return;
@@ -249,9 +315,60 @@ impl Packager {
         self.drain_front();
         self.end_timeline();
         self.front = TsFrontEnd::default();
-        self.discontinuity_pending = self.playlist.next_msn() > 0;
-        self.playlist.preload_hints.clear();
+        self.discontinuity_pending = self.started();
+        for r in &mut self.renditions {
+            r.playlist.preload_hints.clear();
+        }
         self.events.push_back(Event::PlaylistChanged);
+    }
+
+    /// The stream ended: writes the last parts and segments and ends the playlists.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let _ = self.front.flush();
+        self.drain_front();
+        self.end_timeline();
+        for r in &mut self.renditions {
+            r.playlist.preload_hints.clear();
+            r.playlist.end_list = true;
+        }
+        self.refresh_reports();
+        self.events.push_back(Event::PlaylistChanged);
+    }
+
+    pub fn poll(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Every rendition's media playlist, with its name (`video.m3u8`, ...).
+    pub fn media_playlists(&self) -> impl Iterator<Item = (String, &MediaPlaylist)> {
+        self.renditions
+            .iter()
+            .map(|r| (playlist_name(r.name), &r.playlist))
+    }
+
+    /// The media playlist named `name` (`video.m3u8`).
+    pub fn media_playlist(&self, name: &str) -> Option<&MediaPlaylist> {
+        self.renditions
+            .iter()
+            .find(|r| playlist_name(r.name) == name)
+            .map(|r| &r.playlist)
+    }
+
+    /// The playlist of the lead rendition (video if there is one).
+    pub fn lead_playlist(&self) -> Option<&MediaPlaylist> {
+        self.renditions
+            .iter()
+            .find(|r| r.info.kind() == TrackKind::Video)
+            .or(self.renditions.first())
+            .map(|r| &r.playlist)
+    }
+
+    pub fn tracks(&self) -> Vec<TrackInfo> {
+        self.renditions.iter().map(|r| r.info.clone()).collect()
     }
 
     pub fn stats(&self) -> PackagerStats {
@@ -262,47 +379,146 @@ impl Packager {
         }
     }
 
-    /// The multivariant playlist, once the first part is out (codecs and a bit rate
-    /// estimate are known by then).
+    fn started(&self) -> bool {
+        self.renditions
+            .iter()
+            .any(|r| !r.playlist.segments.is_empty() || !r.playlist.trailing_parts.is_empty())
+    }
+
+    /// The multivariant playlist, once every active rendition has published a part
+    /// (codecs and a bit rate estimate are known by then): the video variant with
+    /// the audio rendition as its audio group, or the audio rendition alone.
     pub fn multivariant(&self) -> Option<MultivariantPlaylist> {
-        let tracks = self.tracks();
-        if tracks.is_empty() || self.recent_parts.is_empty() {
+        let active: Vec<&Rendition> = self.renditions.iter().filter(|r| r.active).collect();
+        if active.is_empty() || active.iter().any(|r| r.recent.is_empty()) {
             return None;
         }
-        let (bytes, ticks) = self
-            .recent_parts
-            .iter()
-            .fold((0usize, 0i64), |(b, t), (pb, pt)| (b + pb, t + pt));
-        let timescale = self
-            .segmenter
-            .as_ref()
-            .map_or(90_000, |s| s.lead_timescale());
-        let secs = ticks as f64 / f64::from(timescale);
-        let average = if secs > 0.0 {
-            (bytes as f64 * 8.0 / secs) as u64
-        } else {
-            0
-        };
-        let video = tracks.iter().find(|t| t.kind() == TrackKind::Video);
-        let frame_rate = match (video, self.lead_first_dts, self.latest_lead_dts) {
-            (Some(v), Some(first), Some(last)) if last > first && self.lead_frames > 1 => {
-                Some((self.lead_frames - 1) as f64 * f64::from(v.timescale) / (last - first) as f64)
+        let video = active.iter().find(|r| r.info.kind() == TrackKind::Video);
+        let audio = active.iter().find(|r| r.info.kind() == TrackKind::Audio);
+        let lead = video.or(audio)?;
+        let frame_rate = match (video, self.lead_first_dts, self.latest_lead) {
+            (Some(v), Some(first), Some((last, _))) if last > first && self.lead_frames > 1 => {
+                Some(
+                    (self.lead_frames - 1) as f64 * f64::from(v.info.timescale)
+                        / (last - first) as f64,
+                )
             }
             _ => None,
         };
-        Some(MultivariantPlaylist {
+        let peak: u64 = active
+            .iter()
+            .map(|r| r.peak_bitrate.max(r.average_bitrate()))
+            .sum();
+        let average: u64 = active.iter().map(|r| r.average_bitrate()).sum();
+        let mut pl = MultivariantPlaylist {
             independent_segments: true,
-            variants: vec![Variant {
-                uri: MEDIA_PLAYLIST_NAME.to_string(),
-                bandwidth: self.peak_bitrate.max(average),
-                average_bandwidth: Some(average),
-                codecs: tracks.iter().map(TrackInfo::codec_string).collect(),
-                resolution: video.and_then(TrackInfo::resolution),
-                frame_rate,
-                ..Default::default()
-            }],
             ..Default::default()
-        })
+        };
+        let with_group = video.is_some() && audio.is_some();
+        if let (true, Some(a)) = (with_group, audio) {
+            let channels = match &a.info.codec {
+                CodecConfig::Aac(c) => Some(c.channels().to_string()),
+                CodecConfig::Opus(c) => Some(c.channels.to_string()),
+                _ => None,
+            };
+            pl.renditions.push(MediaRendition {
+                kind: "AUDIO".into(),
+                group_id: AUDIO_GROUP.into(),
+                name: "audio".into(),
+                default: true,
+                autoselect: true,
+                channels,
+                uri: Some(playlist_name(a.name)),
+                ..Default::default()
+            });
+        }
+        pl.variants.push(Variant {
+            uri: playlist_name(lead.name),
+            bandwidth: peak.max(average),
+            average_bandwidth: Some(average),
+            codecs: active.iter().map(|r| r.info.codec_string()).collect(),
+            resolution: video.and_then(|v| v.info.resolution()),
+            frame_rate,
+            audio: with_group.then(|| AUDIO_GROUP.to_string()),
+            ..Default::default()
+        });
+        Some(pl)
+    }
+
+    /// The DASH manifest over the same segments: dynamic while live, static (the
+    /// VOD) once finished. It covers the current timeline (since the last
+    /// discontinuity). `utc_timing` is a URL answering the time
+    /// (`urn:mpeg:dash:utc:http-iso:2014`).
+    pub fn dash_manifest(&self, now: UnixMillis, utc_timing: Option<&str>) -> Option<String> {
+        self.multivariant()?;
+        let (anchor_secs, anchor_wall) = self.anchor?;
+        let reps: Vec<dash::Representation> = self
+            .renditions
+            .iter()
+            .filter(|r| r.active && !r.timeline.is_empty())
+            .map(|r| {
+                let kind = match &r.info.codec {
+                    CodecConfig::Aac(c) => ContentKind::Audio {
+                        sample_rate: c.sample_rate,
+                        channels: c.channels(),
+                    },
+                    CodecConfig::Opus(c) => ContentKind::Audio {
+                        sample_rate: OPUS_CLOCK,
+                        channels: u16::from(c.channels),
+                    },
+                    _ => {
+                        let (width, height) = r.info.resolution().unwrap_or((0, 0));
+                        ContentKind::Video {
+                            width,
+                            height,
+                            frame_rate: None,
+                        }
+                    }
+                };
+                dash::Representation {
+                    id: r.name.to_string(),
+                    kind,
+                    codecs: r.info.codec_string(),
+                    bandwidth: r.peak_bitrate.max(r.average_bitrate()).max(1),
+                    timescale: r.info.timescale,
+                    initialization: r.init_name.clone(),
+                    media: format!("{}-seg$Number$.m4s", r.name),
+                    timeline: r.timeline.iter().copied().collect(),
+                }
+            })
+            .collect();
+        if reps.is_empty() {
+            return None;
+        }
+        let seg = self.config.segmenter;
+        let max_segment = reps
+            .iter()
+            .flat_map(|r| {
+                r.timeline
+                    .iter()
+                    .map(move |e| e.duration as f64 / f64::from(r.timescale))
+            })
+            .fold(f64::from(seg.segment_target_ms) / 1000.0, f64::max);
+        Some(dash::render_mpd(&dash::Manifest {
+            live: !self.finished,
+            availability_start: anchor_wall.offset_by(-(anchor_secs * 1000.0) as i64, 1000),
+            publish_time: now,
+            max_segment_duration: max_segment,
+            time_shift_buffer: max_segment * self.config.window_segments as f64,
+            chunk_duration: f64::from(seg.part_target_ms) / 1000.0,
+            target_latency_ms: 3 * seg.part_target_ms + seg.segment_target_ms / 2,
+            utc_timing: utc_timing.map(str::to_string),
+            representations: reps,
+        }))
+    }
+
+    fn set_anchor(&mut self, now: UnixMillis) {
+        if self.anchor.is_none() {
+            // Anchor on the newest frame: it arrived now (older ones were buffered).
+            self.anchor = self
+                .latest_lead
+                .map(|(dts, ts)| (dts as f64 / f64::from(ts), now));
+        }
     }
 
     fn drain_front(&mut self) {
@@ -312,77 +528,99 @@ impl Packager {
     }
 
     fn handle(&mut self, ev: FrontEndEvent) {
-        {
-            match ev {
-                FrontEndEvent::Tracks(tracks) => {
-                    if self.segmenter.is_some() {
-                        self.end_timeline();
-                        self.discontinuity_pending = true;
-                    }
+        match ev {
+            FrontEndEvent::Tracks(tracks) => {
+                if self.segmenter.is_some() {
+                    self.end_timeline();
+                    self.discontinuity_pending = true;
+                }
+                self.start_timeline(tracks);
+            }
+            FrontEndEvent::Discontinuity => {
+                if let Some(tracks) = self.segmenter.as_ref().map(|s| s.tracks().to_vec()) {
+                    self.end_timeline();
+                    self.discontinuity_pending = true;
                     self.start_timeline(tracks);
                 }
-                FrontEndEvent::Discontinuity => {
-                    if self.segmenter.is_some() {
-                        self.end_timeline();
-                        self.discontinuity_pending = true;
-                        self.start_timeline(self.tracks.clone());
-                    }
+            }
+            FrontEndEvent::Frame(frame) => {
+                let Some(seg) = self.segmenter.as_mut() else {
+                    return;
+                };
+                if frame.track == seg.lead() {
+                    let ts = seg.tracks()[frame.track].timescale;
+                    self.latest_lead = Some((frame.dts, ts));
+                    self.lead_first_dts.get_or_insert(frame.dts);
+                    self.lead_frames += 1;
                 }
-                FrontEndEvent::Frame(frame) => {
-                    let Some(seg) = self.segmenter.as_mut() else {
-                        return;
-                    };
-                    if seg.tracks().get(frame.track).map(|t| t.kind()) == Some(TrackKind::Video)
-                        || seg.tracks().len() == 1
-                    {
-                        self.latest_lead_dts = Some(frame.dts);
-                        self.lead_first_dts.get_or_insert(frame.dts);
-                        self.lead_frames += 1;
-                    }
-                    seg.push(frame);
-                }
+                seg.push(frame);
             }
         }
     }
 
-    /// Starts a segmenter for `tracks`, writing a new init segment when they differ
-    /// from the current ones and marking the timeline break if one is pending.
+    /// Starts a segmenter for `tracks`: each track continues its rendition (a new
+    /// init segment when its configuration differs) or starts a new one.
     fn start_timeline(&mut self, tracks: Vec<TrackInfo>) {
-        let started = self.playlist.next_msn() > 0 || !self.playlist.trailing_parts.is_empty();
-        if tracks != self.tracks || self.init_name.is_empty() {
-            let name = if self.inits_written == 0 {
-                INIT_NAME.to_string()
-            } else {
-                format!("init{}.mp4", self.inits_written)
+        let started = self.started();
+        let next_msn = self
+            .renditions
+            .iter()
+            .map(|r| r.playlist.next_msn())
+            .max()
+            .unwrap_or(0);
+        for r in &mut self.renditions {
+            r.active = false;
+        }
+        self.track_rendition.clear();
+        for info in &tracks {
+            let name = rendition_name(info.kind());
+            let index = match self.renditions.iter().position(|r| r.name == name) {
+                Some(i) => i,
+                None => {
+                    self.renditions
+                        .push(Rendition::new(info.clone(), &self.config, next_msn));
+                    self.renditions.len() - 1
+                }
             };
-            self.inits_written += 1;
-            self.events.push_back(Event::Object {
-                name: name.clone(),
-                kind: ObjectKind::Init,
-                data: Bytes::from(cmaf::write_init(&tracks)),
-            });
-            if started {
-                self.playlist.trailing_tags.map = Some(Map::new(&name));
-            } else {
-                self.playlist.map = Some(Map::new(&name));
+            self.track_rendition.push(index);
+            let r = &mut self.renditions[index];
+            r.active = true;
+            let continuing =
+                !r.playlist.segments.is_empty() || !r.playlist.trailing_parts.is_empty();
+            if r.info != *info || r.init_name.is_empty() {
+                let name = init_name(r.name, r.inits_written);
+                r.inits_written += 1;
+                self.events.push_back(Event::Object {
+                    name: name.clone(),
+                    kind: ObjectKind::Init,
+                    data: Bytes::from(cmaf::write_init(std::slice::from_ref(info))),
+                });
+                if continuing {
+                    r.playlist.trailing_tags.map = Some(Map::new(&name));
+                } else {
+                    r.playlist.map = Some(Map::new(&name));
+                }
+                r.init_name = name;
+                r.info = info.clone();
             }
-            self.init_name = name;
-            self.tracks = tracks.clone();
+            if self.discontinuity_pending && continuing {
+                r.playlist.trailing_tags.discontinuity = true;
+            }
+            // DASH lists the current timeline only.
+            r.timeline.clear();
         }
         if self.discontinuity_pending && started {
-            self.playlist.trailing_tags.discontinuity = true;
             self.stats.discontinuities += 1;
         }
         self.discontinuity_pending = false;
         self.anchor = None;
-        self.latest_lead_dts = None;
+        self.latest_lead = None;
         self.lead_first_dts = None;
         self.lead_frames = 0;
-        let next = self.playlist.next_msn();
-        self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, next));
+        self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, next_msn));
     }
 
-    /// Writes out what the current segmenter holds as the last part and segment.
+    /// Writes out what the current segmenter holds as the last parts and segments.
     fn end_timeline(&mut self) {
         if let Some(mut seg) = self.segmenter.take() {
             seg.flush();
@@ -398,72 +636,136 @@ impl Packager {
     }
 
     fn apply_outputs(&mut self, seg: &mut Segmenter) {
-        let timescale = seg.lead_timescale();
+        let lead = seg.lead();
+        let mut changed = false;
         while let Some(out) = seg.poll() {
             match out {
-                SegmenterOutput::Part(p) => self.on_part(p, timescale),
-                SegmenterOutput::Segment(s) => self.on_segment(s, timescale),
+                SegmenterOutput::Chunk(c) => self.on_chunk(c),
+                SegmenterOutput::Part(p) => {
+                    if p.track == lead {
+                        self.stats.parts += 1;
+                    }
+                    self.on_part(p);
+                    changed = true;
+                }
+                SegmenterOutput::Segment(s) => {
+                    if s.track == lead {
+                        self.stats.segments += 1;
+                    }
+                    self.on_segment(s);
+                    changed = true;
+                }
             }
         }
+        if changed {
+            self.refresh_reports();
+            self.events.push_back(Event::PlaylistChanged);
+        }
     }
 
-    fn on_part(&mut self, p: PartOut, timescale: u32) {
-        let name = part_name(p.msn, u64::from(p.index));
-        self.stats.parts += 1;
-        self.recent_parts.push_back((p.data.len(), p.duration));
-        while self.recent_parts.len() > 50 {
-            self.recent_parts.pop_front();
-        }
-        self.events.push_back(Event::Object {
-            name: name.clone(),
+    fn rendition_of(&self, track: usize) -> Option<usize> {
+        self.track_rendition.get(track).copied()
+    }
+
+    fn on_chunk(&mut self, c: ChunkOut) {
+        let Some(ri) = self.rendition_of(c.track) else {
+            return;
+        };
+        let name = self.renditions[ri].name;
+        // A chunk extends both the part and the segment being made.
+        self.events.push_back(Event::Chunk {
+            name: part_name(name, c.msn, u64::from(c.index)),
             kind: ObjectKind::Part,
-            data: p.data,
+            data: c.data.clone(),
         });
-        self.playlist.trailing_parts.push(Part::new(
-            name,
-            p.duration as f64 / f64::from(timescale),
-            p.independent,
-        ));
-        self.playlist.preload_hints =
-            vec![PreloadHint::part(part_name(p.msn, u64::from(p.index) + 1))];
-        self.events.push_back(Event::PlaylistChanged);
+        self.events.push_back(Event::Chunk {
+            name: segment_name(name, c.msn),
+            kind: ObjectKind::Segment,
+            data: c.data,
+        });
     }
 
-    fn on_segment(&mut self, s: SegmentOut, timescale: u32) {
-        let name = segment_name(s.msn);
-        let secs = s.duration as f64 / f64::from(timescale);
-        self.stats.segments += 1;
-        if secs > 0.0 {
-            self.peak_bitrate = self
-                .peak_bitrate
-                .max((s.data.len() as f64 * 8.0 / secs) as u64);
+    fn on_part(&mut self, p: PartOut) {
+        let Some(ri) = self.rendition_of(p.track) else {
+            return;
+        };
+        let r = &mut self.renditions[ri];
+        let timescale = f64::from(r.info.timescale);
+        let secs = p.duration as f64 / timescale;
+        let name = part_name(r.name, p.msn, u64::from(p.index));
+        if !p.gap {
+            r.recent.push_back((p.data.len(), secs));
+            while r.recent.len() > 50 {
+                r.recent.pop_front();
+            }
+            self.events.push_back(Event::Object {
+                name: name.clone(),
+                kind: ObjectKind::Part,
+                data: p.data,
+            });
         }
-        self.events.push_back(Event::Object {
-            name: name.clone(),
-            kind: ObjectKind::Segment,
-            data: s.data,
+        let mut part = Part::new(name, secs, p.independent);
+        part.gap = p.gap;
+        r.playlist.trailing_parts.push(part);
+        r.playlist.preload_hints = vec![PreloadHint::part(part_name(
+            r.name,
+            p.msn,
+            u64::from(p.index) + 1,
+        ))];
+    }
+
+    fn on_segment(&mut self, s: SegmentOut) {
+        let Some(ri) = self.rendition_of(s.track) else {
+            return;
+        };
+        let anchor = self.anchor;
+        let r = &mut self.renditions[ri];
+        let timescale = f64::from(r.info.timescale);
+        let secs = s.duration as f64 / timescale;
+        let name = segment_name(r.name, s.msn);
+        if !s.gap {
+            if secs > 0.0 {
+                r.peak_bitrate = r
+                    .peak_bitrate
+                    .max((s.data.len() as f64 * 8.0 / secs) as u64);
+            }
+            self.events.push_back(Event::Object {
+                name: name.clone(),
+                kind: ObjectKind::Segment,
+                data: s.data,
+            });
+            r.timeline.push_back(TimelineEntry {
+                number: s.msn,
+                start: s.start.max(0) as u64,
+                duration: s.duration.max(0) as u64,
+            });
+            while r.timeline.len() > MAX_TIMELINE {
+                r.timeline.pop_front();
+            }
+        }
+        let pdt = anchor.map(|(anchor_secs, wall)| {
+            let start = s.start as f64 / timescale;
+            wall.offset_by(((start - anchor_secs) * 1000.0).round() as i64, 1000)
         });
-        let pdt = self
-            .anchor
-            .map(|(dts, wall)| wall.offset_by(s.start - dts, timescale));
-        let parts = std::mem::take(&mut self.playlist.trailing_parts);
-        self.part_counts.push_back((s.msn, parts.len()));
-        let mut tags = std::mem::take(&mut self.playlist.trailing_tags);
+        let parts = std::mem::take(&mut r.playlist.trailing_parts);
+        r.part_counts.push_back((s.msn, parts.len()));
+        let mut tags = std::mem::take(&mut r.playlist.trailing_tags);
         tags.program_date_time = pdt;
-        self.playlist.segments.push(Segment {
+        tags.gap = s.gap;
+        r.playlist.segments.push(Segment {
             tags,
             parts,
             ..Segment::new(s.msn, name, secs)
         });
-        self.playlist.target_duration = self.playlist.target_duration.max(secs.round() as u32);
-        self.playlist.preload_hints = vec![PreloadHint::part(part_name(s.msn + 1, 0))];
-        self.trim_window();
-        self.events.push_back(Event::PlaylistChanged);
+        r.playlist.target_duration = r.playlist.target_duration.max(secs.round() as u32);
+        r.playlist.preload_hints = vec![PreloadHint::part(part_name(r.name, s.msn + 1, 0))];
+        let window = self.config.window_segments.max(1);
+        Self::trim_window(r, window, &mut self.events);
     }
 
-    fn trim_window(&mut self) {
-        let pl = &mut self.playlist;
-        while pl.segments.len() > self.config.window_segments.max(1) {
+    fn trim_window(r: &mut Rendition, window: usize, events: &mut VecDeque<Event>) {
+        let pl = &mut r.playlist;
+        while pl.segments.len() > window {
             let old = pl.segments.remove(0);
             pl.media_sequence = old.msn + 1;
             // RFC 8216bis §6.2.2: removing a segment with EXT-X-DISCONTINUITY
@@ -475,21 +777,21 @@ impl Packager {
             if let Some(map) = old.tags.map {
                 // The init segment the old map named is no longer referenced.
                 if let Some(prev) = pl.map.replace(map) {
-                    self.events.push_back(Event::Evicted { name: prev.uri });
+                    events.push_back(Event::Evicted { name: prev.uri });
                 }
             }
             // Parts are evicted with their segment: a player that saw them in an
             // earlier playlist may still ask for them.
-            let part_count = match self.part_counts.pop_front() {
+            let part_count = match r.part_counts.pop_front() {
                 Some((msn, n)) if msn == old.msn => n,
                 _ => 0,
             };
             for i in 0..part_count {
-                self.events.push_back(Event::Evicted {
-                    name: part_name(old.msn, i as u64),
+                events.push_back(Event::Evicted {
+                    name: part_name(r.name, old.msn, i as u64),
                 });
             }
-            self.events.push_back(Event::Evicted { name: old.uri });
+            events.push_back(Event::Evicted { name: old.uri });
         }
         // Parts older than three target durations from the end leave the playlist
         // (RFC 8216bis §6.2.2); their objects stay until the segment is evicted.
@@ -500,6 +802,36 @@ impl Packager {
                 seg.parts.clear();
             }
             age += seg.duration;
+        }
+    }
+
+    /// Each playlist reports where the other renditions are (`EXT-X-RENDITION-REPORT`).
+    fn refresh_reports(&mut self) {
+        /// (playlist URI, last published (msn, part), next msn) of a rendition.
+        type Position = (String, Option<(u64, u64)>, u64);
+        let positions: Vec<Position> = self
+            .renditions
+            .iter()
+            .map(|r| {
+                (
+                    playlist_name(r.name),
+                    r.playlist.last_part(),
+                    r.playlist.next_msn(),
+                )
+            })
+            .collect();
+        for (i, r) in self.renditions.iter_mut().enumerate() {
+            r.playlist.rendition_reports = positions
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, (uri, last, next))| RenditionReport {
+                    uri: uri.clone(),
+                    last_msn: Some(last.map_or(next.saturating_sub(1), |(m, _)| m)),
+                    last_part: last.map(|(_, p)| p),
+                    extra: Default::default(),
+                })
+                .collect();
         }
     }
 }

@@ -1,16 +1,20 @@
-//! Cuts timed frames into LL-HLS parts and segments, and writes each part as one
-//! CMAF fragment.
+//! Cuts timed frames into LL-HLS parts and segments, one CMAF track per output:
+//! every track gets its own parts and segments (what CMAF, DASH and Apple's HLS
+//! authoring rules want), on boundaries the lead track decides, and every part is
+//! written as a series of CMAF chunks (`moof`+`mdat`) as its frames arrive, so it
+//! can be delivered while it is being made.
 //!
 //! The lead track (video if there is one) decides the cuts: a segment starts on a
 //! keyframe once the current one has reached the segment target; a part ends as
 //! soon as adding one more frame would overrun the part target, so no part is ever
-//! longer than `PART-TARGET`. Other tracks (audio) follow the lead's boundaries: a
-//! part is written once every track has media up to its end, or once a track lags
-//! the lead by more than `max_track_lag` (then it is written without that media).
+//! longer than `PART-TARGET`. Other tracks (audio) close the same part once they
+//! have media past its end, or once they lag the lead by more than
+//! `max_track_lag` (a silent track then gets a gap part, so it can never stall the
+//! others).
 //!
 //! Drive it with [`Segmenter::push`] for every frame, then call
 //! [`Segmenter::poll`] until it returns `None`; [`Segmenter::flush`] at the end of
-//! the stream closes the last part and segment.
+//! the stream closes the last part and segment of every track.
 
 use std::collections::VecDeque;
 
@@ -25,8 +29,8 @@ use crate::time::rescale;
 pub struct SegmenterConfig {
     pub part_target_ms: u32,
     pub segment_target_ms: u32,
-    /// How long (in lead-track media time) to wait for a lagging track before a
-    /// part is written without it.
+    /// How long (in lead-track media time) to wait for a lagging track before its
+    /// part is closed without the missing media.
     pub max_track_lag_ms: u32,
 }
 
@@ -40,69 +44,101 @@ impl Default for SegmenterConfig {
     }
 }
 
-/// A written part: one CMAF fragment.
+/// Non-lead samples gathered before a chunk is written (about 100 ms of AAC).
+const CHUNK_SAMPLES: usize = 5;
+
+/// A CMAF chunk of a part in progress: append it to what was sent of that part.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartOut {
+pub struct ChunkOut {
+    pub track: usize,
     pub msn: u64,
     pub index: u32,
-    /// Start and duration in lead-track ticks.
-    pub start: i64,
-    pub duration: i64,
-    /// Starts with a keyframe of the lead track.
-    pub independent: bool,
     pub data: Bytes,
 }
 
-/// A completed segment: the concatenation of its parts.
+/// A complete part of one track: its chunks, concatenated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartOut {
+    pub track: usize,
+    pub msn: u64,
+    pub index: u32,
+    /// Start and duration in the track's ticks.
+    pub start: i64,
+    pub duration: i64,
+    /// Starts with a sync sample.
+    pub independent: bool,
+    /// The track had no media for this part (`GAP=YES`); `data` is empty.
+    pub gap: bool,
+    pub data: Bytes,
+}
+
+/// A complete segment of one track: its parts, concatenated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentOut {
+    pub track: usize,
     pub msn: u64,
     pub start: i64,
     pub duration: i64,
+    /// Every part of the segment was a gap.
+    pub gap: bool,
     pub data: Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmenterOutput {
+    Chunk(ChunkOut),
     Part(PartOut),
     Segment(SegmentOut),
 }
 
-#[derive(Debug)]
-enum Pending {
-    Part {
-        start: i64,
-        end: i64,
-        lead: Vec<Sample>,
-        independent: bool,
-    },
-    SegmentEnd,
+/// A part boundary the lead decided, waiting for a track to reach it.
+#[derive(Debug, Clone, Copy)]
+struct Boundary {
+    /// Start and end of the part, in lead ticks.
+    start: i64,
+    end: i64,
+    closes_segment: bool,
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    /// A frame waiting for the next one to know its duration.
+    held: Option<Frame>,
+    last_duration: u32,
+    /// End of the latest timed sample, in lead ticks.
+    end: Option<i64>,
+    msn: u64,
+    index: u32,
+    /// Samples of the current part not yet written as a chunk.
+    pending: Vec<Sample>,
+    chunks: Vec<Bytes>,
+    part_start: Option<i64>,
+    part_duration: i64,
+    part_independent: bool,
+    /// Non-lead tracks: boundaries of parts the lead closed, oldest first.
+    boundaries: VecDeque<Boundary>,
+    /// Non-lead tracks: samples ahead of the lead, held until the lead decides
+    /// which part they belong to.
+    waiting: VecDeque<Sample>,
+    segment_parts: Vec<Bytes>,
+    segment_start: Option<i64>,
+    segment_duration: i64,
+    segment_has_media: bool,
 }
 
 #[derive(Debug)]
 pub struct Segmenter {
     config: SegmenterConfig,
-    tracks: Vec<TrackInfo>,
+    infos: Vec<TrackInfo>,
     lead: usize,
-    /// Per track: a frame waiting for the next one to know its duration.
-    held: Vec<Option<Frame>>,
-    last_duration: Vec<u32>,
-    /// Per non-lead track: timed samples not yet written.
-    queues: Vec<VecDeque<Sample>>,
-    /// Per track: end of the latest timed sample, in lead ticks.
-    track_end: Vec<Option<i64>>,
-    /// Lead samples of the part being built.
-    part: Vec<Sample>,
-    part_start: i64,
+    tracks: Vec<Track>,
+    /// Lead-track time of the start of the first part: earlier media is dropped.
+    origin: Option<i64>,
+    /// Lead ticks where the current segment started.
     segment_start: Option<i64>,
-    pending: VecDeque<Pending>,
-    flushing: bool,
-    msn: u64,
-    part_index: u32,
+    /// Lead ticks where the current lead part started.
+    lead_part_start: i64,
     sequence: u32,
-    segment_parts: Vec<Bytes>,
-    segment_begin: Option<i64>,
-    segment_duration: i64,
     out: VecDeque<SegmenterOutput>,
 }
 
@@ -113,36 +149,35 @@ impl Segmenter {
             .iter()
             .position(|t| t.kind() == TrackKind::Video)
             .unwrap_or(0);
-        let n = tracks.len();
+        let state = (0..tracks.len())
+            .map(|_| Track {
+                msn: first_msn,
+                ..Track::default()
+            })
+            .collect();
         Self {
             config,
-            tracks,
+            infos: tracks,
             lead,
-            held: vec![None; n],
-            last_duration: vec![0; n],
-            queues: vec![VecDeque::new(); n],
-            track_end: vec![None; n],
-            part: Vec::new(),
-            part_start: 0,
+            tracks: state,
+            origin: None,
             segment_start: None,
-            pending: VecDeque::new(),
-            flushing: false,
-            msn: first_msn,
-            part_index: 0,
+            lead_part_start: 0,
             sequence: 1,
-            segment_parts: Vec::new(),
-            segment_begin: None,
-            segment_duration: 0,
             out: VecDeque::new(),
         }
     }
 
     pub fn tracks(&self) -> &[TrackInfo] {
-        &self.tracks
+        &self.infos
+    }
+
+    pub fn lead(&self) -> usize {
+        self.lead
     }
 
     pub fn lead_timescale(&self) -> u32 {
-        self.tracks.get(self.lead).map_or(90_000, |t| t.timescale)
+        self.infos.get(self.lead).map_or(90_000, |t| t.timescale)
     }
 
     fn ms_to_lead(&self, ms: u32) -> i64 {
@@ -150,44 +185,56 @@ impl Segmenter {
     }
 
     fn to_lead(&self, track: usize, ticks: i64) -> i64 {
-        let ts = self.tracks.get(track).map_or(1, |t| t.timescale);
+        let ts = self.infos.get(track).map_or(1, |t| t.timescale);
         rescale(ticks, ts, self.lead_timescale())
     }
 
     /// Adds one frame. Frames of a track must come in decoding order.
     pub fn push(&mut self, frame: Frame) {
         let t = frame.track;
-        if t >= self.tracks.len() || self.flushing {
+        if t >= self.infos.len() {
             return;
         }
         match frame.duration {
             Some(d) => self.on_timed(t, frame, d),
             None => {
-                if let Some(prev) = self.held[t].take() {
+                if let Some(prev) = self.tracks[t].held.take() {
                     let d = self.settle_duration(t, frame.dts - prev.dts);
                     self.on_timed(t, prev, d);
                 }
-                self.held[t] = Some(frame);
+                self.tracks[t].held = Some(frame);
             }
         }
-        self.finalize();
+        self.enforce_lag();
     }
 
-    /// Ends the stream: writes what is buffered as the last part and segment.
+    /// Ends the stream: writes what is buffered as the last part and segment of
+    /// every track.
     pub fn flush(&mut self) {
-        for t in 0..self.tracks.len() {
-            if let Some(prev) = self.held[t].take() {
+        for t in 0..self.infos.len() {
+            if let Some(prev) = self.tracks[t].held.take() {
                 let d = self.settle_duration(t, 0);
                 self.on_timed(t, prev, d);
             }
         }
-        self.cut_part();
         if self.segment_start.is_some() {
-            self.pending.push_back(Pending::SegmentEnd);
+            let end = self.tracks[self.lead].end.unwrap_or(self.lead_part_start);
+            if self.tracks[self.lead].chunks.is_empty() {
+                self.close_segment_between_parts();
+            } else {
+                self.cut(end, true);
+            }
             self.segment_start = None;
         }
-        self.flushing = true;
-        self.finalize();
+        for t in 0..self.infos.len() {
+            if t != self.lead {
+                self.release(t);
+                while !self.tracks[t].boundaries.is_empty() {
+                    self.close_follower_part(t);
+                }
+                self.tracks[t].waiting.clear(); // after the last video frame
+            }
+        }
     }
 
     pub fn poll(&mut self) -> Option<SegmenterOutput> {
@@ -197,15 +244,16 @@ impl Segmenter {
     /// A frame's duration is the distance to the next DTS; when that is missing or
     /// implausible (a timestamp jump), reuse the previous duration.
     fn settle_duration(&mut self, t: usize, delta: i64) -> u32 {
-        let timescale = i64::from(self.tracks[t].timescale);
+        let timescale = i64::from(self.infos[t].timescale);
+        let track = &mut self.tracks[t];
         let d = if delta > 0 && delta <= 10 * timescale {
             delta as u32
-        } else if self.last_duration[t] > 0 {
-            self.last_duration[t]
+        } else if track.last_duration > 0 {
+            track.last_duration
         } else {
             (timescale / 30).max(1) as u32
         };
-        self.last_duration[t] = d;
+        track.last_duration = d;
         d
     }
 
@@ -219,11 +267,12 @@ impl Segmenter {
             data: frame.data,
         };
         let end = self.to_lead(t, sample.dts + i64::from(duration));
-        self.track_end[t] = Some(self.track_end[t].map_or(end, |e| e.max(end)));
+        let track = &mut self.tracks[t];
+        track.end = Some(track.end.map_or(end, |e| e.max(end)));
         if t == self.lead {
             self.on_lead_sample(sample);
         } else {
-            self.queues[t].push_back(sample);
+            self.on_follower_sample(t, sample);
         }
     }
 
@@ -231,147 +280,249 @@ impl Segmenter {
         let dur = i64::from(s.duration);
         match self.segment_start {
             None if !s.keyframe => return, // wait for the first keyframe
-            None => self.segment_start = Some(s.dts),
+            None => {
+                self.segment_start = Some(s.dts);
+                self.origin.get_or_insert(s.dts);
+                self.lead_part_start = s.dts;
+            }
             Some(start) => {
                 let seg_target = self.ms_to_lead(self.config.segment_target_ms);
                 if s.keyframe && s.dts - start + dur / 2 >= seg_target {
-                    self.cut_part();
-                    self.pending.push_back(Pending::SegmentEnd);
+                    if self.tracks[self.lead].chunks.is_empty() {
+                        // The last part was closed already (it was full).
+                        self.close_segment_between_parts();
+                    } else {
+                        self.cut(s.dts, true);
+                    }
                     self.segment_start = Some(s.dts);
                 }
             }
         }
-        if self.part.is_empty() {
-            self.part_start = s.dts;
-        }
+        let lead = self.lead;
         let end = s.dts + dur;
-        self.part.push(s);
+        if self.tracks[lead].chunks.is_empty() {
+            self.lead_part_start = s.dts;
+        }
+        self.add_to_part(lead, s, true);
         // Close the part as soon as one more frame of this length would overrun it.
-        if end - self.part_start + dur > self.ms_to_lead(self.config.part_target_ms) {
-            self.cut_part();
+        if end - self.lead_part_start + dur > self.ms_to_lead(self.config.part_target_ms) {
+            self.cut(end, false);
         }
-    }
-
-    fn cut_part(&mut self) {
-        if self.part.is_empty() {
-            return;
-        }
-        let lead = std::mem::take(&mut self.part);
-        let end = lead
-            .last()
-            .map_or(self.part_start, |s| s.dts + i64::from(s.duration));
-        let independent = lead.first().is_some_and(|s| s.keyframe);
-        self.pending.push_back(Pending::Part {
-            start: self.part_start,
-            end,
-            lead,
-            independent,
-        });
-    }
-
-    /// Latest lead-track time seen, including a held frame.
-    fn lead_progress(&self) -> i64 {
-        let held = self.held[self.lead].as_ref().map(|f| f.dts);
-        held.into_iter()
-            .chain(self.track_end[self.lead])
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Writes pending parts whose media is complete on every track, in order.
-    fn finalize(&mut self) {
-        let max_lag = self.ms_to_lead(self.config.max_track_lag_ms);
-        while let Some(front) = self.pending.front() {
-            match front {
-                Pending::SegmentEnd => {
-                    self.pending.pop_front();
-                    self.emit_segment();
-                }
-                Pending::Part { end, .. } => {
-                    let end = *end;
-                    let progress = self.lead_progress();
-                    let ready = self.flushing
-                        || (0..self.tracks.len()).filter(|&t| t != self.lead).all(|t| {
-                            self.track_end[t].is_some_and(|e| e >= end) || progress - end >= max_lag
-                        });
-                    if !ready {
-                        return;
-                    }
-                    if let Some(Pending::Part {
-                        start,
-                        end,
-                        lead,
-                        independent,
-                    }) = self.pending.pop_front()
-                    {
-                        self.emit_part(start, end, lead, independent);
-                    }
-                }
+        for t in 0..self.infos.len() {
+            if t != lead {
+                self.release(t);
             }
         }
     }
 
-    fn emit_part(&mut self, start: i64, end: i64, lead: Vec<Sample>, independent: bool) {
-        let lead_scale = self.lead_timescale();
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); self.tracks.len()];
-        for (t, out) in samples.iter_mut().enumerate() {
+    fn on_follower_sample(&mut self, t: usize, s: Sample) {
+        let Some(origin) = self.origin else {
+            return; // nothing before the first lead keyframe
+        };
+        if self.to_lead(t, s.dts + i64::from(s.duration)) <= origin {
+            return;
+        }
+        self.tracks[t].waiting.push_back(s);
+        self.release(t);
+    }
+
+    /// Moves follower `t`'s waiting samples into parts as far as the lead has
+    /// decided: into the part of the oldest pending boundary (closing it once the
+    /// track covers its end), or into the open part up to the lead's progress.
+    fn release(&mut self, t: usize) {
+        let progress = self.tracks[self.lead].end.unwrap_or(i64::MIN);
+        while let Some(s) = self.tracks[t].waiting.front() {
+            let start = self.to_lead(t, s.dts);
+            let end = self.to_lead(t, s.dts + i64::from(s.duration));
+            let limit = self.tracks[t].boundaries.front().map(|b| b.end);
+            match limit {
+                Some(b_end) if start >= b_end => {
+                    self.close_follower_part(t);
+                    continue;
+                }
+                Some(_) => {}
+                None if start < progress => {}
+                None => break, // ahead of the lead: wait for its decision
+            }
+            if let Some(s) = self.tracks[t].waiting.pop_front() {
+                self.add_to_part(t, s, false);
+            }
+            if limit.is_some_and(|b_end| end >= b_end) {
+                self.close_follower_part(t);
+            }
+        }
+    }
+
+    /// Adds a sample to track `t`'s current part; writes a chunk when enough is
+    /// gathered (every lead sample; a few follower samples).
+    fn add_to_part(&mut self, t: usize, s: Sample, immediate: bool) {
+        let track = &mut self.tracks[t];
+        if track.part_start.is_none() {
+            track.part_start = Some(s.dts);
+            track.part_independent = s.keyframe;
+            track.part_duration = 0;
+        }
+        if track.segment_start.is_none() {
+            track.segment_start = Some(s.dts);
+            track.segment_duration = 0;
+        }
+        track.part_duration += i64::from(s.duration);
+        track.pending.push(s);
+        if immediate || track.pending.len() >= CHUNK_SAMPLES {
+            self.write_chunk(t);
+        }
+    }
+
+    fn write_chunk(&mut self, t: usize) {
+        let samples = std::mem::take(&mut self.tracks[t].pending);
+        if samples.is_empty() {
+            return;
+        }
+        let data = Bytes::from(cmaf::write_fragment(
+            self.sequence,
+            std::slice::from_ref(&self.infos[t]),
+            std::slice::from_ref(&samples),
+        ));
+        self.sequence = self.sequence.wrapping_add(1);
+        let track = &mut self.tracks[t];
+        track.chunks.push(data.clone());
+        self.out.push_back(SegmenterOutput::Chunk(ChunkOut {
+            track: t,
+            msn: track.msn,
+            index: track.index,
+            data,
+        }));
+    }
+
+    /// The lead closes its current part at `end` (lead ticks); followers will
+    /// close theirs at the same boundary.
+    fn cut(&mut self, end: i64, closes_segment: bool) {
+        let lead = self.lead;
+        let start = self.lead_part_start;
+        self.finish_part(lead, closes_segment, end - start);
+        for t in 0..self.infos.len() {
+            if t != lead {
+                self.tracks[t].boundaries.push_back(Boundary {
+                    start,
+                    end,
+                    closes_segment,
+                });
+                self.release(t);
+            }
+        }
+    }
+
+    /// A segment ends on a part boundary already cut (the last part was full):
+    /// the lead closes its segment now, followers at that boundary.
+    fn close_segment_between_parts(&mut self) {
+        let lead = self.lead;
+        self.finish_segment(lead);
+        for t in 0..self.infos.len() {
+            if t == lead {
+                continue;
+            }
+            match self.tracks[t].boundaries.back_mut() {
+                Some(b) => b.closes_segment = true,
+                None => self.finish_segment(t),
+            }
+        }
+    }
+
+    /// Closes follower `t`'s part at its oldest boundary.
+    fn close_follower_part(&mut self, t: usize) {
+        let Some(b) = self.tracks[t].boundaries.pop_front() else {
+            return;
+        };
+        let nominal = rescale(
+            (b.end - b.start).max(1),
+            self.lead_timescale(),
+            self.infos[t].timescale,
+        );
+        self.finish_part(t, b.closes_segment, nominal);
+    }
+
+    /// Closes track `t`'s current part (a gap part if it has no media), and its
+    /// segment when `closes_segment`.
+    fn finish_part(&mut self, t: usize, closes_segment: bool, gap_duration: i64) {
+        self.write_chunk(t);
+        let track = &mut self.tracks[t];
+        let chunks = std::mem::take(&mut track.chunks);
+        let gap = chunks.is_empty();
+        let data = if chunks.len() == 1 {
+            chunks[0].clone()
+        } else {
+            let mut buf = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for c in &chunks {
+                buf.extend_from_slice(c);
+            }
+            Bytes::from(buf)
+        };
+        let duration = if gap {
+            gap_duration.max(1)
+        } else {
+            track.part_duration
+        };
+        let start = track.part_start.take().unwrap_or(0);
+        if !gap {
+            track.segment_parts.push(data.clone());
+            track.segment_has_media = true;
+        }
+        track.segment_duration += duration;
+        self.out.push_back(SegmenterOutput::Part(PartOut {
+            track: t,
+            msn: track.msn,
+            index: track.index,
+            start,
+            duration,
+            independent: !gap && track.part_independent,
+            gap,
+            data,
+        }));
+        track.index += 1;
+        if closes_segment {
+            self.finish_segment(t);
+        }
+    }
+
+    /// Emits track `t`'s segment from its closed parts.
+    fn finish_segment(&mut self, t: usize) {
+        let track = &mut self.tracks[t];
+        let parts = std::mem::take(&mut track.segment_parts);
+        let mut buf = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
+        for p in &parts {
+            buf.extend_from_slice(p);
+        }
+        self.out.push_back(SegmenterOutput::Segment(SegmentOut {
+            track: t,
+            msn: track.msn,
+            start: track.segment_start.take().unwrap_or(0),
+            duration: track.segment_duration,
+            gap: !track.segment_has_media,
+            data: Bytes::from(buf),
+        }));
+        track.msn += 1;
+        track.index = 0;
+        track.segment_duration = 0;
+        track.segment_has_media = false;
+    }
+
+    /// Followers that lag the lead by more than the limit close their parts
+    /// without the missing media.
+    fn enforce_lag(&mut self) {
+        let max_lag = self.ms_to_lead(self.config.max_track_lag_ms);
+        let progress = self.tracks[self.lead].end.unwrap_or(0);
+        for t in 0..self.infos.len() {
             if t == self.lead {
                 continue;
             }
-            let scale = self.tracks[t].timescale;
-            while let Some(s) = self.queues[t].front() {
-                let s_start = rescale(s.dts, scale, lead_scale);
-                let s_end = rescale(s.dts + i64::from(s.duration), scale, lead_scale);
-                if s_end <= start && self.segment_begin.is_none() {
-                    self.queues[t].pop_front(); // before the first video frame: drop
-                    continue;
-                }
-                if s_start >= end {
+            while let Some(b) = self.tracks[t].boundaries.front() {
+                let reached = self.tracks[t].end.is_some_and(|e| e >= b.end);
+                if progress - b.end < max_lag || reached {
                     break;
                 }
-                if let Some(s) = self.queues[t].pop_front() {
-                    out.push(s);
-                }
+                self.close_follower_part(t);
             }
         }
-        samples[self.lead] = lead;
-        let data = Bytes::from(cmaf::write_fragment(self.sequence, &self.tracks, &samples));
-        self.sequence = self.sequence.wrapping_add(1);
-        if self.segment_begin.is_none() {
-            self.segment_begin = Some(start);
-            self.segment_duration = 0;
-        }
-        self.segment_duration += end - start;
-        self.segment_parts.push(data.clone());
-        self.out.push_back(SegmenterOutput::Part(PartOut {
-            msn: self.msn,
-            index: self.part_index,
-            start,
-            duration: end - start,
-            independent,
-            data,
-        }));
-        self.part_index += 1;
-    }
-
-    fn emit_segment(&mut self) {
-        let Some(start) = self.segment_begin.take() else {
-            return;
-        };
-        let parts = std::mem::take(&mut self.segment_parts);
-        let mut data = Vec::with_capacity(parts.iter().map(Bytes::len).sum());
-        for p in &parts {
-            data.extend_from_slice(p);
-        }
-        self.out.push_back(SegmenterOutput::Segment(SegmentOut {
-            msn: self.msn,
-            start,
-            duration: self.segment_duration,
-            data: Bytes::from(data),
-        }));
-        self.msn += 1;
-        self.part_index = 0;
-        self.segment_duration = 0;
     }
 }
 

@@ -19,11 +19,22 @@ struct Output {
 fn package(ts: &[u8]) -> Output {
     let mut p = Packager::new(PackagerConfig::default());
     let mut objects = BTreeMap::new();
+    let mut growing: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut playlists = Vec::new();
     let mut drain = |p: &mut Packager| {
         while let Some(ev) = p.poll() {
             match ev {
+                Event::Chunk { name, data, .. } => {
+                    assert!(!objects.contains_key(&name), "chunk after {name} completed");
+                    growing.entry(name).or_default().extend_from_slice(&data);
+                }
                 Event::Object { name, kind, data } => {
+                    // A part or segment is exactly the chunks sent before it.
+                    if let Some(chunks) = growing.remove(&name) {
+                        assert_eq!(chunks, data.to_vec(), "{name}: chunks differ");
+                    } else {
+                        assert_eq!(kind, ObjectKind::Init, "{name} came without chunks");
+                    }
                     assert!(
                         objects.insert(name.clone(), (kind, data)).is_none(),
                         "{name} twice"
@@ -32,7 +43,11 @@ fn package(ts: &[u8]) -> Output {
                 Event::Evicted { name } => {
                     objects.remove(&name);
                 }
-                Event::PlaylistChanged => playlists.push(p.media_playlist().to_string()),
+                Event::PlaylistChanged => playlists.push(
+                    p.lead_playlist()
+                        .map(|pl| pl.to_string())
+                        .unwrap_or_default(),
+                ),
             }
         }
     };
@@ -75,35 +90,42 @@ fn ffmpeg_decode(init: &[u8], media: &[u8]) -> String {
 
 fn check_fixture(ts: &[u8]) -> Output {
     let out = package(ts);
-    let init = &out.objects["init.mp4"].1;
-    let segments: Vec<&String> = out
-        .objects
-        .iter()
-        .filter(|(_, (k, _))| *k == ObjectKind::Segment)
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(
-        segments,
-        vec!["seg0.m4s", "seg1.m4s"],
-        "3 s of media: 2 s + 1 s"
-    );
-    for name in &segments {
-        assert_eq!(ffmpeg_decode(init, &out.objects[*name].1), "", "{name}");
+    for r in ["video", "audio"] {
+        let init = &out.objects[&format!("{r}-init.mp4")].1;
+        let segments: Vec<&String> = out
+            .objects
+            .iter()
+            .filter(|(n, (k, _))| *k == ObjectKind::Segment && n.starts_with(r))
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            segments,
+            vec![&format!("{r}-seg0.m4s"), &format!("{r}-seg1.m4s")],
+            "3 s of media: 2 s + 1 s"
+        );
+        for name in &segments {
+            assert_eq!(ffmpeg_decode(init, &out.objects[*name].1), "", "{name}");
+        }
+        // The first part decodes on its own after the init segment, and the parts
+        // of a segment concatenate to it.
+        let part0 = &out.objects[&format!("{r}-part0.0.m4s")].1;
+        assert_eq!(ffmpeg_decode(init, part0), "");
+        let concat: Vec<u8> = (0..10)
+            .flat_map(|i| out.objects[&format!("{r}-part0.{i}.m4s")].1.to_vec())
+            .collect();
+        assert_eq!(concat, out.objects[&format!("{r}-seg0.m4s")].1.to_vec());
     }
-    // Every part decodes on its own after the init segment if it is independent, and
-    // the parts of a segment concatenate to it.
-    let part0 = &out.objects["part0.0.m4s"].1;
-    assert_eq!(ffmpeg_decode(init, part0), "");
-    let concat: Vec<u8> = (0..10)
-        .flat_map(|i| out.objects[&format!("part0.{i}.m4s")].1.to_vec())
-        .collect();
-    assert_eq!(concat, out.objects["seg0.m4s"].1.to_vec());
     let stats = out.packager.stats();
     assert_eq!(stats.demux.continuity_errors, 0);
     assert_eq!(stats.frames.dropped_video, 0);
     assert_eq!(stats.frames.dropped_audio, 0);
     assert_eq!(stats.frames.video_frames, 90);
     out
+}
+
+/// The lead (video) rendition's playlist.
+fn video(out: &Output) -> &brook_packager::hls::MediaPlaylist {
+    out.packager.media_playlist("video.m3u8").unwrap()
 }
 
 #[test]
@@ -115,24 +137,41 @@ fn zerolatency_h264_aac_packages_and_decodes() {
         "#EXT-X-TARGETDURATION:2",
         "#EXT-X-PART-INF:PART-TARGET=0.2",
         "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=0.6",
-        "#EXT-X-MAP:URI=\"init.mp4\"",
+        "#EXT-X-MAP:URI=\"video-init.mp4\"",
         "#EXT-X-PROGRAM-DATE-TIME:2026-11-18T",
-        "#EXT-X-PART:DURATION=0.2,URI=\"part0.0.m4s\",INDEPENDENT=YES",
+        "#EXT-X-PART:DURATION=0.2,URI=\"video-part0.0.m4s\",INDEPENDENT=YES",
+        "#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\",LAST-MSN=1,LAST-PART=4",
         "#EXT-X-ENDLIST",
     ] {
         assert!(last.contains(tag), "missing {tag} in\n{last}");
     }
-    // While live, the playlist ends with a preload hint for the next part.
+    // While live, the playlist ends with a preload hint and the rendition report.
     let live = &out.playlists[out.playlists.len() / 2];
-    assert!(live
-        .lines()
-        .last()
-        .unwrap()
-        .starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part"));
+    let lines: Vec<&str> = live.lines().collect();
+    assert!(lines[lines.len() - 2].starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video-part"));
+    assert!(lines[lines.len() - 1].starts_with("#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\""));
     let mv = out.packager.multivariant().unwrap().to_string();
     assert!(mv.contains("CODECS=\"avc1.64000d,mp4a.40.2\""), "{mv}");
     assert!(mv.contains("RESOLUTION=320x240"), "{mv}");
     assert!(mv.contains("FRAME-RATE=30.000"), "{mv}");
+    assert!(mv.contains("AUDIO=\"audio\""), "{mv}");
+    assert!(
+        mv.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8\""),
+        "{mv}"
+    );
+    let audio = out
+        .packager
+        .media_playlist("audio.m3u8")
+        .unwrap()
+        .to_string();
+    assert!(
+        audio.contains("#EXT-X-MAP:URI=\"audio-init.mp4\""),
+        "{audio}"
+    );
+    assert!(
+        audio.contains("#EXT-X-RENDITION-REPORT:URI=\"video.m3u8\""),
+        "{audio}"
+    );
 }
 
 #[test]
@@ -189,11 +228,11 @@ fn trafs(mut fragments: &[u8]) -> Vec<(u32, u64, u64)> {
 fn every_track_is_gapless_across_parts_and_segments() {
     for ts in [ZEROLATENCY, BFRAMES] {
         let out = package(ts);
-        let media: Vec<u8> = ["seg0.m4s", "seg1.m4s"]
-            .iter()
-            .flat_map(|n| out.objects[*n].1.to_vec())
-            .collect();
-        for track in [1, 2] {
+        for (r, track) in [("video", 1), ("audio", 2)] {
+            let media: Vec<u8> = [0, 1]
+                .iter()
+                .flat_map(|n| out.objects[&format!("{r}-seg{n}.m4s")].1.to_vec())
+                .collect();
             let runs: Vec<(u64, u64)> = trafs(&media)
                 .into_iter()
                 .filter(|t| t.0 == track)
@@ -217,12 +256,7 @@ const RESOLUTION_CHANGE: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_resolut
 
 /// Sum of EXTINF durations in the final playlist.
 fn total_duration(out: &Output) -> f64 {
-    out.packager
-        .media_playlist()
-        .segments
-        .iter()
-        .map(|s| s.duration)
-        .sum()
+    video(out).segments.iter().map(|s| s.duration).sum()
 }
 
 #[test]
@@ -241,18 +275,20 @@ fn summed_durations_match_the_input_within_a_frame() {
 #[test]
 fn aac_at_44100_packages_and_decodes() {
     let out = package(AAC_44100);
-    let init = &out.objects["init.mp4"].1;
-    for seg in ["seg0.m4s", "seg1.m4s"] {
+    let init = &out.objects["audio-init.mp4"].1;
+    for seg in ["audio-seg0.m4s", "audio-seg1.m4s"] {
         assert_eq!(ffmpeg_decode(init, &out.objects[seg].1), "", "{seg}");
     }
+    let audio = out.packager.media_playlist("audio.m3u8").unwrap();
+    let total: f64 = audio.segments.iter().map(|s| s.duration).sum();
+    assert!((total - 3.0).abs() < 0.05, "{total}");
     let mv = out.packager.multivariant().unwrap().to_string();
     assert!(mv.contains("mp4a.40.2"), "{mv}");
 }
 
 /// Segment names in the final playlist that follow an EXT-X-DISCONTINUITY.
 fn discontinuities(out: &Output) -> Vec<String> {
-    out.packager
-        .media_playlist()
+    video(out)
         .segments
         .iter()
         .filter(|s| s.tags.discontinuity)
@@ -265,14 +301,14 @@ fn a_timestamp_jump_is_a_discontinuity_with_the_same_init() {
     let out = package(TIMESTAMP_JUMP);
     assert_eq!(out.packager.stats().frames.timestamp_jumps, 1);
     assert_eq!(discontinuities(&out).len(), 1);
-    let text = out.packager.media_playlist().to_string();
+    let text = video(&out).to_string();
     assert_eq!(
         text.matches("#EXT-X-MAP").count(),
         1,
         "same configuration, one map\n{text}"
     );
-    let init = &out.objects["init.mp4"].1;
-    for s in &out.packager.media_playlist().segments {
+    let init = &out.objects["video-init.mp4"].1;
+    for s in &video(&out).segments {
         assert_eq!(ffmpeg_decode(init, &out.objects[&s.uri].1), "", "{}", s.uri);
     }
     // Both halves are there: 2 s + 2 s of media.
@@ -289,7 +325,7 @@ fn a_timestamp_jump_is_a_discontinuity_with_the_same_init() {
 #[test]
 fn a_resolution_change_gets_a_new_init_segment_and_a_discontinuity() {
     let out = package(RESOLUTION_CHANGE);
-    let pl = out.packager.media_playlist();
+    let pl = video(&out);
     assert_eq!(out.packager.stats().frames.config_changes, 1);
     let after: Vec<&brook_packager::hls::Segment> = pl
         .segments
@@ -302,13 +338,13 @@ fn a_resolution_change_gets_a_new_init_segment_and_a_discontinuity() {
         .map
         .as_ref()
         .expect("a new EXT-X-MAP at the change");
-    assert_eq!(map.uri, "init1.mp4");
+    assert_eq!(map.uri, "video-init1.mp4");
     assert!(out.packager.multivariant().is_some());
     for s in &pl.segments {
         let init = if after.iter().any(|a| a.uri == s.uri) {
-            &out.objects["init1.mp4"].1
+            &out.objects["video-init1.mp4"].1
         } else {
-            &out.objects["init.mp4"].1
+            &out.objects["video-init.mp4"].1
         };
         assert_eq!(ffmpeg_decode(init, &out.objects[&s.uri].1), "", "{}", s.uri);
     }
@@ -322,10 +358,10 @@ fn restart_input_continues_the_playlist_after_a_discontinuity() {
     for c in ZEROLATENCY[..half].chunks(1316) {
         p.push_ts(c, UnixMillis(1_795_000_000_000)).unwrap();
     }
-    let before = p.media_playlist().next_msn();
+    let before = p.media_playlist("video.m3u8").unwrap().next_msn();
     p.restart_input();
     assert!(
-        p.media_playlist().next_msn() > before,
+        p.media_playlist("video.m3u8").unwrap().next_msn() > before,
         "the cut-off segment was closed"
     );
     for c in ZEROLATENCY.chunks(1316) {
@@ -338,7 +374,7 @@ fn restart_input_continues_the_playlist_after_a_discontinuity() {
             objects.insert(name, data);
         }
     }
-    let pl = p.media_playlist();
+    let pl = p.media_playlist("video.m3u8").unwrap();
     assert_eq!(p.stats().discontinuities, 1);
     let resumed: Vec<_> = pl
         .segments
@@ -350,7 +386,7 @@ fn restart_input_continues_the_playlist_after_a_discontinuity() {
         resumed[0].tags.map.is_none(),
         "same configuration: no new init"
     );
-    assert!(!objects.contains_key("init1.mp4"));
+    assert!(!objects.contains_key("video-init1.mp4"));
     // MSNs are contiguous across the restart.
     for w in pl.segments.windows(2) {
         assert_eq!(w[0].msn + 1, w[1].msn);
@@ -363,7 +399,7 @@ const H265: &[u8] = include_bytes!("fixtures/lavfi_h265_aac.ts");
 #[test]
 fn h265_packages_as_hvc1_and_decodes() {
     let out = check_fixture(H265);
-    let init = &out.objects["init.mp4"].1;
+    let init = &out.objects["video-init.mp4"].1;
     assert!(init.windows(4).any(|w| w == b"hvc1") && init.windows(4).any(|w| w == b"hvcC"));
     let mv = out.packager.multivariant().unwrap().to_string();
     assert!(mv.contains("CODECS=\"hvc1.1.6.L60.90,mp4a.40.2\""), "{mv}");

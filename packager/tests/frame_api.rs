@@ -104,36 +104,38 @@ fn h264_and_opus_frames_package_and_decode() {
     let mv = p.multivariant().unwrap().to_string();
     assert!(mv.contains("CODECS=\"avc1.64000d,opus\""), "{mv}");
 
-    let mut file = objects["init.mp4"].1.to_vec();
-    for (_, (kind, data)) in objects.iter() {
-        if *kind == ObjectKind::Segment {
-            file.extend_from_slice(data);
+    for (rendition, codec) in [("video", "h264"), ("audio", "opus,2")] {
+        let mut file = objects[&format!("{rendition}-init.mp4")].1.to_vec();
+        for (name, (kind, data)) in objects.iter() {
+            if *kind == ObjectKind::Segment && name.starts_with(rendition) {
+                file.extend_from_slice(data);
+            }
         }
+        let path =
+            std::env::temp_dir().join(format!("brook-{rendition}-{}.mp4", std::process::id()));
+        std::fs::write(&path, file).unwrap();
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name,channels",
+                "-of",
+                "csv",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let decode = Command::new("ffmpeg")
+            .args(["-hide_banner", "-v", "error", "-i"])
+            .arg(&path)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let streams = String::from_utf8_lossy(&probe.stdout);
+        assert!(streams.contains(&format!("stream,{codec}")), "{streams}");
+        assert!(decode.status.success());
+        assert_eq!(String::from_utf8_lossy(&decode.stderr), "");
     }
-    let path = std::env::temp_dir().join(format!("brook-opus-{}.mp4", std::process::id()));
-    std::fs::write(&path, file).unwrap();
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,channels",
-            "-of",
-            "csv",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let decode = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(&path)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    let streams = String::from_utf8_lossy(&probe.stdout);
-    assert!(streams.contains("stream,h264"), "{streams}");
-    assert!(streams.contains("stream,opus,2"), "{streams}");
-    assert!(decode.status.success());
-    assert_eq!(String::from_utf8_lossy(&decode.stderr), "");
 }

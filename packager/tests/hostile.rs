@@ -35,7 +35,9 @@ fn survive(input: &[u8], chunk: usize) {
                 }
             }
         }
-        let _ = p.media_playlist().to_string();
+        for (_, pl) in p.media_playlists() {
+            let _ = pl.to_string();
+        }
         let _ = p.multivariant().map(|m| m.to_string());
     };
     for (i, c) in input.chunks(chunk.max(1)).enumerate() {

@@ -61,10 +61,11 @@ fn live_renders() -> Vec<(String, String)> {
     let mut out = Vec::new();
     let push = |p: &Packager, out: &mut Vec<(String, String)>| {
         let n = out.len();
-        let media = p.media_playlist();
-        out.push((format!("live_{n}.m3u8"), media.to_string()));
-        if let Some(delta) = media.delta(false) {
-            out.push((format!("live_{n}_delta.m3u8"), delta.to_string()));
+        for (name, media) in p.media_playlists() {
+            out.push((format!("live_{n}_{name}"), media.to_string()));
+            if let Some(delta) = media.delta(false) {
+                out.push((format!("live_{n}_delta_{name}"), delta.to_string()));
+            }
         }
         if let Some(mv) = p.multivariant() {
             out.push((format!("multivariant_{n}.m3u8"), mv.to_string()));

@@ -26,7 +26,7 @@ test('a publish with a wrong stream key is rejected and logged', async () => {
 
 test('a request for an unknown stream is a 404', async () => {
   assert.equal((await text(`${origin.url}/live/nosuchstream/index.m3u8`)).status, 404);
-  assert.equal((await text(`${origin.url}/live/nosuchstream/abc/media.m3u8`)).status, 404);
+  assert.equal((await text(`${origin.url}/live/nosuchstream/abc/video.m3u8`)).status, 404);
   assert.equal((await text(`${origin.url}/nothing-here`)).status, 404);
 });
 
@@ -49,6 +49,6 @@ test('garbage on an SRT connection ends that session; the next publisher works',
     const r = await text(mediaUrl);
     return r.status === 200 && r.body.includes('#EXT-X-PART:') ? r.body : null;
   });
-  assert.match(media, /#EXT-X-MAP:URI="init.mp4"/);
+  assert.match(media, /#EXT-X-MAP:URI="video-init.mp4"/);
   await good.stop();
 });

@@ -54,7 +54,7 @@ test('a valid token opens every object of the stream, from query, cookie or bear
   const media = await get(`${mediaPath}?${tokenQuery(token)}`);
   assert.equal(media.status, 200);
   const playlist = await media.text();
-  const seg = playlist.split('\n').find((l) => /^seg\d+\.m4s\?/.test(l)) ?? playlist.match(/URI="(part[^"]+)"/)[1];
+  const seg = playlist.split('\n').find((l) => /^video-seg\d+\.m4s\?/.test(l)) ?? playlist.match(/URI="(video-part[^"]+)"/)[1];
   const objectPath = `${dirname(mediaPath)}/${seg.split('?')[0]}`;
   for (const init of [
     { path: `${objectPath}?${tokenQuery(token)}` },

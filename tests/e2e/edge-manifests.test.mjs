@@ -72,7 +72,7 @@ test('media playlist: every URI carries the token, nothing else changes (re-pars
   // response, so the origin's exact bytes can be compared.
   const plain = await (await fetch(origin.url + mediaPath)).text();
   const last = plain.trim().split('\n').filter((l) => l.startsWith('#EXT-X-PART:')).at(-1);
-  const [, msn, part] = attrs(last).URI.match(/^part(\d+)\.(\d+)\.m4s$/);
+  const [, msn, part] = attrs(last).URI.match(/^video-part(\d+)\.(\d+)\.m4s$/);
   const directive = `_HLS_msn=${msn}&_HLS_part=${part}`;
   const res = await get(`${mediaPath}?${tokenQuery(token)}&${directive}`);
   assert.equal(res.status, 200);
@@ -137,7 +137,7 @@ test('multivariant: variant URI carries the token; hls.js parses the same levels
   assert.equal(ours.levels.length, theirs.levels.length);
   assert.equal(ours.levels[0].bitrate, theirs.levels[0].bitrate);
   assert.equal(ours.levels[0].height, theirs.levels[0].height);
-  assert.match(ours.levels[0].url, /\/media\.m3u8\?__token__=/);
+  assert.match(ours.levels[0].url, /\/video\.m3u8\?__token__=/);
 });
 
 test('rendition caps: a token entitled below every variant is refused; device hints keep the lightest', async () => {
@@ -156,8 +156,8 @@ test('rendition caps: a token entitled below every variant is refused; device hi
 
 test('objects: one origin request for many viewers with different tokens, then Cache API hits', async () => {
   const body = await (await fetch(origin.url + mediaPath)).text();
-  const seg = body.split('\n').find((l) => /^seg\d+\.m4s$/.test(l));
-  const path = `${mediaPath.replace(/media\.m3u8$/, '')}${seg}`;
+  const seg = body.split('\n').find((l) => /^video-seg\d+\.m4s$/.test(l));
+  const path = `${mediaPath.replace(/video\.m3u8$/, '')}${seg}`;
   const before = tap.count(path);
   const results = await Promise.all(Array.from({ length: 20 }, (_, i) => get(`${path}?${tokenQuery(viewerToken(`v-obj-${i}`))}`)
     .then(async (r) => ({ status: r.status, cache: r.headers.get('x-brook-cache'), cc: r.headers.get('cache-control'), len: (await r.arrayBuffer()).byteLength }))));
@@ -179,10 +179,10 @@ test('a thousand viewers blocked on the same part: one origin request', async ()
   const N = 1000;
   const body = await (await fetch(origin.url + mediaPath)).text();
   const hint = attrs(body.trim().split('\n').find((l) => l.startsWith('#EXT-X-PRELOAD-HINT:'))).URI;
-  const [, msn, part] = hint.match(/^part(\d+)\.(\d+)\.m4s$/);
+  const [, msn, part] = hint.match(/^video-part(\d+)\.(\d+)\.m4s$/);
   const directive = `_HLS_msn=${msn}&_HLS_part=${part}`;
   const tokens = Array.from({ length: 50 }, (_, i) => viewerToken(`v-blk-${i}`));
-  const partPath = `${mediaPath.replace(/media\.m3u8$/, '')}${hint}`;
+  const partPath = `${mediaPath.replace(/video\.m3u8$/, '')}${hint}`;
   const m0 = await workerMetrics(mf);
   const t0 = Date.now();
   // Every viewer asks for the playlist that contains the hinted part, and for the

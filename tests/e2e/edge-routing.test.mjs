@@ -32,9 +32,9 @@ before(async () => {
   mediaPath = `/live/cam1/${mv.split('\n').find((l) => l && !l.startsWith('#'))}`;
   const media = await waitFor('a segment', async () => {
     const t = await (await fetch(origin.url + mediaPath)).text();
-    return /^seg\d+\.m4s$/m.test(t) ? t : null;
+    return /^video-seg\d+\.m4s$/m.test(t) ? t : null;
   }, { timeout: 40000, interval: 250 });
-  segPath = mediaPath.replace(/media\.m3u8$/, media.match(/^seg\d+\.m4s$/m)[0]);
+  segPath = mediaPath.replace(/video\.m3u8$/, media.match(/^video-seg\d+\.m4s$/m)[0]);
 });
 
 after(async () => {
@@ -88,8 +88,8 @@ test('steering: the multivariant names the steering server and repeats variants 
     const byPathway = Object.fromEntries(parsed.levels.map((l) => [l.attrs['PATHWAY-ID'], l]));
     assert.deepEqual(Object.keys(byPathway).sort(), ['eu', 'us'], 'clones are not in the playlist');
     const session = mediaPath.split('/')[3];
-    assert.equal(byPathway.eu.url, `${EDGE}/live/cam1/${session}/media.m3u8?${q}`);
-    assert.equal(byPathway.us.url, `http://us.cdn.test/live/cam1/${session}/media.m3u8?${q}`);
+    assert.equal(byPathway.eu.url, `${EDGE}/live/cam1/${session}/video.m3u8?${q}`);
+    assert.equal(byPathway.us.url, `http://us.cdn.test/live/cam1/${session}/video.m3u8?${q}`);
     assert.equal(byPathway.eu.bitrate, byPathway.us.bitrate);
 
     // A US viewer starts on the US pathway.
@@ -246,7 +246,7 @@ test('failover on timeout and on 5xx; a 503 to a blocking reload is the origin s
   mf = await worker(failing);
   try {
     const body = await (await fetch(origin.url + mediaPath)).text();
-    const hint = body.match(/#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s"/);
+    const hint = body.match(/#EXT-X-PRELOAD-HINT:TYPE=PART,URI="video-part(\d+)\.(\d+)\.m4s"/);
     const r = await mf.dispatchFetch(`${EDGE}${mediaPath}?_HLS_msn=${hint[1]}&_HLS_part=${hint[2]}&${q}`);
     assert.equal(r.status, 503, 'passed through, not failed over');
     await r.arrayBuffer();

@@ -19,15 +19,15 @@ async function followParts(mediaUrl, n) {
   const waits = [];
   let body = (await text(mediaUrl)).body;
   for (let i = 0; i < n; i++) {
-    const hint = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part(\d+)\.(\d+)\.m4s"/.exec(body);
+    const hint = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="video-part(\d+)\.(\d+)\.m4s"/.exec(body);
     assert.ok(hint, body);
     const t0 = Date.now();
     const [pl, part] = await Promise.all([
       text(`${mediaUrl}?_HLS_msn=${hint[1]}&_HLS_part=${hint[2]}`),
-      fetch(new URL(`part${hint[1]}.${hint[2]}.m4s`, mediaUrl)).then(async (r) => ({ status: r.status, len: (await r.arrayBuffer()).byteLength })),
+      fetch(new URL(`video-part${hint[1]}.${hint[2]}.m4s`, mediaUrl)).then(async (r) => ({ status: r.status, len: (await r.arrayBuffer()).byteLength })),
     ]);
     assert.equal(pl.status, 200);
-    const name = `part${hint[1]}.${hint[2]}.m4s`;
+    const name = `video-part${hint[1]}.${hint[2]}.m4s`;
     if (part.status === 404) {
       // A hint can name a part that never comes: the next frame was an IDR that
       // closed the segment, so the next part is part<M+1>.0 (RFC 8216bis lets

@@ -91,9 +91,9 @@ test('an archived session plays as VOD after the origin restarts', async () => {
     return r.body.includes('#EXT-X-PLAYLIST-TYPE:VOD') ? r.body : null;
   }, { timeout: 20000 });
   assert.match(vod, /#EXT-X-ENDLIST\n$/);
-  const segments = vod.split('\n').filter((l) => /^seg\d+\.m4s$/.test(l));
+  const segments = vod.split('\n').filter((l) => /^video-seg\d+\.m4s$/.test(l));
   assert.ok(segments.length >= 3, `${segments.length} segments archived`);
-  assert.equal(segments[0], 'seg0.m4s', 'the whole session, from its first segment');
+  assert.equal(segments[0], 'video-seg0.m4s', 'the whole session, from its first segment');
 
   // Graceful stop, then a new origin process on the same port and archive.
   await origin.stop();
@@ -101,7 +101,7 @@ test('an archived session plays as VOD after the origin restarts', async () => {
   origin = track(await startOrigin({ args, config, httpPort: origin.httpPort }));
   assert.match(origin.log, /archive opened.*sessions=1/);
   assert.equal((await text(mediaUrl)).body, vod, 'the same VOD from the same URL');
-  for (const name of ['init.mp4', ...segments]) {
+  for (const name of ['video-init.mp4', ...segments]) {
     const r = await fetch(new URL(name, mediaUrl));
     assert.equal(r.status, 200, name);
     await r.arrayBuffer();
@@ -156,10 +156,10 @@ test('a cache in front never serves a previous session\'s segments', async () =>
       const mediaUrl = await waitFor('a new session', async () => {
         const u = await mediaPlaylistUrl(cdn.url);
         const r = await text(u);
-        return r.status === 200 && r.body.includes('seg0.m4s') && !r.body.includes('#EXT-X-ENDLIST') ? u : null;
+        return r.status === 200 && r.body.includes('video-seg0.m4s') && !r.body.includes('#EXT-X-ENDLIST') ? u : null;
       }, { timeout: 30000 });
-      const seg0 = Buffer.from(await (await fetch(new URL('seg0.m4s', mediaUrl))).arrayBuffer());
-      const again = await fetch(new URL('seg0.m4s', mediaUrl));
+      const seg0 = Buffer.from(await (await fetch(new URL('video-seg0.m4s', mediaUrl))).arrayBuffer());
+      const again = await fetch(new URL('video-seg0.m4s', mediaUrl));
       assert.equal(again.headers.get('x-cache'), 'HIT', 'segments are cached');
       await again.arrayBuffer();
       await pub.exited;
@@ -171,7 +171,7 @@ test('a cache in front never serves a previous session\'s segments', async () =>
     await waitFor('session 1 to end', async () => (await text(one.mediaUrl)).body.includes('#EXT-X-ENDLIST'));
     const two = await session(5, 'testsrc=size=640x360:rate=30');
     assert.notEqual(two.mediaUrl, one.mediaUrl, 'a new session has new URLs');
-    const direct = Buffer.from(await (await fetch(two.mediaUrl.replace(cdn.url, origin.url).replace('media.m3u8', 'seg0.m4s'))).arrayBuffer());
+    const direct = Buffer.from(await (await fetch(two.mediaUrl.replace(cdn.url, origin.url).replace('video.m3u8', 'video-seg0.m4s'))).arrayBuffer());
     assert.ok(two.seg0.equals(direct), 'the cache serves this session\'s seg0');
     assert.ok(!two.seg0.equals(one.seg0), 'not the previous session\'s');
   } finally {

@@ -70,7 +70,11 @@ test('origin serves a conformant LL-HLS media playlist', async () => {
   assert.equal(sc['CAN-BLOCK-RELOAD'], 'YES');
   // Both are decimal renderings; compare with a tolerance for binary floating point.
   assert.ok(Number(sc['PART-HOLD-BACK']) >= 3 * partTarget - 1e-9, 'PART-HOLD-BACK >= 3 x PART-TARGET');
-  assert.match(lines.at(-1), /^#EXT-X-PRELOAD-HINT:TYPE=PART,URI="/);
+  // The next part is hinted after the last published one; the other rendition
+  // (audio) is reported.
+  const hintAt = lines.findIndex((l) => /^#EXT-X-PRELOAD-HINT:TYPE=PART,URI="/.test(l));
+  assert.ok(hintAt > lines.findLastIndex((l) => l.startsWith('#EXT-X-PART:')), 'preload hint after the parts');
+  assert.match(lines.at(-1), /^#EXT-X-RENDITION-REPORT:URI="audio\.m3u8",LAST-MSN=\d+,LAST-PART=\d+$/);
 
   // Parts: never longer than PART-TARGET; the first part after each segment
   // boundary starts with an IDR and says INDEPENDENT=YES.
@@ -95,8 +99,8 @@ test('origin serves a conformant LL-HLS media playlist', async () => {
 test('blocking playlist reload holds a future part, refuses one too far ahead', async () => {
   const mediaUrl = await mediaPlaylistUrl(origin.url);
   const { body } = await text(mediaUrl);
-  const hint = attrs(body.trim().split('\n').at(-1)).URI;
-  const [, msn, part] = hint.match(/^part(\d+)\.(\d+)\.m4s$/);
+  const hint = attrs(body.split('\n').find((l) => l.startsWith('#EXT-X-PRELOAD-HINT:'))).URI;
+  const [, msn, part] = hint.match(/^video-part(\d+)\.(\d+)\.m4s$/);
   const published = body.split('\n').filter((l) => l.startsWith('#EXT-X-PART:'));
   assert.ok(!published.some((l) => l.includes(`"${hint}"`)), 'the hinted part is not published yet');
   const t0 = Date.now();
@@ -115,10 +119,10 @@ test('blocking playlist reload holds a future part, refuses one too far ahead', 
 test('segments and parts decode cleanly with ffmpeg', async () => {
   const mediaUrl = await mediaPlaylistUrl(origin.url);
   const { body } = await text(mediaUrl);
-  const seg = body.split('\n').find((l) => /^seg\d+\.m4s$/.test(l));
+  const seg = body.split('\n').find((l) => /^video-seg\d+\.m4s$/.test(l));
   const part = body.split('\n').find((l) => l.startsWith('#EXT-X-PART:')).match(/URI="([^"]+)"/)[1];
   const get = async (name) => new Uint8Array(await (await fetch(new URL(name, mediaUrl))).arrayBuffer());
-  const init = await get('init.mp4');
+  const init = await get('video-init.mp4');
   for (const name of [seg, part]) {
     const { code, output } = await ffmpegDecode(init, await get(name));
     assert.equal(code, 0, output);
@@ -172,7 +176,7 @@ test('hls.js plays the stream through the edge, with a token and content steerin
   const host = `localhost:${edge.port}`;
   assert.ok(requests.some((u) => u.includes('/live/cam1/steering.json?') && u.includes('_HLS_pathway=')),
     'steering manifest requested with the client report');
-  const viaClone = requests.filter((u) => new URL(u).host === host && /\/live\/cam1\/[^/]+\/(media\.m3u8|part|seg)/.test(u));
+  const viaClone = requests.filter((u) => new URL(u).host === host && /\/live\/cam1\/[^/]+\/(video|audio)[-.]/.test(u));
   assert.ok(viaClone.length > 5, `media fetched from the steered pathway (${host}): ${viaClone.length} requests`);
   // Tokens: every media request carries it; none was refused.
   const media = requests.filter((u) => u.includes('/live/cam1/'));

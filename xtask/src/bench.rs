@@ -146,7 +146,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
         .ok_or_else(|| Error::msg("no variant in the multivariant playlist"))?;
     let media_path = format!("/live/cam1/{media_rel}");
     let playlist = http_get(http, &media_path)?;
-    let base = media_path.trim_end_matches("media.m3u8").to_string();
+    let base = media_path[..media_path.rfind('/').map_or(0, |i| i + 1)].to_string();
     let www = dir.join("www");
     let _ = fs::remove_dir_all(&www);
     let mut paths = Vec::new();

@@ -139,7 +139,7 @@ impl Admin {
                     "segments": st.segments,
                     "viewers": s.viewers(),
                     "blocked_requests": s.blocked_requests(),
-                    "media_playlist": format!("/live/{}/{}/media.m3u8", s.name, snap.session),
+                    "media_playlist": format!("/live/{}/{}/video.m3u8", s.name, snap.session),
                 })
             })
             .collect();
@@ -159,7 +159,7 @@ impl Admin {
                     "segments": info.segments,
                     "duration_secs": info.duration_secs,
                     "ended": info.ended,
-                    "media_playlist": format!("/live/{stream}/{session}/media.m3u8"),
+                    "media_playlist": format!("/live/{stream}/{session}/video.m3u8"),
                 }));
             }
         }

@@ -137,19 +137,19 @@ async fn playlists_objects_and_errors() {
     let mv = get(&s.http, "/live/cam1/index.m3u8", None).await;
     assert_eq!(mv.status, StatusCode::OK);
     assert!(
-        body(&mv).contains(&format!("\n{sid}/media.m3u8\n")),
+        body(&mv).contains(&format!("\n{sid}/video.m3u8\n")),
         "{}",
         body(&mv)
     );
 
-    let media_path = format!("/live/cam1/{sid}/media.m3u8");
+    let media_path = format!("/live/cam1/{sid}/video.m3u8");
     let media = get(&s.http, &media_path, None).await;
     assert_eq!(media.status, StatusCode::OK);
     let text = body(&media);
     assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{text}");
     assert_eq!(media.get("cache-control"), Some("no-cache"));
 
-    let init = get(&s.http, &format!("/live/cam1/{sid}/init.mp4"), None).await;
+    let init = get(&s.http, &format!("/live/cam1/{sid}/video-init.mp4"), None).await;
     assert_eq!(init.status, StatusCode::OK);
     assert_eq!(&init.bytes()[4..8], b"ftyp");
     assert!(init.get("cache-control").unwrap().contains("immutable"));
@@ -157,14 +157,14 @@ async fn playlists_objects_and_errors() {
 
     for (path, query, status) in [
         ("/live/nope/index.m3u8", None, StatusCode::NOT_FOUND),
-        ("/live/cam1/0000/media.m3u8", None, StatusCode::NOT_FOUND),
+        ("/live/cam1/0000/video.m3u8", None, StatusCode::NOT_FOUND),
         (
-            "/live/cam1/0000000000000000/media.m3u8",
+            "/live/cam1/0000000000000000/video.m3u8",
             None,
             StatusCode::NOT_FOUND,
         ),
         (
-            &format!("/live/cam1/{sid}/seg999.m4s") as &str,
+            &format!("/live/cam1/{sid}/video-seg999.m4s") as &str,
             None,
             StatusCode::NOT_FOUND,
         ),
@@ -211,7 +211,7 @@ async fn etags_compression_and_ranges() {
     let mut s = setup(HlsConfig::default()).await;
     feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
     let sid = session_id(&s.hub);
-    let media_path = format!("/live/cam1/{sid}/media.m3u8");
+    let media_path = format!("/live/cam1/{sid}/video.m3u8");
 
     let plain = get(&s.http, &media_path, None).await;
     let etag = plain.get("etag").unwrap().to_string();
@@ -259,7 +259,7 @@ async fn etags_compression_and_ranges() {
     assert_eq!(br.get("content-encoding"), Some("br"));
     assert!(br.bytes().len() < plain.bytes().len());
 
-    let init_path = format!("/live/cam1/{sid}/init.mp4");
+    let init_path = format!("/live/cam1/{sid}/video-init.mp4");
     let init = get(&s.http, &init_path, None).await;
     let len = init.bytes().len();
     let part = request(
@@ -325,7 +325,7 @@ async fn delta_updates_skip_old_segments() {
     let mut s = setup(HlsConfig::default()).await;
     feed(s.session(), FIXTURE);
     let sid = session_id(&s.hub);
-    let path = format!("/live/cam1/{sid}/media.m3u8");
+    let path = format!("/live/cam1/{sid}/video.m3u8");
     let full = body(&get(&s.http, &path, None).await);
     assert!(full.contains("CAN-SKIP-UNTIL="), "{full}");
     let delta = get(&s.http, &path, Some("_HLS_skip=YES")).await;
@@ -335,9 +335,10 @@ async fn delta_updates_skip_old_segments() {
         .stream("cam1")
         .unwrap()
         .snapshot()
+        .playlist("video.m3u8")
+        .unwrap()
         .media
-        .clone()
-        .unwrap();
+        .clone();
     if media.delta(false).is_some() {
         assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{text}");
         assert!(text.len() < full.len());
@@ -356,24 +357,23 @@ async fn blocking_reload_waits_for_the_part() {
     feed(s.session(), &FIXTURE[..FIXTURE.len() / 3]);
     let sid = session_id(&s.hub);
     let stream = s.hub.stream("cam1").unwrap();
-    let media = stream.snapshot().media.clone().unwrap();
+    let media = stream
+        .snapshot()
+        .playlist("video.m3u8")
+        .unwrap()
+        .media
+        .clone();
     let (msn, part) = (media.next_msn(), media.trailing_parts.len() as u64);
     let hint = media.preload_part().unwrap().to_string();
 
     let http = s.http.clone();
-    let path = format!("/live/cam1/{sid}/media.m3u8");
+    let path = format!("/live/cam1/{sid}/video.m3u8");
     let query = format!("_HLS_msn={msn}&_HLS_part={part}");
     let blocked = tokio::spawn(async move { get(&http, &path, Some(&query)).await });
-    let http = s.http.clone();
-    let hint_path = format!("/live/cam1/{sid}/{hint}");
-    let hinted = tokio::spawn(async move { get(&http, &hint_path, None).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!blocked.is_finished(), "must wait for part {msn}.{part}");
-    assert!(
-        !hinted.is_finished(),
-        "the preload-hinted part waits to exist"
-    );
-    assert_eq!(stream.blocked_requests(), 2);
+    assert_eq!(stream.blocked_requests(), 1);
+    assert_eq!(hint, format!("video-part{msn}.{part}.m4s"));
 
     feed(s.session(), &FIXTURE[FIXTURE.len() / 3..]);
     let reply = blocked.await.unwrap();
@@ -381,7 +381,7 @@ async fn blocking_reload_waits_for_the_part() {
     let text = body(&reply);
     assert!(text.contains(&format!("part{msn}.{part}.m4s")), "{text}");
     assert!(reply.get("cache-control").unwrap().contains("max-age"));
-    let part_reply = hinted.await.unwrap();
+    let part_reply = get(&s.http, &format!("/live/cam1/{sid}/{hint}"), None).await;
     assert_eq!(part_reply.status, StatusCode::OK);
     assert_eq!(&part_reply.bytes()[4..8], b"moof");
     assert!(part_reply.part_published.is_some());
@@ -397,40 +397,44 @@ async fn hinted_part_streams_while_it_grows() {
     let stream = s.hub.stream("cam1").unwrap();
     let hint = stream
         .snapshot()
-        .media
-        .as_ref()
+        .playlist("video.m3u8")
         .unwrap()
+        .media
         .preload_part()
         .unwrap()
         .to_string();
+    // The packager sends every frame of the hinted part as a CMAF chunk: a request
+    // for it is answered at once (or as soon as its first frame exists) and the
+    // part streams as it is made.
     let http = s.http.clone();
     let path = format!("/live/cam1/{sid}/{hint}");
     let waiting = tokio::spawn(async move { get(&http, &path, None).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!waiting.is_finished());
-    // What the packager will do once it emits CMAF chunks: the first chunk
-    // creates the growing object, and the held request starts streaming it.
-    stream.append_chunk(&hint, ObjectKind::Part, Bytes::from_static(b"chunk-1"));
+    feed(s.session(), &FIXTURE[FIXTURE.len() / 3..]);
     let reply = waiting.await.unwrap();
-    let Body::Growing(g) = &reply.body else {
-        panic!("expected a streamed body")
+    assert_eq!(reply.status, StatusCode::OK);
+    let complete = stream.object(&hint).expect("the part was completed").data;
+    let streamed: Vec<u8> = match &reply.body {
+        Body::Growing(g) => {
+            assert_eq!(reply.get("transfer-encoding"), None, "set when writing");
+            let mut got = Vec::new();
+            let mut from = 0;
+            loop {
+                let (chunks, done) = g.next(from).await.expect("not abandoned");
+                from += chunks.len();
+                for c in chunks {
+                    got.extend_from_slice(&c);
+                }
+                if done {
+                    break;
+                }
+            }
+            got
+        }
+        _ => reply.bytes().to_vec(),
     };
-    assert_eq!(reply.get("transfer-encoding"), None, "set when writing");
-    assert_eq!(
-        g.next(0).await.unwrap(),
-        (vec![Bytes::from_static(b"chunk-1")], false)
-    );
-    stream.append_chunk(&hint, ObjectKind::Part, Bytes::from_static(b"chunk-2"));
-    stream.insert(
-        hint.clone(),
-        crate::hub::Object::new(ObjectKind::Part, Bytes::from_static(b"chunk-1chunk-2")),
-    );
-    assert_eq!(
-        g.next(1).await.unwrap(),
-        (vec![Bytes::from_static(b"chunk-2")], true)
-    );
-    let done = get(&s.http, &format!("/live/cam1/{sid}/{hint}"), None).await;
-    assert_eq!(&done.bytes()[..], b"chunk-1chunk-2");
+    assert_eq!(streamed, complete.to_vec(), "streamed bytes are the part");
+    assert_eq!(&streamed[4..8], b"moof");
 }
 
 #[tokio::test]
@@ -447,9 +451,10 @@ async fn blocking_reload_times_out_with_503() {
         .stream("cam1")
         .unwrap()
         .snapshot()
+        .playlist("video.m3u8")
+        .unwrap()
         .media
-        .clone()
-        .unwrap();
+        .clone();
     let query = format!(
         "_HLS_msn={}&_HLS_part={}",
         media.next_msn(),
@@ -457,7 +462,7 @@ async fn blocking_reload_times_out_with_503() {
     );
     let reply = get(
         &s.http,
-        &format!("/live/cam1/{sid}/media.m3u8"),
+        &format!("/live/cam1/{sid}/video.m3u8"),
         Some(&query),
     )
     .await;
@@ -474,7 +479,7 @@ async fn ended_stream_answers_at_once_with_endlist() {
     assert!(!stream.snapshot().live);
     let reply = get(
         &s.http,
-        &format!("/live/cam1/{sid}/media.m3u8"),
+        &format!("/live/cam1/{sid}/video.m3u8"),
         Some("_HLS_msn=50&_HLS_part=0"),
     )
     .await;
@@ -497,15 +502,16 @@ async fn archive_serves_the_vod_after_the_end_and_after_a_restart() {
         .stream("cam1")
         .unwrap()
         .snapshot()
+        .playlist("video.m3u8")
+        .unwrap()
         .media
-        .clone()
-        .unwrap();
+        .clone();
 
-    let path = format!("/live/cam1/{sid}/media.m3u8");
+    let path = format!("/live/cam1/{sid}/video.m3u8");
     let vod = body(&get(&s.http, &path, None).await);
     assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{vod}");
     assert!(vod.ends_with("#EXT-X-ENDLIST\n"));
-    let segments: Vec<&str> = vod.lines().filter(|l| l.starts_with("seg")).collect();
+    let segments: Vec<&str> = vod.lines().filter(|l| l.starts_with("video-seg")).collect();
     assert_eq!(segments.len() as u64, last.next_msn(), "every segment");
     assert!(!vod.contains("#EXT-X-PART:"));
 
@@ -518,13 +524,13 @@ async fn archive_serves_the_vod_after_the_end_and_after_a_restart() {
     );
     assert_eq!(body(&get(&fresh, &path, None).await), vod);
     let mv = body(&get(&fresh, "/live/cam1/index.m3u8", None).await);
-    assert!(mv.contains(&format!("\n{sid}/media.m3u8\n")), "{mv}");
-    for name in ["init.mp4", segments[0], segments[segments.len() - 1]] {
+    assert!(mv.contains(&format!("\n{sid}/video.m3u8\n")), "{mv}");
+    for name in ["video-init.mp4", segments[0], segments[segments.len() - 1]] {
         let r = get(&fresh, &format!("/live/cam1/{sid}/{name}"), None).await;
         assert_eq!(r.status, StatusCode::OK, "{name}");
         assert!(r.get("cache-control").unwrap().contains("immutable"));
     }
-    let missing = get(&fresh, &format!("/live/cam1/{sid}/part0.0.m4s"), None).await;
+    let missing = get(&fresh, &format!("/live/cam1/{sid}/video-part0.0.m4s"), None).await;
     assert_eq!(
         missing.status,
         StatusCode::NOT_FOUND,

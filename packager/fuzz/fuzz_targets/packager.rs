@@ -18,11 +18,13 @@ fn check(p: &mut Packager, window: usize) {
             }
         }
     }
-    let pl = p.media_playlist();
-    assert!(pl.segments.len() <= window);
-    let text = pl.to_string();
-    let reparsed: MediaPlaylist = text.parse().expect("rendered playlist parses");
-    assert_eq!(reparsed.to_string(), text);
+    for (_, pl) in p.media_playlists() {
+        assert!(pl.segments.len() <= window);
+        let text = pl.to_string();
+        let reparsed: MediaPlaylist = text.parse().expect("rendered playlist parses");
+        assert_eq!(reparsed.to_string(), text);
+    }
+    let _ = p.dash_manifest(UnixMillis(0), None);
     if let Some(mv) = p.multivariant() {
         let _ = mv.to_string();
     }

@@ -87,67 +87,105 @@ fn run(seconds: i64) -> Vec<SegmenterOutput> {
     out
 }
 
+fn parts(out: &[SegmenterOutput], track: usize) -> Vec<&PartOut> {
+    out.iter()
+        .filter_map(|o| match o {
+            SegmenterOutput::Part(p) if p.track == track => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+fn segments(out: &[SegmenterOutput], track: usize) -> Vec<&SegmentOut> {
+    out.iter()
+        .filter_map(|o| match o {
+            SegmenterOutput::Segment(s) if s.track == track => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn parts_never_exceed_target_and_segments_cut_on_keyframes() {
     let out = run(6);
-    let parts: Vec<&PartOut> = out
-        .iter()
-        .filter_map(|o| match o {
-            SegmenterOutput::Part(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let segments: Vec<&SegmentOut> = out
-        .iter()
-        .filter_map(|o| match o {
-            SegmenterOutput::Segment(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(segments.len(), 3);
-    for (i, seg) in segments.iter().enumerate() {
-        assert_eq!(seg.msn, i as u64);
-        assert_eq!(seg.duration, 180_000, "2 s segments from a 1 s GOP");
-        let seg_parts: Vec<&&PartOut> = parts.iter().filter(|p| p.msn == seg.msn).collect();
-        assert_eq!(seg_parts.len(), 10);
-        assert!(seg_parts[0].independent);
-        let concat: Vec<u8> = seg_parts.iter().flat_map(|p| p.data.to_vec()).collect();
-        assert_eq!(concat, seg.data.to_vec(), "a segment is its parts");
+    for track in [0, 1] {
+        let parts = parts(&out, track);
+        let segments = segments(&out, track);
+        assert_eq!(segments.len(), 3, "track {track}");
+        let scale = if track == 0 { 90_000 } else { 48_000 };
+        for (i, seg) in segments.iter().enumerate() {
+            assert_eq!(seg.msn, i as u64);
+            let seg_parts: Vec<&&PartOut> = parts.iter().filter(|p| p.msn == seg.msn).collect();
+            assert_eq!(seg_parts.len(), 10, "track {track} segment {i}");
+            assert!(seg_parts[0].independent);
+            let concat: Vec<u8> = seg_parts.iter().flat_map(|p| p.data.to_vec()).collect();
+            assert_eq!(concat, seg.data.to_vec(), "a segment is its parts");
+            // 2 s segments from a 1 s GOP, within one audio frame for audio.
+            assert!((seg.duration - 2 * scale).abs() <= 1024, "{}", seg.duration);
+        }
+        for p in &parts {
+            // No part longer than PART-TARGET (audio: within one AAC frame of it).
+            let slack = if track == 0 { 0 } else { 1024 };
+            assert!(
+                p.duration <= scale / 5 + slack,
+                "track {track}: {} ticks",
+                p.duration
+            );
+            assert!(!p.gap);
+        }
+        for w in parts.windows(2) {
+            assert_eq!(w[0].start + w[0].duration, w[1].start, "contiguous");
+        }
     }
-    for p in &parts {
-        assert!(p.duration <= 18_000, "part of {} ticks", p.duration);
-    }
-    // Parts are numbered 0.. within their segment and contiguous in time.
-    for w in parts.windows(2) {
-        assert_eq!(w[0].start + w[0].duration, w[1].start);
+    // Every part is exactly the chunks that were emitted for it, in order.
+    for p in parts(&out, 0).into_iter().chain(parts(&out, 1)) {
+        let chunks: Vec<u8> = out
+            .iter()
+            .filter_map(|o| match o {
+                SegmenterOutput::Chunk(c)
+                    if (c.track, c.msn, c.index) == (p.track, p.msn, p.index) =>
+                {
+                    Some(c.data.to_vec())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(chunks, p.data.to_vec());
     }
 }
 
 #[test]
-fn parts_wait_for_lagging_audio() {
+fn video_parts_do_not_wait_for_lagging_audio() {
     let mut s = Segmenter::new(SegmenterConfig::default(), tracks(), 0);
     for n in 0..8 {
         s.push(video(n, 30));
     }
-    // Six video frames are timed (the 7th is known, the 8th held): part 0 is cut,
-    // but no audio has arrived, so it is not written yet.
-    assert!(drain(&mut s).is_empty());
+    let out = drain(&mut s);
+    assert_eq!(parts(&out, 0).len(), 1, "video part 0 is out");
+    assert!(parts(&out, 1).is_empty(), "audio part 0 waits for audio");
     for n in 0..10 {
         s.push(audio(n)); // 10 * 1024 / 48 kHz = 213 ms > 200 ms part
     }
     let out = drain(&mut s);
-    assert_eq!(out.len(), 1);
-    assert!(matches!(&out[0], SegmenterOutput::Part(p) if p.msn == 0 && p.index == 0));
+    let audio_parts = parts(&out, 1);
+    assert_eq!(audio_parts.len(), 1);
+    assert_eq!((audio_parts[0].msn, audio_parts[0].index), (0, 0));
+    assert!(!audio_parts[0].gap);
 }
 
 #[test]
-fn a_silent_track_does_not_stall_parts_forever() {
+fn a_silent_track_gets_gap_parts_instead_of_stalling() {
     let mut s = Segmenter::new(SegmenterConfig::default(), tracks(), 0);
     let mut out = Vec::new();
-    for n in 0..60 {
+    // 3.5 s of video: the audio parts of segment 0 are 1.5 s past the lag limit.
+    for n in 0..105 {
         s.push(video(n, 30));
         out.extend(drain(&mut s));
     }
-    // 2 s of video, no audio: parts older than the 1 s lag limit were written.
-    assert!(out.len() >= 4, "got {} outputs", out.len());
+    let audio = parts(&out, 1);
+    assert!(audio.len() >= 5, "got {} audio parts", audio.len());
+    assert!(audio.iter().all(|p| p.gap && p.data.is_empty()));
+    let audio_segments = segments(&out, 1);
+    assert!(!audio_segments.is_empty() && audio_segments[0].gap);
 }
