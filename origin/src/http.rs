@@ -298,10 +298,12 @@ impl OriginHttp {
         if let Some(stream) = stream.filter(|s| s.snapshot().session == session) {
             let deadline = Instant::now() + Duration::from_millis(self.hls.startup_wait_ms);
             let ready = wait_for(stream, deadline, |s| s.mpd.is_some() || s.ended).await;
-            if let Some(s) = ready.filter(|s| !s.ended) {
+            if let Some(s) = ready {
+                // Once ended, the packager's last MPD is the static one of the VOD.
                 if let Some(body) = &s.mpd {
                     let etag = format!("\"{}-{}x\"", s.session, s.version);
-                    return with_content_type(playlist(req, body, etag, "no-cache"), MPD);
+                    let cache = if s.ended { ENDED } else { "no-cache" };
+                    return with_content_type(playlist(req, body, etag, cache), MPD);
                 }
             }
         }
