@@ -86,6 +86,9 @@ pub struct Part {
     pub byterange: Option<ByteRange>,
     pub gap: bool,
     pub extra: AttributeList,
+    /// Unknown tags between the previous part and this one (e.g. a cue at part
+    /// precision), verbatim without the leading `#`.
+    pub before: Vec<String>,
 }
 
 impl Part {
@@ -97,6 +100,7 @@ impl Part {
             byterange: None,
             gap: false,
             extra: AttributeList::default(),
+            before: Vec::new(),
         }
     }
 }
@@ -170,6 +174,8 @@ pub struct Segment {
     pub tags: SegmentTags,
     /// Parts still advertised for this segment.
     pub parts: Vec<Part>,
+    /// Unknown tags after the last part, before `EXTINF`.
+    pub tail: Vec<String>,
     pub duration: f64,
     pub title: String,
     pub byterange: Option<ByteRange>,
@@ -182,6 +188,7 @@ impl Segment {
             msn,
             tags: SegmentTags::default(),
             parts: Vec::new(),
+            tail: Vec::new(),
             duration,
             title: String::new(),
             byterange: None,
@@ -217,6 +224,8 @@ pub struct MediaPlaylist {
     pub trailing_tags: SegmentTags,
     /// Parts of the segment being produced (after the last complete segment).
     pub trailing_parts: Vec<Part>,
+    /// Unknown tags after the trailing parts.
+    pub trailing_tail: Vec<String>,
     pub preload_hints: Vec<PreloadHint>,
     pub rendition_reports: Vec<RenditionReport>,
     pub end_list: bool,
@@ -267,27 +276,47 @@ impl MediaPlaylist {
 
     /// Visits every URI the playlist references, e.g. to rewrite them per viewer.
     pub fn for_each_uri_mut(&mut self, mut f: impl FnMut(UriKind, &mut String)) {
+        use super::{visit_daterange_uris, visit_raw_tag_uri};
+        for t in &mut self.header_tags {
+            visit_raw_tag_uri(t, &mut f);
+        }
         if let Some(m) = &mut self.map {
             f(UriKind::Map, &mut m.uri);
         }
-        let tags = self
-            .segments
-            .iter_mut()
-            .map(|s| &mut s.tags)
-            .chain(std::iter::once(&mut self.trailing_tags));
-        for t in tags {
+        let visit_tags = |t: &mut SegmentTags, f: &mut dyn FnMut(UriKind, &mut String)| {
+            let mut f = |k: UriKind, u: &mut String| f(k, u);
             if let Some(m) = &mut t.map {
                 f(UriKind::Map, &mut m.uri);
             }
-        }
+            for d in &mut t.date_ranges {
+                visit_daterange_uris(d, &mut f);
+            }
+            for o in &mut t.other {
+                visit_raw_tag_uri(o, &mut f);
+            }
+        };
         for s in &mut self.segments {
+            visit_tags(&mut s.tags, &mut f);
             for p in &mut s.parts {
+                for t in &mut p.before {
+                    visit_raw_tag_uri(t, &mut f);
+                }
                 f(UriKind::Part, &mut p.uri);
+            }
+            for t in &mut s.tail {
+                visit_raw_tag_uri(t, &mut f);
             }
             f(UriKind::Segment, &mut s.uri);
         }
+        visit_tags(&mut self.trailing_tags, &mut f);
         for p in &mut self.trailing_parts {
+            for t in &mut p.before {
+                visit_raw_tag_uri(t, &mut f);
+            }
             f(UriKind::Part, &mut p.uri);
+        }
+        for t in &mut self.trailing_tail {
+            visit_raw_tag_uri(t, &mut f);
         }
         for h in &mut self.preload_hints {
             f(UriKind::PreloadHint, &mut h.uri);
@@ -391,6 +420,9 @@ fn write_tags(out: &mut String, t: &SegmentTags) {
 }
 
 fn write_part(out: &mut String, p: &Part) {
+    for t in &p.before {
+        let _ = writeln!(out, "#{t}");
+    }
     let mut w = AttrWriter::default();
     w.bare("DURATION", Secs(p.duration)).quoted("URI", &p.uri);
     w.yes("INDEPENDENT", p.independent);
@@ -463,6 +495,9 @@ impl fmt::Display for MediaPlaylist {
             for p in &s.parts {
                 write_part(&mut out, p);
             }
+            for t in &s.tail {
+                let _ = writeln!(out, "#{t}");
+            }
             let _ = writeln!(out, "#EXTINF:{},{}", Secs(s.duration), s.title);
             if let Some(b) = s.byterange {
                 let _ = writeln!(out, "#EXT-X-BYTERANGE:{b}");
@@ -472,6 +507,9 @@ impl fmt::Display for MediaPlaylist {
         write_tags(&mut out, &self.trailing_tags);
         for p in &self.trailing_parts {
             write_part(&mut out, p);
+        }
+        for t in &self.trailing_tail {
+            let _ = writeln!(out, "#{t}");
         }
         for h in &self.preload_hints {
             let mut w = AttrWriter::default();
@@ -516,6 +554,8 @@ impl FromStr for MediaPlaylist {
         let mut in_body = false;
         let mut tags = SegmentTags::default();
         let mut parts: Vec<Part> = Vec::new();
+        // Unknown tags seen after a part of the pending segment.
+        let mut between: Vec<String> = Vec::new();
         let mut extinf: Option<(f64, String)> = None;
         let mut byterange: Option<ByteRange> = None;
         for (n, line) in lines.by_ref() {
@@ -527,6 +567,7 @@ impl FromStr for MediaPlaylist {
                     msn: 0,
                     tags: std::mem::take(&mut tags),
                     parts: std::mem::take(&mut parts),
+                    tail: std::mem::take(&mut between),
                     duration,
                     title,
                     byterange: byterange.take(),
@@ -657,6 +698,7 @@ impl FromStr for MediaPlaylist {
                         },
                         gap: a.take_yes("GAP"),
                         extra: a,
+                        before: std::mem::take(&mut between),
                     });
                 }
                 "EXT-X-PRELOAD-HINT" => {
@@ -687,6 +729,8 @@ impl FromStr for MediaPlaylist {
                 "EXT-X-STREAM-INF" | "EXT-X-MEDIA" | "EXT-X-I-FRAME-STREAM-INF" => {
                     return Err(ParseError::new(n, "a multivariant playlist tag"));
                 }
+                // After a part: keep the tag's place among the parts.
+                _ if !parts.is_empty() => between.push(tag.to_string()),
                 _ if in_body => tags.other.push(tag.to_string()),
                 _ => pl.header_tags.push(tag.to_string()),
             }
@@ -699,6 +743,7 @@ impl FromStr for MediaPlaylist {
         }
         pl.trailing_tags = tags;
         pl.trailing_parts = parts;
+        pl.trailing_tail = between;
         let first = pl.first_listed_msn();
         for (i, s) in pl.segments.iter_mut().enumerate() {
             s.msn = first + i as u64;

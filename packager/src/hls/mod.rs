@@ -33,6 +33,50 @@ pub enum UriKind {
     IFrameVariant,
     /// `EXT-X-CONTENT-STEERING` `SERVER-URI`.
     SteeringServer,
+    /// `EXT-X-KEY` / `EXT-X-SESSION-KEY` `URI` (a key server).
+    Key,
+    /// `EXT-X-SESSION-DATA` `URI`.
+    SessionData,
+    /// An `EXT-X-DATERANGE` interstitial's `X-ASSET-URI` / `X-ASSET-LIST`.
+    Asset,
+}
+
+/// Visits the `URI` of a tag kept verbatim (`EXT-X-KEY:METHOD=...,URI="..."`),
+/// re-rendering the tag when it has one. Tags without URIs are left as written.
+pub(crate) fn visit_raw_tag_uri(tag: &mut String, f: &mut impl FnMut(UriKind, &mut String)) {
+    let Some((name, value)) = tag.split_once(':') else {
+        return;
+    };
+    let kind = match name {
+        "EXT-X-KEY" | "EXT-X-SESSION-KEY" => UriKind::Key,
+        "EXT-X-SESSION-DATA" => UriKind::SessionData,
+        _ => return,
+    };
+    let Ok(mut attrs) = AttributeList::parse(value, 0) else {
+        return;
+    };
+    let mut changed = false;
+    for (n, v) in &mut attrs.0 {
+        if let ("URI", AttrValue::Quoted(uri)) = (n.as_str(), v) {
+            f(kind, uri);
+            changed = true;
+        }
+    }
+    if changed {
+        *tag = format!("{name}:{attrs}");
+    }
+}
+
+/// Visits interstitial asset URIs of a date range.
+pub(crate) fn visit_daterange_uris(
+    attrs: &mut AttributeList,
+    f: &mut impl FnMut(UriKind, &mut String),
+) {
+    for (n, v) in &mut attrs.0 {
+        if let ("X-ASSET-URI" | "X-ASSET-LIST", AttrValue::Quoted(uri)) = (n.as_str(), v) {
+            f(UriKind::Asset, uri);
+        }
+    }
 }
 
 /// A playlist that does not follow RFC 8216bis, with the (1-based) line.

@@ -72,6 +72,9 @@ pub struct MultivariantPlaylist {
 impl MultivariantPlaylist {
     /// Visits every URI the playlist references.
     pub fn for_each_uri_mut(&mut self, mut f: impl FnMut(UriKind, &mut String)) {
+        for t in &mut self.other_tags {
+            super::visit_raw_tag_uri(t, &mut f);
+        }
         if let Some(cs) = &mut self.content_steering {
             f(UriKind::SteeringServer, &mut cs.server_uri);
         }

@@ -156,3 +156,34 @@ fn malformed_playlists_are_errors_with_a_line() {
         assert_eq!(err.line, *line, "{text:?}: {err}");
     }
 }
+
+#[test]
+fn tags_between_parts_keep_their_place_and_key_and_asset_uris_are_visited() {
+    let text = include_str!("../../../tests/playlists/media_cues_keys_interstitials.m3u8");
+    let mut pl: MediaPlaylist = text.parse().unwrap();
+    assert_eq!(
+        pl.segments[0].parts[1].before,
+        vec!["EXT-X-CUE-OUT:DURATION=30"]
+    );
+    assert_eq!(pl.segments[0].tail, vec!["EXT-X-BROOK-NOTE:after-parts"]);
+    assert_eq!(pl.trailing_parts[1].before, vec!["EXT-X-CUE-IN"]);
+    assert_eq!(pl.trailing_tail, vec!["EXT-X-BROOK-NOTE:trailing"]);
+    let mut kinds = Vec::new();
+    pl.for_each_uri_mut(|kind, uri| {
+        kinds.push(kind);
+        uri.push_str("?t=1");
+    });
+    assert!(kinds.contains(&UriKind::Key) && kinds.contains(&UriKind::Asset));
+    let out = pl.to_string();
+    assert!(
+        out.contains("URI=\"https://keys.example/k1?t=1\",IV=0x"),
+        "{out}"
+    );
+    assert!(
+        out.contains("X-ASSET-URI=\"https://ads.example/ad1.m3u8?t=1\""),
+        "{out}"
+    );
+    // Every line stays where it was; only URIs changed.
+    let strip = |s: &str| s.replace("?t=1", "");
+    assert_eq!(strip(&out), text);
+}
