@@ -707,11 +707,18 @@ impl Packager {
         let mut part = Part::new(name, secs, p.independent);
         part.gap = p.gap;
         r.playlist.trailing_parts.push(part);
-        r.playlist.preload_hints = vec![PreloadHint::part(part_name(
-            r.name,
-            p.msn,
-            u64::from(p.index) + 1,
-        ))];
+        // Hint the part that will most likely come next: once the segment has
+        // reached its target, the next keyframe starts segment msn+1, and a hint
+        // for part msn.(index+1) would name a part that never exists.
+        let so_far: f64 = r.playlist.trailing_parts.iter().map(|p| p.duration).sum();
+        let part_target = r.playlist.part_target.unwrap_or(0.0);
+        let segment_target = f64::from(self.config.segmenter.segment_target_ms) / 1000.0;
+        let next = if so_far + part_target / 2.0 >= segment_target {
+            part_name(r.name, p.msn + 1, 0)
+        } else {
+            part_name(r.name, p.msn, u64::from(p.index) + 1)
+        };
+        r.playlist.preload_hints = vec![PreloadHint::part(next)];
     }
 
     fn on_segment(&mut self, s: SegmentOut) {
