@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod publish;
 pub mod srt;
 pub mod storage;
+pub mod whip;
 
 /// Stream names: 1-64 of `[A-Za-z0-9_-]` (`cam1` publishes as `live/cam1`).
 pub fn valid_stream_name(name: &str) -> bool {

@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use brook_packager::codec::h264::{annexb_to_sample, AvcConfig, Sps};
+use brook_packager::codec::h264::{annexb_nals, annexb_to_sample, nal_type, AvcConfig, Sps};
 use brook_packager::codec::opus::{packet_duration, OpusConfig};
 use brook_packager::media::{CodecConfig, Frame, TrackInfo};
 use brook_packager::UnixMillis;
@@ -95,7 +95,7 @@ impl Default for FramesConfig {
     fn default() -> Self {
         Self {
             segment_target: Duration::from_millis(2000),
-            sync_wait: Duration::from_millis(1500),
+            sync_wait: Duration::from_millis(1000),
             keyframe_retry: Duration::from_millis(500),
         }
     }
@@ -126,6 +126,9 @@ pub struct FramesStats {
     pub jumps: u64,
     /// Whether the tracks were aligned by sender reports (else by arrival).
     pub synced_by_reports: bool,
+    /// How far audio moved (48 kHz ticks, + = earlier) when the reports came
+    /// after the tracks had been aligned by arrival.
+    pub resync_ticks: i64,
     /// Picture size of the current configuration.
     pub width: u32,
     pub height: u32,
@@ -172,13 +175,24 @@ pub struct Frames {
     video_prev_out: Option<i64>,
     last_request: Option<Instant>,
     keyframe_pending: bool,
+    /// An IDR waits among the held frames: no need to ask for one.
+    held_idr: bool,
+    /// When media could start (the peer connected).
+    started: Option<Instant>,
+    /// End of the last audio frame on the timeline.
+    audio_end: Option<i64>,
     out: VecDeque<Output>,
     stats: FramesStats,
 }
 
 impl Frames {
     /// `start`/`start_unix`: one instant on both clocks, to date frames.
-    pub fn new(config: FramesConfig, has_audio: bool, start: Instant, start_unix: UnixMillis) -> Self {
+    pub fn new(
+        config: FramesConfig,
+        has_audio: bool,
+        start: Instant,
+        start_unix: UnixMillis,
+    ) -> Self {
         Self {
             config,
             has_audio,
@@ -195,6 +209,9 @@ impl Frames {
             video_prev_out: None,
             last_request: None,
             keyframe_pending: true,
+            held_idr: false,
+            started: None,
+            audio_end: None,
             out: VecDeque::new(),
             stats: FramesStats::default(),
         }
@@ -226,6 +243,7 @@ impl Frames {
             self.stats.dropped += 1;
             return;
         }
+        let keyframe = f.track == Track::Video && annexb_nals(f.data).any(|n| nal_type(n) == 5);
         let held = Held {
             track: f.track,
             rtp_time: f.rtp_time,
@@ -234,9 +252,13 @@ impl Frames {
             data: Bytes::copy_from_slice(f.data),
         };
         if self.synced {
+            if f.sender_clock.is_some() && self.has_audio && !self.stats.synced_by_reports {
+                self.resync_audio();
+            }
             self.emit(held);
             return;
         }
+        self.held_idr |= keyframe;
         self.held.push_back(held);
         if self.held.len() > MAX_HELD {
             self.stats.dropped += 1;
@@ -262,10 +284,22 @@ impl Frames {
             .map(|(t, _)| t + self.config.sync_wait)
     }
 
+    /// The peer connected: media may come from now on.
+    pub fn start(&mut self, now: Instant) {
+        self.started.get_or_insert(now);
+    }
+
     /// Whether to send a keyframe request (PLI, or FIR) now. Returns true at
     /// most once per [`FramesConfig::keyframe_retry`] while one is wanted.
     pub fn keyframe_wanted(&mut self, now: Instant) -> bool {
-        if !self.keyframe_pending {
+        // Senders start with an IDR: ask only when no video came within a
+        // retry interval of the start (its first packets were lost), or what came
+        // was not one. Not while an IDR waits among the held frames.
+        let early = self.video.first_arrival.is_none()
+            && self
+                .started
+                .is_none_or(|t| now.saturating_duration_since(t) < self.config.keyframe_retry);
+        if !self.keyframe_pending || early || (!self.synced && self.held_idr) {
             return false;
         }
         if self
@@ -293,8 +327,8 @@ impl Frames {
             // No video yet: nothing can start; audio waits (bounded by MAX_HELD).
             return;
         };
-        let reports = self.video.last_clock.is_some()
-            && (!self.has_audio || self.audio.last_clock.is_some());
+        let reports =
+            self.video.last_clock.is_some() && (!self.has_audio || self.audio.last_clock.is_some());
         let waited = now.saturating_duration_since(first_video_arrival) >= self.config.sync_wait;
         if !reports && !waited {
             return;
@@ -317,19 +351,37 @@ impl Frames {
             self.stats.synced_by_reports = self.video.last_clock.is_some();
         }
         self.synced = true;
+        self.held_idr = false;
         while let Some(h) = self.held.pop_front() {
             self.emit(h);
         }
     }
 
+    /// The tracks were aligned by arrival; now both sender reports are in:
+    /// move audio to where the reports put it. A step back drops the audio that
+    /// would overlap (see `emit_audio`), a step forward leaves a gap; either is
+    /// one-off and small (the difference between the tracks' send delays).
+    fn resync_audio(&mut self) {
+        let (Some(v), Some(a), Some(video_base), Some((_, audio_first))) = (
+            self.video.last_clock,
+            self.audio.last_clock,
+            self.video.base,
+            self.audio.first_arrival,
+        ) else {
+            return;
+        };
+        let base = audio_base_from_reports(video_base as u64, audio_first, v, a);
+        if let Some(old) = self.audio.base {
+            self.stats.resync_ticks = old - base;
+        }
+        self.audio.base = Some(base);
+        self.stats.synced_by_reports = true;
+    }
+
     fn timeline(&mut self, track: Track, rtp_time: u64, timescale: u32) -> Option<i64> {
         let clock = self.clock_mut(track);
         let rtp = rtp_time as i64;
-        let base = match clock.base {
-            Some(b) => b,
-            // Audio that started after the sync decision: align by arrival.
-            None => return None,
-        };
+        let base = clock.base?;
         if let (Some(last_rtp), Some(last_out)) = (clock.last_rtp, clock.last_out) {
             let step = rtp - last_rtp as i64;
             if step < 0 || step > MAX_STEP_SECS * i64::from(timescale) {
@@ -342,7 +394,7 @@ impl Frames {
                 return Some(next);
             }
         }
-        let out = rtp - clock.base.unwrap_or(base);
+        let out = rtp - base;
         clock.last_rtp = Some(rtp_time);
         clock.last_out = Some(out);
         Some(out)
@@ -363,7 +415,9 @@ impl Frames {
     fn emit_audio(&mut self, h: Held) {
         if self.audio.base.is_none() {
             // First audio after the tracks were synced by arrival alone.
-            if let (Some((t, rtp)), Some((vt, vrtp))) = (self.audio.first_arrival, self.video.first_arrival) {
+            if let (Some((t, rtp)), Some((vt, vrtp))) =
+                (self.audio.first_arrival, self.video.first_arrival)
+            {
                 let d = signed_secs(t, vt);
                 let video_ticks = self.video.base.map_or(0, |b| vrtp as i64 - b);
                 let at = video_ticks * i64::from(AUDIO_TIMESCALE) / i64::from(VIDEO_TIMESCALE)
@@ -384,6 +438,12 @@ impl Frames {
             self.stats.dropped += 1;
             return;
         }
+        if self.audio_end.is_some_and(|end| t < end) {
+            // Overlaps the previous frame (audio moved back at a resync).
+            self.stats.dropped += 1;
+            return;
+        }
+        self.audio_end = Some(t + i64::from(duration));
         self.stats.audio_frames += 1;
         let at = self.unix(h.arrival);
         self.out.push_back(Output::Frame(
@@ -559,6 +619,7 @@ fn signed_secs(a: Instant, b: Instant) -> f64 {
 }
 
 fn duration_ticks(d: Duration, timescale: u32) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2 / i64::from(timescale)) * i64::from(timescale)
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2 / i64::from(timescale))
+        * i64::from(timescale)
         / 1000
 }

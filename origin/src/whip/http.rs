@@ -1,0 +1,590 @@
+//! WHIP over HTTP (RFC 9725 §4): the endpoint `/whip/<stream>` and its session
+//! resources `/whip/<stream>/<id>`. Pure request → reply, given the time; the
+//! sessions it creates go to the socket loop through a channel.
+//!
+//! | Request | Answer |
+//! |---|---|
+//! | `POST /whip/<s>` `application/sdp`, `Authorization: Bearer <key>` | `201` + `Location` + `ETag` + SDP answer (+ `Link` per ICE server) |
+//! | … wrong content type / offer too large | `415` / `413` |
+//! | … no or wrong key / stream not configured / already published | `401` / `403` / `409` |
+//! | … malformed SDP / no H.264 (or other unacceptable offer) | `400` / `422`, with the reason |
+//! | … session limit reached, shutting down | `503` + `Retry-After` |
+//! | `PATCH /whip/<s>/<id>` `application/trickle-ice-sdpfrag` | `204` (trickled candidates; ICE-lite does not need them) |
+//! | … ICE restart (`If-Match: *`, or new ufrag/pwd) | `422`: not supported (§4.3.1) |
+//! | … no `If-Match` / stale ETag | `428` / `412` |
+//! | `DELETE /whip/<s>/<id>` | `200`; `404` when unknown (or already ended) |
+//! | `OPTIONS` | `200` with CORS and `Accept-Post: application/sdp` (+ `Link` when not a preflight) |
+//! | `GET` on the endpoint or a session | `204` (§4.1: no representation) |
+//!
+//! The broadcaster page (`web/publish.html`) is served at `/whip/` too, so a
+//! page from the origin publishes without CORS.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use brook_packager::UnixMillis;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{info, warn};
+
+use super::sdp::{self, OfferError};
+use super::session::{Session, SessionConfig};
+use super::{IceServer, WhipSink};
+use crate::publish::constant_time_eq;
+
+pub const PREFIX: &str = "/whip/";
+const SDP: &str = "application/sdp";
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+const TEXT: &str = "text/plain; charset=utf-8";
+/// Headers a cross-origin page may read (RFC 9725 §4.2 needs `Location`).
+pub const EXPOSE: &str = "location, link, etag, accept-patch, accept-post, content-type";
+
+/// The broadcaster page, served at `/whip/` (and, through the edge, from `web/`).
+const PAGE: &[(&str, &str, &str)] = &[
+    (
+        "",
+        "text/html; charset=utf-8",
+        include_str!("../../../web/publish.html"),
+    ),
+    (
+        "publish.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../web/publish.html"),
+    ),
+    (
+        "publish.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/publish.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web/style.css"),
+    ),
+];
+
+/// What the socket loop is told.
+#[derive(Debug)]
+pub enum Command {
+    /// A session whose answer is being sent.
+    Start(Box<Session>),
+    /// End a session (DELETE).
+    End { id: String, reason: String },
+    /// End every session and stop.
+    Shutdown,
+}
+
+/// Why a request body could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// A request as the WHIP endpoint needs it.
+#[derive(Debug)]
+pub struct WhipRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: Result<Bytes, BodyError>,
+    pub peer: Option<SocketAddr>,
+}
+
+impl WhipRequest<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The media type of `Content-Type`, without parameters, lowercased.
+    fn content_type(&self) -> Option<String> {
+        self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    fn bearer(&self) -> Option<&str> {
+        let v = self.header("authorization")?.trim();
+        let (scheme, token) = v.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhipReply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl WhipReply {
+    fn new(status: StatusCode) -> Self {
+        Self {
+            status,
+            headers: vec![("cache-control", "no-store".into())],
+            body: Bytes::new(),
+        }
+    }
+
+    fn text(status: StatusCode, msg: impl std::fmt::Display) -> Self {
+        let mut r = Self::new(status);
+        r.headers.push(("content-type", TEXT.into()));
+        r.body = Bytes::from(format!("{msg}\n"));
+        r
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Endpoint limits and what it tells clients.
+#[derive(Debug, Clone)]
+pub struct EndpointSettings {
+    pub max_offer_bytes: usize,
+    pub max_sessions: usize,
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl Default for EndpointSettings {
+    fn default() -> Self {
+        let c = super::WhipConfig::default();
+        Self {
+            max_offer_bytes: c.max_offer_bytes,
+            max_sessions: c.max_sessions,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// A session resource, as the HTTP side knows it.
+#[derive(Debug, Clone)]
+struct Resource {
+    stream: String,
+    key: Option<String>,
+    etag: String,
+    remote_ufrag: Option<String>,
+}
+
+/// The WHIP endpoint and its session resources.
+pub struct Endpoint {
+    sink: Arc<dyn WhipSink>,
+    session: SessionConfig,
+    settings: EndpointSettings,
+    resources: Mutex<HashMap<String, Resource>>,
+    control: UnboundedSender<Command>,
+}
+
+impl Endpoint {
+    pub fn new(
+        sink: Arc<dyn WhipSink>,
+        session: SessionConfig,
+        settings: EndpointSettings,
+        control: UnboundedSender<Command>,
+    ) -> Self {
+        Self {
+            sink,
+            session,
+            settings,
+            resources: Mutex::new(HashMap::new()),
+            control,
+        }
+    }
+
+    pub fn max_offer_bytes(&self) -> usize {
+        self.settings.max_offer_bytes
+    }
+
+    /// Sessions the endpoint knows (connecting or live).
+    pub fn sessions(&self) -> usize {
+        self.resources().len()
+    }
+
+    fn resources(&self) -> MutexGuard<'_, HashMap<String, Resource>> {
+        self.resources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The socket loop reports a session that ended on its own (timeout, the
+    /// client left): its resource goes (a later DELETE is a 404).
+    pub fn forget(&self, id: &str) {
+        self.resources().remove(id);
+    }
+
+    /// Answers one request under `/whip/`. `now`/`now_unix`: the time, on both
+    /// clocks.
+    pub fn handle(&self, req: &WhipRequest<'_>, now: Instant, now_unix: UnixMillis) -> WhipReply {
+        let Some(rest) = req.path.strip_prefix(PREFIX) else {
+            return WhipReply::text(StatusCode::NOT_FOUND, "not found");
+        };
+        if let Some((_, content_type, body)) = PAGE.iter().find(|(name, _, _)| *name == rest) {
+            return match *req.method {
+                Method::GET | Method::HEAD => {
+                    let mut r =
+                        WhipReply::new(StatusCode::OK).header("content-type", *content_type);
+                    r.headers[0].1 = "no-cache".into();
+                    r.body = Bytes::from_static(body.as_bytes());
+                    r
+                }
+                _ => WhipReply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                    .header("allow", "GET, HEAD"),
+            };
+        }
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts.as_slice() {
+            [stream] if crate::valid_stream_name(stream) => {
+                self.endpoint(req, stream, now, now_unix)
+            }
+            [stream, id] if crate::valid_stream_name(stream) && valid_id(id) => {
+                self.resource(req, stream, id)
+            }
+            _ => WhipReply::text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    fn endpoint(
+        &self,
+        req: &WhipRequest<'_>,
+        stream: &str,
+        now: Instant,
+        now_unix: UnixMillis,
+    ) -> WhipReply {
+        match *req.method {
+            Method::POST => self.post(req, stream, now, now_unix),
+            Method::OPTIONS => {
+                let mut r = cors(WhipReply::new(StatusCode::OK), "POST, OPTIONS")
+                    .header("accept-post", SDP);
+                // §4.6: ICE servers on OPTIONS, but not on a CORS preflight.
+                if req.header("access-control-request-method").is_none() {
+                    r = self.links(r);
+                }
+                r
+            }
+            Method::GET | Method::HEAD => WhipReply::new(StatusCode::NO_CONTENT),
+            _ => WhipReply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                .header("allow", "POST, OPTIONS"),
+        }
+    }
+
+    fn links(&self, mut r: WhipReply) -> WhipReply {
+        for server in &self.settings.ice_servers {
+            for url in &server.urls {
+                let mut link = format!("<{url}>; rel=\"ice-server\"");
+                if let (Some(u), Some(c)) = (&server.username, &server.credential) {
+                    link.push_str(&format!(
+                        "; username=\"{u}\"; credential=\"{c}\"; credential-type=\"password\""
+                    ));
+                }
+                r = r.header("link", link);
+            }
+        }
+        r
+    }
+
+    fn post(
+        &self,
+        req: &WhipRequest<'_>,
+        stream: &str,
+        now: Instant,
+        now_unix: UnixMillis,
+    ) -> WhipReply {
+        let body = match &req.body {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return WhipReply::text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the SDP offer is larger than {} bytes",
+                        self.settings.max_offer_bytes
+                    ),
+                )
+            }
+            Err(BodyError::Read(e)) => {
+                return WhipReply::text(StatusCode::BAD_REQUEST, format!("reading the offer: {e}"))
+            }
+        };
+        if req.content_type().as_deref() != Some(SDP) {
+            return WhipReply::text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a WHIP offer is Content-Type: application/sdp",
+            )
+            .header("accept-post", SDP);
+        }
+        let key = req.bearer();
+        if let Err(refusal) = self.sink.authorize(stream, key) {
+            info!(%stream, peer = ?req.peer, "WHIP publish refused: {refusal}");
+            return refused(&refusal);
+        }
+        if self.resources().len() >= self.settings.max_sessions {
+            return WhipReply::text(StatusCode::SERVICE_UNAVAILABLE, "too many WHIP sessions")
+                .header("retry-after", "5");
+        }
+        let Ok(text) = std::str::from_utf8(body) else {
+            return WhipReply::text(StatusCode::BAD_REQUEST, "malformed SDP offer: not UTF-8");
+        };
+        let (offer, accepted) = match sdp::check_offer(text) {
+            Ok(o) => o,
+            Err(e) => return offer_error(&e, stream, req.peer),
+        };
+        let remote_ufrag = remote_ufrag(text);
+        let Some(id) = new_id() else {
+            return WhipReply::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no randomness for a session id",
+            );
+        };
+        let session = Session::new(
+            id.clone(),
+            stream.to_string(),
+            key.map(str::to_string),
+            offer,
+            accepted,
+            &self.session,
+            self.sink.clone(),
+            now,
+            now_unix,
+        );
+        let (session, answer) = match session {
+            Ok(s) => s,
+            Err(e) => return offer_error(&e, stream, req.peer),
+        };
+        let etag = format!("\"{}\"", &id[..16]);
+        self.resources().insert(
+            id.clone(),
+            Resource {
+                stream: stream.to_string(),
+                key: key.map(str::to_string),
+                etag: etag.clone(),
+                remote_ufrag,
+            },
+        );
+        if self
+            .control
+            .send(Command::Start(Box::new(session)))
+            .is_err()
+        {
+            self.forget(&id);
+            return WhipReply::text(StatusCode::SERVICE_UNAVAILABLE, "WHIP is shutting down")
+                .header("retry-after", "5");
+        }
+        info!(%stream, peer = ?req.peer, session = %id, "WHIP session created: {accepted}");
+        let mut r = WhipReply::new(StatusCode::CREATED)
+            .header("content-type", SDP)
+            .header("location", format!("{PREFIX}{stream}/{id}"))
+            .header("etag", etag)
+            .header("accept-patch", SDPFRAG);
+        r.body = Bytes::from(answer);
+        self.links(r)
+    }
+
+    fn resource(&self, req: &WhipRequest<'_>, stream: &str, id: &str) -> WhipReply {
+        if *req.method == Method::OPTIONS {
+            return cors(WhipReply::new(StatusCode::OK), "PATCH, DELETE, OPTIONS")
+                .header("accept-patch", SDPFRAG);
+        }
+        let Some(resource) = self
+            .resources()
+            .get(id)
+            .filter(|r| r.stream == stream)
+            .cloned()
+        else {
+            return WhipReply::text(StatusCode::NOT_FOUND, "no such WHIP session");
+        };
+        // §4.5: the session takes the same bearer token as the endpoint.
+        if let Some(expected) = &resource.key {
+            let ok = req
+                .bearer()
+                .is_some_and(|k| constant_time_eq(k.as_bytes(), expected.as_bytes()));
+            if !ok {
+                return refused(&super::Refusal::Unauthorized(String::new()));
+            }
+        }
+        match *req.method {
+            Method::DELETE => {
+                self.forget(id);
+                let _ = self.control.send(Command::End {
+                    id: id.to_string(),
+                    reason: "the client sent DELETE".into(),
+                });
+                WhipReply::new(StatusCode::OK)
+            }
+            Method::PATCH => patch(req, &resource),
+            Method::GET | Method::HEAD => WhipReply::new(StatusCode::NO_CONTENT),
+            _ => WhipReply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                .header("allow", "PATCH, DELETE, OPTIONS"),
+        }
+    }
+}
+
+/// Trickle ICE and ICE restarts (RFC 9725 §4.3). Brook is ICE-lite: it learns
+/// the client's address from the client's own connectivity checks, so trickled
+/// candidates are accepted and need no action; ICE restarts are not supported.
+fn patch(req: &WhipRequest<'_>, resource: &Resource) -> WhipReply {
+    if req.content_type().as_deref() != Some(SDPFRAG) {
+        return WhipReply::text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "PATCH takes Content-Type: application/trickle-ice-sdpfrag",
+        )
+        .header("accept-patch", SDPFRAG);
+    }
+    let restart = || {
+        WhipReply::text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ICE restarts are not supported; start a new session (DELETE, then POST)",
+        )
+    };
+    match req.header("if-match").map(str::trim) {
+        None => return WhipReply::text(StatusCode::PRECONDITION_REQUIRED, "PATCH needs If-Match"),
+        Some("*") => return restart(),
+        Some(tag) if tag != resource.etag => {
+            return WhipReply::text(
+                StatusCode::PRECONDITION_FAILED,
+                "stale ETag for this ICE session",
+            )
+        }
+        Some(_) => {}
+    }
+    let body = match &req.body {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return WhipReply::text(StatusCode::PAYLOAD_TOO_LARGE, "SDP fragment too large")
+        }
+        Err(BodyError::Read(e)) => return WhipReply::text(StatusCode::BAD_REQUEST, e),
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return WhipReply::text(StatusCode::BAD_REQUEST, "malformed SDP fragment: not UTF-8");
+    };
+    for (n, line) in text.lines().map(|l| l.trim_end_matches('\r')).enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let valid = line.len() >= 2
+            && line.as_bytes()[1] == b'='
+            && line.as_bytes()[0].is_ascii_lowercase();
+        if !valid {
+            return WhipReply::text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "malformed SDP fragment: line {} is not <type>=<value>",
+                    n + 1
+                ),
+            );
+        }
+        if let Some(ufrag) = line.strip_prefix("a=ice-ufrag:") {
+            if resource.remote_ufrag.as_deref() != Some(ufrag.trim()) {
+                return restart();
+            }
+        }
+    }
+    WhipReply::new(StatusCode::NO_CONTENT)
+}
+
+fn cors(r: WhipReply, methods: &str) -> WhipReply {
+    r.header("access-control-allow-methods", methods)
+        // `*` does not cover Authorization (Fetch); name what WHIP clients send.
+        .header(
+            "access-control-allow-headers",
+            "authorization, content-type, if-match, link",
+        )
+        .header("access-control-max-age", "86400")
+}
+
+fn refused(refusal: &super::Refusal) -> WhipReply {
+    use super::Refusal::*;
+    match refusal {
+        // No hint of which check failed (STYLE: tokens and keys).
+        Unauthorized(_) => WhipReply::text(StatusCode::UNAUTHORIZED, "unauthorized")
+            .header("www-authenticate", "Bearer realm=\"brook\""),
+        Forbidden(_) => WhipReply::text(StatusCode::FORBIDDEN, "forbidden"),
+        Conflict(msg) => WhipReply::text(StatusCode::CONFLICT, msg),
+        Unavailable(msg) => {
+            WhipReply::text(StatusCode::SERVICE_UNAVAILABLE, msg).header("retry-after", "5")
+        }
+    }
+}
+
+fn offer_error(e: &OfferError, stream: &str, peer: Option<SocketAddr>) -> WhipReply {
+    warn!(%stream, ?peer, "WHIP offer refused: {e}");
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    WhipReply::text(status, e)
+}
+
+/// The offer's `a=ice-ufrag` (to tell a trickle PATCH from an ICE restart).
+fn remote_ufrag(offer: &str) -> Option<String> {
+    offer
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_string())
+}
+
+/// 128 random bits, hex: session URLs cannot be guessed.
+fn new_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Reads a request body of at most `limit` bytes from a Pingora session.
+pub async fn read_body(
+    http: &mut pingora_core::protocols::http::ServerSession,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
+    let declared = http
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match http.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => return Err(BodyError::Read(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
