@@ -69,7 +69,10 @@ fn package(ts: &[u8]) -> Output {
 fn ffmpeg_decode(init: &[u8], media: &[u8]) -> String {
     let dir = std::env::temp_dir().join(format!("brook-fixture-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.mp4", media.len()));
+    // Tests run in parallel threads of one process: every file gets its own name.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{n}.mp4"));
     let mut file = init.to_vec();
     file.extend_from_slice(media);
     std::fs::write(&path, file).unwrap();

@@ -6,8 +6,12 @@ pub(crate) struct BoxWriter {
 
 impl BoxWriter {
     pub(crate) fn new() -> Self {
+        Self::with_capacity(1024)
+    }
+
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(1024),
+            buf: Vec::with_capacity(bytes),
         }
     }
 

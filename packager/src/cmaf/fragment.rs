@@ -20,7 +20,10 @@ const NON_SYNC_SAMPLE: u32 = 0x0101_0000;
 /// Writes one fragment holding `samples[i]` for `tracks[i]` (tracks with no samples
 /// get no `traf`). `sequence` is the `mfhd` sequence number.
 pub fn write_fragment(sequence: u32, tracks: &[TrackInfo], samples: &[Vec<Sample>]) -> Vec<u8> {
-    let mut w = BoxWriter::new();
+    // Size it once: the moof is ~100 bytes per track plus 16 per sample.
+    let count: usize = samples.iter().map(Vec::len).sum();
+    let media: usize = samples.iter().flatten().map(|s| s.data.len()).sum();
+    let mut w = BoxWriter::with_capacity(64 + 112 * tracks.len() + 16 * count + 8 + media);
     let mut offset_fields = Vec::new();
     w.bx(b"moof", |w| {
         w.full(b"mfhd", 0, 0, |w| w.u32(sequence));

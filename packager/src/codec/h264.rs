@@ -252,9 +252,106 @@ pub fn annexb_to_sample(au: &[u8]) -> Option<AvcSample> {
     has_slice.then_some(sample)
 }
 
+/// [`annexb_to_sample`] for an access unit the caller owns (a PES payload): when
+/// every kept NAL unit is introduced by a 4-byte start code and they follow each
+/// other directly (the usual layout: AUD first, then the rest), the start codes
+/// are overwritten with the NAL lengths in place and nothing is copied.
+pub fn annexb_to_sample_owned(au: bytes::Bytes) -> Option<OwnedSample> {
+    let mut keyframe = false;
+    let mut has_slice = false;
+    let (mut sps, mut pps) = (None, None);
+    // (start of the NAL, end of the NAL) for the NAL units that stay.
+    let mut kept: Vec<(usize, usize)> = Vec::new();
+    let base = au.as_ptr() as usize;
+    for nal in annexb_nals(&au) {
+        let start = nal.as_ptr() as usize - base;
+        match nal_type(nal) {
+            NAL_AUD => continue,
+            NAL_SPS => sps = Some(nal.to_vec()),
+            NAL_PPS => pps = Some(nal.to_vec()),
+            NAL_IDR => {
+                keyframe = true;
+                has_slice = true;
+            }
+            NAL_SLICE => has_slice = true,
+            _ => {}
+        }
+        kept.push((start, start + nal.len()));
+    }
+    if !has_slice {
+        return None;
+    }
+    let contiguous = kept.iter().enumerate().all(|(i, &(start, _))| {
+        start >= 4 && au[start - 4..start] == [0, 0, 0, 1] && (i == 0 || kept[i - 1].1 == start - 4)
+    });
+    let (first, last) = (kept.first()?.0, kept.last()?.1);
+    let data = match au.try_into_mut() {
+        Ok(mut buf) if contiguous => {
+            for &(start, end) in &kept {
+                buf[start - 4..start].copy_from_slice(&((end - start) as u32).to_be_bytes());
+            }
+            buf.freeze().slice(first - 4..last)
+        }
+        Ok(buf) => copy_length_prefixed(&buf, &kept),
+        Err(shared) => copy_length_prefixed(&shared, &kept),
+    };
+    Some(OwnedSample {
+        data,
+        keyframe,
+        sps,
+        pps,
+    })
+}
+
+fn copy_length_prefixed(au: &[u8], kept: &[(usize, usize)]) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(au.len() + 4 * kept.len());
+    for &(start, end) in kept {
+        out.extend_from_slice(&((end - start) as u32).to_be_bytes());
+        out.extend_from_slice(&au[start..end]);
+    }
+    bytes::Bytes::from(out)
+}
+
+/// An MP4 sample made from an owned access unit; see [`annexb_to_sample_owned`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedSample {
+    pub data: bytes::Bytes,
+    pub keyframe: bool,
+    pub sps: Option<Vec<u8>>,
+    pub pps: Option<Vec<u8>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owned_conversion_matches_the_copying_one() {
+        let cases: [&[u8]; 4] = [
+            // AUD, SPS, PPS, IDR with 4-byte start codes: converted in place.
+            &[
+                0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x67, 0xAA, 0, 0, 0, 1, 0x68, 0xBB, 0, 0, 0, 1,
+                0x65, 1, 2,
+            ],
+            // Mixed 3- and 4-byte start codes: copied.
+            &[
+                0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x41, 9, 9, 0, 0, 0, 1, 0x41, 7,
+            ],
+            // Trailing zeros between NAL units: copied.
+            &[0, 0, 0, 1, 0x41, 5, 0, 0, 0, 0, 0, 1, 0x41, 6],
+            // No slice at all.
+            &[0, 0, 0, 1, 0x09, 0xF0],
+        ];
+        for au in cases {
+            let copied = annexb_to_sample(au);
+            let owned = annexb_to_sample_owned(bytes::Bytes::copy_from_slice(au));
+            assert_eq!(copied.is_some(), owned.is_some());
+            if let (Some(c), Some(o)) = (copied, owned) {
+                assert_eq!(&o.data[..], &c.data[..]);
+                assert_eq!((o.keyframe, o.sps, o.pps), (c.keyframe, c.sps, c.pps));
+            }
+        }
+    }
 
     /// SPS of x264 at 1280x720, High profile, level 3.1 (from `ffmpeg -f lavfi -i
     /// testsrc2=size=1280x720 -c:v libx264`).

@@ -175,13 +175,13 @@ impl TsFrontEnd {
         };
         let dts = self.video_clock.unwrap(dts.unwrap_or(pts));
         let pts = dts + (pts as i64 - dts.rem_euclid(1 << 33)).rem_euclid(1 << 33);
-        let converted =
-            match self.video_type {
-                Some(StreamType::H265) => h265::annexb_to_sample(&pes.data)
-                    .map(|s| (s.data, s.keyframe, s.vps, s.sps, s.pps)),
-                _ => h264::annexb_to_sample(&pes.data)
-                    .map(|s| (s.data, s.keyframe, None, s.sps, s.pps)),
-            };
+        let converted = match self.video_type {
+            Some(StreamType::H265) => h265::annexb_to_sample(&pes.data)
+                .map(|s| (Bytes::from(s.data), s.keyframe, s.vps, s.sps, s.pps)),
+            // The PES payload is ours alone: converted in place when its layout allows.
+            _ => h264::annexb_to_sample_owned(pes.data)
+                .map(|s| (s.data, s.keyframe, None, s.sps, s.pps)),
+        };
         let Some((data, keyframe, vps, sps, pps)) = converted else {
             self.stats.dropped_video += 1;
             return;
@@ -221,7 +221,7 @@ impl TsFrontEnd {
             pts,
             keyframe,
             duration: None,
-            data: Bytes::from(data),
+            data,
         };
         self.emit(TrackKind::Video, frame);
     }

@@ -379,10 +379,28 @@ pub(crate) struct Secs(pub(crate) f64);
 
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = format!("{:.5}", self.0);
-        let s = s.trim_end_matches('0');
-        let s = s.strip_suffix('.').unwrap_or(s);
-        f.write_str(s)
+        // Fixed point in 1e-5 s, without float formatting (playlists are rendered
+        // on every part, and a live playlist has hundreds of durations).
+        let v = self.0;
+        if !v.is_finite() || v.abs() >= 1e12 {
+            let s = format!("{v:.5}");
+            let s = s.trim_end_matches('0');
+            return f.write_str(s.strip_suffix('.').unwrap_or(s));
+        }
+        let ticks = (v.abs() * 100_000.0).round() as u64;
+        if v < 0.0 && ticks > 0 {
+            f.write_str("-")?;
+        }
+        let (int, mut frac) = (ticks / 100_000, ticks % 100_000);
+        if frac == 0 {
+            return write!(f, "{int}");
+        }
+        let mut digits = 5;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        write!(f, "{int}.{frac:0digits$}")
     }
 }
 

@@ -85,6 +85,45 @@ struct SectionAssembler {
     last_cc: Option<u8>,
 }
 
+/// A map from PID to state for the handful of PIDs a program has: a linear scan
+/// over a few entries beats hashing on every 188-byte packet.
+#[derive(Debug)]
+struct PidMap<V>(Vec<(u16, V)>);
+
+impl<V> Default for PidMap<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> PidMap<V> {
+    fn get_mut(&mut self, pid: &u16) -> Option<&mut V> {
+        self.0.iter_mut().find(|(p, _)| p == pid).map(|(_, v)| v)
+    }
+    fn contains_key(&self, pid: &u16) -> bool {
+        self.0.iter().any(|(p, _)| p == pid)
+    }
+    fn get_or_insert_with(&mut self, pid: u16, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.0.iter().position(|(p, _)| *p == pid) {
+            Some(i) => i,
+            None => {
+                self.0.push((pid, make()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+    fn remove(&mut self, pid: &u16) {
+        self.0.retain(|(p, _)| p != pid);
+    }
+    fn keys(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().map(|(p, _)| *p)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&u16, &V)> {
+        self.0.iter().map(|(p, v)| (p, v))
+    }
+}
+
 /// Push/poll MPEG-TS demuxer. Sans-IO: call [`Demuxer::push`] with bytes as they
 /// arrive, then [`Demuxer::poll`] until it returns `None`.
 #[derive(Debug, Default)]
@@ -98,7 +137,7 @@ pub struct Demuxer {
     program: Vec<EsInfo>,
     have_program: bool,
     sections: HashMap<u16, SectionAssembler>,
-    streams: HashMap<u16, PesAssembler>,
+    streams: PidMap<PesAssembler>,
     events: VecDeque<DemuxEvent>,
     stats: DemuxStats,
 }
@@ -187,7 +226,7 @@ impl Demuxer {
     /// End of input: emits PES packets still being assembled (video PES packets with
     /// no announced length end only when the next one starts).
     pub fn flush(&mut self) {
-        let mut pids: Vec<u16> = self.streams.keys().copied().collect();
+        let mut pids: Vec<u16> = self.streams.keys().collect();
         pids.sort_unstable();
         for pid in pids {
             self.finish_pes(pid);
@@ -304,7 +343,7 @@ impl Demuxer {
             self.streams.remove(&pid);
         }
         for s in &streams {
-            self.streams.entry(s.pid).or_insert_with(|| PesAssembler {
+            self.streams.get_or_insert_with(s.pid, || PesAssembler {
                 stream_type: s.stream_type,
                 buf: Vec::new(),
                 offset: 0,
