@@ -409,3 +409,16 @@ fn h265_packages_as_hvc1_and_decodes() {
     assert!(mv.contains("RESOLUTION=320x240"), "{mv}");
     assert!((total_duration(&out) - 3.0).abs() <= 1.0 / 30.0);
 }
+
+#[test]
+fn durations_across_discontinuities_match_the_input_within_a_frame() {
+    for (name, ts) in [("jump", TIMESTAMP_JUMP), ("resolution", RESOLUTION_CHANGE)] {
+        let out = package(ts);
+        let total = total_duration(&out);
+        // Two 2 s halves (60 frames each at 30 fps).
+        assert!(
+            (total - 4.0).abs() <= 1.0 / 30.0 + 1e-9,
+            "{name}: {total} s"
+        );
+    }
+}
