@@ -483,7 +483,14 @@ impl Packager {
                     timescale: r.info.timescale,
                     initialization: r.init_name.clone(),
                     media: format!("{}-seg$Number$.m4s", r.name),
-                    timeline: r.timeline.iter().copied().collect(),
+                    // Live: the segments of the live window (older ones are in the
+                    // archive, not in memory); VOD: everything of this timeline.
+                    timeline: r
+                        .timeline
+                        .iter()
+                        .filter(|e| self.finished || e.number >= r.playlist.media_sequence)
+                        .copied()
+                        .collect(),
                 }
             })
             .collect();
