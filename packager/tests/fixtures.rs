@@ -422,3 +422,97 @@ fn durations_across_discontinuities_match_the_input_within_a_frame() {
         );
     }
 }
+
+#[test]
+fn live_mpd_covers_the_window_and_the_vod_mpd_everything() {
+    use brook_packager::codec::aac::AacConfig;
+    use brook_packager::codec::h264::{AvcConfig, Sps};
+    use brook_packager::media::{CodecConfig, Frame, TrackInfo};
+    let sps = Sps {
+        profile_idc: 66,
+        constraint_flags: 0xC0,
+        level_idc: 30,
+        chroma_format_idc: 1,
+        bit_depth_luma: 8,
+        bit_depth_chroma: 8,
+        width: 320,
+        height: 240,
+    };
+    let tracks = vec![
+        TrackInfo {
+            id: 1,
+            timescale: 90_000,
+            codec: CodecConfig::Avc(AvcConfig {
+                sps,
+                sps_nal: vec![0x67],
+                pps_nal: vec![0x68],
+            }),
+        },
+        TrackInfo {
+            id: 2,
+            timescale: 48_000,
+            codec: CodecConfig::Aac(AacConfig {
+                object_type: 2,
+                sample_rate_index: 3,
+                sample_rate: 48_000,
+                channel_config: 2,
+            }),
+        },
+    ];
+    let mut p = Packager::new(PackagerConfig {
+        window_segments: 2,
+        ..PackagerConfig::default()
+    });
+    p.push_tracks(tracks);
+    let now = UnixMillis(1_795_000_000_000);
+    let mut audio = 0i64;
+    for n in 0..300i64 {
+        // 10 s of 30 fps video with a 1 s GOP, and the audio that goes with it.
+        p.push_frame(
+            Frame {
+                track: 0,
+                dts: n * 3000,
+                pts: n * 3000,
+                keyframe: n % 30 == 0,
+                duration: None,
+                data: Bytes::from(vec![0u8; 100]),
+            },
+            now,
+        );
+        while audio * 1024 * 90_000 / 48_000 < n * 3000 {
+            p.push_frame(
+                Frame {
+                    track: 1,
+                    dts: audio * 1024,
+                    pts: audio * 1024,
+                    keyframe: true,
+                    duration: Some(1024),
+                    data: Bytes::from(vec![0u8; 20]),
+                },
+                now,
+            );
+            audio += 1;
+        }
+        while p.poll().is_some() {}
+    }
+    let live = p.dash_manifest(now, Some("time")).unwrap();
+    assert!(live.contains("type=\"dynamic\""));
+    let video = p.media_playlist("video.m3u8").unwrap();
+    assert_eq!(video.segments.len(), 2);
+    let first = video.media_sequence;
+    assert!(first >= 2, "the window moved");
+    assert_eq!(
+        live.matches(&format!("startNumber=\"{first}\"")).count(),
+        2,
+        "{live}"
+    );
+    p.finish();
+    while p.poll().is_some() {}
+    let vod = p.dash_manifest(now, None).unwrap();
+    assert!(vod.contains("type=\"static\""));
+    assert_eq!(vod.matches("startNumber=\"0\"").count(), 2, "{vod}");
+    assert!(
+        vod.contains("mediaPresentationDuration=\"PT10.000S\""),
+        "{vod}"
+    );
+}
