@@ -85,6 +85,17 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             );
             with_cors(res)
         }
+        Route::Chat(chat) => {
+            let res = serve_chat(&req, &env, &url, chat).await?;
+            count(
+                "brook_edge_requests_total",
+                &[
+                    ("kind", chat.kind.as_str()),
+                    ("status", &res.status_code().to_string()),
+                ],
+            );
+            Ok(res)
+        }
     }
 }
 
@@ -179,6 +190,147 @@ async fn serve_live(
             respond(req, &edge, &admitted, &lookup, upstream, &viewer, now).await
         }
     }
+}
+
+// --- chat --------------------------------------------------------------------
+
+/// The chat rooms' Durable Object namespace (`chat_do.rs`).
+const CHAT_BINDING: &str = "CHAT";
+/// Largest moderation request body.
+const CHAT_MAX_BODY: usize = 16 * 1024;
+
+/// `/chat/<stream>[/history|/moderate]`: the video's token check and geo
+/// rule (the token against `/live/<stream>/chat`; moderation against
+/// `/chat/<stream>/moderate`), then the stream's room. See docs/chat.md.
+async fn serve_chat(
+    req: &Request,
+    env: &Env,
+    url: &worker::Url,
+    chat: crate::route::Chat<'_>,
+) -> Result<Response> {
+    use crate::chat::identity::{access_path, moderate_path};
+    use crate::route::ChatKind;
+
+    let method = req.inner().method();
+    let socket = chat.kind == ChatKind::Socket;
+    if method == "OPTIONS" && !socket {
+        return with_cors(preflight(req)?);
+    }
+    let allowed = match chat.kind {
+        ChatKind::Socket | ChatKind::History => method == "GET",
+        ChatKind::Moderate => method == "GET" || method == "POST",
+    };
+    if !allowed {
+        let res = plain(405, "method not allowed\n")?;
+        res.headers().set(
+            "allow",
+            if chat.kind == ChatKind::Moderate {
+                "GET, POST"
+            } else {
+                "GET"
+            },
+        )?;
+        return Ok(res);
+    }
+    let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
+    if socket && !upgrade.eq_ignore_ascii_case("websocket") {
+        let res = plain(426, "WebSocket upgrade required\n")?;
+        res.headers().set("upgrade", "websocket")?;
+        return Ok(res);
+    }
+
+    let (edge, keys) = match (load_edge(env).await, load_keys(env)) {
+        (Ok(edge), Ok(keys)) => (edge, keys),
+        (Err(e), _) | (_, Err(e)) => {
+            console_error!("{e}");
+            return plain(500, "edge misconfigured\n");
+        }
+    };
+    let headers = req.headers();
+    let authorization = headers.get("authorization")?;
+    let cookie = headers.get("cookie")?;
+    let client_ip = headers.get("cf-connecting-ip")?;
+    let cf = cf_location(req);
+    let path = match chat.kind {
+        ChatKind::Moderate => moderate_path(chat.stream),
+        _ => access_path(chat.stream),
+    };
+    let access_req = AccessRequest {
+        now: now_ms() / 1000,
+        path: &path,
+        query: url.query(),
+        authorization: authorization.as_deref(),
+        cookie: cookie.as_deref(),
+        client_ip: client_ip.as_deref(),
+        country: cf.country.as_deref(),
+        stream: chat.stream,
+    };
+    let admitted = match access::admit(&edge, &keys, &access_req) {
+        Ok(a) => a,
+        Err(denied) => return deny(denied, url.path(), &cf),
+    };
+    if chat.kind == ChatKind::Moderate && admitted.grant.is_none() {
+        // Moderation needs a moderator's token even where viewers need none.
+        return deny(Denied::Missing, url.path(), &cf);
+    }
+
+    let Ok(rooms) = env.durable_object(CHAT_BINDING) else {
+        return plain(503, "chat is not configured\n");
+    };
+    let stub = rooms.id_from_name(chat.stream)?.get_stub()?;
+    let init_headers = Headers::new();
+    let mut init = RequestInit::new();
+    let room_url = match chat.kind {
+        ChatKind::Socket => {
+            let identity = crate::chat::Identity::new(
+                chat.stream,
+                admitted.grant.as_ref(),
+                admitted.token.as_deref(),
+                client_ip.as_deref(),
+                &crate::chat_do::random_hex(),
+                64,
+            );
+            init_headers.set("upgrade", "websocket")?;
+            format!("https://room/connect?{}", identity.to_query())
+        }
+        ChatKind::History => {
+            // Only the range: the token goes no further than here.
+            let mut q = String::new();
+            for (k, v) in query::params(url.query().unwrap_or("")) {
+                if matches!(&*k, "from" | "to" | "limit") {
+                    query::append_param(&mut q, &k, &query::encode_component(&v));
+                }
+            }
+            format!("https://room/history{q}")
+        }
+        ChatKind::Moderate => {
+            if method == "POST" {
+                let body = req.clone()?.text().await?;
+                if body.len() > CHAT_MAX_BODY {
+                    return plain(413, "too large\n");
+                }
+                init.with_method(worker::Method::Post)
+                    .with_body(Some(JsValue::from_str(&body)));
+                init_headers.set("content-type", "application/json")?;
+            }
+            "https://room/moderate".to_owned()
+        }
+    };
+    init.with_headers(init_headers);
+    let res = stub
+        .fetch_with_request(Request::new_with_init(&room_url, &init)?)
+        .await?;
+    if socket {
+        return Ok(res);
+    }
+    // The room's answer, with headers this edge may change.
+    let mut res = res;
+    let status = res.status_code();
+    let body = res.bytes().await?;
+    let out = Response::builder().with_status(status).fixed(body);
+    out.headers().set("content-type", "application/json")?;
+    out.headers().set("cache-control", "no-store")?;
+    with_cors(out)
 }
 
 // --- access ------------------------------------------------------------------

@@ -19,6 +19,8 @@
 //!             }
 //!         }
 //!     }
+//!     Route::Chat(chat) => same token check and geo rule, then     // chat/        (docs/chat.md)
+//!         the stream's room, a Durable Object                     // chat_do.rs
 //!     Route::Metrics => metrics::Metrics::render()                  // metrics.rs  (METRICS_TOKEN)
 //!     Route::NotFound => 404,
 //! }
@@ -32,6 +34,7 @@
 
 pub mod access;
 pub mod cache;
+pub mod chat;
 pub mod coalesce;
 pub mod config;
 pub mod geo;
@@ -44,6 +47,8 @@ pub mod route;
 pub mod steering;
 pub mod token;
 
+#[cfg(target_arch = "wasm32")]
+mod chat_do;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 

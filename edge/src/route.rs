@@ -13,6 +13,9 @@
 //! /live/<stream>/<session>/video-segM.m4s     segment               (cached for good)
 //! /live/<stream>/<session>/time          the time, for DASH UTCTiming
 //! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
+//! /chat/<stream>                         chat room WebSocket        (docs/chat.md)
+//! /chat/<stream>/history                 chat by PDT range (VOD replay)
+//! /chat/<stream>/moderate                moderation API             (moderator token)
 //! ```
 
 /// What the Worker does with a request path.
@@ -26,6 +29,8 @@ pub enum Route<'a> {
     /// `/_brook/bench/rewrite`: the manifest rewrite benchmark (only when the
     /// `BROOK_BENCH` var is set).
     Bench,
+    /// `/chat/<stream>[/...]`: the stream's chat room (a Durable Object).
+    Chat(Chat<'a>),
     /// Anything else. Static files never get here: the assets layer answers
     /// them before the Worker runs.
     NotFound,
@@ -37,6 +42,36 @@ pub struct Live<'a> {
     /// The stream name (first path segment after `/live/`).
     pub stream: &'a str,
     pub kind: Kind,
+}
+
+/// A request under `/chat/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chat<'a> {
+    /// The stream name: `[A-Za-z0-9_-]{1,64}`, as the origin's.
+    pub stream: &'a str,
+    pub kind: ChatKind,
+}
+
+/// What a `/chat/` path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    /// `/chat/<stream>`: the WebSocket.
+    Socket,
+    /// `/chat/<stream>/history`: messages by timeline range.
+    History,
+    /// `/chat/<stream>/moderate`: moderation (POST) and room stats (GET).
+    Moderate,
+}
+
+impl ChatKind {
+    /// Label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatKind::Socket => "chat_socket",
+            ChatKind::History => "chat_history",
+            ChatKind::Moderate => "chat_moderate",
+        }
+    }
 }
 
 /// What a `/live/` path names.
@@ -97,6 +132,9 @@ pub fn route(path: &str) -> Route<'_> {
         "/_brook/bench/rewrite" => return Route::Bench,
         _ => {}
     }
+    if let Some(rest) = path.strip_prefix("/chat/") {
+        return chat_route(rest);
+    }
     let Some(rest) = path.strip_prefix("/live/") else {
         return Route::NotFound;
     };
@@ -120,6 +158,28 @@ pub fn route(path: &str) -> Route<'_> {
         _ => Kind::Other,
     };
     Route::Live(Live { stream, kind })
+}
+
+fn chat_route(rest: &str) -> Route<'_> {
+    let (stream, tail) = match rest.split_once('/') {
+        Some((_, "")) => return Route::NotFound,
+        Some(split) => split,
+        None => (rest, ""),
+    };
+    let name_ok = (1..=64).contains(&stream.len())
+        && stream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let kind = match tail {
+        "" => ChatKind::Socket,
+        "history" => ChatKind::History,
+        "moderate" => ChatKind::Moderate,
+        _ => return Route::NotFound,
+    };
+    if !name_ok {
+        return Route::NotFound;
+    }
+    Route::Chat(Chat { stream, kind })
 }
 
 fn object_kind(name: &str) -> Kind {
@@ -177,6 +237,10 @@ mod tests {
         Route::Live(Live { stream, kind })
     }
 
+    fn chat(stream: &str, kind: ChatKind) -> Route<'_> {
+        Route::Chat(Chat { stream, kind })
+    }
+
     #[test]
     fn routes() {
         use Kind::*;
@@ -226,6 +290,20 @@ mod tests {
             ("/_brook/metrics", Route::Metrics),
             ("/_brook/bench/rewrite", Route::Bench),
             ("/_brook/other", Route::NotFound),
+            ("/chat/cam1", chat("cam1", ChatKind::Socket)),
+            ("/chat/cam_1-B", chat("cam_1-B", ChatKind::Socket)),
+            ("/chat/cam1/history", chat("cam1", ChatKind::History)),
+            ("/chat/cam1/moderate", chat("cam1", ChatKind::Moderate)),
+            ("/chat/cam1/", Route::NotFound),
+            ("/chat/cam1/other", Route::NotFound),
+            ("/chat/cam1/history/x", Route::NotFound),
+            ("/chat/", Route::NotFound),
+            ("/chat", Route::NotFound),
+            ("/chat/..", Route::NotFound),
+            ("/chat/%2e%2e/history", Route::NotFound),
+            ("/chat/a.b", Route::NotFound),
+            ("/chat/caf%C3%A9", Route::NotFound),
+            ("/chat.js", Route::NotFound),
         ];
         for (path, want) in cases {
             assert_eq!(route(path), want, "route({path:?})");
