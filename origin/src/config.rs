@@ -22,6 +22,8 @@ pub struct Config {
     pub publish: PublishConfig,
     pub archive: ArchiveConfig,
     pub admin: AdminConfig,
+    /// WebRTC ingest (WHIP, RFC 9725); see `docs/whip.md`.
+    pub whip: crate::whip::WhipConfig,
     /// Streams that may publish, by name (`live/<name>`). Default: only `cam1` with
     /// the development key `dev-key`; a config file replaces this table entirely.
     pub streams: BTreeMap<String, StreamConfig>,
@@ -44,6 +46,7 @@ impl Default for Config {
             publish: PublishConfig::default(),
             archive: ArchiveConfig::default(),
             admin: AdminConfig::default(),
+            whip: crate::whip::WhipConfig::default(),
             streams,
         }
     }
@@ -304,6 +307,7 @@ impl Config {
                 "admin.metrics_need_token needs admin.token".into(),
             ));
         }
+        self.whip.validate().map_err(ConfigError::Invalid)?;
         if let Some(tls) = &self.http.tls {
             for (what, path) in [("cert", &tls.cert), ("key", &tls.key)] {
                 if !path.is_file() {

@@ -151,6 +151,8 @@ pub struct OriginHttp {
     archive: Option<Arc<Archive>>,
     /// Serves `/admin/...` and `/metrics` (none: they are not on this listener).
     admin: Option<admin::Admin>,
+    /// Answers `/whip/...` (none: WHIP is off).
+    whip: Option<Arc<crate::whip::Endpoint>>,
     options: HttpServerOptions,
 }
 
@@ -164,8 +166,15 @@ impl OriginHttp {
             metrics: Arc::new(Metrics::default()),
             archive: None,
             admin: None,
+            whip: None,
             options,
         }
+    }
+
+    /// Serve WHIP ingest (`/whip/...`) from this endpoint.
+    pub fn with_whip(mut self, whip: Option<Arc<crate::whip::Endpoint>>) -> Self {
+        self.whip = whip;
+        self
     }
 
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
@@ -671,6 +680,46 @@ async fn wait_for(
 }
 
 impl OriginHttp {
+    /// `/whip/...`: the WHIP endpoint (`whip::http`) answers, with the request
+    /// body read up to its limit.
+    async fn whip_request(
+        &self,
+        http: &mut ServerSession,
+        whip: &crate::whip::Endpoint,
+        peer: Option<SocketAddr>,
+    ) -> Reply {
+        use crate::whip::http::BodyError;
+        let method = http.req_header().method.clone();
+        let body = if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            Ok(Bytes::new())
+        } else {
+            let read = crate::whip::http::read_body(http, whip.max_offer_bytes());
+            match tokio::time::timeout(REQUEST_HEAD_TIMEOUT, read).await {
+                Ok(b) => b,
+                Err(_) => Err(BodyError::Read("request body not received in time".into())),
+            }
+        };
+        if body.is_err() {
+            http.set_keepalive(None); // the rest of the body was not read
+        }
+        let h = http.req_header();
+        let req = crate::whip::WhipRequest {
+            method: &h.method,
+            path: h.uri.path(),
+            headers: &h.headers,
+            body,
+            peer,
+        };
+        let now_unix = brook_packager::UnixMillis(crate::hub::unix_ms());
+        let r = whip.handle(&req, std::time::Instant::now(), now_unix);
+        Reply {
+            status: r.status,
+            headers: r.headers,
+            body: Body::Full(r.body),
+            part_published: None,
+        }
+    }
+
     /// Writes `reply` to the session. `false`: the connection cannot be reused.
     async fn write(&self, http: &mut ServerSession, reply: Reply, head_only: bool) -> bool {
         self.metrics.http_responses.add(reply.status.as_u16());
@@ -688,7 +737,7 @@ impl OriginHttp {
             .and_then(|_| {
                 header.insert_header(
                     "access-control-expose-headers",
-                    "content-length, content-range, etag, age, date",
+                    "content-length, content-range, etag, age, date, location, link, accept-patch, accept-post",
                 )
             });
         if cors.is_err() {
@@ -777,7 +826,15 @@ impl HttpServerApp for OriginHttp {
         http.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
         let peer = http.client_addr().and_then(|a| a.as_inet()).copied();
         let head_only = http.req_header().method == Method::HEAD;
-        let reply = {
+        let whip = self.whip.clone().filter(|_| {
+            http.req_header()
+                .uri
+                .path()
+                .starts_with(crate::whip::http::PREFIX)
+        });
+        let reply = if let Some(whip) = whip {
+            self.whip_request(&mut http, &whip, peer).await
+        } else {
             let h = http.req_header();
             let req = Request {
                 method: &h.method,

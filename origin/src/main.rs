@@ -25,6 +25,7 @@ use brook_origin::metrics::Metrics;
 use brook_origin::publish::Publisher;
 use brook_origin::srt;
 use brook_origin::storage::DiskStorage;
+use brook_origin::whip;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,9 @@ struct Args {
     /// SRT listen address (overrides srt.listen).
     #[arg(long)]
     srt: Option<SocketAddr>,
+    /// WHIP UDP address for every WebRTC session (overrides whip.listen).
+    #[arg(long)]
+    whip: Option<SocketAddr>,
     /// Archive directory (overrides archive.dir).
     #[arg(long)]
     archive_dir: Option<PathBuf>,
@@ -80,6 +84,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(addr) = args.srt {
         config.srt.listen = addr;
+    }
+    if let Some(addr) = args.whip {
+        config.whip.listen = addr;
     }
     if let Some(dir) = args.archive_dir {
         config.archive.dir = Some(dir);
@@ -154,6 +161,15 @@ fn main() -> anyhow::Result<()> {
     let ingest = srt::start(srt_config, Arc::new(publisher.clone()))
         .with_context(|| format!("starting SRT listener on {}", config.srt.listen))?;
     info!(srt = %ingest.local_addr(), http = %config.http.listen, "brook origin starting");
+    let whip = if config.whip.enabled {
+        let segment_target = Duration::from_millis(u64::from(config.packager.segment_target_ms));
+        let server = whip::start(&config.whip, segment_target, Arc::new(publisher.clone()))
+            .with_context(|| format!("starting WHIP on UDP {}", config.whip.listen))?;
+        Some(Arc::new(server))
+    } else {
+        info!("whip.enabled = false: no WebRTC ingest");
+        None
+    };
 
     let conf = ServerConf {
         threads: config.http.worker_threads(),
@@ -176,7 +192,8 @@ fn main() -> anyhow::Result<()> {
         .with_metrics(metrics.clone())
         .with_archive(archive.clone())
         .with_h2c(config.http.h2c)
-        .with_admin(config.admin.listen.is_none().then(admin));
+        .with_admin(config.admin.listen.is_none().then(admin))
+        .with_whip(whip.as_ref().map(|w| w.endpoint()));
     let mut http = Service::new("brook http".to_string(), app);
     http.add_tcp(&config.http.listen.to_string());
     if let Some(tls) = &config.http.tls {
@@ -209,6 +226,7 @@ fn main() -> anyhow::Result<()> {
         "lifecycle",
         Lifecycle {
             ingest: Mutex::new(Some(ingest)),
+            whip: whip.clone(),
             publisher: publisher.clone(),
             archive: archive.clone(),
         },
@@ -230,6 +248,7 @@ fn main() -> anyhow::Result<()> {
 /// get `EXT-X-ENDLIST` and the archive is complete before the process exits.
 struct Lifecycle {
     ingest: Mutex<Option<srt::SrtIngest>>,
+    whip: Option<Arc<whip::WhipServer>>,
     publisher: Publisher,
     archive: Option<Arc<Archive>>,
 }
@@ -245,10 +264,14 @@ impl BackgroundService for Lifecycle {
         info!("shutting down: closing publishers, ending streams");
         let ingest = self.ingest.lock().ok().and_then(|mut i| i.take());
         let publisher = self.publisher.clone();
+        let whip = self.whip.clone();
         let _ = tokio::task::spawn_blocking(move || {
             publisher.shutdown(); // refuse newcomers first
             if let Some(i) = ingest {
                 i.shutdown();
+            }
+            if let Some(w) = whip {
+                w.shutdown();
             }
             publisher.shutdown();
         })

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Event, ObjectKind, Packager, UnixMillis, MPD_NAME};
 use bytes::Bytes;
 use tokio::runtime::Handle;
@@ -538,6 +539,122 @@ impl PublishSession for Session {
         if lock(&self.live).failed {
             warn!(stream = %self.stream.name, "input refused; the session ends without a grace period");
         }
+        self.publisher.detach(&self.live, self.generation);
+    }
+}
+
+/// Ingests that hand over frames rather than MPEG-TS (WHIP): the same admission
+/// and stream lifecycle (reconnect grace, takeover, archive) as SRT.
+impl Publisher {
+    /// May `key` publish stream `name` now? The SRT checks, by name and key.
+    pub fn admit(&self, name: &str, key: Option<&str>) -> Result<(), Rejection> {
+        self.check(&frame_request(name, key))
+    }
+
+    /// True while a publisher (of any ingest) feeds stream `name`.
+    pub fn is_publishing(&self, name: &str) -> bool {
+        self.live(name).is_some_and(|l| lock(&l).connected)
+    }
+
+    /// Starts publishing `name` from a frame-based ingest, or resumes it within
+    /// the reconnect grace period (same session, after a discontinuity).
+    pub fn open_frames(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        peer: SocketAddr,
+    ) -> Result<FrameSession, Rejection> {
+        self.check(&frame_request(name, key))?;
+        let (live, generation) = self.attach(name, peer)?;
+        self.inner.metrics.publishes.fetch_add(1, Ordering::Relaxed);
+        let stream = lock(&live).stream.clone();
+        Ok(FrameSession {
+            publisher: self.clone(),
+            live,
+            generation,
+            stream,
+            peer,
+            started: Instant::now(),
+            bytes: 0,
+        })
+    }
+}
+
+fn frame_request(name: &str, key: Option<&str>) -> PublishRequest {
+    PublishRequest {
+        resource: format!("live/{name}"),
+        mode: Mode::Publish,
+        key: key.map(str::to_string),
+    }
+}
+
+/// One frame-based publisher connection: tracks and frames into the stream's
+/// packager. `Err` from a method: this connection was replaced or the stream
+/// ended; stop feeding and `close`.
+pub struct FrameSession {
+    publisher: Publisher,
+    live: Arc<Mutex<Live>>,
+    generation: u64,
+    stream: Arc<Stream>,
+    peer: SocketAddr,
+    started: Instant,
+    bytes: u64,
+}
+
+impl FrameSession {
+    fn current(&self) -> Result<MutexGuard<'_, Live>, String> {
+        let l = lock(&self.live);
+        if l.generation != self.generation {
+            return Err("another publisher took over, or the publisher was kicked".into());
+        }
+        if l.ended {
+            return Err("the stream was ended".into());
+        }
+        Ok(l)
+    }
+
+    /// The track list (again on a configuration change: new init segment).
+    pub fn tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), String> {
+        let mut l = self.current()?;
+        l.packager.push_tracks(tracks);
+        self.publisher.apply(&mut l);
+        Ok(())
+    }
+
+    /// One frame and the wall-clock time it arrived.
+    pub fn frame(&mut self, frame: Frame, arrived: UnixMillis) -> Result<(), String> {
+        let len = frame.data.len() as u64;
+        self.bytes += len;
+        let mut l = self.current()?;
+        if let Ok(mut st) = l.stream.stats.lock() {
+            st.bytes += len;
+        }
+        l.packager.push_frame(frame, arrived);
+        self.publisher.apply(&mut l);
+        Ok(())
+    }
+
+    /// Link figures for the admin API and `/metrics`.
+    pub fn link(&mut self, bitrate_bps: f64, rtt_ms: Option<f64>) {
+        if let Ok(mut st) = self.stream.stats.lock() {
+            st.bitrate_bps = bitrate_bps;
+            if let Some(rtt) = rtt_ms {
+                st.rtt_ms = rtt;
+            }
+        }
+    }
+
+    /// The connection ended: the reconnect grace period starts.
+    pub fn close(self, reason: &str) {
+        let p = lock(&self.live).packager.stats();
+        info!(
+            stream = %self.stream.name,
+            peer = %self.peer,
+            seconds = self.started.elapsed().as_secs(),
+            bytes = self.bytes,
+            segments = p.segments,
+            "publish ended: {reason}"
+        );
         self.publisher.detach(&self.live, self.generation);
     }
 }

@@ -64,11 +64,13 @@ export async function waitFor(what, fn, { timeout = 20000, interval = 100 } = {}
 /**
  * brook-origin on free loopback ports. Options (all optional): `config` (TOML text,
  * written to a temp file and passed as --config), `args` (extra CLI flags), `env`,
- * and `httpPort` / `srtPort` to reuse the ports of an origin that was stopped.
+ * and `httpPort` / `srtPort` / `whipPort` to reuse the ports of an origin that was
+ * stopped. WHIP (WebRTC) gets its own UDP port too (`origin.whipPort`).
  */
-export async function startOrigin({ config, args = [], env = {}, httpPort, srtPort } = {}) {
+export async function startOrigin({ config, args = [], env = {}, httpPort, srtPort, whipPort } = {}) {
   const http = httpPort ?? await freePort();
   const srt = srtPort ?? await freePort();
+  const whip = whipPort ?? await freePort();
   const extra = [...args];
   if (config !== undefined) {
     const file = join(mkdtempSync(join(tmpdir(), 'brook-config-')), 'brook.toml');
@@ -76,11 +78,12 @@ export async function startOrigin({ config, args = [], env = {}, httpPort, srtPo
     extra.push('--config', file);
   }
   const origin = start('origin', ORIGIN_BIN,
-    ['--http', `127.0.0.1:${http}`, '--srt', `127.0.0.1:${srt}`, ...extra],
+    ['--http', `127.0.0.1:${http}`, '--srt', `127.0.0.1:${srt}`, '--whip', `127.0.0.1:${whip}`, ...extra],
     { env: { ...process.env, RUST_LOG: 'info', ...env } });
   origin.url = `http://127.0.0.1:${http}`;
   origin.httpPort = http;
   origin.srtPort = srt;
+  origin.whipPort = whip;
   await waitFor('origin /healthz', async () => (await fetch(`${origin.url}/healthz`)).ok)
     .catch((e) => { throw new Error(`${e.message}\n${origin.log}`); });
   return origin;
@@ -125,8 +128,12 @@ export async function startEdge(originUrl) {
   return edge;
 }
 
-/** Headless Chromium with the flags verified on these machines. */
-export async function launchChromium() {
+/** What WebRTC over loopback needs on top (docs: shared/notes/media-peers.md). */
+export const WEBRTC_LOOPBACK_FLAGS = ['--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns'];
+
+/** Headless Chromium with the flags verified on these machines (`args`: more). */
+export async function launchChromium({ args = [] } = {}) {
   const { chromium } = await import('playwright-core');
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -134,7 +141,7 @@ export async function launchChromium() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--autoplay-policy=no-user-gesture-required',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', ...args],
   });
 }
 

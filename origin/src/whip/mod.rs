@@ -38,6 +38,7 @@ pub mod sdp;
 mod server;
 pub mod session;
 pub mod sim;
+mod sink;
 pub mod stun;
 
 use std::net::{IpAddr, SocketAddr};
