@@ -17,6 +17,8 @@
 //   steering     { manifests, priority, pathway } once a steering manifest
 //                arrived: how many, the last PATHWAY-PRIORITY, and the pathway
 //                of the level being loaded
+//   playingDate  () => the program date time on screen (a Date) or null
+//   chat         the chat panel's state (web/chat.js)
 //
 // Text from the URL or the network only ever reaches the page through
 // textContent, never as HTML.
@@ -189,6 +191,9 @@
     }
     return null;
   }
+
+  // For the chat (web/chat.js): messages wait for this program date time.
+  brook.playingDate = playingDate;
 
   setInterval(() => {
     const date = playingDate();
