@@ -16,7 +16,8 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{Math, Reflect, JSON};
 use worker::{
     console_error, durable_object, Date, DurableObject, Env, Request, Response, Result, SqlStorage,
@@ -36,11 +37,25 @@ const CONFIG_VAR: &str = "CHAT_CONFIG";
 /// `readyState` of an open socket.
 const OPEN: u16 = 1;
 
+#[wasm_bindgen]
+extern "C" {
+    /// A WebSocket, seen only to send it a JS value: a broadcast converts
+    /// its text to a JS string once, not once per socket.
+    type Sendable;
+
+    #[wasm_bindgen(method, structural, catch, js_name = send)]
+    fn send_value(this: &Sendable, data: &JsValue) -> std::result::Result<(), JsValue>;
+}
+
 #[durable_object]
 pub struct ChatRoom {
     state: State,
     room: RefCell<Room>,
     store: RefCell<SqlStore>,
+    /// The room's sockets for broadcasts, read from the runtime again after
+    /// every join and leave (a broadcast to a thousand sockets should not
+    /// build the list a thousand times a second).
+    broadcast_to: RefCell<Option<Vec<WebSocket>>>,
     /// When this instance was constructed: changes after every eviction
     /// (the moderation stats show it; the hibernation test relies on it).
     since: u64,
@@ -128,9 +143,14 @@ impl ChatRoom {
                     }
                 }
                 Output::Broadcast(text) => {
-                    for ws in self.sockets() {
+                    let text = JsValue::from_str(&text);
+                    let mut cached = self.broadcast_to.borrow_mut();
+                    let sockets = cached.get_or_insert_with(|| self.sockets());
+                    for ws in sockets.iter() {
                         // A socket closing meanwhile throws; the others still get it.
-                        let _ = ws.send_with_str(&text);
+                        let _ = AsRef::<worker::web_sys::WebSocket>::as_ref(ws)
+                            .unchecked_ref::<Sendable>()
+                            .send_value(&text);
                     }
                 }
                 Output::Close { code, reason } => {
@@ -186,6 +206,7 @@ impl ChatRoom {
             console_error!("chat: acceptWebSocket: {e:?}");
             return Response::error("room unavailable", 503);
         }
+        self.broadcast_to.replace(None);
         let max_name = self.room.borrow().limits().max_name_chars;
         let token_name = identity
             .token_name
@@ -281,6 +302,7 @@ impl ChatRoom {
     }
 
     async fn gone(&self, ws: &WebSocket) {
+        self.broadcast_to.replace(None);
         let Ok(Some(conn)) = ws.deserialize_attachment::<Conn>() else {
             return;
         };
@@ -316,6 +338,7 @@ impl DurableObject for ChatRoom {
         Self {
             room: RefCell::new(Room::new(limits(&env))),
             store: RefCell::new(SqlStore { sql }),
+            broadcast_to: RefCell::new(None),
             state,
             since: now_ms(),
         }
