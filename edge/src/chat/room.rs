@@ -168,11 +168,10 @@ pub struct Room {
     presence_dirty: bool,
     /// The earliest wake asked for and not yet seen.
     wake_at: Option<u64>,
-    inserts: u64,
 }
 
-/// Prune storage every this many messages.
-const PRUNE_EVERY: u64 = 100;
+/// Prune storage every this many messages (by id).
+const PRUNE_EVERY: i64 = 100;
 
 /// Anonymous ids for the counters of frames without an address.
 const NO_IP: &str = "-";
@@ -191,7 +190,6 @@ impl Room {
             presence_sent: None,
             presence_dirty: false,
             wake_at: None,
-            inserts: 0,
         }
     }
 
@@ -486,8 +484,9 @@ impl Room {
                 let mut msg = new.into_message(id);
                 msg.nonce = nonce;
                 out.push(Output::Broadcast(ServerMessage::Chat(msg).to_json()));
-                self.inserts += 1;
-                if self.inserts % PRUNE_EVERY == 0 {
+                // By id, not by a counter in memory: a room evicted every
+                // few dozen messages must still prune.
+                if id % PRUNE_EVERY == 0 {
                     if let Err(e) =
                         store.prune(self.limits.history_kept, self.limits.reactions_kept)
                     {
