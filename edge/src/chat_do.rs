@@ -390,11 +390,12 @@ impl DurableObject for ChatRoom {
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        // Finish the closing handshake (1005/1006 cannot be sent back).
-        let code = match code {
-            1005 | 1006 => 1000,
-            c => u16::try_from(c).unwrap_or(1000),
-        };
+        // Finish the closing handshake, echoing the code where it may be
+        // sent (1000 and 3000-4999); 1001, 1005, 1006... get 1000.
+        let code = u16::try_from(code)
+            .ok()
+            .filter(|c| *c == 1000 || (3000..=4999).contains(c))
+            .unwrap_or(1000);
         let _ = ws.close(Some(code), Some("bye"));
         self.gone(&ws).await;
         Ok(())
