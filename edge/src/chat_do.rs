@@ -370,9 +370,13 @@ impl DurableObject for ChatRoom {
         };
         let out = {
             let mut store = self.store.borrow_mut();
-            self.room
-                .borrow_mut()
-                .frame(&mut conn, frame, &mut *store, now_ms())
+            self.room.borrow_mut().frame(
+                &mut conn,
+                frame,
+                &mut *store,
+                &|u| self.user_ips(u),
+                now_ms(),
+            )
         };
         if conn != before {
             if let Err(e) = ws.serialize_attachment(&conn) {

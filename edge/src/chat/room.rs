@@ -305,12 +305,15 @@ impl Room {
     }
 
     /// One frame from `conn`. `conn` may change (`join`): store it again
-    /// (the socket's attachment) if it did.
+    /// (the socket's attachment) if it did. `ips_of(user)` gives the
+    /// addresses a user's sockets come from (for a moderator's `ban` with
+    /// `ip`; only called then).
     pub fn frame(
         &mut self,
         conn: &mut Conn,
         frame: Frame<'_>,
         store: &mut impl Store,
+        ips_of: &dyn Fn(&str) -> Vec<String>,
         now: u64,
     ) -> Vec<Output> {
         let mut out = Vec::new();
@@ -350,7 +353,7 @@ impl Room {
                 return out;
             }
         };
-        match self.handle(conn, msg, store, now, &mut out) {
+        match self.handle(conn, msg, store, ips_of, now, &mut out) {
             Ok(()) => {
                 if let Some(s) = self.strikes.get_mut(&conn.id) {
                     s.count = 0;
@@ -449,6 +452,7 @@ impl Room {
         conn: &mut Conn,
         msg: ClientMessage,
         store: &mut impl Store,
+        ips_of: &dyn Fn(&str) -> Vec<String>,
         now: u64,
         out: &mut Vec<Output>,
     ) -> Result<(), Refusal> {
@@ -522,10 +526,11 @@ impl Room {
                 if !conn.moderator {
                     return Err(Refusal::new(ErrorCode::NotAllowed, "moderators only"));
                 }
-                // A moderator's socket cannot name addresses; banning by
-                // address from a socket uses the banned user's sockets, which
-                // the Durable Object looks up (see `Room::moderate`).
-                out.extend(self.moderate(moderation, &[], store, now)?);
+                let ips = match &moderation {
+                    ClientMessage::Ban(b) if b.ip => ips_of(&b.user),
+                    _ => Vec::new(),
+                };
+                out.extend(self.moderate(moderation, &ips, store, now)?);
             }
         }
         Ok(())

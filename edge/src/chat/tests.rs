@@ -69,7 +69,21 @@ impl Sim {
     fn frame(&mut self, i: usize, frame: Frame<'_>) {
         assert!(self.sockets[i].closed.is_none(), "socket {i} is closed");
         let mut conn = self.sockets[i].conn.clone();
-        let out = self.room.frame(&mut conn, frame, &mut self.store, self.now);
+        let ips: Vec<(String, String)> = self
+            .sockets
+            .iter()
+            .filter(|s| s.closed.is_none())
+            .filter_map(|s| Some((s.conn.user.clone(), s.conn.ip.clone()?)))
+            .collect();
+        let ips_of = move |user: &str| -> Vec<String> {
+            ips.iter()
+                .filter(|(u, _)| u == user)
+                .map(|(_, ip)| ip.clone())
+                .collect()
+        };
+        let out = self
+            .room
+            .frame(&mut conn, frame, &mut self.store, &ips_of, self.now);
         self.sockets[i].conn = conn;
         self.apply(i, out);
     }
@@ -600,6 +614,24 @@ fn ban_by_address_and_unban() {
     assert!(unban(&mut sim, "troll").is_ok());
     assert_eq!(sim.connect_as("troll", "203.0.113.9", false), 3);
     assert_eq!(sim.sockets[3].closed, None);
+}
+
+#[test]
+fn moderator_socket_bans_by_address() {
+    let mut sim = Sim::new(Limits::default());
+    let m = sim.connect_as("boss", "10.9.9.9", true);
+    let t = sim.connect_as("troll", "203.0.113.5", false);
+    sim.send(
+        m,
+        serde_json::json!({"type": "ban", "user": "troll", "ip": true}),
+    );
+    assert_eq!(sim.sockets[t].closed, Some(close::BANNED));
+    let other_user_same_address = sim.connect_as("sock-puppet", "203.0.113.5", false);
+    assert_eq!(
+        sim.sockets[other_user_same_address].closed,
+        Some(close::BANNED)
+    );
+    assert!(sim.errors(m).is_empty());
 }
 
 #[test]
