@@ -372,7 +372,7 @@ impl Frames {
         };
         let base = audio_base_from_reports(video_base as u64, audio_first, v, a);
         if let Some(old) = self.audio.base {
-            self.stats.resync_ticks = old - base;
+            self.stats.resync_ticks = base - old;
         }
         self.audio.base = Some(base);
         self.stats.synced_by_reports = true;
@@ -622,4 +622,220 @@ fn duration_ticks(d: Duration, timescale: u32) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2 / i64::from(timescale))
         * i64::from(timescale)
         / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whip::sim::{audio_frame, video_frame};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    struct T {
+        frames: Frames,
+        t0: Instant,
+    }
+
+    impl T {
+        fn new(has_audio: bool) -> Self {
+            let t0 = Instant::now();
+            let mut frames = Frames::new(FramesConfig::default(), has_audio, t0, UnixMillis(1000));
+            frames.start(t0);
+            Self { frames, t0 }
+        }
+
+        fn video(
+            &mut self,
+            at_ms: u64,
+            rtp: u64,
+            idr: bool,
+            contiguous: bool,
+            clock: Option<SenderClock>,
+        ) {
+            let data = video_frame(rtp, idr, 100);
+            self.frames.push(FrameIn {
+                track: Track::Video,
+                rtp_time: rtp,
+                arrival: self.t0 + ms(at_ms),
+                contiguous,
+                sender_clock: clock,
+                data: &data,
+            });
+        }
+
+        fn audio(&mut self, at_ms: u64, rtp: u64, clock: Option<SenderClock>) {
+            let data = audio_frame(rtp);
+            self.frames.push(FrameIn {
+                track: Track::Audio,
+                rtp_time: rtp,
+                arrival: self.t0 + ms(at_ms),
+                contiguous: true,
+                sender_clock: clock,
+                data: &data,
+            });
+        }
+
+        /// (track, dts, keyframe) of the frames out, and how many track lists.
+        fn out(&mut self) -> (Vec<(usize, i64, bool)>, usize) {
+            let (mut frames, mut tracks) = (Vec::new(), 0);
+            while let Some(o) = self.frames.poll() {
+                match o {
+                    Output::Tracks(_) => tracks += 1,
+                    Output::Frame(f, _) => frames.push((f.track, f.dts, f.keyframe)),
+                }
+            }
+            self.frames.check_invariants();
+            (frames, tracks)
+        }
+    }
+
+    fn clock(ntp_ms: u64, rtp: u32) -> Option<SenderClock> {
+        Some(SenderClock {
+            ntp: Duration::from_millis(1_795_000_000_000 + ntp_ms),
+            rtp,
+        })
+    }
+
+    #[test]
+    fn video_only_starts_at_the_first_idr_and_drops_to_the_next_after_loss() {
+        let mut t = T::new(false);
+        t.video(0, 1000, false, true, None);
+        t.frames.tick(t.t0 + ms(1000));
+        assert_eq!(t.out().0, [], "no IDR yet");
+        assert!(t.frames.keyframe_wanted(t.t0 + ms(1000)));
+        assert!(!t.frames.keyframe_wanted(t.t0 + ms(1100)), "rate limited");
+        t.video(1033, 4000, true, true, None);
+        t.video(1066, 7000, false, true, None);
+        // A frame was lost for good: drop until the next IDR, and ask for one.
+        t.video(1133, 13000, false, false, None);
+        t.video(1166, 16000, false, true, None);
+        assert!(
+            !t.frames.keyframe_wanted(t.t0 + ms(1166)),
+            "asked 166 ms ago"
+        );
+        assert!(t.frames.keyframe_wanted(t.t0 + ms(1500)));
+        t.video(1200, 19000, true, true, None);
+        let (frames, tracks) = t.out();
+        assert_eq!(tracks, 1);
+        assert_eq!(
+            frames,
+            [(0, 3000, true), (0, 6000, false), (0, 18000, true)]
+        );
+        let s = t.frames.stats();
+        assert_eq!((s.losses, s.video_frames, s.dropped), (1, 3, 3));
+    }
+
+    #[test]
+    fn timestamp_jumps_are_re_anchored() {
+        let mut t = T::new(false);
+        t.video(0, 90_000, true, true, clock(0, 90_000));
+        t.video(33, 93_000, false, true, None);
+        t.video(66, 5, false, true, None); // the sender's clock went back
+        t.video(100, 3005, false, true, None);
+        t.video(133, 3005 + 90_000 * 60, false, true, None); // a minute ahead
+        let (frames, _) = t.out();
+        let dts: Vec<i64> = frames.iter().map(|f| f.1).collect();
+        assert_eq!(dts, [0, 3000, 3001, 6001, 6002]);
+        assert_eq!(t.frames.stats().jumps, 2);
+    }
+
+    #[test]
+    fn reports_align_audio_or_arrival_does_then_reports_correct_it() {
+        // Both reports before the sync wait: audio lands where its capture time
+        // says (video rtp 1000 and audio rtp 500 are the same instant).
+        let mut t = T::new(true);
+        t.video(0, 1000, true, true, clock(0, 1000));
+        t.audio(5, 500 + 960, clock(0, 500));
+        let (frames, _) = t.out();
+        assert_eq!(frames, [(0, 0, true), (1, 960, true)]);
+        assert!(t.frames.stats().synced_by_reports);
+
+        // No reports within the wait: arrival aligns (audio came 40 ms later, so
+        // it is put 40 ms later although it was captured at the same instant);
+        // the reports correct it, and the audio that would overlap is dropped.
+        let mut t = T::new(true);
+        t.video(0, 1000, true, true, None);
+        t.audio(40, 500, None);
+        t.frames.tick(t.t0 + ms(1000));
+        t.audio(1040, 500 + 960 * 50, None);
+        t.video(1050, 1000 + 90_000, false, true, clock(0, 1000));
+        t.audio(1060, 500 + 960 * 51, clock(0, 500));
+        t.audio(1080, 500 + 960 * 52, None);
+        t.audio(1100, 500 + 960 * 53, None);
+        t.audio(1120, 500 + 960 * 54, None);
+        let (frames, _) = t.out();
+        let audio: Vec<i64> = frames.iter().filter(|f| f.0 == 1).map(|f| f.1).collect();
+        let at_40ms = 40 * 48;
+        assert_eq!(audio[..2], [at_40ms, at_40ms + 960 * 50]);
+        // Audio moves 40 ms (two frames) back: 51 and 52 would overlap frame 50
+        // (which ends at 960 * 53) and are dropped; 53 and 54 where they belong.
+        assert_eq!(audio[2..], [960 * 53, 960 * 54]);
+        assert_eq!(t.frames.stats().resync_ticks, at_40ms);
+    }
+
+    #[test]
+    fn a_new_sps_is_a_new_configuration_and_segments_follow_the_target() {
+        let mut t = T::new(false);
+        t.video(0, 0, true, true, None);
+        t.frames.tick(t.t0 + ms(1000));
+        // 30 fps: one frame before the 2 s target, an IDR is wanted.
+        for n in 1..=59u64 {
+            t.video(n * 33, n * 3000, false, true, None);
+        }
+        assert!(
+            t.frames.keyframe_wanted(t.t0 + ms(1990)),
+            "asked one frame ahead"
+        );
+        t.video(2000, 60 * 3000, true, true, None);
+        assert!(!t.frames.keyframe_wanted(t.t0 + ms(2600)), "the IDR came");
+        let (_, tracks) = t.out();
+        assert_eq!(tracks, 1, "same SPS/PPS: same configuration");
+        // A different SPS (another level) arrives with the next IDR.
+        let mut data = video_frame(61, true, 100);
+        data[7] = 0x20;
+        t.frames.push(FrameIn {
+            track: Track::Video,
+            rtp_time: 61 * 3000,
+            arrival: t.t0 + ms(2033),
+            contiguous: true,
+            sender_clock: None,
+            data: &data,
+        });
+        let (frames, tracks) = t.out();
+        assert_eq!((tracks, frames.len()), (1, 1));
+    }
+
+    #[test]
+    fn audio_without_an_audio_track_and_empty_frames_are_dropped() {
+        let mut t = T::new(false);
+        t.video(0, 0, true, true, None);
+        t.audio(1, 0, None);
+        t.frames.push(FrameIn {
+            track: Track::Video,
+            rtp_time: 3000,
+            arrival: t.t0,
+            contiguous: true,
+            sender_clock: None,
+            data: &[],
+        });
+        t.frames.tick(t.t0 + ms(2000));
+        let (frames, _) = t.out();
+        assert_eq!(frames, [(0, 0, true)]);
+        assert_eq!(t.frames.stats().dropped, 2);
+    }
+
+    #[test]
+    fn no_keyframe_request_right_after_connecting() {
+        let mut t = T::new(true);
+        assert!(
+            !t.frames.keyframe_wanted(t.t0 + ms(100)),
+            "the sender starts with one"
+        );
+        assert!(
+            t.frames.keyframe_wanted(t.t0 + ms(600)),
+            "no video after a while: ask"
+        );
+    }
 }

@@ -274,3 +274,58 @@ pub trait FrameSink: Send {
     /// The session ended (`reason` is for logs).
     fn close(self: Box<Self>, reason: &str);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn whip_section_parses_validates_and_rejects_unknown_keys() {
+        let c = Config::from_toml(
+            "[whip]\nlisten = \"0.0.0.0:9189\"\ncandidates = [\"203.0.113.7\", \"198.51.100.2:7000\"]\n\
+             [[whip.ice_servers]]\nurls = [\"turn:turn.example.net?transport=udp\"]\n\
+             username = \"u\"\ncredential = \"p\"\n",
+            "t",
+        )
+        .unwrap();
+        let bound: SocketAddr = "0.0.0.0:9189".parse().unwrap();
+        assert_eq!(
+            c.whip.candidate_addrs(bound),
+            [
+                "203.0.113.7:9189".parse::<SocketAddr>().unwrap(),
+                "198.51.100.2:7000".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.whip.ice_servers[0].username.as_deref(), Some("u"));
+        for bad in [
+            "[whip]\nport = 1\n",
+            "[whip]\ncandidates = [\"example.com\"]\n",
+            "[whip]\ncandidates = [\"0.0.0.0\"]\n",
+            "[whip]\nice_timeout_ms = 10\n",
+            "[whip]\nmax_offer_bytes = 10\n",
+            "[whip]\nmax_sessions = 0\n",
+            "[[whip.ice_servers]]\nurls = [\"http://x\"]\n",
+            "[[whip.ice_servers]]\nurls = []\n",
+            "[[whip.ice_servers]]\nurls = [\"stun:x\"]\nusername = \"a\\\"b\"\n",
+        ] {
+            assert!(Config::from_toml(bad, "t").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_candidates() {
+        let c = WhipConfig::default();
+        let specific: SocketAddr = "192.0.2.10:8189".parse().unwrap();
+        assert_eq!(c.candidate_addrs(specific), [specific]);
+        let any: SocketAddr = "0.0.0.0:8189".parse().unwrap();
+        let addrs = c.candidate_addrs(any);
+        assert!(
+            addrs.contains(&"127.0.0.1:8189".parse().unwrap()),
+            "{addrs:?}"
+        );
+        assert!(addrs
+            .iter()
+            .all(|a| a.port() == 8189 && !a.ip().is_unspecified()));
+    }
+}

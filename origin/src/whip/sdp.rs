@@ -13,6 +13,7 @@
 //!   stream is video only.
 //! - RFC 9725 §4.2: `sendonly` or `sendrecv` only, one track per kind at most
 //!   (otherwise 422), ICE and DTLS credentials present (otherwise 400).
+//! - No simulcast (RFC 8853): one encoding per stream (otherwise 422).
 
 use std::fmt;
 
@@ -121,6 +122,8 @@ pub struct Media {
     pub mid: Option<String>,
     pub direction: Direction,
     pub formats: Vec<Format>,
+    /// `a=simulcast` (RFC 8853): several encodings of one track.
+    pub simulcast: bool,
 }
 
 impl Media {
@@ -214,6 +217,7 @@ impl Offer {
                                     OfferError::Malformed(format!("line {n}: bad rtpmap {arg:?}"))
                                 })?,
                                 "fmtp" => apply_fmtp(m, arg),
+                                "simulcast" => m.simulcast = true,
                                 _ => {}
                             }
                         }
@@ -271,6 +275,10 @@ impl Offer {
                     .into(),
             );
         };
+        if video.simulcast {
+            // One packager per stream takes one encoding; the layers would mix.
+            return unacceptable("simulcast is not supported: send a single video encoding".into());
+        }
         let best = video
             .formats
             .iter()
@@ -343,6 +351,7 @@ fn parse_m_line(value: &str) -> Option<Media> {
         mid: None,
         direction: Direction::SendRecv,
         formats: Vec::new(),
+        simulcast: false,
     })
 }
 
@@ -456,6 +465,12 @@ mod tests {
         ),
         ("m=video 33594", "m=video 0", 422, "no video"),
         ("opus/48000", "opus/16000", 200, ""),
+        (
+            "a=mid:1\r\n",
+            "a=mid:1\r\na=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n",
+            422,
+            "simulcast",
+        ),
     ];
 
     #[test]

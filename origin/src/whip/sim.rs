@@ -51,6 +51,10 @@ pub struct SimConfig {
     /// Sizes of an IDR and of other frames (larger than the MTU: FU-A).
     pub idr_bytes: usize,
     pub frame_bytes: usize,
+    /// Publishers send no media of their own; the caller writes raw RTP
+    /// packets ([`SimPeer::write_rtp`]), e.g. hostile payloads a fuzzer makes.
+    /// They still go through SRTP, so the server's depacketizers see them.
+    pub raw_rtp: bool,
 }
 
 impl Default for SimConfig {
@@ -63,6 +67,7 @@ impl Default for SimConfig {
             fps: 30,
             idr_bytes: 6000,
             frame_bytes: 1500,
+            raw_rtp: false,
         }
     }
 }
@@ -168,7 +173,7 @@ pub struct SimPeer {
 impl SimPeer {
     /// A peer at `addr` and its SDP offer.
     pub fn new(addr: SocketAddr, now: Instant, config: SimConfig, rng: &mut Rng) -> (Self, String) {
-        let mut builder = Rtc::builder().clear_codecs();
+        let mut builder = Rtc::builder().set_rtp_mode(config.raw_rtp).clear_codecs();
         {
             let c = builder.codec_config();
             c.add_h264(108.into(), Some(109.into()), true, 0x42e01f);
@@ -243,13 +248,42 @@ impl SimPeer {
 
     pub fn deadline(&self) -> Instant {
         match self.next_media() {
-            Some(t) if !self.paused => t.min(self.deadline),
+            Some(t) if !self.paused && !self.config.raw_rtp => t.min(self.deadline),
             _ => self.deadline,
         }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Datagram> {
         self.out.pop_front()
+    }
+
+    /// Raw mode: one RTP packet on the video (or audio) stream, SRTP-protected.
+    pub fn write_rtp(
+        &mut self,
+        now: Instant,
+        video: bool,
+        seq: u64,
+        time: u32,
+        marker: bool,
+        payload: &[u8],
+    ) {
+        let kind = if video {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        let Some(mid) = self.mid(kind) else {
+            return;
+        };
+        // The offer's payload types (the answer keeps them); `Rtc::writer`
+        // is not for RTP mode.
+        let pt = Pt::from(if video { 108 } else { 111 });
+        if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            let write = str0m::rtp::RtpWrite::new(pt, seq.into(), time, now, payload.to_vec())
+                .marker(marker);
+            tx.write_rtp(write);
+        }
+        self.drain(now);
     }
 
     pub fn close(&mut self) {
@@ -282,7 +316,7 @@ impl SimPeer {
         let Some(start) = self.media_start else {
             return;
         };
-        if self.paused || !self.rtc.is_alive() {
+        if self.paused || self.config.raw_rtp || !self.rtc.is_alive() {
             return;
         }
         loop {
@@ -392,6 +426,9 @@ pub struct Sim {
     server: SocketAddr,
     /// Datagrams the network dropped.
     pub lost: u64,
+    /// Wall-clock time spent in Brook's side (mux and sessions), for cost
+    /// measurements.
+    pub server_time: Duration,
 }
 
 impl Sim {
@@ -400,9 +437,24 @@ impl Sim {
         sink: Arc<dyn WhipSink>,
         session: impl FnOnce(&mut SessionConfig),
     ) -> Self {
-        let server: SocketAddr = SERVER.parse().expect("a socket address");
-        let mut sc = SessionConfig::new(vec![server]).expect("a DTLS certificate");
+        let mut sc = Self::session_config();
         session(&mut sc);
+        Self::with_session_config(config, sink, sc)
+    }
+
+    /// A session configuration for [`SERVER`]. It generates a DTLS
+    /// certificate: reuse it where many worlds are made.
+    pub fn session_config() -> SessionConfig {
+        let server: SocketAddr = SERVER.parse().expect("a socket address");
+        SessionConfig::new(vec![server]).expect("a DTLS certificate")
+    }
+
+    pub fn with_session_config(
+        config: SimConfig,
+        sink: Arc<dyn WhipSink>,
+        sc: SessionConfig,
+    ) -> Self {
+        let server: SocketAddr = SERVER.parse().expect("a socket address");
         let (tx, rx) = unbounded_channel();
         let now = Instant::now();
         Self {
@@ -419,6 +471,7 @@ impl Sim {
             rng: Rng::new(config.seed),
             server,
             lost: 0,
+            server_time: Duration::ZERO,
         }
     }
 
@@ -558,13 +611,17 @@ impl Sim {
                 }
                 let p = entry.remove();
                 if p.to == self.server {
+                    let t = Instant::now();
                     self.mux.handle_datagram(self.now, p.from, &p.data);
+                    self.server_time += t.elapsed();
                 } else if let Some(peer) = self.peers.iter_mut().find(|x| x.addr == p.to) {
                     peer.handle_datagram(self.now, p.from, &p.data);
                 }
                 self.flush();
             }
+            let t = Instant::now();
             self.mux.handle_timeout(self.now);
+            self.server_time += t.elapsed();
             for p in &mut self.peers {
                 p.handle_timeout(self.now);
             }

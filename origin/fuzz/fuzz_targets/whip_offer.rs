@@ -1,0 +1,53 @@
+//! SDP offers from anyone: Brook's policy check, str0m's parser, and (when
+//! both accept) a session answering it. Also STUN routing on the same bytes.
+#![no_main]
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use brook_origin::whip::session::{Session, SessionConfig};
+use brook_origin::whip::sim::Sim;
+use brook_origin::whip::{sdp, stun, FrameSink, Refusal, WhipSink};
+use brook_packager::UnixMillis;
+use libfuzzer_sys::fuzz_target;
+
+struct NoSink;
+
+impl WhipSink for NoSink {
+    fn authorize(&self, _: &str, _: Option<&str>) -> Result<(), Refusal> {
+        Ok(())
+    }
+    fn open(&self, _: &str, _: Option<&str>, _: SocketAddr) -> Result<Box<dyn FrameSink>, Refusal> {
+        Err(Refusal::Unavailable("fuzzing".into()))
+    }
+}
+
+static CONFIG: OnceLock<SessionConfig> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(u) = stun::local_ufrag(data) {
+        assert!(!u.is_empty() && u.len() < data.len());
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok((offer, accepted)) = sdp::check_offer(text) else {
+        return;
+    };
+    let config = CONFIG.get_or_init(Sim::session_config);
+    let result = Session::new(
+        "0".repeat(32),
+        "cam1".into(),
+        None,
+        offer,
+        accepted,
+        config,
+        Arc::new(NoSink),
+        Instant::now(),
+        UnixMillis(1_795_000_000_000),
+    );
+    if let Ok((mut session, answer)) = result {
+        assert!(answer.contains("m=video 9 "));
+        session.end("done");
+    }
+});
