@@ -111,6 +111,8 @@ pub struct Session {
     out: VecDeque<Datagram>,
     rtc_deadline: Instant,
     created: Instant,
+    /// The latest time handed in (this module never reads the clock).
+    now: Instant,
     ice_timeout: Duration,
     media_timeout: Duration,
     last_media: Instant,
@@ -194,6 +196,7 @@ impl Session {
             out: VecDeque::new(),
             rtc_deadline: now,
             created: now,
+            now,
             ice_timeout: config.ice_timeout,
             media_timeout: config.media_timeout,
             last_media: now,
@@ -261,6 +264,7 @@ impl Session {
         if matches!(self.state, State::Ended(_)) {
             return;
         }
+        self.now = self.now.max(now);
         let Some(r) = receive(source, destination, data) else {
             return; // neither STUN, DTLS, RTP nor RTCP
         };
@@ -275,6 +279,7 @@ impl Session {
         if matches!(self.state, State::Ended(_)) {
             return;
         }
+        self.now = self.now.max(now);
         if now >= self.rtc_deadline {
             if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
                 self.end(format!("WebRTC error: {e}"));
@@ -343,7 +348,7 @@ impl Session {
         let stats = self.frames.stats();
         info!(
             session = %self.id, stream = %self.stream, peer = ?self.peer,
-            seconds = self.created.elapsed().as_secs(),
+            seconds = self.now.saturating_duration_since(self.created).as_secs(),
             video_frames = stats.video_frames, audio_frames = stats.audio_frames,
             dropped = stats.dropped, losses = stats.losses,
             keyframe_requests = stats.keyframe_requests,
