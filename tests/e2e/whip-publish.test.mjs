@@ -2,8 +2,8 @@
 // the broadcaster page (web/publish.html, from another origin than the WHIP
 // endpoint, so CORS is exercised for real), goes live over WHIP to brook-origin,
 // and a second Chromium page plays the stream with hls.js for 10 s from the
-// viewer page, through the viewer site's pass-through to the origin (not the
-// edge Worker). Prints the live latency. Then the bad inputs, over real HTTP.
+// viewer page, through the edge Worker (wasm in workerd, with a viewer token).
+// Prints the live latency. Then the bad inputs, over real HTTP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import {
   startOrigin, startViewerSite, launchChromium, WEBRTC_LOOPBACK_FLAGS, waitFor, text, ROOT, DEV_KEY,
 } from './lib.mjs';
+import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
 const OFFER = readFileSync(join(ROOT, 'origin/tests/fixtures/chromium_whip_offer.sdp'), 'utf8');
 const OFFER_VP8 = readFileSync(join(ROOT, 'origin/tests/fixtures/chromium_whip_offer_vp8.sdp'), 'utf8');
 
-let origin, site, browser;
+let origin, site, edge, browser;
 
 before(async () => {
   // Grace 0: the stream ends as soon as the broadcaster stops. A short ICE
@@ -25,12 +26,15 @@ before(async () => {
     config: '[whip]\nice_timeout_ms = 1500\n[streams.cam1]\nkey = "dev-key"\n[streams.cam2]\nkey = "dev-key"\n',
   });
   site = await startViewerSite(origin.url);
+  // Viewers watch through the edge Worker (workerd), with a viewer token.
+  edge = await startWranglerEdge({ ORIGIN_URL: origin.url, TOKEN_KEYS: keyList('k2026a') });
   browser = await launchChromium({ args: WEBRTC_LOOPBACK_FLAGS });
 });
 
 after(async () => {
   await browser?.close();
   await site?.stop();
+  await edge?.stop();
   await origin?.stop();
 });
 
@@ -72,7 +76,8 @@ test('Chromium publishes over WHIP from the broadcaster page; hls.js plays it fo
   const viewer = await browser.newPage();
   const viewerLog = [];
   viewer.on('console', (m) => viewerLog.push(m.text()));
-  await viewer.goto(`${site.url}/?stream=cam1`);
+  const token = signToken({ key: KEYS.k2026a, kid: 'k2026a', id: 'whip-viewer', ttl: 3600 });
+  await viewer.goto(`${edge.url}/?stream=cam1&token=${encodeURIComponent(token)}`);
   await viewer.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 30000 })
     .catch((e) => { throw new Error(`${e.message}\n${viewerLog.join('\n')}`); });
   const sample = () => viewer.evaluate(() => {
@@ -125,7 +130,7 @@ test('Chromium publishes over WHIP from the broadcaster page; hls.js plays it fo
 
   latencies.sort((a, b) => a - b);
   const median = latencies[Math.floor(latencies.length / 2)];
-  console.log(`# WHIP -> LL-HLS live latency (wall clock - hls.playingDate, viewer via the origin pass-through): `
+  console.log(`# WHIP -> LL-HLS live latency (wall clock - hls.playingDate, viewer through the edge): `
     + `median ${median?.toFixed(2)} s, min ${latencies[0]?.toFixed(2)} s, max ${latencies.at(-1)?.toFixed(2)} s `
     + `over ${latencies.length} samples; publisher ${pub.width}x${pub.height} @ ${Math.round(pub.fps)} fps, ${pub.kbps} kbit/s; `
     + `segments ${durations.map((d) => d.toFixed(2)).join(' ')}`);
