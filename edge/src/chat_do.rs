@@ -10,8 +10,10 @@
 //! - [`Output::WakeAt`] is the object's alarm.
 //!
 //! Only the edge Worker reaches it (`glue.rs` after the token check), at
-//! `https://room/connect?<identity>` (WebSocket), `/history?...` and
-//! `/moderate`, so it trusts the identity in the URL.
+//! `https://room/connect?<identity>` (WebSocket), `/history?...`,
+//! `/moderate`, and `/announce?session=...&state=...` (a publish session the
+//! edge saw start or end, [`crate::chat::notices`]), so it trusts what the
+//! URL says.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -24,11 +26,13 @@ use worker::{
     SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
-use crate::chat::schema::{ChatMessage, ClientMessage, ErrorCode, ReactionCount, Refusal};
+use crate::chat::schema::{
+    ChatMessage, ClientMessage, ErrorCode, ReactionCount, Refusal, StreamRecord, StreamState,
+};
 use crate::chat::store::{BanRecord, NewMessage, StoreError, SCHEMA};
 use crate::chat::text::clean_name;
 use crate::chat::{
-    Conn, Frame, HistoryQuery, Identity, Limits, Output, Room, ServerMessage, Store,
+    Conn, Frame, HistoryQuery, Identity, Limits, Output, Room, ServerMessage, Store, StreamEvent,
 };
 
 /// The Worker var with limit overrides (docs/chat.md).
@@ -288,6 +292,29 @@ impl ChatRoom {
         }
     }
 
+    /// A publish session started or ended (the edge's report; many
+    /// isolates send the same one, the room announces it once).
+    async fn announce(&self, req: &Request) -> Result<Response> {
+        let url = req.url()?;
+        let Some(event) = StreamEvent::from_query(url.query().unwrap_or("")) else {
+            return Response::error("bad announce", 400);
+        };
+        let result = {
+            let mut store = self.store.borrow_mut();
+            self.room
+                .borrow_mut()
+                .announce(&event, &mut *store, now_ms())
+        };
+        match result {
+            Ok(out) => {
+                let news = !out.is_empty();
+                self.perform(None, out).await;
+                json_response(200, format!(r#"{{"v":1,"announced":{news}}}"#))
+            }
+            Err(r) => refusal_response(r),
+        }
+    }
+
     /// The addresses `user` is connected from.
     fn user_ips(&self, user: &str) -> Vec<String> {
         let mut ips: Vec<String> = self
@@ -350,6 +377,7 @@ impl DurableObject for ChatRoom {
             "/connect" => self.open_socket(&req).await,
             "/history" => self.history(&req),
             "/moderate" => self.moderate(req).await,
+            "/announce" => self.announce(&req).await,
             _ => Response::error("not found", 404),
         }
     }
@@ -487,6 +515,14 @@ struct BanRow {
     reason: Option<String>,
 }
 
+#[derive(serde::Deserialize)]
+struct StreamRow {
+    id: i64,
+    ts: i64,
+    state: String,
+    session: Option<String>,
+}
+
 const COLUMNS: &str = "id, pdt, ts, user, name, text, moderator";
 
 impl SqlStore {
@@ -501,6 +537,29 @@ impl SqlStore {
             .exec(query, bindings)?
             .to_array::<serde::de::IgnoredAny>()
             .map(|_| ())
+    }
+
+    fn stream_rows(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> std::result::Result<Vec<StreamRecord>, StoreError> {
+        let rows: Vec<StreamRow> = self
+            .sql
+            .exec(query, bindings)
+            .and_then(|c| c.to_array())
+            .map_err(store_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(StreamRecord {
+                    id: r.id,
+                    event: StreamState::parse(&r.state)?,
+                    session: r.session,
+                    ts: r.ts,
+                })
+            })
+            .collect())
     }
 
     fn ids(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<i64>> {
@@ -625,10 +684,74 @@ impl Store for SqlStore {
             .collect())
     }
 
+    fn add_stream(
+        &mut self,
+        state: StreamState,
+        session: Option<&str>,
+        ts: i64,
+    ) -> std::result::Result<i64, StoreError> {
+        self.sql
+            .exec(
+                "INSERT INTO streams (ts, state, session) VALUES (?, ?, ?) RETURNING id",
+                vec![
+                    int(ts),
+                    text(state.as_str()),
+                    session.map_or(SqlStorageValue::Null, text),
+                ],
+            )
+            .and_then(|c| c.to_array::<Id>())
+            .map_err(store_err)?
+            .first()
+            .map(|r| r.id)
+            .ok_or_else(|| StoreError("insert returned no id".into()))
+    }
+
+    fn last_stream(&mut self) -> std::result::Result<Option<StreamEvent>, StoreError> {
+        let rows = self.stream_rows(
+            "SELECT id, ts, state, session FROM streams WHERE session IS NOT NULL \
+             ORDER BY id DESC LIMIT 1",
+            vec![],
+        )?;
+        Ok(rows.into_iter().next().and_then(|r| {
+            Some(StreamEvent {
+                session: r.session?,
+                state: r.event,
+            })
+        }))
+    }
+
+    fn streams(
+        &mut self,
+        range: Option<(i64, i64)>,
+        limit: usize,
+    ) -> std::result::Result<Vec<StreamRecord>, StoreError> {
+        match range {
+            None => {
+                let mut rows = self.stream_rows(
+                    "SELECT id, ts, state, session FROM streams ORDER BY id DESC LIMIT ?",
+                    vec![int(limit as i64)],
+                )?;
+                rows.reverse();
+                Ok(rows)
+            }
+            Some((from, to)) => self.stream_rows(
+                "SELECT id, ts, state, session FROM streams WHERE ts >= ? AND ts < ? \
+                 ORDER BY ts, id LIMIT ?",
+                vec![int(from), int(to), int(limit as i64)],
+            ),
+        }
+    }
+
     fn prune(&mut self, messages: usize, reactions: usize) -> std::result::Result<(), StoreError> {
         self.run(
             "DELETE FROM messages WHERE id <= \
                  (SELECT id FROM messages ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            vec![int(messages as i64)],
+        )
+        .map_err(store_err)?;
+        self.run(
+            "DELETE FROM streams WHERE id <= \
+                 (SELECT id FROM streams ORDER BY id DESC LIMIT 1 OFFSET ?)",
             vec![int(messages as i64)],
         )
         .map_err(store_err)?;

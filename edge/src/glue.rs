@@ -47,6 +47,8 @@ struct State {
     kv_config: Option<(Option<String>, u64)>,
     /// The last `TOKEN_KEYS` parsed, by its text.
     keys: Option<(String, Rc<KeySet>)>,
+    /// Stream starts and ends this isolate told the chat rooms about.
+    notices: crate::chat::Notices,
 }
 
 thread_local! {
@@ -187,7 +189,11 @@ async fn serve_live(
                 pathway: None,
                 throughput: None,
             };
-            respond(req, &edge, &admitted, &lookup, upstream, &viewer, now).await
+            let announce = |playlist: &str| announce_stream(env, ctx, live, url.path(), playlist);
+            respond(
+                req, &edge, &admitted, &lookup, upstream, &viewer, now, &announce,
+            )
+            .await
         }
     }
 }
@@ -331,6 +337,39 @@ async fn serve_chat(
     out.headers().set("content-type", "application/json")?;
     out.headers().set("cache-control", "no-store")?;
     with_cors(out)
+}
+
+/// A playlist about to be served: tells the stream's chat room, after the
+/// response, when it shows a publish session starting or ending
+/// (`chat::notices`; the room announces each once).
+fn announce_stream(env: &Env, ctx: &Context, live: Live<'_>, path: &str, playlist: &str) {
+    let Some(event) = with_state(|s| s.notices.observe(live.stream, live.kind, path, playlist))
+    else {
+        return;
+    };
+    let stream = live.stream.to_owned();
+    let env = env.clone();
+    ctx.wait_until(async move {
+        let delivered = async {
+            let stub = env
+                .durable_object(CHAT_BINDING)?
+                .id_from_name(&stream)?
+                .get_stub()?;
+            let mut init = RequestInit::new();
+            init.with_method(worker::Method::Post);
+            let url = format!("https://room/announce?{}", event.to_query());
+            stub.fetch_with_request(Request::new_with_init(&url, &init)?)
+                .await
+                .map(|res| res.status_code())
+        };
+        match delivered.await {
+            Ok(200) => {}
+            outcome => {
+                console_error!("chat: announcing {event:?} to {stream}: {outcome:?}");
+                with_state(|s| s.notices.forget(&stream, &event));
+            }
+        }
+    });
 }
 
 // --- access ------------------------------------------------------------------
@@ -829,6 +868,8 @@ fn upstream_headers(from: &Headers, shared: bool) -> Result<Headers> {
 
 // --- responses ---------------------------------------------------------------
 
+/// `announce` sees every playlist served, as the origin wrote it.
+#[allow(clippy::too_many_arguments)]
 async fn respond(
     req: &Request,
     edge: &Edge,
@@ -837,6 +878,7 @@ async fn respond(
     upstream: Upstream,
     viewer: &Viewer<'_>,
     now: u64,
+    announce: &dyn Fn(&str),
 ) -> Result<Response> {
     let personalize = lookup.kind.is_manifest() && req.inner().method() == "GET";
     match upstream {
@@ -853,12 +895,14 @@ async fn respond(
                 headers,
                 body,
             };
-            finish_manifest(req, edge, admitted, lookup, &f, viewer, now, source)
+            finish_manifest(
+                req, edge, admitted, lookup, &f, viewer, now, source, announce,
+            )
         }
         Upstream::Stream(res, source) => passthrough(res, source),
-        Upstream::Shared(f, source) if personalize && f.status == 200 => {
-            finish_manifest(req, edge, admitted, lookup, &f, viewer, now, source)
-        }
+        Upstream::Shared(f, source) if personalize && f.status == 200 => finish_manifest(
+            req, edge, admitted, lookup, &f, viewer, now, source, announce,
+        ),
         Upstream::Shared(f, source) => {
             let headers = Headers::new();
             for (k, v) in &f.headers {
@@ -889,8 +933,10 @@ fn finish_manifest(
     viewer: &Viewer<'_>,
     now: u64,
     source: Source,
+    announce: &dyn Fn(&str),
 ) -> Result<Response> {
     let text = String::from_utf8_lossy(&f.body);
+    announce(&text);
     let mobile = req.headers().get("sec-ch-ua-mobile")?;
     let user_agent = req.headers().get("user-agent")?;
     let save_data = req.headers().get("save-data")?;

@@ -17,12 +17,16 @@
 //!       alarm: room.wake() → one `reactions` message, viewer count
 //! GET  /chat/<stream>/history?from=&to=   VOD replay by PDT range
 //! POST /chat/<stream>/moderate            delete, ban, unban, notice, stream
+//!
+//! GET /live/<stream>/<session>/*.m3u8 served → Notices::observe      notices.rs
+//!   → the room (after the response): room.announce(event)          started / ended, once
 //! ```
 //!
 //! The schema, limits and moderation API are in docs/chat.md.
 
 pub mod identity;
 pub mod limits;
+pub mod notices;
 pub mod rate;
 pub mod reactions;
 pub mod room;
@@ -35,6 +39,7 @@ mod tests;
 
 pub use identity::Identity;
 pub use limits::{Limits, Rate};
+pub use notices::{Notices, StreamEvent};
 pub use room::{Conn, Frame, HistoryQuery, Output, Room};
 pub use schema::{ClientMessage, ErrorCode, ServerMessage, VERSION};
 pub use store::{MemStore, Store};

@@ -9,6 +9,7 @@
 //! - the time of the last [`Output::WakeAt`] reached → [`Room::wake`]
 //!   (reactions and viewer counts are flushed there);
 //! - moderation from HTTP → [`Room::moderate`]; VOD replay → [`Room::history`];
+//! - the edge saw a publish session start or end → [`Room::announce`];
 //! - after each call, perform every output in order: `Send` and `Close` go to
 //!   the socket the event came from, `Broadcast` to every socket in the room
 //!   (the sender included), `CloseUser` to every socket of that user or
@@ -24,11 +25,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::limits::Limits;
+use super::notices::{advances, StreamEvent};
 use super::rate::{take_all, Buckets};
 use super::reactions::{Added, Aggregator};
 use super::schema::{
     parse_client, Ban, ClientMessage, ErrorCode, ParseLimits, PublicLimits, Refusal, ServerMessage,
-    SystemEvent, EMOJI,
+    StreamState, SystemEvent, EMOJI,
 };
 use super::store::{BanRecord, NewMessage, Store};
 
@@ -281,10 +283,18 @@ impl Room {
                 Vec::new()
             }
         };
+        let events = match store.streams(None, self.limits.history_on_join) {
+            Ok(e) => e,
+            Err(e) => {
+                out.push(Output::Log(e.to_string()));
+                Vec::new()
+            }
+        };
         out.push(Output::Send(
             ServerMessage::History {
                 messages,
                 reactions: Vec::new(),
+                events,
                 more: None,
             }
             .to_json(),
@@ -612,12 +622,19 @@ impl Room {
                 ));
             }
             ClientMessage::Stream { started } => {
-                let event = if started {
-                    SystemEvent::StreamStarted
+                let state = if started {
+                    StreamState::Started
                 } else {
-                    SystemEvent::StreamEnded
+                    StreamState::Ended
                 };
-                out.push(Output::Broadcast(ServerMessage::System(event).to_json()));
+                // Kept for history, but announced even if storage fails:
+                // the moderator asked for it.
+                if let Err(e) = store.add_stream(state, None, now as i64) {
+                    out.push(Output::Log(e.to_string()));
+                }
+                out.push(Output::Broadcast(
+                    ServerMessage::System(state.event(None)).to_json(),
+                ));
             }
             _ => {
                 return Err(Refusal::new(
@@ -627,6 +644,31 @@ impl Room {
             }
         }
         Ok(out)
+    }
+
+    /// The edge saw a publish session start or end ([`super::notices`]).
+    /// Many isolates report the same event; the room announces it (stored,
+    /// then broadcast) only if it [`advances`] the last one stored, and
+    /// otherwise returns no outputs. A storage failure is `unavailable` and
+    /// announces nothing, so a later report can.
+    pub fn announce(
+        &mut self,
+        event: &StreamEvent,
+        store: &mut impl Store,
+        now: u64,
+    ) -> Result<Vec<Output>, Refusal> {
+        let unavailable = |e: super::store::StoreError| {
+            Refusal::new(ErrorCode::Unavailable, format!("storage failed: {}", e.0))
+        };
+        let last = store.last_stream().map_err(unavailable)?;
+        if !advances(last.as_ref(), event) {
+            return Ok(Vec::new());
+        }
+        store
+            .add_stream(event.state, Some(&event.session), now as i64)
+            .map_err(unavailable)?;
+        let msg = ServerMessage::System(event.state.event(Some(event.session.clone())));
+        Ok(vec![Output::Broadcast(msg.to_json())])
     }
 
     /// Parses a moderation request body (the HTTP API).
@@ -691,6 +733,7 @@ impl Room {
             None => ServerMessage::History {
                 messages: store.recent(limit).map_err(unavailable)?,
                 reactions: Vec::new(),
+                events: store.streams(None, limit).map_err(unavailable)?,
                 more: None,
             },
             Some((from, to)) => {
@@ -700,9 +743,13 @@ impl Room {
                 let reactions = store
                     .reactions(from, to, limit.saturating_mul(EMOJI.len()))
                     .map_err(unavailable)?;
+                let events = store
+                    .streams(Some((from, to)), limit)
+                    .map_err(unavailable)?;
                 ServerMessage::History {
                     messages,
                     reactions,
+                    events,
                     more: Some(more),
                 }
             }

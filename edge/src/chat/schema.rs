@@ -321,19 +321,73 @@ pub struct ReactionCount {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SystemEvent {
     /// How many sockets are in the room.
-    Viewers {
-        viewers: usize,
+    Viewers { viewers: usize },
+    /// A publish session started: announced by the edge when it first
+    /// serves the session's live playlist (`session` set), or by a moderator.
+    StreamStarted {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
-    StreamStarted,
-    StreamEnded,
+    /// A publish session ended: its playlist got `EXT-X-ENDLIST` (or a
+    /// moderator said so).
+    StreamEnded {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+    },
     /// A moderator's announcement.
-    Notice {
-        text: String,
-    },
+    Notice { text: String },
     /// A user was banned (clients may hide what they still show of theirs).
-    Banned {
-        user: String,
-    },
+    Banned { user: String },
+}
+
+/// Whether a stream started or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StreamState {
+    #[serde(rename = "stream_started")]
+    Started,
+    #[serde(rename = "stream_ended")]
+    Ended,
+}
+
+impl StreamState {
+    /// `started` / `ended`, as in the `stream` request and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Started => "started",
+            StreamState::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "started" => Some(StreamState::Started),
+            "ended" => Some(StreamState::Ended),
+            _ => None,
+        }
+    }
+
+    /// The `system` event that announces it.
+    pub fn event(self, session: Option<String>) -> SystemEvent {
+        match self {
+            StreamState::Started => SystemEvent::StreamStarted { session },
+            StreamState::Ended => SystemEvent::StreamEnded { session },
+        }
+    }
+}
+
+/// A stream start or end as kept in history (`history.events`), in the
+/// shape of its `system` event plus the room's id and clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamRecord {
+    /// Increasing in the order the room announced them.
+    pub id: i64,
+    pub event: StreamState,
+    /// The publish session; `None` when a moderator sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// When the room announced it (ms since 1970, the room's clock); stream
+    /// events sit on the timeline here.
+    pub ts: i64,
 }
 
 /// The limits a client should know about.
@@ -366,6 +420,9 @@ pub enum ServerMessage {
         messages: Vec<ChatMessage>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         reactions: Vec<ReactionCount>,
+        /// Stream starts and ends, oldest first (as many as messages at most).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        events: Vec<StreamRecord>,
         /// The history endpoint: more messages in the range than returned.
         #[serde(skip_serializing_if = "Option::is_none")]
         more: Option<bool>,
@@ -620,8 +677,14 @@ mod tests {
                 r#"{"v":1,"type":"system","event":"viewers","viewers":3}"#,
             ),
             (
-                ServerMessage::System(SystemEvent::StreamEnded),
+                ServerMessage::System(SystemEvent::StreamEnded { session: None }),
                 r#"{"v":1,"type":"system","event":"stream_ended"}"#,
+            ),
+            (
+                ServerMessage::System(SystemEvent::StreamStarted {
+                    session: Some("69a0c8e1f3b2a417".into()),
+                }),
+                r#"{"v":1,"type":"system","event":"stream_started","session":"69a0c8e1f3b2a417"}"#,
             ),
             (
                 ServerMessage::Error {
@@ -633,11 +696,34 @@ mod tests {
             ),
             (
                 ServerMessage::History {
-                    messages: vec![chat],
+                    messages: vec![chat.clone()],
                     reactions: vec![],
+                    events: vec![],
                     more: None,
                 },
                 r#"{"v":1,"type":"history","messages":[{"id":7,"user":"u1","name":"<Al>","text":"\"hi\"","pdt":1790000000000,"ts":1790000002000}]}"#,
+            ),
+            (
+                ServerMessage::History {
+                    messages: vec![],
+                    reactions: vec![],
+                    events: vec![
+                        StreamRecord {
+                            id: 1,
+                            event: StreamState::Started,
+                            session: Some("69a0c8e1f3b2a417".into()),
+                            ts: 1790000000000,
+                        },
+                        StreamRecord {
+                            id: 2,
+                            event: StreamState::Ended,
+                            session: None,
+                            ts: 1790000009000,
+                        },
+                    ],
+                    more: Some(false),
+                },
+                r#"{"v":1,"type":"history","messages":[],"events":[{"id":1,"event":"stream_started","session":"69a0c8e1f3b2a417","ts":1790000000000},{"id":2,"event":"stream_ended","ts":1790000009000}],"more":false}"#,
             ),
             (
                 ServerMessage::Pong { ts: 9, nonce: None },

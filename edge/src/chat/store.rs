@@ -7,9 +7,13 @@
 //! `history_kept`, oldest pruned first; reactions are kept as the
 //! aggregated (PDT slot, emoji, count) rows, up to `reactions_kept`. A
 //! message is placed on the timeline at its `pdt`, or at the time the room
-//! accepted it when the sender was not playing.
+//! accepted it when the sender was not playing. Stream starts and ends are
+//! kept as their own rows (at the room's clock), up to `history_kept` too;
+//! the newest one with a session is also the room's record of what it
+//! announced last (see [`super::notices`]).
 
-use super::schema::{ChatMessage, ReactionCount};
+use super::notices::StreamEvent;
+use super::schema::{ChatMessage, ReactionCount, StreamRecord, StreamState};
 
 /// Storage failed (the text is for logs).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,8 +88,25 @@ pub trait Store {
         to: i64,
         limit: usize,
     ) -> Result<Vec<ReactionCount>, StoreError>;
-    /// Drops the oldest messages beyond `messages` and the oldest reaction
-    /// rows beyond `reactions`.
+    /// Stores a stream start or end (`session`: `None` from a moderator)
+    /// announced at `ts`; returns its id, greater than every id before it.
+    fn add_stream(
+        &mut self,
+        state: StreamState,
+        session: Option<&str>,
+        ts: i64,
+    ) -> Result<i64, StoreError>;
+    /// The newest stream event stored with a session.
+    fn last_stream(&mut self) -> Result<Option<StreamEvent>, StoreError>;
+    /// Stream events with `ts` in `[from, to)` (`None`: the last `limit`),
+    /// oldest first, at most `limit`.
+    fn streams(
+        &mut self,
+        range: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>, StoreError>;
+    /// Drops the oldest messages and stream events beyond `messages` and the
+    /// oldest reaction rows beyond `reactions`.
     fn prune(&mut self, messages: usize, reactions: usize) -> Result<(), StoreError>;
     fn ban(&mut self, ban: &BanRecord) -> Result<(), StoreError>;
     /// Lifts the ban of `subject`; whether there was one.
@@ -120,6 +141,13 @@ pub const SCHEMA: &[&str] = &[
         until INTEGER,
         reason TEXT
     )",
+    "CREATE TABLE IF NOT EXISTS streams (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        session TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS streams_ts ON streams (ts, id)",
 ];
 
 /// [`Store`] in memory.
@@ -129,6 +157,8 @@ pub struct MemStore {
     next_id: i64,
     reactions: std::collections::BTreeMap<(i64, &'static str), u64>,
     bans: Vec<BanRecord>,
+    streams: Vec<StreamRecord>,
+    next_stream_id: i64,
     /// Make every call fail (tests of the failure path).
     pub fail: bool,
 }
@@ -238,10 +268,65 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn add_stream(
+        &mut self,
+        state: StreamState,
+        session: Option<&str>,
+        ts: i64,
+    ) -> Result<i64, StoreError> {
+        self.check()?;
+        self.next_stream_id += 1;
+        let id = self.next_stream_id;
+        self.streams.push(StreamRecord {
+            id,
+            event: state,
+            session: session.map(str::to_owned),
+            ts,
+        });
+        Ok(id)
+    }
+
+    fn last_stream(&mut self) -> Result<Option<StreamEvent>, StoreError> {
+        self.check()?;
+        Ok(self.streams.iter().rev().find_map(|r| {
+            Some(StreamEvent {
+                session: r.session.clone()?,
+                state: r.event,
+            })
+        }))
+    }
+
+    fn streams(
+        &mut self,
+        range: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>, StoreError> {
+        self.check()?;
+        Ok(match range {
+            None => {
+                let skip = self.streams.len().saturating_sub(limit);
+                self.streams.iter().skip(skip).cloned().collect()
+            }
+            Some((from, to)) => {
+                let mut hits: Vec<StreamRecord> = self
+                    .streams
+                    .iter()
+                    .filter(|r| (from..to).contains(&r.ts))
+                    .cloned()
+                    .collect();
+                hits.sort_by_key(|r| (r.ts, r.id));
+                hits.truncate(limit);
+                hits
+            }
+        })
+    }
+
     fn prune(&mut self, messages: usize, reactions: usize) -> Result<(), StoreError> {
         self.check()?;
         let extra = self.messages.len().saturating_sub(messages);
         self.messages.drain(..extra);
+        let extra = self.streams.len().saturating_sub(messages);
+        self.streams.drain(..extra);
         while self.reactions.len() > reactions {
             self.reactions.pop_first();
         }

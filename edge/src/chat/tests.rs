@@ -670,6 +670,134 @@ fn notices_and_stream_events() {
     );
 }
 
+/// `(event, session)` of the stream events in `values` (system frames or
+/// history records).
+fn stream_events(values: &[Value]) -> Vec<(String, String)> {
+    values
+        .iter()
+        .filter(|v| {
+            v["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("stream_"))
+        })
+        .map(|v| {
+            (
+                v["event"].as_str().unwrap().to_owned(),
+                v["session"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn stream_events_reported_by_many_isolates_are_announced_once() {
+    use super::schema::StreamState::{Ended, Started};
+    const S1: &str = "69a0c8e1f3b2a417";
+    const S2: &str = "69a0d2c400c0ffee";
+    let mut sim = Sim::new(Limits::default());
+    let a = sim.connect();
+    let b = sim.connect();
+    sim.clear();
+    // Each event reported by many isolates, with stale reports mixed in (a
+    // cached live playlist of S1, a VOD viewer of S1).
+    let mut reports = Vec::new();
+    reports.extend([(S1, Started); 20]);
+    reports.extend([(S1, Ended), (S1, Started)].repeat(10));
+    reports.extend([(S2, Started), (S1, Ended), (S1, Started)].repeat(10));
+    let t0 = sim.now;
+    for (session, state) in reports {
+        let event = StreamEvent {
+            session: session.into(),
+            state,
+        };
+        let out = sim.room.announce(&event, &mut sim.store, sim.now).unwrap();
+        sim.apply(usize::MAX, out);
+        sim.now += 100;
+    }
+    let want = [
+        ("stream_started".to_owned(), S1.to_owned()),
+        ("stream_ended".to_owned(), S1.to_owned()),
+        ("stream_started".to_owned(), S2.to_owned()),
+    ];
+    for s in [a, b] {
+        assert_eq!(stream_events(&sim.of_type(s, "system")), want);
+    }
+    // History: on join, and by range (at the room's clock).
+    let c = sim.connect();
+    let joined = sim.of_type(c, "history")[0]["events"].clone();
+    let joined = joined.as_array().unwrap();
+    assert_eq!(stream_events(joined), want);
+    assert!(joined
+        .windows(2)
+        .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()));
+    assert_eq!(joined[0]["ts"], t0);
+    let q = HistoryQuery::parse(&format!("from={}&to={}", t0 + 1, t0 + 60_000)).unwrap();
+    let range: Value = serde_json::from_str(&sim.room.history(q, &mut sim.store).unwrap()).unwrap();
+    assert_eq!(
+        stream_events(range["events"].as_array().unwrap()),
+        &want[1..]
+    );
+
+    // A moderator's notice is kept too, and leaves the sessions' record alone.
+    let msg = sim
+        .room
+        .parse_moderation(r#"{"type":"stream","state":"ended"}"#)
+        .unwrap();
+    let out = sim
+        .room
+        .moderate(msg, &[], &mut sim.store, sim.now)
+        .unwrap();
+    sim.apply(usize::MAX, out);
+    let out = sim
+        .room
+        .announce(
+            &StreamEvent {
+                session: S2.into(),
+                state: Ended,
+            },
+            &mut sim.store,
+            sim.now,
+        )
+        .unwrap();
+    sim.apply(usize::MAX, out);
+    let history: Value = serde_json::from_str(
+        &sim.room
+            .history(HistoryQuery::parse("").unwrap(), &mut sim.store)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stream_events(history["events"].as_array().unwrap())[3..],
+        [
+            ("stream_ended".to_owned(), "-".to_owned()),
+            ("stream_ended".to_owned(), S2.to_owned())
+        ]
+    );
+}
+
+#[test]
+fn a_stream_event_not_stored_is_not_announced() {
+    let mut sim = Sim::new(Limits::default());
+    let a = sim.connect();
+    sim.clear();
+    let event = StreamEvent {
+        session: "69a0c8e1f3b2a417".into(),
+        state: super::schema::StreamState::Started,
+    };
+    sim.store.fail = true;
+    let refusal = sim
+        .room
+        .announce(&event, &mut sim.store, sim.now)
+        .unwrap_err();
+    assert_eq!(refusal.code, ErrorCode::Unavailable);
+    assert!(sim.of_type(a, "system").is_empty());
+    // The next report (another viewer, another isolate) gets through.
+    sim.store.fail = false;
+    let out = sim.room.announce(&event, &mut sim.store, sim.now).unwrap();
+    sim.apply(usize::MAX, out);
+    assert_eq!(stream_events(&sim.of_type(a, "system")).len(), 1);
+}
+
 #[test]
 fn history_by_timeline_range() {
     let mut sim = Sim::new(Limits {
