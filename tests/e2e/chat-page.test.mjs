@@ -89,7 +89,9 @@ test('two viewers exchange a message and a reaction, each in step with its own p
   assert.equal(got.name, 'Alice');
   assert.equal(typeof got.pdt, 'number', 'sent with the program date time Alice was watching');
   assert.ok(got.playing >= got.pdt, `shown when Bob's playback reached it (${got.playing} >= ${got.pdt})`);
-  const sent = await desktop.evaluate((t) => window.brook.chat.shown.find((m) => m.text === t), text);
+  // The room's echo to Alice is its own frame: it may land after Bob showed his.
+  const sent = await desktop.waitForFunction((t) => window.brook.chat.shown.find((m) => m.text === t), text, { timeout: 10000 })
+    .then((h) => h.jsonValue(), () => null);
   assert.ok(sent, 'the sender sees its own message');
   assert.equal(sent.id, got.id);
 
