@@ -159,19 +159,22 @@ struct Stats {
     all: Mutex<Vec<u32>>,
 }
 
-/// The hint `partM.P.m4s` of a playlist, as (M, P).
-fn hint(playlist: &[u8]) -> Option<(u64, u64)> {
+/// The preload hint of a playlist: its URI and (M, P) from its
+/// `<rendition>-partM.P.m4s` name.
+fn hint(playlist: &[u8]) -> Option<(u64, u64, String)> {
     let text = std::str::from_utf8(playlist).ok()?;
     let line = text
         .lines()
         .rev()
         .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))?;
     let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
-    let (m, p) = uri
-        .strip_prefix("part")?
+    let name = uri.rsplit('/').next()?;
+    let (m, p) = name
+        .rsplit_once("part")?
+        .1
         .strip_suffix(".m4s")?
         .split_once('.')?;
-    Some((m.parse().ok()?, p.parse().ok()?))
+    Some((m.parse().ok()?, p.parse().ok()?, uri.to_owned()))
 }
 
 async fn viewer(
@@ -187,7 +190,7 @@ async fn viewer(
     stats.viewers_running.fetch_add(1, Ordering::Relaxed);
     let mut next = None;
     while Instant::now() < until {
-        let (msn, part) = match next {
+        let (msn, part, uri) = match next {
             Some(h) => h,
             None => match pl_conn.get(&media_path).await {
                 Ok(r) if r.status == 200 => match hint(&r.body) {
@@ -205,7 +208,7 @@ async fn viewer(
             },
         };
         let pl_path = format!("{media_path}?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=YES");
-        let part_path = format!("{base}part{msn}.{part}.m4s");
+        let part_path = format!("{base}{uri}");
         let (pl, pt) = tokio::join!(pl_conn.get(&pl_path), part_conn.get(&part_path));
         let measuring = Instant::now() >= measure_from;
         if measuring {
@@ -352,6 +355,12 @@ async fn follow(url: &str, viewers: usize, seconds: u64, warmup: u64) -> anyhow:
         },
     });
     println!("{out}");
+    // A client that stopped following the origin's playlists must not pass
+    // for a quiet run.
+    anyhow::ensure!(
+        !parts.is_empty(),
+        "no viewer fetched a part: the playlists at {media_path} had no preload hint this client understands"
+    );
     Ok(())
 }
 
