@@ -132,6 +132,8 @@
         details: data.details,
         fatal: Boolean(data.fatal),
         status: data.response && typeof data.response.code === 'number' ? data.response.code : null,
+        // Which request, for the console and the tests' failure messages.
+        url: data.url || (data.context && data.context.url) || (data.frag && data.frag.url) || null,
         at: Date.now(),
       };
       remember(brook.errors, entry);

@@ -385,12 +385,19 @@ impl Packager {
             .any(|r| !r.playlist.segments.is_empty() || !r.playlist.trailing_parts.is_empty())
     }
 
-    /// The multivariant playlist, once every active rendition has published a part
-    /// (codecs and a bit rate estimate are known by then): the video variant with
-    /// the audio rendition as its audio group, or the audio rendition alone.
+    /// The multivariant playlist, once every active rendition has a complete
+    /// segment (codecs and a bit rate estimate are known by then, and every
+    /// media playlist it leads to is playable: hls.js refuses a live playlist
+    /// with parts but no segment, fatally for an audio rendition): the video
+    /// variant with the audio rendition as its audio group, or the audio
+    /// rendition alone.
     pub fn multivariant(&self) -> Option<MultivariantPlaylist> {
         let active: Vec<&Rendition> = self.renditions.iter().filter(|r| r.active).collect();
-        if active.is_empty() || active.iter().any(|r| r.recent.is_empty()) {
+        if active.is_empty()
+            || active
+                .iter()
+                .any(|r| r.recent.is_empty() || r.playlist.segments.is_empty())
+        {
             return None;
         }
         let video = active.iter().find(|r| r.info.kind() == TrackKind::Video);

@@ -145,3 +145,43 @@ fn independent_parsers_accept_every_rendered_playlist() {
         "{stdout}"
     );
 }
+
+/// Players start from the multivariant playlist, and hls.js refuses a live
+/// media playlist with parts but no complete segment (fatally for an audio
+/// rendition): so the multivariant appears only once every rendition it names
+/// has a segment, and from then on it stays.
+#[test]
+fn multivariant_waits_for_a_segment_in_every_rendition() {
+    let ts = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
+    let mut p = Packager::new(PackagerConfig::default());
+    let mut parts_before = 0;
+    let mut seen = false;
+    for (i, chunk) in ts.chunks(1316).enumerate() {
+        p.push_ts(chunk, UnixMillis(1_795_000_000_000 + i as u64))
+            .unwrap();
+        while p.poll().is_some() {}
+        let playlists: Vec<_> = p.media_playlists().collect();
+        let ready = !playlists.is_empty() && playlists.iter().all(|(_, m)| !m.segments.is_empty());
+        match p.multivariant() {
+            Some(mv) => {
+                assert!(ready, "multivariant before every rendition had a segment");
+                assert_eq!(mv.variants.len(), 1);
+                seen = true;
+            }
+            None => {
+                assert!(!seen, "the multivariant went away");
+                assert!(!ready, "every rendition has a segment but no multivariant");
+                parts_before = playlists
+                    .iter()
+                    .map(|(_, m)| m.trailing_parts.len())
+                    .max()
+                    .unwrap_or(0);
+            }
+        }
+    }
+    assert!(seen);
+    assert!(
+        parts_before > 0,
+        "parts were published before the first segment"
+    );
+}

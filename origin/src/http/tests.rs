@@ -131,7 +131,7 @@ fn body(r: &Reply) -> String {
 #[tokio::test]
 async fn playlists_objects_and_errors() {
     let mut s = setup(HlsConfig::default()).await;
-    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
+    feed(s.session(), &FIXTURE[..FIXTURE.len() * 3 / 4]);
     let sid = session_id(&s.hub);
 
     let mv = get(&s.http, "/live/cam1/index.m3u8", None).await;
@@ -209,7 +209,7 @@ async fn playlists_objects_and_errors() {
 #[tokio::test]
 async fn etags_compression_and_ranges() {
     let mut s = setup(HlsConfig::default()).await;
-    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
+    feed(s.session(), &FIXTURE[..FIXTURE.len() * 3 / 4]);
     let sid = session_id(&s.hub);
     let media_path = format!("/live/cam1/{sid}/video.m3u8");
 
@@ -444,7 +444,7 @@ async fn blocking_reload_times_out_with_503() {
         startup_wait_ms: 150,
     })
     .await;
-    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
+    feed(s.session(), &FIXTURE[..FIXTURE.len() * 3 / 4]);
     let sid = session_id(&s.hub);
     let media = s
         .hub
@@ -542,7 +542,7 @@ async fn archive_serves_the_vod_after_the_end_and_after_a_restart() {
 #[tokio::test]
 async fn admin_api_and_metrics() {
     let mut s = setup(HlsConfig::default()).await;
-    feed(s.session(), &FIXTURE[..FIXTURE.len() / 2]);
+    feed(s.session(), &FIXTURE[..FIXTURE.len() * 3 / 4]);
     let bearer = format!("Bearer {TOKEN}");
     for auth in [None, Some("Bearer wrong"), Some(TOKEN)] {
         let headers: Vec<(&'static str, &str)> =
