@@ -20,16 +20,15 @@
 // own event loop is part of the latency measured, and on a shared host the
 // CPU workerd gets bounds the throughput; deliveries per CPU-second of
 // workerd is the figure that carries over.
-import { fileURLToPath } from 'node:url';
 import { createHmac } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import { readFileSync, readdirSync } from 'node:fs';
 import { Miniflare } from 'miniflare';
+import { workerOptions } from '../test/worker.mjs';
 import WebSocket from 'ws';
 
-const build = fileURLToPath(new URL('../build/', import.meta.url));
 const CLIENTS = Number(process.argv[2] ?? 1000);
 const SECONDS = Number(process.argv[3] ?? 10);
 const SENDERS = 20;
@@ -41,23 +40,15 @@ function token(id) {
   return `${signed}~hmac=${createHmac('sha256', Buffer.from(KEY, 'hex')).update(signed).digest('hex')}`;
 }
 
-const mf = new Miniflare({
-  name: 'brook-edge',
-  compatibilityDate: '2026-04-01',
-  modulesRoot: build,
-  modules: [
-    { type: 'ESModule', path: `${build}index.js` },
-    { type: 'CompiledWasm', path: `${build}index_bg.wasm` },
-  ],
+const mf = new Miniflare(workerOptions({
   bindings: {
     ORIGIN_URL: 'http://127.0.0.1:9',
     EDGE_CONFIG: '{}',
     TOKEN_KEYS: `b:${KEY}`,
     CHAT_CONFIG: JSON.stringify({ chat_per_conn: { burst: 40, per_second: 20 }, max_strikes: 1000000 }),
   },
-  durableObjects: { CHAT: { className: 'ChatRoom', useSQLite: true } },
-  cf: { country: 'NL', colo: 'AMS' },
-});
+  chat: true,
+}));
 const base = (await mf.ready).origin.replace('http', 'ws');
 
 // Per-client counters; latency samples go to one array per phase.

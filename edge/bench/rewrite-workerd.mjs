@@ -6,23 +6,15 @@
 // `cargo bench -p brook-edge --bench rewrite`.
 //
 //   node edge/bench/rewrite-workerd.mjs [N]
-import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { workerOptions } from '../test/worker.mjs';
 
-const build = fileURLToPath(new URL('../build/', import.meta.url));
 const N = Number(process.argv[2] ?? 2000);
 const ROUNDS = 9;
 
-const mf = new Miniflare({
-  compatibilityDate: '2026-04-01',
-  modulesRoot: build,
-  modules: [
-    { type: 'ESModule', path: `${build}index.js` },
-    { type: 'CompiledWasm', path: `${build}index_bg.wasm` },
-  ],
+const mf = new Miniflare(workerOptions({
   bindings: { BROOK_BENCH: '1', ORIGIN_URL: 'http://127.0.0.1:9' },
-  cf: { country: 'NL', colo: 'AMS' },
-});
+}));
 await mf.ready;
 
 async function timed(n, kind) {

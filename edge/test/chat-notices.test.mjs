@@ -9,11 +9,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { workerOptions } from './worker.mjs';
 import WebSocket from 'ws';
 
-const build = fileURLToPath(new URL('../build/', import.meta.url));
 const EDGE = 'http://edge.test';
 
 // brook-origin's session ids: start time in seconds, then 32 random bits.
@@ -56,22 +55,14 @@ let server, mf, base;
 before(async () => {
   server = http.createServer(handle).listen(0, '127.0.0.1');
   await once(server, 'listening');
-  mf = new Miniflare({
-    name: 'brook-edge',
-    compatibilityDate: '2026-04-01',
-    modulesRoot: build,
-    modules: [
-      { type: 'ESModule', path: `${build}index.js` },
-      { type: 'CompiledWasm', path: `${build}index_bg.wasm` },
-    ],
+  mf = new Miniflare(workerOptions({
     // Tokens are chat.test.mjs's business; here no token is needed.
     bindings: {
       ORIGIN_URL: `http://127.0.0.1:${server.address().port}`,
       EDGE_CONFIG: JSON.stringify({ auth: { required: false } }),
     },
-    durableObjects: { CHAT: { className: 'ChatRoom', useSQLite: true } },
-    cf: { country: 'NL', continent: 'EU', colo: 'AMS' },
-  });
+    chat: true,
+  }));
   base = (await mf.ready).origin;
 });
 

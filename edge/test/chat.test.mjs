@@ -7,11 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { workerOptions } from './worker.mjs';
 import WebSocket from 'ws';
 
-const build = fileURLToPath(new URL('../build/', import.meta.url));
 const KEY = '5a1e0c47a3b2d5e6f708192a3b4c5d6e';
 
 /** An EdgeAuth-layout token (node's crypto, independent of the Rust signer). */
@@ -28,23 +27,15 @@ const MOD_TOKEN = token({ acl: '/live/*!/chat/*', id: 'moderator', data: 'name:M
 let mf, base;
 
 before(async () => {
-  mf = new Miniflare({
-    name: 'brook-edge',
-    compatibilityDate: '2026-04-01',
-    modulesRoot: build,
-    modules: [
-      { type: 'ESModule', path: `${build}index.js` },
-      { type: 'CompiledWasm', path: `${build}index_bg.wasm` },
-    ],
+  mf = new Miniflare(workerOptions({
     bindings: {
       ORIGIN_URL: 'http://127.0.0.1:9',
       EDGE_CONFIG: JSON.stringify({ geo: { streams: { blocked: { deny: ['NL'] } } } }),
       TOKEN_KEYS: `k1:${KEY}`,
       CHAT_CONFIG: JSON.stringify({ history_on_join: 5, max_strikes: 30 }),
     },
-    durableObjects: { CHAT: { className: 'ChatRoom', useSQLite: true } },
-    cf: { country: 'NL', continent: 'EU', colo: 'AMS' },
-  });
+    chat: true,
+  }));
   base = (await mf.ready).origin;
 });
 

@@ -8,27 +8,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { workerOptions } from './worker.mjs';
 
-const build = fileURLToPath(new URL('../build/', import.meta.url));
 const EDGE = 'http://edge.test';
 
 /** A Miniflare instance running the built Worker with the given ORIGIN_URL. */
 function startWorker(originUrl) {
-  return new Miniflare({
-    name: 'brook-edge',
-    compatibilityDate: '2026-04-01',
-    modulesRoot: build,
-    modules: [
-      { type: 'ESModule', path: `${build}index.js` },
-      { type: 'CompiledWasm', path: `${build}index_bg.wasm` },
-    ],
+  return new Miniflare(workerOptions({
     // Access control is off here: these tests are about proxying (tokens are
     // covered by tests/e2e/edge-access.test.mjs against the real origin).
     bindings: { ORIGIN_URL: originUrl, EDGE_CONFIG: JSON.stringify({ auth: { required: false } }) },
-    cf: { country: 'NL', colo: 'AMS' }, // never fetch Cloudflare's cf data
-  });
+  }));
 }
 
 /** Fake origin: `routes[path](req, res)`; every request is logged in `seen`. */

@@ -9,8 +9,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort, start, waitFor } from './lib.mjs';
+import { workerOptions as baseWorkerOptions } from '../../edge/test/worker.mjs';
 
-export const BUILD = join(ROOT, 'edge/build');
 
 /** Hex secrets for tests (never used anywhere else). */
 export const KEYS = {
@@ -47,14 +47,7 @@ export const tokenQuery = (token) => `__token__=${encodeStrict(token)}`;
 
 /** Miniflare options for the Worker (also for `mf.setOptions`, which replaces them whole). */
 export function workerOptions({ originUrl, config = {}, keys = keyList('k2026a'), bindings = {}, cf = {}, kv } = {}) {
-  return {
-    name: 'brook-edge',
-    compatibilityDate: '2026-04-01',
-    modulesRoot: BUILD,
-    modules: [
-      { type: 'ESModule', path: join(BUILD, 'index.js') },
-      { type: 'CompiledWasm', path: join(BUILD, 'index_bg.wasm') },
-    ],
+  return baseWorkerOptions({
     bindings: {
       ...(originUrl ? { ORIGIN_URL: originUrl } : {}),
       EDGE_CONFIG: JSON.stringify(config),
@@ -63,9 +56,8 @@ export function workerOptions({ originUrl, config = {}, keys = keyList('k2026a')
       ...bindings,
     },
     ...(kv ? { kvNamespaces: kv } : {}),
-    // Never fetch Cloudflare's cf data; requests override it per call.
-    cf: { country: 'NL', continent: 'EU', colo: 'AMS', ...cf },
-  };
+    cf,
+  });
 }
 
 /** The Worker in Miniflare (one isolate: its counters and caches are the ones tests see). */
