@@ -10,9 +10,16 @@
 //! `video-partM.P.m4s`, it sends the blocking reload `video.m3u8?_HLS_msn=M&_HLS_part=P
 //! &_HLS_skip=YES` on one connection and the hinted part on another, both held by
 //! the origin until the part exists; the playlist's next hint gives the next pair.
-//! Every part is fetched. For each part, latency = time its first byte reached a
-//! viewer minus the origin's `brook-part-published-us` (same machine, same clock);
-//! the figure per part is its last viewer's. Results are one JSON line on stdout.
+//! Every part is fetched.
+//!
+//! Latency is measured against the part's completion: the origin's
+//! `brook-part-published-us` header (same machine, same clock). A viewer that
+//! keeps up receives the hinted part streamed while it is being made, before
+//! that time is known, so such responses carry no header; a probe fetches
+//! each part again once it is complete to learn it. Per fetch: first byte −
+//! completion (negative when the part was streamed as it was made) and last
+//! byte − completion; per part, the figure is its last viewer's. Results are
+//! one JSON line on stdout.
 //!
 //! A minimal HTTP/1.1 client over tokio (content-length and chunked bodies), so
 //! the client costs little of the CPU the origin is measured on.
@@ -29,6 +36,7 @@ struct Response {
     status: u16,
     published_us: Option<u64>,
     first_byte_us: u64,
+    last_byte_us: u64,
     body: Vec<u8>,
 }
 
@@ -140,6 +148,7 @@ impl Conn {
             status,
             published_us,
             first_byte_us,
+            last_byte_us: unix_us(),
             body,
         })
     }
@@ -153,10 +162,81 @@ struct Stats {
     errors_http: AtomicU64,
     errors_io: AtomicU64,
     viewers_running: AtomicU64,
-    /// Per part: (latest first byte - published, µs; viewers that got it).
-    parts: Mutex<HashMap<(u64, u64), (u64, u32)>>,
-    /// Every part delivery's latency, µs (for the per-request distribution).
-    all: Mutex<Vec<u32>>,
+    /// Every part fetched while measuring.
+    fetches: Mutex<Vec<Fetch>>,
+    /// Completion time of each part (Unix µs), from any response that had it.
+    published: Mutex<HashMap<PartKey, u64>>,
+    /// Parts only seen streamed (no completion time yet): path, first seen.
+    unresolved: Mutex<HashMap<PartKey, (String, Instant)>>,
+}
+
+/// (media sequence number, part index).
+type PartKey = (u64, u64);
+
+struct Fetch {
+    part: PartKey,
+    first_byte_us: u64,
+    last_byte_us: u64,
+}
+
+impl Stats {
+    fn record(&self, part: PartKey, path: &str, r: &Response) {
+        if let Some(p) = r.published_us {
+            if let Ok(mut m) = self.published.lock() {
+                m.entry(part).or_insert(p);
+            }
+        } else if let Ok(mut u) = self.unresolved.lock() {
+            u.entry(part)
+                .or_insert_with(|| (path.to_owned(), Instant::now()));
+        }
+        if let Ok(mut f) = self.fetches.lock() {
+            f.push(Fetch {
+                part,
+                first_byte_us: r.first_byte_us,
+                last_byte_us: r.last_byte_us,
+            });
+        }
+    }
+}
+
+/// Learns the completion time of parts that were only seen streamed: fetches
+/// each again once it is surely complete (it stays servable for the playlist
+/// window, seconds), so every fetch can be measured against it.
+async fn probe(addr: String, stats: Arc<Stats>, until: Instant) {
+    let mut conn = Conn::new(&addr);
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let due: Vec<(PartKey, String)> = match stats.unresolved.lock() {
+            Ok(mut u) => {
+                let keys: Vec<PartKey> = u
+                    .iter()
+                    .filter(|(_, (_, seen))| seen.elapsed() > Duration::from_millis(600))
+                    .map(|(k, _)| *k)
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| u.remove(&k).map(|(path, _)| (k, path)))
+                    .collect()
+            }
+            Err(_) => return,
+        };
+        for (key, path) in due {
+            let known = stats
+                .published
+                .lock()
+                .map(|m| m.contains_key(&key))
+                .unwrap_or(true);
+            if known {
+                continue;
+            }
+            if let Ok(r) = conn.get(&path).await {
+                if let (200, Some(p)) = (r.status, r.published_us) {
+                    if let Ok(mut m) = stats.published.lock() {
+                        m.insert(key, p);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The preload hint of a playlist: its URI and (M, P) from its
@@ -221,17 +301,7 @@ async fn viewer(
                     stats
                         .bytes
                         .fetch_add(r.body.len() as u64, Ordering::Relaxed);
-                    if let Some(p) = r.published_us {
-                        let lat = r.first_byte_us.saturating_sub(p);
-                        if let Ok(mut m) = stats.parts.lock() {
-                            let e = m.entry((msn, part)).or_insert((0, 0));
-                            e.0 = e.0.max(lat);
-                            e.1 += 1;
-                        }
-                        if let Ok(mut all) = stats.all.lock() {
-                            all.push(lat.min(u64::from(u32::MAX)) as u32);
-                        }
-                    }
+                    stats.record((msn, part), &part_path, r);
                 }
             }
             Ok(_) => {
@@ -264,12 +334,10 @@ async fn viewer(
     stats.viewers_running.fetch_sub(1, Ordering::Relaxed);
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+/// The `p` quantile of `sorted` (µs) in ms; `None` (JSON null) when empty.
+fn percentile(sorted: &[i64], p: f64) -> Option<f64> {
+    let i = ((sorted.len().checked_sub(1)? as f64) * p).round() as usize;
+    Some(sorted[i.min(sorted.len() - 1)] as f64 / 1000.0)
 }
 
 async fn follow(url: &str, viewers: usize, seconds: u64, warmup: u64) -> anyhow::Result<()> {
@@ -312,28 +380,62 @@ async fn follow(url: &str, viewers: usize, seconds: u64, warmup: u64) -> anyhow:
         )));
     }
     let ramped = start.elapsed();
+    let prober = tokio::spawn(probe(
+        addr.clone(),
+        stats.clone(),
+        until + Duration::from_secs(2),
+    ));
     for t in tasks {
         let _ = t.await;
     }
-    let parts = stats.parts.lock().map(|m| m.clone()).unwrap_or_default();
-    // Parts every viewer fetched within the window (the edges of the window are
-    // partial and left out).
-    let full: Vec<u64> = {
-        let most = parts.values().map(|v| v.1).max().unwrap_or(0);
-        let mut v: Vec<u64> = parts
-            .values()
-            .filter(|(_, n)| *n as usize >= viewers.min(most as usize) * 99 / 100)
-            .map(|(lat, _)| *lat)
-            .collect();
-        v.sort_unstable();
-        v
-    };
-    let mut all: Vec<u64> = stats
-        .all
+    // Wait for the probe to learn the last parts' completion times.
+    let _ = prober.await;
+    let published = stats
+        .published
         .lock()
-        .map(|a| a.iter().map(|&x| u64::from(x)).collect())
+        .map(|m| m.clone())
         .unwrap_or_default();
-    all.sort_unstable();
+    let fetches = stats
+        .fetches
+        .lock()
+        .map(|mut f| std::mem::take(&mut *f))
+        .unwrap_or_default();
+    // Per part: (last viewer's first byte, last viewer's last byte, fetches),
+    // µs relative to its completion.
+    let mut parts: HashMap<PartKey, (i64, i64, usize)> = HashMap::new();
+    let (mut first_all, mut last_all) = (Vec::new(), Vec::new());
+    let mut unmeasured = 0u64;
+    for f in &fetches {
+        let Some(&done) = published.get(&f.part) else {
+            unmeasured += 1;
+            continue;
+        };
+        let first = f.first_byte_us as i64 - done as i64;
+        let last = f.last_byte_us as i64 - done as i64;
+        first_all.push(first);
+        last_all.push(last);
+        let e = parts.entry(f.part).or_insert((i64::MIN, i64::MIN, 0));
+        e.0 = e.0.max(first);
+        e.1 = e.1.max(last);
+        e.2 += 1;
+    }
+    // Parts (nearly) every viewer fetched: the edges of the window are partial.
+    let most = parts.values().map(|v| v.2).max().unwrap_or(0);
+    let full: Vec<&(i64, i64, usize)> = parts
+        .values()
+        .filter(|v| v.2 >= viewers.min(most) * 99 / 100)
+        .collect();
+    let mut full_first: Vec<i64> = full.iter().map(|v| v.0).collect();
+    let mut full_last: Vec<i64> = full.iter().map(|v| v.1).collect();
+    for v in [
+        &mut full_first,
+        &mut full_last,
+        &mut first_all,
+        &mut last_all,
+    ] {
+        v.sort_unstable();
+    }
+    let streamed = first_all.iter().filter(|&&l| l < 0).count();
     let secs = seconds as f64;
     let out = serde_json::json!({
         "viewers": viewers,
@@ -347,18 +449,26 @@ async fn follow(url: &str, viewers: usize, seconds: u64, warmup: u64) -> anyhow:
         "errors_io": stats.errors_io.load(Ordering::Relaxed),
         "parts_seen": parts.len(),
         "parts_fetched_by_all": full.len(),
+        "fetches_unmeasured": unmeasured,
+        "fetches_streamed_before_completion": streamed,
         "last_viewer_first_byte_ms": {
-            "p50": percentile(&full, 0.5), "p99": percentile(&full, 0.99), "max": percentile(&full, 1.0)
+            "p50": percentile(&full_first, 0.5), "p99": percentile(&full_first, 0.99), "max": percentile(&full_first, 1.0)
+        },
+        "last_viewer_last_byte_ms": {
+            "p50": percentile(&full_last, 0.5), "p99": percentile(&full_last, 0.99), "max": percentile(&full_last, 1.0)
         },
         "any_viewer_first_byte_ms": {
-            "p50": percentile(&all, 0.5), "p99": percentile(&all, 0.99)
+            "p50": percentile(&first_all, 0.5), "p99": percentile(&first_all, 0.99)
+        },
+        "any_viewer_last_byte_ms": {
+            "p50": percentile(&last_all, 0.5), "p99": percentile(&last_all, 0.99)
         },
     });
     println!("{out}");
     // A client that stopped following the origin's playlists must not pass
     // for a quiet run.
     anyhow::ensure!(
-        !parts.is_empty(),
+        !fetches.is_empty(),
         "no viewer fetched a part: the playlists at {media_path} had no preload hint this client understands"
     );
     Ok(())
