@@ -343,6 +343,10 @@ async fn serve_chat(
 /// response, when it shows a publish session starting or ending
 /// (`chat::notices`; the room announces each once).
 fn announce_stream(env: &Env, ctx: &Context, live: Live<'_>, path: &str, playlist: &str) {
+    if live.kind != Kind::MediaPlaylist || env.durable_object(CHAT_BINDING).is_err() {
+        // Not a media playlist, or an edge deployed without chat rooms.
+        return;
+    }
     let Some(event) = with_state(|s| s.notices.observe(live.stream, live.kind, path, playlist))
     else {
         return;

@@ -190,7 +190,12 @@ test('after the stream, the VOD replays the chat in step with the video', async 
       assert.ok(m.playing >= m.pdt, `shown once playback reached it (${m.playing} >= ${m.pdt})`);
       assert.ok(m.playing - m.pdt < 2000, `and not long after (${m.playing - m.pdt} ms)`);
     }
-    assert.ok(second.playing - first.playing >= 5000, 'as far apart on the timeline as they were sent');
+    // Each is shown on the page's next check after playback reaches it, so the
+    // spacing holds up to that jitter (the live side made them >= 5 s apart).
+    const sentApart = second.pdt - first.pdt;
+    const shownApart = second.playing - first.playing;
+    assert.ok(Math.abs(shownApart - sentApart) < 500,
+      `as far apart on the timeline as they were sent (${shownApart} vs ${sentApart} ms): ${JSON.stringify({ first, second })}`);
   } finally {
     await vodPublisher.stop();
   }
