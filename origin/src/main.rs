@@ -75,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    raise_fd_limit();
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -280,5 +281,52 @@ impl BackgroundService for Lifecycle {
             a.flush().await;
         }
         info!("streams ended, archive flushed");
+    }
+}
+
+/// Every viewer holds a connection or two open (an LL-HLS player keeps a
+/// blocking playlist reload and a part request in flight), so the usual soft
+/// limit of 1,024 descriptors (systemd's default, most shells) would cap the
+/// origin at a few hundred viewers. The soft limit is raised to the hard one
+/// at start, as Go's runtime does and nginx's `worker_rlimit_nofile` is for.
+fn raise_fd_limit() {
+    /// Beyond this the kernel refuses anyway (`fs.nr_open`'s default).
+    const CEILING: libc::rlim_t = 1 << 20;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through the valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        warn!(error = %std::io::Error::last_os_error(), "reading the file descriptor limit");
+        return;
+    }
+    let before = limit.rlim_cur;
+    let wanted = limit.rlim_max.min(CEILING);
+    if before < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the rlimit behind the valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = wanted;
+        } else {
+            warn!(error = %std::io::Error::last_os_error(), "raising the file descriptor limit");
+        }
+    }
+    let viewers = limit.rlim_cur / 2;
+    if limit.rlim_cur < 8192 {
+        warn!(
+            limit = limit.rlim_cur,
+            "few file descriptors: about {viewers} viewers at two connections each \
+             (raise the hard limit: LimitNOFILE= in systemd, ulimit -Hn)"
+        );
+    } else {
+        info!(
+            limit = limit.rlim_cur,
+            raised_from = before,
+            "file descriptors"
+        );
     }
 }

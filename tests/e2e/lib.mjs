@@ -67,7 +67,8 @@ export async function waitFor(what, fn, { timeout = 20000, interval = 100 } = {}
  * and `httpPort` / `srtPort` / `whipPort` to reuse the ports of an origin that was
  * stopped. WHIP (WebRTC) gets its own UDP port too (`origin.whipPort`).
  */
-export async function startOrigin({ config, args = [], env = {}, httpPort, srtPort, whipPort } = {}) {
+/** brook-origin on free ports; `wrap` runs it under another command (e.g. `['prlimit', '--nofile=256:']`). */
+export async function startOrigin({ config, args = [], env = {}, httpPort, srtPort, whipPort, wrap = [] } = {}) {
   const http = httpPort ?? await freePort();
   const srt = srtPort ?? await freePort();
   const whip = whipPort ?? await freePort();
@@ -77,8 +78,9 @@ export async function startOrigin({ config, args = [], env = {}, httpPort, srtPo
     writeFileSync(file, config);
     extra.push('--config', file);
   }
-  const origin = start('origin', ORIGIN_BIN,
-    ['--http', `127.0.0.1:${http}`, '--srt', `127.0.0.1:${srt}`, '--whip', `127.0.0.1:${whip}`, ...extra],
+  const argv = [ORIGIN_BIN,
+    '--http', `127.0.0.1:${http}`, '--srt', `127.0.0.1:${srt}`, '--whip', `127.0.0.1:${whip}`, ...extra];
+  const origin = start('origin', [...wrap, ...argv][0], [...wrap, ...argv].slice(1),
     { env: { ...process.env, RUST_LOG: 'info', ...env } });
   origin.url = `http://127.0.0.1:${http}`;
   origin.httpPort = http;

@@ -108,3 +108,27 @@ test('a 50 Mbit/s publisher, slow loris and huge headers leave another stream un
   await calm.stop();
   await origin.stop();
 });
+
+test('a low soft descriptor limit does not cap the viewers: 600 open connections, all answered', async () => {
+  // Started the way systemd and most shells start services (soft limit 256
+  // here, 1,024 there); the origin raises it to the hard limit.
+  const origin = await startOrigin({
+    config: `[streams.cam1]\nkey = "${KEYS.cam1}"\n`, wrap: ['prlimit', '--nofile=256:'],
+  });
+  running.add(origin);
+  assert.match(origin.log, /file descriptors.*raised_from=256|few file descriptors/);
+  const sockets = await Promise.all(Array.from({ length: 600 }, () => new Promise((resolve, reject) => {
+    const s = connect(origin.httpPort, '127.0.0.1', () => s.write('GET /live/cam1/index.m3u8 HTTP/1.1\r\nHost: o\r\n\r\n'));
+    let got = '';
+    s.setTimeout(15000, () => reject(new Error(`no answer on connection (${got.length} bytes)`)));
+    s.on('data', (d) => {
+      got += d.toString();
+      if (got.includes('\r\n\r\n')) { s.setTimeout(0); resolve({ s, status: got.split(' ')[1] }); }
+    });
+    s.on('error', reject);
+  })));
+  // No publisher: 404 for every one of them, each on a connection still open.
+  assert.deepEqual([...new Set(sockets.map((x) => x.status))], ['404']);
+  assert.equal((await fetch(`${origin.url}/healthz`)).status, 200, 'and the next client is served too');
+  for (const { s } of sockets) s.destroy();
+});
