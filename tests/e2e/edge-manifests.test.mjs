@@ -165,7 +165,12 @@ test('objects: one origin request for many viewers with different tokens, then C
   assert.equal(new Set(results.map((r) => r.len)).size, 1);
   assert.equal(results[0].cc, 'public, max-age=31536000, immutable');
   assert.equal(tap.count(path) - before, 1, 'one origin request for 20 viewers');
-  assert.deepEqual([...new Set(results.map((r) => r.cache))].sort(), ['coalesced', 'miss']);
+  // One fetched it; the others shared that fetch, or (arriving after it was
+  // stored, on a slow machine) found it in the Cache API.
+  const sources = results.map((r) => r.cache);
+  assert.equal(sources.filter((c) => c === 'miss').length, 1, sources.join(','));
+  assert.ok(sources.includes('coalesced'), sources.join(','));
+  assert.ok(sources.every((c) => ['miss', 'coalesced', 'hit'].includes(c)), sources.join(','));
 
   await waitFor('the Cache API copy', async () => {
     const r = await get(`${path}?${tokenQuery(viewerToken('v-late'))}`);
