@@ -26,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::util::{have, run_cmd, Error, Result};
+use crate::util::{have, run_cmd, test_pattern_args, Error, Result};
 use crate::Ctx;
 
 const KEY: &str = "bench-key-0123";
@@ -297,30 +297,8 @@ fn make_input(dir: &Path) -> Result<PathBuf> {
     run_cmd(
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t",
-                "20",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args([
-                "-g",
-                "30",
-                "-keyint_min",
-                "30",
-                "-pix_fmt",
-                "yuv420p",
-                "-b:v",
-                "900k",
-            ])
-            .args(["-maxrate", "900k", "-bufsize", "900k"])
-            .args(["-c:a", "aac", "-b:a", "96k", "-f", "mpegts"])
+            .args(test_pattern_args("640x360", "900k", "96k"))
+            .args(["-t", "20", "-maxrate", "900k", "-bufsize", "900k"])
             .arg(&tmp),
     )?;
     fs::rename(&tmp, &input).map_err(|e| Error::msg(e.to_string()))?;

@@ -24,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::test::{origin_bin, wrangler};
-use crate::util::{display, run_cmd, stdout_of, Error, Result};
+use crate::util::{display, run_cmd, stdout_of, test_pattern_args, Error, Result};
 use crate::{setup, sys, wasm, Ctx};
 
 const ORIGIN_HTTP: &str = "127.0.0.1:8080";
@@ -187,28 +187,7 @@ fn publisher() -> Command {
     );
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "warning", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args([
-            "-g",
-            "30",
-            "-keyint_min",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-            "-b:v",
-            "2500k",
-        ])
-        .args(["-c:a", "aac", "-b:a", "128k", "-ar", "48000"])
-        .args(["-f", "mpegts"])
+        .args(test_pattern_args("1280x720", "2500k", "128k"))
         .arg(url);
     cmd
 }
