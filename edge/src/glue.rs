@@ -119,16 +119,9 @@ async fn serve_live(
         return Ok(res);
     }
 
-    let edge = match load_edge(env).await {
-        Ok(edge) => edge,
-        Err(e) => {
-            console_error!("{e}");
-            return plain(500, "edge misconfigured\n");
-        }
-    };
-    let keys = match load_keys(env) {
-        Ok(keys) => keys,
-        Err(e) => {
+    let (edge, keys) = match (load_edge(env).await, load_keys(env)) {
+        (Ok(edge), Ok(keys)) => (edge, keys),
+        (Err(e), _) | (_, Err(e)) => {
             console_error!("{e}");
             return plain(500, "edge misconfigured\n");
         }

@@ -10,32 +10,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, DEV_KEY, freePort, start, startOrigin, startPublisher, launchChromium, waitFor, text } from './lib.mjs';
-import { signToken, KEYS, keyList } from './edge-lib.mjs';
+import { DEV_KEY, startOrigin, startPublisher, launchChromium, waitFor, text } from './lib.mjs';
+import { signToken, KEYS, keyList, startWranglerEdge } from './edge-lib.mjs';
 
 let origin, publisher, edge, browser;
-
-/** `wrangler dev` on the real wrangler.toml, with its Durable Object state in a fresh directory. */
-async function startChatEdge(vars) {
-  const port = await freePort();
-  const inspector = await freePort();
-  const home = mkdtempSync(join(tmpdir(), 'brook-wrangler-'));
-  const state = mkdtempSync(join(tmpdir(), 'brook-chat-state-'));
-  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-    '--persist-to', state, '--log-level', 'warn', '--show-interactive-dev-session=false'];
-  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
-  const p = start('wrangler', join(ROOT, 'node_modules/.bin/wrangler'), args, {
-    cwd: ROOT,
-    env: {
-      ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true',
-      CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: home,
-    },
-  });
-  p.url = `http://127.0.0.1:${port}`;
-  await waitFor('wrangler dev', async () => (await fetch(`${p.url}/`)).ok, { timeout: 60000, interval: 250 })
-    .catch((e) => { throw new Error(`${e.message}\n${p.log}`); });
-  return p;
-}
 
 before(async () => {
   const archive = mkdtempSync(join(tmpdir(), 'brook-chat-archive-'));
@@ -44,7 +22,9 @@ before(async () => {
       + `[streams.cam1]\nkey = "${DEV_KEY}"\n[streams.vod1]\nkey = "${DEV_KEY}"\n`,
   });
   publisher = startPublisher(origin.srtPort);
-  edge = await startChatEdge({ ORIGIN_URL: origin.url, TOKEN_KEYS: keyList('k2026a') });
+  // The real wrangler.toml, with its Durable Object state in a fresh directory.
+  edge = await startWranglerEdge({ ORIGIN_URL: origin.url, TOKEN_KEYS: keyList('k2026a') },
+    { persistTo: mkdtempSync(join(tmpdir(), 'brook-chat-state-')) });
   browser = await launchChromium();
 });
 

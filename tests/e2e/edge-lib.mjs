@@ -156,12 +156,13 @@ export async function hlsjsParser() {
  * The edge under `wrangler dev` with the real wrangler.toml and extra `vars`
  * (--var NAME:VALUE), for browser tests. Resolves once the viewer page is served.
  */
-export async function startWranglerEdge(vars) {
+export async function startWranglerEdge(vars, { persistTo } = {}) {
   const port = await freePort();
   const inspector = await freePort();
   const home = mkdtempSync(join(tmpdir(), 'brook-wrangler-'));
   const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--log-level', 'warn', '--show-interactive-dev-session=false'];
+  if (persistTo) args.push('--persist-to', persistTo);
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const edge = start('wrangler', join(ROOT, 'node_modules/.bin/wrangler'), args, {
     cwd: ROOT,

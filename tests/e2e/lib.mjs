@@ -109,25 +109,22 @@ export function startPublisher(port, {
   return start('ffmpeg', 'ffmpeg', args);
 }
 
-/** The edge Worker (real wasm build) in workerd via `wrangler dev`, proxying to `originUrl`. */
-export async function startEdge(originUrl) {
-  const port = await freePort();
-  const inspector = await freePort();
-  const home = mkdtempSync(join(tmpdir(), 'brook-wrangler-'));
-  const edge = start('wrangler', join(ROOT, 'node_modules/.bin/wrangler'), [
-    'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-    '--var', `ORIGIN_URL:${originUrl}`, '--log-level', 'warn',
-  ], {
-    cwd: ROOT,
-    env: {
-      ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true',
-      CLOUDFLARE_CF_FETCH_ENABLED: 'false', XDG_CONFIG_HOME: home,
-    },
-  });
-  edge.url = `http://127.0.0.1:${port}`;
-  await waitFor('wrangler dev', async () => (await fetch(`${edge.url}/`)).ok, { timeout: 60000, interval: 250 })
-    .catch((e) => { throw new Error(`${e.message}\n${edge.log}`); });
-  return edge;
+/**
+ * Samples the player once a second until it has played `seconds` more (or 25 s
+ * passed): the first and last samples and the live latencies seen, sorted.
+ */
+export async function watchPlayback(page, seconds = 10) {
+  const first = await samplePlayer(page);
+  const latencies = [];
+  let last = first;
+  const end = Date.now() + 25000;
+  while (Date.now() < end && last.currentTime - first.currentTime < seconds + 0.5) {
+    await sleep(1000);
+    last = await samplePlayer(page);
+    if (last.latency != null) latencies.push(last.latency);
+  }
+  latencies.sort((a, b) => a - b);
+  return { first, last, latencies };
 }
 
 /** What WebRTC over loopback needs on top (docs: shared/notes/media-peers.md). */
@@ -178,7 +175,10 @@ export function samplePlayer(page) {
     const { hls, video, fatalErrors } = window.brook;
     return {
       currentTime: video.currentTime,
+      // Live latency: wall clock minus the program date-time being shown.
+      latency: hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : null,
       frames: video.getVideoPlaybackQuality().totalVideoFrames,
+      audioBytes: video.webkitAudioDecodedByteCount ?? null,
       fatal: fatalErrors.length,
       paused: video.paused,
       ended: video.ended,

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import HLS from 'hls-parser';
 import {
-  startOrigin, startPublisher, launchChromium, mediaPlaylistUrl, text, ffmpegDecode, waitFor,
+  startOrigin, startPublisher, launchChromium, mediaPlaylistUrl, text, ffmpegDecode, waitFor, watchPlayback,
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
@@ -141,26 +141,7 @@ test('hls.js plays the stream through the edge, with a token and content steerin
   await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 30000 })
     .catch((e) => { throw new Error(`${e.message}\n${consoleLines.join('\n')}`); });
 
-  const sample = () => page.evaluate(() => {
-    const { hls, video, fatalErrors } = window.brook;
-    return {
-      currentTime: video.currentTime,
-      latency: hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : null,
-      frames: video.getVideoPlaybackQuality().totalVideoFrames,
-      audioBytes: video.webkitAudioDecodedByteCount ?? null,
-      fatal: fatalErrors.length,
-      paused: video.paused,
-    };
-  });
-  const first = await sample();
-  const latencies = [];
-  let last = first;
-  const end = Date.now() + 25000;
-  while (Date.now() < end && last.currentTime - first.currentTime < 10.5) {
-    await new Promise((r) => setTimeout(r, 1000));
-    last = await sample();
-    if (last.latency != null) latencies.push(last.latency);
-  }
+  const { first, last, latencies } = await watchPlayback(page, 10);
   const errors = await page.evaluate(() => window.brook.fatalErrors.map((e) => JSON.stringify(e)));
   assert.deepEqual(errors, [], 'no fatal hls.js error');
   const nonFatal = await page.evaluate(() => window.brook.errors.filter((e) => !e.fatal).map((e) => e.details));
@@ -184,7 +165,6 @@ test('hls.js plays the stream through the edge, with a token and content steerin
   console.log(`# steering: ${steering.manifests} manifests, priority ${steering.priority.join(' > ')}, `
     + `${viaClone.length} of ${media.length} media requests via ${host}`);
 
-  latencies.sort((a, b) => a - b);
   const median = latencies[Math.floor(latencies.length / 2)];
   console.log(`# live latency through the edge (wall clock - hls.playingDate): median ${median?.toFixed(2)} s, `
     + `min ${latencies[0]?.toFixed(2)} s, max ${latencies.at(-1)?.toFixed(2)} s over ${latencies.length} samples`);

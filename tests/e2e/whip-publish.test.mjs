@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  startOrigin, startViewerSite, launchChromium, WEBRTC_LOOPBACK_FLAGS, waitFor, text, ROOT, DEV_KEY,
+  startOrigin, startViewerSite, launchChromium, WEBRTC_LOOPBACK_FLAGS, waitFor, text, ROOT, DEV_KEY, watchPlayback,
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
@@ -80,26 +80,7 @@ test('Chromium publishes over WHIP from the broadcaster page; hls.js plays it fo
   await viewer.goto(`${edge.url}/?stream=cam1&token=${encodeURIComponent(token)}`);
   await viewer.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 30000 })
     .catch((e) => { throw new Error(`${e.message}\n${viewerLog.join('\n')}`); });
-  const sample = () => viewer.evaluate(() => {
-    const { hls, video } = window.brook;
-    return {
-      currentTime: video.currentTime,
-      latency: hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : null,
-      frames: video.getVideoPlaybackQuality().totalVideoFrames,
-      audioBytes: video.webkitAudioDecodedByteCount ?? null,
-      width: video.videoWidth,
-      fatal: window.brook.fatalErrors.length,
-    };
-  });
-  const first = await sample();
-  const latencies = [];
-  let last = first;
-  const end = Date.now() + 25000;
-  while (Date.now() < end && last.currentTime - first.currentTime < 10.5) {
-    await new Promise((r) => setTimeout(r, 1000));
-    last = await sample();
-    if (last.latency != null) latencies.push(last.latency);
-  }
+  const { first, last, latencies } = await watchPlayback(viewer, 10);
   const errors = await viewer.evaluate(() => window.brook.fatalErrors.map((e) => JSON.stringify(e)));
   assert.deepEqual(errors, [], 'no fatal hls.js error');
   assert.ok(last.currentTime - first.currentTime >= 10, `played ${last.currentTime - first.currentTime} s`);
@@ -128,7 +109,6 @@ test('Chromium publishes over WHIP from the broadcaster page; hls.js plays it fo
     } else if (l.startsWith('#EXTINF')) newSegment = true;
   }
 
-  latencies.sort((a, b) => a - b);
   const median = latencies[Math.floor(latencies.length / 2)];
   console.log(`# WHIP -> LL-HLS live latency (wall clock - hls.playingDate, viewer through the edge): `
     + `median ${median?.toFixed(2)} s, min ${latencies[0]?.toFixed(2)} s, max ${latencies.at(-1)?.toFixed(2)} s `

@@ -137,6 +137,51 @@ pub fn secs(d: std::time::Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
+/// ffmpeg arguments for the test stream Brook is exercised with: a lavfi
+/// `testsrc2` pattern at `size` (30 fps) and a 440 Hz tone, H.264 (x264
+/// `zerolatency`, 1 s GOP) at `video_bitrate` and AAC at `audio_bitrate`, as
+/// MPEG-TS. The caller adds input options before and the output after.
+pub fn test_pattern_args(size: &str, video_bitrate: &str, audio_bitrate: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("testsrc2=size={size}:rate=30"),
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        "sine=frequency=440:sample_rate=48000".into(),
+    ];
+    args.extend(
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            video_bitrate,
+            "-c:a",
+            "aac",
+            "-b:a",
+            audio_bitrate,
+            "-ar",
+            "48000",
+            "-f",
+            "mpegts",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,49 +226,4 @@ version = "2.0.0"
         assert_eq!(version_word("v20.20.2\n"), Some("20.20.2"));
         assert_eq!(version_word(""), None);
     }
-}
-
-/// ffmpeg arguments for the test stream Brook is exercised with: a lavfi
-/// `testsrc2` pattern at `size` (30 fps) and a 440 Hz tone, H.264 (x264
-/// `zerolatency`, 1 s GOP) at `video_bitrate` and AAC at `audio_bitrate`, as
-/// MPEG-TS. The caller adds input options before and the output after.
-pub fn test_pattern_args(size: &str, video_bitrate: &str, audio_bitrate: &str) -> Vec<String> {
-    let mut args: Vec<String> = vec![
-        "-f".into(),
-        "lavfi".into(),
-        "-i".into(),
-        format!("testsrc2=size={size}:rate=30"),
-        "-f".into(),
-        "lavfi".into(),
-        "-i".into(),
-        "sine=frequency=440:sample_rate=48000".into(),
-    ];
-    args.extend(
-        [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "30",
-            "-keyint_min",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-            "-b:v",
-            video_bitrate,
-            "-c:a",
-            "aac",
-            "-b:a",
-            audio_bitrate,
-            "-ar",
-            "48000",
-            "-f",
-            "mpegts",
-        ]
-        .map(String::from),
-    );
-    args
 }
