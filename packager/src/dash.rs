@@ -107,6 +107,69 @@ fn timeline_xml(out: &mut String, entries: &[TimelineEntry]) {
     out.push_str("        </SegmentTimeline>\n");
 }
 
+/// The codec family of an RFC 6381 string (`mp4a`, `opus`, `avc1`, ...).
+fn codec_family(codecs: &str) -> &str {
+    codecs.split('.').next().unwrap_or(codecs)
+}
+
+fn representation(out: &mut String, m: &Manifest, r: &Representation) {
+    let _ = write!(
+        out,
+        "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+        xml_escape(&r.id),
+        xml_escape(&r.codecs),
+        r.bandwidth
+    );
+    match r.kind {
+        ContentKind::Video {
+            width,
+            height,
+            frame_rate,
+        } => {
+            let _ = write!(out, " width=\"{width}\" height=\"{height}\"");
+            if let Some(fr) = frame_rate {
+                let _ = write!(out, " frameRate=\"{}\"", (fr * 1000.0).round() / 1000.0);
+            }
+            out.push_str(">\n");
+        }
+        ContentKind::Audio {
+            sample_rate,
+            channels,
+        } => {
+            let _ = writeln!(out, " audioSamplingRate=\"{sample_rate}\">");
+            let _ = writeln!(
+                out,
+                "        <AudioChannelConfiguration \
+                 schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" \
+                 value=\"{channels}\"/>"
+            );
+        }
+    }
+    let start_number = r.timeline.first().map_or(0, |e| e.number);
+    let _ = write!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" initialization=\"{}\" media=\"{}\" \
+         startNumber=\"{start_number}\"",
+        r.timescale,
+        xml_escape(&r.initialization),
+        xml_escape(&r.media)
+    );
+    if m.live {
+        // A segment may be requested as soon as its first chunk exists; it then
+        // arrives chunk by chunk (chunked transfer), hence "not complete".
+        let longest = r.timeline.iter().map(|e| e.duration).max().unwrap_or(0) as f64
+            / f64::from(r.timescale);
+        let offset = (longest.max(m.max_segment_duration) - m.chunk_duration).max(0.0);
+        let _ = write!(
+            out,
+            " availabilityTimeOffset=\"{offset:.3}\" availabilityTimeComplete=\"false\""
+        );
+    }
+    out.push_str(">\n");
+    timeline_xml(out, &r.timeline);
+    out.push_str("        </SegmentTemplate>\n      </Representation>\n");
+}
+
 /// Renders the MPD.
 pub fn render_mpd(m: &Manifest) -> String {
     let mut out = String::with_capacity(2048);
@@ -153,71 +216,50 @@ pub fn render_mpd(m: &Manifest) -> String {
         );
     }
     out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
-    for (i, r) in m.representations.iter().enumerate() {
-        let (content, mime) = match r.kind {
-            ContentKind::Video { .. } => ("video", "video/mp4"),
-            ContentKind::Audio { .. } => ("audio", "audio/mp4"),
+    // One adaptation set for the video (a ladder's rungs are switchable: same
+    // codec family, aligned segments), one per audio codec.
+    let mut sets: Vec<(&str, String, Vec<&Representation>)> = Vec::new();
+    for r in &m.representations {
+        let key = match r.kind {
+            ContentKind::Video { .. } => ("video", String::new()),
+            ContentKind::Audio { .. } => ("audio", codec_family(&r.codecs).to_string()),
         };
-        let _ = writeln!(
+        match sets
+            .iter_mut()
+            .find(|(k, f, _)| (*k, f.as_str()) == (key.0, key.1.as_str()))
+        {
+            Some((_, _, reps)) => reps.push(r),
+            None => sets.push((key.0, key.1, vec![r])),
+        }
+    }
+    for (i, (content, _, reps)) in sets.iter().enumerate() {
+        let mime = if *content == "video" {
+            "video/mp4"
+        } else {
+            "audio/mp4"
+        };
+        let _ = write!(
             out,
             "    <AdaptationSet id=\"{i}\" contentType=\"{content}\" mimeType=\"{mime}\" \
-             segmentAlignment=\"true\" startWithSAP=\"1\">"
+             segmentAlignment=\"true\" startWithSAP=\"1\""
         );
-        let _ = write!(
-            out,
-            "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
-            xml_escape(&r.id),
-            xml_escape(&r.codecs),
-            r.bandwidth
-        );
-        match r.kind {
-            ContentKind::Video {
-                width,
-                height,
-                frame_rate,
-            } => {
-                let _ = write!(out, " width=\"{width}\" height=\"{height}\"");
-                if let Some(fr) = frame_rate {
-                    let _ = write!(out, " frameRate=\"{}\"", (fr * 1000.0).round() / 1000.0);
-                }
-                out.push_str(">\n");
-            }
-            ContentKind::Audio {
-                sample_rate,
-                channels,
-            } => {
-                let _ = writeln!(out, " audioSamplingRate=\"{sample_rate}\">");
-                let _ = writeln!(
-                    out,
-                    "        <AudioChannelConfiguration \
-                     schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" \
-                     value=\"{channels}\"/>"
-                );
-            }
-        }
-        let start_number = r.timeline.first().map_or(0, |e| e.number);
-        let _ = write!(
-            out,
-            "        <SegmentTemplate timescale=\"{}\" initialization=\"{}\" media=\"{}\" \
-             startNumber=\"{start_number}\"",
-            r.timescale,
-            xml_escape(&r.initialization),
-            xml_escape(&r.media)
-        );
-        if m.live {
-            // A segment may be requested as soon as its first chunk exists; it then
-            // arrives chunk by chunk (chunked transfer), hence "not complete".
-            let longest = r.timeline.iter().map(|e| e.duration).max().unwrap_or(0) as f64
-                / f64::from(r.timescale);
-            let offset = (longest.max(m.max_segment_duration) - m.chunk_duration).max(0.0);
-            let _ = write!(
-                out,
-                " availabilityTimeOffset=\"{offset:.3}\" availabilityTimeComplete=\"false\""
-            );
+        let sizes = reps.iter().filter_map(|r| match r.kind {
+            ContentKind::Video { width, height, .. } => Some((width, height)),
+            ContentKind::Audio { .. } => None,
+        });
+        if let Some((w, h)) = sizes
+            .clone()
+            .map(|(w, _)| w)
+            .max()
+            .zip(sizes.map(|(_, h)| h).max())
+        {
+            let _ = write!(out, " maxWidth=\"{w}\" maxHeight=\"{h}\"");
         }
         out.push_str(">\n");
-        timeline_xml(&mut out, &r.timeline);
-        out.push_str("        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n");
+        for r in reps {
+            representation(&mut out, m, r);
+        }
+        out.push_str("    </AdaptationSet>\n");
     }
     out.push_str("  </Period>\n");
     if let Some(utc) = &m.utc_timing {

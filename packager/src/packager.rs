@@ -28,17 +28,38 @@ use crate::Error;
 
 /// Name of the DASH manifest, beside the media playlists.
 pub const MPD_NAME: &str = "manifest.mpd";
+/// Highest bandwidth first (ties: larger picture first).
+fn sort_variants(variants: &mut [Variant]) {
+    variants.sort_by(|a, b| {
+        b.bandwidth
+            .cmp(&a.bandwidth)
+            .then_with(|| b.resolution.cmp(&a.resolution))
+    });
+}
+
 /// The HLS audio group every audio rendition belongs to.
 const AUDIO_GROUP: &str = "audio";
 /// Segment timing kept for the DASH timeline (about 24 h of 2 s segments).
 const MAX_TIMELINE: usize = 43_200;
 
-/// The rendition a track becomes.
-pub fn rendition_name(kind: TrackKind) -> &'static str {
-    match kind {
+/// The rendition a track becomes when the caller did not name it: `video` and
+/// `audio` for the first track of each kind, then `video2`, `video3`, ...
+pub fn rendition_name(kind: TrackKind, nth_of_kind: usize) -> String {
+    let base = match kind {
         TrackKind::Video => "video",
         TrackKind::Audio => "audio",
+    };
+    if nth_of_kind == 0 {
+        base.to_string()
+    } else {
+        format!("{base}{}", nth_of_kind + 1)
     }
+}
+
+/// Rendition names a caller may give ([`Packager::set_rendition_names`]): they
+/// become object names and URL path segments, so 1-32 of `[A-Za-z0-9_]`.
+pub fn valid_rendition_name(name: &str) -> bool {
+    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 pub fn playlist_name(rendition: &str) -> String {
@@ -68,6 +89,9 @@ pub struct PackagerConfig {
     pub segmenter: SegmenterConfig,
     /// Complete segments kept in the live playlist.
     pub window_segments: usize,
+    /// Video streams of an MPEG-TS input that become renditions (a transcoder's
+    /// ladder arrives as one transport stream); 1 takes the first only.
+    pub max_video_tracks: usize,
 }
 
 impl Default for PackagerConfig {
@@ -75,6 +99,7 @@ impl Default for PackagerConfig {
         Self {
             segmenter: SegmenterConfig::default(),
             window_segments: 10,
+            max_video_tracks: 1,
         }
     }
 }
@@ -124,7 +149,7 @@ pub struct PackagerStats {
 /// One track's output: its playlist, init segment and bit rate measurements.
 #[derive(Debug)]
 struct Rendition {
-    name: &'static str,
+    name: String,
     info: TrackInfo,
     playlist: MediaPlaylist,
     init_name: String,
@@ -136,12 +161,17 @@ struct Rendition {
     /// Bytes and seconds of recent parts, for bit rate estimates.
     recent: VecDeque<(usize, f64)>,
     peak_bitrate: u64,
+    /// Frames of the current timeline and the first and last DTS, for the
+    /// frame rate.
+    frames: u64,
+    first_dts: Option<i64>,
+    last_dts: i64,
     /// The track is part of the current timeline.
     active: bool,
 }
 
 impl Rendition {
-    fn new(info: TrackInfo, config: &PackagerConfig, first_msn: u64) -> Self {
+    fn new(name: String, info: TrackInfo, config: &PackagerConfig, first_msn: u64) -> Self {
         let seg = config.segmenter;
         let mut part_target = f64::from(seg.part_target_ms) / 1000.0;
         // Audio parts follow the video's boundaries in whole audio frames: up to
@@ -157,7 +187,7 @@ impl Rendition {
         }
         let target_duration = seg.segment_target_ms.div_ceil(1000).max(1);
         Self {
-            name: rendition_name(info.kind()),
+            name,
             info,
             playlist: MediaPlaylist {
                 version: Some(9),
@@ -180,8 +210,24 @@ impl Rendition {
             timeline: VecDeque::new(),
             recent: VecDeque::new(),
             peak_bitrate: 0,
+            frames: 0,
+            first_dts: None,
+            last_dts: 0,
             active: true,
         }
+    }
+
+    fn peak_or_average(&self) -> u64 {
+        self.peak_bitrate.max(self.average_bitrate())
+    }
+
+    /// Frames per second of the current timeline, once two frames came.
+    fn frame_rate(&self) -> Option<f64> {
+        let first = self.first_dts?;
+        (self.frames > 1 && self.last_dts > first).then(|| {
+            (self.frames - 1) as f64 * f64::from(self.info.timescale)
+                / (self.last_dts - first) as f64
+        })
     }
 
     fn average_bitrate(&self) -> u64 {
@@ -228,8 +274,8 @@ pub struct Packager {
     /// (lead-track time in seconds, wall clock): maps media time to date time.
     anchor: Option<(f64, UnixMillis)>,
     latest_lead: Option<(i64, u32)>,
-    lead_frames: u64,
-    lead_first_dts: Option<i64>,
+    /// Names for the tracks of the next track list, by index.
+    names: Vec<String>,
     /// The next segment starts a new timeline (`EXT-X-DISCONTINUITY`).
     discontinuity_pending: bool,
     stats: PackagerStats,
@@ -240,15 +286,14 @@ impl Packager {
     pub fn new(config: PackagerConfig) -> Self {
         Self {
             config,
-            front: TsFrontEnd::default(),
+            front: TsFrontEnd::with_max_video(config.max_video_tracks),
             segmenter: None,
             renditions: Vec::new(),
             track_rendition: Vec::new(),
             events: VecDeque::new(),
             anchor: None,
             latest_lead: None,
-            lead_frames: 0,
-            lead_first_dts: None,
+            names: Vec::new(),
             discontinuity_pending: false,
             stats: PackagerStats::default(),
             finished: false,
@@ -314,7 +359,7 @@ impl Packager {
         let _ = self.front.flush();
         self.drain_front();
         self.end_timeline();
-        self.front = TsFrontEnd::default();
+        self.front = TsFrontEnd::with_max_video(self.config.max_video_tracks);
         self.discontinuity_pending = self.started();
         for r in &mut self.renditions {
             r.playlist.preload_hints.clear();
@@ -347,14 +392,14 @@ impl Packager {
     pub fn media_playlists(&self) -> impl Iterator<Item = (String, &MediaPlaylist)> {
         self.renditions
             .iter()
-            .map(|r| (playlist_name(r.name), &r.playlist))
+            .map(|r| (playlist_name(&r.name), &r.playlist))
     }
 
     /// The media playlist named `name` (`video.m3u8`).
     pub fn media_playlist(&self, name: &str) -> Option<&MediaPlaylist> {
         self.renditions
             .iter()
-            .find(|r| playlist_name(r.name) == name)
+            .find(|r| playlist_name(&r.name) == name)
             .map(|r| &r.playlist)
     }
 
@@ -388,9 +433,14 @@ impl Packager {
     /// The multivariant playlist, once every active rendition has a complete
     /// segment (codecs and a bit rate estimate are known by then, and every
     /// media playlist it leads to is playable: hls.js refuses a live playlist
-    /// with parts but no segment, fatally for an audio rendition): the video
-    /// variant with the audio rendition as its audio group, or the audio
-    /// rendition alone.
+    /// with parts but no segment, fatally for an audio rendition).
+    ///
+    /// One variant per video rendition, highest bandwidth first, each with the
+    /// audio rendition as its audio group; then an audio-only variant (for
+    /// background listening; players that show video skip it). `BANDWIDTH` is
+    /// the peak segment bit rate of the variant's renditions together,
+    /// `AVERAGE-BANDWIDTH` their recent average, both measured from what was
+    /// produced. Without video: the audio rendition alone.
     pub fn multivariant(&self) -> Option<MultivariantPlaylist> {
         let active: Vec<&Rendition> = self.renditions.iter().filter(|r| r.active).collect();
         if active.is_empty()
@@ -400,55 +450,67 @@ impl Packager {
         {
             return None;
         }
-        let video = active.iter().find(|r| r.info.kind() == TrackKind::Video);
-        let audio = active.iter().find(|r| r.info.kind() == TrackKind::Audio);
-        let lead = video.or(audio)?;
-        let frame_rate = match (video, self.lead_first_dts, self.latest_lead) {
-            (Some(v), Some(first), Some((last, _))) if last > first && self.lead_frames > 1 => {
-                Some(
-                    (self.lead_frames - 1) as f64 * f64::from(v.info.timescale)
-                        / (last - first) as f64,
-                )
-            }
-            _ => None,
-        };
-        let peak: u64 = active
+        let videos: Vec<&Rendition> = active
             .iter()
-            .map(|r| r.peak_bitrate.max(r.average_bitrate()))
-            .sum();
-        let average: u64 = active.iter().map(|r| r.average_bitrate()).sum();
+            .copied()
+            .filter(|r| r.info.kind() == TrackKind::Video)
+            .collect();
+        let audio = active.iter().find(|r| r.info.kind() == TrackKind::Audio);
         let mut pl = MultivariantPlaylist {
             independent_segments: true,
             ..Default::default()
         };
-        let with_group = video.is_some() && audio.is_some();
-        if let (true, Some(a)) = (with_group, audio) {
-            let channels = match &a.info.codec {
-                CodecConfig::Aac(c) => Some(c.channels().to_string()),
-                CodecConfig::Opus(c) => Some(c.channels.to_string()),
-                _ => None,
-            };
-            pl.renditions.push(MediaRendition {
-                kind: "AUDIO".into(),
-                group_id: AUDIO_GROUP.into(),
-                name: "audio".into(),
-                default: true,
-                autoselect: true,
-                channels,
-                uri: Some(playlist_name(a.name)),
+        let audio_variant = |a: &Rendition, group: Option<String>| Variant {
+            uri: playlist_name(&a.name),
+            bandwidth: a.peak_or_average(),
+            average_bandwidth: Some(a.average_bitrate()),
+            codecs: vec![a.info.codec_string()],
+            audio: group,
+            ..Default::default()
+        };
+        let Some(a) = audio.filter(|_| !videos.is_empty()) else {
+            // Video alone, or audio alone.
+            for r in videos.iter().copied().chain(audio.copied()) {
+                pl.variants.push(Variant {
+                    resolution: r.info.resolution(),
+                    frame_rate: r.frame_rate(),
+                    ..audio_variant(r, None)
+                });
+            }
+            sort_variants(&mut pl.variants);
+            return Some(pl);
+        };
+        let channels = match &a.info.codec {
+            CodecConfig::Aac(c) => Some(c.channels().to_string()),
+            CodecConfig::Opus(c) => Some(c.channels.to_string()),
+            _ => None,
+        };
+        pl.renditions.push(MediaRendition {
+            kind: "AUDIO".into(),
+            group_id: AUDIO_GROUP.into(),
+            name: "audio".into(),
+            default: true,
+            autoselect: true,
+            channels,
+            uri: Some(playlist_name(&a.name)),
+            ..Default::default()
+        });
+        for v in &videos {
+            let average = v.average_bitrate() + a.average_bitrate();
+            pl.variants.push(Variant {
+                uri: playlist_name(&v.name),
+                bandwidth: (v.peak_or_average() + a.peak_or_average()).max(average),
+                average_bandwidth: Some(average),
+                codecs: vec![v.info.codec_string(), a.info.codec_string()],
+                resolution: v.info.resolution(),
+                frame_rate: v.frame_rate(),
+                audio: Some(AUDIO_GROUP.to_string()),
                 ..Default::default()
             });
         }
-        pl.variants.push(Variant {
-            uri: playlist_name(lead.name),
-            bandwidth: peak.max(average),
-            average_bandwidth: Some(average),
-            codecs: active.iter().map(|r| r.info.codec_string()).collect(),
-            resolution: video.and_then(|v| v.info.resolution()),
-            frame_rate,
-            audio: with_group.then(|| AUDIO_GROUP.to_string()),
-            ..Default::default()
-        });
+        sort_variants(&mut pl.variants);
+        pl.variants
+            .push(audio_variant(a, Some(AUDIO_GROUP.to_string())));
         Some(pl)
     }
 
@@ -478,12 +540,12 @@ impl Packager {
                         ContentKind::Video {
                             width,
                             height,
-                            frame_rate: None,
+                            frame_rate: r.frame_rate(),
                         }
                     }
                 };
                 dash::Representation {
-                    id: r.name.to_string(),
+                    id: r.name.clone(),
                     kind,
                     codecs: r.info.codec_string(),
                     bandwidth: r.peak_bitrate.max(r.average_bitrate()).max(1),
@@ -526,6 +588,23 @@ impl Packager {
         }))
     }
 
+    /// Names the tracks of the next track list (from the PMT, or
+    /// [`Packager::push_tracks`]) by index; a track without a name here gets
+    /// [`rendition_name`]. A rendition keeps its playlist across timelines by
+    /// name. Names must pass [`valid_rendition_name`] and differ (others are
+    /// ignored: the tracks get default names).
+    pub fn set_rendition_names(&mut self, names: Vec<String>) {
+        let distinct = names
+            .iter()
+            .enumerate()
+            .all(|(i, n)| !names[..i].contains(n));
+        if distinct && names.iter().all(|n| valid_rendition_name(n)) {
+            self.names = names;
+        } else {
+            self.names.clear();
+        }
+    }
+
     fn set_anchor(&mut self, now: UnixMillis) {
         if self.anchor.is_none() {
             // Anchor on the newest frame: it arrived now (older ones were buffered).
@@ -564,8 +643,15 @@ impl Packager {
                 if frame.track == seg.lead() {
                     let ts = seg.tracks()[frame.track].timescale;
                     self.latest_lead = Some((frame.dts, ts));
-                    self.lead_first_dts.get_or_insert(frame.dts);
-                    self.lead_frames += 1;
+                }
+                if let Some(r) = self
+                    .track_rendition
+                    .get(frame.track)
+                    .and_then(|&i| self.renditions.get_mut(i))
+                {
+                    r.first_dts.get_or_insert(frame.dts);
+                    r.last_dts = frame.dts;
+                    r.frames += 1;
                 }
                 seg.push(frame);
             }
@@ -586,23 +672,38 @@ impl Packager {
             r.active = false;
         }
         self.track_rendition.clear();
-        for info in &tracks {
-            let name = rendition_name(info.kind());
+        for (t, info) in tracks.iter().enumerate() {
+            let name = match self.names.get(t) {
+                Some(n) => n.clone(),
+                None => {
+                    let nth = tracks[..t]
+                        .iter()
+                        .filter(|o| o.kind() == info.kind())
+                        .count();
+                    rendition_name(info.kind(), nth)
+                }
+            };
             let index = match self.renditions.iter().position(|r| r.name == name) {
                 Some(i) => i,
                 None => {
-                    self.renditions
-                        .push(Rendition::new(info.clone(), &self.config, next_msn));
+                    self.renditions.push(Rendition::new(
+                        name,
+                        info.clone(),
+                        &self.config,
+                        next_msn,
+                    ));
                     self.renditions.len() - 1
                 }
             };
             self.track_rendition.push(index);
             let r = &mut self.renditions[index];
             r.active = true;
+            r.frames = 0;
+            r.first_dts = None;
             let continuing =
                 !r.playlist.segments.is_empty() || !r.playlist.trailing_parts.is_empty();
             if r.info != *info || r.init_name.is_empty() {
-                let name = init_name(r.name, r.inits_written);
+                let name = init_name(&r.name, r.inits_written);
                 r.inits_written += 1;
                 self.events.push_back(Event::Object {
                     name: name.clone(),
@@ -629,8 +730,6 @@ impl Packager {
         self.discontinuity_pending = false;
         self.anchor = None;
         self.latest_lead = None;
-        self.lead_first_dts = None;
-        self.lead_frames = 0;
         self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, next_msn));
     }
 
@@ -685,7 +784,7 @@ impl Packager {
         let Some(ri) = self.rendition_of(c.track) else {
             return;
         };
-        let name = self.renditions[ri].name;
+        let name = self.renditions[ri].name.as_str();
         // A chunk extends both the part and the segment being made.
         self.events.push_back(Event::Chunk {
             name: part_name(name, c.msn, u64::from(c.index)),
@@ -706,7 +805,7 @@ impl Packager {
         let r = &mut self.renditions[ri];
         let timescale = f64::from(r.info.timescale);
         let secs = p.duration as f64 / timescale;
-        let name = part_name(r.name, p.msn, u64::from(p.index));
+        let name = part_name(&r.name, p.msn, u64::from(p.index));
         if !p.gap {
             r.recent.push_back((p.data.len(), secs));
             while r.recent.len() > 50 {
@@ -728,9 +827,9 @@ impl Packager {
         let part_target = r.playlist.part_target.unwrap_or(0.0);
         let segment_target = f64::from(self.config.segmenter.segment_target_ms) / 1000.0;
         let next = if so_far + part_target / 2.0 >= segment_target {
-            part_name(r.name, p.msn + 1, 0)
+            part_name(&r.name, p.msn + 1, 0)
         } else {
-            part_name(r.name, p.msn, u64::from(p.index) + 1)
+            part_name(&r.name, p.msn, u64::from(p.index) + 1)
         };
         r.playlist.preload_hints = vec![PreloadHint::part(next)];
     }
@@ -743,7 +842,7 @@ impl Packager {
         let r = &mut self.renditions[ri];
         let timescale = f64::from(r.info.timescale);
         let secs = s.duration as f64 / timescale;
-        let name = segment_name(r.name, s.msn);
+        let name = segment_name(&r.name, s.msn);
         if !s.gap {
             if secs > 0.0 {
                 r.peak_bitrate = r
@@ -779,7 +878,7 @@ impl Packager {
             ..Segment::new(s.msn, name, secs)
         });
         r.playlist.target_duration = r.playlist.target_duration.max(secs.round() as u32);
-        r.playlist.preload_hints = vec![PreloadHint::part(part_name(r.name, s.msn + 1, 0))];
+        r.playlist.preload_hints = vec![PreloadHint::part(part_name(&r.name, s.msn + 1, 0))];
         let window = self.config.window_segments.max(1);
         Self::trim_window(r, window, &mut self.events);
     }
@@ -809,7 +908,7 @@ impl Packager {
             };
             for i in 0..part_count {
                 events.push_back(Event::Evicted {
-                    name: part_name(r.name, old.msn, i as u64),
+                    name: part_name(&r.name, old.msn, i as u64),
                 });
             }
             events.push_back(Event::Evicted { name: old.uri });
@@ -835,7 +934,7 @@ impl Packager {
             .iter()
             .map(|r| {
                 (
-                    playlist_name(r.name),
+                    playlist_name(&r.name),
                     r.playlist.last_part(),
                     r.playlist.next_msn(),
                 )

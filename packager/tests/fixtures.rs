@@ -17,7 +17,12 @@ struct Output {
 }
 
 fn package(ts: &[u8]) -> Output {
-    let mut p = Packager::new(PackagerConfig::default());
+    package_with(ts, PackagerConfig::default(), Vec::new())
+}
+
+fn package_with(ts: &[u8], config: PackagerConfig, names: Vec<String>) -> Output {
+    let mut p = Packager::new(config);
+    p.set_rendition_names(names);
     let mut objects = BTreeMap::new();
     let mut growing: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut playlists = Vec::new();
@@ -515,4 +520,125 @@ fn live_mpd_covers_the_window_and_the_vod_mpd_everything() {
         vod.contains("mediaPresentationDuration=\"PT10.000S\""),
         "{vod}"
     );
+}
+
+const LADDER: &[u8] = include_bytes!("fixtures/lavfi_ladder_h264x2_aac.ts");
+
+fn ladder_output() -> Output {
+    let config = PackagerConfig {
+        max_video_tracks: 4,
+        ..PackagerConfig::default()
+    };
+    let names = ["180p", "90p", "audio"].map(String::from).to_vec();
+    package_with(LADDER, config, names)
+}
+
+/// The (track, tfdt) of every fragment in an object.
+fn fragment_starts(data: &[u8]) -> Vec<u64> {
+    trafs(data).into_iter().map(|t| t.1).collect()
+}
+
+/// A transcoder's ladder (one TS, a video stream per rung) becomes one rendition
+/// per rung with the names the caller gave, every rung decodes, and the
+/// multivariant lists them highest first with the shared audio group and an
+/// audio-only variant.
+#[test]
+fn a_ladder_ts_becomes_one_rendition_per_rung() {
+    let out = ladder_output();
+    let names: Vec<String> = out.packager.media_playlists().map(|(n, _)| n).collect();
+    assert_eq!(names, ["180p.m3u8", "90p.m3u8", "audio.m3u8"]);
+    for (r, size) in [("180p", (320, 180)), ("90p", (160, 90))] {
+        let init = &out.objects[&format!("{r}-init.mp4")].1;
+        for n in 0..2 {
+            let seg = &out.objects[&format!("{r}-seg{n}.m4s")].1;
+            assert_eq!(ffmpeg_decode(init, seg), "", "{r}-seg{n}");
+        }
+        let track = out
+            .packager
+            .tracks()
+            .into_iter()
+            .find(|t| t.resolution() == Some(size));
+        assert!(track.is_some(), "{r} is {size:?}");
+    }
+    let mv = out.packager.multivariant().unwrap();
+    let uris: Vec<&str> = mv.variants.iter().map(|v| v.uri.as_str()).collect();
+    assert_eq!(uris, ["180p.m3u8", "90p.m3u8", "audio.m3u8"]);
+    assert!(mv.variants[0].bandwidth > mv.variants[1].bandwidth);
+    assert_eq!(mv.variants[0].resolution, Some((320, 180)));
+    assert_eq!(mv.variants[1].resolution, Some((160, 90)));
+    for v in &mv.variants[..2] {
+        assert_eq!(v.audio.as_deref(), Some("audio"));
+        assert!(v.average_bandwidth.unwrap() <= v.bandwidth);
+        let fps = v.frame_rate.unwrap();
+        assert!((fps - 30.0).abs() < 0.5, "{fps}");
+        assert_eq!(v.codecs.len(), 2);
+    }
+    assert_eq!(mv.variants[2].codecs, ["mp4a.40.2"]);
+    assert_eq!(mv.renditions.len(), 1, "one audio rendition shared by all");
+    // DASH: the rungs are one adaptation set.
+    let mpd = out
+        .packager
+        .dash_manifest(UnixMillis(1_795_000_010_000), None)
+        .unwrap();
+    assert_eq!(mpd.matches("<AdaptationSet").count(), 2, "{mpd}");
+    assert!(mpd.contains("maxWidth=\"320\" maxHeight=\"180\""), "{mpd}");
+}
+
+/// Players switch renditions at any part boundary: segment N and part N.P of
+/// every rung start at the same presentation time (within one frame), and every
+/// segment of every rung starts with a keyframe.
+#[test]
+fn ladder_rungs_are_aligned_on_every_part_and_segment() {
+    let out = ladder_output();
+    let playlists: Vec<_> = out.packager.media_playlists().collect();
+    let video: Vec<_> = playlists
+        .iter()
+        .filter(|(n, _)| n != "audio.m3u8")
+        .collect();
+    let (_, lead) = video[0];
+    let frame = 90_000 / 30;
+    for (name, pl) in &video[1..] {
+        assert_eq!(pl.segments.len(), lead.segments.len(), "{name}");
+        for (a, b) in lead.segments.iter().zip(&pl.segments) {
+            assert_eq!(a.msn, b.msn);
+            assert!(
+                (a.duration - b.duration).abs() < 1.0 / 30.0,
+                "{name} {}",
+                b.msn
+            );
+        }
+    }
+    let rung = |r: &str, obj: &str| -> Option<Vec<u64>> {
+        out.objects
+            .get(&format!("{r}-{obj}"))
+            .map(|(_, d)| fragment_starts(d))
+    };
+    let mut parts_checked = 0;
+    for msn in 0..2 {
+        let a = rung("180p", &format!("seg{msn}.m4s")).unwrap();
+        let b = rung("90p", &format!("seg{msn}.m4s")).unwrap();
+        assert!(
+            a[0].abs_diff(b[0]) <= frame,
+            "seg{msn}: {} vs {}",
+            a[0],
+            b[0]
+        );
+        for part in 0..10 {
+            let (Some(a), Some(b)) = (
+                rung("180p", &format!("part{msn}.{part}.m4s")),
+                rung("90p", &format!("part{msn}.{part}.m4s")),
+            ) else {
+                continue;
+            };
+            assert!(a[0].abs_diff(b[0]) <= frame, "part{msn}.{part}");
+            parts_checked += 1;
+        }
+    }
+    assert!(parts_checked >= 10, "{parts_checked} parts compared");
+    for (_, pl) in &video {
+        for seg in &pl.segments {
+            let first = seg.parts.first().map(|p| p.independent);
+            assert_ne!(first, Some(false), "segment {} starts dependent", seg.msn);
+        }
+    }
 }

@@ -165,7 +165,11 @@ fn multivariant_waits_for_a_segment_in_every_rendition() {
         match p.multivariant() {
             Some(mv) => {
                 assert!(ready, "multivariant before every rendition had a segment");
-                assert_eq!(mv.variants.len(), 1);
+                // The video variant, then the audio-only one.
+                assert_eq!(mv.variants.len(), 2);
+                assert!(mv.variants[0].resolution.is_some());
+                assert_eq!(mv.variants[1].uri, "audio.m3u8");
+                assert_eq!(mv.variants[1].codecs, vec!["mp4a.40.2".to_string()]);
                 seen = true;
             }
             None => {

@@ -1,17 +1,20 @@
 //! MPEG-TS front end: demuxed PES packets → track descriptions and timed frames.
 //!
-//! Takes the first H.264 or H.265 stream and the first AAC (ADTS) stream of the
-//! program. Frames are
+//! Takes the H.264 or H.265 streams of the program (the first one only, unless
+//! [`TsFrontEnd::with_max_video`] allows more: a transcoder's ladder arrives as
+//! one transport stream with a video stream per rung) and the first AAC (ADTS)
+//! stream. Tracks are listed video first, in PMT order, then audio. Frames are
 //! held back until every announced track has its decoder configuration (SPS+PPS
-//! and an IDR for video, an ADTS header for audio), or until one second of video has
-//! gone by without the missing track, so the init segment describes the stream
-//! exactly once.
+//! and an IDR for video, an ADTS header for audio), or until one second of video
+//! has gone by without the missing track, so the init segment describes the
+//! stream exactly once.
 //!
 //! Later changes are reported in band, before the frame they apply to:
 //! [`FrontEndEvent::Tracks`] again when a decoder configuration changes (new SPS/PPS
 //! on an IDR, new AAC configuration, a new PMT), and
-//! [`FrontEndEvent::Discontinuity`] when the timestamps jump (encoder restart,
-//! splice). The packager turns both into `EXT-X-DISCONTINUITY`.
+//! [`FrontEndEvent::Discontinuity`] when the timestamps of the first video
+//! stream jump (encoder restart, splice). The packager turns both into
+//! `EXT-X-DISCONTINUITY`.
 
 use std::collections::VecDeque;
 
@@ -20,7 +23,7 @@ use bytes::Bytes;
 use crate::codec::aac::{self, AacConfig};
 use crate::codec::h264::{self, AvcConfig, Sps};
 use crate::codec::h265::{self, HevcConfig, HevcSps};
-use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
+use crate::media::{CodecConfig, Frame, TrackInfo};
 use crate::time::{rescale, Unwrapper, TS_TIMESCALE};
 use crate::ts::{DemuxEvent, Demuxer, EsInfo, Pes, StreamType, TsError};
 use crate::Error;
@@ -34,6 +37,8 @@ const AUDIO_RESYNC_FRAMES: i64 = 2;
 /// [`MAX_BACKWARD_STEP`], is a timeline break, not a frame interval.
 const MAX_FORWARD_STEP: i64 = 5 * SECOND;
 const MAX_BACKWARD_STEP: i64 = SECOND / 2;
+/// The most video streams [`TsFrontEnd::with_max_video`] accepts.
+pub const MAX_VIDEO_STREAMS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrontEndEvent {
@@ -57,37 +62,149 @@ pub struct FrontEndStats {
     pub config_changes: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct TsFrontEnd {
-    demux: Demuxer,
-    program: Vec<EsInfo>,
-    video_pid: Option<u16>,
-    audio_pid: Option<u16>,
-    video_clock: Unwrapper,
-    audio_clock: Unwrapper,
-    video_type: Option<StreamType>,
+/// One video elementary stream and its decoder state.
+#[derive(Debug)]
+struct VideoEs {
+    pid: u16,
+    stream_type: StreamType,
+    clock: Unwrapper,
     vps: Option<Vec<u8>>,
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
-    /// The video decoder configuration in effect (H.264 or H.265).
-    video_config: Option<CodecConfig>,
+    /// The decoder configuration in effect (H.264 or H.265).
+    config: Option<CodecConfig>,
+    last_dts: Option<i64>,
+    /// Index in the track list once started.
+    track: Option<usize>,
+}
+
+impl VideoEs {
+    fn new(pid: u16, stream_type: StreamType) -> Self {
+        Self {
+            pid,
+            stream_type,
+            clock: Unwrapper::default(),
+            vps: None,
+            sps: None,
+            pps: None,
+            config: None,
+            last_dts: None,
+            track: None,
+        }
+    }
+
+    /// On an IDR/IRAP: the configuration the parameter sets in effect describe,
+    /// when it differs from the current one (`Err`: they do not parse).
+    fn new_config(&self) -> Result<Option<CodecConfig>, ()> {
+        let (Some(sps_nal), Some(pps_nal)) = (&self.sps, &self.pps) else {
+            return Ok(None);
+        };
+        match self.stream_type {
+            StreamType::H265 => {
+                let Some(vps_nal) = &self.vps else {
+                    return Ok(None);
+                };
+                if let Some(CodecConfig::Hevc(c)) = &self.config {
+                    if c.vps_nal == *vps_nal && c.sps_nal == *sps_nal && c.pps_nal == *pps_nal {
+                        return Ok(None);
+                    }
+                }
+                let sps = HevcSps::parse(sps_nal).map_err(|_| ())?;
+                Ok(Some(CodecConfig::Hevc(HevcConfig {
+                    sps,
+                    vps_nal: vps_nal.clone(),
+                    sps_nal: sps_nal.clone(),
+                    pps_nal: pps_nal.clone(),
+                })))
+            }
+            _ => {
+                if let Some(CodecConfig::Avc(c)) = &self.config {
+                    if c.sps_nal == *sps_nal && c.pps_nal == *pps_nal {
+                        return Ok(None);
+                    }
+                }
+                let sps = Sps::parse(sps_nal).map_err(|_| ())?;
+                Ok(Some(CodecConfig::Avc(AvcConfig {
+                    sps,
+                    sps_nal: sps_nal.clone(),
+                    pps_nal: pps_nal.clone(),
+                })))
+            }
+        }
+    }
+}
+
+/// The audio elementary stream and its decoder state.
+#[derive(Debug)]
+struct AudioEs {
+    pid: u16,
+    clock: Unwrapper,
     aac: Option<AacConfig>,
-    audio_next: Option<i64>,
-    last_video_dts: Option<i64>,
+    next: Option<i64>,
     /// After a video timeline break: audio is accepted again once it is near this
     /// video DTS (audio from before the break is dropped).
-    audio_gate: Option<i64>,
-    /// Track order once started: indices of video and audio in the track list.
-    video_track: Option<usize>,
-    audio_track: Option<usize>,
+    gate: Option<i64>,
+    track: Option<usize>,
+}
+
+impl AudioEs {
+    fn new(pid: u16) -> Self {
+        Self {
+            pid,
+            clock: Unwrapper::default(),
+            aac: None,
+            next: None,
+            gate: None,
+            track: None,
+        }
+    }
+}
+
+/// Which elementary stream a held frame came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Video(usize),
+    Audio,
+}
+
+#[derive(Debug)]
+pub struct TsFrontEnd {
+    demux: Demuxer,
+    max_video: usize,
+    videos: Vec<VideoEs>,
+    audio: Option<AudioEs>,
     started: bool,
-    /// Frames held before start, tagged by kind.
-    startup: Vec<(TrackKind, Frame)>,
+    /// Frames held before start, tagged by the stream they came from.
+    startup: Vec<(Source, Frame)>,
     out: VecDeque<FrontEndEvent>,
     stats: FrontEndStats,
 }
 
+impl Default for TsFrontEnd {
+    fn default() -> Self {
+        Self {
+            demux: Demuxer::default(),
+            max_video: 1,
+            videos: Vec::new(),
+            audio: None,
+            started: false,
+            startup: Vec::new(),
+            out: VecDeque::new(),
+            stats: FrontEndStats::default(),
+        }
+    }
+}
+
 impl TsFrontEnd {
+    /// A front end that takes up to `n` video streams (clamped to
+    /// 1..=[`MAX_VIDEO_STREAMS`]), each its own track.
+    pub fn with_max_video(n: usize) -> Self {
+        Self {
+            max_video: n.clamp(1, MAX_VIDEO_STREAMS),
+            ..Self::default()
+        }
+    }
+
     pub fn stats(&self) -> FrontEndStats {
         self.stats
     }
@@ -122,9 +239,9 @@ impl TsFrontEnd {
             match ev {
                 DemuxEvent::Program(streams) => self.on_program(streams)?,
                 DemuxEvent::Pes(pes) => {
-                    if Some(pes.pid) == self.video_pid {
-                        self.on_video(pes);
-                    } else if Some(pes.pid) == self.audio_pid {
+                    if let Some(i) = self.videos.iter().position(|v| v.pid == pes.pid) {
+                        self.on_video(i, pes);
+                    } else if self.audio.as_ref().is_some_and(|a| a.pid == pes.pid) {
                         self.on_audio(pes);
                     }
                 }
@@ -134,49 +251,56 @@ impl TsFrontEnd {
     }
 
     fn on_program(&mut self, streams: Vec<EsInfo>) -> Result<(), Error> {
-        let find = |ty| streams.iter().find(|s| s.stream_type == ty).map(|s| s.pid);
-        let video_type = [StreamType::H264, StreamType::H265]
-            .into_iter()
-            .find(|t| find(*t).is_some());
-        let (video, audio) = (video_type.and_then(find), find(StreamType::AacAdts));
-        if video.is_none() && audio.is_none() {
+        // All video of the first video codec in the program (a ladder is one codec).
+        let video_type = streams
+            .iter()
+            .map(|s| s.stream_type)
+            .find(|t| matches!(t, StreamType::H264 | StreamType::H265));
+        let video: Vec<(u16, StreamType)> = streams
+            .iter()
+            .filter(|s| Some(s.stream_type) == video_type)
+            .take(self.max_video)
+            .map(|s| (s.pid, s.stream_type))
+            .collect();
+        let audio = streams
+            .iter()
+            .find(|s| s.stream_type == StreamType::AacAdts)
+            .map(|s| s.pid);
+        if video.is_empty() && audio.is_none() {
             return Err(Error::Unsupported(format!(
                 "no H.264, H.265 or AAC stream in the program (stream types: {:?})",
                 streams.iter().map(|s| s.stream_type).collect::<Vec<_>>()
             )));
         }
-        let changed = self.started && (video, audio) != (self.video_pid, self.audio_pid);
-        self.video_pid = video;
-        self.video_type = video_type;
-        self.audio_pid = audio;
-        self.program = streams;
-        if changed {
-            // A different set of streams: start over as for a new stream; the
-            // packager sees new tracks and cuts a discontinuity.
+        let current: Vec<(u16, StreamType)> =
+            self.videos.iter().map(|v| (v.pid, v.stream_type)).collect();
+        if current == video && self.audio.as_ref().map(|a| a.pid) == audio {
+            return Ok(());
+        }
+        // A different set of streams: start over as for a new stream; the packager
+        // sees new tracks and cuts a discontinuity.
+        if self.started {
             self.stats.config_changes += 1;
             self.started = false;
-            self.video_config = None;
-            self.aac = None;
-            self.vps = None;
-            self.sps = None;
-            self.pps = None;
-            self.audio_next = None;
-            self.last_video_dts = None;
-            self.video_clock = Unwrapper::default();
-            self.audio_clock = Unwrapper::default();
         }
+        self.videos = video
+            .into_iter()
+            .map(|(pid, ty)| VideoEs::new(pid, ty))
+            .collect();
+        self.audio = audio.map(AudioEs::new);
         Ok(())
     }
 
-    fn on_video(&mut self, pes: Pes) {
+    fn on_video(&mut self, i: usize, pes: Pes) {
         let (Some(pts), dts) = (pes.pts, pes.dts) else {
             self.stats.dropped_video += 1;
             return;
         };
-        let dts = self.video_clock.unwrap(dts.unwrap_or(pts));
+        let es = &mut self.videos[i];
+        let dts = es.clock.unwrap(dts.unwrap_or(pts));
         let pts = dts + (pts as i64 - dts.rem_euclid(1 << 33)).rem_euclid(1 << 33);
-        let converted = match self.video_type {
-            Some(StreamType::H265) => h265::annexb_to_sample(&pes.data)
+        let converted = match es.stream_type {
+            StreamType::H265 => h265::annexb_to_sample(&pes.data)
                 .map(|s| (Bytes::from(s.data), s.keyframe, s.vps, s.sps, s.pps)),
             // The PES payload is ours alone: converted in place when its layout allows.
             _ => h264::annexb_to_sample_owned(pes.data)
@@ -186,97 +310,55 @@ impl TsFrontEnd {
             self.stats.dropped_video += 1;
             return;
         };
-        for (slot, set) in [
-            (&mut self.vps, vps),
-            (&mut self.sps, sps),
-            (&mut self.pps, pps),
-        ] {
+        for (slot, set) in [(&mut es.vps, vps), (&mut es.sps, sps), (&mut es.pps, pps)] {
             if set.is_some() {
                 *slot = set;
             }
         }
         if keyframe {
-            self.update_video_config();
+            match es.new_config() {
+                Ok(Some(config)) => {
+                    let changed = es.config.is_some();
+                    es.config = Some(config);
+                    if changed && self.started {
+                        self.stats.config_changes += 1;
+                        self.announce_tracks();
+                    }
+                }
+                Ok(None) => {}
+                Err(()) => self.stats.dropped_video += 1,
+            }
         }
-        if self.video_config.is_none() {
+        let es = &mut self.videos[i];
+        if es.config.is_none() {
             self.stats.dropped_video += 1; // nothing decodable before the first IDR with parameter sets
             return;
         }
-        if self.started {
-            if let Some(last) = self.last_video_dts {
-                let step = dts - last;
-                if !(-MAX_BACKWARD_STEP..=MAX_FORWARD_STEP).contains(&step) {
-                    self.stats.timestamp_jumps += 1;
-                    self.out.push_back(FrontEndEvent::Discontinuity);
-                    self.audio_gate = Some(dts);
-                    self.audio_next = None;
-                }
+        let jumped = self.started
+            && es.last_dts.is_some_and(|last| {
+                !(-MAX_BACKWARD_STEP..=MAX_FORWARD_STEP).contains(&(dts - last))
+            });
+        es.last_dts = Some(dts);
+        // The first video stream speaks for the timeline; the others of a ladder
+        // jump with it.
+        if jumped && i == 0 {
+            self.stats.timestamp_jumps += 1;
+            self.out.push_back(FrontEndEvent::Discontinuity);
+            if let Some(a) = &mut self.audio {
+                a.gate = Some(dts);
+                a.next = None;
             }
         }
-        self.last_video_dts = Some(dts);
         self.stats.video_frames += 1;
         let frame = Frame {
-            track: self.video_track.unwrap_or(0),
+            track: 0,
             dts,
             pts,
             keyframe,
             duration: None,
             data,
         };
-        self.emit(TrackKind::Video, frame);
-    }
-
-    /// On an IDR/IRAP: takes the parameter sets in effect as the configuration,
-    /// and reports a change when they differ from the current one.
-    fn update_video_config(&mut self) {
-        let (Some(sps_nal), Some(pps_nal)) = (&self.sps, &self.pps) else {
-            return;
-        };
-        let parsed = match self.video_type {
-            Some(StreamType::H265) => {
-                let Some(vps_nal) = &self.vps else {
-                    return;
-                };
-                if let Some(CodecConfig::Hevc(c)) = &self.video_config {
-                    if c.vps_nal == *vps_nal && c.sps_nal == *sps_nal && c.pps_nal == *pps_nal {
-                        return;
-                    }
-                }
-                HevcSps::parse(sps_nal).map(|sps| {
-                    CodecConfig::Hevc(HevcConfig {
-                        sps,
-                        vps_nal: vps_nal.clone(),
-                        sps_nal: sps_nal.clone(),
-                        pps_nal: pps_nal.clone(),
-                    })
-                })
-            }
-            _ => {
-                if let Some(CodecConfig::Avc(c)) = &self.video_config {
-                    if c.sps_nal == *sps_nal && c.pps_nal == *pps_nal {
-                        return;
-                    }
-                }
-                Sps::parse(sps_nal).map(|sps| {
-                    CodecConfig::Avc(AvcConfig {
-                        sps,
-                        sps_nal: sps_nal.clone(),
-                        pps_nal: pps_nal.clone(),
-                    })
-                })
-            }
-        };
-        match parsed {
-            Ok(config) => {
-                let changed = self.video_config.is_some();
-                self.video_config = Some(config);
-                if changed && self.started {
-                    self.stats.config_changes += 1;
-                    self.announce_tracks();
-                }
-            }
-            Err(_) => self.stats.dropped_video += 1,
-        }
+        self.emit(Source::Video(i), frame);
     }
 
     fn on_audio(&mut self, pes: Pes) {
@@ -284,14 +366,17 @@ impl TsFrontEnd {
             self.stats.dropped_audio += 1;
             return;
         };
-        let pts90 = self.audio_clock.unwrap(pts);
-        if let Some(gate) = self.audio_gate {
+        let Some(es) = &mut self.audio else {
+            return;
+        };
+        let pts90 = es.clock.unwrap(pts);
+        if let Some(gate) = es.gate {
             // Audio from before a video timeline break: drop until it has jumped too.
             if !(gate - SECOND..=gate + MAX_FORWARD_STEP).contains(&pts90) {
                 self.stats.dropped_audio += 1;
                 return;
             }
-            self.audio_gate = None;
+            es.gate = None;
         }
         let (frames, err) = aac::adts_frames(&pes.data);
         if err.is_some() {
@@ -302,12 +387,15 @@ impl TsFrontEnd {
                 self.stats.dropped_audio += 1;
                 continue;
             }
-            if self.aac != Some(f.config) {
+            let Some(es) = &mut self.audio else {
+                return;
+            };
+            if es.aac != Some(f.config) {
                 // A first configuration, or a new one: after the start, either is a
                 // track change (audio joining late, or a new sample rate/profile).
-                let had = self.aac.is_some();
-                self.aac = Some(f.config);
-                self.audio_next = None;
+                let had = es.aac.is_some();
+                es.aac = Some(f.config);
+                es.next = None;
                 if self.started || had {
                     self.stats.config_changes += 1;
                 }
@@ -315,12 +403,15 @@ impl TsFrontEnd {
                     self.announce_tracks();
                 }
             }
+            let Some(es) = &mut self.audio else {
+                return;
+            };
             let rate = f.config.sample_rate;
             let frame_len = i64::from(aac::SAMPLES_PER_FRAME);
             // The PES PTS is the first frame's; later frames of the PES follow by
             // sample count. Across PES packets the running count wins unless the PTS
             // has wandered off it (a gap or a jump in the source).
-            let dts = match self.audio_next {
+            let dts = match es.next {
                 Some(next) if i > 0 => next,
                 Some(next)
                     if (next - rescale(pts90, TS_TIMESCALE, rate)).abs()
@@ -330,37 +421,40 @@ impl TsFrontEnd {
                 }
                 _ => rescale(pts90, TS_TIMESCALE, rate),
             };
-            self.audio_next = Some(dts + frame_len);
+            es.next = Some(dts + frame_len);
             self.stats.audio_frames += 1;
             let frame = Frame {
-                track: self.audio_track.unwrap_or(0),
+                track: 0,
                 dts,
                 pts: dts,
                 keyframe: true,
                 duration: Some(aac::SAMPLES_PER_FRAME),
                 data: pes.data.slice_ref(f.payload),
             };
-            self.emit(TrackKind::Audio, frame);
+            self.emit(Source::Audio, frame);
         }
     }
 
-    fn emit(&mut self, kind: TrackKind, mut frame: Frame) {
+    fn track_of(&self, source: Source) -> Option<usize> {
+        match source {
+            Source::Video(i) => self.videos.get(i).and_then(|v| v.track),
+            Source::Audio => self.audio.as_ref().and_then(|a| a.track),
+        }
+    }
+
+    fn emit(&mut self, source: Source, mut frame: Frame) {
         if self.started {
-            let track = match kind {
-                TrackKind::Video => self.video_track,
-                TrackKind::Audio => self.audio_track,
-            };
-            if let Some(t) = track {
+            if let Some(t) = self.track_of(source) {
                 frame.track = t;
                 self.out.push_back(FrontEndEvent::Frame(frame));
             }
             return;
         }
-        self.startup.push((kind, frame));
-        let video_ready = self.video_pid.is_none() || self.video_config.is_some();
-        let audio_ready = self.audio_pid.is_none() || self.aac.is_some();
-        let mut video = self.startup.iter().filter(|(k, _)| *k == TrackKind::Video);
-        let video_span = match (video.next(), video.last()) {
+        self.startup.push((source, frame));
+        let video_ready = self.videos.iter().all(|v| v.config.is_some());
+        let audio_ready = self.audio.as_ref().is_none_or(|a| a.aac.is_some());
+        let mut lead = self.startup.iter().filter(|(s, _)| *s == Source::Video(0));
+        let video_span = match (lead.next(), lead.last()) {
             (Some((_, first)), Some((_, last))) => last.dts - first.dts,
             _ => 0,
         };
@@ -372,23 +466,27 @@ impl TsFrontEnd {
     /// The track list from the configurations known now.
     fn tracks(&mut self) -> Vec<TrackInfo> {
         let mut tracks = Vec::new();
-        self.video_track = None;
-        self.audio_track = None;
-        if let Some(video) = &self.video_config {
-            self.video_track = Some(tracks.len());
-            tracks.push(TrackInfo {
-                id: tracks.len() as u32 + 1,
-                timescale: TS_TIMESCALE,
-                codec: video.clone(),
-            });
+        for v in &mut self.videos {
+            v.track = None;
+            if let Some(config) = &v.config {
+                v.track = Some(tracks.len());
+                tracks.push(TrackInfo {
+                    id: tracks.len() as u32 + 1,
+                    timescale: TS_TIMESCALE,
+                    codec: config.clone(),
+                });
+            }
         }
-        if let Some(aac) = &self.aac {
-            self.audio_track = Some(tracks.len());
-            tracks.push(TrackInfo {
-                id: tracks.len() as u32 + 1,
-                timescale: aac.sample_rate,
-                codec: CodecConfig::Aac(*aac),
-            });
+        if let Some(a) = &mut self.audio {
+            a.track = None;
+            if let Some(aac) = &a.aac {
+                a.track = Some(tracks.len());
+                tracks.push(TrackInfo {
+                    id: tracks.len() as u32 + 1,
+                    timescale: aac.sample_rate,
+                    codec: CodecConfig::Aac(*aac),
+                });
+            }
         }
         tracks
     }
@@ -405,8 +503,8 @@ impl TsFrontEnd {
             return;
         }
         self.out.push_back(FrontEndEvent::Tracks(tracks));
-        for (kind, frame) in std::mem::take(&mut self.startup) {
-            self.emit(kind, frame);
+        for (source, frame) in std::mem::take(&mut self.startup) {
+            self.emit(source, frame);
         }
     }
 }
