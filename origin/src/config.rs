@@ -23,7 +23,7 @@ pub struct Config {
     pub archive: ArchiveConfig,
     pub admin: AdminConfig,
     /// WebRTC ingest (WHIP, RFC 9725); see `docs/whip.md`.
-    pub whip: crate::whip::WhipConfig,
+    pub whip: crate::ingest::whip::WhipConfig,
     /// Streams that may publish, by name (`live/<name>`). Default: only `cam1` with
     /// the development key `dev-key`; a config file replaces this table entirely.
     pub streams: BTreeMap<String, StreamConfig>,
@@ -46,7 +46,7 @@ impl Default for Config {
             publish: PublishConfig::default(),
             archive: ArchiveConfig::default(),
             admin: AdminConfig::default(),
-            whip: crate::whip::WhipConfig::default(),
+            whip: crate::ingest::whip::WhipConfig::default(),
             streams,
         }
     }

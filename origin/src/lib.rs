@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use brook_origin::{config::Config, hub::Hub, metrics::Metrics, publish::Publisher, http::OriginHttp, srt};
+//! # use brook_origin::{config::Config, serve::hub::Hub, metrics::Metrics, publish::Publisher, serve::http::OriginHttp, ingest::srt};
 //! # let runtime = tokio::runtime::Runtime::new().unwrap();
 //! let config = Arc::new(Config::default());
 //! let hub = Arc::new(Hub::default());
@@ -22,15 +22,12 @@
 //! let _http = OriginHttp::new(hub, config.hls.clone()).with_metrics(metrics); // a Pingora service
 //! ```
 
-pub mod archive;
 pub mod config;
-pub mod http;
-pub mod hub;
+pub mod ingest;
 pub mod metrics;
 pub mod publish;
-pub mod srt;
-pub mod storage;
-pub mod whip;
+pub mod serve;
+pub mod store;
 
 /// Stream names: 1-64 of `[A-Za-z0-9_-]` (`cam1` publishes as `live/cam1`).
 pub fn valid_stream_name(name: &str) -> bool {

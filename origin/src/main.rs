@@ -16,16 +16,16 @@ use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 use tracing::{info, warn};
 
-use brook_origin::archive::Archive;
 use brook_origin::config::{Config, DEV_KEY};
-use brook_origin::http::admin::Admin;
-use brook_origin::http::OriginHttp;
-use brook_origin::hub::Hub;
+use brook_origin::ingest::srt;
+use brook_origin::ingest::whip;
 use brook_origin::metrics::Metrics;
 use brook_origin::publish::Publisher;
-use brook_origin::srt;
-use brook_origin::storage::DiskStorage;
-use brook_origin::whip;
+use brook_origin::serve::http::admin::Admin;
+use brook_origin::serve::http::OriginHttp;
+use brook_origin::serve::hub::Hub;
+use brook_origin::store::archive::Archive;
+use brook_origin::store::storage::DiskStorage;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::hub::Hub;
+use crate::serve::hub::Hub;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -136,12 +136,13 @@ impl Metrics {
             .iter()
             .map(|s| (s.name.clone(), s.ingest_stats(), s))
             .collect();
-        let family = |name, help, kind, f: &dyn Fn(&crate::hub::IngestStats) -> f64| PerStream {
-            name,
-            help,
-            kind,
-            values: stats.iter().map(|(n, st, _)| (n.clone(), f(st))).collect(),
-        };
+        let family =
+            |name, help, kind, f: &dyn Fn(&crate::serve::hub::IngestStats) -> f64| PerStream {
+                name,
+                help,
+                kind,
+                values: stats.iter().map(|(n, st, _)| (n.clone(), f(st))).collect(),
+            };
         let families = [
             family(
                 "brook_ingest_bytes_total",

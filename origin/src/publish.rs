@@ -23,11 +23,11 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 use tracing::{info, warn};
 
-use crate::archive::Archive;
 use crate::config::{Config, OnConflict};
-use crate::hub::{unix_ms, Hub, Object, PlaylistEntry, Rendered, Snapshot, Stream};
+use crate::ingest::srt::{IngestSink, Mode, PublishRequest, PublishSession, Rejection, SrtStats};
 use crate::metrics::Metrics;
-use crate::srt::{IngestSink, Mode, PublishRequest, PublishSession, Rejection, SrtStats};
+use crate::serve::hub::{unix_ms, Hub, Object, PlaylistEntry, Rendered, Snapshot, Stream};
+use crate::store::archive::Archive;
 
 /// Admits publishers by stream key and runs one [`Live`] stream per name.
 #[derive(Clone)]
@@ -334,7 +334,7 @@ impl Publisher {
             });
             let mpd = l
                 .packager
-                .dash_manifest(now(), Some(crate::http::TIME_PATH))
+                .dash_manifest(now(), Some(crate::serve::http::TIME_PATH))
                 .map(|m| Rendered::new(Bytes::from(m)));
             if let Some(a) = &self.inner.archive {
                 for (name, data) in new_segments {

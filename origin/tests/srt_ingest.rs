@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brook_origin::srt::{
+use brook_origin::ingest::srt::{
     self, IngestSink, PublishRequest, PublishSession, Rejection, SrtIngest, SrtIngestConfig,
     SrtStats,
 };

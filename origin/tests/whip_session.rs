@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use brook_origin::whip::frames::{AUDIO_TIMESCALE, VIDEO_TIMESCALE};
-use brook_origin::whip::sim::{frame_number, Sim, SimConfig};
-use brook_origin::whip::{FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::whip::frames::{AUDIO_TIMESCALE, VIDEO_TIMESCALE};
+use brook_origin::ingest::whip::sim::{frame_number, Sim, SimConfig};
+use brook_origin::ingest::whip::{FrameSink, Refusal, WhipSink};
 use brook_packager::media::{CodecConfig, Frame, TrackInfo};
 use brook_packager::{Packager, PackagerConfig, UnixMillis};
 use http::{Method, StatusCode};

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use brook_origin::whip::sim::{Sim, SimConfig};
-use brook_origin::whip::{FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::whip::sim::{Sim, SimConfig};
+use brook_origin::ingest::whip::{FrameSink, Refusal, WhipSink};
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::UnixMillis;
 use http::{Method, StatusCode};

@@ -4,8 +4,8 @@
 #![no_main]
 use std::time::{Duration, Instant};
 
-use brook_origin::whip::frames::{FrameIn, Frames, FramesConfig, Output, SenderClock, Track};
-use brook_origin::whip::sim::{PPS, SPS};
+use brook_origin::ingest::whip::frames::{FrameIn, Frames, FramesConfig, Output, SenderClock, Track};
+use brook_origin::ingest::whip::sim::{PPS, SPS};
 use brook_packager::{Packager, PackagerConfig, UnixMillis};
 use libfuzzer_sys::fuzz_target;
 

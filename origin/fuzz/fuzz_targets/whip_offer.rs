@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use brook_origin::whip::session::{Session, SessionConfig};
-use brook_origin::whip::sim::Sim;
-use brook_origin::whip::{sdp, stun, FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::whip::session::{Session, SessionConfig};
+use brook_origin::ingest::whip::sim::Sim;
+use brook_origin::ingest::whip::{sdp, stun, FrameSink, Refusal, WhipSink};
 use brook_packager::UnixMillis;
 use libfuzzer_sys::fuzz_target;
 

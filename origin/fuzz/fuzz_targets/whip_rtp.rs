@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use brook_origin::whip::session::SessionConfig;
-use brook_origin::whip::sim::{Sim, SimConfig};
-use brook_origin::whip::{FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::whip::session::SessionConfig;
+use brook_origin::ingest::whip::sim::{Sim, SimConfig};
+use brook_origin::ingest::whip::{FrameSink, Refusal, WhipSink};
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Packager, PackagerConfig, UnixMillis};
 use libfuzzer_sys::fuzz_target;

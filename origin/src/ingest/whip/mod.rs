@@ -21,7 +21,7 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use std::time::Duration;
-//! # use brook_origin::whip::{self, WhipConfig};
+//! # use brook_origin::ingest::whip::{self, WhipConfig};
 //! # fn sink() -> Arc<dyn whip::WhipSink> { unimplemented!() }
 //! let segment_target = Duration::from_secs(2); // the packager's: IDRs are requested for it
 //! let server = whip::start(&WhipConfig::default(), segment_target, sink())?;

@@ -9,8 +9,8 @@ use brook_packager::UnixMillis;
 
 use super::session::LinkStats;
 use super::{FrameSink, Refusal, WhipSink};
+use crate::ingest::srt::Rejection;
 use crate::publish::{FrameSession, Publisher};
-use crate::srt::Rejection;
 
 fn refusal(publisher: &Publisher, stream: &str, r: Rejection) -> Refusal {
     match r {

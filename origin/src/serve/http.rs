@@ -43,10 +43,10 @@ use pingora_http::ResponseHeader;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::archive::Archive;
 use crate::config::HlsConfig;
-use crate::hub::{valid_session_id, Growing, Hub, Rendered, Snapshot, Stream};
 use crate::metrics::Metrics;
+use crate::serve::hub::{valid_session_id, Growing, Hub, Rendered, Snapshot, Stream};
+use crate::store::archive::Archive;
 use encoding::Coding;
 use query::{BlockingRequest, Skip};
 use range::RangeRequest;
@@ -152,7 +152,7 @@ pub struct OriginHttp {
     /// Serves `/admin/...` and `/metrics` (none: they are not on this listener).
     admin: Option<admin::Admin>,
     /// Answers `/whip/...` (none: WHIP is off).
-    whip: Option<Arc<crate::whip::Endpoint>>,
+    whip: Option<Arc<crate::ingest::whip::Endpoint>>,
     options: HttpServerOptions,
 }
 
@@ -172,7 +172,7 @@ impl OriginHttp {
     }
 
     /// Serve WHIP ingest (`/whip/...`) from this endpoint.
-    pub fn with_whip(mut self, whip: Option<Arc<crate::whip::Endpoint>>) -> Self {
+    pub fn with_whip(mut self, whip: Option<Arc<crate::ingest::whip::Endpoint>>) -> Self {
         self.whip = whip;
         self
     }
@@ -231,7 +231,7 @@ impl OriginHttp {
         match parts.as_slice() {
             [_, "index.m3u8"] => self.multivariant(req, name, stream.as_ref()).await,
             [_, session, TIME_PATH] if valid_session_id(session) => {
-                let now = UnixMillis(crate::hub::unix_ms()).to_string();
+                let now = UnixMillis(crate::serve::hub::unix_ms()).to_string();
                 let mut r = Reply::text(StatusCode::OK, &now);
                 r.body = Body::Full(Bytes::from(now));
                 r
@@ -685,15 +685,15 @@ impl OriginHttp {
     async fn whip_request(
         &self,
         http: &mut ServerSession,
-        whip: &crate::whip::Endpoint,
+        whip: &crate::ingest::whip::Endpoint,
         peer: Option<SocketAddr>,
     ) -> Reply {
-        use crate::whip::http::BodyError;
+        use crate::ingest::whip::http::BodyError;
         let method = http.req_header().method.clone();
         let body = if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
             Ok(Bytes::new())
         } else {
-            let read = crate::whip::http::read_body(http, whip.max_offer_bytes());
+            let read = crate::ingest::whip::http::read_body(http, whip.max_offer_bytes());
             match tokio::time::timeout(REQUEST_HEAD_TIMEOUT, read).await {
                 Ok(b) => b,
                 Err(_) => Err(BodyError::Read("request body not received in time".into())),
@@ -703,14 +703,14 @@ impl OriginHttp {
             http.set_keepalive(None); // the rest of the body was not read
         }
         let h = http.req_header();
-        let req = crate::whip::WhipRequest {
+        let req = crate::ingest::whip::WhipRequest {
             method: &h.method,
             path: h.uri.path(),
             headers: &h.headers,
             body,
             peer,
         };
-        let now_unix = brook_packager::UnixMillis(crate::hub::unix_ms());
+        let now_unix = brook_packager::UnixMillis(crate::serve::hub::unix_ms());
         let r = whip.handle(&req, std::time::Instant::now(), now_unix);
         Reply {
             status: r.status,
@@ -830,7 +830,7 @@ impl HttpServerApp for OriginHttp {
             http.req_header()
                 .uri
                 .path()
-                .starts_with(crate::whip::http::PREFIX)
+                .starts_with(crate::ingest::whip::http::PREFIX)
         });
         let reply = if let Some(whip) = whip {
             self.whip_request(&mut http, &whip, peer).await

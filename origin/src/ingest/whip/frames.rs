@@ -627,7 +627,7 @@ fn duration_ticks(d: Duration, timescale: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::whip::sim::{audio_frame, video_frame};
+    use crate::ingest::whip::sim::{audio_frame, video_frame};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

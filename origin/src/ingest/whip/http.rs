@@ -47,22 +47,22 @@ const PAGE: &[(&str, &str, &str)] = &[
     (
         "",
         "text/html; charset=utf-8",
-        include_str!("../../../web/publish.html"),
+        include_str!("../../../../web/publish.html"),
     ),
     (
         "publish.html",
         "text/html; charset=utf-8",
-        include_str!("../../../web/publish.html"),
+        include_str!("../../../../web/publish.html"),
     ),
     (
         "publish.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../web/publish.js"),
+        include_str!("../../../../web/publish.js"),
     ),
     (
         "style.css",
         "text/css; charset=utf-8",
-        include_str!("../../../web/style.css"),
+        include_str!("../../../../web/style.css"),
     ),
 ];
 

@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::archive::Archive;
 use crate::config::Config;
+use crate::ingest::srt::{IngestSink, PublishRequest, PublishSession};
 use crate::publish::Publisher;
-use crate::srt::{IngestSink, PublishRequest, PublishSession};
-use crate::storage::DiskStorage;
+use crate::store::archive::Archive;
+use crate::store::storage::DiskStorage;
 
 const FIXTURE: &[u8] =
-    include_bytes!("../../../packager/tests/fixtures/lavfi_h264_aac_zerolatency.ts");
+    include_bytes!("../../../../packager/tests/fixtures/lavfi_h264_aac_zerolatency.ts");
 const TOKEN: &str = "0123456789abcdef-admin";
 
 struct Setup {
@@ -29,7 +29,10 @@ impl Setup {
 }
 
 fn temp_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("brook-http-{}", crate::hub::new_session_id()))
+    std::env::temp_dir().join(format!(
+        "brook-http-{}",
+        crate::serve::hub::new_session_id()
+    ))
 }
 
 async fn setup_with(config: Config, archive_dir: Option<&std::path::Path>) -> Setup {

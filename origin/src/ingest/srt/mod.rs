@@ -8,7 +8,7 @@
 //! ```no_run
 //! use std::net::SocketAddr;
 //! use std::sync::Arc;
-//! use brook_origin::srt::{self, IngestSink, PublishRequest, PublishSession, Rejection};
+//! use brook_origin::ingest::srt::{self, IngestSink, PublishRequest, PublishSession, Rejection};
 //!
 //! struct Sink;
 //! impl IngestSink for Sink {

@@ -131,12 +131,12 @@ impl Rendered {
 
     pub fn gzip(&self) -> &Bytes {
         self.gzip
-            .get_or_init(|| crate::http::encoding::gzip(&self.identity))
+            .get_or_init(|| crate::serve::http::encoding::gzip(&self.identity))
     }
 
     pub fn br(&self) -> &Bytes {
         self.br
-            .get_or_init(|| crate::http::encoding::brotli(&self.identity))
+            .get_or_init(|| crate::serve::http::encoding::brotli(&self.identity))
     }
 }
 

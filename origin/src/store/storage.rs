@@ -236,8 +236,10 @@ mod tests {
 
     #[tokio::test]
     async fn disk_put_get_list_and_no_temp_files_listed() {
-        let dir =
-            std::env::temp_dir().join(format!("brook-storage-{}", crate::hub::new_session_id()));
+        let dir = std::env::temp_dir().join(format!(
+            "brook-storage-{}",
+            crate::serve::hub::new_session_id()
+        ));
         let s = DiskStorage::new(&dir).unwrap();
         let k = Key::new("cam1/s1/main/seg0.m4s").unwrap();
         assert!(s.get(&k).await.unwrap().is_none());

@@ -421,9 +421,10 @@ mod tests {
 
     /// Chromium 156's offer for a sendonly camera + microphone (the broadcaster
     /// page's transceivers), captured on this machine.
-    pub const CHROMIUM: &str = include_str!("../../tests/fixtures/chromium_whip_offer.sdp");
+    pub const CHROMIUM: &str = include_str!("../../../tests/fixtures/chromium_whip_offer.sdp");
     /// The same with H.264 removed by `setCodecPreferences` (VP8, AV1, VP9 left).
-    pub const CHROMIUM_VP8: &str = include_str!("../../tests/fixtures/chromium_whip_offer_vp8.sdp");
+    pub const CHROMIUM_VP8: &str =
+        include_str!("../../../tests/fixtures/chromium_whip_offer_vp8.sdp");
 
     #[test]
     fn chromium_offer_gets_constrained_baseline_and_opus() {

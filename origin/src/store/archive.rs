@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::metrics::Metrics;
-use crate::storage::{Key, Storage, StorageError};
+use crate::store::storage::{Key, Storage, StorageError};
 
 /// The directory a session's playlists and objects live in.
 pub const RENDITION: &str = "main";
@@ -515,7 +515,7 @@ async fn recover(storage: &dyn Storage) -> Result<Index, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::DiskStorage;
+    use crate::store::storage::DiskStorage;
 
     fn live_playlist(msns: std::ops::Range<u64>) -> MediaPlaylist {
         let mut pl = MediaPlaylist {
@@ -537,8 +537,10 @@ mod tests {
 
     #[tokio::test]
     async fn records_a_session_ends_it_and_recovers_after_a_crash() {
-        let dir =
-            std::env::temp_dir().join(format!("brook-archive-{}", crate::hub::new_session_id()));
+        let dir = std::env::temp_dir().join(format!(
+            "brook-archive-{}",
+            crate::serve::hub::new_session_id()
+        ));
         let storage: Arc<dyn Storage> = Arc::new(DiskStorage::new(&dir).unwrap());
         let metrics = Arc::new(Metrics::default());
         let a = Archive::open(storage.clone(), metrics.clone(), &Handle::current())

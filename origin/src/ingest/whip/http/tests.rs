@@ -10,11 +10,11 @@ use http::header::HeaderValue;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::*;
-use crate::whip::mux::Mux;
-use crate::whip::{FrameSink, Refusal};
+use crate::ingest::whip::mux::Mux;
+use crate::ingest::whip::{FrameSink, Refusal};
 
-const OFFER: &str = include_str!("../../../tests/fixtures/chromium_whip_offer.sdp");
-const OFFER_VP8: &str = include_str!("../../../tests/fixtures/chromium_whip_offer_vp8.sdp");
+const OFFER: &str = include_str!("../../../../tests/fixtures/chromium_whip_offer.sdp");
+const OFFER_VP8: &str = include_str!("../../../../tests/fixtures/chromium_whip_offer_vp8.sdp");
 const KEY: &str = "s3cret-key";
 
 /// Admits `cam1` with [`KEY`]; `busy` is already published.

@@ -21,10 +21,10 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use super::{Reply, Request};
-use crate::archive::Archive;
-use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::publish::{constant_time_eq, Action, Publisher};
+use crate::serve::hub::Hub;
+use crate::store::archive::Archive;
 
 pub struct Admin {
     pub token: Option<String>,
