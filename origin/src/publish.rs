@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use brook_packager::hls::MediaPlaylist;
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Event, ObjectKind, Packager, UnixMillis, MPD_NAME};
 use bytes::Bytes;
@@ -26,7 +27,9 @@ use tracing::{info, warn};
 use crate::config::{Config, OnConflict};
 use crate::ingest::srt::{IngestSink, Mode, PublishRequest, PublishSession, Rejection, SrtStats};
 use crate::metrics::Metrics;
-use crate::serve::hub::{unix_ms, Hub, Object, PlaylistEntry, Rendered, Snapshot, Stream};
+use crate::serve::hub::{
+    unix_ms, Hub, Object, PlaylistEntry, Progress, Rendered, Snapshot, Stream,
+};
 use crate::store::archive::Archive;
 
 /// Admits publishers by stream key and runs one [`Live`] stream per name.
@@ -311,15 +314,17 @@ impl Publisher {
         }
         if changed {
             let mut playlists = BTreeMap::new();
+            let mut medias = BTreeMap::new();
             for (name, media) in l.packager.media_playlists() {
                 let entry = PlaylistEntry {
-                    media: Arc::new(media.clone()),
+                    progress: progress(media),
                     text: Rendered::new(Bytes::from(media.to_string())),
                     delta: media
                         .delta(false)
                         .map(|d| Rendered::new(Bytes::from(d.to_string()))),
                 };
-                playlists.insert(name, entry);
+                playlists.insert(name.clone(), entry);
+                medias.insert(name, media);
             }
             let mv = l.packager.multivariant();
             if let (Some(a), Some(mv)) = (&self.inner.archive, &mv) {
@@ -338,12 +343,12 @@ impl Publisher {
                 .map(|m| Rendered::new(Bytes::from(m)));
             if let Some(a) = &self.inner.archive {
                 for (name, data) in new_segments {
-                    let found = playlists.iter().find_map(|(pl_name, e)| {
-                        e.media
+                    let found = medias.iter().find_map(|(pl_name, media)| {
+                        media
                             .segments
                             .iter()
                             .find(|s| s.uri == name)
-                            .map(|seg| (pl_name, &e.media, seg))
+                            .map(|seg| (pl_name, *media, seg))
                     });
                     if let Some((pl_name, media, seg)) = found {
                         a.segment(&l.stream.name, &l.session, pl_name, media, seg, data);
@@ -478,6 +483,25 @@ pub struct Session {
     started: Instant,
     bytes: u64,
     last_stats: Option<SrtStats>,
+}
+
+/// Where a media playlist stands, for the serving layer's blocking requests.
+fn progress(media: &MediaPlaylist) -> Progress {
+    // RFC 8216bis §6.2.5.2: the Advance Part Limit is three target durations'
+    // worth of parts (at least three parts).
+    let part_target = media.part_target.unwrap_or(1.0);
+    let sub_limit = if part_target < 1.0 {
+        (3.0 / part_target).ceil() as u64
+    } else {
+        3
+    };
+    Progress {
+        next: media.next_msn(),
+        subs: media.trailing_parts.len() as u64,
+        sub_limit,
+        hint: media.preload_part().map(str::to_string),
+        ended: media.end_list,
+    }
 }
 
 fn now() -> UnixMillis {

@@ -384,22 +384,22 @@ impl OriginHttp {
                 if s.session != session || s.ended {
                     return true;
                 }
-                let Some(media) = s.playlist(playlist_name).map(|e| &e.media) else {
+                let Some(progress) = s.playlist(playlist_name).map(|e| &e.progress) else {
                     // Every rendition's playlist exists from the start: when others
                     // do and this one does not, there is no such playlist.
                     return !s.playlists.is_empty();
                 };
-                if media.end_list {
+                if progress.ended {
                     return true;
                 }
                 match request.msn {
                     None => true,
                     Some(msn) => {
-                        if request.too_far_ahead(media) {
+                        if progress.too_far_ahead(msn, request.part) {
                             too_far = true;
                             return true;
                         }
-                        media.contains(msn, request.part)
+                        progress.reached(msn, request.part)
                     }
                 }
             })

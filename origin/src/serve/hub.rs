@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brook_packager::hls::MediaPlaylist;
 use brook_packager::ObjectKind;
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -140,12 +139,62 @@ impl Rendered {
     }
 }
 
-/// One media playlist of a stream, rendered.
+/// Where a manifest that grows by numbered pieces stands: what exists, what
+/// is next, and how far ahead a request may ask. The pipeline fills it in when it
+/// renders the manifest; the serving layer waits on it without knowing the
+/// manifest's format (for HLS: `_HLS_msn` / `_HLS_part`, RFC 8216bis §6.2.5.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Number of the next piece to complete (every lower number is complete).
+    pub next: u64,
+    /// Sub-pieces of piece `next` published so far.
+    pub subs: u64,
+    /// How many sub-pieces past the last published one a request may ask for
+    /// (the Advance Part Limit); more is refused at once.
+    pub sub_limit: u64,
+    /// The object announced as coming next (the preload hint): requests for it
+    /// are held until it exists.
+    pub hint: Option<String>,
+    /// Final: nothing will be added.
+    pub ended: bool,
+}
+
+impl Progress {
+    /// True once piece `n` is complete, or (with `sub`) once sub-piece `sub` of
+    /// it is published.
+    pub fn reached(&self, n: u64, sub: Option<u64>) -> bool {
+        if n < self.next {
+            return true;
+        }
+        match sub {
+            Some(p) => n == self.next && self.subs > p,
+            None => false,
+        }
+    }
+
+    /// More than two pieces past the last complete one, or more than
+    /// `sub_limit` sub-pieces past the last published one: a request that
+    /// should be refused rather than held.
+    pub fn too_far_ahead(&self, n: u64, sub: Option<u64>) -> bool {
+        // The last complete piece is next - 1; `n` may be at most two past it.
+        if n > self.next + 1 {
+            return true;
+        }
+        match sub {
+            None => false,
+            Some(p) if n == self.next => p > self.subs + self.sub_limit,
+            Some(p) if n == self.next + 1 => p > self.sub_limit,
+            Some(_) => false,
+        }
+    }
+}
+
+/// One media manifest of a stream, rendered.
 #[derive(Debug, Clone)]
 pub struct PlaylistEntry {
-    pub media: Arc<MediaPlaylist>,
+    pub progress: Progress,
     pub text: Rendered,
-    /// Its delta update (`EXT-X-SKIP`, for `_HLS_skip=YES`), when offered.
+    /// Its delta update (for HLS, `EXT-X-SKIP` for `_HLS_skip=YES`), when offered.
     pub delta: Option<Rendered>,
 }
 
@@ -157,7 +206,7 @@ pub struct Snapshot {
     pub session: String,
     /// Bumped on every change of this stream: playlist ETags derive from it.
     pub version: u64,
-    /// Media playlists by name (`video.m3u8`, `audio.m3u8`).
+    /// Media playlists by name (`video.m3u8`, `audio.m3u8`, `720p.m3u8`).
     pub playlists: Arc<BTreeMap<String, PlaylistEntry>>,
     /// Rendered multivariant playlist, once codecs and bit rate are known.
     pub multivariant: Option<Rendered>,
@@ -187,11 +236,11 @@ impl Snapshot {
         self.playlists.get(name)
     }
 
-    /// True when some playlist's `EXT-X-PRELOAD-HINT` names `object`.
+    /// True when some playlist's hint names `object`.
     pub fn is_hinted(&self, object: &str) -> bool {
         self.playlists
             .values()
-            .any(|p| p.media.preload_part() == Some(object))
+            .any(|p| p.progress.hint.as_deref() == Some(object))
     }
 }
 
@@ -570,6 +619,38 @@ mod tests {
         assert!(s.growing("part0.1.m4s").is_none());
         assert_eq!(g.next(2).await.unwrap(), (vec![], true));
         assert_eq!(&s.object("part0.1.m4s").unwrap().data[..], b"abcd");
+    }
+
+    /// RFC 8216bis §6.2.5.2 in the serving layer's terms: complete pieces and
+    /// published sub-pieces are reached; more than two pieces or the advance
+    /// limit ahead is refused.
+    #[test]
+    fn progress_reached_and_too_far_ahead() {
+        let p = Progress {
+            next: 10,
+            subs: 3,
+            sub_limit: 15,
+            hint: Some("x".into()),
+            ended: false,
+        };
+        let cases = [
+            // (n, sub, reached, too far)
+            (9, None, true, false),
+            (9, Some(7), true, false),
+            (10, None, false, false),
+            (10, Some(2), true, false),
+            (10, Some(3), false, false),
+            (10, Some(18), false, false),
+            (10, Some(19), false, true),
+            (11, None, false, false),
+            (11, Some(15), false, false),
+            (11, Some(16), false, true),
+            (12, None, false, true),
+        ];
+        for (n, sub, reached, far) in cases {
+            assert_eq!(p.reached(n, sub), reached, "reached({n}, {sub:?})");
+            assert_eq!(p.too_far_ahead(n, sub), far, "too_far_ahead({n}, {sub:?})");
+        }
     }
 
     #[test]

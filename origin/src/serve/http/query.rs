@@ -1,7 +1,5 @@
 //! The LL-HLS query parameters of a media playlist request (RFC 8216bis §6.2.5).
 
-use brook_packager::hls::MediaPlaylist;
-
 /// `_HLS_skip`: ask for a delta update (§6.2.5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Skip {
@@ -67,36 +65,6 @@ impl BlockingRequest {
             return Err("_HLS_part without _HLS_msn");
         }
         Ok(r)
-    }
-
-    /// RFC 8216bis §6.2.5.2: more than two segments past the last one, or more than
-    /// the Advance Part Limit past the last part, is answered 400 at once.
-    pub fn too_far_ahead(&self, media: &MediaPlaylist) -> bool {
-        let Some(msn) = self.msn else {
-            return false;
-        };
-        let next = media.next_msn();
-        // The last complete segment is next - 1; `msn` may be at most two past it.
-        if msn > next + 1 {
-            return true;
-        }
-        let Some(part) = self.part else {
-            return false;
-        };
-        let part_target = media.part_target.unwrap_or(1.0);
-        let limit = if part_target < 1.0 {
-            (3.0 / part_target).ceil() as u64
-        } else {
-            3
-        };
-        let published = media.trailing_parts.len() as u64;
-        if msn == next {
-            part > published + limit
-        } else if msn == next + 1 {
-            part > limit
-        } else {
-            false
-        }
     }
 }
 
