@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::pipeline::ladder::{LadderConfig, Mode as LadderMode};
+
 /// The stream and key the embedded defaults publish to, for local development.
 pub const DEV_STREAM: &str = "cam1";
 pub const DEV_KEY: &str = "dev-key";
@@ -24,6 +26,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// WebRTC ingest (WHIP, RFC 9725); see `docs/whip.md`.
     pub whip: crate::ingest::whip::WhipConfig,
+    /// The adaptive bitrate ladder every stream is transcoded into (unless a
+    /// stream sets its own); see `docs/ladder.md`.
+    pub ladder: LadderConfig,
     /// Streams that may publish, by name (`live/<name>`). Default: only `cam1` with
     /// the development key `dev-key`; a config file replaces this table entirely.
     pub streams: BTreeMap<String, StreamConfig>,
@@ -36,6 +41,7 @@ impl Default for Config {
             DEV_STREAM.to_string(),
             StreamConfig {
                 key: DEV_KEY.to_string(),
+                ladder: None,
             },
         );
         Self {
@@ -47,6 +53,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             admin: AdminConfig::default(),
             whip: crate::ingest::whip::WhipConfig::default(),
+            ladder: LadderConfig::default(),
             streams,
         }
     }
@@ -235,8 +242,12 @@ impl Default for HlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
-    /// The publish key an encoder must present in its SRT stream id.
+    /// The publish key an encoder must present (SRT stream id, WHIP bearer
+    /// token). Required.
     pub key: String,
+    /// This stream's own ladder; replaces `[ladder]` whole (keys it leaves out
+    /// take the built-in defaults, not `[ladder]`'s). Default: none.
+    pub ladder: Option<LadderConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -318,7 +329,14 @@ impl Config {
                 }
             }
         }
+        self.ladder
+            .validate("ladder")
+            .map_err(ConfigError::Invalid)?;
         for (name, s) in &self.streams {
+            if let Some(l) = &s.ladder {
+                l.validate(&format!("streams.{name}.ladder"))
+                    .map_err(ConfigError::Invalid)?;
+            }
             if !crate::valid_stream_name(name) {
                 return Err(ConfigError::Invalid(format!(
                     "stream name {name:?}: use 1-64 of [A-Za-z0-9_-]"
@@ -331,6 +349,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The ladder stream `name` is transcoded into.
+    pub fn ladder_for(&self, name: &str) -> &LadderConfig {
+        self.streams
+            .get(name)
+            .and_then(|s| s.ladder.as_ref())
+            .unwrap_or(&self.ladder)
     }
 
     /// True when the built-in development key is in use (worth a warning).
@@ -388,6 +414,30 @@ mod tests {
         assert!(Config::from_toml("[http.tls]\nlisten = \"0.0.0.0:1\"\n", "t").is_err());
         let c = Config::from_toml("[publish]\non_conflict = \"takeover\"\n", "t").unwrap();
         assert_eq!(c.publish.on_conflict, OnConflict::Takeover);
+    }
+
+    /// A ladder that cannot work is refused at start, with the reason.
+    #[test]
+    fn impossible_ladders_are_rejected_at_start() {
+        let err = |text: &str| Config::from_toml(text, "t").unwrap_err().to_string();
+        assert!(err("[[ladder.rungs]]\nheight = 361\nbitrate_kbps = 600\n").contains("even"));
+        assert!(
+            err("[[ladder.rungs]]\nheight = 360\nbitrate_kbps = 0\n").contains("bitrate_kbps 0")
+        );
+        let unknown =
+            err("[[ladder.rungs]]\nheight = 360\nbitrate_kbps = 600\nencoder = \"x265\"\n");
+        assert!(unknown.contains("unknown variant `x265`"), "{unknown}");
+        assert!(err("[streams.a]\nkey = \"0123456\"\n[[streams.a.ladder.rungs]]\nheight = 10\nbitrate_kbps = 1\n")
+            .contains("streams.a.ladder.rungs[0]"));
+        let c = Config::from_toml(
+            "[ladder]\nmode = \"passthrough\"\n[streams.a]\nkey = \"0123456\"\n\
+             [streams.a.ladder]\nsource_rung = true\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.ladder_for("a").mode, LadderMode::Transcode);
+        assert!(c.ladder_for("a").source_rung);
+        assert_eq!(c.ladder_for("b").mode, LadderMode::Passthrough);
     }
 
     #[test]

@@ -12,12 +12,12 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use brook_origin::{config::Config, serve::hub::Hub, metrics::Metrics, publish::Publisher, serve::http::OriginHttp, ingest::srt};
+//! # use brook_origin::{config::Config, serve::hub::Hub, metrics::Metrics, pipeline::Pipelines, serve::http::OriginHttp, ingest::srt};
 //! # let runtime = tokio::runtime::Runtime::new().unwrap();
 //! let config = Arc::new(Config::default());
 //! let hub = Arc::new(Hub::default());
 //! let metrics = Arc::new(Metrics::default());
-//! let publisher = Publisher::new(hub.clone(), config.clone(), metrics.clone(), None, runtime.handle().clone());
+//! let publisher = Pipelines::new(hub.clone(), config.clone(), metrics.clone(), None, runtime.handle().clone());
 //! let _srt = srt::start(srt::SrtIngestConfig::default(), Arc::new(publisher));
 //! let _http = OriginHttp::new(hub, config.hls.clone()).with_metrics(metrics); // a Pingora service
 //! ```
@@ -25,7 +25,7 @@
 pub mod config;
 pub mod ingest;
 pub mod metrics;
-pub mod publish;
+pub mod pipeline;
 pub mod serve;
 pub mod store;
 
@@ -35,4 +35,20 @@ pub fn valid_stream_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The wall clock as the packager takes it (it never reads a clock itself).
+pub fn unix_now() -> brook_packager::UnixMillis {
+    brook_packager::UnixMillis(serve::hub::unix_ms())
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
 }

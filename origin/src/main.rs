@@ -20,7 +20,7 @@ use brook_origin::config::{Config, DEV_KEY};
 use brook_origin::ingest::srt;
 use brook_origin::ingest::whip;
 use brook_origin::metrics::Metrics;
-use brook_origin::publish::Publisher;
+use brook_origin::pipeline::Pipelines;
 use brook_origin::serve::http::admin::Admin;
 use brook_origin::serve::http::OriginHttp;
 use brook_origin::serve::hub::Hub;
@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
         }
     };
 
-    let publisher = Publisher::new(
+    let publisher = Pipelines::new(
         hub.clone(),
         config.clone(),
         metrics.clone(),
@@ -186,7 +186,9 @@ fn main() -> anyhow::Result<()> {
         metrics_need_token: config.admin.metrics_need_token,
         hub: hub.clone(),
         metrics: metrics.clone(),
-        publisher: Some(publisher.clone()),
+        publisher: Some(
+            Arc::new(publisher.clone()) as Arc<dyn brook_origin::serve::http::admin::StreamControl>
+        ),
         archive: archive.clone(),
     };
     let app = OriginHttp::new(hub.clone(), config.hls.clone())
@@ -250,7 +252,7 @@ fn main() -> anyhow::Result<()> {
 struct Lifecycle {
     ingest: Mutex<Option<srt::SrtIngest>>,
     whip: Option<Arc<whip::WhipServer>>,
-    publisher: Publisher,
+    publisher: Pipelines,
     archive: Option<Arc<Archive>>,
 }
 

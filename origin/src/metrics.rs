@@ -82,6 +82,30 @@ impl StatusCounts {
     }
 }
 
+/// Transcoder restarts by reason.
+#[derive(Debug, Default)]
+pub struct RestartCounts([AtomicU64; RESTART_REASONS.len()]);
+
+/// Why a transcoder restarted: it exited on its own (a crash), the machine was
+/// too slow (a rung dropped), the source changed (new tracks, a timestamp jump,
+/// a reconnect), or ffmpeg could not be started at all.
+pub const RESTART_REASONS: [&str; 4] = ["exited", "slow", "source_change", "spawn_failed"];
+
+impl RestartCounts {
+    pub fn add(&self, reason: &str) {
+        if let Some(i) = RESTART_REASONS.iter().position(|r| *r == reason) {
+            self.0[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self, reason: &str) -> u64 {
+        RESTART_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.0[i].load(Ordering::Relaxed))
+    }
+}
+
 /// Process-wide metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -94,6 +118,11 @@ pub struct Metrics {
     pub archive_objects: AtomicU64,
     pub archive_errors: AtomicU64,
     pub archive_dropped: AtomicU64,
+    pub transcoder_starts: AtomicU64,
+    pub transcoder_restarts: RestartCounts,
+    /// Source frames not given to a transcoder whose input queue was full.
+    pub transcoder_input_dropped: AtomicU64,
+    pub transcoder_rungs_dropped: AtomicU64,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
@@ -210,6 +239,30 @@ impl Metrics {
                 "counter",
                 &|s| s.segments as f64,
             ),
+            family(
+                "brook_transcoder_latency_seconds",
+                "How long the latest frame took through the stream's transcoder.",
+                "gauge",
+                &|s| s.transcoder_latency_s,
+            ),
+            family(
+                "brook_transcoder_speed_ratio",
+                "Media seconds the transcoder produced per second (below 1: it cannot keep up).",
+                "gauge",
+                &|s| s.transcoder_speed,
+            ),
+            family(
+                "brook_transcoder_renditions",
+                "Video renditions the stream's transcoder makes.",
+                "gauge",
+                &|s| s.renditions as f64,
+            ),
+            family(
+                "brook_transcoder_running",
+                "1 while the stream's transcoder process runs.",
+                "gauge",
+                &|s| f64::from(u8::from(s.transcoder_pid.is_some())),
+            ),
         ];
         for f in &families {
             f.render(&mut out);
@@ -262,6 +315,36 @@ impl Metrics {
             "brook_publish_rejections_total",
             "Publisher connections refused (key, stream, conflict).",
             c(&self.publish_rejections),
+        );
+        counter(
+            &mut out,
+            "brook_transcoder_starts_total",
+            "Transcoder processes started.",
+            c(&self.transcoder_starts),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP brook_transcoder_restarts_total Transcoder restarts by reason.\n\
+             # TYPE brook_transcoder_restarts_total counter"
+        );
+        for reason in RESTART_REASONS {
+            let n = self.transcoder_restarts.get(reason);
+            let _ = writeln!(
+                out,
+                "brook_transcoder_restarts_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        counter(
+            &mut out,
+            "brook_transcoder_input_dropped_frames_total",
+            "Source frames dropped because a transcoder's input queue was full.",
+            c(&self.transcoder_input_dropped),
+        );
+        counter(
+            &mut out,
+            "brook_transcoder_rungs_dropped_total",
+            "Ladder rungs dropped because the machine could not keep up.",
+            c(&self.transcoder_rungs_dropped),
         );
         counter(
             &mut out,

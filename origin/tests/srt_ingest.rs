@@ -3,17 +3,17 @@
 //! Both tools are required; a missing one fails the test.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use brook_origin::ingest::srt::{
-    self, IngestSink, PublishRequest, PublishSession, Rejection, SrtIngest, SrtIngestConfig,
-    SrtStats,
-};
+use brook_origin::ingest::srt::{self, SrtIngest, SrtIngestConfig};
+use brook_origin::ingest::{Admission, Claim, LinkStats, Publish, Refusal, Stop};
+use brook_packager::media::{Frame, TrackInfo};
+use brook_packager::UnixMillis;
 
 const TS_PACKET: usize = 188;
 
@@ -21,7 +21,7 @@ const TS_PACKET: usize = 188;
 struct Record {
     resource: String,
     bytes: Vec<u8>,
-    stats: Vec<SrtStats>,
+    stats: Vec<LinkStats>,
     data_error: bool,
     closed: Option<String>,
 }
@@ -39,28 +39,18 @@ impl TestSink {
     }
 }
 
-impl IngestSink for TestSink {
-    fn authorize(&self, req: &PublishRequest, _peer: SocketAddr) -> Result<(), Rejection> {
+impl Admission for TestSink {
+    fn admit(&self, claim: &Claim<'_>) -> Result<(), Refusal> {
         self.authorize_calls.fetch_add(1, Ordering::SeqCst);
-        if req.resource != "live/cam1" {
-            return Err(Rejection::Forbidden(format!(
-                "unknown stream {}",
-                req.resource
-            )));
-        }
-        match req.key.as_deref() {
-            Some("k1") => Ok(()),
-            _ => Err(Rejection::Unauthorized("wrong key".into())),
+        match (claim.stream, claim.key) {
+            ("cam1", Some("k1")) => Ok(()),
+            _ => Err(Refusal::Denied(format!("{} / wrong key", claim.stream))),
         }
     }
 
-    fn open(
-        &self,
-        req: &PublishRequest,
-        _peer: SocketAddr,
-    ) -> Result<Box<dyn PublishSession>, Rejection> {
+    fn open(&self, claim: &Claim<'_>) -> Result<Box<dyn Publish>, Refusal> {
         let record = Arc::new(Mutex::new(Record {
-            resource: req.resource.clone(),
+            resource: format!("live/{}", claim.stream),
             ..Record::default()
         }));
         self.sessions.lock().unwrap().push(Arc::clone(&record));
@@ -70,23 +60,31 @@ impl IngestSink for TestSink {
 
 struct TestSession(Arc<Mutex<Record>>);
 
-impl PublishSession for TestSession {
-    fn data(&mut self, bytes: &[u8]) -> Result<(), String> {
+impl Publish for TestSession {
+    fn ts(&mut self, bytes: &[u8], _: UnixMillis) -> Result<(), Stop> {
         let mut record = self.0.lock().unwrap();
         let aligned = bytes.chunks_exact(TS_PACKET).remainder().is_empty()
             && bytes.chunks(TS_PACKET).all(|packet| packet[0] == 0x47);
         if !aligned {
             record.data_error = true;
-            return Err(format!(
+            return Err(Stop::Refused(brook_packager::Error::Unsupported(format!(
                 "not 188-byte-aligned MPEG-TS ({} bytes)",
                 bytes.len()
-            ));
+            ))));
         }
         record.bytes.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn stats(&mut self, stats: &SrtStats) {
+    fn tracks(&mut self, _: Vec<TrackInfo>) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn frame(&mut self, _: Frame, _: UnixMillis) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn link(&mut self, stats: &LinkStats) {
         self.0.lock().unwrap().stats.push(*stats);
     }
 
@@ -229,7 +227,7 @@ fn check_ts(record: &Record, what: &str) {
     );
     let last = record.stats.last().expect("stats reported");
     assert!(
-        last.packets_received > 0 && last.bytes_received > 0,
+        last.packets_received.unwrap_or(0) > 0 && last.bitrate_bps >= 0.0,
         "{what}: {last:?}"
     );
     let closed = record.closed.as_deref().unwrap();
@@ -335,7 +333,9 @@ fn garbage_publisher_is_dropped_and_next_publisher_works() {
         assert!(record.data_error);
         let reason = record.closed.as_deref().unwrap();
         assert!(
-            reason.starts_with("ended by sink: not 188-byte-aligned"),
+            reason.starts_with(
+                "ended by the pipeline: input refused: unsupported input: not 188-byte-aligned"
+            ),
             "{reason}"
         );
     }

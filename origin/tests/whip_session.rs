@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use brook_origin::ingest::whip::frames::{AUDIO_TIMESCALE, VIDEO_TIMESCALE};
 use brook_origin::ingest::whip::sim::{frame_number, Sim, SimConfig};
-use brook_origin::ingest::whip::{FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::{Admission, Claim, Publish, Refusal, Stop};
 use brook_packager::media::{CodecConfig, Frame, TrackInfo};
 use brook_packager::{Packager, PackagerConfig, UnixMillis};
 use http::{Method, StatusCode};
@@ -28,23 +28,25 @@ struct Recorded {
 #[derive(Clone, Default)]
 struct Sink(Arc<Mutex<Recorded>>);
 
-impl WhipSink for Sink {
-    fn authorize(&self, stream: &str, key: Option<&str>) -> Result<(), Refusal> {
-        match (stream, key) {
+impl Admission for Sink {
+    fn admit(&self, claim: &Claim<'_>) -> Result<(), Refusal> {
+        match (claim.stream, claim.key) {
             ("cam1", Some(KEY)) => Ok(()),
-            ("cam1", _) => Err(Refusal::Unauthorized("key".into())),
-            _ => Err(Refusal::Forbidden("stream".into())),
+            _ => Err(Refusal::Denied("stream or key".into())),
         }
     }
 
-    fn open(&self, _: &str, _: Option<&str>, _: SocketAddr) -> Result<Box<dyn FrameSink>, Refusal> {
+    fn open(&self, _: &Claim<'_>) -> Result<Box<dyn Publish>, Refusal> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).opened += 1;
         Ok(Box::new(self.clone()))
     }
 }
 
-impl FrameSink for Sink {
-    fn tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), String> {
+impl Publish for Sink {
+    fn ts(&mut self, _: &[u8], _: UnixMillis) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), Stop> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -52,7 +54,7 @@ impl FrameSink for Sink {
             .push(tracks);
         Ok(())
     }
-    fn frame(&mut self, frame: Frame, arrived: UnixMillis) -> Result<(), String> {
+    fn frame(&mut self, frame: Frame, arrived: UnixMillis) -> Result<(), Stop> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brook_origin::ingest::whip::sim::{Sim, SimConfig};
-use brook_origin::ingest::whip::{FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::{Admission, Claim, Publish, Refusal, Stop};
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::UnixMillis;
 use http::{Method, StatusCode};
@@ -54,20 +54,23 @@ fn live() -> isize {
 /// Takes the frames and drops them (the packager's cost is the packager's).
 struct Discard;
 
-impl WhipSink for Discard {
-    fn authorize(&self, _: &str, _: Option<&str>) -> Result<(), Refusal> {
+impl Admission for Discard {
+    fn admit(&self, _: &Claim<'_>) -> Result<(), Refusal> {
         Ok(())
     }
-    fn open(&self, _: &str, _: Option<&str>, _: SocketAddr) -> Result<Box<dyn FrameSink>, Refusal> {
+    fn open(&self, _: &Claim<'_>) -> Result<Box<dyn Publish>, Refusal> {
         Ok(Box::new(Discard))
     }
 }
 
-impl FrameSink for Discard {
-    fn tracks(&mut self, _: Vec<TrackInfo>) -> Result<(), String> {
+impl Publish for Discard {
+    fn ts(&mut self, _: &[u8], _: UnixMillis) -> Result<(), Stop> {
         Ok(())
     }
-    fn frame(&mut self, _: Frame, _: UnixMillis) -> Result<(), String> {
+    fn tracks(&mut self, _: Vec<TrackInfo>) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn frame(&mut self, _: Frame, _: UnixMillis) -> Result<(), Stop> {
         Ok(())
     }
     fn close(self: Box<Self>, _: &str) {}

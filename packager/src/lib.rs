@@ -47,8 +47,8 @@ pub mod time;
 pub mod ts;
 
 pub use packager::{
-    init_name, part_name, playlist_name, rendition_name, segment_name, Event, ObjectKind, Packager,
-    PackagerConfig, PackagerStats, MPD_NAME,
+    init_name, part_name, playlist_name, rendition_name, segment_name, valid_rendition_name, Event,
+    ObjectKind, Packager, PackagerConfig, PackagerStats, MPD_NAME,
 };
 pub use segmenter::SegmenterConfig;
 pub use time::UnixMillis;

@@ -273,7 +273,8 @@ pub struct Packager {
     events: VecDeque<Event>,
     /// (lead-track time in seconds, wall clock): maps media time to date time.
     anchor: Option<(f64, UnixMillis)>,
-    latest_lead: Option<(i64, u32)>,
+    /// The newest lead frame: (DTS, PTS, timescale).
+    latest_lead: Option<(i64, i64, u32)>,
     /// Names for the tracks of the next track list, by index.
     names: Vec<String>,
     /// The next segment starts a new timeline (`EXT-X-DISCONTINUITY`).
@@ -410,6 +411,53 @@ impl Packager {
             .find(|r| r.info.kind() == TrackKind::Video)
             .or(self.renditions.first())
             .map(|r| &r.playlist)
+    }
+
+    /// The newest frame of the lead track in this timeline: (DTS, PTS,
+    /// timescale).
+    pub fn latest_lead(&self) -> Option<(i64, i64, u32)> {
+        self.latest_lead
+    }
+
+    /// Takes rendition `name` out of the stream (its source went away for
+    /// good, e.g. a transcoder rung dropped for cost): it leaves the media
+    /// playlists, the multivariant playlist and the MPD, and every object of
+    /// it is evicted. Call between timelines (after [`Packager::restart_input`]).
+    pub fn retire_rendition(&mut self, name: &str) {
+        let Some(i) = self.renditions.iter().position(|r| r.name == name) else {
+            return;
+        };
+        let r = self.renditions.remove(i);
+        // Track indexes into the old list are stale; the next track list
+        // rebuilds the mapping.
+        self.track_rendition.clear();
+        self.segmenter = None;
+        let pl = &r.playlist;
+        let mut names: Vec<String> = Vec::new();
+        for (msn, parts) in &r.part_counts {
+            names.extend((0..*parts).map(|p| part_name(&r.name, *msn, p as u64)));
+        }
+        for p in &pl.trailing_parts {
+            names.push(p.uri.clone());
+        }
+        names.extend(pl.segments.iter().map(|s| s.uri.clone()));
+        names.extend(pl.map.iter().map(|m| m.uri.clone()));
+        names.extend(
+            pl.segments
+                .iter()
+                .filter_map(|s| s.tags.map.as_ref().map(|m| m.uri.clone())),
+        );
+        names.extend(pl.trailing_tags.map.iter().map(|m| m.uri.clone()));
+        if !r.init_name.is_empty() {
+            names.push(r.init_name.clone());
+        }
+        names.sort();
+        names.dedup();
+        for name in names {
+            self.events.push_back(Event::Evicted { name });
+        }
+        self.refresh_reports();
+        self.events.push_back(Event::PlaylistChanged);
     }
 
     pub fn tracks(&self) -> Vec<TrackInfo> {
@@ -610,7 +658,7 @@ impl Packager {
             // Anchor on the newest frame: it arrived now (older ones were buffered).
             self.anchor = self
                 .latest_lead
-                .map(|(dts, ts)| (dts as f64 / f64::from(ts), now));
+                .map(|(dts, _, ts)| (dts as f64 / f64::from(ts), now));
         }
     }
 
@@ -642,7 +690,7 @@ impl Packager {
                 };
                 if frame.track == seg.lead() {
                     let ts = seg.tracks()[frame.track].timescale;
-                    self.latest_lead = Some((frame.dts, ts));
+                    self.latest_lead = Some((frame.dts, frame.pts, ts));
                 }
                 if let Some(r) = self
                     .track_rendition

@@ -263,6 +263,16 @@ pub struct IngestStats {
     pub segments: u64,
     /// Unix ms the current session started.
     pub started_unix_ms: u64,
+    /// The running transcoder's process id (transcoded streams).
+    pub transcoder_pid: Option<u32>,
+    /// Video renditions the transcoder makes.
+    pub renditions: u64,
+    /// Transcoder restarts in this session (exits, source changes, slowness).
+    pub transcoder_restarts: u64,
+    /// How long the latest frame took through the transcoder, seconds.
+    pub transcoder_latency_s: f64,
+    /// Media seconds the transcoder produced per second, over ~10 s.
+    pub transcoder_speed: f64,
 }
 
 /// Connections that asked for this stream's media playlist recently: a viewer
@@ -409,6 +419,21 @@ impl Stream {
         self.objects_epoch.send_modify(|e| *e += 1);
     }
 
+    /// Ends the publish session; the last snapshot (with `EXT-X-ENDLIST`)
+    /// stays served.
+    pub fn end_publish(&self) {
+        self.set_publishing(false);
+        if let Ok(mut growing) = self.growing.write() {
+            for (_, g) in growing.drain() {
+                g.end(GrowState::Abandoned);
+            }
+        }
+        let mut last = (*self.snapshot()).clone();
+        last.live = false;
+        last.ended = true;
+        self.publish(last);
+    }
+
     pub fn is_publishing(&self) -> bool {
         self.publishing.lock().map(|p| *p).unwrap_or(true)
     }
@@ -521,16 +546,7 @@ impl Hub {
 
     /// Ends a publish session; the last snapshot (with `EXT-X-ENDLIST`) stays served.
     pub fn end_publish(&self, stream: &Stream) {
-        stream.set_publishing(false);
-        if let Ok(mut growing) = stream.growing.write() {
-            for (_, g) in growing.drain() {
-                g.end(GrowState::Abandoned);
-            }
-        }
-        let mut last = (*stream.snapshot()).clone();
-        last.live = false;
-        last.ended = true;
-        stream.publish(last);
+        stream.end_publish();
     }
 
     pub fn stream_names(&self) -> Vec<String> {

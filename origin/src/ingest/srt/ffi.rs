@@ -59,6 +59,7 @@ pub const SRT_REJX_OVERLOAD: c_int = 1402;
 pub const SRT_REJX_FORBIDDEN: c_int = 1403;
 pub const SRT_REJX_NOTFOUND: c_int = 1404;
 pub const SRT_REJX_BAD_MODE: c_int = 1405;
+pub const SRT_REJX_CONFLICT: c_int = 1409;
 pub const SRT_REJX_ISE: c_int = 1500;
 pub const SRT_REJX_DOWN: c_int = 1503;
 
@@ -277,6 +278,7 @@ mod tests {
             ("SRT_REJX_FORBIDDEN", SRT_REJX_FORBIDDEN.into()),
             ("SRT_REJX_NOTFOUND", SRT_REJX_NOTFOUND.into()),
             ("SRT_REJX_BAD_MODE", SRT_REJX_BAD_MODE.into()),
+            ("SRT_REJX_CONFLICT", SRT_REJX_CONFLICT.into()),
             ("SRT_REJX_ISE", SRT_REJX_ISE.into()),
             ("SRT_REJX_DOWN", SRT_REJX_DOWN.into()),
             ("SRT_LIVE_MAX_PLSIZE", SRT_LIVE_MAX_PLSIZE as i64),

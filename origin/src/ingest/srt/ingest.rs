@@ -14,71 +14,15 @@ use std::time::{Duration, Instant};
 use super::ffi;
 use super::socket::{Incoming, Listener, Runtime, Socket, SrtError};
 use super::streamid::{self, Mode, PublishRequest};
+use crate::ingest::{Admission, Claim, LinkStats, Protocol, Publish, Refusal};
 
-/// What the rest of the origin provides: admission decisions and a session
-/// per publisher.
-pub trait IngestSink: Send + Sync + 'static {
-    /// Runs inside libsrt's listen callback, on libsrt's receive thread,
-    /// before the handshake completes: decide quickly, never block (every
-    /// delay stalls all SRT traffic on the listening port). `Err` rejects the
-    /// caller with the matching SRT reject code. May be called more than once
-    /// for one connection attempt if the caller repeats its handshake.
-    fn authorize(&self, req: &PublishRequest, peer: SocketAddr) -> Result<(), Rejection>;
-
-    /// The handshake completed: start a publish session. Runs on the new
-    /// session's own thread. `Err` rejects (connection closed, reason
-    /// logged).
-    fn open(
-        &self,
-        req: &PublishRequest,
-        peer: SocketAddr,
-    ) -> Result<Box<dyn PublishSession>, Rejection>;
-}
-
-/// One publisher's stream. All calls come from that session's thread, in
-/// order: `data`/`stats` any number of times, then `close` exactly once
-/// (unless a call panicked, in which case the session is dropped).
-pub trait PublishSession: Send {
-    /// Bytes as received (MPEG-TS, normally 7x188 per message). Err ends the
-    /// session.
-    fn data(&mut self, bytes: &[u8]) -> Result<(), String>;
-
-    /// Link statistics, about every [`SrtIngestConfig::stats_interval`], and
-    /// once more just before `close` if the link is still up (libsrt has no
-    /// stats for a connection the peer already closed).
-    fn stats(&mut self, _stats: &SrtStats) {}
-
-    /// The session ended; `reason` is for logs (e.g. "idle timeout").
-    fn close(self: Box<Self>, reason: &str);
-}
-
-/// Why the sink refuses a publisher. Each maps to an SRT reject code that the
-/// caller sees; the text only goes to Brook's logs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    /// Missing or wrong key: `SRT_REJX_UNAUTHORIZED` (1401).
-    #[error("unauthorized: {0}")]
-    Unauthorized(String),
-    /// Not allowed to publish this resource: `SRT_REJX_FORBIDDEN` (1403).
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    /// Malformed request: `SRT_REJX_BAD_REQUEST` (1400).
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    /// Cannot take it now, try later: `SRT_REJX_DOWN` (1503).
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl Rejection {
-    /// The SRT reject code (`SRT_REJC_PREDEFINED` + HTTP-like status).
-    pub fn reject_code(&self) -> i32 {
-        match self {
-            Rejection::Unauthorized(_) => ffi::SRT_REJX_UNAUTHORIZED,
-            Rejection::Forbidden(_) => ffi::SRT_REJX_FORBIDDEN,
-            Rejection::BadRequest(_) => ffi::SRT_REJX_BAD_REQUEST,
-            Rejection::Unavailable(_) => ffi::SRT_REJX_DOWN,
-        }
+/// The SRT reject code (`SRT_REJC_PREDEFINED` + an HTTP-like status) a
+/// refusal is answered with.
+pub fn reject_code(refusal: &Refusal) -> i32 {
+    match refusal {
+        Refusal::Denied(_) => ffi::SRT_REJX_UNAUTHORIZED,
+        Refusal::Busy(_) => ffi::SRT_REJX_CONFLICT,
+        Refusal::Unavailable(_) => ffi::SRT_REJX_DOWN,
     }
 }
 
@@ -123,7 +67,7 @@ pub struct SrtIngestConfig {
     pub max_connections: usize,
     /// `SRTO_PAYLOADSIZE`, 1..=1456. Default 1316 (7 TS packets).
     pub payload_size: u32,
-    /// How often sessions get [`PublishSession::stats`]. Default 1 s.
+    /// How often sessions get [`Publish::link`] statistics. Default 1 s.
     pub stats_interval: Duration,
 }
 
@@ -172,7 +116,7 @@ pub struct SrtIngest {
 
 struct Shared {
     config: SrtIngestConfig,
-    sink: Arc<dyn IngestSink>,
+    admission: Arc<dyn Admission>,
     /// Accepted connections whose session thread has not finished.
     active: AtomicUsize,
     stopping: AtomicBool,
@@ -196,7 +140,7 @@ impl Shared {
 }
 
 /// Binds the listener and starts the accept thread.
-pub fn start(config: SrtIngestConfig, sink: Arc<dyn IngestSink>) -> Result<SrtIngest, Error> {
+pub fn start(config: SrtIngestConfig, admission: Arc<dyn Admission>) -> Result<SrtIngest, Error> {
     validate(&config)?;
     let addr = config.listen;
     let srt_err = |source| Error::Srt { addr, source };
@@ -219,7 +163,7 @@ pub fn start(config: SrtIngestConfig, sink: Arc<dyn IngestSink>) -> Result<SrtIn
     socket.bind(addr).map_err(srt_err)?;
 
     let shared = Arc::new(Shared {
-        sink,
+        admission,
         active: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
         sessions: Mutex::new(HashMap::new()),
@@ -317,7 +261,16 @@ impl Drop for SrtIngest {
     }
 }
 
-/// The listen hook: parse, check capacity, ask the sink. Runs on libsrt's
+fn claim(req: &PublishRequest, peer: SocketAddr) -> Claim<'_> {
+    Claim {
+        stream: req.name(),
+        key: req.key.as_deref(),
+        peer,
+        protocol: Protocol::Srt,
+    }
+}
+
+/// The listen hook: parse, check capacity, ask the admission. Runs on libsrt's
 /// receive thread; everything here is quick and non-blocking (an atomic load
 /// and the sink's `authorize`).
 fn vet_incoming(shared: &Shared, incoming: &Incoming<'_>) -> Result<(), i32> {
@@ -360,9 +313,9 @@ fn admit_request(
         return Err((ffi::SRT_REJX_OVERLOAD, "max_connections reached".into()));
     }
     shared
-        .sink
-        .authorize(&req, peer)
-        .map_err(|rejection| (rejection.reject_code(), rejection.to_string()))?;
+        .admission
+        .admit(&claim(&req, peer))
+        .map_err(|refusal| (reject_code(&refusal), refusal.to_string()))?;
     Ok(req)
 }
 
@@ -475,16 +428,19 @@ fn run_session(shared: Arc<Shared>, socket: Arc<Socket>, req: PublishRequest, pe
         return;
     }
 
-    let session = match catch_unwind(AssertUnwindSafe(|| shared.sink.open(&req, peer))) {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        shared.admission.open(&claim(&req, peer))
+    }));
+    let session = match opened {
         Ok(Ok(session)) => session,
-        Ok(Err(rejection)) => {
+        Ok(Err(refusal)) => {
             let _ = socket.close();
-            tracing::warn!(reason = %rejection, "SRT publish rejected by sink at open");
+            tracing::warn!(reason = %refusal, "SRT publish refused at open");
             return;
         }
         Err(_) => {
             let _ = socket.close();
-            tracing::error!("IngestSink::open panicked; dropping connection");
+            tracing::error!("Admission::open panicked; dropping connection");
             return;
         }
     };
@@ -503,7 +459,7 @@ fn run_session(shared: Arc<Shared>, socket: Arc<Socket>, req: PublishRequest, pe
 }
 
 /// Reads until the session should end and says why.
-fn receive_loop(shared: &Shared, socket: &Socket, session: &mut dyn PublishSession) -> String {
+fn receive_loop(shared: &Shared, socket: &Socket, session: &mut dyn Publish) -> String {
     let config = &shared.config;
     let mut buf = vec![0u8; ffi::SRT_LIVE_MAX_PLSIZE];
     let mut stats = StatsTotals::default();
@@ -517,8 +473,8 @@ fn receive_loop(shared: &Shared, socket: &Socket, session: &mut dyn PublishSessi
             Ok(0) => break "peer disconnected".to_owned(),
             Ok(n) => {
                 last_data = now;
-                if let Err(e) = session.data(&buf[..n]) {
-                    break format!("ended by sink: {e}");
+                if let Err(e) = session.ts(&buf[..n], crate::unix_now()) {
+                    break format!("ended by the pipeline: {e}");
                 }
             }
             Err(_) if shared.stopping() => break "shutdown".to_owned(),
@@ -547,7 +503,7 @@ struct StatsTotals {
 }
 
 impl StatsTotals {
-    fn report(&mut self, socket: &Socket, session: &mut dyn PublishSession) {
+    fn report(&mut self, socket: &Socket, session: &mut dyn Publish) {
         // `clear` resets libsrt's interval counters, so the rate covers
         // exactly the time since the previous report.
         let perf = match socket.stats(true) {
@@ -560,7 +516,7 @@ impl StatsTotals {
         };
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         self.retransmitted += count(perf.pktRcvRetrans.into());
-        session.stats(&SrtStats {
+        session.link(&LinkStats::from(SrtStats {
             rtt_ms: perf.msRTT,
             recv_rate_mbps: perf.mbpsRecvRate,
             packets_received: count(perf.pktRecvTotal),
@@ -570,7 +526,20 @@ impl StatsTotals {
             bytes_received: perf.byteRecvTotal,
             receive_buffer_ms: u32::try_from(perf.msRcvBuf).unwrap_or(0),
             latency_ms: u32::try_from(perf.msRcvTsbPdDelay).unwrap_or(0),
-        });
+        }));
+    }
+}
+
+impl From<SrtStats> for LinkStats {
+    fn from(s: SrtStats) -> Self {
+        LinkStats {
+            bitrate_bps: s.recv_rate_mbps * 1e6,
+            rtt_ms: Some(s.rtt_ms),
+            packets_received: Some(s.packets_received),
+            packets_lost: Some(s.packets_lost),
+            packets_retransmitted: Some(s.packets_retransmitted),
+            packets_dropped: Some(s.packets_dropped),
+        }
     }
 }
 
@@ -578,16 +547,17 @@ impl StatsTotals {
 mod tests {
     use super::*;
 
+    /// An unknown stream and a wrong key get the same code: the answer does
+    /// not tell which stream names exist.
     #[test]
-    fn rejections_map_to_access_control_codes() {
+    fn refusals_map_to_access_control_codes() {
         let cases = [
-            (Rejection::Unauthorized("k".into()), 1401),
-            (Rejection::Forbidden("k".into()), 1403),
-            (Rejection::BadRequest("k".into()), 1400),
-            (Rejection::Unavailable("k".into()), 1503),
+            (Refusal::Denied("k".into()), 1401),
+            (Refusal::Busy("k".into()), 1409),
+            (Refusal::Unavailable("k".into()), 1503),
         ];
-        for (rejection, code) in cases {
-            assert_eq!(rejection.reject_code(), code, "{rejection}");
+        for (refusal, code) in cases {
+            assert_eq!(reject_code(&refusal), code, "{refusal}");
         }
     }
 

@@ -32,8 +32,9 @@ use tracing::{info, warn};
 
 use super::sdp::{self, OfferError};
 use super::session::{Session, SessionConfig};
-use super::{IceServer, WhipSink};
-use crate::publish::constant_time_eq;
+use super::IceServer;
+use crate::constant_time_eq;
+use crate::ingest::{Admission, Claim, Protocol, Refusal};
 
 pub const PREFIX: &str = "/whip/";
 const SDP: &str = "application/sdp";
@@ -195,7 +196,7 @@ struct Resource {
 
 /// The WHIP endpoint and its session resources.
 pub struct Endpoint {
-    sink: Arc<dyn WhipSink>,
+    admission: Arc<dyn Admission>,
     session: SessionConfig,
     settings: EndpointSettings,
     resources: Mutex<HashMap<String, Resource>>,
@@ -204,13 +205,13 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(
-        sink: Arc<dyn WhipSink>,
+        admission: Arc<dyn Admission>,
         session: SessionConfig,
         settings: EndpointSettings,
         control: UnboundedSender<Command>,
     ) -> Self {
         Self {
-            sink,
+            admission,
             session,
             settings,
             resources: Mutex::new(HashMap::new()),
@@ -337,7 +338,13 @@ impl Endpoint {
             .header("accept-post", SDP);
         }
         let key = req.bearer();
-        if let Err(refusal) = self.sink.authorize(stream, key) {
+        let claim = Claim {
+            stream,
+            key,
+            peer: req.peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            protocol: Protocol::Whip,
+        };
+        if let Err(refusal) = self.admission.admit(&claim) {
             info!(%stream, peer = ?req.peer, "WHIP publish refused: {refusal}");
             return refused(&refusal);
         }
@@ -366,7 +373,7 @@ impl Endpoint {
             offer,
             accepted,
             &self.session,
-            self.sink.clone(),
+            self.admission.clone(),
             now,
             now_unix,
         );
@@ -422,7 +429,7 @@ impl Endpoint {
                 .bearer()
                 .is_some_and(|k| constant_time_eq(k.as_bytes(), expected.as_bytes()));
             if !ok {
-                return refused(&super::Refusal::Unauthorized(String::new()));
+                return refused(&Refusal::Denied(String::new()));
             }
         }
         match *req.method {
@@ -515,16 +522,18 @@ fn cors(r: WhipReply, methods: &str) -> WhipReply {
         .header("access-control-max-age", "86400")
 }
 
-fn refused(refusal: &super::Refusal) -> WhipReply {
-    use super::Refusal::*;
+fn refused(refusal: &Refusal) -> WhipReply {
     match refusal {
-        // No hint of which check failed (STYLE: tokens and keys).
-        Unauthorized(_) => WhipReply::text(StatusCode::UNAUTHORIZED, "unauthorized")
+        // An unknown stream and a wrong key look the same: no hint of which
+        // check failed, nor of which stream names exist.
+        Refusal::Denied(_) => WhipReply::text(StatusCode::UNAUTHORIZED, "unauthorized")
             .header("www-authenticate", "Bearer realm=\"brook\""),
-        Forbidden(_) => WhipReply::text(StatusCode::FORBIDDEN, "forbidden"),
-        Conflict(msg) => WhipReply::text(StatusCode::CONFLICT, msg),
-        Unavailable(msg) => {
-            WhipReply::text(StatusCode::SERVICE_UNAVAILABLE, msg).header("retry-after", "5")
+        Refusal::Busy(_) => {
+            WhipReply::text(StatusCode::CONFLICT, "the stream already has a publisher")
+        }
+        Refusal::Unavailable(_) => {
+            WhipReply::text(StatusCode::SERVICE_UNAVAILABLE, "try again later")
+                .header("retry-after", "5")
         }
     }
 }

@@ -9,7 +9,7 @@
 //!   (status codes, CORS,                  (str0m Rtc, ICE-lite;   ufrag, then by address;
 //!    resources, PATCH, DELETE)             frames::Frames)         timeouts) ◀── server (socket loop)
 //!                                                │
-//!                                   WhipSink::open ─▶ FrameSink (publish.rs: the packager)
+//!                          ingest::Admission::open ─▶ ingest::Publish (the stream's pipeline)
 //! ```
 //!
 //! Every layer but `server` is sans-IO: time comes in as an argument, datagrams
@@ -22,7 +22,7 @@
 //! # use std::sync::Arc;
 //! # use std::time::Duration;
 //! # use brook_origin::ingest::whip::{self, WhipConfig};
-//! # fn sink() -> Arc<dyn whip::WhipSink> { unimplemented!() }
+//! # fn sink() -> Arc<dyn brook_origin::ingest::Admission> { unimplemented!() }
 //! let segment_target = Duration::from_secs(2); // the packager's: IDRs are requested for it
 //! let server = whip::start(&WhipConfig::default(), segment_target, sink())?;
 //! let endpoint = server.endpoint(); // for the HTTP layer: /whip/... requests
@@ -38,13 +38,10 @@ pub mod sdp;
 mod server;
 pub mod session;
 pub mod sim;
-mod sink;
 pub mod stun;
 
 use std::net::{IpAddr, SocketAddr};
 
-use brook_packager::media::{Frame, TrackInfo};
-use brook_packager::UnixMillis;
 use serde::Deserialize;
 
 pub use http::{Endpoint, EndpointSettings, WhipReply, WhipRequest};
@@ -211,68 +208,6 @@ fn default_route_ip(v6: bool) -> Option<IpAddr> {
     s.connect(probe).ok()?;
     let ip = s.local_addr().ok()?.ip();
     (!ip.is_unspecified()).then_some(ip)
-}
-
-/// Why the origin refuses a publisher. The HTTP status says which; the text
-/// goes to the log (and, except for key failures, to the client).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// No or wrong stream key: 401.
-    #[error("unauthorized: {0}")]
-    Unauthorized(String),
-    /// The stream may not be published: 403.
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    /// The stream already has a publisher: 409.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// Not now (shutting down, full): 503.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl Refusal {
-    pub fn status(&self) -> u16 {
-        match self {
-            Refusal::Unauthorized(_) => 401,
-            Refusal::Forbidden(_) => 403,
-            Refusal::Conflict(_) => 409,
-            Refusal::Unavailable(_) => 503,
-        }
-    }
-}
-
-/// What the rest of the origin provides: admission, and a frame sink per
-/// connected publisher (`publish.rs` implements it over the packager).
-pub trait WhipSink: Send + Sync + 'static {
-    /// At `POST`: may `key` publish `stream` now? Runs on an HTTP task; quick.
-    fn authorize(&self, stream: &str, key: Option<&str>) -> Result<(), Refusal>;
-
-    /// ICE and DTLS completed: the publisher starts (or resumes, within the
-    /// reconnect grace period) the stream. Runs on the WHIP socket thread.
-    fn open(
-        &self,
-        stream: &str,
-        key: Option<&str>,
-        peer: SocketAddr,
-    ) -> Result<Box<dyn FrameSink>, Refusal>;
-}
-
-/// One publisher's media. All calls come from the WHIP socket thread, in order:
-/// `tracks` before the first `frame`, `tracks` again on a configuration change,
-/// `stats` now and then, `close` once.
-pub trait FrameSink: Send {
-    /// The track list (video first, audio second if negotiated). `Err` ends the
-    /// session.
-    fn tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), String>;
-    /// One frame, in decoding order within its track, and when it arrived.
-    /// `Err` ends the session.
-    fn frame(&mut self, frame: Frame, arrived: UnixMillis) -> Result<(), String>;
-    /// Link statistics, about once a second.
-    fn stats(&mut self, _stats: &session::LinkStats) {}
-    /// The session ended (`reason` is for logs).
-    fn close(self: Box<Self>, reason: &str);
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use super::frames::FramesConfig;
 use super::http::{Command, Endpoint, EndpointSettings};
 use super::mux::Mux;
 use super::session::SessionConfig;
-use super::{WhipConfig, WhipSink};
+use super::WhipConfig;
+use crate::ingest::Admission;
 
 /// Largest datagram read (WebRTC keeps packets under the ~1200-byte MTU).
 const RECV_BUF: usize = 2048;
@@ -57,7 +58,7 @@ impl WhipServer {
 pub fn start(
     config: &WhipConfig,
     segment_target: Duration,
-    sink: Arc<dyn WhipSink>,
+    sink: Arc<dyn Admission>,
 ) -> io::Result<WhipServer> {
     let socket = UdpSocket::bind(config.listen)?;
     socket.set_nonblocking(true)?;

@@ -29,7 +29,7 @@ use super::frames::{
     FrameIn, Frames, FramesConfig, FramesStats, Output as FrameOut, SenderClock, Track,
 };
 use super::sdp::{self, Accepted, OfferError};
-use super::{FrameSink, WhipSink};
+use crate::ingest::{self, Admission, Claim, Publish};
 
 /// How often link statistics go to the sink.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -106,8 +106,8 @@ pub struct Session {
     frames: Frames,
     mids: Vec<(Mid, Track)>,
     state: State,
-    whip_sink: Arc<dyn WhipSink>,
-    sink: Option<Box<dyn FrameSink>>,
+    admission: Arc<dyn Admission>,
+    sink: Option<Box<dyn Publish>>,
     out: VecDeque<Datagram>,
     rtc_deadline: Instant,
     created: Instant,
@@ -144,7 +144,7 @@ impl Session {
         offer: SdpOffer,
         accepted: Accepted,
         config: &SessionConfig,
-        whip_sink: Arc<dyn WhipSink>,
+        admission: Arc<dyn Admission>,
         now: Instant,
         now_unix: UnixMillis,
     ) -> Result<(Session, String), OfferError> {
@@ -191,7 +191,7 @@ impl Session {
             frames: Frames::new(config.frames, accepted.audio_pt.is_some(), now, now_unix),
             mids: Vec::new(),
             state: State::Connecting,
-            whip_sink,
+            admission,
             sink: None,
             out: VecDeque::new(),
             rtc_deadline: now,
@@ -311,7 +311,11 @@ impl Session {
             self.stats_bytes = bytes;
             let link = self.link_stats();
             if let Some(sink) = &mut self.sink {
-                sink.stats(&link);
+                sink.link(&crate::ingest::LinkStats {
+                    bitrate_bps: link.bitrate_bps,
+                    rtt_ms: link.rtt_ms,
+                    ..Default::default()
+                });
             }
         }
     }
@@ -464,7 +468,13 @@ impl Session {
             self.end("connected without a known peer address");
             return;
         };
-        match self.whip_sink.open(&self.stream, self.key.as_deref(), peer) {
+        let claim = Claim {
+            stream: &self.stream,
+            key: self.key.as_deref(),
+            peer,
+            protocol: ingest::Protocol::Whip,
+        };
+        match self.admission.open(&claim) {
             Ok(sink) => {
                 info!(session = %self.id, stream = %self.stream, %peer,
                     ms = now.saturating_duration_since(self.created).as_millis() as u64,

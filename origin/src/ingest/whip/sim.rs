@@ -26,7 +26,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use super::http::{Command, Endpoint, EndpointSettings, WhipReply, WhipRequest};
 use super::mux::Mux;
 use super::session::{Datagram, SessionConfig};
-use super::WhipSink;
+use crate::ingest::Admission;
 
 /// The server's one host candidate in the simulation.
 pub const SERVER: &str = "10.0.0.1:8189";
@@ -434,7 +434,7 @@ pub struct Sim {
 impl Sim {
     pub fn new(
         config: SimConfig,
-        sink: Arc<dyn WhipSink>,
+        sink: Arc<dyn Admission>,
         session: impl FnOnce(&mut SessionConfig),
     ) -> Self {
         let mut sc = Self::session_config();
@@ -451,7 +451,7 @@ impl Sim {
 
     pub fn with_session_config(
         config: SimConfig,
-        sink: Arc<dyn WhipSink>,
+        sink: Arc<dyn Admission>,
         sc: SessionConfig,
     ) -> Self {
         let server: SocketAddr = SERVER.parse().expect("a socket address");

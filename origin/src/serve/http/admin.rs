@@ -21,17 +21,25 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use super::{Reply, Request};
+use crate::constant_time_eq;
 use crate::metrics::Metrics;
-use crate::publish::{constant_time_eq, Action, Publisher};
 use crate::serve::hub::Hub;
 use crate::store::archive::Archive;
+
+/// What the admin API may do to a live stream (the pipeline implements it).
+pub trait StreamControl: Send + Sync {
+    /// Disconnects the stream's publisher; `false` when none is connected.
+    fn kick(&self, stream: &str) -> bool;
+    /// Ends the stream now; `false` when it is not live.
+    fn end(&self, stream: &str) -> bool;
+}
 
 pub struct Admin {
     pub token: Option<String>,
     pub metrics_need_token: bool,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
-    pub publisher: Option<Publisher>,
+    pub publisher: Option<Arc<dyn StreamControl>>,
     pub archive: Option<Arc<Archive>>,
 }
 
@@ -96,12 +104,13 @@ impl Admin {
                 } else {
                     p.end(name)
                 };
-                match done {
-                    Action::Done => json_reply(StatusCode::OK, json!({ "ok": true })),
-                    Action::NotLive => json_reply(
+                if done {
+                    json_reply(StatusCode::OK, json!({ "ok": true }))
+                } else {
+                    json_reply(
                         StatusCode::NOT_FOUND,
                         json!({ "ok": false, "error": "stream is not publishing" }),
-                    ),
+                    )
                 }
             }
             (_, ["streams"] | ["archive"] | ["streams", _, "kick" | "end"]) => {

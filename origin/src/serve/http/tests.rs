@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 
 use super::*;
 use crate::config::Config;
-use crate::ingest::srt::{IngestSink, PublishRequest, PublishSession};
-use crate::publish::Publisher;
+use crate::config::LadderMode;
+use crate::ingest::{Admission, Claim, Protocol, Publish};
+use crate::pipeline::Pipelines;
 use crate::store::archive::Archive;
 use crate::store::storage::DiskStorage;
 
@@ -17,14 +18,23 @@ const TOKEN: &str = "0123456789abcdef-admin";
 struct Setup {
     http: Arc<OriginHttp>,
     hub: Arc<Hub>,
-    publisher: Publisher,
-    session: Option<Box<dyn PublishSession>>,
+    publisher: Pipelines,
+    session: Option<Box<dyn Publish>>,
     archive: Option<Arc<Archive>>,
 }
 
 impl Setup {
-    fn session(&mut self) -> &mut Box<dyn PublishSession> {
+    fn session(&mut self) -> &mut Box<dyn Publish> {
         self.session.as_mut().unwrap()
+    }
+}
+
+fn claim() -> Claim<'static> {
+    Claim {
+        stream: "cam1",
+        key: Some("dev-key"),
+        peer: "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
+        protocol: Protocol::Srt,
     }
 }
 
@@ -35,7 +45,9 @@ fn temp_dir() -> std::path::PathBuf {
     ))
 }
 
-async fn setup_with(config: Config, archive_dir: Option<&std::path::Path>) -> Setup {
+async fn setup_with(mut config: Config, archive_dir: Option<&std::path::Path>) -> Setup {
+    // The HTTP layer's behaviour, on the encoder's own rendition (no transcoder).
+    config.ladder.mode = LadderMode::Passthrough;
     let config = Arc::new(config);
     let hub = Arc::new(Hub::default());
     let metrics = Arc::new(Metrics::default());
@@ -51,22 +63,20 @@ async fn setup_with(config: Config, archive_dir: Option<&std::path::Path>) -> Se
         ),
         None => None,
     };
-    let publisher = Publisher::new(
+    let publisher = Pipelines::new(
         hub.clone(),
         config.clone(),
         metrics.clone(),
         archive.clone(),
         tokio::runtime::Handle::current(),
     );
-    let req = PublishRequest::parse(b"publish:live/cam1:dev-key").unwrap();
-    let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-    let session = publisher.open(&req, peer).unwrap();
+    let session = publisher.open(&claim()).unwrap();
     let admin = admin::Admin {
         token: Some(TOKEN.into()),
         metrics_need_token: false,
         hub: hub.clone(),
         metrics: metrics.clone(),
-        publisher: Some(publisher.clone()),
+        publisher: Some(Arc::new(publisher.clone())),
         archive: archive.clone(),
     };
     Setup {
@@ -92,9 +102,9 @@ async fn setup(hls: HlsConfig) -> Setup {
     setup_with(config, None).await
 }
 
-fn feed(session: &mut Box<dyn PublishSession>, ts: &[u8]) {
+fn feed(session: &mut Box<dyn Publish>, ts: &[u8]) {
     for chunk in ts.chunks(1316) {
-        session.data(chunk).unwrap();
+        session.ts(chunk, crate::unix_now()).unwrap();
     }
 }
 
@@ -577,7 +587,7 @@ async fn admin_api_and_metrics() {
     .await;
     assert_eq!(end.status, StatusCode::OK);
     assert!(
-        s.session().data(&FIXTURE[..1316]).is_err(),
+        s.session().ts(&FIXTURE[..1316], crate::unix_now()).is_err(),
         "the publisher is cut off"
     );
     assert!(s.hub.stream("cam1").unwrap().snapshot().ended);

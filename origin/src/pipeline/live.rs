@@ -1,0 +1,774 @@
+//! One live stream session: which connection feeds it, and the media path
+//! from that connection to the packager: direct (`passthrough`), or through
+//! the stream's transcoder (`transcode`), which this module supervises.
+//!
+//! Transcoder supervision:
+//! - started once the source's tracks are known, at a video keyframe (the
+//!   source frames since the last keyframe are kept, so a start or restart
+//!   does not wait for the next one);
+//! - restarted when it exits (a crash: players see a discontinuity), when the
+//!   source changes (new tracks, a timestamp jump, a reconnecting encoder);
+//!   more than `max_restarts_per_minute` restarts and the next waits 30 s;
+//! - too slow for real time (its output more than `max_lag_ms` behind its
+//!   input, or its input queue full): the most expensive rung is dropped and
+//!   it restarts with the rest. Never an unbounded buffer.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use brook_packager::frontend::{FrontEndEvent, TsFrontEnd};
+use brook_packager::media::{Frame, TrackInfo, TrackKind};
+use brook_packager::{PackagerConfig, UnixMillis};
+use tracing::{error, info, warn};
+
+use super::ladder::{self, LadderConfig, Mode, Plan};
+use super::output::Output;
+use super::transcoder::{self, Event, Transcoder};
+use crate::ingest::{Protocol, Stop};
+use crate::metrics::Metrics;
+use crate::serve::hub::Stream;
+use crate::store::archive::Archive;
+
+/// A stream whose session has not ended.
+pub struct Live {
+    output: Output,
+    route: Route,
+    /// Bumped whenever the feeding connection changes (reconnect, takeover, kick):
+    /// a connection whose generation is stale is told to go away.
+    generation: u64,
+    connected: bool,
+    /// The input cannot be packaged: this session cannot continue.
+    failed: bool,
+    ended: bool,
+    metrics: Arc<Metrics>,
+    /// For the transcoder's reader thread to find its way back.
+    this: Weak<Mutex<Live>>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("stream", &self.output.stream.name)
+            .field("session", &self.output.session)
+            .finish()
+    }
+}
+
+enum Route {
+    Passthrough,
+    Transcode(Box<Ladder>),
+}
+
+impl Live {
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        stream: Arc<Stream>,
+        peer: SocketAddr,
+        protocol: Protocol,
+        mut packager: PackagerConfig,
+        ladder: Arc<LadderConfig>,
+        segment_target_ms: u32,
+        archive: Option<Arc<Archive>>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Mutex<Live>> {
+        if let Ok(mut st) = stream.stats.lock() {
+            st.peer = Some(peer);
+        }
+        let session = stream.snapshot().session.clone();
+        let route = match ladder.mode {
+            Mode::Passthrough => Route::Passthrough,
+            Mode::Transcode => {
+                // Every rung of the transcoder's output is a rendition.
+                packager.max_video_tracks = brook_packager::frontend::ts::MAX_VIDEO_STREAMS;
+                Route::Transcode(Box::new(Ladder::new(ladder, segment_target_ms)))
+            }
+        };
+        let mode = match route {
+            Route::Passthrough => "passthrough",
+            Route::Transcode(_) => "transcode",
+        };
+        info!(stream = %stream.name, %peer, %session, protocol = protocol.as_str(), mode, "publish started");
+        let demuxes_source = matches!(route, Route::Passthrough);
+        let output = Output::new(stream, session, packager, archive, demuxes_source);
+        Arc::new_cyclic(|this| {
+            Mutex::new(Live {
+                output,
+                route,
+                generation: 1,
+                connected: true,
+                failed: false,
+                ended: false,
+                metrics,
+                this: this.clone(),
+            })
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.output.stream.name
+    }
+
+    pub fn session(&self) -> &str {
+        &self.output.session
+    }
+
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.output.stream
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn bump_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    pub fn packager_stats(&self) -> brook_packager::PackagerStats {
+        let mut stats = self.output.packager().stats();
+        if let Route::Transcode(l) = &self.route {
+            // The source's demuxer is ours, not the packager's.
+            stats.demux = l.demux.demux_stats();
+            stats.frames = l.demux.stats();
+        }
+        stats
+    }
+
+    /// A new connection continues this session (reconnect, takeover); `None`
+    /// when the session cannot continue. Returns the new generation.
+    pub fn resume(&mut self, peer: SocketAddr, protocol: Protocol) -> Option<u64> {
+        if self.failed || self.ended {
+            self.bump_generation();
+            return None;
+        }
+        let was = if self.connected {
+            // The old connection's input ends here (it is told to go on its
+            // next write); after a disconnect this already happened.
+            self.input_ended();
+            "taken over"
+        } else {
+            "resumed"
+        };
+        self.bump_generation();
+        self.connected = true;
+        let stream = self.output.stream.clone();
+        if let Ok(mut st) = stream.stats.lock() {
+            st.connections += 1;
+            st.peer = Some(peer);
+        }
+        stream.set_publishing(true);
+        self.output.set_live(true);
+        info!(stream = %stream.name, %peer, session = %self.output.session, protocol = protocol.as_str(), "publish {was}");
+        Some(self.generation)
+    }
+
+    /// The connection of `generation` went away. `false`: it was not the
+    /// current one (or the stream ended) and nothing changes.
+    pub fn detach(&mut self, generation: u64) -> bool {
+        if self.generation != generation || self.ended {
+            return false;
+        }
+        self.connected = false;
+        if let Ok(mut st) = self.output.stream.stats.lock() {
+            st.peer = None;
+            st.bitrate_bps = 0.0;
+        }
+        if !self.failed {
+            self.input_ended();
+            // Viewers see a stream that is not publishing but not over.
+            self.output.set_live(false);
+        }
+        true
+    }
+
+    /// What the old input left goes out; the next input starts after an
+    /// `EXT-X-DISCONTINUITY`.
+    fn input_ended(&mut self) {
+        let now = crate::unix_now();
+        match &mut self.route {
+            Route::Passthrough => self.output.restart_input(now),
+            Route::Transcode(l) => {
+                l.demux = TsFrontEnd::default();
+                l.source_changed(
+                    &mut self.output,
+                    &self.metrics,
+                    "the publisher reconnected",
+                    now,
+                );
+            }
+        }
+    }
+
+    /// Ends the session: last part and segment, ENDLIST, archive to VOD; the
+    /// transcoder stops.
+    pub fn finish(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.connected = false;
+        if let Route::Transcode(l) = &mut self.route {
+            l.stop();
+        }
+        let now = crate::unix_now();
+        self.output.finish(now);
+        self.output.stream.set_publishing(false);
+        self.output.stream.end_publish();
+        let p = self.packager_stats();
+        info!(stream = %self.name(), session = %self.session(), segments = p.segments, "stream ended");
+    }
+
+    /// Checks that `generation` still feeds this stream.
+    pub fn current(&self, generation: u64) -> Result<(), Stop> {
+        if self.ended {
+            return Err(Stop::Ended);
+        }
+        if self.generation != generation {
+            return Err(Stop::Replaced);
+        }
+        Ok(())
+    }
+
+    pub fn push_ts(&mut self, bytes: &[u8], now: UnixMillis) -> Result<(), Stop> {
+        let result = match &mut self.route {
+            Route::Passthrough => self.output.push_ts(bytes, now),
+            Route::Transcode(l) => {
+                let result = l.demux.push(bytes);
+                while let Some(ev) = l.demux.poll() {
+                    l.on_source(ev, &mut self.output, &self.metrics, &self.this, now);
+                }
+                if let Ok(mut st) = self.output.stream.stats.lock() {
+                    st.continuity_errors = l.demux.demux_stats().continuity_errors;
+                }
+                result
+            }
+        };
+        result.map_err(|e| {
+            self.failed = true;
+            Stop::Refused(e)
+        })
+    }
+
+    pub fn push_tracks(&mut self, tracks: Vec<TrackInfo>, now: UnixMillis) {
+        match &mut self.route {
+            Route::Passthrough => self.output.push_tracks(tracks, now),
+            Route::Transcode(l) => l.on_source(
+                FrontEndEvent::Tracks(tracks),
+                &mut self.output,
+                &self.metrics,
+                &self.this,
+                now,
+            ),
+        }
+    }
+
+    pub fn push_frame(&mut self, frame: Frame, now: UnixMillis) {
+        match &mut self.route {
+            Route::Passthrough => self.output.push_frame(frame, now),
+            Route::Transcode(l) => l.on_source(
+                FrontEndEvent::Frame(frame),
+                &mut self.output,
+                &self.metrics,
+                &self.this,
+                now,
+            ),
+        }
+    }
+
+    /// Something from the transcoder with id `id` (on its reader thread).
+    fn on_transcoder(&mut self, id: u64, event: Event) {
+        let Route::Transcode(l) = &mut self.route else {
+            return;
+        };
+        if self.ended {
+            return;
+        }
+        l.on_transcoder(
+            id,
+            event,
+            &mut self.output,
+            &self.metrics,
+            crate::unix_now(),
+        );
+    }
+}
+
+/// The source's frames per second, from the spacing of its video DTS.
+#[derive(Debug, Default)]
+struct FrameRate {
+    first: Option<i64>,
+    last: i64,
+    frames: u64,
+    timescale: u32,
+}
+
+impl FrameRate {
+    fn observe(&mut self, dts: i64, timescale: u32) {
+        self.timescale = timescale;
+        self.first.get_or_insert(dts);
+        self.last = dts;
+        self.frames += 1;
+    }
+
+    fn fps(&self) -> Option<f64> {
+        let first = self.first?;
+        (self.frames >= 8 && self.last > first).then(|| {
+            (self.frames - 1) as f64 * f64::from(self.timescale) / (self.last - first) as f64
+        })
+    }
+}
+
+/// Source frames kept for a (re)start at the latest keyframe.
+const MAX_GOP_FRAMES: usize = 600;
+/// Video frames seen before a first start (to know the source's frame rate).
+const FRAMES_BEFORE_START: usize = 8;
+/// After a (re)start: the backlog of buffered frames is not a sign of slowness.
+const START_GRACE: Duration = Duration::from_secs(5);
+/// Wait after too many restarts within a minute.
+const RESTART_BACKOFF: Duration = Duration::from_secs(30);
+/// Frames the transcoder's input queue holds (~2 s of 30 fps video and audio).
+const QUEUE_FRAMES: usize = 200;
+
+/// The transcode route: the source's demuxer and the transcoder it feeds.
+struct Ladder {
+    config: Arc<LadderConfig>,
+    settings: transcoder::Settings,
+    /// Demuxes MPEG-TS sources (SRT); frame sources skip it.
+    demux: TsFrontEnd,
+    tracks: Option<Vec<TrackInfo>>,
+    /// Index of the source's video track.
+    video: Option<usize>,
+    /// Source frames since the latest video keyframe.
+    gop: Vec<Frame>,
+    rate: FrameRate,
+    /// The session's plan: its renditions stay for the session.
+    plan: Option<Plan>,
+    /// Rungs dropped because the machine could not keep up.
+    dropped: BTreeSet<String>,
+    running: Option<Running>,
+    next_id: u64,
+    /// When recent restarts happened (for the backoff).
+    restarts: VecDeque<Instant>,
+    not_before: Option<Instant>,
+    /// Why the next start is a restart, for the log.
+    restart_reason: Option<String>,
+}
+
+struct Running {
+    id: u64,
+    transcoder: Transcoder,
+    started: Instant,
+    /// The lead rung is the copied source (its output DTS are the source's).
+    copy_lead: bool,
+    /// (source DTS or PTS, as the lead's output will carry it; when it went in).
+    sent: VecDeque<(i64, Instant)>,
+    /// (when, lead output media seconds): the windowed speed.
+    progress: VecDeque<(Instant, f64)>,
+}
+
+impl Ladder {
+    fn new(config: Arc<LadderConfig>, segment_target_ms: u32) -> Self {
+        let settings = transcoder::Settings {
+            ffmpeg: config.ffmpeg.clone(),
+            keyframe_interval_ms: segment_target_ms,
+            threads: config.threads,
+            queue_frames: QUEUE_FRAMES,
+        };
+        Ladder {
+            config,
+            settings,
+            demux: TsFrontEnd::default(),
+            tracks: None,
+            video: None,
+            gop: Vec::new(),
+            rate: FrameRate::default(),
+            plan: None,
+            dropped: BTreeSet::new(),
+            running: None,
+            next_id: 1,
+            restarts: VecDeque::new(),
+            not_before: None,
+            restart_reason: None,
+        }
+    }
+
+    fn on_source(
+        &mut self,
+        ev: FrontEndEvent,
+        output: &mut Output,
+        metrics: &Metrics,
+        this: &Weak<Mutex<Live>>,
+        now: UnixMillis,
+    ) {
+        match ev {
+            FrontEndEvent::Tracks(tracks) => {
+                if self.tracks.as_ref() == Some(&tracks) {
+                    return;
+                }
+                let reason = if self.tracks.is_some() {
+                    "the source's configuration changed"
+                } else {
+                    "start"
+                };
+                self.video = tracks.iter().position(|t| t.kind() == TrackKind::Video);
+                self.tracks = Some(tracks);
+                self.rate = FrameRate::default();
+                if reason != "start" {
+                    self.source_changed(output, metrics, reason, now);
+                }
+            }
+            FrontEndEvent::Discontinuity => {
+                self.source_changed(output, metrics, "the source's timestamps jumped", now);
+            }
+            FrontEndEvent::Frame(frame) => self.on_frame(frame, output, metrics, this, now),
+        }
+    }
+
+    /// The source changed under the transcoder: stop it; the next one starts
+    /// at the next keyframe (with the same renditions).
+    fn source_changed(
+        &mut self,
+        output: &mut Output,
+        metrics: &Metrics,
+        why: &str,
+        now: UnixMillis,
+    ) {
+        self.gop.clear();
+        if self.running.is_some() {
+            self.stop();
+            output.restart_input(now);
+            metrics.transcoder_restarts.add("source_change");
+            self.restart_reason = Some(why.to_string());
+        }
+    }
+
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        output: &mut Output,
+        metrics: &Metrics,
+        this: &Weak<Mutex<Live>>,
+        now: UnixMillis,
+    ) {
+        let is_video = Some(frame.track) == self.video;
+        if is_video {
+            if let Some(ts) = self.tracks.as_ref().and_then(|t| t.get(frame.track)) {
+                self.rate.observe(frame.dts, ts.timescale);
+            }
+            if frame.keyframe {
+                self.gop.clear();
+            }
+        }
+        // Keep the current GOP (from its keyframe) for a start or restart.
+        let gop_open = !self.gop.is_empty() || (is_video && frame.keyframe) || self.video.is_none();
+        if gop_open && self.gop.len() < MAX_GOP_FRAMES {
+            self.gop.push(frame.clone());
+        }
+        if let Some(run) = &mut self.running {
+            if is_video {
+                let key = if run.copy_lead { frame.dts } else { frame.pts };
+                run.sent.push_back((key, Instant::now()));
+                while run.sent.len() > MAX_GOP_FRAMES {
+                    run.sent.pop_front();
+                }
+            }
+            if run.transcoder.push(&frame).is_err() {
+                metrics
+                    .transcoder_input_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                self.too_slow(output, metrics, "its input queue is full", now);
+            }
+            return;
+        }
+        self.maybe_start(output, metrics, this, now);
+    }
+
+    fn maybe_start(
+        &mut self,
+        output: &mut Output,
+        metrics: &Metrics,
+        this: &Weak<Mutex<Live>>,
+        now: UnixMillis,
+    ) {
+        let Some(tracks) = self.tracks.clone() else {
+            return;
+        };
+        if self.gop.is_empty() {
+            return;
+        }
+        // The first start waits a few frames to learn the source's frame rate.
+        if self.plan.is_none() && self.video.is_some() && self.gop.len() < FRAMES_BEFORE_START {
+            return;
+        }
+        let at = Instant::now();
+        if self.not_before.is_some_and(|t| at < t) {
+            return;
+        }
+        let plan = match ladder::plan(
+            &self.config,
+            &tracks,
+            self.rate.fps(),
+            self.plan.as_ref(),
+            &self.dropped,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                error!(stream = %output.stream.name, "no ladder for this source: {e}");
+                self.not_before = Some(at + RESTART_BACKOFF);
+                return;
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let weak = this.clone();
+        let started = Transcoder::spawn(
+            &plan,
+            tracks,
+            &self.settings,
+            output.stream.name.clone(),
+            move |event| {
+                if let Some(live) = weak.upgrade() {
+                    super::lock(&live).on_transcoder(id, event);
+                }
+            },
+        );
+        let mut transcoder = match started {
+            Ok(t) => t,
+            Err(e) => {
+                error!(stream = %output.stream.name, ffmpeg = %self.settings.ffmpeg.display(), "starting the transcoder: {e}");
+                metrics.transcoder_restarts.add("spawn_failed");
+                self.note_restart(at);
+                self.not_before = Some(at + Duration::from_secs(2).max(self.backoff(at)));
+                return;
+            }
+        };
+        // The packager's input starts afresh for the new child's stream.
+        output.set_rendition_names(plan.rendition_names());
+        output.restart_input(now);
+        let copy_lead = plan.rungs.first().is_some_and(|r| r.copy);
+        let mut sent = VecDeque::new();
+        for f in &self.gop {
+            if Some(f.track) == self.video {
+                sent.push_back((if copy_lead { f.dts } else { f.pts }, at));
+            }
+            let _ = transcoder.push(f);
+        }
+        let names = plan.rendition_names().join(",");
+        match self.restart_reason.take() {
+            Some(why) => {
+                warn!(stream = %output.stream.name, pid = transcoder.pid(), renditions = %names, "transcoder restarted: {why}")
+            }
+            None => {
+                info!(stream = %output.stream.name, pid = transcoder.pid(), renditions = %names, fps = ?self.rate.fps(), "transcoder started")
+            }
+        }
+        metrics.transcoder_starts.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut st) = output.stream.stats.lock() {
+            st.transcoder_pid = Some(transcoder.pid());
+            st.renditions = plan.rungs.len() as u64;
+        }
+        self.plan = Some(plan);
+        self.running = Some(Running {
+            id,
+            transcoder,
+            started: at,
+            copy_lead,
+            sent,
+            progress: VecDeque::new(),
+        });
+    }
+
+    fn note_restart(&mut self, at: Instant) {
+        self.restarts.push_back(at);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| at.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.restarts.pop_front();
+        }
+    }
+
+    /// How long the next start must wait: nothing, unless restarts came too often.
+    fn backoff(&self, _at: Instant) -> Duration {
+        if self.restarts.len() as u32 > self.config.max_restarts_per_minute {
+            RESTART_BACKOFF
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut run) = self.running.take() {
+            run.transcoder.kill();
+        }
+    }
+
+    /// The machine cannot keep up: drop the most expensive rung and restart
+    /// with the rest (their renditions continue after a discontinuity).
+    fn too_slow(&mut self, output: &mut Output, metrics: &Metrics, why: &str, now: UnixMillis) {
+        let Some(plan) = &self.plan else {
+            return;
+        };
+        let encoded = plan.rungs.iter().filter(|r| !r.copy).count();
+        let victim = plan.most_expensive().map(|r| r.name.clone());
+        let stream = output.stream.name.clone();
+        match victim {
+            Some(name) if encoded > 1 || plan.rungs.len() > 1 => {
+                warn!(stream = %stream, rung = %name, "the transcoder cannot keep up ({why}): dropping its most expensive rung");
+                self.dropped.insert(name.clone());
+                metrics
+                    .transcoder_rungs_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                metrics.transcoder_restarts.add("slow");
+                self.restart_reason = Some(format!("too slow ({why}); without rung {name}"));
+                self.stop();
+                output.restart_input(now);
+                output.retire_rendition(&name, now);
+                self.gop.clear();
+            }
+            _ => {
+                // One rung left: restarting would not help; keep it and say so.
+                if let Some(run) = &mut self.running {
+                    if run.started.elapsed() > START_GRACE {
+                        warn!(stream = %stream, "the transcoder cannot keep up ({why}) with its last rung");
+                        run.started = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_transcoder(
+        &mut self,
+        id: u64,
+        event: Event,
+        output: &mut Output,
+        metrics: &Metrics,
+        now: UnixMillis,
+    ) {
+        if self.running.as_ref().map(|r| r.id) != Some(id) {
+            return; // a child that was stopped: its leftovers are not ours
+        }
+        match event {
+            Event::Output(bytes) => {
+                if let Err(e) = output.push_ts(&bytes, now) {
+                    error!(stream = %output.stream.name, "the transcoder's output was refused: {e}");
+                }
+                self.measure(output, metrics, now);
+            }
+            Event::Exited { status, stderr } => {
+                let at = Instant::now();
+                let status = status.map_or("unknown".to_string(), |s| s.to_string());
+                let uptime = self
+                    .running
+                    .as_ref()
+                    .map_or(0, |r| r.started.elapsed().as_millis() as u64);
+                error!(
+                    stream = %output.stream.name,
+                    %status,
+                    uptime_ms = uptime,
+                    stderr = %stderr.join(" | "),
+                    "the transcoder exited; restarting it"
+                );
+                metrics.transcoder_restarts.add("exited");
+                self.running = None;
+                self.note_restart(at);
+                let wait = self.backoff(at);
+                if !wait.is_zero() {
+                    warn!(stream = %output.stream.name, "{} transcoder restarts within a minute: waiting {} s", self.restarts.len(), wait.as_secs());
+                }
+                self.not_before = Some(at + wait);
+                self.restart_reason = Some(format!("it exited ({status})"));
+                output.restart_input(now);
+                if let Ok(mut st) = output.stream.stats.lock() {
+                    st.transcoder_pid = None;
+                    st.transcoder_restarts += 1;
+                }
+            }
+        }
+    }
+
+    /// The transcoder's delay (when its lead output came out against when that
+    /// frame went in) and speed; acts when it has fallen too far behind.
+    fn measure(&mut self, output: &mut Output, metrics: &Metrics, now: UnixMillis) {
+        let Some(run) = &mut self.running else {
+            return;
+        };
+        let Some((dts, pts, timescale)) = output.packager().latest_lead() else {
+            return;
+        };
+        let at = Instant::now();
+        let key = if run.copy_lead { dts } else { pts };
+        // The output's clock may have wrapped where the source's was unwrapped.
+        const WRAP: i64 = 1 << 33;
+        let mut latency = None;
+        while let Some(&(k, t)) = run.sent.front() {
+            if k.rem_euclid(WRAP) > key.rem_euclid(WRAP) {
+                break;
+            }
+            if k.rem_euclid(WRAP) == key.rem_euclid(WRAP) {
+                latency = Some(at.duration_since(t));
+            }
+            run.sent.pop_front();
+        }
+        let media = dts as f64 / f64::from(timescale.max(1));
+        run.progress.push_back((at, media));
+        while run
+            .progress
+            .front()
+            .is_some_and(|(t, _)| at.duration_since(*t) > Duration::from_secs(10))
+        {
+            run.progress.pop_front();
+        }
+        let speed = match (run.progress.front(), run.progress.back()) {
+            (Some((t0, m0)), Some((t1, m1)))
+                if t1.duration_since(*t0) >= Duration::from_secs(5) =>
+            {
+                Some((m1 - m0) / t1.duration_since(*t0).as_secs_f64())
+            }
+            _ => None,
+        };
+        if let Ok(mut st) = output.stream.stats.lock() {
+            if let Some(l) = latency {
+                st.transcoder_latency_s = l.as_secs_f64();
+            }
+            if let Some(s) = speed {
+                st.transcoder_speed = s;
+            }
+        }
+        let settled = run.started.elapsed() > START_GRACE;
+        let behind =
+            latency.is_some_and(|l| l > Duration::from_millis(u64::from(self.config.max_lag_ms)));
+        if settled && behind {
+            let why = format!(
+                "{:.1} s behind its input, speed {}",
+                latency.unwrap_or_default().as_secs_f64(),
+                speed.map_or("?".into(), |s| format!("{s:.2}x"))
+            );
+            self.too_slow(output, metrics, &why, now);
+        }
+    }
+}
+
+impl Drop for Ladder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
