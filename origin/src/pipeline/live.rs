@@ -718,14 +718,13 @@ impl Ladder {
         let key = if run.copy_lead { dts } else { pts };
         // The output's clock may have wrapped where the source's was unwrapped.
         const WRAP: i64 = 1 << 33;
+        // The newest input frame at or before the output's: that frame.
         let mut latency = None;
         while let Some(&(k, t)) = run.sent.front() {
             if k.rem_euclid(WRAP) > key.rem_euclid(WRAP) {
                 break;
             }
-            if k.rem_euclid(WRAP) == key.rem_euclid(WRAP) {
-                latency = Some(at.duration_since(t));
-            }
+            latency = Some(at.duration_since(t));
             run.sent.pop_front();
         }
         let media = dts as f64 / f64::from(timescale.max(1));

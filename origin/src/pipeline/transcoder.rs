@@ -77,14 +77,13 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
         "-nostats",
         "-loglevel",
         "warning",
-        // No probing: the init segment says everything; decode with slice
-        // threads only (frame threads hold back a frame per thread).
+        // Little probing: the init segment says everything (what is read to
+        // probe is kept and transcoded, not dropped: no `nobuffer`). Decode
+        // with slice threads only (frame threads hold back a frame each).
         "-probesize",
         "32",
         "-analyzeduration",
         "0",
-        "-fflags",
-        "+nobuffer",
         "-thread_type",
         "slice",
         "-f",
@@ -155,6 +154,9 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
         a.extend([format!("-g{v}"), gop.clone()]);
         a.extend([format!("-force_key_frames{v}"), force.clone()]);
         a.extend([format!("-bf{v}"), "0".into()]);
+        // Timestamps as they came in (not rounded to a 1/fps grid): the rungs
+        // and the source stay on one clock, variable frame rates included.
+        a.extend([format!("-enc_time_base{v}"), "-1".into()]);
         if !r.preset.is_empty() {
             a.extend([format!("-preset{v}"), r.preset.clone()]);
         }
@@ -377,6 +379,12 @@ impl Transcoder {
             // The writer is gone (ffmpeg exited): the reader reports that.
             Err(TrySendError::Disconnected(_)) => Ok(()),
         }
+    }
+
+    /// No more input: ffmpeg reads to the end, writes out what it holds and
+    /// exits (its reader thread then reports [`Event::Exited`]).
+    pub fn end_input(&mut self) {
+        self.input = None;
     }
 
     /// Kills the child (its reader thread then reports [`Event::Exited`]).
