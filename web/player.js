@@ -18,6 +18,8 @@
 //                arrived: how many, the last PATHWAY-PRIORITY, and the pathway
 //                of the level being loaded
 //   playingDate  () => the program date time on screen (a Date) or null
+//   switches     every rendition switch hls.js made: { at, level, height,
+//                bitrate } (the adaptive bitrate ladder at work)
 //   chat         the chat panel's state (web/chat.js)
 //
 // Text from the URL or the network only ever reaches the page through
@@ -35,7 +37,9 @@
   const latencyEl = document.getElementById('latency');
   const streamEl = document.getElementById('stream');
 
-  const brook = { hls: null, video, fatalErrors: [], errors: [], status: '', latency: null, steering: null };
+  const brook = {
+    hls: null, video, fatalErrors: [], errors: [], status: '', latency: null, steering: null, switches: [],
+  };
   window.brook = brook;
 
   function setStatus(text) {
@@ -102,6 +106,12 @@
       // latency (PART-HOLD-BACK); a slightly faster rate closes that gap within
       // seconds instead of never.
       maxLiveSyncPlaybackRate: 1.5,
+      // Low latency leaves about a second of buffer: the bandwidth estimate must
+      // follow the network within seconds, not the ~10 s of hls.js's defaults
+      // (3 s / 9 s half-lives, counted in download time), or a viewer whose link
+      // drops below the current rendition stalls before it switches down.
+      abrEwmaFastLive: 1,
+      abrEwmaSlowLive: 3,
     });
     brook.hls = hls;
     if (retryTimer === null) setStatus('connecting');
@@ -120,6 +130,12 @@
       s.manifests += 1;
       s.priority = data.steeringManifest['PATHWAY-PRIORITY'] || null;
       brook.steering = s;
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+      const level = hls.levels[data.level];
+      remember(brook.switches, {
+        at: Date.now(), level: data.level, height: level ? level.height : null, bitrate: level ? level.bitrate : null,
+      });
     });
     hls.on(Hls.Events.LEVEL_LOADING, (_event, data) => {
       if (brook.steering) brook.steering.pathway = pathwayOf(data.level);

@@ -16,7 +16,7 @@ use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 use tracing::{info, warn};
 
-use brook_origin::config::{Config, DEV_KEY};
+use brook_origin::config::{Config, LadderMode, DEV_KEY};
 use brook_origin::ingest::srt;
 use brook_origin::ingest::whip;
 use brook_origin::metrics::Metrics;
@@ -59,6 +59,10 @@ struct Args {
     /// Reconnect grace period, ms (overrides publish.reconnect_grace_ms).
     #[arg(long)]
     reconnect_grace_ms: Option<u64>,
+    /// `transcode` or `passthrough` (overrides ladder.mode; streams with a
+    /// ladder of their own keep it).
+    #[arg(long, value_parser = ["transcode", "passthrough"])]
+    ladder_mode: Option<String>,
     /// Check the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -100,6 +104,11 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(ms) = args.reconnect_grace_ms {
         config.publish.reconnect_grace_ms = ms;
+    }
+    match args.ladder_mode.as_deref() {
+        Some("passthrough") => config.ladder.mode = LadderMode::Passthrough,
+        Some("transcode") => config.ladder.mode = LadderMode::Transcode,
+        _ => {}
     }
     if let Some(token) = std::env::var("BROOK_ADMIN_TOKEN")
         .ok()

@@ -273,6 +273,9 @@ pub struct Packager {
     events: VecDeque<Event>,
     /// (lead-track time in seconds, wall clock): maps media time to date time.
     anchor: Option<(f64, UnixMillis)>,
+    /// The anchor the next timeline starts with, when the caller knows better
+    /// than "the newest frame arrived now".
+    next_anchor: Option<(f64, UnixMillis)>,
     /// The newest lead frame: (DTS, PTS, timescale).
     latest_lead: Option<(i64, i64, u32)>,
     /// Names for the tracks of the next track list, by index.
@@ -293,6 +296,7 @@ impl Packager {
             track_rendition: Vec::new(),
             events: VecDeque::new(),
             anchor: None,
+            next_anchor: None,
             latest_lead: None,
             names: Vec::new(),
             discontinuity_pending: false,
@@ -653,6 +657,16 @@ impl Packager {
         }
     }
 
+    /// Media time `media_secs` (of the lead track, in the next timeline) is
+    /// wall-clock time `wall`: what `EXT-X-PROGRAM-DATE-TIME` and the MPD's
+    /// availability start derive from, instead of the arrival time of the
+    /// first frame. For input that went through a delay the caller measures
+    /// (a transcoder keeping the source's timestamps): dates stay those of
+    /// the source's arrival, so the delay shows in players' latency.
+    pub fn anchor_next_timeline(&mut self, media_secs: f64, wall: UnixMillis) {
+        self.next_anchor = Some((media_secs, wall));
+    }
+
     fn set_anchor(&mut self, now: UnixMillis) {
         if self.anchor.is_none() {
             // Anchor on the newest frame: it arrived now (older ones were buffered).
@@ -776,7 +790,7 @@ impl Packager {
             self.stats.discontinuities += 1;
         }
         self.discontinuity_pending = false;
-        self.anchor = None;
+        self.anchor = self.next_anchor.take();
         self.latest_lead = None;
         self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, next_msn));
     }

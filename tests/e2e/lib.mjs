@@ -67,12 +67,18 @@ export async function waitFor(what, fn, { timeout = 20000, interval = 100 } = {}
  * and `httpPort` / `srtPort` / `whipPort` to reuse the ports of an origin that was
  * stopped. WHIP (WebRTC) gets its own UDP port too (`origin.whipPort`).
  */
-/** brook-origin on free ports; `wrap` runs it under another command (e.g. `['prlimit', '--nofile=256:']`). */
-export async function startOrigin({ config, args = [], env = {}, httpPort, srtPort, whipPort, wrap = [] } = {}) {
+/**
+ * brook-origin on free ports; `wrap` runs it under another command (e.g. `['prlimit', '--nofile=256:']`).
+ * `ladder`: the ladder mode (`--ladder-mode`); suites about delivery use the encoder's own rendition
+ * (`passthrough`, the default here), the ladder suites `transcode`.
+ */
+export async function startOrigin({
+  config, args = [], env = {}, httpPort, srtPort, whipPort, wrap = [], ladder = 'passthrough',
+} = {}) {
   const http = httpPort ?? await freePort();
   const srt = srtPort ?? await freePort();
   const whip = whipPort ?? await freePort();
-  const extra = [...args];
+  const extra = ['--ladder-mode', ladder, ...args];
   if (config !== undefined) {
     const file = join(mkdtempSync(join(tmpdir(), 'brook-config-')), 'brook.toml');
     writeFileSync(file, config);
@@ -95,15 +101,18 @@ export function srtUrl(port, streamid) {
   return `srt://127.0.0.1:${port}?mode=caller&latency=120000&pkt_size=1316&streamid=${streamid}`;
 }
 
-/** ffmpeg publishing a 720p30 test pattern (`video`: another lavfi source) (H.264, 1 s GOP) with a tone (AAC) over SRT. */
+/**
+ * ffmpeg publishing a 720p30 test pattern (`video`: another lavfi source) (H.264, `gop` frames
+ * between keyframes, 30 by default) with a tone (AAC) over SRT.
+ */
 export function startPublisher(port, {
-  streamid = `publish:live/cam1:${DEV_KEY}`, seconds, video = 'testsrc2=size=1280x720:rate=30',
+  streamid = `publish:live/cam1:${DEV_KEY}`, seconds, video = 'testsrc2=size=1280x720:rate=30', gop = 30,
 } = {}) {
   const args = ['-hide_banner', '-loglevel', 'warning', '-re',
     '-f', 'lavfi', '-i', video,
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'];
   if (seconds) args.push('-t', String(seconds));
-  args.push('-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', '30', '-keyint_min', '30',
+  args.push('-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(gop), '-keyint_min', String(gop),
     '-pix_fmt', 'yuv420p', '-b:v', '2500k', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000',
     '-f', 'mpegts', srtUrl(port, streamid));
   return start('ffmpeg', 'ffmpeg', args);
@@ -152,6 +161,23 @@ export async function ffmpegDecode(init, media) {
   const p = start('ffmpeg-decode', 'ffmpeg', ['-hide_banner', '-v', 'error', '-i', file, '-f', 'null', '-']);
   const { code } = await p.exited;
   return { code, output: p.log };
+}
+
+/**
+ * What ffprobe sees in init + media: the first video stream's size, and the
+ * indexes of its keyframe packets.
+ */
+export async function ffprobeObject(init, media) {
+  const dir = mkdtempSync(join(tmpdir(), 'brook-probe-'));
+  const file = join(dir, 'probe.mp4');
+  writeFileSync(file, Buffer.concat([Buffer.from(init), Buffer.from(media)]));
+  const p = start('ffprobe', 'ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries',
+    'stream=width,height:packet=flags', '-of', 'json', file]);
+  await p.exited;
+  const out = JSON.parse(p.log);
+  const s = out.streams?.[0] ?? {};
+  const keyframes = (out.packets ?? []).flatMap((pkt, i) => (pkt.flags?.startsWith('K') ? [i] : []));
+  return { width: s.width, height: s.height, keyframes, packets: out.packets?.length ?? 0 };
 }
 
 export async function text(url, init) {

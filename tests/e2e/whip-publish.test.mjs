@@ -121,7 +121,7 @@ test('Chromium publishes over WHIP from the broadcaster page; hls.js plays it fo
   await waitFor('ENDLIST after Stop', async () => (await text(videoPlaylist)).body.includes('#EXT-X-ENDLIST'),
     { timeout: 10000 });
   const ended = origin.log.split('\n').find((l) => l.includes('WHIP session ended'));
-  console.log(`# origin: ${ended?.replace(/^.*?brook_origin::whip::session: /, '')}`);
+  console.log(`# origin: ${ended?.replace(/^.*?brook_origin::ingest::whip::session: /, '')}`);
   assert.match(ended ?? '', /synced_by_reports=true/, 'A/V aligned by the RTCP sender reports');
   const gone = await fetch(resource, { method: 'DELETE', headers: { authorization: `Bearer ${DEV_KEY}` } });
   assert.equal(gone.status, 404, 'the page deleted its session');

@@ -82,6 +82,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
         &format!(
             "[http]\nlisten = \"127.0.0.1:{http}\"\nthreads = {threads}\nshutdown_grace_seconds = 1\n\
              [srt]\nlisten = \"127.0.0.1:{srt}\"\n[publish]\nreconnect_grace_ms = 0\n\
+             [ladder]\nmode = \"passthrough\"\n\
              [streams.cam1]\nkey = \"{KEY}\"\n"
         ),
     )?;

@@ -354,8 +354,8 @@ struct Ladder {
     tracks: Option<Vec<TrackInfo>>,
     /// Index of the source's video track.
     video: Option<usize>,
-    /// Source frames since the latest video keyframe.
-    gop: Vec<Frame>,
+    /// Source frames since the latest video keyframe, and when they arrived.
+    gop: Vec<(Frame, UnixMillis)>,
     rate: FrameRate,
     /// The session's plan: its renditions stay for the session.
     plan: Option<Plan>,
@@ -478,7 +478,7 @@ impl Ladder {
         // Keep the current GOP (from its keyframe) for a start or restart.
         let gop_open = !self.gop.is_empty() || (is_video && frame.keyframe) || self.video.is_none();
         if gop_open && self.gop.len() < MAX_GOP_FRAMES {
-            self.gop.push(frame.clone());
+            self.gop.push((frame.clone(), now));
         }
         if let Some(run) = &mut self.running {
             if is_video {
@@ -513,7 +513,12 @@ impl Ladder {
             return;
         }
         // The first start waits a few frames to learn the source's frame rate.
-        if self.plan.is_none() && self.video.is_some() && self.gop.len() < FRAMES_BEFORE_START {
+        let video_frames = self
+            .gop
+            .iter()
+            .filter(|(f, _)| Some(f.track) == self.video)
+            .count();
+        if self.plan.is_none() && self.video.is_some() && video_frames < FRAMES_BEFORE_START {
             return;
         }
         let at = Instant::now();
@@ -558,14 +563,25 @@ impl Ladder {
                 return;
             }
         };
-        // The packager's input starts afresh for the new child's stream.
+        // The packager's input starts afresh for the new child's stream, its
+        // dates those of the source's arrival (so the transcoder's delay shows
+        // in every player's latency).
         output.set_rendition_names(plan.rendition_names());
         output.restart_input(now);
         let copy_lead = plan.rungs.first().is_some_and(|r| r.copy);
+        let lead_time = |f: &Frame| if copy_lead { f.dts } else { f.pts };
+        let first = self
+            .gop
+            .iter()
+            .find(|(f, _)| self.video.is_none() || Some(f.track) == self.video);
+        if let Some((f, arrived)) = first {
+            let timescale = tracks_timescale(self.tracks.as_deref(), f.track);
+            output.anchor_next_timeline(lead_time(f) as f64 / f64::from(timescale), *arrived);
+        }
         let mut sent = VecDeque::new();
-        for f in &self.gop {
+        for (f, _) in &self.gop {
             if Some(f.track) == self.video {
-                sent.push_back((if copy_lead { f.dts } else { f.pts }, at));
+                sent.push_back((lead_time(f), at));
             }
             let _ = transcoder.push(f);
         }
@@ -764,6 +780,13 @@ impl Ladder {
             self.too_slow(output, metrics, &why, now);
         }
     }
+}
+
+fn tracks_timescale(tracks: Option<&[TrackInfo]>, track: usize) -> u32 {
+    tracks
+        .and_then(|t| t.get(track))
+        .map_or(90_000, |t| t.timescale)
+        .max(1)
 }
 
 impl Drop for Ladder {

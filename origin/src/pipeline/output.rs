@@ -70,6 +70,12 @@ impl Output {
         self.apply(now);
     }
 
+    /// The next timeline's media time `media_secs` arrived at `wall`
+    /// ([`Packager::anchor_next_timeline`]).
+    pub fn anchor_next_timeline(&mut self, media_secs: f64, wall: UnixMillis) {
+        self.packager.anchor_next_timeline(media_secs, wall);
+    }
+
     /// Names the renditions of the next track list ([`Packager::set_rendition_names`]).
     pub fn set_rendition_names(&mut self, names: Vec<String>) {
         self.packager.set_rendition_names(names);

@@ -148,6 +148,11 @@ impl Admin {
                     "segments": st.segments,
                     "viewers": s.viewers(),
                     "blocked_requests": s.blocked_requests(),
+                    "transcoder_pid": st.transcoder_pid,
+                    "transcoder_renditions": st.renditions,
+                    "transcoder_restarts": st.transcoder_restarts,
+                    "transcoder_latency_s": st.transcoder_latency_s,
+                    "transcoder_speed": st.transcoder_speed,
                     "media_playlist": format!("/live/{}/{}/video.m3u8", s.name, snap.session),
                 })
             })
