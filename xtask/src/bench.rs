@@ -1,6 +1,13 @@
 //! `cargo xtask bench origin [VIEWERS] [SECONDS]`: the origin under LL-HLS load,
 //! and its part-serving rate against nginx on the same files, in one run.
 //!
+//! `cargo xtask bench ladder [SECONDS]`: the live ladder's cost: a 1080p30
+//! source (made once, cached: test pattern with temporal noise, so the encoders
+//! work as on camera content) through the full default ladder and through each
+//! rung alone, with Brook's transcoder adapter (`origin/examples/ladder.rs`):
+//! speed, cores, RSS, and the delay it adds. Report in
+//! `$BROOK_CACHE/bench/ladder-report.json`.
+//!
 //! 1. Builds `brook-origin` and its `viewers` example (release).
 //! 2. Makes (once, cached) a 20 s 640x360 H.264 + AAC MPEG-TS at ~1 Mbit/s and
 //!    publishes it in a loop with ffmpeg (`-c copy`, no encoding) over SRT.
@@ -37,9 +44,10 @@ const WARMUP_SECONDS: u64 = 12;
 pub fn run(ctx: &Ctx, args: &[String]) -> Result {
     match args.first().map(String::as_str) {
         Some("origin") => {}
+        Some("ladder") => return ladder(ctx, args.get(1)),
         _ => {
             return Err(Error::msg(
-                "usage: cargo xtask bench origin [VIEWERS] [SECONDS]",
+                "usage: cargo xtask bench origin [VIEWERS] [SECONDS] | ladder [SECONDS]",
             ))
         }
     }
@@ -469,4 +477,87 @@ impl Drop for Procs {
             let _ = c.wait();
         }
     }
+}
+
+/// `bench ladder`: see the module docs.
+fn ladder(ctx: &Ctx, seconds: Option<&String>) -> Result {
+    let seconds: u64 = match seconds {
+        Some(s) => s
+            .parse()
+            .map_err(|_| Error::msg(format!("not a number: {s}")))?,
+        None => 30,
+    };
+    if !have("ffmpeg") {
+        return Err(Error::msg("ffmpeg missing: run `cargo xtask setup`"));
+    }
+    run_cmd(Command::new("cargo").current_dir(&ctx.root).args([
+        "build",
+        "--release",
+        "-p",
+        "brook-origin",
+        "--example",
+        "ladder",
+    ]))?;
+    let dir = ctx.cache.join("bench");
+    fs::create_dir_all(&dir).map_err(|e| Error::msg(format!("{}: {e}", dir.display())))?;
+    let source = dir.join("ladder-source-1080p30.ts");
+    if !source.exists() {
+        println!("bench: making a 40 s 1080p30 source (once)");
+        let tmp = dir.join("ladder-source.tmp.ts");
+        run_cmd(Command::new("ffmpeg").args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "40",
+            "-vf",
+            "noise=alls=12:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "6M",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-f",
+            "mpegts",
+        ]).arg(&tmp))?;
+        fs::rename(&tmp, &source).map_err(|e| Error::msg(format!("{}: {e}", source.display())))?;
+    }
+    let example = ctx.target_dir.join("release/examples/ladder");
+    let out = Command::new(example)
+        .arg(&source)
+        .arg(seconds.to_string())
+        .output()
+        .map_err(|e| Error::msg(format!("running the ladder bench: {e}")))?;
+    print!("{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(Error::msg(format!("the ladder bench failed:\n{text}")));
+    }
+    let mut lines: Vec<&str> = text.lines().collect();
+    let json = lines.pop().unwrap_or("[]");
+    for l in lines {
+        println!("{l}");
+    }
+    let report = dir.join("ladder-report.json");
+    fs::write(&report, json).map_err(|e| Error::msg(format!("{}: {e}", report.display())))?;
+    println!("report: {}", report.display());
+    Ok(())
 }

@@ -34,6 +34,9 @@ commands:
   test    run every check CI runs: fmt, clippy, cargo test, wasm build,
           wrangler bundle, edge Miniflare tests, end-to-end tests
   dev     run origin, edge (wrangler dev) and a test-pattern publisher; Ctrl-C stops all
+  bench ladder [SECONDS]
+          the live ladder's cost: a 1080p30 source through the default ladder and
+          each rung alone (speed, cores, RSS, added delay); docs/ladder.md
   bench origin [VIEWERS] [SECONDS]
           load benchmark: simulated LL-HLS viewers (default 5000) on one stream,
           and Brook's parts/s against nginx on the same files (docs/origin.md)
