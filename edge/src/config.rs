@@ -20,12 +20,12 @@
 
 use serde::Deserialize;
 
-use crate::cache::CachePolicy;
-use crate::geo::GeoConfig;
+use crate::access::geo::GeoConfig;
+use crate::access::token::TOKEN_NAME;
+use crate::delivery::cache::CachePolicy;
+use crate::delivery::origins::{OriginsConfig, Region};
 use crate::manifest::RenditionConfig;
-use crate::origins::{OriginsConfig, Region};
 use crate::steering::{Steering, SteeringConfig};
-use crate::token::TOKEN_NAME;
 use crate::Error;
 
 /// The whole document.

@@ -8,7 +8,7 @@
 //! | counter | labels |
 //! |---|---|
 //! | `brook_edge_requests_total` | `kind`, `status` |
-//! | `brook_edge_auth_failures_total` | `reason` (`missing`, or a [`crate::token::Reject`]) |
+//! | `brook_edge_auth_failures_total` | `reason` (`missing`, or a [`crate::access::token::Reject`]) |
 //! | `brook_edge_geo_blocked_total` | |
 //! | `brook_edge_not_entitled_total` | |
 //! | `brook_edge_origin_requests_total` | `origin` |

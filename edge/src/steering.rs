@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::origins::Location;
+use crate::delivery::origins::Location;
 use crate::Error;
 
 /// `steering` in the edge config.
@@ -206,7 +206,7 @@ impl Steering {
                         )));
                     }
                     if let Some(url) = &p.base_url {
-                        crate::origins::Origin::parse(url)
+                        crate::delivery::origins::Origin::parse(url)
                             .map_err(|e| invalid(format!("{}: {e}", p.id)))?;
                     }
                 }

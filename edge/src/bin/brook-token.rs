@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use brook_edge::token::{self, Entitlements, Grant, KeySet};
+use brook_edge::access::token::{self, Entitlements, Grant, KeySet};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -15,8 +15,8 @@ use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
+use crate::access::token::{acl_matches, Grant};
 use crate::query::{self, decode_percent};
-use crate::token::{acl_matches, Grant};
 
 use super::text::clean_name;
 

@@ -5,7 +5,7 @@
 //!   segments, parts, preload hints, rendition reports, the steering server)
 //!   gets `?__token__=<token>`, so the player's next request passes the
 //!   check without cookies or headers. The cache key drops it again
-//!   ([`crate::cache`]), so media objects stay shared by every viewer.
+//!   ([`crate::delivery::cache`]), so media objects stay shared by every viewer.
 //!   Absolute URIs the origin wrote (another host's business) are left alone.
 //! - **Rendition filtering.** Variants above the token's entitlement
 //!   (`maxh`, `maxbw`) are removed (none left: the viewer is refused); device
@@ -27,9 +27,9 @@ use brook_packager::hls::{
 };
 use serde::Deserialize;
 
+use crate::access::token::Entitlements;
 use crate::query::{append_param, encode_component, is_relative};
 use crate::steering::BasePathway;
-use crate::token::Entitlements;
 
 /// Hard and soft limits on the variants a viewer gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

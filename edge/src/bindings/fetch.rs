@@ -19,15 +19,15 @@ use worker::{
     Env, Fetch, Headers, Request, RequestInit, RequestRedirect, Response, ResponseBody, Result,
 };
 
+use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
-use crate::cache::{self, Lookup};
-use crate::coalesce::{Coalescer, Join};
 use crate::config::Edge;
+use crate::delivery::cache::{self, Lookup};
+use crate::delivery::coalesce::{Coalescer, Join};
+use crate::delivery::origins::{self, Health, Location, Region};
 use crate::manifest::{self, DeviceHints, Limits, ManifestError, Personalization, SteeringPlan};
 use crate::metrics::Metrics;
-use crate::origins::{self, Health, Location, Region};
 use crate::steering::{Flavor, PathwayHealth, Viewer};
-use crate::token::KeySet;
 use crate::{forward_headers, is_allowed_method, query, route, Kind, Live, Route, ALLOWED_METHODS};
 
 /// Where the config document lives in the optional KV namespace.
@@ -193,7 +193,7 @@ async fn serve_live(
 
 // --- chat --------------------------------------------------------------------
 
-/// The chat rooms' Durable Object namespace (`chat_do.rs`).
+/// The chat rooms' Durable Object namespace (`chat_room.rs`).
 const CHAT_BINDING: &str = "CHAT";
 /// Largest moderation request body.
 const CHAT_MAX_BODY: usize = 16 * 1024;
@@ -286,7 +286,7 @@ async fn serve_chat(
                 admitted.grant.as_ref(),
                 admitted.token.as_deref(),
                 client_ip.as_deref(),
-                &crate::chat_do::random_hex(),
+                &crate::bindings::random_hex(),
                 64,
             );
             init_headers.set("upgrade", "websocket")?;

@@ -9,7 +9,7 @@
 //! - history and bans are in the object's SQLite storage ([`SqlStore`]);
 //! - [`Output::WakeAt`] is the object's alarm.
 //!
-//! Only the edge Worker reaches it (`glue.rs` after the token check), at
+//! Only the edge Worker reaches it (`bindings/fetch.rs` after the token check), at
 //! `https://room/connect?<identity>` (WebSocket), `/history?...`,
 //! `/moderate`, and `/announce?session=...&state=...` (a publish session the
 //! edge saw start or end, [`crate::chat::notices`]), so it trusts what the

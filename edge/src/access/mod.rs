@@ -13,9 +13,12 @@
 use std::borrow::Cow;
 
 use crate::config::Edge;
-use crate::geo::Decision;
 use crate::query;
-use crate::token::{self, Grant, KeySet, Reject};
+use geo::Decision;
+use token::{Grant, KeySet, Reject};
+
+pub mod geo;
+pub mod token;
 
 /// One request, as far as access is concerned.
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,8 +149,8 @@ pub fn admit<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::token::{sign, Grant};
     use super::*;
-    use crate::token::{sign, Grant};
 
     const HEX: &str = "00112233445566778899aabbccddeeff";
 
