@@ -79,6 +79,23 @@ impl Metrics {
     }
 }
 
+/// Whether an `Authorization` header opens `/_brook/metrics` guarded by
+/// the `METRICS_TOKEN` secret `expected` (unset: never). Compared in
+/// constant time.
+pub fn authorized(expected: &str, authorization: Option<&str>) -> bool {
+    let given = authorization
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    !expected.is_empty() && constant_time_eq(expected.as_bytes(), given.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -88,6 +105,15 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_need_the_secret() {
+        assert!(authorized("s3cret", Some("Bearer s3cret")));
+        assert!(!authorized("s3cret", Some("Bearer s3cre")));
+        assert!(!authorized("s3cret", Some("s3cret")));
+        assert!(!authorized("s3cret", None));
+        assert!(!authorized("", Some("Bearer ")), "unset: never");
+    }
 
     #[test]
     fn counts_and_renders() {

@@ -127,6 +127,39 @@ impl Flavor {
             Flavor::Dash => ("_DASH_pathway", "_DASH_throughput"),
         }
     }
+
+    /// The client's report in a steering manifest request's query: the
+    /// pathway it is on and the throughput it measured (bits/s), each if
+    /// present and well formed.
+    pub fn report(self, query: &str) -> (Option<String>, Option<u64>) {
+        let (pathway, throughput) = self.report_params();
+        (
+            crate::query::param(query, pathway).map(|p| p.into_owned()),
+            crate::query::param(query, throughput).and_then(|t| t.parse::<u64>().ok()),
+        )
+    }
+
+    /// Label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Hls => "hls",
+            Flavor::Dash => "dash",
+        }
+    }
+}
+
+/// `RELOAD-URI` of a steering manifest served at `path`: its own name
+/// (relative), with the viewer's token when there is one.
+pub fn reload_uri(path: &str, token_name: &str, token: Option<&str>) -> String {
+    let mut reload = path
+        .rsplit('/')
+        .next()
+        .unwrap_or("steering.json")
+        .to_owned();
+    if let Some(t) = token {
+        crate::query::append_param(&mut reload, token_name, &crate::query::encode_component(t));
+    }
+    reload
 }
 
 /// A validated steering setup.
@@ -654,6 +687,27 @@ mod tests {
                     base_url: Some("https://b.example")
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn reports_and_reload_uris() {
+        assert_eq!(
+            Flavor::Hls.report("_HLS_pathway=a&_HLS_throughput=123&x=1"),
+            (Some("a".into()), Some(123))
+        );
+        assert_eq!(
+            Flavor::Dash.report("_DASH_pathway=b%20c&_DASH_throughput=-1"),
+            (Some("b c".into()), None)
+        );
+        assert_eq!(Flavor::Dash.report("_HLS_pathway=a"), (None, None));
+        assert_eq!(
+            reload_uri("/live/cam1/steering.json", "__token__", Some("a=b~c")),
+            "steering.json?__token__=a%3Db~c"
+        );
+        assert_eq!(
+            reload_uri("/live/cam1/steering-dash.json", "t", None),
+            "steering-dash.json"
         );
     }
 

@@ -80,6 +80,31 @@ impl Denied {
             Denied::Geo => "geo",
         }
     }
+
+    /// The `WWW-Authenticate` challenge, for a missing token (RFC 6750 3).
+    pub fn www_authenticate(self) -> Option<&'static str> {
+        (self == Denied::Missing).then_some("Bearer realm=\"brook\"")
+    }
+
+    /// The counter a refusal adds to, and its labels.
+    pub fn metric(self) -> (&'static str, Option<(&'static str, &'static str)>) {
+        match self {
+            Denied::Geo => ("brook_edge_geo_blocked_total", None),
+            _ => (
+                "brook_edge_auth_failures_total",
+                Some(("reason", self.reason())),
+            ),
+        }
+    }
+}
+
+/// A stable key for the viewer behind a request: the token's session id,
+/// else the client address (steering order, per-viewer reports).
+pub fn viewer_key(grant: Option<&Grant>, client_ip: Option<&str>) -> String {
+    grant
+        .and_then(|g| g.session_id.clone())
+        .or_else(|| client_ip.map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The token a request presents, if any (decoded where it travels encoded).
@@ -274,6 +299,45 @@ mod tests {
             assert_eq!(Denied::Token(r).body(), "forbidden\n");
             assert_eq!(Denied::Token(r).status(), 403);
         }
+    }
+
+    #[test]
+    fn refusals_as_the_viewer_and_the_metrics_see_them() {
+        assert_eq!(
+            Denied::Missing.www_authenticate(),
+            Some("Bearer realm=\"brook\"")
+        );
+        assert_eq!(Denied::Token(Reject::Expired).www_authenticate(), None);
+        assert_eq!(Denied::Geo.www_authenticate(), None);
+        assert_eq!(
+            Denied::Token(Reject::Expired).metric(),
+            (
+                "brook_edge_auth_failures_total",
+                Some(("reason", "expired"))
+            )
+        );
+        assert_eq!(
+            Denied::Missing.metric(),
+            (
+                "brook_edge_auth_failures_total",
+                Some(("reason", "missing"))
+            )
+        );
+        assert_eq!(Denied::Geo.metric(), ("brook_edge_geo_blocked_total", None));
+    }
+
+    #[test]
+    fn viewer_keys() {
+        let with_id = Grant {
+            session_id: Some("viewer-42".into()),
+            ..Grant::default()
+        };
+        assert_eq!(viewer_key(Some(&with_id), Some("1.2.3.4")), "viewer-42");
+        assert_eq!(
+            viewer_key(Some(&Grant::default()), Some("1.2.3.4")),
+            "1.2.3.4"
+        );
+        assert_eq!(viewer_key(None, None), "");
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The Workers runtime binding: the `#[event(fetch)]` entry point translates
-//! between `worker` types and the plain-Rust logic of this crate, and owns
-//! the per-isolate state (counters, origin and pathway health, the in-flight
-//! map). Decisions belong in the other modules; see the crate docs for the
-//! order they run in.
+//! The `#[event(fetch)]` binding: translates between `worker` types and the
+//! plain-Rust modules of this crate, carries out their decisions (Cache API,
+//! origin fetches, the chat rooms' Durable Object), and owns the per-isolate
+//! state (counters, origin and pathway health, the in-flight map). What to
+//! do is decided elsewhere; see the crate docs for the order it runs in.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -21,32 +21,38 @@ use worker::{
 
 use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
-use crate::config::Edge;
-use crate::delivery::cache::{self, Lookup};
+use crate::chat::handoff::{self, Step};
+use crate::config::{Edge, Memo, Refreshed};
+use crate::delivery::cache::Lookup;
 use crate::delivery::coalesce::{Coalescer, Join};
-use crate::delivery::origins::{self, Health, Location, Region};
-use crate::manifest::{self, DeviceHints, Limits, ManifestError, Personalization, SteeringPlan};
-use crate::metrics::Metrics;
-use crate::steering::{Flavor, PathwayHealth, Viewer};
-use crate::{forward_headers, is_allowed_method, query, route, Kind, Live, Route, ALLOWED_METHODS};
+use crate::delivery::headers::{preflight_headers, CORS};
+use crate::delivery::origins::{self, Health, Location, Region, Tried};
+use crate::delivery::upstream::{self, Fetched, Source};
+use crate::manifest::{self, DeviceHints, Limits, NothingEntitled, Personalization, SteeringPlan};
+use crate::metrics::{self, Metrics};
+use crate::route::{Chat, ChatKind};
+use crate::steering::{self, Flavor, PathwayHealth, Viewer};
+use crate::{is_allowed_method, query, route, Kind, Live, Route, ALLOWED_METHODS};
 
 /// Where the config document lives in the optional KV namespace.
 const CONFIG_KV: &str = "EDGE_KV";
 const CONFIG_KEY: &str = "config";
 /// How long an isolate keeps the KV config before reading it again.
 const CONFIG_KV_REFRESH_MS: u64 = 30_000;
+/// The chat rooms' Durable Object namespace (`chat_room.rs`).
+const CHAT_BINDING: &str = "CHAT";
 
 #[derive(Default)]
 struct State {
     metrics: Metrics,
     health: Health,
     pathways: PathwayHealth,
-    /// The last config parsed, by its source text.
-    edge: Option<(String, Rc<Edge>)>,
-    /// The KV config text and when it was read.
-    kv_config: Option<(Option<String>, u64)>,
-    /// The last `TOKEN_KEYS` parsed, by its text.
-    keys: Option<(String, Rc<KeySet>)>,
+    /// The config, by its source text.
+    edge: Memo<Edge>,
+    /// The KV config text, read at most every [`CONFIG_KV_REFRESH_MS`].
+    kv_config: Refreshed<Option<String>>,
+    /// `TOKEN_KEYS`, by its text.
+    keys: Memo<KeySet>,
     /// Stream starts and ends this isolate told the chat rooms about.
     notices: crate::chat::Notices,
 }
@@ -73,30 +79,82 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let url = req.url()?;
     match route(url.path()) {
         Route::NotFound => plain(404, "not found\n"),
-        Route::Metrics => metrics(&req, &env),
+        Route::Metrics => serve_metrics(&req, &env),
         Route::Bench => bench(&req, &env),
         Route::Live(live) => {
             let kind = live.kind;
             let res = serve_live(&req, &env, &ctx, &url, live).await?;
-            count(
-                "brook_edge_requests_total",
-                &[
-                    ("kind", kind.as_str()),
-                    ("status", &res.status_code().to_string()),
-                ],
-            );
+            count_request(kind.as_str(), &res);
             with_cors(res)
         }
         Route::Chat(chat) => {
             let res = serve_chat(&req, &env, &url, chat).await?;
-            count(
-                "brook_edge_requests_total",
-                &[
-                    ("kind", chat.kind.as_str()),
-                    ("status", &res.status_code().to_string()),
-                ],
-            );
+            count_request(chat.kind.as_str(), &res);
             Ok(res)
+        }
+    }
+}
+
+fn count_request(kind: &str, res: &Response) {
+    count(
+        "brook_edge_requests_total",
+        &[("kind", kind), ("status", &res.status_code().to_string())],
+    );
+}
+
+/// What a request tells about the viewer, read once.
+struct Client {
+    authorization: Option<String>,
+    cookie: Option<String>,
+    ip: Option<String>,
+    cf: CfInfo,
+}
+
+impl Client {
+    fn of(req: &Request) -> Result<Self> {
+        let headers = req.headers();
+        Ok(Self {
+            authorization: headers.get("authorization")?,
+            cookie: headers.get("cookie")?,
+            ip: headers.get("cf-connecting-ip")?,
+            cf: cf_location(req),
+        })
+    }
+
+    fn access<'a>(
+        &'a self,
+        path: &'a str,
+        query: Option<&'a str>,
+        stream: &'a str,
+    ) -> AccessRequest<'a> {
+        AccessRequest {
+            now: now_ms() / 1000,
+            path,
+            query,
+            authorization: self.authorization.as_deref(),
+            cookie: self.cookie.as_deref(),
+            client_ip: self.ip.as_deref(),
+            country: self.cf.country.as_deref(),
+            stream,
+        }
+    }
+
+    fn location(&self) -> Location<'_> {
+        Location {
+            country: self.cf.country.as_deref(),
+            continent: self.cf.continent.as_deref(),
+            colo: self.cf.colo.as_deref(),
+        }
+    }
+}
+
+/// The config and keys, or the 500 answer when either is invalid.
+async fn load(env: &Env) -> std::result::Result<(Rc<Edge>, Rc<KeySet>), Result<Response>> {
+    match (load_edge(env).await, load_keys(env)) {
+        (Ok(edge), Ok(keys)) => Ok((edge, keys)),
+        (Err(e), _) | (_, Err(e)) => {
+            console_error!("{e}");
+            Err(plain(500, "edge misconfigured\n"))
         }
     }
 }
@@ -111,54 +169,29 @@ async fn serve_live(
     // The raw method: `worker::Method` maps unknown methods to GET.
     let method = req.inner().method();
     if method == "OPTIONS" {
-        return preflight(req);
+        return preflight(req, ALLOWED_METHODS);
     }
     if !is_allowed_method(&method) {
         let res = plain(405, "method not allowed\n")?;
         res.headers().set("allow", ALLOWED_METHODS)?;
         return Ok(res);
     }
-
-    let (edge, keys) = match (load_edge(env).await, load_keys(env)) {
-        (Ok(edge), Ok(keys)) => (edge, keys),
-        (Err(e), _) | (_, Err(e)) => {
-            console_error!("{e}");
-            return plain(500, "edge misconfigured\n");
-        }
+    let (edge, keys) = match load(env).await {
+        Ok(loaded) => loaded,
+        Err(answer) => return answer,
     };
-
-    let headers = req.headers();
-    let authorization = headers.get("authorization")?;
-    let cookie = headers.get("cookie")?;
-    let client_ip = headers.get("cf-connecting-ip")?;
-    let cf = cf_location(req);
-    let now = now_ms();
-    let access_req = AccessRequest {
-        now: now / 1000,
-        path: url.path(),
-        query: url.query(),
-        authorization: authorization.as_deref(),
-        cookie: cookie.as_deref(),
-        client_ip: client_ip.as_deref(),
-        country: cf.country.as_deref(),
-        stream: live.stream,
-    };
-    let admitted = match access::admit(&edge, &keys, &access_req) {
+    let client = Client::of(req)?;
+    let admitted = match access::admit(
+        &edge,
+        &keys,
+        &client.access(url.path(), url.query(), live.stream),
+    ) {
         Ok(a) => a,
-        Err(denied) => return deny(denied, url.path(), &cf),
+        Err(denied) => return deny(denied, url.path(), &client.cf),
     };
-
-    let location = Location {
-        country: cf.country.as_deref(),
-        continent: cf.continent.as_deref(),
-        colo: cf.colo.as_deref(),
-    };
-    let viewer_key = admitted
-        .grant
-        .as_ref()
-        .and_then(|g| g.session_id.clone())
-        .or_else(|| client_ip.clone())
-        .unwrap_or_default();
+    let location = client.location();
+    let viewer_key = access::viewer_key(admitted.grant.as_ref(), client.ip.as_deref());
+    let now = now_ms();
 
     match live.kind {
         Kind::SteeringHls | Kind::SteeringDash => {
@@ -193,84 +226,48 @@ async fn serve_live(
 
 // --- chat --------------------------------------------------------------------
 
-/// The chat rooms' Durable Object namespace (`chat_room.rs`).
-const CHAT_BINDING: &str = "CHAT";
-/// Largest moderation request body.
-const CHAT_MAX_BODY: usize = 16 * 1024;
-
 /// `/chat/<stream>[/history|/moderate]`: the video's token check and geo
-/// rule (the token against `/live/<stream>/chat`; moderation against
-/// `/chat/<stream>/moderate`), then the stream's room. See docs/chat.md.
+/// rule (`chat::handoff` says against which path), then the stream's room.
+/// See docs/chat.md.
 async fn serve_chat(
     req: &Request,
     env: &Env,
     url: &worker::Url,
-    chat: crate::route::Chat<'_>,
+    chat: Chat<'_>,
 ) -> Result<Response> {
-    use crate::chat::identity::{access_path, moderate_path};
-    use crate::route::ChatKind;
-
     let method = req.inner().method();
-    let socket = chat.kind == ChatKind::Socket;
-    if method == "OPTIONS" && !socket {
-        return with_cors(preflight(req)?);
-    }
-    let allowed = match chat.kind {
-        ChatKind::Socket | ChatKind::History => method == "GET",
-        ChatKind::Moderate => method == "GET" || method == "POST",
-    };
-    if !allowed {
-        let res = plain(405, "method not allowed\n")?;
-        res.headers().set(
-            "allow",
-            if chat.kind == ChatKind::Moderate {
-                "GET, POST"
-            } else {
-                "GET"
-            },
-        )?;
-        return Ok(res);
-    }
-    let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
-    if socket && !upgrade.eq_ignore_ascii_case("websocket") {
-        let res = plain(426, "WebSocket upgrade required\n")?;
-        res.headers().set("upgrade", "websocket")?;
-        return Ok(res);
-    }
-
-    let (edge, keys) = match (load_edge(env).await, load_keys(env)) {
-        (Ok(edge), Ok(keys)) => (edge, keys),
-        (Err(e), _) | (_, Err(e)) => {
-            console_error!("{e}");
-            return plain(500, "edge misconfigured\n");
+    let upgrade = req.headers().get("upgrade")?;
+    match handoff::first_step(chat.kind, &method, upgrade.as_deref()) {
+        Step::Preflight => return with_cors(preflight(req, ALLOWED_METHODS)?),
+        Step::MethodNotAllowed(allow) => {
+            let res = plain(405, "method not allowed\n")?;
+            res.headers().set("allow", allow)?;
+            return Ok(res);
         }
+        Step::UpgradeRequired => {
+            let res = plain(426, "WebSocket upgrade required\n")?;
+            res.headers().set("upgrade", "websocket")?;
+            return Ok(res);
+        }
+        Step::Admit => {}
+    }
+    let (edge, keys) = match load(env).await {
+        Ok(loaded) => loaded,
+        Err(answer) => return answer,
     };
-    let headers = req.headers();
-    let authorization = headers.get("authorization")?;
-    let cookie = headers.get("cookie")?;
-    let client_ip = headers.get("cf-connecting-ip")?;
-    let cf = cf_location(req);
-    let path = match chat.kind {
-        ChatKind::Moderate => moderate_path(chat.stream),
-        _ => access_path(chat.stream),
-    };
-    let access_req = AccessRequest {
-        now: now_ms() / 1000,
-        path: &path,
-        query: url.query(),
-        authorization: authorization.as_deref(),
-        cookie: cookie.as_deref(),
-        client_ip: client_ip.as_deref(),
-        country: cf.country.as_deref(),
-        stream: chat.stream,
-    };
-    let admitted = match access::admit(&edge, &keys, &access_req) {
+    let client = Client::of(req)?;
+    let path = handoff::access_path(chat.kind, chat.stream);
+    let admitted = match access::admit(
+        &edge,
+        &keys,
+        &client.access(&path, url.query(), chat.stream),
+    ) {
         Ok(a) => a,
-        Err(denied) => return deny(denied, url.path(), &cf),
+        Err(denied) => return deny(denied, url.path(), &client.cf),
     };
-    if chat.kind == ChatKind::Moderate && admitted.grant.is_none() {
+    if handoff::needs_token(chat.kind) && admitted.grant.is_none() {
         // Moderation needs a moderator's token even where viewers need none.
-        return deny(Denied::Missing, url.path(), &cf);
+        return deny(Denied::Missing, url.path(), &client.cf);
     }
 
     let Ok(rooms) = env.durable_object(CHAT_BINDING) else {
@@ -285,41 +282,32 @@ async fn serve_chat(
                 chat.stream,
                 admitted.grant.as_ref(),
                 admitted.token.as_deref(),
-                client_ip.as_deref(),
-                &crate::bindings::random_hex(),
+                client.ip.as_deref(),
+                &super::random_hex(),
                 64,
             );
             init_headers.set("upgrade", "websocket")?;
-            format!("https://room/connect?{}", identity.to_query())
+            handoff::connect_url(&identity)
         }
-        ChatKind::History => {
-            // Only the range: the token goes no further than here.
-            let mut q = String::new();
-            for (k, v) in query::params(url.query().unwrap_or("")) {
-                if matches!(&*k, "from" | "to" | "limit") {
-                    query::append_param(&mut q, &k, &query::encode_component(&v));
-                }
-            }
-            format!("https://room/history{q}")
-        }
+        ChatKind::History => handoff::history_url(url.query()),
         ChatKind::Moderate => {
             if method == "POST" {
                 let body = req.clone()?.text().await?;
-                if body.len() > CHAT_MAX_BODY {
+                if body.len() > handoff::MAX_MODERATION_BODY {
                     return plain(413, "too large\n");
                 }
                 init.with_method(worker::Method::Post)
                     .with_body(Some(JsValue::from_str(&body)));
                 init_headers.set("content-type", "application/json")?;
             }
-            "https://room/moderate".to_owned()
+            handoff::MODERATE_URL.to_owned()
         }
     };
     init.with_headers(init_headers);
     let res = stub
         .fetch_with_request(Request::new_with_init(&room_url, &init)?)
         .await?;
-    if socket {
+    if chat.kind == ChatKind::Socket {
         return Ok(res);
     }
     // The room's answer, with headers this edge may change.
@@ -354,7 +342,7 @@ fn announce_stream(env: &Env, ctx: &Context, live: Live<'_>, path: &str, playlis
                 .get_stub()?;
             let mut init = RequestInit::new();
             init.with_method(worker::Method::Post);
-            let url = format!("https://room/announce?{}", event.to_query());
+            let url = handoff::announce_url(&event);
             stub.fetch_with_request(Request::new_with_init(&url, &init)?)
                 .await
                 .map(|res| res.status_code())
@@ -401,21 +389,18 @@ fn cf_location(req: &Request) -> CfInfo {
 }
 
 fn deny(denied: Denied, path: &str, cf: &CfInfo) -> Result<Response> {
-    let reason = denied.reason();
-    match denied {
-        Denied::Geo => count("brook_edge_geo_blocked_total", &[]),
-        _ => count("brook_edge_auth_failures_total", &[("reason", reason)]),
-    }
+    let (metric, label) = denied.metric();
+    count(metric, label.as_slice());
     console_warn!(
-        "denied {} ({reason}) {path} country={} colo={}",
+        "denied {} ({}) {path} country={} colo={}",
         denied.status(),
+        denied.reason(),
         cf.country.as_deref().unwrap_or("-"),
         cf.colo.as_deref().unwrap_or("-")
     );
     let res = plain(denied.status(), denied.body())?;
-    if denied == Denied::Missing {
-        res.headers()
-            .set("www-authenticate", "Bearer realm=\"brook\"")?;
+    if let Some(challenge) = denied.www_authenticate() {
+        res.headers().set("www-authenticate", challenge)?;
     }
     Ok(res)
 }
@@ -426,13 +411,9 @@ fn deny(denied: Denied, path: &str, cf: &CfInfo) -> Result<Response> {
 async fn config_text(env: &Env) -> Option<String> {
     if let Ok(kv) = env.kv(CONFIG_KV) {
         let now = now_ms();
-        let cached = with_state(|s| {
-            s.kv_config
-                .clone()
-                .filter(|(_, at)| now.saturating_sub(*at) < CONFIG_KV_REFRESH_MS)
-        });
+        let cached = with_state(|s| s.kv_config.fresh(now, CONFIG_KV_REFRESH_MS).cloned());
         let text = match cached {
-            Some((text, _)) => text,
+            Some(text) => text,
             None => {
                 let text = kv
                     .get(CONFIG_KEY)
@@ -443,7 +424,7 @@ async fn config_text(env: &Env) -> Option<String> {
                         console_error!("reading {CONFIG_KV}/{CONFIG_KEY}: {e}");
                         None
                     });
-                with_state(|s| s.kv_config = Some((text.clone(), now)));
+                with_state(|s| s.kv_config.set(text.clone(), now));
                 text
             }
         };
@@ -466,17 +447,11 @@ async fn load_edge(env: &Env) -> std::result::Result<Rc<Edge>, String> {
     let text = config_text(env).await.unwrap_or_default();
     let origin_url = env.var("ORIGIN_URL").ok().map(|v| v.to_string());
     let source = format!("{text}\u{0}{}", origin_url.as_deref().unwrap_or(""));
-    if let Some(edge) = with_state(|s| {
+    with_state(|s| {
         s.edge
-            .as_ref()
-            .filter(|(src, _)| *src == source)
-            .map(|(_, e)| e.clone())
-    }) {
-        return Ok(edge);
-    }
-    let edge = Rc::new(Edge::new(Some(&text), origin_url.as_deref()).map_err(|e| e.to_string())?);
-    with_state(|s| s.edge = Some((source, edge.clone())));
-    Ok(edge)
+            .get_or_parse(&source, || Edge::new(Some(&text), origin_url.as_deref()))
+    })
+    .map_err(|e| e.to_string())
 }
 
 fn load_keys(env: &Env) -> std::result::Result<Rc<KeySet>, String> {
@@ -484,17 +459,7 @@ fn load_keys(env: &Env) -> std::result::Result<Rc<KeySet>, String> {
         .secret("TOKEN_KEYS")
         .map(|s| s.to_string())
         .unwrap_or_default();
-    if let Some(keys) = with_state(|s| {
-        s.keys
-            .as_ref()
-            .filter(|(t, _)| *t == text)
-            .map(|(_, k)| k.clone())
-    }) {
-        return Ok(keys);
-    }
-    let keys = Rc::new(KeySet::parse(&text).map_err(|e| e.to_string())?);
-    with_state(|s| s.keys = Some((text, keys.clone())));
-    Ok(keys)
+    with_state(|s| s.keys.get_or_parse(&text, || KeySet::parse(&text))).map_err(|e| e.to_string())
 }
 
 // --- steering ----------------------------------------------------------------
@@ -511,10 +476,7 @@ fn steering_manifest(
     let Some(steering) = &edge.steering else {
         return plain(404, "no steering configured\n");
     };
-    let (pathway_param, throughput_param) = flavor.report_params();
-    let q = url.query().unwrap_or("");
-    let pathway = query::param(q, pathway_param);
-    let throughput = query::param(q, throughput_param).and_then(|t| t.parse::<u64>().ok());
+    let (pathway, throughput) = flavor.report(url.query().unwrap_or(""));
     if let (Some(p), Some(t)) = (&pathway, throughput) {
         with_state(|s| s.pathways.record(steering.config(), p, t, now));
     }
@@ -524,25 +486,11 @@ fn steering_manifest(
         pathway: pathway.as_deref(),
         throughput,
     };
-    let name = url.path().rsplit('/').next().unwrap_or("steering.json");
-    let mut reload = name.to_string();
-    if let Some(t) = &admitted.token {
-        query::append_param(
-            &mut reload,
-            &edge.auth.token_name,
-            &query::encode_component(t),
-        );
-    }
+    let reload = steering::reload_uri(url.path(), &edge.auth.token_name, admitted.token.as_deref());
     let manifest = with_state(|s| steering.manifest(flavor, &viewer, &s.pathways, now, reload));
     count(
         "brook_edge_steering_manifests_total",
-        &[(
-            "flavor",
-            match flavor {
-                Flavor::Hls => "hls",
-                Flavor::Dash => "dash",
-            },
-        )],
+        &[("flavor", flavor.as_str())],
     );
     let res = Response::builder()
         .with_status(200)
@@ -554,61 +502,10 @@ fn steering_manifest(
 
 // --- upstream: cache, coalescing, origins ------------------------------------
 
-/// An origin response held in memory: shared by coalesced requests and
-/// stored in the Cache API.
-struct Fetched {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Fetched {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Where a response came from (the `x-brook-cache` header says it too).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// Workers Cache API.
-    Hit,
-    /// This request's own origin fetch.
-    Miss,
-    /// Another request's origin fetch, shared in flight.
-    Coalesced,
-    /// Not shareable: streamed through as the origin sent it.
-    Pass,
-}
-
-impl Source {
-    fn as_str(self) -> &'static str {
-        match self {
-            Source::Hit => "hit",
-            Source::Miss => "miss",
-            Source::Coalesced => "coalesced",
-            Source::Pass => "pass",
-        }
-    }
-}
-
 enum Upstream {
     Shared(Rc<Fetched>, Source),
     Stream(Response, Source),
 }
-
-/// Headers that make a request about one client's copy, not the object.
-const CONDITIONAL: [&str; 6] = [
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
-];
 
 async fn upstream(
     req: &Request,
@@ -619,16 +516,13 @@ async fn upstream(
     location: Location<'_>,
     method: &str,
 ) -> Result<Upstream> {
-    let conditional = CONDITIONAL
-        .iter()
-        .any(|h| req.headers().has(h).unwrap_or(false));
-    let shareable = method == "GET" && lookup.is_shared() && !conditional;
-    let base = format!("{}://{}", url.scheme(), url.host_str().unwrap_or("edge"));
-    if !shareable {
+    let names: Vec<String> = req.headers().keys().collect();
+    let conditional = upstream::has_conditional(names.iter().map(String::as_str));
+    if !upstream::is_shareable(method, lookup, conditional) {
         let res = fetch_origins(req, edge, lookup, location, method, false).await?;
         return Ok(Upstream::Stream(res, Source::Pass));
     }
-
+    let base = format!("{}://{}", url.scheme(), url.host_str().unwrap_or("edge"));
     let key = lookup.key(&base);
     let cache = Cache::default();
     match cache.get(key.as_str(), false).await {
@@ -696,7 +590,11 @@ async fn upstream(
                 if let Some(ttl) =
                     lookup.store_for(&edge.cache, fetched.status, fetched.header("cache-control"))
                 {
-                    let stored = stored_copy(&fetched, ttl)?;
+                    let stored = response(
+                        fetched.status,
+                        &upstream::stored_headers(&fetched.headers, ttl),
+                        Some(fetched.body.clone()),
+                    )?;
                     ctx.wait_until(async move {
                         if let Err(e) = Cache::default().put(key.as_str(), stored).await {
                             console_error!("cache put {key}: {e}");
@@ -711,16 +609,8 @@ async fn upstream(
 
 async fn buffer(mut res: Response) -> Result<Fetched> {
     let status = res.status_code();
-    // The runtime hands over decoded bytes: drop the coding (and the length)
-    // that described the bytes on the wire. Cloudflare compresses again on
-    // the way to the viewer.
-    let headers = forward_headers(res.headers().entries())
-        .into_iter()
-        .filter(|(k, _)| {
-            !k.eq_ignore_ascii_case("content-encoding") && !k.eq_ignore_ascii_case("content-length")
-        })
-        .collect();
-    let body = if has_null_body(status) {
+    let headers = upstream::decoded_headers(res.headers().entries());
+    let body = if upstream::has_null_body(status) {
         Vec::new()
     } else {
         res.bytes().await?
@@ -730,24 +620,6 @@ async fn buffer(mut res: Response) -> Result<Fetched> {
         headers,
         body,
     })
-}
-
-/// The copy kept in the Cache API: the edge TTL as `cache-control`, the
-/// origin's own value kept aside for the responses made from it.
-fn stored_copy(f: &Fetched, ttl: u32) -> Result<Response> {
-    let headers = Headers::new();
-    for (k, v) in &f.headers {
-        match k.to_ascii_lowercase().as_str() {
-            "cache-control" => headers.set("x-brook-origin-cache-control", v)?,
-            "set-cookie" | "content-length" => {}
-            _ => headers.append(k, v)?,
-        }
-    }
-    headers.set("cache-control", &format!("public, max-age={ttl}"))?;
-    Ok(Response::builder()
-        .with_status(f.status)
-        .with_headers(headers)
-        .fixed(f.body.clone()))
 }
 
 /// Tries the regions in order; see [`origins`] for the rules. `shared`
@@ -780,7 +652,10 @@ async fn fetch_origins(
             .url_for(lookup.path, upstream_query.as_deref());
         let mut init = RequestInit::new();
         init.with_method(method.to_string().into())
-            .with_headers(upstream_headers(req.headers(), shared)?)
+            .with_headers(headers(&upstream::upstream_headers(
+                req.headers().entries(),
+                shared,
+            ))?)
             // Pass the origin's redirects to the client instead of chasing them here.
             .with_redirect(RequestRedirect::Manual);
         let upstream_req = Request::new_with_init(&url, &init)?;
@@ -791,28 +666,32 @@ async fn fetch_origins(
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(upstream_req);
-        let outcome = with_timeout(fetch.send_with_signal(&signal), timeout).await;
-        let failure = match outcome {
+        let (tried, answer) = match with_timeout(fetch.send_with_signal(&signal), timeout).await {
             None => {
                 controller.abort();
-                "timeout"
+                (Tried::TimedOut, None)
             }
             Some(Err(e)) => {
                 console_error!("origin {} ({url}) failed: {e}", region.id);
-                "network"
+                (Tried::NetworkError, None)
             }
-            Some(Ok(res)) if origins::fails_over(res.status_code(), holdable) => {
-                console_error!(
-                    "origin {} ({url}) answered {}",
-                    region.id,
-                    res.status_code()
-                );
-                last_5xx = Some(res);
-                "status"
-            }
-            Some(Ok(res)) => {
+            Some(Ok(res)) => (Tried::Answered(res.status_code()), Some(res)),
+        };
+        let failure = match (tried.failure(holdable), answer) {
+            (None, Some(res)) => {
                 with_state(|s| s.health.mark_up(&region.id));
                 return Ok(res);
+            }
+            (failure, answer) => {
+                if let Some(res) = answer {
+                    console_error!(
+                        "origin {} ({url}) answered {}",
+                        region.id,
+                        res.status_code()
+                    );
+                    last_5xx = Some(res);
+                }
+                failure.unwrap_or("status")
             }
         };
         count(
@@ -846,23 +725,6 @@ async fn with_timeout<F: Future>(fut: F, ms: u64) -> Option<F::Output> {
     .await
 }
 
-/// What the origin gets from the client's headers: end-to-end ones, never
-/// the token carriers, and for shared fetches nothing conditional.
-fn upstream_headers(from: &Headers, shared: bool) -> Result<Headers> {
-    let out = Headers::new();
-    for (name, value) in forward_headers(from.entries()) {
-        let lower = name.to_ascii_lowercase();
-        if lower == "authorization" || lower == "cookie" {
-            continue;
-        }
-        if shared && CONDITIONAL.contains(&lower.as_str()) {
-            continue;
-        }
-        out.append(&name, &value)?;
-    }
-    Ok(out)
-}
-
 // --- responses ---------------------------------------------------------------
 
 /// `announce` sees every playlist served, as the origin wrote it.
@@ -881,16 +743,10 @@ async fn respond(
     match upstream {
         Upstream::Stream(mut res, source) if personalize && res.status_code() == 200 => {
             // A manifest from the Cache API (or one too big to share).
-            let status = res.status_code();
-            let headers = forward_headers(res.headers().entries())
-                .into_iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("content-encoding"))
-                .collect();
-            let body = res.bytes().await?;
             let f = Fetched {
-                status,
-                headers,
-                body,
+                status: res.status_code(),
+                headers: upstream::decoded_headers(res.headers().entries()),
+                body: res.bytes().await?,
             };
             finish_manifest(
                 req, edge, admitted, lookup, &f, viewer, now, source, announce,
@@ -900,23 +756,11 @@ async fn respond(
         Upstream::Shared(f, source) if personalize && f.status == 200 => finish_manifest(
             req, edge, admitted, lookup, &f, viewer, now, source, announce,
         ),
-        Upstream::Shared(f, source) => {
-            let headers = Headers::new();
-            for (k, v) in &f.headers {
-                if !k.eq_ignore_ascii_case("content-length") {
-                    headers.append(k, v)?;
-                }
-            }
-            headers.set("x-brook-cache", source.as_str())?;
-            let builder = Response::builder()
-                .with_status(f.status)
-                .with_headers(headers);
-            Ok(if has_null_body(f.status) {
-                builder.empty()
-            } else {
-                builder.fixed(f.body.clone())
-            })
-        }
+        Upstream::Shared(f, source) => response(
+            f.status,
+            &upstream::shared_headers(&f.headers, source),
+            Some(f.body.clone()),
+        ),
     }
 }
 
@@ -969,82 +813,39 @@ fn finish_manifest(
         steering,
         path: lookup.path,
     };
-    let body = if p.is_noop() {
-        text.into_owned()
-    } else {
-        match lookup.kind {
-            Kind::Multivariant => match manifest::personalize_multivariant(&text, &p) {
-                Ok(out) => out,
-                Err(ManifestError::NothingEntitled) => {
-                    count("brook_edge_not_entitled_total", &[]);
-                    return plain(403, "forbidden\n");
-                }
-                Err(ManifestError::Parse(e)) => {
-                    count("brook_edge_manifest_fallbacks_total", &[]);
-                    console_error!(
-                        "multivariant {} does not parse ({e}); token only",
-                        lookup.path
-                    );
-                    manifest::rewrite_lines(&text, &p)
-                }
-            },
-            Kind::MediaPlaylist => match manifest::personalize_media(&text, &p) {
-                Ok(out) => out,
-                Err(e) => {
-                    count("brook_edge_manifest_fallbacks_total", &[]);
-                    console_error!(
-                        "playlist {} does not parse ({e}); line rewrite",
-                        lookup.path
-                    );
-                    manifest::rewrite_lines(&text, &p)
-                }
-            },
-            _ => manifest::personalize_mpd(&text, &p, Some("steering-dash.json")),
+    let out = match manifest::personalize(lookup.kind, &text, &p) {
+        Ok(out) => out,
+        Err(NothingEntitled) => {
+            count("brook_edge_not_entitled_total", &[]);
+            return plain(403, "forbidden\n");
         }
     };
-    let noop = p.is_noop();
-    let headers = Headers::new();
-    let mut origin_cc = None;
-    for (k, v) in &f.headers {
-        match k.to_ascii_lowercase().as_str() {
-            "content-length" | "cache-control" => {}
-            "x-brook-origin-cache-control" => origin_cc = Some(v.clone()),
-            // Validators describe the origin's bytes, not rewritten ones.
-            "etag" | "last-modified" | "age" if !noop => {}
-            _ => headers.append(k, v)?,
-        }
+    if let Some(e) = &out.fallback {
+        count("brook_edge_manifest_fallbacks_total", &[]);
+        console_error!(
+            "{} {} does not parse ({e}); line rewrite",
+            lookup.kind.as_str(),
+            lookup.path
+        );
     }
-    let origin_cc = origin_cc.or_else(|| f.header("cache-control").map(str::to_owned));
-    if noop {
-        if let Some(cc) = &origin_cc {
-            headers.set("cache-control", cc)?;
-        }
-    } else {
-        headers.set(
-            "cache-control",
-            &cache::personalized_cache_control(origin_cc.as_deref()),
-        )?;
-    }
-    headers.set("x-brook-cache", source.as_str())?;
-    Ok(Response::builder()
-        .with_status(200)
-        .with_headers(headers)
-        .fixed(body.into_bytes()))
+    response(
+        200,
+        &upstream::manifest_headers(&f.headers, out.rewritten, source),
+        Some(out.body.into_bytes()),
+    )
 }
 
 fn passthrough(res: Response, source: Source) -> Result<Response> {
     let status = res.status_code();
-    let headers = copy_headers(res.headers())?;
-    if let Some(cc) = headers.get("x-brook-origin-cache-control")? {
-        headers.set("cache-control", &cc)?;
-        headers.delete("x-brook-origin-cache-control")?;
-    }
-    headers.set("x-brook-cache", source.as_str())?;
+    let headers = headers(&upstream::passthrough_headers(
+        res.headers().entries(),
+        source,
+    ))?;
     let (_, body) = res.into_parts();
     // The origin's body stream is handed over as is: bytes reach the client as
     // they arrive (parts of a segment still being written included), and the
     // runtime keeps the length it learnt from the origin's Content-Length.
-    let body = if has_null_body(status) {
+    let body = if upstream::has_null_body(status) {
         ResponseBody::Empty
     } else {
         body
@@ -1055,19 +856,24 @@ fn passthrough(res: Response, source: Source) -> Result<Response> {
         .body(body))
 }
 
-/// A fresh header list holding what a proxy may forward from `from`.
-fn copy_headers(from: &Headers) -> Result<Headers> {
+/// The runtime's header list for `pairs` (repeated names kept).
+fn headers<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Result<Headers> {
     let out = Headers::new();
-    for (name, value) in forward_headers(from.entries()) {
-        out.append(&name, &value)?;
+    for (k, v) in pairs {
+        out.append(k.as_ref(), v.as_ref())?;
     }
     Ok(out)
 }
 
-/// Statuses whose responses must not carry a body (the `Response`
-/// constructor throws otherwise).
-fn has_null_body(status: u16) -> bool {
-    matches!(status, 101 | 103 | 204 | 205 | 304)
+/// A response with a fixed body (dropped for statuses that have none).
+fn response(status: u16, pairs: &[(String, String)], body: Option<Vec<u8>>) -> Result<Response> {
+    let builder = Response::builder()
+        .with_status(status)
+        .with_headers(headers(pairs)?);
+    Ok(match body {
+        Some(b) if !upstream::has_null_body(status) => builder.fixed(b),
+        _ => builder.empty(),
+    })
 }
 
 /// A short plain-text answer that is never cached.
@@ -1081,53 +887,33 @@ fn plain(status: u16, text: &str) -> Result<Response> {
     Ok(res)
 }
 
-/// Every `/live/` answer may be read by a page on another origin (the
-/// viewer page, or a player on a customer's site; steering moves players
-/// between hosts).
+/// Every `/live/` and `/chat/` answer (but the socket) may be read by a page
+/// on another origin.
 fn with_cors(res: Response) -> Result<Response> {
-    res.headers().set("access-control-allow-origin", "*")?;
-    res.headers().set(
-        "access-control-expose-headers",
-        "x-brook-cache, content-length, date",
-    )?;
+    for (k, v) in CORS {
+        res.headers().set(k, v)?;
+    }
     Ok(res)
 }
 
-fn preflight(req: &Request) -> Result<Response> {
+fn preflight(req: &Request, methods: &str) -> Result<Response> {
+    let asked = req.headers().get("access-control-request-headers")?;
     let res = Response::builder().with_status(204).empty();
-    let h = res.headers();
-    h.set("access-control-allow-methods", ALLOWED_METHODS)?;
-    let asked = req
-        .headers()
-        .get("access-control-request-headers")?
-        .unwrap_or_default();
-    // Only simple header names are echoed back.
-    let allowed: Vec<&str> = asked
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .collect();
-    if !allowed.is_empty() {
-        h.set("access-control-allow-headers", &allowed.join(", "))?;
+    for (k, v) in preflight_headers(methods, asked.as_deref()) {
+        res.headers().set(k, &v)?;
     }
-    h.set("access-control-max-age", "86400")?;
-    h.set("cache-control", "no-store")?;
     Ok(res)
 }
 
 // --- operations --------------------------------------------------------------
 
-fn metrics(req: &Request, env: &Env) -> Result<Response> {
+fn serve_metrics(req: &Request, env: &Env) -> Result<Response> {
     let expected = env
         .secret("METRICS_TOKEN")
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let given = req
-        .headers()
-        .get("authorization")?
-        .and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
-        .unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+    let authorization = req.headers().get("authorization")?;
+    if !metrics::authorized(&expected, authorization.as_deref()) {
         return plain(404, "not found\n");
     }
     let res = Response::builder()
@@ -1137,13 +923,6 @@ fn metrics(req: &Request, env: &Env) -> Result<Response> {
         .set("content-type", "text/plain; version=0.0.4")?;
     res.headers().set("cache-control", "no-store")?;
     Ok(res)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `GET /_brook/bench/rewrite?n=N&kind=media|multivariant`: runs the rewrite

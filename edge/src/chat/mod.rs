@@ -24,6 +24,7 @@
 //!
 //! The schema, limits and moderation API are in docs/chat.md.
 
+pub mod handoff;
 pub mod identity;
 pub mod limits;
 pub mod notices;

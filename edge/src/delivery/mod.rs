@@ -1,9 +1,11 @@
 //! Getting bytes from the origins to the viewer: what is cached and under
 //! which key ([`cache`]), identical requests in flight sharing one origin
 //! fetch ([`coalesce`]), which origin is asked and when to fail over
-//! ([`origins`]), and which headers cross the proxy ([`headers`]).
+//! ([`origins`]), which headers cross the proxy ([`headers`]), and what each kind of
+//! answer carries back ([`upstream`]).
 
 pub mod cache;
 pub mod coalesce;
 pub mod headers;
 pub mod origins;
+pub mod upstream;

@@ -29,6 +29,7 @@ use serde::Deserialize;
 
 use crate::access::token::Entitlements;
 use crate::query::{append_param, encode_component, is_relative};
+use crate::route::Kind;
 use crate::steering::BasePathway;
 
 /// Hard and soft limits on the variants a viewer gets.
@@ -164,6 +165,60 @@ impl fmt::Display for ManifestError {
         }
     }
 }
+
+/// The DASH steering manifest an MPD's `ContentSteering` names (relative to
+/// the MPD; the token is added).
+pub const DASH_STEERING_SERVER: &str = "steering-dash.json";
+
+/// A manifest as one viewer gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Personalized {
+    pub body: String,
+    /// Whether `body` differs from the origin's (then it carries this
+    /// viewer's token or choices and must not be shared).
+    pub rewritten: bool,
+    /// The typed model refused the playlist and [`rewrite_lines`] did the
+    /// work; why, for the log (`brook_edge_manifest_fallbacks_total`).
+    pub fallback: Option<ParseError>,
+}
+
+/// Personalizes the manifest `text` of `kind` (a multivariant or media
+/// playlist, or an MPD) for one viewer. `Err` only when no variant is
+/// within the viewer's entitlement (a 403).
+pub fn personalize(
+    kind: Kind,
+    text: &str,
+    p: &Personalization<'_>,
+) -> Result<Personalized, NothingEntitled> {
+    if p.is_noop() {
+        return Ok(Personalized {
+            body: text.to_owned(),
+            rewritten: false,
+            fallback: None,
+        });
+    }
+    let (body, fallback) = match kind {
+        Kind::Multivariant => match personalize_multivariant(text, p) {
+            Ok(out) => (out, None),
+            Err(ManifestError::NothingEntitled) => return Err(NothingEntitled),
+            Err(ManifestError::Parse(e)) => (rewrite_lines(text, p), Some(e)),
+        },
+        Kind::MediaPlaylist => match personalize_media(text, p) {
+            Ok(out) => (out, None),
+            Err(e) => (rewrite_lines(text, p), Some(e)),
+        },
+        _ => (personalize_mpd(text, p, Some(DASH_STEERING_SERVER)), None),
+    };
+    Ok(Personalized {
+        body,
+        rewritten: true,
+        fallback,
+    })
+}
+
+/// No variant is within the viewer's entitlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NothingEntitled;
 
 /// Rewrites a multivariant playlist for one viewer.
 pub fn personalize_multivariant(

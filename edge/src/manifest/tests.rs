@@ -485,3 +485,43 @@ fn bench_playlist_shape() {
     assert_eq!(pl.preload_part(), Some("part1007.2.m4s"));
     assert_eq!(pl.rendition_reports.len(), 1);
 }
+
+#[test]
+fn personalize_by_kind() {
+    let none = Personalization {
+        token: None,
+        ..viewer(None)
+    };
+    let same = personalize(Kind::MediaPlaylist, "not a playlist", &none).unwrap();
+    assert_eq!(same.body, "not a playlist");
+    assert!(!same.rewritten && same.fallback.is_none());
+
+    let p = viewer(Some(TOKEN));
+    let media = personalize(Kind::MediaPlaylist, &bench_playlist(), &p).unwrap();
+    assert!(media.rewritten && media.fallback.is_none());
+    assert_eq!(
+        media.body,
+        personalize_media(&bench_playlist(), &p).unwrap()
+    );
+    // A playlist the model refuses: the line rewriter, and why.
+    let odd = "#EXTM3U\n#EXT-X-TARGETDURATION:x\nseg1.m4s\n";
+    let fell_back = personalize(Kind::MediaPlaylist, odd, &p).unwrap();
+    assert!(fell_back.fallback.is_some());
+    assert_eq!(fell_back.body, rewrite_lines(odd, &p));
+    let mpd = personalize(Kind::Mpd, "<MPD><Period/></MPD>", &p).unwrap();
+    assert_eq!(
+        mpd.body,
+        personalize_mpd("<MPD><Period/></MPD>", &p, Some(DASH_STEERING_SERVER))
+    );
+    let capped = Personalization {
+        hard: Limits {
+            max_height: Some(1),
+            max_bandwidth: None,
+        },
+        ..viewer(Some(TOKEN))
+    };
+    assert_eq!(
+        personalize(Kind::Multivariant, MV_BROOK, &capped),
+        Err(NothingEntitled)
+    );
+}
