@@ -240,6 +240,30 @@ test('paths outside /live/ are 404 from the Worker', async () => {
   assert.equal(origin.seen.length, before);
 });
 
+test('/live/ paths are decoded and checked first: an encoded separator or a bad name never reaches the origin', async () => {
+  const before = origin.seen.length;
+  for (const path of [
+    '/live/cam1/..%2fcam2/index.m3u8',
+    '/live/cam1/%2e%2e%2fcam2/index.m3u8',
+    '/live/cam1/x%5c..%5ccam2/index.m3u8',
+    '/live/cam1/S1/video.m3u8',
+    '/live/cam.1/index.m3u8',
+    '/live/cam1/a/b/c',
+  ]) {
+    const res = await mf.dispatchFetch(EDGE + path);
+    assert.equal(res.status, 404, path);
+    await res.arrayBuffer();
+  }
+  assert.equal(origin.seen.length, before);
+});
+
+test('the origin is asked for the one spelling of a /live/ path', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/c%61m1/index%2Em3u8`);
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  assert.equal(lastSeen().url, '/live/cam1/index.m3u8');
+});
+
 test('origin unreachable: 502 with a short plain-text body', async () => {
   // A port that was free a moment ago: nothing listens there now.
   const probe = http.createServer().listen(0, '127.0.0.1');

@@ -1,7 +1,8 @@
 //! Who may fetch a `/live/` URL: the token check, then the geo rule.
 //!
 //! ```text
-//! token = query __token__ | Authorization: Bearer | cookie __token__   (first present wins)
+//! token = query __token__ | Authorization: Bearer | cookie __token__   (first present wins;
+//!         brook_common::credentials: Bearer in any case, `+` is a `+` everywhere)
 //! no token and auth.required        -> 401 (WWW-Authenticate: Bearer)
 //! token fails any check             -> 403 (the same bare body whatever failed)
 //! viewer's country blocked          -> 451
@@ -13,7 +14,6 @@
 use std::borrow::Cow;
 
 use crate::config::Edge;
-use crate::query;
 use geo::Decision;
 use token::{Grant, KeySet, Reject};
 
@@ -107,29 +107,9 @@ pub fn viewer_key(grant: Option<&Grant>, client_ip: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-/// The token a request presents, if any (decoded where it travels encoded).
-pub fn find_token<'a>(
-    name: &str,
-    query_string: Option<&'a str>,
-    authorization: Option<&'a str>,
-    cookie: Option<&'a str>,
-) -> Option<Cow<'a, str>> {
-    if let Some(t) = query_string.and_then(|q| query::param(q, name)) {
-        return Some(t);
-    }
-    if let Some(auth) = authorization {
-        let auth = auth.trim();
-        if let Some((scheme, rest)) = auth.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
-                return Some(Cow::Borrowed(rest.trim()));
-            }
-        }
-    }
-    cookie?.split(';').find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then(|| query::decode_percent(v.trim().trim_matches('"')))
-    })
-}
+/// The token a request presents, if any: query parameter, then `Bearer`,
+/// then cookie (the rules shared with the origin, `brook_common`).
+pub use brook_common::credentials::find_token;
 
 /// Decides whether `req` may proceed.
 pub fn admit<'a>(
@@ -175,6 +155,7 @@ pub fn admit<'a>(
 #[cfg(test)]
 mod tests {
     use super::token::{sign, Grant};
+    use crate::query;
     use super::*;
 
     const HEX: &str = "00112233445566778899aabbccddeeff";
@@ -264,6 +245,42 @@ mod tests {
             Some("h")
         );
         assert_eq!(find_token("t", Some("__token__=q"), None, None), None);
+    }
+
+    /// issue 16: a token read from the query was decoded as a form (`+`
+    /// became a space) while the same token in a cookie kept its `+`; a
+    /// token whose claims hold a `+` failed its MAC when sent unescaped.
+    #[test]
+    fn a_plus_in_a_query_token_is_a_plus_as_in_a_cookie() {
+        let (edge, keys, _) = setup("{}");
+        let grant = Grant {
+            expires: 2000,
+            acl: vec!["/live/cam1/*".into()],
+            data: Some("name:a+b".into()),
+            key_id: Some("k1".into()),
+            ..Grant::default()
+        };
+        let token = sign(&grant, keys.get("k1").unwrap());
+        let raw = format!("__token__={token}");
+        let by_query = admit(&edge, &keys, &req(Some(&raw), None)).unwrap();
+        assert_eq!(
+            by_query.grant.and_then(|g| g.data).as_deref(),
+            Some("name:a+b")
+        );
+        let by_cookie = AccessRequest {
+            cookie: Some(&raw),
+            ..req(None, None)
+        };
+        assert!(admit(&edge, &keys, &by_cookie).is_ok());
+        let by_header = format!("BEARER {token}");
+        let by_bearer = AccessRequest {
+            authorization: Some(&by_header),
+            ..req(None, None)
+        };
+        assert!(
+            admit(&edge, &keys, &by_bearer).is_ok(),
+            "the scheme in any case"
+        );
     }
 
     #[test]

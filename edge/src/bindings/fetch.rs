@@ -19,13 +19,14 @@ use worker::{
     Env, Fetch, Headers, Request, RequestInit, RequestRedirect, Response, ResponseBody, Result,
 };
 
+use brook_common::cors;
+
 use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
 use crate::chat::handoff::{self, Step};
 use crate::config::{Edge, Memo, Refreshed};
 use crate::delivery::cache::Lookup;
 use crate::delivery::coalesce::{Coalescer, Join};
-use crate::delivery::headers::{preflight_headers, CORS};
 use crate::delivery::origins::{self, Health, Location, Region, Tried};
 use crate::delivery::upstream::{self, Fetched, Source};
 use crate::manifest::{self, DeviceHints, Limits, NothingEntitled, Personalization, SteeringPlan};
@@ -83,7 +84,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::Bench => bench(&req, &env),
         Route::Live(live) => {
             let kind = live.kind;
-            let res = serve_live(&req, &env, &ctx, &url, live).await?;
+            let res = serve_live(&req, &env, &ctx, &url, &live).await?;
             count_request(kind.as_str(), &res);
             with_cors(res)
         }
@@ -164,7 +165,7 @@ async fn serve_live(
     env: &Env,
     ctx: &Context,
     url: &worker::Url,
-    live: Live<'_>,
+    live: &Live,
 ) -> Result<Response> {
     // The raw method: `worker::Method` maps unknown methods to GET.
     let method = req.inner().method();
@@ -181,10 +182,13 @@ async fn serve_live(
         Err(answer) => return answer,
     };
     let client = Client::of(req)?;
+    // The one spelling of the path: what the token is checked against, the
+    // cache is keyed by and the origin is asked for.
+    let path = live.path.to_string();
     let admitted = match access::admit(
         &edge,
         &keys,
-        &client.access(url.path(), url.query(), live.stream),
+        &client.access(&path, url.query(), live.stream()),
     ) {
         Ok(a) => a,
         Err(denied) => return deny(denied, url.path(), &client.cf),
@@ -200,12 +204,21 @@ async fn serve_live(
             } else {
                 Flavor::Dash
             };
-            steering_manifest(&edge, &admitted, flavor, url, location, &viewer_key, now)
+            steering_manifest(
+                &edge,
+                &admitted,
+                flavor,
+                url,
+                &path,
+                location,
+                &viewer_key,
+                now,
+            )
         }
         kind => {
             let lookup = Lookup {
                 kind,
-                path: url.path(),
+                path: &path,
                 query: url.query(),
             };
             let upstream = upstream(req, ctx, &edge, &lookup, url, location, &method).await?;
@@ -215,7 +228,7 @@ async fn serve_live(
                 pathway: None,
                 throughput: None,
             };
-            let announce = |playlist: &str| announce_stream(env, ctx, live, url.path(), playlist);
+            let announce = |playlist: &str| announce_stream(env, ctx, live, &path, playlist);
             respond(
                 req, &edge, &admitted, &lookup, upstream, &viewer, now, &announce,
             )
@@ -323,16 +336,16 @@ async fn serve_chat(
 /// A playlist about to be served: tells the stream's chat room, after the
 /// response, when it shows a publish session starting or ending
 /// (`chat::notices`; the room announces each once).
-fn announce_stream(env: &Env, ctx: &Context, live: Live<'_>, path: &str, playlist: &str) {
+fn announce_stream(env: &Env, ctx: &Context, live: &Live, path: &str, playlist: &str) {
     if live.kind != Kind::MediaPlaylist || env.durable_object(CHAT_BINDING).is_err() {
         // Not a media playlist, or an edge deployed without chat rooms.
         return;
     }
-    let Some(event) = with_state(|s| s.notices.observe(live.stream, live.kind, path, playlist))
+    let Some(event) = with_state(|s| s.notices.observe(live.stream(), live.kind, path, playlist))
     else {
         return;
     };
-    let stream = live.stream.to_owned();
+    let stream = live.stream().to_owned();
     let env = env.clone();
     ctx.wait_until(async move {
         let delivered = async {
@@ -469,6 +482,7 @@ fn steering_manifest(
     admitted: &Admitted<'_>,
     flavor: Flavor,
     url: &worker::Url,
+    path: &str,
     location: Location<'_>,
     viewer_key: &str,
     now: u64,
@@ -486,7 +500,7 @@ fn steering_manifest(
         pathway: pathway.as_deref(),
         throughput,
     };
-    let reload = steering::reload_uri(url.path(), &edge.auth.token_name, admitted.token.as_deref());
+    let reload = steering::reload_uri(path, &edge.auth.token_name, admitted.token.as_deref());
     let manifest = with_state(|s| steering.manifest(flavor, &viewer, &s.pathways, now, reload));
     count(
         "brook_edge_steering_manifests_total",
@@ -888,9 +902,9 @@ fn plain(status: u16, text: &str) -> Result<Response> {
 }
 
 /// Every `/live/` and `/chat/` answer (but the socket) may be read by a page
-/// on another origin.
+/// on another origin (`brook_common::cors`, the origin's set too).
 fn with_cors(res: Response) -> Result<Response> {
-    for (k, v) in CORS {
+    for (k, v) in cors::RESPONSE_HEADERS {
         res.headers().set(k, v)?;
     }
     Ok(res)
@@ -899,7 +913,7 @@ fn with_cors(res: Response) -> Result<Response> {
 fn preflight(req: &Request, methods: &str) -> Result<Response> {
     let asked = req.headers().get("access-control-request-headers")?;
     let res = Response::builder().with_status(204).empty();
-    for (k, v) in preflight_headers(methods, asked.as_deref()) {
+    for (k, v) in cors::preflight_headers(methods, asked.as_deref()) {
         res.headers().set(k, &v)?;
     }
     Ok(res)

@@ -23,36 +23,6 @@ const HOP_BY_HOP: &[&str] = &[
 /// client's value would at best be ignored.
 const DERIVED: &[&str] = &["host"];
 
-/// Response headers a page on another origin may read (CORS): every
-/// `/live/` and `/chat/` answer may be read by the viewer page or a player
-/// on a customer's site, and steering moves players between hosts.
-pub const CORS: [(&str, &str); 2] = [
-    ("access-control-allow-origin", "*"),
-    (
-        "access-control-expose-headers",
-        "x-brook-cache, content-length, date",
-    ),
-];
-
-/// The answer to a CORS preflight allowing `methods`: the request headers it
-/// asked for (`Access-Control-Request-Headers`) are echoed back when they are
-/// simple header names, and the answer may be reused for a day.
-pub fn preflight_headers(methods: &str, asked: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut out = vec![("access-control-allow-methods", methods.to_owned())];
-    let allowed: Vec<&str> = asked
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .collect();
-    if !allowed.is_empty() {
-        out.push(("access-control-allow-headers", allowed.join(", ")));
-    }
-    out.push(("access-control-max-age", "86400".into()));
-    out.push(("cache-control", "no-store".into()));
-    out
-}
-
 /// Whether `name` is hop-by-hop, either by definition or because the
 /// message's `Connection` header lists it (`connection` is that header's value).
 pub fn is_hop_by_hop(name: &str, connection: Option<&str>) -> bool {
@@ -96,32 +66,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn preflights_echo_only_simple_names() {
-        assert_eq!(
-            preflight_headers(
-                "GET, HEAD, OPTIONS",
-                Some("authorization, x-bad header,,range")
-            ),
-            vec![
-                (
-                    "access-control-allow-methods",
-                    "GET, HEAD, OPTIONS".to_owned()
-                ),
-                (
-                    "access-control-allow-headers",
-                    "authorization, range".to_owned()
-                ),
-                ("access-control-max-age", "86400".to_owned()),
-                ("cache-control", "no-store".to_owned()),
-            ]
-        );
-        let none = preflight_headers("GET", None);
-        assert!(none
-            .iter()
-            .all(|(k, _)| *k != "access-control-allow-headers"));
-    }
 
     fn names(headers: &[(&str, &str)]) -> Vec<String> {
         forward_headers(headers.iter().copied())
