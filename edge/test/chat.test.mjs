@@ -22,7 +22,8 @@ function token({ acl = '/live/*', id, data, ttl = 600 } = {}) {
   const signed = fields.join('~');
   return `${signed}~hmac=${createHmac('sha256', Buffer.from(KEY, 'hex')).update(signed).digest('hex')}`;
 }
-const MOD_TOKEN = token({ acl: '/live/*!/chat/*', id: 'moderator', data: 'name:Mod' });
+// Moderators hold an explicit claim per stream (docs/chat.md), never a wide ACL.
+const MOD_TOKEN = token({ acl: '/live/*', id: 'moderator', data: 'name:Mod,mod:mod,mod:sleepy' });
 
 let mf, base;
 
@@ -292,6 +293,33 @@ test('reactions are counted per window before fan-out', async () => {
     assert.equal(c.pdt, pdt - (pdt % 1000), 'PDT slot of the moment');
   }
   for (const c of clients) c.close();
+});
+
+test('moderator rights come from an explicit claim, never from a wide ACL', async () => {
+  // Site-wide ACLs, common in EdgeAuth deployments, used to make moderators.
+  for (const acl of ['*', '/*', '/live/*!/chat/*']) {
+    const wide = token({ acl, id: 'wide' });
+    const c = await connect('claims', wide);
+    assert.equal(c.of('welcome')[0].mod, false, acl);
+    c.close();
+    assert.equal((await moderate('claims', null, wide)).status, 403, acl);
+    assert.equal((await moderate('claims', { type: 'notice', text: 'x' }, wide)).status, 403, acl);
+  }
+  // `/chat/*` opens no stream's chat at all any more.
+  const chatOnly = token({ acl: '/chat/*', id: 'wide' });
+  assert.equal(await status(connect('claims', chatOnly)), 403);
+  assert.equal((await moderate('claims', null, chatOnly)).status, 403);
+  // Another stream's claim is not this one's.
+  const elsewhere = token({ acl: '/live/*', data: 'mod:other' });
+  assert.equal((await moderate('claims', null, elsewhere)).status, 403);
+  // The claim: a moderator, over the socket and the API.
+  const claimed = token({ acl: '/live/claims/*', id: 'claimed', data: 'mod:claims' });
+  const m = await connect('claims', claimed);
+  assert.equal(m.of('welcome')[0].mod, true);
+  m.close();
+  assert.equal((await moderate('claims', null, claimed)).status, 200);
+  const anyStream = token({ acl: '/live/*', data: 'mod:*' });
+  assert.equal((await moderate('claims', null, anyStream)).status, 200);
 });
 
 test('moderation: delete everywhere, ban, unban', async () => {

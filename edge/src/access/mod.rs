@@ -52,13 +52,15 @@ pub enum Denied {
     Token(Reject),
     /// The stream's geo rule blocks the viewer's country.
     Geo,
+    /// A valid token without the moderator claim, at the moderation API.
+    NotModerator,
 }
 
 impl Denied {
     pub fn status(self) -> u16 {
         match self {
             Denied::Missing => 401,
-            Denied::Token(_) => 403,
+            Denied::Token(_) | Denied::NotModerator => 403,
             Denied::Geo => 451,
         }
     }
@@ -67,7 +69,7 @@ impl Denied {
     pub fn body(self) -> &'static str {
         match self {
             Denied::Missing => "token required\n",
-            Denied::Token(_) => "forbidden\n",
+            Denied::Token(_) | Denied::NotModerator => "forbidden\n",
             Denied::Geo => "not available in your country\n",
         }
     }
@@ -78,6 +80,7 @@ impl Denied {
             Denied::Missing => "missing",
             Denied::Token(r) => r.as_str(),
             Denied::Geo => "geo",
+            Denied::NotModerator => "not_moderator",
         }
     }
 
@@ -155,8 +158,8 @@ pub fn admit<'a>(
 #[cfg(test)]
 mod tests {
     use super::token::{sign, Grant};
-    use crate::query;
     use super::*;
+    use crate::query;
 
     const HEX: &str = "00112233445566778899aabbccddeeff";
 

@@ -23,7 +23,7 @@ use brook_common::cors;
 
 use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
-use crate::chat::handoff::{self, Step};
+use crate::chat::handoff::{self, Refused, Step};
 use crate::config::{Edge, Memo, Refreshed};
 use crate::delivery::cache::Lookup;
 use crate::delivery::coalesce::{Coalescer, Join};
@@ -269,7 +269,7 @@ async fn serve_chat(
         Err(answer) => return answer,
     };
     let client = Client::of(req)?;
-    let path = handoff::access_path(chat.kind, chat.stream);
+    let path = handoff::access_path(chat.stream);
     let admitted = match access::admit(
         &edge,
         &keys,
@@ -278,9 +278,11 @@ async fn serve_chat(
         Ok(a) => a,
         Err(denied) => return deny(denied, url.path(), &client.cf),
     };
-    if handoff::needs_token(chat.kind) && admitted.grant.is_none() {
+    match handoff::moderation_refused(chat.kind, admitted.grant.as_ref(), chat.stream) {
+        None => {}
         // Moderation needs a moderator's token even where viewers need none.
-        return deny(Denied::Missing, url.path(), &client.cf);
+        Some(Refused::NoToken) => return deny(Denied::Missing, url.path(), &client.cf),
+        Some(Refused::NotModerator) => return deny(Denied::NotModerator, url.path(), &client.cf),
     }
 
     let Ok(rooms) = env.durable_object(CHAT_BINDING) else {

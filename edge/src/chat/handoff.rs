@@ -5,12 +5,14 @@
 //!
 //! ```text
 //! first_step(kind, method, upgrade)   preflight | 405 | 426 | admit
-//! admit against access_path(kind)     401 / 403 / 451  (moderation: a token required)
+//! admit against access_path(stream)   401 / 403 / 451
+//! moderation: a token with the stream's moderator claim, else 401 / 403
 //! room_url(..)                         https://room/connect?<identity> | /history?from&to&limit | /moderate
 //! ```
 
 use super::identity::{self, Identity};
 use super::notices::StreamEvent;
+use crate::access::token::Grant;
 use crate::query;
 use crate::route::ChatKind;
 
@@ -58,17 +60,34 @@ pub fn first_step(kind: ChatKind, method: &str, upgrade: Option<&str>) -> Step {
     Step::Admit
 }
 
-/// The path the request's token must open.
-pub fn access_path(kind: ChatKind, stream: &str) -> String {
-    match kind {
-        ChatKind::Moderate => identity::moderate_path(stream),
-        ChatKind::Socket | ChatKind::History => identity::access_path(stream),
+/// The path the request's token must open: the stream's chat, for every
+/// endpoint (moderation needs more: [`moderation_refused`]).
+pub fn access_path(stream: &str) -> String {
+    identity::access_path(stream)
+}
+
+/// Why a request the token check admitted may still not moderate: no
+/// verified token at all (even where viewers need none), or one without the
+/// stream's moderator claim ([`identity::moderates`]). `None` for the other
+/// endpoints.
+pub fn moderation_refused(kind: ChatKind, grant: Option<&Grant>, stream: &str) -> Option<Refused> {
+    if kind != ChatKind::Moderate {
+        return None;
+    }
+    match grant {
+        None => Some(Refused::NoToken),
+        Some(g) if !identity::is_moderator(g, stream) => Some(Refused::NotModerator),
+        Some(_) => None,
     }
 }
 
-/// Whether the endpoint needs a verified token even where viewers need none.
-pub fn needs_token(kind: ChatKind) -> bool {
-    kind == ChatKind::Moderate
+/// Why moderation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// 401: no verified token.
+    NoToken,
+    /// 403: a token without the moderator claim.
+    NotModerator,
 }
 
 /// The room's URL for the socket of `identity`.
@@ -140,13 +159,27 @@ mod tests {
 
     #[test]
     fn paths_and_room_urls() {
-        assert_eq!(access_path(ChatKind::Socket, "cam1"), "/live/cam1/chat");
-        assert_eq!(access_path(ChatKind::History, "cam1"), "/live/cam1/chat");
+        assert_eq!(access_path("cam1"), "/live/cam1/chat");
+        let viewer = Grant {
+            acl: vec!["*".into()],
+            ..Grant::default()
+        };
+        let moderator = Grant {
+            data: Some("mod:cam1".into()),
+            ..viewer.clone()
+        };
+        let m = ChatKind::Moderate;
+        assert_eq!(moderation_refused(m, None, "cam1"), Some(Refused::NoToken));
         assert_eq!(
-            access_path(ChatKind::Moderate, "cam1"),
-            "/chat/cam1/moderate"
+            moderation_refused(m, Some(&viewer), "cam1"),
+            Some(Refused::NotModerator)
         );
-        assert!(needs_token(ChatKind::Moderate) && !needs_token(ChatKind::History));
+        assert_eq!(moderation_refused(m, Some(&moderator), "cam1"), None);
+        assert_eq!(
+            moderation_refused(m, Some(&moderator), "cam2"),
+            Some(Refused::NotModerator)
+        );
+        assert_eq!(moderation_refused(ChatKind::History, None, "cam1"), None);
         assert_eq!(
             history_url(Some("__token__=secret&from=1&to=2&limit=3&x=y")),
             "https://room/history?from=1&to=2&limit=3"
