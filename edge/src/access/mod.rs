@@ -101,6 +101,24 @@ impl Denied {
     }
 }
 
+/// Who a steering report comes from, so each viewer counts once: the
+/// token's session id, else the token itself (its MAC: one per token
+/// minted), else the client address (tokens off).
+pub fn reporter_key(admitted: &Admitted<'_>, client_ip: Option<&str>) -> String {
+    if let Some(id) = admitted
+        .grant
+        .as_ref()
+        .and_then(|g| g.session_id.as_deref())
+    {
+        return format!("id:{id}");
+    }
+    if let Some(t) = &admitted.token {
+        let mac = t.rsplit_once("~hmac=").map_or(t.as_ref(), |(_, m)| m);
+        return format!("token:{mac}");
+    }
+    format!("ip:{}", client_ip.unwrap_or(""))
+}
+
 /// A stable key for the viewer behind a request: the token's session id,
 /// else the client address (steering order, per-viewer reports).
 pub fn viewer_key(grant: Option<&Grant>, client_ip: Option<&str>) -> String {
@@ -344,6 +362,28 @@ mod tests {
             )
         );
         assert_eq!(Denied::Geo.metric(), ("brook_edge_geo_blocked_total", None));
+    }
+
+    #[test]
+    fn reporter_keys() {
+        let with_id = Admitted {
+            token: Some("exp=1~acl=/x~id=v1~hmac=ab".into()),
+            grant: Some(Grant {
+                session_id: Some("v1".into()),
+                ..Grant::default()
+            }),
+        };
+        assert_eq!(reporter_key(&with_id, Some("1.2.3.4")), "id:v1");
+        let without_id = Admitted {
+            token: Some("exp=1~acl=/x~hmac=ab12".into()),
+            grant: Some(Grant::default()),
+        };
+        assert_eq!(reporter_key(&without_id, Some("1.2.3.4")), "token:ab12");
+        let anonymous = Admitted {
+            token: None,
+            grant: None,
+        };
+        assert_eq!(reporter_key(&anonymous, Some("1.2.3.4")), "ip:1.2.3.4");
     }
 
     #[test]

@@ -212,6 +212,7 @@ async fn serve_live(
                 &path,
                 location,
                 &viewer_key,
+                client.ip.as_deref(),
                 now,
             )
         }
@@ -479,6 +480,9 @@ fn load_keys(env: &Env) -> std::result::Result<Rc<KeySet>, String> {
 
 // --- steering ----------------------------------------------------------------
 
+/// The steering manifest for one viewer (whose report, if the query holds
+/// one, is recorded first).
+#[allow(clippy::too_many_arguments)]
 fn steering_manifest(
     edge: &Edge,
     admitted: &Admitted<'_>,
@@ -487,6 +491,7 @@ fn steering_manifest(
     path: &str,
     location: Location<'_>,
     viewer_key: &str,
+    client_ip: Option<&str>,
     now: u64,
 ) -> Result<Response> {
     let Some(steering) = &edge.steering else {
@@ -494,7 +499,8 @@ fn steering_manifest(
     };
     let (pathway, throughput) = flavor.report(url.query().unwrap_or(""));
     if let (Some(p), Some(t)) = (&pathway, throughput) {
-        with_state(|s| s.pathways.record(steering.config(), p, t, now));
+        let reporter = access::reporter_key(admitted, client_ip);
+        with_state(|s| s.pathways.record(steering.config(), p, &reporter, t, now));
     }
     let viewer = Viewer {
         location,
