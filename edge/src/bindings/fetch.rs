@@ -5,22 +5,19 @@
 //! do is decided elsewhere; see the crate docs for the order it runs in.
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
-use std::time::Duration;
 
 use wasm_bindgen::JsValue;
 use worker::js_sys::{Promise, Reflect, JSON};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    console_error, console_log, console_warn, event, AbortController, Cache, Context, Date, Delay,
-    Env, Fetch, Headers, Request, RequestInit, RequestRedirect, Response, ResponseBody, Result,
+    console_error, console_log, console_warn, event, AbortController, Cache, Context, Date, Env,
+    Fetch, Headers, Request, RequestInit, RequestRedirect, Response, ResponseBody, Result,
 };
 
 use brook_common::cors;
 
+use super::io::{read_limited, with_timeout};
 use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
 use crate::chat::handoff::{self, Refused, Step};
@@ -42,6 +39,9 @@ const CONFIG_KEY: &str = "config";
 const CONFIG_KV_REFRESH_MS: u64 = 30_000;
 /// The chat rooms' Durable Object namespace (`chat_room.rs`).
 const CHAT_BINDING: &str = "CHAT";
+/// Largest answer the edge reads from a chat room (a history page of 500
+/// messages is well under 1 MiB).
+const ROOM_ANSWER_MAX_BYTES: usize = 4 << 20;
 
 #[derive(Default)]
 struct State {
@@ -308,12 +308,19 @@ async fn serve_chat(
         ChatKind::History => handoff::history_url(url.query()),
         ChatKind::Moderate => {
             if method == "POST" {
-                let body = req.clone()?.text().await?;
-                if body.len() > handoff::MAX_MODERATION_BODY {
-                    return plain(413, "too large\n");
-                }
+                // The size is checked while reading: a larger body is never
+                // held, whatever its Content-Length says.
+                let declared = req.headers().get("content-length")?;
+                let body = req.clone()?.stream().ok();
+                let body =
+                    match read_limited(body, declared.as_deref(), handoff::MAX_MODERATION_BODY)
+                        .await?
+                    {
+                        Ok(body) => body,
+                        Err(_) => return plain(413, "too large\n"),
+                    };
                 init.with_method(worker::Method::Post)
-                    .with_body(Some(JsValue::from_str(&body)));
+                    .with_body(Some(JsValue::from_str(&String::from_utf8_lossy(&body))));
                 init_headers.set("content-type", "application/json")?;
             }
             handoff::MODERATE_URL.to_owned()
@@ -329,7 +336,13 @@ async fn serve_chat(
     // The room's answer, with headers this edge may change.
     let mut res = res;
     let status = res.status_code();
-    let body = res.bytes().await?;
+    let Ok(body) = read_limited(res.stream().ok(), None, ROOM_ANSWER_MAX_BYTES).await? else {
+        console_error!(
+            "chat: the room's answer to {} passed {ROOM_ANSWER_MAX_BYTES} bytes",
+            url.path()
+        );
+        return plain(502, "room answer too large\n");
+    };
     let out = Response::builder().with_status(status).fixed(body);
     out.headers().set("content-type", "application/json")?;
     out.headers().set("cache-control", "no-store")?;
@@ -607,7 +620,7 @@ async fn upstream(
                     drop(lead);
                     return Ok(Upstream::Stream(res, Source::Pass));
                 }
-                let fetched = Rc::new(buffer(res).await?);
+                let fetched = Rc::new(buffer(res, edge.cache.max_shared_bytes).await?);
                 lead.finish(fetched.clone());
                 if let Some(ttl) =
                     lookup.store_for(&edge.cache, fetched.status, fetched.header("cache-control"))
@@ -629,19 +642,34 @@ async fn upstream(
     }
 }
 
-async fn buffer(mut res: Response) -> Result<Fetched> {
+/// An origin answer held in memory, at most `limit` bytes of body (checked
+/// while reading; a larger one becomes a 502, not stored).
+async fn buffer(mut res: Response, limit: u64) -> Result<Fetched> {
     let status = res.status_code();
     let headers = upstream::decoded_headers(res.headers().entries());
-    let body = if upstream::has_null_body(status) {
-        Vec::new()
-    } else {
-        res.bytes().await?
-    };
-    Ok(Fetched {
-        status,
-        headers,
-        body,
-    })
+    if upstream::has_null_body(status) {
+        return Ok(Fetched {
+            status,
+            headers,
+            body: Vec::new(),
+        });
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match read_limited(res.stream().ok(), None, limit).await? {
+        Ok(body) => Ok(Fetched {
+            status,
+            headers,
+            body,
+        }),
+        Err(e) => {
+            console_error!("origin answer {e}: not passed on");
+            Ok(Fetched {
+                status: 502,
+                headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+                body: b"origin answer too large\n".to_vec(),
+            })
+        }
+    }
 }
 
 /// Tries the regions in order; see [`origins`] for the rules. `shared`
@@ -731,22 +759,6 @@ async fn fetch_origins(
     }
 }
 
-/// Polls `fut` until it finishes or `ms` pass (`None`).
-async fn with_timeout<F: Future>(fut: F, ms: u64) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    let mut delay = pin!(Delay::from(Duration::from_millis(ms)));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if delay.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
-}
-
 // --- responses ---------------------------------------------------------------
 
 /// `announce` sees every playlist served, as the origin wrote it.
@@ -763,13 +775,12 @@ async fn respond(
 ) -> Result<Response> {
     let personalize = lookup.kind.is_manifest() && req.inner().method() == "GET";
     match upstream {
-        Upstream::Stream(mut res, source) if personalize && res.status_code() == 200 => {
+        Upstream::Stream(res, source) if personalize && res.status_code() == 200 => {
             // A manifest from the Cache API (or one too big to share).
-            let f = Fetched {
-                status: res.status_code(),
-                headers: upstream::decoded_headers(res.headers().entries()),
-                body: res.bytes().await?,
-            };
+            let f = buffer(res, edge.cache.max_shared_bytes).await?;
+            if f.status != 200 {
+                return response(f.status, &f.headers, Some(f.body));
+            }
             finish_manifest(
                 req, edge, admitted, lookup, &f, viewer, now, source, announce,
             )

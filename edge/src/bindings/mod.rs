@@ -5,5 +5,6 @@
 
 mod chat_room;
 mod fetch;
+mod io;
 
 pub(crate) use chat_room::random_hex;

@@ -1,9 +1,11 @@
-//! Getting bytes from the origins to the viewer: what is cached and under
+//! Getting bytes from the origins to the viewer: bodies read with their
+//! size checked while reading ([`body`]), what is cached and under
 //! which key ([`cache`]), identical requests in flight sharing one origin
 //! fetch ([`coalesce`]), which origin is asked and when to fail over
 //! ([`origins`]), which headers cross the proxy ([`headers`]), and what each kind of
 //! answer carries back ([`upstream`]).
 
+pub mod body;
 pub mod cache;
 pub mod coalesce;
 pub mod headers;
