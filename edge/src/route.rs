@@ -24,7 +24,7 @@
 //! serve) is a 404 before any token or geo check, and everything after
 //! works on the one spelling it returns.
 
-use brook_common::{valid_stream_name, LivePath};
+use brook_common::{valid_rendition_name, valid_stream_name, LivePath};
 
 /// What the Worker does with a request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,35 @@ impl Live {
     /// The stream name (first path segment after `/live/`).
     pub fn stream(&self) -> &str {
         &self.path.stream
+    }
+
+    /// The publish session a media playlist or object belongs to.
+    pub fn session(&self) -> Option<&str> {
+        self.path.session.as_deref()
+    }
+
+    /// The rendition a media playlist or object belongs to (`None` for
+    /// everything else, and for objects of sessions written before objects
+    /// carried their rendition's name).
+    pub fn rendition(&self) -> Option<&str> {
+        match self.kind {
+            Kind::MediaPlaylist | Kind::Init | Kind::Part | Kind::Segment
+                if self.path.session.is_some() =>
+            {
+                object(&self.path.name).1
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the token's rendition caps (`maxh`, `maxbw`) govern this
+    /// request: a media playlist or object of one rendition. (The
+    /// multivariant playlist and the MPD are filtered instead.)
+    pub fn is_capped_kind(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::MediaPlaylist | Kind::Init | Kind::Part | Kind::Segment
+        )
     }
 }
 
@@ -182,40 +211,51 @@ fn chat_route(rest: &str) -> Route<'_> {
 }
 
 fn object_kind(name: &str) -> Kind {
-    if name.ends_with(".m3u8") {
-        return Kind::MediaPlaylist;
+    object(name).0
+}
+
+/// What an object name within a session is, and the rendition it belongs
+/// to. Objects are named per rendition (`[A-Za-z0-9_]+`, chosen by the
+/// origin's config: `video`, `audio`, `1080p`, `source`, ...):
+/// `<rendition>.m3u8`, `<rendition>-init.mp4` (`-initN.mp4` after a
+/// configuration change), `<rendition>-segM.m4s`, `<rendition>-partM.P.m4s`.
+/// Older sessions wrote objects without the prefix (no rendition then).
+fn object(name: &str) -> (Kind, Option<&str>) {
+    if let Some(stem) = name.strip_suffix(".m3u8") {
+        return (
+            Kind::MediaPlaylist,
+            valid_rendition_name(stem).then_some(stem),
+        );
     }
     if name.ends_with(".mpd") {
-        return Kind::Mpd;
+        return (Kind::Mpd, None);
     }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    // Objects are named per rendition: `video-init.mp4`, `audio-init2.mp4`,
-    // `video-seg12.m4s`, `audio-part12.3.m4s` (older sessions: no prefix).
-    let name = match name.split_once('-') {
-        Some((rendition, rest)) if rendition.bytes().all(|b| b.is_ascii_lowercase()) => rest,
-        _ => name,
+    let (rendition, rest) = match name.split_once('-') {
+        Some((rendition, rest)) if valid_rendition_name(rendition) => (Some(rendition), rest),
+        _ => (None, name),
     };
-    if let Some(n) = name
+    if let Some(n) = rest
         .strip_prefix("init")
         .and_then(|r| r.strip_suffix(".mp4"))
     {
         if n.is_empty() || digits(n) {
-            return Kind::Init;
+            return (Kind::Init, rendition);
         }
     }
-    if let Some(stem) = name.strip_suffix(".m4s") {
+    if let Some(stem) = rest.strip_suffix(".m4s") {
         if let Some(n) = stem.strip_prefix("seg") {
             if digits(n) {
-                return Kind::Segment;
+                return (Kind::Segment, rendition);
             }
         }
         if let Some((m, p)) = stem.strip_prefix("part").and_then(|r| r.split_once('.')) {
             if digits(m) && digits(p) {
-                return Kind::Part;
+                return (Kind::Part, rendition);
             }
         }
     }
-    Kind::Other
+    (Kind::Other, None)
 }
 
 /// Whether the live proxy serves `method` (HTTP methods are case-sensitive).
@@ -288,7 +328,13 @@ mod tests {
             ),
             (obj("manifest.mpd"), live(&obj("manifest.mpd"), Mpd)),
             (obj("time"), live(&obj("time"), Other)),
-            (obj("Video-seg1.m4s"), live(&obj("Video-seg1.m4s"), Other)),
+            (obj("Video-seg1.m4s"), live(&obj("Video-seg1.m4s"), Segment)),
+            (
+                obj("1080p-part3.1.m4s"),
+                live(&obj("1080p-part3.1.m4s"), Part),
+            ),
+            (obj("720p.m3u8"), live(&obj("720p.m3u8"), MediaPlaylist)),
+            (obj("a-b-seg1.m4s"), live(&obj("a-b-seg1.m4s"), Other)),
             (obj("part12.3.m4s"), live(&obj("part12.3.m4s"), Part)),
             (obj("seg12.m4s"), live(&obj("seg12.m4s"), Segment)),
             (obj("seg.m4s"), live(&obj("seg.m4s"), Other)),
@@ -359,6 +405,36 @@ mod tests {
         ] {
             assert_eq!(route(path), Route::NotFound, "{path}");
         }
+    }
+
+    #[test]
+    fn renditions() {
+        let cases = [
+            ("video.m3u8", Some("video")),
+            ("1080p.m3u8", Some("1080p")),
+            ("source_hd.m3u8", Some("source_hd")),
+            ("720p-init.mp4", Some("720p")),
+            ("audio-init2.mp4", Some("audio")),
+            ("360p-seg12.m4s", Some("360p")),
+            ("1080p-part12.3.m4s", Some("1080p")),
+            ("seg12.m4s", None),
+            ("init.mp4", None),
+            ("manifest.mpd", None),
+            ("time", None),
+            ("a.b.m3u8", None),
+        ];
+        for (name, want) in cases {
+            let path = format!("/live/cam1/{S}/{name}");
+            let Route::Live(live) = route(&path) else {
+                panic!("{path} does not route")
+            };
+            assert_eq!(live.rendition(), want, "{name}");
+        }
+        let Route::Live(mv) = route("/live/cam1/index.m3u8") else {
+            panic!()
+        };
+        assert_eq!(mv.rendition(), None);
+        assert!(!mv.is_capped_kind());
     }
 
     #[test]

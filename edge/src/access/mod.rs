@@ -17,6 +17,7 @@ use crate::config::Edge;
 use geo::Decision;
 use token::{Grant, KeySet, Reject};
 
+pub mod caps;
 pub mod geo;
 pub mod token;
 

@@ -17,16 +17,17 @@ use worker::{
 
 use brook_common::cors;
 
-use super::io::{read_limited, with_timeout};
+use super::io::{read_limited, read_response, with_timeout};
+use crate::access::caps::{Check, Ladder, Ladders, Placement};
 use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
-use crate::chat::handoff::{self, Refused, Step};
+use crate::chat::handoff::{self, Step};
 use crate::config::{Edge, Memo, Refreshed};
 use crate::delivery::cache::Lookup;
 use crate::delivery::coalesce::{Coalescer, Join};
 use crate::delivery::origins::{self, Health, Location, Region, Tried};
 use crate::delivery::upstream::{self, Fetched, Source};
-use crate::manifest::{self, DeviceHints, Limits, NothingEntitled, Personalization, SteeringPlan};
+use crate::manifest::{self, DeviceHints, Limits, Personalization, Refused, SteeringPlan};
 use crate::metrics::{self, Metrics};
 use crate::route::{Chat, ChatKind};
 use crate::steering::{self, Flavor, PathwayHealth, Viewer};
@@ -56,6 +57,8 @@ struct State {
     keys: Memo<KeySet>,
     /// Stream starts and ends this isolate told the chat rooms about.
     notices: crate::chat::Notices,
+    /// Streams' renditions, for rendition caps.
+    ladders: Ladders,
 }
 
 thread_local! {
@@ -197,6 +200,19 @@ async fn serve_live(
     let viewer_key = access::viewer_key(admitted.grant.as_ref(), client.ip.as_deref());
     let now = now_ms();
 
+    // Rendition caps: a media playlist or object of a rendition above the
+    // token's caps is refused, not only left out of the playlists.
+    let caps = admitted
+        .grant
+        .as_ref()
+        .map(|g| Limits::from(g.entitlements()))
+        .unwrap_or_default();
+    if live.is_capped_kind() && !caps.is_unlimited() {
+        if let Some(refusal) = enforce_caps(req, ctx, &edge, live, url, location, caps).await? {
+            return Ok(refusal);
+        }
+    }
+
     match live.kind {
         Kind::SteeringHls | Kind::SteeringDash => {
             let flavor = if live.kind == Kind::SteeringHls {
@@ -236,6 +252,98 @@ async fn serve_live(
             .await
         }
     }
+}
+
+/// `None` when `live` (a media playlist or object) is within `caps`;
+/// otherwise the answer: 403, or 503 when the stream's ladder cannot be
+/// learnt because the origin is down (see `access::caps`).
+async fn enforce_caps(
+    req: &Request,
+    ctx: &Context,
+    edge: &Edge,
+    live: &Live,
+    url: &worker::Url,
+    location: Location<'_>,
+    caps: Limits,
+) -> Result<Option<Response>> {
+    let stream = live.stream();
+    let refuse = |why: &str| -> Result<Option<Response>> {
+        count("brook_edge_not_entitled_total", &[]);
+        console_warn!("denied 403 (rendition over the caps: {why}) {}", url.path());
+        plain(403, "forbidden\n").map(Some)
+    };
+    let (Some(session), Some(rendition)) = (live.session(), live.rendition()) else {
+        return refuse("no rendition in the name");
+    };
+    let check = with_state(|s| s.ladders.check(stream, session, rendition, caps, now_ms()));
+    let placement = match check {
+        Check::Decided(p) => p,
+        Check::Fetch => match fetch_ladder(req, ctx, edge, stream, url, location).await? {
+            Ok(ladder) => {
+                let p = ladder.place(session, rendition, caps);
+                with_state(|s| s.ladders.store(stream, ladder, now_ms()));
+                p
+            }
+            Err(LadderUnavailable::NotServed(why)) => {
+                console_warn!("ladder of {stream}: {why}");
+                Placement::Unknown
+            }
+            Err(LadderUnavailable::OriginDown(why)) => {
+                match with_state(|s| s.ladders.place_known(stream, session, rendition, caps)) {
+                    Placement::Unknown => {
+                        console_error!("ladder of {stream}: {why}; 503 to a capped viewer");
+                        let res = plain(503, "try again\n")?;
+                        res.headers().set("retry-after", "2")?;
+                        return Ok(Some(res));
+                    }
+                    known => known,
+                }
+            }
+        },
+    };
+    match placement {
+        Placement::Allowed => Ok(None),
+        Placement::OverCap => refuse(rendition),
+        Placement::Unknown => refuse("not in the stream's multivariant playlist"),
+    }
+}
+
+/// Why a stream's ladder could not be learnt.
+enum LadderUnavailable {
+    /// The origin answered, but no ladder (not found, not a playlist).
+    NotServed(String),
+    /// The origin failed (5xx, unreachable).
+    OriginDown(String),
+}
+
+/// The stream's multivariant playlist, through the same cache and
+/// coalescing as viewers' requests for it (one key for everyone).
+async fn fetch_ladder(
+    req: &Request,
+    ctx: &Context,
+    edge: &Edge,
+    stream: &str,
+    url: &worker::Url,
+    location: Location<'_>,
+) -> Result<std::result::Result<Ladder, LadderUnavailable>> {
+    let path = format!("/live/{stream}/index.m3u8");
+    let lookup = Lookup {
+        kind: Kind::Multivariant,
+        path: &path,
+        query: None,
+    };
+    let f = match upstream(req, ctx, edge, &lookup, url, location, "GET").await? {
+        Upstream::Shared(f, _) => f,
+        Upstream::Stream(res, _) => Rc::new(buffer(res, edge.cache.max_shared_bytes).await?),
+    };
+    Ok(match f.status {
+        200 => Ladder::parse(&String::from_utf8_lossy(&f.body))
+            .map_err(|e| LadderUnavailable::NotServed(format!("does not parse ({e})"))),
+        s if s >= 500 => Err(LadderUnavailable::OriginDown(format!(
+            "origin answered {s}"
+        ))),
+        s => Err(LadderUnavailable::NotServed(format!("origin answered {s}"))),
+    })
 }
 
 // --- chat --------------------------------------------------------------------
@@ -282,8 +390,10 @@ async fn serve_chat(
     match handoff::moderation_refused(chat.kind, admitted.grant.as_ref(), chat.stream) {
         None => {}
         // Moderation needs a moderator's token even where viewers need none.
-        Some(Refused::NoToken) => return deny(Denied::Missing, url.path(), &client.cf),
-        Some(Refused::NotModerator) => return deny(Denied::NotModerator, url.path(), &client.cf),
+        Some(handoff::Refused::NoToken) => return deny(Denied::Missing, url.path(), &client.cf),
+        Some(handoff::Refused::NotModerator) => {
+            return deny(Denied::NotModerator, url.path(), &client.cf)
+        }
     }
 
     let Ok(rooms) = env.durable_object(CHAT_BINDING) else {
@@ -336,7 +446,7 @@ async fn serve_chat(
     // The room's answer, with headers this edge may change.
     let mut res = res;
     let status = res.status_code();
-    let Ok(body) = read_limited(res.stream().ok(), None, ROOM_ANSWER_MAX_BYTES).await? else {
+    let Ok(body) = read_response(&mut res, ROOM_ANSWER_MAX_BYTES).await? else {
         console_error!(
             "chat: the room's answer to {} passed {ROOM_ANSWER_MAX_BYTES} bytes",
             url.path()
@@ -655,7 +765,7 @@ async fn buffer(mut res: Response, limit: u64) -> Result<Fetched> {
         });
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match read_limited(res.stream().ok(), None, limit).await? {
+    match read_response(&mut res, limit).await? {
         Ok(body) => Ok(Fetched {
             status,
             headers,
@@ -848,15 +958,22 @@ fn finish_manifest(
     };
     let out = match manifest::personalize(lookup.kind, &text, &p) {
         Ok(out) => out,
-        Err(NothingEntitled) => {
+        Err(refused) => {
             count("brook_edge_not_entitled_total", &[]);
+            if let Refused::Unreadable(e) = &refused {
+                console_error!(
+                    "{} {}: {e}; refused to a capped viewer",
+                    lookup.kind.as_str(),
+                    lookup.path
+                );
+            }
             return plain(403, "forbidden\n");
         }
     };
     if let Some(e) = &out.fallback {
         count("brook_edge_manifest_fallbacks_total", &[]);
         console_error!(
-            "{} {} does not parse ({e}); line rewrite",
+            "{} {} does not parse ({e}); fallback rewrite",
             lookup.kind.as_str(),
             lookup.path
         );

@@ -7,7 +7,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use worker::{ByteStream, Delay, Result};
+use worker::{ByteStream, Delay, Response, ResponseBody, Result};
 
 use crate::delivery::body::{Limited, TooLarge};
 
@@ -47,4 +47,21 @@ pub(crate) async fn read_limited(
         }
     }
     Ok(Ok(out.finish()))
+}
+
+/// A response's body, up to `limit` bytes (see [`read_limited`]): streamed
+/// bodies (the origin's, the Cache API's, a room's) are read with the limit
+/// checked while reading; one this edge made is already in memory.
+pub(crate) async fn read_response(
+    res: &mut Response,
+    limit: usize,
+) -> Result<std::result::Result<Vec<u8>, TooLarge>> {
+    match res.body() {
+        ResponseBody::Empty => Ok(Ok(Vec::new())),
+        ResponseBody::Body(bytes) => {
+            let mut out = Limited::new(limit);
+            Ok(out.push(bytes).map(|()| out.finish()))
+        }
+        ResponseBody::Stream(_) => read_limited(res.stream().ok(), None, limit).await,
+    }
 }
