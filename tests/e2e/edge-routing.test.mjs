@@ -133,6 +133,11 @@ test('steering manifest: valid field by field, ordered per viewer, reacting to c
     assert.equal(slow['PATHWAY-PRIORITY'].at(-1), 'eu');
     assertHlsSteeringManifest(slow, { playlistPathways: ['eu', 'us'] });
 
+    // DASH flavour: SERVICE-LOCATION-PRIORITY over the MPD's BaseURL serviceLocations.
+    const dash = await (await mf.dispatchFetch(`${EDGE}/live/cam1/steering-dash.json?${q}`, { cf: de })).json();
+    assert.deepEqual(Object.keys(dash).sort(), ['RELOAD-URI', 'SERVICE-LOCATION-PRIORITY', 'TTL', 'VERSION']);
+    assert.deepEqual(dash['SERVICE-LOCATION-PRIORITY'], ['eu', 'us']);
+
     // One viewer's reports count once: however often it reports low, the
     // pathway stays first for everyone else.
     const otherViewer = async (id, extra = '') => {
@@ -146,11 +151,6 @@ test('steering manifest: valid field by field, ordered per viewer, reacting to c
     // A quorum (3) of distinct viewers reporting low demotes it for everyone.
     for (const id of ['low-2', 'low-3']) await otherViewer(id, '&_HLS_pathway=eu&_HLS_throughput=200000');
     assert.equal((await otherViewer('bystander'))['PATHWAY-PRIORITY'].at(-1), 'eu', 'three viewers can');
-
-    // DASH flavour: SERVICE-LOCATION-PRIORITY over the MPD's BaseURL serviceLocations.
-    const dash = await (await mf.dispatchFetch(`${EDGE}/live/cam1/steering-dash.json?${q}`, { cf: de })).json();
-    assert.deepEqual(Object.keys(dash).sort(), ['RELOAD-URI', 'SERVICE-LOCATION-PRIORITY', 'TTL', 'VERSION']);
-    assert.deepEqual(dash['SERVICE-LOCATION-PRIORITY'], ['eu', 'us']);
 
     // The steering server is as protected as the stream.
     const anon = await mf.dispatchFetch(`${EDGE}/live/cam1/steering.json`, { cf: de });
