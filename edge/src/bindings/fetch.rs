@@ -17,7 +17,7 @@ use worker::{
 
 use brook_common::cors;
 
-use super::io::{read_limited, read_response, with_timeout};
+use super::io::{self, headers, read_limited, read_response, with_timeout};
 use crate::access::caps::{Check, Ladder, Ladders, Placement};
 use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
@@ -26,7 +26,8 @@ use crate::config::{Edge, Memo, Refreshed};
 use crate::delivery::cache::Lookup;
 use crate::delivery::coalesce::{Coalescer, Join};
 use crate::delivery::origins::{self, Health, Location, Region, Tried};
-use crate::delivery::upstream::{self, Fetched, Source};
+use crate::delivery::shared::{End, SharedBody};
+use crate::delivery::upstream::{self, Fetched, Flight, Source};
 use crate::manifest::{self, DeviceHints, Limits, Personalization, Refused, SteeringPlan};
 use crate::metrics::{self, Metrics};
 use crate::route::{Chat, ChatKind};
@@ -63,7 +64,7 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
-    static FLIGHTS: Coalescer<Fetched> = Coalescer::default();
+    static FLIGHTS: Coalescer<Flight> = Coalescer::default();
 }
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
@@ -333,8 +334,11 @@ async fn fetch_ladder(
         query: None,
     };
     let f = match upstream(req, ctx, edge, &lookup, url, location, "GET").await? {
-        Upstream::Shared(f, _) => f,
-        Upstream::Stream(res, _) => Rc::new(buffer(res, edge.cache.max_shared_bytes).await?),
+        Upstream::Shared(flight, _) => match collect(&flight, edge).await {
+            Ok(f) => f,
+            Err(why) => return Ok(Err(LadderUnavailable::OriginDown(why))),
+        },
+        Upstream::Stream(res, _) => buffer(res, edge.cache.max_shared_bytes).await?,
     };
     Ok(match f.status {
         200 => Ladder::parse(&String::from_utf8_lossy(&f.body))
@@ -648,7 +652,10 @@ fn steering_manifest(
 // --- upstream: cache, coalescing, origins ------------------------------------
 
 enum Upstream {
-    Shared(Rc<Fetched>, Source),
+    /// An origin answer shared with the requests that coalesced on it,
+    /// its body arriving.
+    Shared(Rc<Flight>, Source),
+    /// A response of this request's own (Cache API hit, or not shareable).
     Stream(Response, Source),
 }
 
@@ -709,12 +716,12 @@ async fn upstream(
                     let res = fetch_origins(req, edge, lookup, location, method, false).await?;
                     return Ok(Upstream::Stream(res, Source::Pass));
                 }
-                if let Some(Some(fetched)) = follower.outcome() {
+                if let Some(Some(flight)) = follower.outcome() {
                     count(
                         "brook_edge_coalesced_total",
                         &[("kind", lookup.kind.as_str())],
                     );
-                    return Ok(Upstream::Shared(fetched, Source::Coalesced));
+                    return Ok(Upstream::Shared(flight, Source::Coalesced));
                 }
                 // The leader was cancelled: take over.
             }
@@ -730,26 +737,58 @@ async fn upstream(
                     drop(lead);
                     return Ok(Upstream::Stream(res, Source::Pass));
                 }
-                let fetched = Rc::new(buffer(res, edge.cache.max_shared_bytes).await?);
-                lead.finish(fetched.clone());
-                if let Some(ttl) =
-                    lookup.store_for(&edge.cache, fetched.status, fetched.header("cache-control"))
-                {
-                    let stored = response(
-                        fetched.status,
-                        &upstream::stored_headers(&fetched.headers, ttl),
-                        Some(fetched.body.clone()),
-                    )?;
-                    ctx.wait_until(async move {
-                        if let Err(e) = Cache::default().put(key.as_str(), stored).await {
-                            console_error!("cache put {key}: {e}");
+                // Shared as soon as the origin's headers are in: every
+                // request on this key reads the body while it arrives (a
+                // hinted part chunk by chunk as the origin makes it).
+                let limit = usize::try_from(edge.cache.max_shared_bytes).unwrap_or(usize::MAX);
+                let flight = Rc::new(Flight {
+                    status: res.status_code(),
+                    headers: upstream::decoded_headers(res.headers().entries()),
+                    body: SharedBody::new(limit),
+                });
+                lead.publish(flight.clone());
+                let store =
+                    lookup.store_for(&edge.cache, flight.status, flight.header("cache-control"));
+                let shared = flight.clone();
+                ctx.wait_until(async move {
+                    io::pump(res, &shared.body).await;
+                    match (store, shared.body.complete_bytes(), shared.body.end()) {
+                        (Some(ttl), Some(bytes), _) => {
+                            let stored = response(
+                                shared.status,
+                                &upstream::stored_headers(&shared.headers, ttl),
+                                Some(bytes),
+                            );
+                            let put = match stored {
+                                Ok(copy) => Cache::default().put(key.as_str(), copy).await,
+                                Err(e) => Err(e),
+                            };
+                            if let Err(e) = put {
+                                console_error!("cache put {key}: {e}");
+                            }
                         }
-                    });
-                }
-                return Ok(Upstream::Shared(fetched, Source::Miss));
+                        (_, _, Some(End::Failed(why))) => {
+                            console_error!("origin body {key}: {why}")
+                        }
+                        _ => {}
+                    }
+                    // The flight ends once its copy is stored: until then
+                    // later requests share it instead of asking again.
+                    drop(lead);
+                });
+                return Ok(Upstream::Shared(flight, Source::Miss));
             }
         }
     }
+}
+
+/// A shared origin answer, whole (waiting for its body to complete).
+async fn collect(flight: &Flight, edge: &Edge) -> std::result::Result<Fetched, String> {
+    Ok(Fetched {
+        status: flight.status,
+        headers: flight.headers.clone(),
+        body: io::read_all(&flight.body, edge.origins.hold_timeout_ms).await?,
+    })
 }
 
 /// An origin answer held in memory, at most `limit` bytes of body (checked
@@ -896,13 +935,25 @@ async fn respond(
             )
         }
         Upstream::Stream(res, source) => passthrough(res, source),
-        Upstream::Shared(f, source) if personalize && f.status == 200 => finish_manifest(
-            req, edge, admitted, lookup, &f, viewer, now, source, announce,
-        ),
-        Upstream::Shared(f, source) => response(
-            f.status,
-            &upstream::shared_headers(&f.headers, source),
-            Some(f.body.clone()),
+        Upstream::Shared(flight, source) if personalize && flight.status == 200 => {
+            // Personalized whole: playlists are small, and the origin sends
+            // them whole anyway.
+            let f = match collect(&flight, edge).await {
+                Ok(f) => f,
+                Err(why) => {
+                    console_error!("manifest {}: {why}", lookup.path);
+                    return plain(502, "origin answer failed\n");
+                }
+            };
+            finish_manifest(
+                req, edge, admitted, lookup, &f, viewer, now, source, announce,
+            )
+        }
+        Upstream::Shared(flight, source) => io::streaming_response(
+            flight.status,
+            &upstream::shared_headers(&flight.headers, source),
+            &flight.body,
+            edge.origins.hold_timeout_ms,
         ),
     }
 }
@@ -1004,15 +1055,6 @@ fn passthrough(res: Response, source: Source) -> Result<Response> {
         .with_status(status)
         .with_headers(headers)
         .body(body))
-}
-
-/// The runtime's header list for `pairs` (repeated names kept).
-fn headers<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Result<Headers> {
-    let out = Headers::new();
-    for (k, v) in pairs {
-        out.append(k.as_ref(), v.as_ref())?;
-    }
-    Ok(out)
 }
 
 /// A response with a fixed body (dropped for statuses that have none).

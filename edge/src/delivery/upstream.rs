@@ -6,6 +6,7 @@
 
 use crate::delivery::cache::{personalized_cache_control, Lookup};
 use crate::delivery::headers::forward_headers;
+use crate::delivery::shared::SharedBody;
 
 /// Headers that make a request about one client's copy, not the object.
 pub const CONDITIONAL: [&str; 6] = [
@@ -80,8 +81,25 @@ where
         .collect()
 }
 
-/// An origin response held in memory: shared by coalesced requests and
-/// stored in the Cache API.
+/// An origin answer shared by the requests that coalesced on it: status and
+/// headers once they arrived, the body while it arrives ([`SharedBody`]).
+#[derive(Debug)]
+pub struct Flight {
+    pub status: u16,
+    /// As [`decoded_headers`] leaves them.
+    pub headers: Vec<(String, String)>,
+    pub body: SharedBody,
+}
+
+impl Flight {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
+/// An origin response held in memory (a manifest to personalize, a
+/// multivariant playlist to learn a ladder from).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     pub status: u16,
