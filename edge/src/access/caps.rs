@@ -30,7 +30,7 @@ use std::rc::Rc;
 use brook_common::{valid_rendition_name, valid_session_id};
 use brook_packager::hls::{MultivariantPlaylist, ParseError};
 
-use crate::manifest::Limits;
+use crate::manifest::{iframe_size, Limits};
 
 /// Where one rendition stands for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,16 +117,9 @@ impl Ladder {
             }
         }
         for v in &pl.i_frame_variants {
-            let height = v
-                .attrs
-                .get("RESOLUTION")
-                .and_then(|r| r.split_once('x'))
-                .and_then(|(_, h)| h.parse().ok());
-            let bandwidth = v
-                .attrs
-                .get("BANDWIDTH")
-                .and_then(|b| b.parse().ok())
-                .unwrap_or(u64::MAX);
+            let (height, bandwidth) = iframe_size(v);
+            // No BANDWIDTH (the spec requires one): never within a cap.
+            let bandwidth = bandwidth.unwrap_or(u64::MAX);
             add(&v.uri, How::IFrame { height, bandwidth });
         }
         Self { listings }

@@ -22,6 +22,7 @@
 
 use std::fmt;
 
+use brook_packager::hls::multivariant::IFrameVariant;
 use brook_packager::hls::{
     AttrValue, ContentSteering, MediaPlaylist, MultivariantPlaylist, ParseError, UriKind, Variant,
 };
@@ -337,19 +338,22 @@ fn filter_variants(
     }
     let limits = [hard, soft];
     pl.i_frame_variants.retain(|v| {
-        let h = v
-            .attrs
-            .get("RESOLUTION")
-            .and_then(|r| r.split_once('x'))
-            .and_then(|(_, h)| h.parse().ok());
-        let bw = v
-            .attrs
-            .get("BANDWIDTH")
-            .and_then(|b| b.parse().ok())
-            .unwrap_or(0);
-        limits.iter().all(|l| l.fits(h, bw))
+        let (h, bw) = iframe_size(v);
+        limits.iter().all(|l| l.fits(h, bw.unwrap_or(0)))
     });
     Ok(())
+}
+
+/// An I-frame variant's `RESOLUTION` height and `BANDWIDTH` (its model
+/// keeps attributes as written).
+pub fn iframe_size(v: &IFrameVariant) -> (Option<u32>, Option<u64>) {
+    let height = v
+        .attrs
+        .get("RESOLUTION")
+        .and_then(|r| r.split_once('x'))
+        .and_then(|(_, h)| h.parse().ok());
+    let bandwidth = v.attrs.get("BANDWIDTH").and_then(|b| b.parse().ok());
+    (height, bandwidth)
 }
 
 /// The `AUDIO`/`VIDEO`/`SUBTITLES` groups `variants` use.
