@@ -9,11 +9,12 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
+use brook_common::cors;
 use futures_util::StreamExt;
 use wasm_bindgen::JsValue;
 use worker::js_sys::Promise;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{ByteStream, Delay, Headers, Response, ResponseBody, Result};
+use worker::{ByteStream, Delay, Headers, Request, Response, ResponseBody, Result};
 
 use crate::delivery::body::{Limited, TooLarge};
 use crate::delivery::shared::{Next, Reader, SharedBody};
@@ -198,4 +199,48 @@ pub(crate) fn streaming_response(
         }
     });
     builder.from_stream(chunks)
+}
+
+/// A response with a fixed body (dropped for statuses that have none).
+pub(crate) fn response(
+    status: u16,
+    pairs: &[(String, String)],
+    body: Option<Vec<u8>>,
+) -> Result<Response> {
+    let builder = Response::builder()
+        .with_status(status)
+        .with_headers(headers(pairs)?);
+    Ok(match body {
+        Some(b) if !has_null_body(status) => builder.fixed(b),
+        _ => builder.empty(),
+    })
+}
+
+/// A short plain-text answer that is never cached.
+pub(crate) fn plain(status: u16, text: &str) -> Result<Response> {
+    let res = Response::builder()
+        .with_status(status)
+        .fixed(text.as_bytes().to_vec());
+    res.headers()
+        .set("content-type", "text/plain; charset=utf-8")?;
+    res.headers().set("cache-control", "no-store")?;
+    Ok(res)
+}
+
+/// Every `/live/` and `/chat/` answer (but the socket) may be read by a page
+/// on another origin (`brook_common::cors`, the origin's set too).
+pub(crate) fn with_cors(res: Response) -> Result<Response> {
+    for (k, v) in cors::RESPONSE_HEADERS {
+        res.headers().set(k, v)?;
+    }
+    Ok(res)
+}
+
+pub(crate) fn preflight(req: &Request, methods: &str) -> Result<Response> {
+    let asked = req.headers().get("access-control-request-headers")?;
+    let res = Response::builder().with_status(204).empty();
+    for (k, v) in cors::preflight_headers(methods, asked.as_deref()) {
+        res.headers().set(k, &v)?;
+    }
+    Ok(res)
 }
