@@ -5,17 +5,20 @@
 //! crate. A request runs through it like this:
 //!
 //! ```text
-//! match route(path) {
+//! match route(path) {                                              // route.rs + brook_common::LivePath: 404 first
 //!     Route::Live(live) => {
 //!         let edge = Edge::new(EDGE_CONFIG, ORIGIN_URL)?;            // config.rs   (500 if invalid)
 //!         let ok = access::admit(&edge, &keys, &request)?;          // access/     401 / 403 / 451
+//!         if token has caps && live is a rendition's playlist/object:
+//!             ladders.check(..) (the stream's multivariant)         // access/caps.rs  403 / 503
 //!         match live.kind {
 //!             SteeringHls | SteeringDash => steering manifest       // steering.rs
 //!             _ => {
 //!                 let key = cache::Lookup{..}.key(host);            // delivery/cache.rs    no viewer data
 //!                 Cache API hit, or join the in-flight request      // delivery/coalesce.rs
 //!                 for region in origins::order(..) { fetch }        // delivery/origins.rs  failover + health
-//!                 if manifest: manifest::personalize_*(..)          // manifest/   token, filter, steering
+//!                 body shared while it arrives                      // delivery/shared.rs
+//!                 if manifest: manifest::personalize(..)            // manifest/   token, filter, steering
 //!             }
 //!         }
 //!     }
