@@ -233,9 +233,16 @@
     451: 'not available in your country',
   };
 
+  // The room's clock minus this page's, learnt from `welcome` (an
+  // underestimate by the welcome's travel time, never ahead of the room).
+  let roomClockOffset = 0;
+
+  // Every frame says when it was sent, on the room's clock: the room charges
+  // its rate limits at that time, so frames that queue while it is busy are
+  // never counted as a burst (docs/chat.md, Floods).
   function send(msg) {
     if (chat.ws && chat.ws.readyState === WebSocket.OPEN) {
-      chat.ws.send(JSON.stringify({ v: 1, ...msg }));
+      chat.ws.send(JSON.stringify({ v: 1, ...msg, sent: Date.now() + roomClockOffset }));
       return true;
     }
     return false;
@@ -244,6 +251,7 @@
   function onFrame(msg) {
     switch (msg.type) {
       case 'welcome':
+        if (typeof msg.ts === 'number') roomClockOffset = msg.ts - Date.now();
         chat.state = 'open';
         backoff = 1000;
         chat.user = msg.user;

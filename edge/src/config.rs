@@ -18,14 +18,16 @@
 //!
 //! Secrets stay out of it: signing keys come from the `TOKEN_KEYS` secret.
 
+use std::rc::Rc;
+
 use serde::Deserialize;
 
-use crate::cache::CachePolicy;
-use crate::geo::GeoConfig;
+use crate::access::geo::GeoConfig;
+use crate::access::token::TOKEN_NAME;
+use crate::delivery::cache::CachePolicy;
+use crate::delivery::origins::{OriginsConfig, Region};
 use crate::manifest::RenditionConfig;
-use crate::origins::{OriginsConfig, Region};
 use crate::steering::{Steering, SteeringConfig};
-use crate::token::TOKEN_NAME;
 use crate::Error;
 
 /// The whole document.
@@ -118,9 +120,95 @@ impl Edge {
     }
 }
 
+/// The value last parsed from a source text (the config document, the
+/// `TOKEN_KEYS` secret), reused while the text stays the same: an isolate
+/// parses each once, not once per request.
+#[derive(Debug)]
+pub struct Memo<T> {
+    last: Option<(String, Rc<T>)>,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self { last: None }
+    }
+}
+
+impl<T> Memo<T> {
+    /// The value for `source`: the memo's when `source` is unchanged, else
+    /// `parse()` (kept only when it succeeds).
+    pub fn get_or_parse<E>(
+        &mut self,
+        source: &str,
+        parse: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Rc<T>, E> {
+        if let Some((s, v)) = &self.last {
+            if s == source {
+                return Ok(v.clone());
+            }
+        }
+        let value = Rc::new(parse()?);
+        self.last = Some((source.to_owned(), value.clone()));
+        Ok(value)
+    }
+}
+
+/// A value read from somewhere slow (the KV config), kept for `every_ms`.
+#[derive(Debug, Clone, Default)]
+pub struct Refreshed<T> {
+    value: Option<(T, u64)>,
+}
+
+impl<T> Refreshed<T> {
+    /// The value, if read less than `every_ms` before `now_ms`.
+    pub fn fresh(&self, now_ms: u64, every_ms: u64) -> Option<&T> {
+        self.value
+            .as_ref()
+            .filter(|(_, at)| now_ms.saturating_sub(*at) < every_ms)
+            .map(|(v, _)| v)
+    }
+
+    /// Keeps `value`, read at `now_ms`.
+    pub fn set(&mut self, value: T, now_ms: u64) {
+        self.value = Some((value, now_ms));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memo_parses_each_text_once() {
+        let mut m: Memo<usize> = Memo::default();
+        let mut calls = 0;
+        let parse = |s: &str, m: &mut Memo<usize>, calls: &mut i32| {
+            m.get_or_parse(s, || {
+                *calls += 1;
+                s.parse::<usize>()
+            })
+        };
+        assert_eq!(*parse("1", &mut m, &mut calls).unwrap(), 1);
+        assert_eq!(*parse("1", &mut m, &mut calls).unwrap(), 1);
+        assert_eq!(calls, 1);
+        assert!(parse("x", &mut m, &mut calls).is_err());
+        assert_eq!(
+            *parse("1", &mut m, &mut calls).unwrap(),
+            1,
+            "a failure keeps the last good one"
+        );
+        assert_eq!(*parse("2", &mut m, &mut calls).unwrap(), 2);
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn refreshed_values_expire() {
+        let mut r: Refreshed<Option<String>> = Refreshed::default();
+        assert_eq!(r.fresh(0, 30_000), None);
+        r.set(Some("{}".into()), 1000);
+        assert_eq!(r.fresh(30_999, 30_000), Some(&Some("{}".into())));
+        assert_eq!(r.fresh(31_000, 30_000), None);
+    }
 
     #[test]
     fn defaults() {

@@ -1,26 +1,29 @@
 //! Brook's edge: a Cloudflare Worker in front of the origins.
 //!
 //! Everything that decides something is plain Rust that builds and tests
-//! natively; only `glue` (compiled for `wasm32` alone) touches the `worker`
+//! natively; only `bindings` (compiled for `wasm32` alone) touches the `worker`
 //! crate. A request runs through it like this:
 //!
 //! ```text
-//! match route(path) {
+//! match route(path) {                                              // route.rs + brook_common::LivePath: 404 first
 //!     Route::Live(live) => {
 //!         let edge = Edge::new(EDGE_CONFIG, ORIGIN_URL)?;            // config.rs   (500 if invalid)
-//!         let ok = access::admit(&edge, &keys, &request)?;          // access.rs   401 / 403 / 451
+//!         let ok = access::admit(&edge, &keys, &request)?;          // access/     401 / 403 / 451
+//!         if token has caps && live is a rendition's playlist/object:
+//!             ladders.check(..) (the stream's multivariant)         // access/caps.rs  403 / 503
 //!         match live.kind {
 //!             SteeringHls | SteeringDash => steering manifest       // steering.rs
 //!             _ => {
-//!                 let key = cache::Lookup{..}.key(host);            // cache.rs    no viewer data
-//!                 Cache API hit, or join the in-flight request      // coalesce.rs
-//!                 for region in origins::order(..) { fetch }        // origins.rs  failover + health
-//!                 if manifest: manifest::personalize_*(..)          // manifest.rs token, filter, steering
+//!                 let key = cache::Lookup{..}.key(host);            // delivery/cache.rs    no viewer data
+//!                 Cache API hit, or join the in-flight request      // delivery/coalesce.rs
+//!                 for region in origins::order(..) { fetch }        // delivery/origins.rs  failover + health
+//!                 body shared while it arrives                      // delivery/shared.rs
+//!                 if manifest: manifest::personalize(..)            // manifest/   token, filter, steering
 //!             }
 //!         }
 //!     }
 //!     Route::Chat(chat) => same token check and geo rule, then     // chat/        (docs/chat.md)
-//!         the stream's room, a Durable Object                     // chat_do.rs
+//!         the stream's room, a Durable Object                     // bindings/chat_room.rs
 //!     Route::Metrics => metrics::Metrics::render()                  // metrics.rs  (METRICS_TOKEN)
 //!     Route::NotFound => 404,
 //! }
@@ -33,28 +36,21 @@
 #![cfg_attr(not(target_arch = "wasm32"), forbid(unsafe_code))]
 
 pub mod access;
-pub mod cache;
 pub mod chat;
-pub mod coalesce;
 pub mod config;
-pub mod geo;
-pub mod headers;
+pub mod delivery;
 pub mod manifest;
 pub mod metrics;
-pub mod origins;
 pub mod query;
 pub mod route;
 pub mod steering;
-pub mod token;
 
 #[cfg(target_arch = "wasm32")]
-mod chat_do;
-#[cfg(target_arch = "wasm32")]
-mod glue;
+mod bindings;
 
 pub use config::Edge;
-pub use headers::{forward_headers, is_hop_by_hop};
-pub use origins::Origin;
+pub use delivery::headers::{forward_headers, is_hop_by_hop};
+pub use delivery::origins::Origin;
 pub use route::{is_allowed_method, route, Kind, Live, Route, ALLOWED_METHODS};
 
 /// Everything that can go wrong in the edge logic.

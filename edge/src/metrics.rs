@@ -8,7 +8,7 @@
 //! | counter | labels |
 //! |---|---|
 //! | `brook_edge_requests_total` | `kind`, `status` |
-//! | `brook_edge_auth_failures_total` | `reason` (`missing`, or a [`crate::token::Reject`]) |
+//! | `brook_edge_auth_failures_total` | `reason` (`missing`, or a [`crate::access::token::Reject`]) |
 //! | `brook_edge_geo_blocked_total` | |
 //! | `brook_edge_not_entitled_total` | |
 //! | `brook_edge_origin_requests_total` | `origin` |
@@ -20,24 +20,26 @@
 //! | `brook_edge_steering_manifests_total` | `flavor` |
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+
+use brook_common::credentials::bearer;
+use brook_common::prometheus::{Text, Type};
+use brook_common::secret::constant_time_eq;
+
+type Labels = Vec<(String, String)>;
 
 /// Labelled counters, by metric name then label set.
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
-    counters: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    counters: BTreeMap<&'static str, BTreeMap<Labels, u64>>,
 }
 
 impl Metrics {
     /// Adds one to `name{labels}`.
     pub fn inc(&mut self, name: &'static str, labels: &[(&str, &str)]) {
-        let mut key = String::new();
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                key.push(',');
-            }
-            let _ = write!(key, "{k}=\"{}\"", escape(v));
-        }
+        let key = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         *self
             .counters
             .entry(name)
@@ -49,14 +51,14 @@ impl Metrics {
     /// The value of `name` summed over every label set containing all of
     /// `labels` (for tests and logs).
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        let wanted: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect();
         self.counters.get(name).map_or(0, |series| {
             series
                 .iter()
-                .filter(|(key, _)| wanted.iter().all(|w| key.split(',').any(|l| l == w)))
+                .filter(|(key, _)| {
+                    labels
+                        .iter()
+                        .all(|(k, v)| key.iter().any(|(kk, vv)| kk == k && vv == v))
+                })
                 .map(|(_, v)| v)
                 .sum()
         })
@@ -64,30 +66,50 @@ impl Metrics {
 
     /// Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = Text::new();
         for (name, series) in &self.counters {
-            let _ = writeln!(out, "# TYPE {name} counter");
+            out.family(name, Type::Counter, "");
             for (labels, value) in series {
-                if labels.is_empty() {
-                    let _ = writeln!(out, "{name} {value}");
-                } else {
-                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
-                }
+                let labels: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                out.sample(name, &labels, *value);
             }
         }
-        out
+        out.finish()
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Whether an `Authorization` header opens `/_brook/metrics` guarded by
+/// the `METRICS_TOKEN` secret `expected` (unset: never): a `Bearer` token,
+/// the scheme in any case, compared in constant time.
+pub fn authorized(expected: &str, authorization: Option<&str>) -> bool {
+    let given = authorization.and_then(bearer).unwrap_or_default();
+    !expected.is_empty() && constant_time_eq(expected.as_bytes(), given.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// issue 16: the metrics route compared `Bearer ` case-sensitively
+    /// (RFC 9110 11.1: the scheme is case-insensitive).
+    #[test]
+    fn metrics_take_a_bearer_token_in_any_case() {
+        for header in ["bearer s3cret", "BEARER s3cret", "Bearer  s3cret"] {
+            assert!(authorized("s3cret", Some(header)), "{header}");
+        }
+    }
+
+    #[test]
+    fn metrics_need_the_secret() {
+        assert!(authorized("s3cret", Some("Bearer s3cret")));
+        assert!(!authorized("s3cret", Some("Bearer s3cre")));
+        assert!(!authorized("s3cret", Some("s3cret")));
+        assert!(!authorized("s3cret", None));
+        assert!(!authorized("", Some("Bearer ")), "unset: never");
+    }
 
     #[test]
     fn counts_and_renders() {

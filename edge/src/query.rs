@@ -22,64 +22,14 @@ pub fn param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
 /// Percent-decodes `s`, treating `+` as a space (form encoding). Invalid
 /// escapes are kept as they are; bytes that do not form UTF-8 are replaced.
 pub fn decode_form(s: &str) -> Cow<'_, str> {
-    if !s.contains(['%', '+']) {
-        return Cow::Borrowed(s);
+    if !s.contains('+') {
+        return decode_percent(s);
     }
-    Cow::Owned(decode(s, true))
+    Cow::Owned(decode_percent(&s.replace('+', " ")).into_owned())
 }
 
-/// Percent-decodes `s` (a `+` stays a `+`).
-pub fn decode_percent(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(decode(s, false))
-}
-
-fn decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                    let hi = hex_value(h[0])?;
-                    let lo = hex_value(h[1])?;
-                    Some(hi << 4 | lo)
-                });
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
+/// Percent-decodes `s` (a `+` stays a `+`): `brook_common`'s lenient decode.
+pub use brook_common::percent::decode_lossy as decode_percent;
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, like
 /// `encodeURIComponent` minus its `!'()*` exceptions: safe in a query value

@@ -10,8 +10,8 @@
 //! playlist. Each viewer gets the pathways in this order:
 //!
 //! ```text
-//! 1. healthy before degraded (clients on it report too little throughput,
-//!    or this viewer just reported too little on it via _HLS_throughput)
+//! 1. healthy before degraded (a quorum of distinct viewers on it report too
+//!    little throughput, or this viewer just did via _HLS_throughput)
 //! 2. weighted before fallback (weight 0)
 //! 3. nearest first: colo match, country, continent, no preference, other region
 //! 4. weighted rendezvous hashing on a stable viewer key: a pathway with
@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::origins::Location;
+use crate::delivery::origins::Location;
 use crate::Error;
 
 /// `steering` in the edge config.
@@ -41,9 +41,13 @@ pub struct SteeringConfig {
     /// A throughput report (`_HLS_throughput`, bits/s) below this counts
     /// against the reported pathway. Default: 0 (reports ignored).
     pub min_throughput_bps: u64,
-    /// How long a low report keeps counting (half-life of the per-pathway
-    /// report average), in s. Default: 30.
+    /// How long a report keeps counting (half-life of its weight), in s.
+    /// Default: 30.
     pub report_half_life_s: u32,
+    /// Distinct viewers (token session, else token, else address) whose
+    /// latest report on a pathway is low before it is degraded for everyone
+    /// in the isolate; one viewer's reports count once, however many. Default: 3.
+    pub report_quorum: u32,
 }
 
 impl Default for SteeringConfig {
@@ -53,6 +57,7 @@ impl Default for SteeringConfig {
             ttl_s: 60,
             min_throughput_bps: 0,
             report_half_life_s: 30,
+            report_quorum: 3,
         }
     }
 }
@@ -127,6 +132,39 @@ impl Flavor {
             Flavor::Dash => ("_DASH_pathway", "_DASH_throughput"),
         }
     }
+
+    /// The client's report in a steering manifest request's query: the
+    /// pathway it is on and the throughput it measured (bits/s), each if
+    /// present and well formed.
+    pub fn report(self, query: &str) -> (Option<String>, Option<u64>) {
+        let (pathway, throughput) = self.report_params();
+        (
+            crate::query::param(query, pathway).map(|p| p.into_owned()),
+            crate::query::param(query, throughput).and_then(|t| t.parse::<u64>().ok()),
+        )
+    }
+
+    /// Label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Hls => "hls",
+            Flavor::Dash => "dash",
+        }
+    }
+}
+
+/// `RELOAD-URI` of a steering manifest served at `path`: its own name
+/// (relative), with the viewer's token when there is one.
+pub fn reload_uri(path: &str, token_name: &str, token: Option<&str>) -> String {
+    let mut reload = path
+        .rsplit('/')
+        .next()
+        .unwrap_or("steering.json")
+        .to_owned();
+    if let Some(t) = token {
+        crate::query::append_param(&mut reload, token_name, &crate::query::encode_component(t));
+    }
+    reload
 }
 
 /// A validated steering setup.
@@ -206,7 +244,7 @@ impl Steering {
                         )));
                     }
                     if let Some(url) = &p.base_url {
-                        crate::origins::Origin::parse(url)
+                        crate::delivery::origins::Origin::parse(url)
                             .map_err(|e| invalid(format!("{}: {e}", p.id)))?;
                     }
                 }
@@ -214,6 +252,9 @@ impl Steering {
         }
         if config.ttl_s == 0 {
             return Err(invalid("ttl_s must be at least 1".into()));
+        }
+        if config.report_quorum == 0 {
+            return Err(invalid("report_quorum must be at least 1".into()));
         }
         Ok(Some(Self { config }))
     }
@@ -384,57 +425,101 @@ fn is_pathway_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
-/// What clients report about each pathway (per isolate): a decaying average
-/// of low vs all throughput reports. A pathway is degraded while at least 3
-/// (decayed) reports are in and more than half of them were low.
+/// What viewers report about each pathway (per isolate): each viewer's
+/// latest report, weighted by its age (half-life `report_half_life_s`).
+///
+/// A pathway is degraded while at least `report_quorum` distinct viewers'
+/// current reports are low and the low ones outweigh the rest. One viewer
+/// counts once however often it reports (its newest report replaces its
+/// last), so no single token holder can demote a pathway for everyone; at
+/// most [`MAX_REPORTERS`] viewers are remembered per pathway (the oldest
+/// report is forgotten first), so memory stays bounded whoever reports.
 #[derive(Debug, Clone, Default)]
 pub struct PathwayHealth {
-    reports: HashMap<String, Reports>,
+    pathways: HashMap<String, HashMap<String, Report>>,
 }
 
+/// Most viewers whose reports are kept per pathway.
+pub const MAX_REPORTERS: usize = 4096;
+
+/// A report counts for this many half-lives, then it is forgotten.
+const REPORT_LIFETIME_HALF_LIVES: u64 = 4;
+
 #[derive(Debug, Clone, Copy)]
-struct Reports {
-    low: f64,
-    all: f64,
+struct Report {
+    low: bool,
     at_ms: u64,
 }
 
-impl Reports {
-    fn decayed(self, now_ms: u64, half_life_s: u32) -> Self {
-        let dt = now_ms.saturating_sub(self.at_ms) as f64 / 1000.0;
-        let f = 0.5f64.powf(dt / f64::from(half_life_s.max(1)));
-        Self {
-            low: self.low * f,
-            all: self.all * f,
-            at_ms: now_ms.max(self.at_ms),
-        }
+impl Report {
+    fn weight(self, now_ms: u64, half_life_s: u32) -> f64 {
+        let age_s = now_ms.saturating_sub(self.at_ms) as f64 / 1000.0;
+        0.5f64.powf(age_s / f64::from(half_life_s.max(1)))
+    }
+
+    fn expired(self, now_ms: u64, half_life_s: u32) -> bool {
+        let lifetime = u64::from(half_life_s.max(1)) * 1000 * REPORT_LIFETIME_HALF_LIVES;
+        now_ms.saturating_sub(self.at_ms) >= lifetime
     }
 }
 
 impl PathwayHealth {
-    /// Records one client report (`_HLS_pathway`, `_HLS_throughput`).
-    pub fn record(&mut self, cfg: &SteeringConfig, pathway: &str, throughput: u64, now_ms: u64) {
+    /// Records a viewer's report (`_HLS_pathway`, `_HLS_throughput`):
+    /// `reporter` is a stable key for the viewer, which replaces its last
+    /// report on that pathway.
+    pub fn record(
+        &mut self,
+        cfg: &SteeringConfig,
+        pathway: &str,
+        reporter: &str,
+        throughput: u64,
+        now_ms: u64,
+    ) {
         if cfg.min_throughput_bps == 0 || !cfg.pathways.iter().any(|p| p.id == pathway) {
             return;
         }
-        let r = self.reports.entry(pathway.to_owned()).or_insert(Reports {
-            low: 0.0,
-            all: 0.0,
-            at_ms: now_ms,
-        });
-        let mut d = r.decayed(now_ms, cfg.report_half_life_s);
-        d.all += 1.0;
-        if throughput < cfg.min_throughput_bps {
-            d.low += 1.0;
+        let reports = self.pathways.entry(pathway.to_owned()).or_default();
+        reports.retain(|_, r| !r.expired(now_ms, cfg.report_half_life_s));
+        if reports.len() >= MAX_REPORTERS && !reports.contains_key(reporter) {
+            let oldest = reports
+                .iter()
+                .min_by_key(|(_, r)| r.at_ms)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                reports.remove(&k);
+            }
         }
-        *r = d;
+        reports.insert(
+            reporter.to_owned(),
+            Report {
+                low: throughput < cfg.min_throughput_bps,
+                at_ms: now_ms,
+            },
+        );
     }
 
     pub fn is_degraded(&self, pathway: &str, now_ms: u64, cfg: &SteeringConfig) -> bool {
-        self.reports.get(pathway).is_some_and(|r| {
-            let d = r.decayed(now_ms, cfg.report_half_life_s);
-            d.all >= 3.0 && d.low * 2.0 > d.all
-        })
+        let Some(reports) = self.pathways.get(pathway) else {
+            return false;
+        };
+        let (mut low_viewers, mut low, mut all) = (0u32, 0.0, 0.0);
+        for r in reports.values() {
+            if r.expired(now_ms, cfg.report_half_life_s) {
+                continue;
+            }
+            let w = r.weight(now_ms, cfg.report_half_life_s);
+            all += w;
+            if r.low {
+                low += w;
+                low_viewers += 1;
+            }
+        }
+        low_viewers >= cfg.report_quorum && low * 2.0 > all
+    }
+
+    /// Viewers whose reports on `pathway` are remembered.
+    pub fn reporters(&self, pathway: &str) -> usize {
+        self.pathways.get(pathway).map_or(0, HashMap::len)
     }
 }
 
@@ -575,23 +660,88 @@ mod tests {
         assert_eq!(s.priority(&v, &h, 0).last(), Some(&"a"));
         v.throughput = Some(5_000_000);
         assert_eq!(s.priority(&v, &h, 0)[0], "a");
-        // Many viewers report low on a: a is degraded for everyone...
-        for _ in 0..4 {
-            h.record(&cfg, "a", 100_000, 1000);
+        // A quorum of viewers reports low on a: a is degraded for everyone...
+        for viewer in ["v1", "v2", "v3", "v4"] {
+            h.record(&cfg, "a", viewer, 100_000, 1000);
         }
-        h.record(&cfg, "a", 9_000_000, 1000);
+        h.record(&cfg, "a", "v5", 9_000_000, 1000);
         let other = viewer("DE", "EU", "AMS", "w");
         assert_eq!(s.priority(&other, &h, 1000).last(), Some(&"a"));
-        // ...until good reports outweigh them, or time passes (half-life 30 s).
         assert!(h.is_degraded("a", 1000, &cfg));
-        assert!(!h.is_degraded("a", 1000 + 60_000, &cfg));
-        for _ in 0..6 {
-            h.record(&cfg, "a", 9_000_000, 2000);
+        // ...until their reports age out (4 half-lives of 30 s)...
+        assert!(!h.is_degraded("a", 1000 + 120_000, &cfg));
+        // ...or they report good throughput again.
+        for viewer in ["v1", "v2"] {
+            h.record(&cfg, "a", viewer, 9_000_000, 2000);
+        }
+        assert!(
+            !h.is_degraded("a", 2000, &cfg),
+            "two low of five is no majority"
+        );
+        // Reports on unknown pathways are ignored.
+        h.record(&cfg, "nope", "v1", 1, 0);
+        assert!(!h.is_degraded("nope", 0, &cfg));
+        assert_eq!(h.reporters("nope"), 0);
+    }
+
+    /// issue 16: three low reports from any one token holder used to demote a
+    /// pathway for the whole isolate.
+    #[test]
+    fn one_viewer_cannot_demote_a_pathway_for_everyone() {
+        let s = steering(THREE);
+        let cfg = s.config().clone();
+        let mut h = PathwayHealth::default();
+        for t in 0..1000 {
+            h.record(&cfg, "a", "attacker", 1, 1000 + t);
         }
         assert!(!h.is_degraded("a", 2000, &cfg));
-        // Reports on unknown pathways are ignored.
-        h.record(&cfg, "nope", 1, 0);
-        assert!(!h.is_degraded("nope", 0, &cfg));
+        assert_eq!(h.reporters("a"), 1, "one viewer, one report kept");
+        let other = viewer("DE", "EU", "AMS", "w");
+        assert_eq!(s.priority(&other, &h, 2000)[0], "a");
+    }
+
+    #[test]
+    fn a_quorum_of_distinct_viewers_demotes() {
+        let s = steering(THREE);
+        let cfg = s.config().clone();
+        let mut h = PathwayHealth::default();
+        h.record(&cfg, "a", "v1", 1, 0);
+        h.record(&cfg, "a", "v2", 1, 0);
+        assert!(
+            !h.is_degraded("a", 0, &cfg),
+            "two viewers are below the quorum of 3"
+        );
+        h.record(&cfg, "a", "v3", 1, 0);
+        assert!(h.is_degraded("a", 0, &cfg));
+        // Good reports from more viewers outweigh them.
+        for v in ["g1", "g2", "g3"] {
+            h.record(&cfg, "a", v, 9_000_000, 0);
+        }
+        assert!(!h.is_degraded("a", 0, &cfg), "3 low of 6 is no majority");
+        // A higher quorum needs more viewers.
+        let strict = SteeringConfig {
+            report_quorum: 5,
+            ..cfg.clone()
+        };
+        let mut h = PathwayHealth::default();
+        for v in ["v1", "v2", "v3", "v4"] {
+            h.record(&strict, "a", v, 1, 0);
+        }
+        assert!(!h.is_degraded("a", 0, &strict));
+        h.record(&strict, "a", "v5", 1, 0);
+        assert!(h.is_degraded("a", 0, &strict));
+    }
+
+    #[test]
+    fn reporters_are_bounded_per_pathway() {
+        let s = steering(THREE);
+        let cfg = s.config().clone();
+        let mut h = PathwayHealth::default();
+        for i in 0..(MAX_REPORTERS + 500) {
+            h.record(&cfg, "a", &format!("v{i}"), 1, i as u64);
+        }
+        assert_eq!(h.reporters("a"), MAX_REPORTERS);
+        assert!(h.is_degraded("a", (MAX_REPORTERS + 500) as u64, &cfg));
     }
 
     #[test]
@@ -658,6 +808,27 @@ mod tests {
     }
 
     #[test]
+    fn reports_and_reload_uris() {
+        assert_eq!(
+            Flavor::Hls.report("_HLS_pathway=a&_HLS_throughput=123&x=1"),
+            (Some("a".into()), Some(123))
+        );
+        assert_eq!(
+            Flavor::Dash.report("_DASH_pathway=b%20c&_DASH_throughput=-1"),
+            (Some("b c".into()), None)
+        );
+        assert_eq!(Flavor::Dash.report("_HLS_pathway=a"), (None, None));
+        assert_eq!(
+            reload_uri("/live/cam1/steering.json", "__token__", Some("a=b~c")),
+            "steering.json?__token__=a%3Db~c"
+        );
+        assert_eq!(
+            reload_uri("/live/cam1/steering-dash.json", "t", None),
+            "steering-dash.json"
+        );
+    }
+
+    #[test]
     fn invalid_configs() {
         for bad in [
             r#"{"pathways": [{"id": "a b"}]}"#,
@@ -670,6 +841,7 @@ mod tests {
             r#"{"pathways": [{"id": "a"}, {"id": "c", "clone_of": "a", "base_url": "https://c"}]}"#,
             r#"{"pathways": [{"id": "a"}, {"id": "c", "clone_of": "a", "host": "c:8080"}]}"#,
             r#"{"ttl_s": 0, "pathways": [{"id": "a"}]}"#,
+            r#"{"report_quorum": 0, "pathways": [{"id": "a"}]}"#,
         ] {
             let cfg: SteeringConfig = serde_json::from_str(bad).unwrap();
             assert!(Steering::new(cfg).is_err(), "{bad}");

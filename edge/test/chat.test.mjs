@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import http from 'node:http';
 import { Miniflare } from 'miniflare';
 import { workerOptions } from './worker.mjs';
 import WebSocket from 'ws';
@@ -22,7 +23,8 @@ function token({ acl = '/live/*', id, data, ttl = 600 } = {}) {
   const signed = fields.join('~');
   return `${signed}~hmac=${createHmac('sha256', Buffer.from(KEY, 'hex')).update(signed).digest('hex')}`;
 }
-const MOD_TOKEN = token({ acl: '/live/*!/chat/*', id: 'moderator', data: 'name:Mod' });
+// Moderators hold an explicit claim per stream (docs/chat.md), never a wide ACL.
+const MOD_TOKEN = token({ acl: '/live/*', id: 'moderator', data: 'name:Mod,mod:mod,mod:sleepy' });
 
 let mf, base;
 
@@ -292,6 +294,65 @@ test('reactions are counted per window before fan-out', async () => {
     assert.equal(c.pdt, pdt - (pdt % 1000), 'PDT slot of the moment');
   }
   for (const c of clients) c.close();
+});
+
+test('moderator rights come from an explicit claim, never from a wide ACL', async () => {
+  // Site-wide ACLs, common in EdgeAuth deployments, used to make moderators.
+  for (const acl of ['*', '/*', '/live/*!/chat/*']) {
+    const wide = token({ acl, id: 'wide' });
+    const c = await connect('claims', wide);
+    assert.equal(c.of('welcome')[0].mod, false, acl);
+    c.close();
+    assert.equal((await moderate('claims', null, wide)).status, 403, acl);
+    assert.equal((await moderate('claims', { type: 'notice', text: 'x' }, wide)).status, 403, acl);
+  }
+  // `/chat/*` opens no stream's chat at all any more.
+  const chatOnly = token({ acl: '/chat/*', id: 'wide' });
+  assert.equal(await status(connect('claims', chatOnly)), 403);
+  assert.equal((await moderate('claims', null, chatOnly)).status, 403);
+  // Another stream's claim is not this one's.
+  const elsewhere = token({ acl: '/live/*', data: 'mod:other' });
+  assert.equal((await moderate('claims', null, elsewhere)).status, 403);
+  // The claim: a moderator, over the socket and the API.
+  const claimed = token({ acl: '/live/claims/*', id: 'claimed', data: 'mod:claims' });
+  const m = await connect('claims', claimed);
+  assert.equal(m.of('welcome')[0].mod, true);
+  m.close();
+  assert.equal((await moderate('claims', null, claimed)).status, 200);
+  const anyStream = token({ acl: '/live/*', data: 'mod:*' });
+  assert.equal((await moderate('claims', null, anyStream)).status, 200);
+});
+
+test('a moderation body is refused once it passes 16 KiB, before it ends', async () => {
+  // A body that is still being sent: the edge must answer 413 as soon as it
+  // has read more than the limit, not wait for (and hold) all of it.
+  const url = new URL(`${base}/chat/mod/moderate`);
+  const chunk = Buffer.alloc(4096, 0x20);
+  let ended = false;
+  const answer = await new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MOD_TOKEN}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, endedFirst: ended }));
+    });
+    req.on('error', (e) => (ended ? resolve({ status: 0, endedFirst: true }) : reject(e)));
+    req.write('{"type":"notice","text":"');
+    for (let i = 0; i < 5; i += 1) req.write(chunk); // 20 KiB and counting
+    // Safety valve so a broken edge fails the assertion below instead of hanging.
+    setTimeout(() => { ended = true; req.end('"}'); }, 15_000).unref();
+  });
+  assert.equal(answer.status, 413);
+  assert.equal(answer.endedFirst, false, 'answered while the body was still open');
+  // A declared length over the limit is refused without reading.
+  const declared = await fetch(`${base}/chat/mod/moderate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${MOD_TOKEN}`, 'content-type': 'application/json' },
+    body: 'x'.repeat(17 * 1024),
+  });
+  assert.equal(declared.status, 413);
+  await declared.arrayBuffer();
 });
 
 test('moderation: delete everywhere, ban, unban', async () => {

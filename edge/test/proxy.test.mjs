@@ -46,7 +46,24 @@ const PLAYLIST = '#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n';
 let releaseSlow;
 let slowFinished = false;
 
+// A preload-hinted part the origin is still making: the first chunk now, the
+// rest once the test has seen the first chunk arrive through the edge (or
+// after a safety timeout, which makes the assertions fail instead of hanging).
+const HINTED = '/live/cam1/0a1b2c3d4e5f6a7b/video-part7.3.m4s';
+let releaseHinted;
+let hintedFinished = false;
+
 const routes = {
+  [HINTED]: async (req, res) => {
+    res.writeHead(200, { 'content-type': 'video/iso.segment', 'cache-control': 'public, max-age=31536000, immutable' });
+    res.write('moof+mdat of frame 1;');
+    await Promise.race([
+      new Promise((resolve) => { releaseHinted = resolve; }),
+      new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+    ]);
+    hintedFinished = true;
+    res.end('frames 2-6');
+  },
   '/live/cam1/index.m3u8': (req, res) => {
     res.writeHead(200, {
       'content-type': 'application/vnd.apple.mpegurl',
@@ -199,6 +216,38 @@ test('the body is streamed: the first bytes arrive before the origin has finishe
   assert.equal(received, 'first-half;second-half');
 });
 
+test('a shared object streams to every viewer while the origin makes it, from one origin request', async () => {
+  const before = origin.seen.filter((r) => r.url === HINTED).length;
+  const readFirst = async () => {
+    const res = await mf.dispatchFetch(EDGE + HINTED);
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    while (!received.includes('frame 1;')) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'body ended before the first chunk arrived');
+      received += decoder.decode(value, { stream: true });
+    }
+    return { res, reader, decoder, received, finishedAtFirstChunk: hintedFinished };
+  };
+  // Two viewers of the same hinted part: one origin request, and both get
+  // the first chunk while the origin has not finished the part.
+  const viewers = await Promise.all([readFirst(), readFirst()]);
+  for (const v of viewers) assert.equal(v.finishedAtFirstChunk, false, 'first chunk only after the origin finished: buffered');
+  assert.deepEqual(viewers.map((v) => v.res.headers.get('x-brook-cache')).sort(), ['coalesced', 'miss']);
+  releaseHinted();
+  for (const v of viewers) {
+    for (;;) {
+      const { value, done } = await v.reader.read();
+      if (done) break;
+      v.received += v.decoder.decode(value, { stream: true });
+    }
+    assert.equal(v.received, 'moof+mdat of frame 1;frames 2-6');
+  }
+  assert.equal(origin.seen.filter((r) => r.url === HINTED).length - before, 1, 'one origin request');
+});
+
 test('methods other than GET, HEAD and OPTIONS get 405 and never reach the origin', async () => {
   const before = origin.seen.length;
   for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
@@ -238,6 +287,30 @@ test('paths outside /live/ are 404 from the Worker', async () => {
     await res.arrayBuffer();
   }
   assert.equal(origin.seen.length, before);
+});
+
+test('/live/ paths are decoded and checked first: an encoded separator or a bad name never reaches the origin', async () => {
+  const before = origin.seen.length;
+  for (const path of [
+    '/live/cam1/..%2fcam2/index.m3u8',
+    '/live/cam1/%2e%2e%2fcam2/index.m3u8',
+    '/live/cam1/x%5c..%5ccam2/index.m3u8',
+    '/live/cam1/S1/video.m3u8',
+    '/live/cam.1/index.m3u8',
+    '/live/cam1/a/b/c',
+  ]) {
+    const res = await mf.dispatchFetch(EDGE + path);
+    assert.equal(res.status, 404, path);
+    await res.arrayBuffer();
+  }
+  assert.equal(origin.seen.length, before);
+});
+
+test('the origin is asked for the one spelling of a /live/ path', async () => {
+  const res = await mf.dispatchFetch(`${EDGE}/live/c%61m1/index%2Em3u8`);
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  assert.equal(lastSeen().url, '/live/cam1/index.m3u8');
 });
 
 test('origin unreachable: 502 with a short plain-text body', async () => {

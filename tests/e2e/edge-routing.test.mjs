@@ -139,6 +139,20 @@ test('steering manifest: valid field by field, ordered per viewer, reacting to c
     assert.deepEqual(Object.keys(dash).sort(), ['RELOAD-URI', 'SERVICE-LOCATION-PRIORITY', 'TTL', 'VERSION']);
     assert.deepEqual(dash['SERVICE-LOCATION-PRIORITY'], ['eu', 'us']);
 
+    // One viewer's reports count once: however often it reports low, the
+    // pathway stays first for everyone else.
+    const otherViewer = async (id, extra = '') => {
+      const t = signToken({ key: KEYS.k2026a, kid: 'k2026a', id });
+      const r = await mf.dispatchFetch(`${EDGE}/live/cam1/steering.json?${tokenQuery(t)}${extra}`, { cf: de });
+      assert.equal(r.status, 200);
+      return r.json();
+    };
+    for (let i = 0; i < 10; i += 1) await fetchManifest(de, '&_HLS_pathway=eu&_HLS_throughput=200000');
+    assert.equal((await otherViewer('bystander'))['PATHWAY-PRIORITY'][0], 'eu', 'one viewer cannot demote a pathway');
+    // A quorum (3) of distinct viewers reporting low demotes it for everyone.
+    for (const id of ['low-2', 'low-3']) await otherViewer(id, '&_HLS_pathway=eu&_HLS_throughput=200000');
+    assert.equal((await otherViewer('bystander'))['PATHWAY-PRIORITY'].at(-1), 'eu', 'three viewers can');
+
     // The steering server is as protected as the stream.
     const anon = await mf.dispatchFetch(`${EDGE}/live/cam1/steering.json`, { cf: de });
     assert.equal(anon.status, 401);
@@ -217,14 +231,22 @@ test('failover on timeout and on 5xx; a 503 to a blocking reload is the origin s
   });
   let mf = await worker(hanging);
   try {
-    const t0 = Date.now();
+    const goodBefore = good.seen.length;
     const r = await mf.dispatchFetch(`${EDGE}${segPath}?${q}`);
     assert.equal(r.status, 200);
-    await r.arrayBuffer();
-    const took = Date.now() - t0;
-    assert.ok(took >= 900 && took < 5000, `answered after the 1 s timeout (${took} ms)`);
+    assert.ok((await r.arrayBuffer()).byteLength > 0);
+    // What happened, not how long it took (benchmarks measure time): the
+    // hanging origin got the request and never answered, the edge counted a
+    // timeout (not a network error) and failed over once, and the segment
+    // came from the second origin.
+    assert.equal(hanging.seen.filter((e) => e.url.startsWith(segPath)).length, 1, 'asked the hanging origin once');
+    assert.equal(hanging.seen.at(-1).status, null, 'which never answered');
+    assert.equal(good.seen.length - goodBefore, 1, 'then the second origin');
+    assert.equal(good.seen.at(-1).status, 200);
     const m = await workerMetrics(mf);
     assert.equal(counter(m, 'brook_edge_origin_failures_total', { origin: 'first', reason: 'timeout' }), 1);
+    assert.equal(counter(m, 'brook_edge_origin_failures_total', { origin: 'first', reason: 'network' }), 0);
+    assert.equal(counter(m, 'brook_edge_failovers_total'), 1);
   } finally {
     await mf.dispose();
   }

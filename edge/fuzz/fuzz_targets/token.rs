@@ -3,7 +3,7 @@
 //! grant signs back to a token that verifies the same way).
 #![no_main]
 use brook_edge::access::find_token;
-use brook_edge::token::{sign, verify, Entitlements, Key, KeySet, Request};
+use brook_edge::access::token::{sign, verify, Entitlements, Key, KeySet, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

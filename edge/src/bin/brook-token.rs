@@ -4,6 +4,7 @@
 //! ```sh
 //! export TOKEN_KEYS='2026a:<hex>'                 # same value as the Worker secret
 //! brook-token sign --acl '/live/cam1/*' --ttl 3600 --session viewer-42 --max-height 720
+//! brook-token sign --acl '/live/cam1/*' --ttl 3600 --session mod-1 --moderator cam1
 //! brook-token verify --path /live/cam1/index.m3u8 "$TOKEN"
 //! ```
 //!
@@ -13,7 +14,8 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use brook_edge::token::{self, Entitlements, Grant, KeySet};
+use brook_edge::access::token::{self, Entitlements, Grant, KeySet};
+use brook_edge::chat::identity::moderator_claim;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -58,6 +60,10 @@ enum Command {
         /// Highest variant bandwidth, bits/s (`data=maxbw:N`).
         #[arg(long)]
         max_bandwidth: Option<u64>,
+        /// Make the holder a chat moderator of this stream (`data=mod:<stream>`;
+        /// `*`: every stream). Repeatable. See docs/chat.md.
+        #[arg(long, value_name = "STREAM")]
+        moderator: Vec<String>,
         /// Key to sign with (default: the first one).
         #[arg(long)]
         key_id: Option<String>,
@@ -96,6 +102,16 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The `data` field: entitlement claims, then moderator claims.
+fn data(entitlements: Entitlements, moderates: &[String]) -> Option<String> {
+    let claims: Vec<String> = entitlements
+        .to_data()
+        .into_iter()
+        .chain(moderates.iter().map(|s| moderator_claim(s)))
+        .collect();
+    (!claims.is_empty()).then(|| claims.join(","))
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let keys = cli
         .keys
@@ -112,6 +128,7 @@ fn run(cli: Cli) -> Result<(), String> {
             session,
             max_height,
             max_bandwidth,
+            moderator,
             key_id,
             no_kid,
         } => {
@@ -132,11 +149,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 acl,
                 ip,
                 session_id: session,
-                data: Entitlements {
-                    max_height,
-                    max_bandwidth,
-                }
-                .to_data(),
+                data: data(
+                    Entitlements {
+                        max_height,
+                        max_bandwidth,
+                    },
+                    &moderator,
+                ),
                 key_id: (!no_kid).then(|| key.id().to_owned()),
             };
             println!("{}", token::sign(&grant, key));
@@ -161,5 +180,25 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(reject) => Err(format!("invalid: {}", reject.as_str())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_holds_entitlements_then_moderator_claims() {
+        let caps = Entitlements {
+            max_height: Some(720),
+            max_bandwidth: None,
+        };
+        assert_eq!(
+            data(caps, &["cam1".into(), "cam2".into()]).as_deref(),
+            Some("maxh:720,mod:cam1,mod:cam2")
+        );
+        assert_eq!(data(Entitlements::default(), &[]), None);
+        let d = data(Entitlements::default(), &["cam1".into()]).unwrap();
+        assert!(brook_edge::chat::identity::moderates(&d, "cam1"));
     }
 }

@@ -9,14 +9,17 @@
 //! - The display name is the token's `name:` claim in `data` when present
 //!   (then fixed), else what the viewer picks with `join`, else `viewer-`
 //!   and the first characters of the user id.
-//! - Moderators hold a token whose ACL also covers `/chat/<stream>/moderate`.
+//! - Moderators hold a token with an explicit claim in its signed `data`:
+//!   `mod:<stream>` (repeatable) or `mod:*` (every stream). Never an ACL
+//!   pattern: site-wide ACLs (`*`, `/*`, `/chat/*`) are common in EdgeAuth
+//!   deployments and say nothing about moderation.
 
 use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
+use crate::access::token::Grant;
 use crate::query::{self, decode_percent};
-use crate::token::{acl_matches, Grant};
 
 use super::text::clean_name;
 
@@ -25,9 +28,27 @@ pub fn access_path(stream: &str) -> String {
     format!("/live/{stream}/chat")
 }
 
-/// The path a moderator's token must cover.
-pub fn moderate_path(stream: &str) -> String {
-    format!("/chat/{stream}/moderate")
+/// The `data` claim that makes a token's holder a moderator of `stream`
+/// (`*`: of every stream), e.g. `data=name:Ann,mod:cam1`.
+pub fn moderator_claim(stream: &str) -> String {
+    format!("mod:{stream}")
+}
+
+/// Whether a token's `data` holds a moderator claim for `stream`: `mod:`
+/// followed by exactly the stream name or `*` (read like the other claims:
+/// percent-decoded, then split at commas).
+pub fn moderates(data: &str, stream: &str) -> bool {
+    let data = decode_percent(data);
+    data.split(',').any(|c| {
+        c.trim()
+            .strip_prefix("mod:")
+            .is_some_and(|v| v.trim() == stream || v.trim() == "*")
+    })
+}
+
+/// Whether the holder of `grant` moderates `stream`.
+pub fn is_moderator(grant: &Grant, stream: &str) -> bool {
+    grant.data.as_deref().is_some_and(|d| moderates(d, stream))
 }
 
 /// A connection's identity, as the room sees it.
@@ -75,8 +96,7 @@ impl Identity {
             .and_then(|g| g.data.as_deref())
             .and_then(name_claim)
             .and_then(|n| clean_name(&n, max_name_chars));
-        let moderate = moderate_path(stream);
-        let moderator = grant.is_some_and(|g| g.acl.iter().any(|p| acl_matches(p, &moderate)));
+        let moderator = grant.is_some_and(|g| is_moderator(g, stream));
         Self {
             user,
             token_name,
@@ -190,21 +210,49 @@ mod tests {
         assert_eq!(id.token_name.as_deref(), Some("abcd"));
     }
 
+    /// issue 16: moderator rights used to follow from the ACL covering
+    /// `/chat/<stream>/moderate`, so any site-wide token made a moderator.
     #[test]
-    fn moderators() {
-        let cases = [
-            (vec!["/live/cam1/*"], false),
-            (vec!["/live/cam1/*", "/chat/cam1/*"], true),
-            (vec!["/live/cam1/*", "/chat/cam1/moderate"], true),
-            (vec!["/live/*", "/chat/*"], true),
-            (vec!["/live/cam1/*", "/chat/cam2/*"], false),
-            (vec!["/*"], true),
-        ];
-        for (acl, want) in cases {
-            let g = grant(&acl, None, None);
+    fn wide_acls_are_not_moderators() {
+        for acl in [
+            vec!["*"],
+            vec!["/*"],
+            vec!["/chat/*"],
+            vec!["/live/*", "/chat/*"],
+            vec!["/live/cam1/*", "/chat/cam1/*"],
+            vec!["/live/cam1/*", "/chat/cam1/moderate"],
+        ] {
+            let g = grant(&acl, None, Some("name:Ann"));
             let id = Identity::new("cam1", Some(&g), Some("t"), None, "r", 32);
-            assert_eq!(id.moderator, want, "{acl:?}");
+            assert!(!id.moderator, "{acl:?}");
         }
+    }
+
+    #[test]
+    fn moderators_hold_an_explicit_claim() {
+        let cases = [
+            (Some("mod:cam1"), true),
+            (Some("name:Ann,mod:cam1"), true),
+            (Some("mod:cam2,mod:cam1"), true),
+            (Some("mod:*"), true),
+            (Some("mod%3Acam1"), true),
+            (Some(" mod: cam1 "), true),
+            (Some("mod:cam2"), false),
+            (Some("mod:cam10"), false),
+            (Some("mod:cam*"), false),
+            (Some("mod:"), false),
+            (Some("name:mod:cam1"), false),
+            (Some("moderator:cam1"), false),
+            (None, false),
+        ];
+        for (data, want) in cases {
+            let g = grant(&["/live/cam1/*"], None, data);
+            let id = Identity::new("cam1", Some(&g), Some("t"), None, "r", 32);
+            assert_eq!(id.moderator, want, "{data:?}");
+            assert_eq!(is_moderator(&g, "cam1"), want, "{data:?}");
+        }
+        assert_eq!(moderator_claim("cam1"), "mod:cam1");
+        assert!(moderates(&moderator_claim("cam1"), "cam1"));
     }
 
     #[test]
@@ -228,7 +276,9 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(access_path("cam1"), "/live/cam1/chat");
-        assert_eq!(moderate_path("cam1"), "/chat/cam1/moderate");
-        assert!(acl_matches("/live/cam1/*", &access_path("cam1")));
+        assert!(crate::access::token::acl_matches(
+            "/live/cam1/*",
+            &access_path("cam1")
+        ));
     }
 }

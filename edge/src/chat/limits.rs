@@ -58,6 +58,11 @@ pub struct Limits {
     /// Every other frame (join, ping, moderation, and frames that fail to
     /// parse) per connection. Default burst 20, 5 per second.
     pub control_per_conn: Rate,
+    /// How far ahead of the room's clock a frame's `sent` time may be and
+    /// still be charged at it (clock drift since the client read the room's
+    /// clock); later ones are charged at the room's clock plus this. Default
+    /// 1000 ms.
+    pub sent_lead_ms: u64,
     /// Frames in a row dropped for a rate limit or refused as invalid before
     /// the socket is closed with 1008 (policy violation). Default 100.
     pub max_strikes: u32,
@@ -96,6 +101,7 @@ impl Default for Limits {
             reactions_per_conn: Rate::new(10.0, 5.0),
             reactions_per_ip: Rate::new(50.0, 25.0),
             control_per_conn: Rate::new(20.0, 5.0),
+            sent_lead_ms: 1000,
             max_strikes: 100,
             reaction_window_ms: 500,
             reaction_pdt_ms: 1000,

@@ -1,12 +1,12 @@
 //! Live chat and reactions: one room per stream, run by a Durable Object
-//! (`chat_do`, wasm32 only) over the plain-Rust rules here, which build and
+//! (`bindings::chat_room`, wasm32 only) over the plain-Rust rules here, which build and
 //! test natively on simulated time.
 //!
 //! ```text
-//! GET /chat/<stream>  (Upgrade: websocket)                         glue.rs
-//!   token checked as for /live/<stream>/chat, geo rule              access.rs (401/403/451)
+//! GET /chat/<stream>  (Upgrade: websocket)                bindings/fetch.rs
+//!   token checked as for /live/<stream>/chat, geo rule              access/ (401/403/451)
 //!   identity = Identity::new(grant, token, ip)                      identity.rs
-//!   → the room's Durable Object (id from the stream name)           chat_do.rs
+//!   → the room's Durable Object (id from the stream name)   bindings/chat_room.rs
 //!       accept (hibernatable), attachment = Conn
 //!       room.open(conn)        → welcome, history (last N)          room.rs
 //!       each frame: room.frame(conn, frame)
@@ -24,6 +24,7 @@
 //!
 //! The schema, limits and moderation API are in docs/chat.md.
 
+pub mod handoff;
 pub mod identity;
 pub mod limits;
 pub mod notices;

@@ -2,7 +2,7 @@
 //! serves anyway: no hook in the origin, no polling.
 //!
 //! ```text
-//! GET /live/<stream>/<session>/video.m3u8   served 200               glue.rs
+//! GET /live/<stream>/<session>/video.m3u8   served 200      bindings/fetch.rs
 //!   Notices::observe(stream, kind, path, playlist) -> Some(event)     once per isolate
 //!   ctx.wait_until(POST room/announce?session=...&state=...)          after the response
 //!     Room::announce: advances(last stored, event)?                   room.rs, store.rs

@@ -29,8 +29,8 @@ use super::notices::{advances, StreamEvent};
 use super::rate::{take_all, Buckets};
 use super::reactions::{Added, Aggregator};
 use super::schema::{
-    parse_client, Ban, ClientMessage, ErrorCode, ParseLimits, PublicLimits, Refusal, ServerMessage,
-    StreamState, SystemEvent, EMOJI,
+    parse_client, parse_frame, Ban, ClientMessage, ErrorCode, ParseLimits, Parsed, PublicLimits,
+    Refusal, ServerMessage, StreamState, SystemEvent, EMOJI,
 };
 use super::store::{BanRecord, NewMessage, Store};
 
@@ -338,20 +338,27 @@ impl Room {
             });
             return out;
         }
-        let parsed = match frame {
-            Frame::Binary(_) => Err(Refusal::new(ErrorCode::Binary, "frames are JSON text")),
-            Frame::Text(t) if t.len() > self.limits.max_frame_bytes => Err(Refusal::new(
+        let refused = |r| Parsed {
+            message: Err(r),
+            sent: None,
+        };
+        let Parsed {
+            message: parsed,
+            sent,
+        } = match frame {
+            Frame::Binary(_) => refused(Refusal::new(ErrorCode::Binary, "frames are JSON text")),
+            Frame::Text(t) if t.len() > self.limits.max_frame_bytes => refused(Refusal::new(
                 ErrorCode::TooLarge,
                 format!("frames are at most {} bytes", self.limits.max_frame_bytes),
             )),
-            Frame::Text(t) => parse_client(t, self.parse_limits()),
+            Frame::Text(t) => parse_frame(t, self.parse_limits()),
         };
         let budget = match &parsed {
             Ok(ClientMessage::Chat { .. }) => Budget::Chat,
             Ok(ClientMessage::React { .. }) => Budget::React,
             _ => Budget::Control,
         };
-        if let Err(retry_ms) = self.take(conn, budget, now) {
+        if let Err(retry_ms) = self.take(conn, budget, self.charged_at(sent, now)) {
             self.strike(conn, now, Some(retry_ms), &mut out);
             return out;
         }
@@ -375,6 +382,19 @@ impl Room {
             }
         }
         out
+    }
+
+    /// The time a frame is charged at: when the client sent it (`sent`, on
+    /// the room's clock), not when the room got to it, so frames that queued
+    /// up while the room was busy are not released onto the buckets as one
+    /// burst (a sender within its limits is then never dropped, however long
+    /// the backlog). A `sent` ahead of the room's clock counts as at most
+    /// `sent_lead_ms` ahead, which bounds what a lying client gains to
+    /// `sent_lead_ms` worth of refill, once: the buckets never go back in
+    /// time, so a `sent` in the past only refills nothing. Without `sent`:
+    /// the room's clock.
+    fn charged_at(&self, sent: Option<u64>, now: u64) -> u64 {
+        sent.map_or(now, |s| s.min(now.saturating_add(self.limits.sent_lead_ms)))
     }
 
     /// Takes a token for `budget` from the connection's bucket (and the

@@ -166,6 +166,7 @@ struct RawClient {
     purge: bool,
     reason: Option<String>,
     state: Option<String>,
+    sent: Option<f64>,
 }
 
 /// Checks applied while parsing that depend on the room's settings.
@@ -175,8 +176,53 @@ pub struct ParseLimits {
     pub max_name_chars: usize,
 }
 
+/// One text frame, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub message: Result<ClientMessage, Refusal>,
+    /// `sent`: when the client sent the frame, on the room's clock (ms since
+    /// 1970; the client learns the clock from `welcome.ts` or `pong.ts`).
+    /// Rate limits charge the frame at this time rather than when the room
+    /// gets to it (see [`crate::chat::room`]).
+    pub sent: Option<u64>,
+}
+
 /// Parses one text frame. Never panics, whatever the input.
+pub fn parse_frame(frame: &str, limits: ParseLimits) -> Parsed {
+    let raw = match raw_client(frame) {
+        Ok(raw) => raw,
+        Err(refusal) => {
+            return Parsed {
+                message: Err(refusal),
+                sent: None,
+            }
+        }
+    };
+    let sent = match raw.sent {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 && t < 9.0e15 => Some(t.round() as u64),
+        Some(_) => {
+            return Parsed {
+                message: Err(Refusal::new(
+                    ErrorCode::BadRequest,
+                    "`sent` is milliseconds since 1970 on the room's clock",
+                )),
+                sent: None,
+            }
+        }
+    };
+    Parsed {
+        message: message(raw, limits),
+        sent,
+    }
+}
+
+/// Parses one text frame's message (`parse_frame` without `sent`).
 pub fn parse_client(frame: &str, limits: ParseLimits) -> Result<ClientMessage, Refusal> {
+    parse_frame(frame, limits).message
+}
+
+fn raw_client(frame: &str) -> Result<RawClient, Refusal> {
     if !frame.trim_start().starts_with('{') {
         // serde would also read a struct from a JSON array; only objects are frames.
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(frame) {
@@ -184,10 +230,13 @@ pub fn parse_client(frame: &str, limits: ParseLimits) -> Result<ClientMessage, R
             Err(_) => Refusal::new(ErrorCode::InvalidJson, "frames are JSON objects"),
         });
     }
-    let raw: RawClient = serde_json::from_str(frame).map_err(|e| match e.classify() {
+    serde_json::from_str(frame).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Refusal::new(ErrorCode::BadRequest, e.to_string()),
         _ => Refusal::new(ErrorCode::InvalidJson, "frames are JSON objects"),
-    })?;
+    })
+}
+
+fn message(raw: RawClient, limits: ParseLimits) -> Result<ClientMessage, Refusal> {
     if raw.v.unwrap_or(VERSION) > VERSION {
         return Err(Refusal::new(
             ErrorCode::UnsupportedVersion,
@@ -496,6 +545,31 @@ mod tests {
 
     fn code(frame: &str) -> ErrorCode {
         parse_client(frame, L).unwrap_err().code
+    }
+
+    #[test]
+    fn sent_times() {
+        let p = parse_frame(r#"{"type":"chat","text":"hi","sent":1790000000123.4}"#, L);
+        assert_eq!(p.sent, Some(1_790_000_000_123));
+        assert!(p.message.is_ok());
+        // Known even when the message itself is refused (it is still charged).
+        let long = parse_frame(
+            r#"{"type":"chat","text":"xxxxxxxxxxxxxxxxxxxxxxxxx","sent":5}"#,
+            L,
+        );
+        assert_eq!(long.sent, Some(5));
+        assert_eq!(long.message.unwrap_err().code, ErrorCode::TooLong);
+        for bad in [
+            r#"{"type":"chat","text":"hi","sent":-1}"#,
+            r#"{"type":"chat","text":"hi","sent":1e300}"#,
+            r#"{"type":"chat","text":"hi","sent":"now"}"#,
+        ] {
+            let p = parse_frame(bad, L);
+            assert_eq!(p.sent, None, "{bad}");
+            assert_eq!(p.message.unwrap_err().code, ErrorCode::BadRequest, "{bad}");
+        }
+        assert_eq!(parse_frame(r#"{"type":"ping"}"#, L).sent, None);
+        assert_eq!(parse_frame("nope", L).sent, None);
     }
 
     #[test]

@@ -485,3 +485,281 @@ fn bench_playlist_shape() {
     assert_eq!(pl.preload_part(), Some("part1007.2.m4s"));
     assert_eq!(pl.rendition_reports.len(), 1);
 }
+
+#[test]
+fn personalize_by_kind() {
+    let none = Personalization {
+        token: None,
+        ..viewer(None)
+    };
+    let same = personalize(Kind::MediaPlaylist, "not a playlist", &none).unwrap();
+    assert_eq!(same.body, "not a playlist");
+    assert!(!same.rewritten && same.fallback.is_none());
+
+    let p = viewer(Some(TOKEN));
+    let media = personalize(Kind::MediaPlaylist, &bench_playlist(), &p).unwrap();
+    assert!(media.rewritten && media.fallback.is_none());
+    assert_eq!(
+        media.body,
+        personalize_media(&bench_playlist(), &p).unwrap()
+    );
+    // A playlist the model refuses: the line rewriter, and why.
+    let odd = "#EXTM3U\n#EXT-X-TARGETDURATION:x\nseg1.m4s\n";
+    let fell_back = personalize(Kind::MediaPlaylist, odd, &p).unwrap();
+    assert!(fell_back.fallback.is_some());
+    assert_eq!(fell_back.body, rewrite_lines(odd, &p));
+    let mpd = personalize(Kind::Mpd, "<MPD><Period/></MPD>", &p).unwrap();
+    assert_eq!(
+        mpd.body,
+        personalize_mpd("<MPD><Period/></MPD>", &p, Some(DASH_STEERING_SERVER))
+    );
+    let capped = Personalization {
+        hard: Limits {
+            max_height: Some(1),
+            max_bandwidth: None,
+        },
+        ..viewer(Some(TOKEN))
+    };
+    assert_eq!(
+        personalize(Kind::Multivariant, MV_BROOK, &capped),
+        Err(Refused::NothingEntitled)
+    );
+}
+
+mod mpd_caps {
+    use super::*;
+    use brook_packager::dash::{render_mpd, ContentKind, Manifest, Representation, TimelineEntry};
+
+    const S: &str = "0a1b2c3d4e5f6a7b";
+
+    fn rep(id: &str, height: Option<u32>, bandwidth: u64) -> Representation {
+        Representation {
+            id: id.into(),
+            kind: match height {
+                Some(h) => ContentKind::Video {
+                    width: h * 16 / 9,
+                    height: h,
+                    frame_rate: Some(30.0),
+                },
+                None => ContentKind::Audio {
+                    sample_rate: 48_000,
+                    channels: 2,
+                },
+            },
+            codecs: if height.is_some() {
+                "avc1.64001f"
+            } else {
+                "mp4a.40.2"
+            }
+            .into(),
+            bandwidth,
+            timescale: 90_000,
+            initialization: format!("{id}-init.mp4"),
+            media: format!("{id}-seg$Number$.m4s"),
+            timeline: vec![TimelineEntry {
+                number: 1,
+                start: 0,
+                duration: 90_000,
+            }],
+        }
+    }
+
+    /// The packager's own live MPD over a 3-rung ladder and audio (today's
+    /// shape: one AdaptationSet per Representation).
+    fn packager_mpd() -> String {
+        render_mpd(&Manifest {
+            live: true,
+            availability_start: brook_packager::UnixMillis(1_795_440_000_000),
+            publish_time: brook_packager::UnixMillis(1_795_440_010_000),
+            max_segment_duration: 1.0,
+            time_shift_buffer: 30.0,
+            chunk_duration: 0.2,
+            target_latency_ms: 1500,
+            utc_timing: Some("time".into()),
+            representations: vec![
+                rep("1080p", Some(1080), 5_000_000),
+                rep("720p", Some(720), 2_500_000),
+                rep("360p", Some(360), 600_000),
+                rep("audio", None, 128_000),
+            ],
+        })
+    }
+
+    /// Issue 11's shape: one video AdaptationSet, a Representation per rung.
+    fn ladder_mpd() -> String {
+        String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"dynamic\">\n\
+             \x20 <Period id=\"0\" start=\"PT0S\">\n\
+             \x20   <AdaptationSet contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\">\n\
+             \x20     <SegmentTemplate initialization=\"$RepresentationID$-init.mp4\" media=\"$RepresentationID$-seg$Number$.m4s\"/>\n\
+             \x20     <Representation id=\"1080p\" bandwidth=\"5000000\" width=\"1920\" height=\"1080\"/>\n\
+             \x20     <Representation id=\"720p\" bandwidth=\"2500000\" width=\"1280\" height=\"720\"/>\n\
+             \x20     <Representation id=\"360p\" bandwidth=\"600000\" width=\"640\" height=\"360\"><!-- lowest --></Representation>\n\
+             \x20   </AdaptationSet>\n\
+             \x20   <AdaptationSet contentType=\"audio\" mimeType=\"audio/mp4\">\n\
+             \x20     <Representation id=\"audio\" bandwidth=\"128000\"/>\n\
+             \x20   </AdaptationSet>\n\
+             \x20 </Period>\n\
+             </MPD>\n",
+        )
+    }
+
+    fn ids(mpd: &str) -> Vec<String> {
+        mpd.match_indices("<Representation id=\"")
+            .map(|(at, m)| {
+                let rest = &mpd[at + m.len()..];
+                rest[..rest.find('"').unwrap()].to_string()
+            })
+            .collect()
+    }
+
+    fn limits(h: Option<u32>, bw: Option<u64>) -> Limits {
+        Limits {
+            max_height: h,
+            max_bandwidth: bw,
+        }
+    }
+
+    #[test]
+    fn representations_above_the_caps_are_dropped() {
+        let none = Limits::default();
+        for (name, mpd) in [("packager", packager_mpd()), ("ladder", ladder_mpd())] {
+            type Case = (Limits, Limits, Result<Vec<&'static str>, MpdError>);
+            let cases: [Case; 8] = [
+                (none, none, Ok(vec!["1080p", "720p", "360p", "audio"])),
+                (
+                    limits(Some(720), None),
+                    none,
+                    Ok(vec!["720p", "360p", "audio"]),
+                ),
+                (limits(Some(360), None), none, Ok(vec!["360p", "audio"])),
+                (
+                    limits(None, Some(3_000_000)),
+                    none,
+                    Ok(vec!["720p", "360p", "audio"]),
+                ),
+                (
+                    limits(Some(1080), Some(700_000)),
+                    none,
+                    Ok(vec!["360p", "audio"]),
+                ),
+                (
+                    limits(Some(240), None),
+                    none,
+                    Err(MpdError::NothingEntitled),
+                ),
+                // Hints narrow further, never to nothing.
+                (
+                    none,
+                    limits(Some(720), None),
+                    Ok(vec!["720p", "360p", "audio"]),
+                ),
+                (
+                    limits(Some(720), None),
+                    limits(Some(100), None),
+                    Ok(vec!["360p", "audio"]),
+                ),
+            ];
+            for (hard, soft, want) in cases {
+                let got = filter_representations(&mpd, hard, soft).map(|t| ids(&t));
+                let want = want.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+                assert_eq!(got, want, "{name}: hard {hard:?} soft {soft:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_rest_of_the_mpd_is_the_origins_byte_for_byte() {
+        let mpd = ladder_mpd();
+        let out = filter_representations(&mpd, limits(Some(720), None), Limits::default()).unwrap();
+        let line = "      <Representation id=\"1080p\" bandwidth=\"5000000\" width=\"1920\" height=\"1080\"/>\n";
+        assert_eq!(out, mpd.replace(line, ""));
+        // Today's shape: the dropped Representation's whole AdaptationSet goes.
+        let mpd = packager_mpd();
+        let out = filter_representations(&mpd, limits(Some(720), None), Limits::default()).unwrap();
+        assert_eq!(out.matches("<AdaptationSet").count(), 3);
+        assert_eq!(out.matches("</AdaptationSet>").count(), 3);
+        assert!(!out.contains("1080p"));
+        assert!(out.contains("<UTCTiming"));
+        // Nothing to drop: the very same text.
+        assert!(matches!(
+            filter_representations(&mpd, limits(Some(2160), None), Limits::default()),
+            Ok(std::borrow::Cow::Borrowed(_))
+        ));
+    }
+
+    #[test]
+    fn unreadable_mpds_are_refused_to_capped_viewers() {
+        for bad in [
+            "<MPD><Period><AdaptationSet><Representation height=\"1080\" bandwidth=\"1\">",
+            "<MPD><AdaptationSet></Representation></MPD>",
+            "<MPD><Representation height=\"1080\" bandwidth=\"1\"></AdaptationSet></MPD>",
+        ] {
+            assert!(
+                matches!(
+                    filter_representations(bad, limits(Some(720), None), Limits::default()),
+                    Err(MpdError::Unreadable(_))
+                ),
+                "{bad}"
+            );
+        }
+        let capped = Personalization {
+            hard: limits(Some(720), None),
+            ..viewer(Some(TOKEN))
+        };
+        assert!(matches!(
+            personalize(
+                Kind::Mpd,
+                "<MPD><Period><AdaptationSet><Representation height=\"1080\">",
+                &capped
+            ),
+            Err(Refused::Unreadable(_))
+        ));
+        // Device hints alone: the MPD as it is, with the token.
+        let hinted = Personalization {
+            soft: limits(Some(720), None),
+            ..viewer(Some(TOKEN))
+        };
+        let out = personalize(Kind::Mpd, "<MPD><Period><AdaptationSet>", &hinted).unwrap();
+        assert!(out.fallback.is_some());
+    }
+
+    #[test]
+    fn personalize_filters_then_adds_the_token() {
+        let capped = Personalization {
+            hard: limits(Some(720), None),
+            ..viewer(Some(TOKEN))
+        };
+        let out = personalize(Kind::Mpd, &packager_mpd(), &capped).unwrap();
+        assert_eq!(ids(&out.body), ["720p", "360p", "audio"]);
+        assert!(out
+            .body
+            .contains(&format!("720p-init.mp4?__token__={ENCODED}")));
+        let _ = S;
+    }
+
+    #[test]
+    fn renditions_of_removed_variants_leave_the_multivariant() {
+        let text = format!(
+            "#EXTM3U\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"hi\",NAME=\"a\",URI=\"{S}/audio_hi.m3u8\"\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"lo\",NAME=\"a\",URI=\"{S}/audio_lo.m3u8\"\n\
+             #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"en\",URI=\"{S}/subs.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=5000000,RESOLUTION=1920x1080,AUDIO=\"hi\"\n{S}/1080p.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=600000,RESOLUTION=640x360,AUDIO=\"lo\"\n{S}/360p.m3u8\n"
+        );
+        let capped = Personalization {
+            hard: limits(Some(720), None),
+            ..viewer(None)
+        };
+        let out = personalize_multivariant(&text, &capped).unwrap();
+        assert!(!out.contains("audio_hi"), "{out}");
+        assert!(out.contains("audio_lo"));
+        assert!(
+            out.contains("subs.m3u8"),
+            "a group no variant used is left alone"
+        );
+        assert!(!out.contains("1080p"));
+    }
+}

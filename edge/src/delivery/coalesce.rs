@@ -5,7 +5,12 @@
 //! ```text
 //! loop {
 //!     match coalescer.join(key) {
-//!         Join::Leader(lead) => { let v = fetch().await; lead.finish(v.clone()); return v }
+//!         Join::Leader(lead) => {
+//!             let v = fetch().await;       // the origin's answer, body still arriving
+//!             lead.publish(v.clone());     // followers have it now, later joiners too...
+//!             keep `lead` until the body is in and stored; drop it  // ...until then
+//!             return v
+//!         }
 //!         Join::Follower(wait) => match wait.await {
 //!             Some(v) => return v,   // the leader's result, shared
 //!             None => continue,      // the leader gave up (cancelled): try again
@@ -13,6 +18,11 @@
 //!     }
 //! }
 //! ```
+//!
+//! The flight stays joinable from [`Leader::publish`] until the leader is
+//! dropped: a request arriving while the body streams in, or while it is
+//! being written to the Cache API, shares it instead of asking the origin
+//! again.
 //!
 //! Together with the Cache API this is how a thousand viewers blocked on the
 //! same `_HLS_msn`/`_HLS_part` cost one origin request per isolate; the Cache
@@ -60,6 +70,12 @@ enum Slot<T> {
     Abandoned,
 }
 
+impl<T> Slot<T> {
+    fn is_pending(&self) -> bool {
+        matches!(self, Slot::Pending(_))
+    }
+}
+
 /// The caller's role for one key.
 pub enum Join<T> {
     /// Nobody is fetching this key: fetch it, then [`Leader::finish`].
@@ -80,7 +96,6 @@ impl<T> Coalescer<T> {
             key: key.to_owned(),
             slot,
             map: Rc::downgrade(&self.inflight),
-            finished: false,
         })
     }
 
@@ -94,34 +109,32 @@ impl<T> Coalescer<T> {
     }
 }
 
-/// The one request that fetches a key. Dropping it without
-/// [`finish`](Leader::finish) (e.g. the client went away and the runtime
-/// cancelled the request) releases the followers with `None`.
+/// The one request that fetches a key. Dropping it ends the flight (the
+/// next request for the key starts a new one, and should find the Cache API
+/// filled); dropping it before [`publish`](Leader::publish) (e.g. the
+/// client went away and the runtime cancelled the request) releases the
+/// followers with `None`.
 pub struct Leader<T> {
     key: String,
     slot: Rc<RefCell<Slot<T>>>,
     map: std::rc::Weak<RefCell<Map<T>>>,
-    finished: bool,
 }
 
 impl<T> Leader<T> {
-    /// Hands `value` to every follower and ends the flight: the next request
-    /// for the key starts a new one (and should find the Cache API filled).
-    pub fn finish(mut self, value: Rc<T>) {
-        self.settle(Slot::Done(value));
+    /// Hands `value` to every follower, and to every request that joins
+    /// until this leader is dropped.
+    pub fn publish(&self, value: Rc<T>) {
+        if self.slot.borrow().is_pending() {
+            self.settle(Slot::Done(value));
+        }
     }
 
-    fn settle(&mut self, outcome: Slot<T>) {
-        self.finished = true;
-        if let Some(map) = self.map.upgrade() {
-            let mut map = map.borrow_mut();
-            if map
-                .get(&self.key)
-                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
-            {
-                map.remove(&self.key);
-            }
-        }
+    /// [`publish`](Leader::publish), then end the flight.
+    pub fn finish(self, value: Rc<T>) {
+        self.publish(value);
+    }
+
+    fn settle(&self, outcome: Slot<T>) {
         let previous = std::mem::replace(&mut *self.slot.borrow_mut(), outcome);
         // The slot is no longer borrowed: a callback may look at it.
         if let Slot::Pending(notify) = previous {
@@ -132,7 +145,16 @@ impl<T> Leader<T> {
 
 impl<T> Drop for Leader<T> {
     fn drop(&mut self) {
-        if !self.finished {
+        if let Some(map) = self.map.upgrade() {
+            let mut map = map.borrow_mut();
+            if map
+                .get(&self.key)
+                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
+            {
+                map.remove(&self.key);
+            }
+        }
+        if self.slot.borrow().is_pending() {
             self.settle(Slot::Abandoned);
         }
     }
@@ -257,6 +279,35 @@ mod tests {
         let seen2 = seen.clone();
         f.on_settled(Box::new(move || seen2.borrow_mut().push(None)));
         assert_eq!(seen.borrow().len(), 4);
+    }
+
+    #[test]
+    fn a_published_flight_stays_joinable_until_the_leader_ends_it() {
+        let c: Coalescer<u32> = Coalescer::default();
+        let Join::Leader(lead) = c.join("k") else {
+            panic!()
+        };
+        let Join::Follower(early) = c.join("k") else {
+            panic!()
+        };
+        lead.publish(Rc::new(7));
+        assert_eq!(early.outcome(), Some(Some(Rc::new(7))));
+        // While the body streams in (or is being stored), newcomers share it.
+        let Join::Follower(late) = c.join("k") else {
+            panic!("a published flight is still joinable")
+        };
+        assert_eq!(late.outcome(), Some(Some(Rc::new(7))));
+        lead.publish(Rc::new(8));
+        assert_eq!(late.outcome(), Some(Some(Rc::new(7))), "published once");
+        assert_eq!(c.len(), 1);
+        drop(lead);
+        assert!(c.is_empty());
+        assert!(matches!(c.join("k"), Join::Leader(_)), "then a new flight");
+        assert_eq!(
+            early.outcome(),
+            Some(Some(Rc::new(7))),
+            "followers keep the value"
+        );
     }
 
     #[test]

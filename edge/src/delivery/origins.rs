@@ -222,6 +222,31 @@ pub fn fails_over(status: u16, holdable: bool) -> bool {
     (500..=599).contains(&status) && !(status == 503 && holdable)
 }
 
+/// What one try at an origin came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tried {
+    /// No response headers within the timeout (the fetch is then aborted).
+    TimedOut,
+    /// The fetch failed (connection refused, reset, DNS, ...).
+    NetworkError,
+    /// Response headers with this status.
+    Answered(u16),
+}
+
+impl Tried {
+    /// `None`: this is the answer. Otherwise the failure, as the
+    /// `brook_edge_origin_failures_total` `reason` label: mark the origin
+    /// unhealthy and try the next one.
+    pub fn failure(self, holdable: bool) -> Option<&'static str> {
+        match self {
+            Tried::TimedOut => Some("timeout"),
+            Tried::NetworkError => Some("network"),
+            Tried::Answered(status) if fails_over(status, holdable) => Some("status"),
+            Tried::Answered(_) => None,
+        }
+    }
+}
+
 /// Origins marked unhealthy, and until when (ms since the epoch).
 #[derive(Debug, Clone, Default)]
 pub struct Health {
@@ -248,6 +273,27 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_each_try_came_to() {
+        let cases = [
+            (Tried::TimedOut, false, Some("timeout")),
+            (Tried::NetworkError, true, Some("network")),
+            (Tried::Answered(200), false, None),
+            (Tried::Answered(404), false, None),
+            (Tried::Answered(500), false, Some("status")),
+            (Tried::Answered(502), true, Some("status")),
+            (Tried::Answered(503), false, Some("status")),
+            (Tried::Answered(503), true, None),
+        ];
+        for (tried, holdable, want) in cases {
+            assert_eq!(
+                tried.failure(holdable),
+                want,
+                "{tried:?} holdable={holdable}"
+            );
+        }
+    }
 
     fn regions() -> Vec<Region> {
         let cfg: OriginsConfig = serde_json::from_str(

@@ -9,7 +9,7 @@
 //! - history and bans are in the object's SQLite storage ([`SqlStore`]);
 //! - [`Output::WakeAt`] is the object's alarm.
 //!
-//! Only the edge Worker reaches it (`glue.rs` after the token check), at
+//! Only the edge Worker reaches it (`bindings/fetch.rs` after the token check), at
 //! `https://room/connect?<identity>` (WebSocket), `/history?...`,
 //! `/moderate`, and `/announce?session=...&state=...` (a publish session the
 //! edge saw start or end, [`crate::chat::notices`]), so it trusts what the
@@ -26,6 +26,8 @@ use worker::{
     SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
+use super::io::read_limited;
+use crate::chat::handoff::MAX_MODERATION_BODY;
 use crate::chat::schema::{
     ChatMessage, ClientMessage, ErrorCode, ReactionCount, Refusal, StreamRecord, StreamState,
 };
@@ -268,7 +270,19 @@ impl ChatRoom {
             );
             return json_response(200, body);
         }
-        let body = req.text().await?;
+        let declared = req.headers().get("content-length")?;
+        let body = match read_limited(req.stream().ok(), declared.as_deref(), MAX_MODERATION_BODY)
+            .await?
+        {
+            Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+            Err(e) => {
+                return json_response(
+                    413,
+                    ServerMessage::error(Refusal::new(ErrorCode::TooLarge, e.to_string()))
+                        .to_json(),
+                )
+            }
+        };
         let msg = match self.room.borrow().parse_moderation(&body) {
             Ok(m) => m,
             Err(r) => return refusal_response(r),

@@ -1,7 +1,8 @@
 //! Who may fetch a `/live/` URL: the token check, then the geo rule.
 //!
 //! ```text
-//! token = query __token__ | Authorization: Bearer | cookie __token__   (first present wins)
+//! token = query __token__ | Authorization: Bearer | cookie __token__   (first present wins;
+//!         brook_common::credentials: Bearer in any case, `+` is a `+` everywhere)
 //! no token and auth.required        -> 401 (WWW-Authenticate: Bearer)
 //! token fails any check             -> 403 (the same bare body whatever failed)
 //! viewer's country blocked          -> 451
@@ -13,9 +14,12 @@
 use std::borrow::Cow;
 
 use crate::config::Edge;
-use crate::geo::Decision;
-use crate::query;
-use crate::token::{self, Grant, KeySet, Reject};
+use geo::Decision;
+use token::{Grant, KeySet, Reject};
+
+pub mod caps;
+pub mod geo;
+pub mod token;
 
 /// One request, as far as access is concerned.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,13 +53,15 @@ pub enum Denied {
     Token(Reject),
     /// The stream's geo rule blocks the viewer's country.
     Geo,
+    /// A valid token without the moderator claim, at the moderation API.
+    NotModerator,
 }
 
 impl Denied {
     pub fn status(self) -> u16 {
         match self {
             Denied::Missing => 401,
-            Denied::Token(_) => 403,
+            Denied::Token(_) | Denied::NotModerator => 403,
             Denied::Geo => 451,
         }
     }
@@ -64,7 +70,7 @@ impl Denied {
     pub fn body(self) -> &'static str {
         match self {
             Denied::Missing => "token required\n",
-            Denied::Token(_) => "forbidden\n",
+            Denied::Token(_) | Denied::NotModerator => "forbidden\n",
             Denied::Geo => "not available in your country\n",
         }
     }
@@ -75,33 +81,57 @@ impl Denied {
             Denied::Missing => "missing",
             Denied::Token(r) => r.as_str(),
             Denied::Geo => "geo",
+            Denied::NotModerator => "not_moderator",
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge, for a missing token (RFC 6750 3).
+    pub fn www_authenticate(self) -> Option<&'static str> {
+        (self == Denied::Missing).then_some("Bearer realm=\"brook\"")
+    }
+
+    /// The counter a refusal adds to, and its labels.
+    pub fn metric(self) -> (&'static str, Option<(&'static str, &'static str)>) {
+        match self {
+            Denied::Geo => ("brook_edge_geo_blocked_total", None),
+            _ => (
+                "brook_edge_auth_failures_total",
+                Some(("reason", self.reason())),
+            ),
         }
     }
 }
 
-/// The token a request presents, if any (decoded where it travels encoded).
-pub fn find_token<'a>(
-    name: &str,
-    query_string: Option<&'a str>,
-    authorization: Option<&'a str>,
-    cookie: Option<&'a str>,
-) -> Option<Cow<'a, str>> {
-    if let Some(t) = query_string.and_then(|q| query::param(q, name)) {
-        return Some(t);
+/// Who a steering report comes from, so each viewer counts once: the
+/// token's session id, else the token itself (its MAC: one per token
+/// minted), else the client address (tokens off).
+pub fn reporter_key(admitted: &Admitted<'_>, client_ip: Option<&str>) -> String {
+    if let Some(id) = admitted
+        .grant
+        .as_ref()
+        .and_then(|g| g.session_id.as_deref())
+    {
+        return format!("id:{id}");
     }
-    if let Some(auth) = authorization {
-        let auth = auth.trim();
-        if let Some((scheme, rest)) = auth.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
-                return Some(Cow::Borrowed(rest.trim()));
-            }
-        }
+    if let Some(t) = &admitted.token {
+        let mac = t.rsplit_once("~hmac=").map_or(t.as_ref(), |(_, m)| m);
+        return format!("token:{mac}");
     }
-    cookie?.split(';').find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then(|| query::decode_percent(v.trim().trim_matches('"')))
-    })
+    format!("ip:{}", client_ip.unwrap_or(""))
 }
+
+/// A stable key for the viewer behind a request: the token's session id,
+/// else the client address (steering order, per-viewer reports).
+pub fn viewer_key(grant: Option<&Grant>, client_ip: Option<&str>) -> String {
+    grant
+        .and_then(|g| g.session_id.clone())
+        .or_else(|| client_ip.map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The token a request presents, if any: query parameter, then `Bearer`,
+/// then cookie (the rules shared with the origin, `brook_common`).
+pub use brook_common::credentials::find_token;
 
 /// Decides whether `req` may proceed.
 pub fn admit<'a>(
@@ -146,8 +176,9 @@ pub fn admit<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::token::{sign, Grant};
     use super::*;
-    use crate::token::{sign, Grant};
+    use crate::query;
 
     const HEX: &str = "00112233445566778899aabbccddeeff";
 
@@ -238,6 +269,42 @@ mod tests {
         assert_eq!(find_token("t", Some("__token__=q"), None, None), None);
     }
 
+    /// issue 16: a token read from the query was decoded as a form (`+`
+    /// became a space) while the same token in a cookie kept its `+`; a
+    /// token whose claims hold a `+` failed its MAC when sent unescaped.
+    #[test]
+    fn a_plus_in_a_query_token_is_a_plus_as_in_a_cookie() {
+        let (edge, keys, _) = setup("{}");
+        let grant = Grant {
+            expires: 2000,
+            acl: vec!["/live/cam1/*".into()],
+            data: Some("name:a+b".into()),
+            key_id: Some("k1".into()),
+            ..Grant::default()
+        };
+        let token = sign(&grant, keys.get("k1").unwrap());
+        let raw = format!("__token__={token}");
+        let by_query = admit(&edge, &keys, &req(Some(&raw), None)).unwrap();
+        assert_eq!(
+            by_query.grant.and_then(|g| g.data).as_deref(),
+            Some("name:a+b")
+        );
+        let by_cookie = AccessRequest {
+            cookie: Some(&raw),
+            ..req(None, None)
+        };
+        assert!(admit(&edge, &keys, &by_cookie).is_ok());
+        let by_header = format!("BEARER {token}");
+        let by_bearer = AccessRequest {
+            authorization: Some(&by_header),
+            ..req(None, None)
+        };
+        assert!(
+            admit(&edge, &keys, &by_bearer).is_ok(),
+            "the scheme in any case"
+        );
+    }
+
     #[test]
     fn decisions() {
         let (edge, keys, token) = setup(r#"{"geo": {"streams": {"cam1": {"deny": ["KP"]}}}}"#);
@@ -271,6 +338,67 @@ mod tests {
             assert_eq!(Denied::Token(r).body(), "forbidden\n");
             assert_eq!(Denied::Token(r).status(), 403);
         }
+    }
+
+    #[test]
+    fn refusals_as_the_viewer_and_the_metrics_see_them() {
+        assert_eq!(
+            Denied::Missing.www_authenticate(),
+            Some("Bearer realm=\"brook\"")
+        );
+        assert_eq!(Denied::Token(Reject::Expired).www_authenticate(), None);
+        assert_eq!(Denied::Geo.www_authenticate(), None);
+        assert_eq!(
+            Denied::Token(Reject::Expired).metric(),
+            (
+                "brook_edge_auth_failures_total",
+                Some(("reason", "expired"))
+            )
+        );
+        assert_eq!(
+            Denied::Missing.metric(),
+            (
+                "brook_edge_auth_failures_total",
+                Some(("reason", "missing"))
+            )
+        );
+        assert_eq!(Denied::Geo.metric(), ("brook_edge_geo_blocked_total", None));
+    }
+
+    #[test]
+    fn reporter_keys() {
+        let with_id = Admitted {
+            token: Some("exp=1~acl=/x~id=v1~hmac=ab".into()),
+            grant: Some(Grant {
+                session_id: Some("v1".into()),
+                ..Grant::default()
+            }),
+        };
+        assert_eq!(reporter_key(&with_id, Some("1.2.3.4")), "id:v1");
+        let without_id = Admitted {
+            token: Some("exp=1~acl=/x~hmac=ab12".into()),
+            grant: Some(Grant::default()),
+        };
+        assert_eq!(reporter_key(&without_id, Some("1.2.3.4")), "token:ab12");
+        let anonymous = Admitted {
+            token: None,
+            grant: None,
+        };
+        assert_eq!(reporter_key(&anonymous, Some("1.2.3.4")), "ip:1.2.3.4");
+    }
+
+    #[test]
+    fn viewer_keys() {
+        let with_id = Grant {
+            session_id: Some("viewer-42".into()),
+            ..Grant::default()
+        };
+        assert_eq!(viewer_key(Some(&with_id), Some("1.2.3.4")), "viewer-42");
+        assert_eq!(
+            viewer_key(Some(&Grant::default()), Some("1.2.3.4")),
+            "1.2.3.4"
+        );
+        assert_eq!(viewer_key(None, None), "");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!   segments, parts, preload hints, rendition reports, the steering server)
 //!   gets `?__token__=<token>`, so the player's next request passes the
 //!   check without cookies or headers. The cache key drops it again
-//!   ([`crate::cache`]), so media objects stay shared by every viewer.
+//!   ([`crate::delivery::cache`]), so media objects stay shared by every viewer.
 //!   Absolute URIs the origin wrote (another host's business) are left alone.
 //! - **Rendition filtering.** Variants above the token's entitlement
 //!   (`maxh`, `maxbw`) are removed (none left: the viewer is refused); device
@@ -22,14 +22,16 @@
 
 use std::fmt;
 
+use brook_packager::hls::multivariant::IFrameVariant;
 use brook_packager::hls::{
     AttrValue, ContentSteering, MediaPlaylist, MultivariantPlaylist, ParseError, UriKind, Variant,
 };
 use serde::Deserialize;
 
+use crate::access::token::Entitlements;
 use crate::query::{append_param, encode_component, is_relative};
+use crate::route::Kind;
 use crate::steering::BasePathway;
-use crate::token::Entitlements;
 
 /// Hard and soft limits on the variants a viewer gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,13 +41,15 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn fits(&self, height: Option<u32>, bandwidth: u64) -> bool {
+    /// Whether a variant of this height (none: audio only) and bandwidth
+    /// is within the limits.
+    pub fn fits(&self, height: Option<u32>, bandwidth: u64) -> bool {
         self.max_height
             .is_none_or(|max| height.is_none_or(|h| h <= max))
             && self.max_bandwidth.is_none_or(|max| bandwidth <= max)
     }
 
-    fn is_unlimited(&self) -> bool {
+    pub fn is_unlimited(&self) -> bool {
         self.max_height.is_none() && self.max_bandwidth.is_none()
     }
 }
@@ -165,6 +169,80 @@ impl fmt::Display for ManifestError {
     }
 }
 
+/// The DASH steering manifest an MPD's `ContentSteering` names (relative to
+/// the MPD; the token is added).
+pub const DASH_STEERING_SERVER: &str = "steering-dash.json";
+
+/// A manifest as one viewer gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Personalized {
+    pub body: String,
+    /// Whether `body` differs from the origin's (then it carries this
+    /// viewer's token or choices and must not be shared).
+    pub rewritten: bool,
+    /// The typed model (or the MPD parser) refused the manifest and the
+    /// fallback did the work: why, for the log
+    /// (`brook_edge_manifest_fallbacks_total`).
+    pub fallback: Option<String>,
+}
+
+/// Why a viewer gets no manifest at all (403).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// No variant (or video Representation) is within the viewer's caps.
+    NothingEntitled,
+    /// The viewer has caps and the manifest could not be read to apply
+    /// them: refused rather than sent unfiltered.
+    Unreadable(String),
+}
+
+/// Personalizes the manifest `text` of `kind` (a multivariant or media
+/// playlist, or an MPD) for one viewer.
+pub fn personalize(
+    kind: Kind,
+    text: &str,
+    p: &Personalization<'_>,
+) -> Result<Personalized, Refused> {
+    if p.is_noop() {
+        return Ok(Personalized {
+            body: text.to_owned(),
+            rewritten: false,
+            fallback: None,
+        });
+    }
+    let (body, fallback) = match kind {
+        Kind::Multivariant => match personalize_multivariant(text, p) {
+            Ok(out) => (out, None),
+            Err(ManifestError::NothingEntitled) => return Err(Refused::NothingEntitled),
+            Err(ManifestError::Parse(e)) => (rewrite_lines(text, p), Some(e.to_string())),
+        },
+        Kind::MediaPlaylist => match personalize_media(text, p) {
+            Ok(out) => (out, None),
+            Err(e) => (rewrite_lines(text, p), Some(e.to_string())),
+        },
+        _ => {
+            let (filtered, fallback) = match filter_representations(text, p.hard, p.soft) {
+                Ok(t) => (t, None),
+                Err(MpdError::NothingEntitled) => return Err(Refused::NothingEntitled),
+                Err(MpdError::Unreadable(e)) if !p.hard.is_unlimited() => {
+                    return Err(Refused::Unreadable(e))
+                }
+                // Device hints are advice: the MPD as it is.
+                Err(MpdError::Unreadable(e)) => (std::borrow::Cow::Borrowed(text), Some(e)),
+            };
+            (
+                personalize_mpd(&filtered, p, Some(DASH_STEERING_SERVER)),
+                fallback,
+            )
+        }
+    };
+    Ok(Personalized {
+        body,
+        rewritten: true,
+        fallback,
+    })
+}
+
 /// Rewrites a multivariant playlist for one viewer.
 pub fn personalize_multivariant(
     text: &str,
@@ -235,10 +313,16 @@ fn filter_variants(
 ) -> Result<(), ManifestError> {
     let height = |v: &Variant| v.resolution.map(|(_, h)| h);
     if !hard.is_unlimited() {
+        let used_before = groups_used(&pl.variants);
         pl.variants.retain(|v| hard.fits(height(v), v.bandwidth));
         if pl.variants.is_empty() {
             return Err(ManifestError::NothingEntitled);
         }
+        // Renditions only removed variants played with go too: the viewer
+        // may not fetch them (`access::caps`).
+        let used_after = groups_used(&pl.variants);
+        pl.renditions
+            .retain(|r| !used_before.contains(&r.group_id) || used_after.contains(&r.group_id));
     }
     if !soft.is_unlimited() {
         if pl
@@ -254,19 +338,32 @@ fn filter_variants(
     }
     let limits = [hard, soft];
     pl.i_frame_variants.retain(|v| {
-        let h = v
-            .attrs
-            .get("RESOLUTION")
-            .and_then(|r| r.split_once('x'))
-            .and_then(|(_, h)| h.parse().ok());
-        let bw = v
-            .attrs
-            .get("BANDWIDTH")
-            .and_then(|b| b.parse().ok())
-            .unwrap_or(0);
-        limits.iter().all(|l| l.fits(h, bw))
+        let (h, bw) = iframe_size(v);
+        limits.iter().all(|l| l.fits(h, bw.unwrap_or(0)))
     });
     Ok(())
+}
+
+/// An I-frame variant's `RESOLUTION` height and `BANDWIDTH` (its model
+/// keeps attributes as written).
+pub fn iframe_size(v: &IFrameVariant) -> (Option<u32>, Option<u64>) {
+    let height = v
+        .attrs
+        .get("RESOLUTION")
+        .and_then(|r| r.split_once('x'))
+        .and_then(|(_, h)| h.parse().ok());
+    let bandwidth = v.attrs.get("BANDWIDTH").and_then(|b| b.parse().ok());
+    (height, bandwidth)
+}
+
+/// The `AUDIO`/`VIDEO`/`SUBTITLES` groups `variants` use.
+fn groups_used(variants: &[Variant]) -> Vec<String> {
+    variants
+        .iter()
+        .flat_map(|v| [&v.audio, &v.video, &v.subtitles])
+        .flatten()
+        .cloned()
+        .collect()
 }
 
 fn apply_steering(pl: &mut MultivariantPlaylist, plan: &SteeringPlan<'_>, p: &Personalization<'_>) {
@@ -400,143 +497,6 @@ pub const PERSONALIZED_URIS: [UriKind; 9] = [
     UriKind::SteeringServer,
 ];
 
-/// Rewrites a DASH MPD for one viewer: the token on every `media`,
-/// `initialization`, `sourceURL` and `index` attribute with a relative URL
-/// (they resolve against `BaseURL`s, so the token goes on them, not on the
-/// `BaseURL`), and with steering a `ContentSteering` element plus one
-/// `BaseURL serviceLocation` per base pathway before the first `Period`.
-/// Everything else is copied byte for byte.
-pub fn personalize_mpd(
-    text: &str,
-    p: &Personalization<'_>,
-    dash_server_uri: Option<&str>,
-) -> String {
-    const ATTRS: [&str; 4] = ["media", "initialization", "sourceURL", "index"];
-    let mut out = String::with_capacity(text.len() + 512);
-    let mut rest = text;
-    let mut steering_done = false;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&rest[..lt]);
-        rest = &rest[lt..];
-        // Comments, CDATA, declarations and processing instructions: verbatim.
-        for (open, close) in [
-            ("<!--", "-->"),
-            ("<![CDATA[", "]]>"),
-            ("<?", "?>"),
-            ("<!", ">"),
-        ] {
-            if rest.starts_with(open) {
-                let end = rest.find(close).map_or(rest.len(), |e| e + close.len());
-                out.push_str(&rest[..end]);
-                rest = &rest[end..];
-                break;
-            }
-        }
-        if !rest.starts_with('<') || rest.starts_with("<!") || rest.starts_with("<?") {
-            continue;
-        }
-        let end = tag_end(rest);
-        let tag = &rest[..end];
-        if !steering_done && (tag.starts_with("<Period") || tag.starts_with("</MPD")) {
-            if let (Some(plan), Some(server)) = (&p.steering, dash_server_uri) {
-                let mut server_uri = server.to_string();
-                p.add_token(&mut server_uri);
-                out.push_str(&format!(
-                    "<ContentSteering defaultServiceLocation=\"{}\" queryBeforeStart=\"false\">{}</ContentSteering>",
-                    xml_escape(plan.initial),
-                    xml_escape(&server_uri)
-                ));
-                let dir = p.path.rsplit_once('/').map_or("", |(d, _)| d);
-                for pw in &plan.pathways {
-                    let base = pw.base_url.unwrap_or("");
-                    out.push_str(&format!(
-                        "<BaseURL serviceLocation=\"{}\">{}</BaseURL>",
-                        xml_escape(pw.id),
-                        xml_escape(&format!("{base}{dir}/"))
-                    ));
-                }
-            }
-            steering_done = true;
-        }
-        out.push_str(&rewrite_attrs(tag, &ATTRS, p));
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Length of the tag at the start of `s` (through its `>`), honouring quotes.
-fn tag_end(s: &str) -> usize {
-    let mut quote: Option<u8> = None;
-    for (i, b) in s.bytes().enumerate() {
-        match (quote, b) {
-            (None, b'"' | b'\'') => quote = Some(b),
-            (Some(q), c) if c == q => quote = None,
-            (None, b'>') => return i + 1,
-            _ => {}
-        }
-    }
-    s.len()
-}
-
-fn rewrite_attrs(tag: &str, names: &[&str], p: &Personalization<'_>) -> String {
-    if p.token.is_none() {
-        return tag.to_string();
-    }
-    let mut out = String::with_capacity(tag.len() + 64);
-    let bytes = tag.as_bytes();
-    let mut i = 0;
-    let mut copied = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'"' || b == b'\'' {
-            // Attribute value: find which attribute it belongs to.
-            let close = tag[i + 1..]
-                .find(b as char)
-                .map_or(tag.len(), |e| i + 1 + e);
-            let before = tag[..i].trim_end();
-            let name_part = before.strip_suffix('=').map(str::trim_end);
-            let name = name_part
-                .and_then(|n| n.rsplit(|c: char| c.is_whitespace()).next())
-                .unwrap_or("");
-            if names.contains(&name) && close < tag.len() {
-                let raw = &tag[i + 1..close];
-                // The value is XML-escaped (`&amp;`); the suffix added needs no
-                // escaping beyond its separator, so the original bytes stay.
-                let decoded = raw.replace("&amp;", "&");
-                if let (Some(t), true) = (p.token, is_relative(&decoded)) {
-                    let (path, fragment) = raw.split_at(raw.find('#').unwrap_or(raw.len()));
-                    let sep = if decoded.split('#').next().unwrap_or("").contains('?') {
-                        "&amp;"
-                    } else {
-                        "?"
-                    };
-                    out.push_str(&tag[copied..=i]);
-                    out.push_str(path);
-                    out.push_str(sep);
-                    out.push_str(p.token_name);
-                    out.push('=');
-                    out.push_str(&encode_component(t));
-                    out.push_str(fragment);
-                    copied = close;
-                }
-            }
-            i = close + 1;
-            continue;
-        }
-        i += 1;
-    }
-    out.push_str(&tag[copied..]);
-    out
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// A 7-segment LL-HLS media playlist with parts (5 per segment), a preload
 /// hint and a rendition report: the benchmark's input (native and workerd).
 pub fn bench_playlist() -> String {
@@ -582,6 +542,9 @@ pub fn bench_playlist() -> String {
     };
     pl.to_string()
 }
+
+mod mpd;
+pub use mpd::{filter_representations, personalize_mpd, MpdError};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,12 @@
+//! The Workers runtime bindings (wasm32 only): the `#[event(fetch)]`
+//! handler ([`fetch`], with its origin side in [`upstream`]) and the chat
+//! room Durable Object ([`chat_room`]), over runtime helpers both use
+//! ([`io`]). They translate between `worker` types and the plain-Rust
+//! modules of this crate, which decide everything.
+
+mod chat_room;
+mod fetch;
+mod io;
+mod upstream;
+
+pub(crate) use chat_room::random_hex;
