@@ -54,7 +54,10 @@ fn load(path: &str, seconds: f64) -> Source {
         .position(|t| t.kind() == TrackKind::Video)
         .expect("a video track");
     let timescale = f64::from(tracks[video].timescale);
-    let start = frames.iter().find(|f| f.track == video).map_or(0, |f| f.dts);
+    let start = frames
+        .iter()
+        .find(|f| f.track == video)
+        .map_or(0, |f| f.dts);
     let secs = |f: &Frame| {
         (f.dts as f64 / f64::from(tracks[f.track].timescale)) - start as f64 / timescale
     };
@@ -102,13 +105,20 @@ fn run(source: &Source, plan: &Plan, paced: bool) -> Run {
         queue_frames: source.frames.len() + 8,
     };
     let (tx, rx) = mpsc::channel();
-    let mut t = Transcoder::spawn(plan, source.tracks.clone(), &settings, "bench".into(), move |e| {
-        let at = Instant::now();
-        let _ = tx.send((at, e));
-    })
+    let mut t = Transcoder::spawn(
+        plan,
+        source.tracks.clone(),
+        &settings,
+        "bench".into(),
+        move |e| {
+            let at = Instant::now();
+            let _ = tx.send((at, e));
+        },
+    )
     .expect("ffmpeg starts");
     let pid = t.pid();
-    let first = source.frames[0].dts as f64 / f64::from(source.tracks[source.frames[0].track].timescale);
+    let first =
+        source.frames[0].dts as f64 / f64::from(source.tracks[source.frames[0].track].timescale);
     let started = Instant::now();
     let mut sent: Vec<(i64, Instant)> = Vec::new();
     // Output is read on its own thread; the packager's demuxer finds the times.
@@ -192,7 +202,9 @@ fn percentile(xs: &mut [f64], p: f64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args.first().expect("usage: ladder SOURCE.ts [SECONDS] [HEIGHT:KBPS ...]");
+    let path = args
+        .first()
+        .expect("usage: ladder SOURCE.ts [SECONDS] [HEIGHT:KBPS ...]");
     let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30.0);
     let rungs: Vec<Rung> = args
         .iter()
@@ -219,10 +231,20 @@ fn main() {
         source.frames.len(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let full = ladder::plan(&config, &source.tracks, Some(30.0), None, &Default::default())
-        .expect("a plan");
+    let full = ladder::plan(
+        &config,
+        &source.tracks,
+        Some(30.0),
+        None,
+        &Default::default(),
+    )
+    .expect("a plan");
     let mut configs: Vec<(String, Plan)> = vec![(
-        full.rungs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join("+"),
+        full.rungs
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
         full.clone(),
     )];
     for r in &full.rungs {

@@ -13,8 +13,7 @@ use brook_packager::frontend::{FrontEndEvent, TsFrontEnd};
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Event as PackagerEvent, Packager, PackagerConfig, UnixMillis};
 
-const SOURCE: &[u8] =
-    include_bytes!("../../packager/tests/fixtures/lavfi_h264_aac_zerolatency.ts");
+const SOURCE: &[u8] = include_bytes!("../../packager/tests/fixtures/lavfi_h264_aac_zerolatency.ts");
 
 fn source() -> (Vec<TrackInfo>, Vec<Frame>) {
     let mut front = TsFrontEnd::default();
@@ -53,7 +52,10 @@ fn transcode(plan: &ladder::Plan, tracks: Vec<TrackInfo>, frames: &[Frame]) -> V
     t.end_input();
     let mut out = Vec::new();
     loop {
-        match rx.recv_timeout(Duration::from_secs(30)).expect("ffmpeg finishes") {
+        match rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ffmpeg finishes")
+        {
             Event::Output(b) => out.extend_from_slice(&b),
             Event::Exited { status, stderr } => {
                 assert!(
@@ -132,14 +134,22 @@ fn ffprobe_keyframes_and_size(init: &[u8], media: &[u8]) -> (String, usize, Stri
         .unwrap_or("")
         .to_string();
     let keyframes = text.lines().filter(|l| l.starts_with('K')).count();
-    (size, keyframes, String::from_utf8_lossy(&decode.stderr).to_string())
+    (
+        size,
+        keyframes,
+        String::from_utf8_lossy(&decode.stderr).to_string(),
+    )
 }
 
 #[test]
 fn the_ladder_comes_out_aligned_decodable_and_at_the_planned_sizes() {
     let (tracks, frames) = source();
     let config = LadderConfig {
-        rungs: vec![Rung::new(240, 300), Rung::new(180, 200), Rung::new(120, 100)],
+        rungs: vec![
+            Rung::new(240, 300),
+            Rung::new(180, 200),
+            Rung::new(120, 100),
+        ],
         ..LadderConfig::default()
     };
     let plan = ladder::plan(&config, &tracks, Some(30.0), None, &Default::default()).unwrap();
@@ -162,7 +172,11 @@ fn the_ladder_comes_out_aligned_decodable_and_at_the_planned_sizes() {
         3,
         "3 s at 1 s keyframes"
     );
-    for (rung, size) in [("240p", "320,240"), ("180p", "240,180"), ("120p", "160,120")] {
+    for (rung, size) in [
+        ("240p", "320,240"),
+        ("180p", "240,180"),
+        ("120p", "160,120"),
+    ] {
         let init = &objects[&format!("{rung}-init.mp4")];
         for msn in 0..3 {
             let seg = &objects[&format!("{rung}-seg{msn}.m4s")];
@@ -177,7 +191,11 @@ fn the_ladder_comes_out_aligned_decodable_and_at_the_planned_sizes() {
     for rung in ["180p.m3u8", "120p.m3u8"] {
         let pl = p.media_playlist(rung).unwrap();
         for (a, b) in lead.segments.iter().zip(&pl.segments) {
-            assert!((a.duration - b.duration).abs() < 1.0 / 30.0, "{rung} {}", a.msn);
+            assert!(
+                (a.duration - b.duration).abs() < 1.0 / 30.0,
+                "{rung} {}",
+                a.msn
+            );
         }
     }
     let mv = p.multivariant().unwrap();

@@ -312,10 +312,13 @@ fn filter_variants(
     soft: Limits,
 ) -> Result<(), ManifestError> {
     let height = |v: &Variant| v.resolution.map(|(_, h)| h);
+    // A stream with video needs a video variant left: its audio-only variant
+    // (background listening) is not what a capped viewer was entitled to.
+    let had_video = pl.variants.iter().any(is_video);
     if !hard.is_unlimited() {
         let used_before = groups_used(&pl.variants);
         pl.variants.retain(|v| hard.fits(height(v), v.bandwidth));
-        if pl.variants.is_empty() {
+        if pl.variants.is_empty() || (had_video && !pl.variants.iter().any(is_video)) {
             return Err(ManifestError::NothingEntitled);
         }
         // Renditions only removed variants played with go too: the viewer
@@ -325,15 +328,24 @@ fn filter_variants(
             .retain(|r| !used_before.contains(&r.group_id) || used_after.contains(&r.group_id));
     }
     if !soft.is_unlimited() {
+        let fits = |v: &Variant| soft.fits(height(v), v.bandwidth);
         if pl
             .variants
             .iter()
-            .any(|v| soft.fits(height(v), v.bandwidth))
+            .any(|v| fits(v) && (is_video(v) || !had_video))
         {
-            pl.variants.retain(|v| soft.fits(height(v), v.bandwidth));
-        } else if let Some(lightest) = pl.variants.iter().min_by_key(|v| v.bandwidth).cloned() {
-            // Hints are advice: the lightest variant rather than nothing.
-            pl.variants = vec![lightest];
+            pl.variants.retain(fits);
+        } else if let Some(lightest) = pl
+            .variants
+            .iter()
+            .filter(|v| is_video(v) || !had_video)
+            .min_by_key(|v| v.bandwidth)
+            .cloned()
+        {
+            // Hints are advice: the lightest video variant rather than
+            // nothing (and the audio-only one if it fits).
+            pl.variants
+                .retain(|v| (!is_video(v) && fits(v)) || *v == lightest);
         }
     }
     let limits = [hard, soft];
@@ -342,6 +354,19 @@ fn filter_variants(
         limits.iter().all(|l| l.fits(h, bw.unwrap_or(0)))
     });
     Ok(())
+}
+
+/// Anything but an audio-only variant (one that names only audio codecs and
+/// no picture size); a variant that says neither counts as video.
+fn is_video(v: &Variant) -> bool {
+    let video_codec = |c: &String| {
+        [
+            "avc1", "avc3", "hvc1", "hev1", "av01", "vp09", "dvh1", "dvhe",
+        ]
+        .iter()
+        .any(|p| c.starts_with(p))
+    };
+    v.resolution.is_some() || v.codecs.is_empty() || v.codecs.iter().any(video_codec)
 }
 
 /// An I-frame variant's `RESOLUTION` height and `BANDWIDTH` (its model

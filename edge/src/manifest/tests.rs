@@ -221,6 +221,39 @@ fn rendition_filtering() {
     assert_eq!(with(bw(10), none), Err(ManifestError::NothingEntitled));
     // Hints are soft: the lightest variant stays.
     assert_eq!(with(none, bw(10)).unwrap(), ["v3"]);
+    // A ladder with an audio-only variant (background listening): a cap that
+    // leaves no video is a refusal, a hint keeps the lightest video.
+    let with_audio_only = "#EXTM3U\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",URI=\"s/audio.m3u8\"\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=841569,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,AUDIO=\"audio\"\n\
+        s/360p.m3u8\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=322277,CODECS=\"avc1.42c00c,mp4a.40.2\",RESOLUTION=284x160,AUDIO=\"audio\"\n\
+        s/160p.m3u8\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=141733,CODECS=\"mp4a.40.2\",AUDIO=\"audio\"\n\
+        s/audio.m3u8\n";
+    let audio = |hard: Limits, soft: Limits| {
+        let p = Personalization {
+            hard,
+            soft,
+            ..viewer(None)
+        };
+        personalize_multivariant(with_audio_only, &p).map(|o| {
+            let pl: MultivariantPlaylist = o.parse().unwrap();
+            pl.variants
+                .into_iter()
+                .map(|v| v.uri.split('?').next().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(audio(h(120), none), Err(ManifestError::NothingEntitled));
+    assert_eq!(
+        audio(h(160), none).unwrap(),
+        ["s/160p.m3u8", "s/audio.m3u8"]
+    );
+    assert_eq!(
+        audio(none, h(100)).unwrap(),
+        ["s/160p.m3u8", "s/audio.m3u8"]
+    );
     assert_eq!(with(h(1080), h(100)).unwrap(), ["v3"]);
     let video_only = mv(&[
         (6_000_000, Some((1920, 1080))),
@@ -675,11 +708,12 @@ mod mpd_caps {
         let out = filter_representations(&mpd, limits(Some(720), None), Limits::default()).unwrap();
         let line = "      <Representation id=\"1080p\" bandwidth=\"5000000\" width=\"1920\" height=\"1080\"/>\n";
         assert_eq!(out, mpd.replace(line, ""));
-        // Today's shape: the dropped Representation's whole AdaptationSet goes.
+        // The packager's own MPD: the rungs share one video AdaptationSet, so
+        // only the dropped Representation goes.
         let mpd = packager_mpd();
         let out = filter_representations(&mpd, limits(Some(720), None), Limits::default()).unwrap();
-        assert_eq!(out.matches("<AdaptationSet").count(), 3);
-        assert_eq!(out.matches("</AdaptationSet>").count(), 3);
+        assert_eq!(out.matches("<AdaptationSet").count(), 2);
+        assert_eq!(out.matches("</AdaptationSet>").count(), 2);
         assert!(!out.contains("1080p"));
         assert!(out.contains("<UTCTiming"));
         // Nothing to drop: the very same text.

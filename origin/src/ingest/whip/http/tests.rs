@@ -183,7 +183,11 @@ fn bad_requests_get_the_status_the_spec_names() {
     // Keys missing or wrong, and an unconfigured stream, all → 401 with a
     // Bearer challenge and no hint (nor which stream names exist); a stream
     // already published → 409.
-    for (stream, key) in [("cam1", None), ("cam1", Some("wrong")), ("other", Some(KEY))] {
+    for (stream, key) in [
+        ("cam1", None),
+        ("cam1", Some("wrong")),
+        ("other", Some(KEY)),
+    ] {
         let r = h.post(stream, key, OFFER);
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{stream} {key:?}");
         assert_eq!(r.get("www-authenticate"), Some("Bearer realm=\"brook\""));
