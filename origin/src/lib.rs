@@ -29,26 +29,11 @@ pub mod pipeline;
 pub mod serve;
 pub mod store;
 
-/// Stream names: 1-64 of `[A-Za-z0-9_-]` (`cam1` publishes as `live/cam1`).
-pub fn valid_stream_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+pub use brook_common::valid_stream_name;
 
 /// The wall clock as the packager takes it (it never reads a clock itself).
 pub fn unix_now() -> brook_packager::UnixMillis {
     brook_packager::UnixMillis(serve::hub::unix_ms())
 }
 
-/// Compares secrets without an early exit on the first differing byte.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
-}
+pub use brook_common::secret::constant_time_eq;

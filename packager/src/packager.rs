@@ -57,10 +57,9 @@ pub fn rendition_name(kind: TrackKind, nth_of_kind: usize) -> String {
 }
 
 /// Rendition names a caller may give ([`Packager::set_rendition_names`]): they
-/// become object names and URL path segments, so 1-32 of `[A-Za-z0-9_]`.
-pub fn valid_rendition_name(name: &str) -> bool {
-    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
+/// become object names and URL path segments (brook-common's rule, which the
+/// edge checks too).
+pub use brook_common::valid_rendition_name;
 
 pub fn playlist_name(rendition: &str) -> String {
     format!("{rendition}.m3u8")

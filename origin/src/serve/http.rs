@@ -45,8 +45,9 @@ use tracing::debug;
 
 use crate::config::HlsConfig;
 use crate::metrics::Metrics;
-use crate::serve::hub::{valid_session_id, Growing, Hub, Rendered, Snapshot, Stream};
+use crate::serve::hub::{Growing, Hub, Rendered, Snapshot, Stream};
 use crate::store::archive::Archive;
+use brook_common::LivePath;
 use encoding::Coding;
 use query::{BlockingRequest, Skip};
 use range::RangeRequest;
@@ -207,10 +208,12 @@ impl OriginHttp {
             }
         }
         if req.method == Method::OPTIONS {
-            return Reply::new(StatusCode::NO_CONTENT, "text/plain", Bytes::new())
-                .header("access-control-allow-methods", "GET, HEAD, OPTIONS")
-                .header("access-control-allow-headers", "*")
-                .header("access-control-max-age", "86400");
+            let mut r = Reply::new(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
+            r.headers = brook_common::cors::preflight_headers(
+                "GET, HEAD, OPTIONS",
+                req.header("access-control-request-headers"),
+            );
+            return r;
         }
         if req.method != Method::GET && req.method != Method::HEAD {
             return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -219,35 +222,35 @@ impl OriginHttp {
         if path == "/healthz" {
             return Reply::text(StatusCode::OK, "ok");
         }
-        let Some(rest) = path.strip_prefix("/live/") else {
+        if !path.starts_with("/live/") {
+            return Reply::text(StatusCode::NOT_FOUND, "not found");
+        }
+        // Decoded and checked by the same function the edge uses.
+        let Ok(live) = LivePath::parse(path) else {
             return Reply::text(StatusCode::NOT_FOUND, "not found");
         };
-        let parts: Vec<&str> = rest.split('/').collect();
-        let name = parts.first().copied().unwrap_or("");
-        if !crate::valid_stream_name(name) {
-            return Reply::text(StatusCode::NOT_FOUND, "unknown stream");
-        }
+        let (name, object) = (live.stream.as_str(), live.name.as_str());
         let stream = self.hub.stream(name);
-        match parts.as_slice() {
-            [_, "index.m3u8"] => self.multivariant(req, name, stream.as_ref()).await,
-            [_, session, TIME_PATH] if valid_session_id(session) => {
+        match live.session.as_deref() {
+            None if object == "index.m3u8" => self.multivariant(req, name, stream.as_ref()).await,
+            None => Reply::text(StatusCode::NOT_FOUND, "not found"),
+            Some(_) if object == TIME_PATH => {
                 let now = UnixMillis(crate::serve::hub::unix_ms()).to_string();
                 let mut r = Reply::text(StatusCode::OK, &now);
                 r.body = Body::Full(Bytes::from(now));
                 r
             }
-            [_, session, object] if valid_session_id(session) && valid_object_name(object) => {
-                if object.ends_with(".m3u8") {
-                    self.media(req, name, stream.as_ref(), session, object)
-                        .await
-                } else if *object == MPD_NAME {
-                    self.mpd(req, name, stream.as_ref(), session).await
-                } else {
-                    self.object(req, name, stream.as_ref(), session, object)
-                        .await
-                }
+            Some(session) if object.ends_with(".m3u8") => {
+                self.media(req, name, stream.as_ref(), session, object)
+                    .await
             }
-            _ => Reply::text(StatusCode::NOT_FOUND, "not found"),
+            Some(session) if object == MPD_NAME => {
+                self.mpd(req, name, stream.as_ref(), session).await
+            }
+            Some(session) => {
+                self.object(req, name, stream.as_ref(), session, object)
+                    .await
+            }
         }
     }
 
@@ -554,15 +557,6 @@ impl OriginHttp {
     }
 }
 
-/// Object names in a session: `[A-Za-z0-9._-]`, not starting with a dot.
-fn valid_object_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
 /// A strong ETag for bytes whose identity is otherwise unknown.
 fn etag_of(data: &[u8]) -> String {
     use std::hash::{Hash, Hasher};
@@ -589,6 +583,11 @@ fn playlist(req: &Request<'_>, body: &Rendered, etag: String, cache: &str) -> Re
         Some(c) => format!("{}-{c}\"", etag.trim_end_matches('"')),
         None => etag,
     };
+    let data = match coding {
+        Coding::Identity => body.identity.clone(),
+        Coding::Gzip => body.gzip().clone(),
+        Coding::Br => body.br().clone(),
+    };
     if not_modified(req, &etag) {
         return Reply {
             status: StatusCode::NOT_MODIFIED,
@@ -596,16 +595,13 @@ fn playlist(req: &Request<'_>, body: &Rendered, etag: String, cache: &str) -> Re
                 ("etag", etag),
                 ("cache-control", cache.into()),
                 ("vary", "accept-encoding".into()),
+                // The length of the representation the client holds (RFC 9110 §8.6).
+                ("content-length", data.len().to_string()),
             ],
             body: Body::Full(Bytes::new()),
             part_published: None,
         };
     }
-    let data = match coding {
-        Coding::Identity => body.identity.clone(),
-        Coding::Gzip => body.gzip().clone(),
-        Coding::Br => body.br().clone(),
-    };
     let mut r = Reply::new(StatusCode::OK, M3U8, data)
         .header("cache-control", cache)
         .header("etag", etag)
@@ -630,7 +626,11 @@ fn media_object(req: &Request<'_>, data: Bytes, etag: String) -> Reply {
     if not_modified(req, &etag) {
         return Reply {
             status: StatusCode::NOT_MODIFIED,
-            headers: vec![("etag", etag), ("cache-control", IMMUTABLE.into())],
+            headers: vec![
+                ("etag", etag),
+                ("cache-control", IMMUTABLE.into()),
+                ("content-length", data.len().to_string()),
+            ],
             body: Body::Full(Bytes::new()),
             part_published: None,
         };
@@ -657,6 +657,31 @@ fn media_object(req: &Request<'_>, data: Bytes, etag: String) -> Reply {
     r.header("cache-control", IMMUTABLE)
         .header("etag", etag)
         .header("accept-ranges", "bytes")
+}
+
+/// The response head for `reply`: its headers, brook-common's CORS headers,
+/// and the framing: `content-length` for a full body, chunked for one still
+/// being made, nothing on 1xx and 204 (RFC 9110 §8.6 forbids it there) and,
+/// on 304, only the length of the representation when the reply names it.
+/// `None`: a header value was not valid.
+pub fn response_header(reply: &Reply) -> Option<ResponseHeader> {
+    let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 4)).ok()?;
+    for (k, v) in &reply.headers {
+        header.insert_header(*k, v.as_str()).ok()?;
+    }
+    for (k, v) in brook_common::cors::RESPONSE_HEADERS {
+        header.insert_header(k, v).ok()?;
+    }
+    let no_body = reply.status.is_informational()
+        || reply.status == StatusCode::NO_CONTENT
+        || reply.status == StatusCode::NOT_MODIFIED;
+    match &reply.body {
+        _ if no_body => {}
+        Body::Full(b) => header.insert_header("content-length", b.len()).ok()?,
+        // HTTP/2 drops it; HTTP/1.1 streams the body in chunks.
+        Body::Growing(_) => header.insert_header("transfer-encoding", "chunked").ok()?,
+    }
+    Some(header)
 }
 
 /// Waits until `ready(snapshot)` holds or `deadline` passes; returns the snapshot
@@ -723,34 +748,9 @@ impl OriginHttp {
     /// Writes `reply` to the session. `false`: the connection cannot be reused.
     async fn write(&self, http: &mut ServerSession, reply: Reply, head_only: bool) -> bool {
         self.metrics.http_responses.add(reply.status.as_u16());
-        let Ok(mut header) = ResponseHeader::build(reply.status, Some(reply.headers.len() + 4))
-        else {
+        let Some(header) = response_header(&reply) else {
             return false;
         };
-        for (k, v) in reply.headers {
-            if header.insert_header(k, v).is_err() {
-                return false;
-            }
-        }
-        let cors = header
-            .insert_header("access-control-allow-origin", "*")
-            .and_then(|_| {
-                header.insert_header(
-                    "access-control-expose-headers",
-                    "content-length, content-range, etag, age, date, location, link, accept-patch, accept-post",
-                )
-            });
-        if cors.is_err() {
-            return false;
-        }
-        let ok = match &reply.body {
-            Body::Full(b) => header.insert_header("content-length", b.len().to_string()),
-            // HTTP/2 drops it; HTTP/1.1 streams the body in chunks.
-            Body::Growing(_) => header.insert_header("transfer-encoding", "chunked"),
-        };
-        if ok.is_err() {
-            return false;
-        }
         if let Err(e) = http.write_response_header(Box::new(header)).await {
             debug!("writing response header: {e}");
             return false;

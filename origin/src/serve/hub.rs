@@ -562,26 +562,27 @@ pub fn unix_ms() -> u64 {
 }
 
 /// 16 hex digits: the start time in seconds (so sessions sort by age in the
-/// archive), then 32 random bits (so no two sessions share URLs in a cache).
+/// archive), then 32 random bits from the operating system's generator (so
+/// no two sessions share URLs in a cache, and none can be guessed).
 pub fn new_session_id() -> String {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(now.as_nanos());
+    let mut random = [0u8; 4];
+    if getrandom::fill(&mut random).is_err() {
+        // No OS randomness (never seen on Linux): the clock's nanoseconds
+        // still differ between sessions.
+        random = now.subsec_nanos().to_be_bytes();
+    }
     format!(
         "{:08x}{:08x}",
         now.as_secs() & 0xFFFF_FFFF,
-        h.finish() & 0xFFFF_FFFF
+        u32::from_be_bytes(random)
     )
 }
 
 /// Session ids as [`new_session_id`] makes them.
-pub fn valid_session_id(s: &str) -> bool {
-    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
+pub use brook_common::valid_session_id;
 
 #[cfg(test)]
 mod tests {
@@ -667,6 +668,15 @@ mod tests {
             assert_eq!(p.reached(n, sub), reached, "reached({n}, {sub:?})");
             assert_eq!(p.too_far_ahead(n, sub), far, "too_far_ahead({n}, {sub:?})");
         }
+    }
+
+    /// The random half of session ids comes from the OS generator: a
+    /// thousand ids made in the same second are all different.
+    #[test]
+    fn session_ids_are_random_within_a_second() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_session_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| valid_session_id(id)));
     }
 
     #[test]

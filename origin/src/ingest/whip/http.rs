@@ -111,14 +111,11 @@ impl WhipRequest<'_> {
         })
     }
 
-    /// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    /// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1; the
+    /// scheme in any case, RFC 9110).
     fn bearer(&self) -> Option<&str> {
-        let v = self.header("authorization")?.trim();
-        let (scheme, token) = v.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
-            .filter(|t| !t.is_empty())
+        self.header("authorization")
+            .and_then(brook_common::credentials::bearer)
     }
 }
 
@@ -279,10 +276,20 @@ impl Endpoint {
         match *req.method {
             Method::POST => self.post(req, stream, now, now_unix),
             Method::OPTIONS => {
-                let mut r = cors(WhipReply::new(StatusCode::OK), "POST, OPTIONS")
+                let mut r = cors(WhipReply::new(StatusCode::OK), req, "POST, OPTIONS")
                     .header("accept-post", SDP);
-                // §4.6: ICE servers on OPTIONS, but not on a CORS preflight.
-                if req.header("access-control-request-method").is_none() {
+                // §4.6: ICE servers on OPTIONS, but not on a CORS preflight, and
+                // only to a client that may publish the stream: TURN credentials
+                // are the operator's, not for anyone who asks.
+                let claim = Claim {
+                    stream,
+                    key: req.bearer(),
+                    peer: req.peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                    protocol: Protocol::Whip,
+                };
+                if req.header("access-control-request-method").is_none()
+                    && self.admission.admit(&claim).is_ok()
+                {
                     r = self.links(r);
                 }
                 r
@@ -348,10 +355,6 @@ impl Endpoint {
             info!(%stream, peer = ?req.peer, "WHIP publish refused: {refusal}");
             return refused(&refusal);
         }
-        if self.resources().len() >= self.settings.max_sessions {
-            return WhipReply::text(StatusCode::SERVICE_UNAVAILABLE, "too many WHIP sessions")
-                .header("retry-after", "5");
-        }
         let Ok(text) = std::str::from_utf8(body) else {
             return WhipReply::text(StatusCode::BAD_REQUEST, "malformed SDP offer: not UTF-8");
         };
@@ -382,15 +385,24 @@ impl Endpoint {
             Err(e) => return offer_error(&e, stream, req.peer),
         };
         let etag = format!("\"{}\"", &id[..16]);
-        self.resources().insert(
-            id.clone(),
-            Resource {
-                stream: stream.to_string(),
-                key: key.map(str::to_string),
-                etag: etag.clone(),
-                remote_ufrag,
-            },
-        );
+        {
+            // The limit is checked and the slot taken under one lock: concurrent
+            // offers cannot together exceed it.
+            let mut resources = self.resources();
+            if resources.len() >= self.settings.max_sessions {
+                return WhipReply::text(StatusCode::SERVICE_UNAVAILABLE, "too many WHIP sessions")
+                    .header("retry-after", "5");
+            }
+            resources.insert(
+                id.clone(),
+                Resource {
+                    stream: stream.to_string(),
+                    key: key.map(str::to_string),
+                    etag: etag.clone(),
+                    remote_ufrag,
+                },
+            );
+        }
         if self
             .control
             .send(Command::Start(Box::new(session)))
@@ -412,8 +424,12 @@ impl Endpoint {
 
     fn resource(&self, req: &WhipRequest<'_>, stream: &str, id: &str) -> WhipReply {
         if *req.method == Method::OPTIONS {
-            return cors(WhipReply::new(StatusCode::OK), "PATCH, DELETE, OPTIONS")
-                .header("accept-patch", SDPFRAG);
+            return cors(
+                WhipReply::new(StatusCode::OK),
+                req,
+                "PATCH, DELETE, OPTIONS",
+            )
+            .header("accept-patch", SDPFRAG);
         }
         let Some(resource) = self
             .resources()
@@ -512,14 +528,18 @@ fn patch(req: &WhipRequest<'_>, resource: &Resource) -> WhipReply {
     WhipReply::new(StatusCode::NO_CONTENT)
 }
 
-fn cors(r: WhipReply, methods: &str) -> WhipReply {
-    r.header("access-control-allow-methods", methods)
-        // `*` does not cover Authorization (Fetch); name what WHIP clients send.
-        .header(
-            "access-control-allow-headers",
-            "authorization, content-type, if-match, link",
-        )
-        .header("access-control-max-age", "86400")
+/// A preflight's answer (brook-common's, as every answer Brook gives); the
+/// headers a WHIP client sends are allowed even when the browser does not
+/// list them (`*` would not cover `Authorization`).
+fn cors(mut r: WhipReply, req: &WhipRequest<'_>, methods: &str) -> WhipReply {
+    let requested = req
+        .header("access-control-request-headers")
+        .unwrap_or("authorization, content-type, if-match, link");
+    r.headers.extend(brook_common::cors::preflight_headers(
+        methods,
+        Some(requested),
+    ));
+    r
 }
 
 fn refused(refusal: &Refusal) -> WhipReply {

@@ -59,9 +59,9 @@ impl Admin {
         };
         let given = req
             .header("authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(brook_common::credentials::bearer)
             .unwrap_or("");
-        constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+        constant_time_eq(given.as_bytes(), token.as_bytes())
     }
 
     fn unauthorized() -> Reply {

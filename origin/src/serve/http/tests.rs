@@ -238,6 +238,13 @@ async fn etags_compression_and_ranges() {
     .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.bytes().is_empty());
+    // RFC 9110 §8.6: a 304 carries the length of the representation the client
+    // holds, never `content-length: 0`.
+    let head = response_header(&again).unwrap();
+    assert_eq!(
+        head.headers.get("content-length").unwrap(),
+        &plain.bytes().len().to_string()
+    );
 
     let gz = request(
         &s.http,
@@ -331,6 +338,36 @@ async fn etags_compression_and_ranges() {
     )
     .await;
     assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+    let head = response_header(&cached).unwrap();
+    assert_eq!(
+        head.headers.get("content-length").unwrap(),
+        &init.bytes().len().to_string()
+    );
+}
+
+/// RFC 9110 §8.6: no `content-length` on a 204 (the preflight answer).
+#[tokio::test]
+async fn no_content_length_on_204() {
+    let s = setup(HlsConfig::default()).await;
+    let preflight = request(
+        &s.http,
+        Method::OPTIONS,
+        "/live/cam1/index.m3u8",
+        None,
+        &[("access-control-request-headers", "range")],
+    )
+    .await;
+    assert_eq!(preflight.status, StatusCode::NO_CONTENT);
+    let head = response_header(&preflight).unwrap();
+    assert!(head.headers.get("content-length").is_none());
+    assert_eq!(
+        head.headers.get("access-control-allow-headers").unwrap(),
+        "range"
+    );
+    assert_eq!(
+        head.headers.get("access-control-allow-origin").unwrap(),
+        "*"
+    );
 }
 
 #[tokio::test]

@@ -325,6 +325,55 @@ fn session_limit_is_a_503() {
     );
 }
 
+/// Concurrent offers cannot together exceed `max_sessions`: the limit is
+/// checked and the slot taken at once.
+#[test]
+fn concurrent_offers_respect_the_session_limit() {
+    let candidates = vec!["127.0.0.1:8189".parse().unwrap()];
+    let session = SessionConfig::new(candidates).unwrap();
+    let (tx, _rx) = unbounded_channel();
+    let settings = EndpointSettings {
+        max_sessions: 2,
+        ..EndpointSettings::default()
+    };
+    let endpoint = Arc::new(Endpoint::new(
+        Arc::new(Sink::default()),
+        session,
+        settings,
+        tx,
+    ));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (endpoint, start) = (endpoint.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut map = HeaderMap::new();
+                map.insert("content-type", HeaderValue::from_static("application/sdp"));
+                let auth = format!("Bearer {KEY}");
+                map.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+                let req = WhipRequest {
+                    method: &Method::POST,
+                    path: "/whip/cam1",
+                    headers: &map,
+                    body: Ok(Bytes::from_static(OFFER.as_bytes())),
+                    peer: None,
+                };
+                start.wait();
+                endpoint
+                    .handle(&req, Instant::now(), UnixMillis(1_795_000_000_000))
+                    .status
+            })
+        })
+        .collect();
+    let created = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|s| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 2);
+    assert_eq!(endpoint.sessions(), 2);
+}
+
 #[test]
 fn patch_trickle_is_accepted_restart_is_422() {
     let mut h = harness(EndpointSettings::default());
@@ -387,7 +436,7 @@ fn patch_trickle_is_accepted_restart_is_422() {
 }
 
 #[test]
-fn options_answer_cors_and_ice_servers() {
+fn options_answer_cors_and_ice_servers_only_to_a_publisher_with_the_key() {
     let settings = EndpointSettings {
         ice_servers: vec![
             IceServer {
@@ -425,8 +474,22 @@ fn options_answer_cors_and_ice_servers() {
         .unwrap()
         .contains("POST"));
     assert_eq!(r.get_all("link").count(), 0);
-    // A plain OPTIONS, and the 201: one Link per server URL.
-    let r = h.request(Method::OPTIONS, "/whip/cam1", &[], Ok(Bytes::new()));
+    // A plain OPTIONS without the stream's key: no ICE servers (their TURN
+    // credentials are the operator's); with it, and the 201: one Link per
+    // server URL.
+    for auth in [None, Some("Bearer wrong-key")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let r = h.request(Method::OPTIONS, "/whip/cam1", &headers, Ok(Bytes::new()));
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.get_all("link").count(), 0, "{auth:?}");
+    }
+    let bearer = format!("bearer {KEY}");
+    let r = h.request(
+        Method::OPTIONS,
+        "/whip/cam1",
+        &[("authorization", bearer.as_str())],
+        Ok(Bytes::new()),
+    );
     let links: Vec<&str> = r.get_all("link").collect();
     assert_eq!(
         links,
