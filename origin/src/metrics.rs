@@ -2,13 +2,14 @@
 //! counters live here as atomics; per-stream values are read from the hub when
 //! `/metrics` is scraped, so a stream's series exist exactly while it does.
 //!
-//! Hand-written rather than the `prometheus` crate: what Brook exports is a few
-//! counters, gauges and one histogram, the hot path is an atomic add, and the
-//! format is a page of text.
+//! Rendered with brook-common's writer (the edge's too), rather than the
+//! `prometheus` crate: what Brook exports is a few counters, gauges and one
+//! histogram, the hot path is an atomic add, and the format is a page of text.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use brook_common::prometheus::{Text, Type};
 
 use crate::serve::hub::Hub;
 
@@ -40,17 +41,14 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, n) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            cumulative += n.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    fn render(&self, out: &mut Text, name: &str, help: &str) {
+        out.family(name, Type::Histogram, help);
+        let buckets = LATENCY_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(bound, n)| (*bound, n.load(Ordering::Relaxed)));
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        out.histogram(name, &[], buckets, sum, self.count());
     }
 }
 
@@ -125,27 +123,23 @@ pub struct Metrics {
     pub transcoder_rungs_dropped: AtomicU64,
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-    );
+fn counter(out: &mut Text, name: &str, help: &str, value: u64) {
+    out.family(name, Type::Counter, help).sample(name, &[], value);
 }
 
 /// One metric family with a `stream` label.
 struct PerStream<'a> {
     name: &'a str,
     help: &'a str,
-    kind: &'a str,
+    kind: Type,
     values: Vec<(String, f64)>,
 }
 
 impl PerStream<'_> {
-    fn render(&self, out: &mut String) {
-        let (name, help, kind) = (self.name, self.help, self.kind);
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    fn render(&self, out: &mut Text) {
+        out.family(self.name, self.kind, self.help);
         for (stream, v) in &self.values {
-            let _ = writeln!(out, "{name}{{stream=\"{stream}\"}} {v}");
+            out.sample(self.name, &[("stream", stream)], *v);
         }
     }
 }
@@ -153,20 +147,21 @@ impl PerStream<'_> {
 impl Metrics {
     /// The `/metrics` page.
     pub fn render(&self, hub: &Hub) -> String {
-        let mut out = String::with_capacity(8192);
+        let mut out = Text::new();
         let streams = hub.streams();
         let live = streams.iter().filter(|s| s.snapshot().live).count();
-        let _ = writeln!(
-            out,
-            "# HELP brook_streams_active Streams with a connected publisher.\n\
-             # TYPE brook_streams_active gauge\nbrook_streams_active {live}"
-        );
+        out.family(
+            "brook_streams_active",
+            Type::Gauge,
+            "Streams with a connected publisher.",
+        )
+        .sample("brook_streams_active", &[], live as u64);
         let stats: Vec<_> = streams
             .iter()
             .map(|s| (s.name.clone(), s.ingest_stats(), s))
             .collect();
         let family =
-            |name, help, kind, f: &dyn Fn(&crate::serve::hub::IngestStats) -> f64| PerStream {
+            |name, help, kind: Type, f: &dyn Fn(&crate::serve::hub::IngestStats) -> f64| PerStream {
                 name,
                 help,
                 kind,
@@ -176,91 +171,91 @@ impl Metrics {
             family(
                 "brook_ingest_bytes_total",
                 "MPEG-TS bytes received from publishers.",
-                "counter",
+                Type::Counter,
                 &|s| s.bytes as f64,
             ),
             family(
                 "brook_ingest_bitrate_bits_per_second",
                 "Receive rate over the last SRT stats interval.",
-                "gauge",
+                Type::Gauge,
                 &|s| s.bitrate_bps,
             ),
             family(
                 "brook_srt_rtt_seconds",
                 "SRT round-trip time to the publisher.",
-                "gauge",
+                Type::Gauge,
                 &|s| s.rtt_ms / 1000.0,
             ),
             family(
                 "brook_srt_packets_received_total",
                 "SRT data packets received.",
-                "counter",
+                Type::Counter,
                 &|s| s.packets_received as f64,
             ),
             family(
                 "brook_srt_packets_lost_total",
                 "SRT data packets detected missing (before retransmission).",
-                "counter",
+                Type::Counter,
                 &|s| s.packets_lost as f64,
             ),
             family(
                 "brook_srt_packets_retransmitted_total",
                 "SRT data packets received again after a loss.",
-                "counter",
+                Type::Counter,
                 &|s| s.packets_retransmitted as f64,
             ),
             family(
                 "brook_srt_packets_dropped_total",
                 "SRT data packets that arrived too late and were never delivered.",
-                "counter",
+                Type::Counter,
                 &|s| s.packets_dropped as f64,
             ),
             family(
                 "brook_ingest_continuity_errors_total",
                 "MPEG-TS continuity counter gaps (damaged input).",
-                "counter",
+                Type::Counter,
                 &|s| s.continuity_errors as f64,
             ),
             family(
                 "brook_publisher_connections_total",
                 "Publisher connections in the current session (reconnects included).",
-                "counter",
+                Type::Counter,
                 &|s| s.connections as f64,
             ),
             family(
                 "brook_parts_total",
                 "LL-HLS parts published in the current session.",
-                "counter",
+                Type::Counter,
                 &|s| s.parts as f64,
             ),
             family(
                 "brook_segments_total",
                 "Segments published in the current session.",
-                "counter",
+                Type::Counter,
                 &|s| s.segments as f64,
             ),
             family(
                 "brook_transcoder_latency_seconds",
                 "How long the latest frame took through the stream's transcoder.",
-                "gauge",
+                Type::Gauge,
                 &|s| s.transcoder_latency_s,
             ),
             family(
                 "brook_transcoder_speed_ratio",
                 "Media seconds the transcoder produced per second (below 1: it cannot keep up).",
-                "gauge",
+                Type::Gauge,
                 &|s| s.transcoder_speed,
             ),
             family(
                 "brook_transcoder_renditions",
                 "Video renditions the stream's transcoder makes.",
-                "gauge",
+                Type::Gauge,
                 &|s| s.renditions as f64,
             ),
             family(
                 "brook_transcoder_running",
                 "1 while the stream's transcoder process runs.",
-                "gauge",
+                Type::Gauge,
                 &|s| f64::from(u8::from(s.transcoder_pid.is_some())),
             ),
         ];
@@ -270,7 +265,7 @@ impl Metrics {
         PerStream {
             name: "brook_viewers_active",
             help: "Client connections that asked for the stream's media playlist in the last 10 s.",
-            kind: "gauge",
+            kind: Type::Gauge,
             values: stats
                 .iter()
                 .map(|(n, _, s)| (n.clone(), s.viewers() as f64))
@@ -280,22 +275,23 @@ impl Metrics {
         PerStream {
             name: "brook_http_requests_blocked",
             help: "Requests held waiting (blocking playlist reload, preload-hinted part).",
-            kind: "gauge",
+            kind: Type::Gauge,
             values: stats
                 .iter()
                 .map(|(n, _, s)| (n.clone(), s.blocked_requests() as f64))
                 .collect(),
         }
         .render(&mut out);
-        let _ = writeln!(
-            out,
-            "# HELP brook_http_responses_total HTTP responses by status code.\n\
-             # TYPE brook_http_responses_total counter"
+        out.family(
+            "brook_http_responses_total",
+            Type::Counter,
+            "HTTP responses by status code.",
         );
         for status in 100..600u16 {
             let n = self.http_responses.get(status);
             if n > 0 {
-                let _ = writeln!(out, "brook_http_responses_total{{status=\"{status}\"}} {n}");
+                let status = status.to_string();
+                out.sample("brook_http_responses_total", &[("status", &status)], n);
             }
         }
         self.part_first_byte.render(
@@ -322,17 +318,14 @@ impl Metrics {
             "Transcoder processes started.",
             c(&self.transcoder_starts),
         );
-        let _ = writeln!(
-            out,
-            "# HELP brook_transcoder_restarts_total Transcoder restarts by reason.\n\
-             # TYPE brook_transcoder_restarts_total counter"
+        out.family(
+            "brook_transcoder_restarts_total",
+            Type::Counter,
+            "Transcoder restarts by reason.",
         );
         for reason in RESTART_REASONS {
             let n = self.transcoder_restarts.get(reason);
-            let _ = writeln!(
-                out,
-                "brook_transcoder_restarts_total{{reason=\"{reason}\"}} {n}"
-            );
+            out.sample("brook_transcoder_restarts_total", &[("reason", reason)], n);
         }
         counter(
             &mut out,
@@ -370,7 +363,7 @@ impl Metrics {
             "Segments not archived because the writer was too far behind.",
             c(&self.archive_dropped),
         );
-        out
+        out.finish()
     }
 }
 

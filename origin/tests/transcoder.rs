@@ -36,6 +36,7 @@ fn settings() -> Settings {
         keyframe_interval_ms: 1000,
         threads: 1,
         queue_frames: 1000,
+        filter_threads: 2,
     }
 }
 

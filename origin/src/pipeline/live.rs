@@ -389,6 +389,7 @@ impl Ladder {
             keyframe_interval_ms: segment_target_ms,
             threads: config.threads,
             queue_frames: QUEUE_FRAMES,
+            filter_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
         };
         Ladder {
             config,
