@@ -136,7 +136,7 @@ test('a maxh:720 token: 200 up to 720p, 403 for 1080p on every kind of request, 
   assert.match(dash.body, /initialization="\$RepresentationID\$-init\.mp4\?__token__=/, 'the token still goes into the MPD');
 });
 
-test('a maxbw token caps by bandwidth; a token under every rung gets 403 everywhere but audio', async () => {
+test('a maxbw token caps by bandwidth; a token under every rung gets 403 everywhere but its audio', async () => {
   const t = token({ id: 'capped-bw', data: 'maxbw:1000000' });
   assert.equal((await get(at('720p.m3u8'), t)).status, 403);
   assert.equal((await get(at('720p-part1.0.m4s'), t)).status, 403);
@@ -145,7 +145,9 @@ test('a maxbw token caps by bandwidth; a token under every rung gets 403 everywh
   assert.deepEqual([...dash.body.matchAll(/<Representation id="([^"]+)"/g)].map((x) => x[1]), ['360p', 'audio']);
 
   const tiny = token({ id: 'capped-tiny', data: 'maxh:240' });
-  assert.equal((await get('/live/ladder/index.m3u8', tiny)).status, 200, 'the audio-only variant remains');
+  // Only the audio-only variant would remain: not what a video viewer is
+  // entitled to, as the MPD below.
+  assert.equal((await get('/live/ladder/index.m3u8', tiny)).status, 403, 'no video variant left');
   assert.equal((await get(at('360p.m3u8'), tiny)).status, 403);
   assert.equal((await get(at('audio.m3u8'), tiny)).status, 200);
   assert.equal((await get(at('manifest.mpd'), tiny)).status, 403, 'no video Representation left');
