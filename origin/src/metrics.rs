@@ -124,7 +124,8 @@ pub struct Metrics {
 }
 
 fn counter(out: &mut Text, name: &str, help: &str, value: u64) {
-    out.family(name, Type::Counter, help).sample(name, &[], value);
+    out.family(name, Type::Counter, help)
+        .sample(name, &[], value);
 }
 
 /// One metric family with a `stream` label.
@@ -161,11 +162,13 @@ impl Metrics {
             .map(|s| (s.name.clone(), s.ingest_stats(), s))
             .collect();
         let family =
-            |name, help, kind: Type, f: &dyn Fn(&crate::serve::hub::IngestStats) -> f64| PerStream {
-                name,
-                help,
-                kind,
-                values: stats.iter().map(|(n, st, _)| (n.clone(), f(st))).collect(),
+            |name, help, kind: Type, f: &dyn Fn(&crate::serve::hub::IngestStats) -> f64| {
+                PerStream {
+                    name,
+                    help,
+                    kind,
+                    values: stats.iter().map(|(n, st, _)| (n.clone(), f(st))).collect(),
+                }
             };
         let families = [
             family(

@@ -22,10 +22,25 @@ fn source_ts(seconds: u32) -> Vec<u8> {
     let out = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
         .arg("testsrc2=size=320x240:rate=30")
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+        ])
         .arg(seconds.to_string())
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", "-"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", "-",
+        ])
         .output()
         .expect("ffmpeg (cargo xtask setup installs it)");
     assert!(out.status.success());
@@ -117,12 +132,7 @@ async fn a_source_changing_size_keeps_a_valid_ladder() {
     assert!(pl.contains("#EXT-X-MAP:URI=\"240p-init1.mp4\""), "{pl}");
     let mv = text(&snap.multivariant.as_ref().unwrap().identity);
     assert_eq!(mv.matches("#EXT-X-STREAM-INF").count(), 3, "{mv}");
-    assert!(
-        metrics
-            .transcoder_restarts
-            .get("source_change")
-            >= 1
-    );
+    assert!(metrics.transcoder_restarts.get("source_change") >= 1);
     session.close("done");
 }
 
@@ -169,6 +179,9 @@ sys.stdout.buffer.write(b); sys.stdout.buffer.flush(); time.sleep(len(b) / 40000
         "the most expensive rung left the playlists: {:?}",
         snap.playlists.keys().collect::<Vec<_>>()
     );
-    assert!(snap.playlist("120p.m3u8").is_some(), "the cheapest rung stays");
+    assert!(
+        snap.playlist("120p.m3u8").is_some(),
+        "the cheapest rung stays"
+    );
     session.close("done");
 }

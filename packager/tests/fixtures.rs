@@ -642,3 +642,41 @@ fn ladder_rungs_are_aligned_on_every_part_and_segment() {
         }
     }
 }
+
+/// A caller that knows when the media really arrived (the origin, behind a
+/// transcoder) anchors the dates: the first segment's date is that arrival
+/// time, not the time the packager saw its first frame.
+#[test]
+fn an_explicit_anchor_dates_the_timeline() {
+    let mut p = Packager::new(PackagerConfig::default());
+    let mut front = brook_packager::frontend::TsFrontEnd::default();
+    front.push(ZEROLATENCY).unwrap();
+    front.flush().unwrap();
+    let mut first_video_pts = None;
+    let mut events = Vec::new();
+    while let Some(ev) = front.poll() {
+        if let brook_packager::frontend::FrontEndEvent::Frame(f) = &ev {
+            if f.track == 0 && first_video_pts.is_none() {
+                first_video_pts = Some(f.dts);
+            }
+        }
+        events.push(ev);
+    }
+    let first = first_video_pts.unwrap() as f64 / 90_000.0;
+    let arrived = UnixMillis(1_795_000_000_000);
+    p.anchor_next_timeline(first, arrived);
+    for ev in events {
+        match ev {
+            brook_packager::frontend::FrontEndEvent::Tracks(t) => p.push_tracks(t),
+            // Pushed much later than it arrived.
+            brook_packager::frontend::FrontEndEvent::Frame(f) => {
+                p.push_frame(f, UnixMillis(1_795_000_005_000))
+            }
+            brook_packager::frontend::FrontEndEvent::Discontinuity => {}
+        }
+    }
+    while p.poll().is_some() {}
+    let pl = p.media_playlist("video.m3u8").unwrap();
+    let pdt = pl.segments[0].tags.program_date_time.unwrap();
+    assert_eq!(pdt, arrived);
+}

@@ -7,17 +7,18 @@ use std::time::Instant;
 
 use brook_origin::ingest::whip::session::{Session, SessionConfig};
 use brook_origin::ingest::whip::sim::Sim;
-use brook_origin::ingest::whip::{sdp, stun, FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::whip::{sdp, stun};
+use brook_origin::ingest::{Admission, Claim, Publish, Refusal};
 use brook_packager::UnixMillis;
 use libfuzzer_sys::fuzz_target;
 
 struct NoSink;
 
-impl WhipSink for NoSink {
-    fn authorize(&self, _: &str, _: Option<&str>) -> Result<(), Refusal> {
+impl Admission for NoSink {
+    fn admit(&self, _: &Claim<'_>) -> Result<(), Refusal> {
         Ok(())
     }
-    fn open(&self, _: &str, _: Option<&str>, _: SocketAddr) -> Result<Box<dyn FrameSink>, Refusal> {
+    fn open(&self, _: &Claim<'_>) -> Result<Box<dyn Publish>, Refusal> {
         Err(Refusal::Unavailable("fuzzing".into()))
     }
 }

@@ -5,13 +5,12 @@
 //! packager; in between, garbage datagrams from its address. No panic, and
 //! the mux's invariants hold after every step (Sim checks them).
 #![no_main]
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use brook_origin::ingest::whip::session::SessionConfig;
 use brook_origin::ingest::whip::sim::{Sim, SimConfig};
-use brook_origin::ingest::whip::{FrameSink, Refusal, WhipSink};
+use brook_origin::ingest::{Admission, Claim, Publish, Refusal, Stop};
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Packager, PackagerConfig, UnixMillis};
 use libfuzzer_sys::fuzz_target;
@@ -19,23 +18,26 @@ use libfuzzer_sys::fuzz_target;
 /// Admits everyone; packages what comes.
 struct Packaging(Arc<Mutex<Packager>>);
 
-impl WhipSink for Packaging {
-    fn authorize(&self, _: &str, _: Option<&str>) -> Result<(), Refusal> {
+impl Admission for Packaging {
+    fn admit(&self, _: &Claim<'_>) -> Result<(), Refusal> {
         Ok(())
     }
-    fn open(&self, _: &str, _: Option<&str>, _: SocketAddr) -> Result<Box<dyn FrameSink>, Refusal> {
+    fn open(&self, _: &Claim<'_>) -> Result<Box<dyn Publish>, Refusal> {
         Ok(Box::new(Packaging(self.0.clone())))
     }
 }
 
-impl FrameSink for Packaging {
-    fn tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), String> {
+impl Publish for Packaging {
+    fn ts(&mut self, _: &[u8], _: UnixMillis) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), Stop> {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
         p.push_tracks(tracks);
         while p.poll().is_some() {}
         Ok(())
     }
-    fn frame(&mut self, frame: Frame, arrived: UnixMillis) -> Result<(), String> {
+    fn frame(&mut self, frame: Frame, arrived: UnixMillis) -> Result<(), Stop> {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
         p.push_frame(frame, arrived);
         while p.poll().is_some() {}

@@ -36,6 +36,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = PackagerConfig {
         window_segments: 4,
+        // Odd chunk bytes take every video stream of the program as a rung
+        // (a transcoder's ladder), even ones the first only.
+        max_video_tracks: if chunk % 2 == 1 { 16 } else { 1 },
         ..PackagerConfig::default()
     };
     let mut p = Packager::new(config);

@@ -6,14 +6,14 @@
 //! |---|---|
 //! | `POST /whip/<s>` `application/sdp`, `Authorization: Bearer <key>` | `201` + `Location` + `ETag` + SDP answer (+ `Link` per ICE server) |
 //! | … wrong content type / offer too large | `415` / `413` |
-//! | … no or wrong key / stream not configured / already published | `401` / `403` / `409` |
+//! | … no or wrong key, or stream not configured (alike) / already published | `401` / `409` |
 //! | … malformed SDP / no H.264 (or other unacceptable offer) | `400` / `422`, with the reason |
 //! | … session limit reached, shutting down | `503` + `Retry-After` |
 //! | `PATCH /whip/<s>/<id>` `application/trickle-ice-sdpfrag` | `204` (trickled candidates; ICE-lite does not need them) |
 //! | … ICE restart (`If-Match: *`, or new ufrag/pwd) | `422`: not supported (§4.3.1) |
 //! | … no `If-Match` / stale ETag | `428` / `412` |
 //! | `DELETE /whip/<s>/<id>` | `200`; `404` when unknown (or already ended) |
-//! | `OPTIONS` | `200` with CORS and `Accept-Post: application/sdp` (+ `Link` when not a preflight) |
+//! | `OPTIONS` | `200` with CORS and `Accept-Post: application/sdp` (+ `Link` when not a preflight and the stream's key is given) |
 //! | `GET` on the endpoint or a session | `204` (§4.1: no representation) |
 //!
 //! The broadcaster page (`web/publish.html`) is served at `/whip/` too, so a
