@@ -1,7 +1,6 @@
 //! SDP offers from anyone: Brook's policy check, str0m's parser, and (when
 //! both accept) a session answering it. Also STUN routing on the same bytes.
 #![no_main]
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 

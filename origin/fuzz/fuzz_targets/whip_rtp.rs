@@ -5,6 +5,7 @@
 //! packager; in between, garbage datagrams from its address. No panic, and
 //! the mux's invariants hold after every step (Sim checks them).
 #![no_main]
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
