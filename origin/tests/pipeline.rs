@@ -55,8 +55,10 @@ fn rung(height: u32, kbps: u32) -> Rung {
 }
 
 fn setup(ladder: LadderConfig) -> (Pipelines, Arc<Hub>, Arc<Metrics>) {
-    let mut config = Config::default();
-    config.ladder = ladder;
+    let mut config = Config {
+        ladder,
+        ..Config::default()
+    };
     config.packager.segment_target_ms = 1000;
     let hub = Arc::new(Hub::default());
     let metrics = Arc::new(Metrics::default());
