@@ -46,14 +46,30 @@ const PLAYLIST = '#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n';
 let releaseSlow;
 let slowFinished = false;
 
-// A preload-hinted part the origin is still making: the first chunk now, the
-// rest once the test has seen the first chunk arrive through the edge (or
-// after a safety timeout, which makes the assertions fail instead of hanging).
-const HINTED = '/live/cam1/0a1b2c3d4e5f6a7b/video-part7.3.m4s';
+// A segment the origin is still making (DASH's low-latency clients fetch it
+// while it grows): the first chunk now, the rest once the test has seen the
+// first chunk arrive through the edge (or after a safety timeout, which makes
+// the assertions fail instead of hanging).
+const HINTED = '/live/cam1/0a1b2c3d4e5f6a7b/video-seg7.m4s';
 let releaseHinted;
 let hintedFinished = false;
+// A preload-hinted LL-HLS part the origin is still making: the edge delivers
+// it whole (a player's bandwidth estimate needs it), still from one request.
+const PART = '/live/cam1/0a1b2c3d4e5f6a7b/video-part7.3.m4s';
+let releasePart;
+let partFinished = false;
 
 const routes = {
+  [PART]: async (req, res) => {
+    res.writeHead(200, { 'content-type': 'video/iso.segment', 'cache-control': 'public, max-age=31536000, immutable' });
+    res.write('moof+mdat of frame 1;');
+    await Promise.race([
+      new Promise((resolve) => { releasePart = resolve; }),
+      new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+    ]);
+    partFinished = true;
+    res.end('frames 2-6');
+  },
   [HINTED]: async (req, res) => {
     res.writeHead(200, { 'content-type': 'video/iso.segment', 'cache-control': 'public, max-age=31536000, immutable' });
     res.write('moof+mdat of frame 1;');
@@ -246,6 +262,24 @@ test('a shared object streams to every viewer while the origin makes it, from on
     assert.equal(v.received, 'moof+mdat of frame 1;frames 2-6');
   }
   assert.equal(origin.seen.filter((r) => r.url === HINTED).length - before, 1, 'one origin request');
+});
+
+test('a preload-hinted part reaches every viewer whole, from one origin request', async () => {
+  const before = origin.seen.filter((r) => r.url === PART).length;
+  const viewers = [mf.dispatchFetch(EDGE + PART), mf.dispatchFetch(EDGE + PART)];
+  // Let the origin's first chunk reach the edge, then finish the part.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(partFinished, false);
+  releasePart();
+  const answers = await Promise.all(viewers);
+  for (const res of answers) {
+    assert.equal(res.status, 200);
+    // Whole: the body is complete and its length is known up front.
+    assert.equal(res.headers.get('content-length'), String('moof+mdat of frame 1;frames 2-6'.length));
+    assert.equal(await res.text(), 'moof+mdat of frame 1;frames 2-6');
+  }
+  assert.equal(partFinished, true);
+  assert.equal(origin.seen.filter((r) => r.url === PART).length - before, 1, 'one origin request');
 });
 
 test('methods other than GET, HEAD and OPTIONS get 405 and never reach the origin', async () => {

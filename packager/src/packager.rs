@@ -524,7 +524,7 @@ impl Packager {
             for r in videos.iter().copied().chain(audio.copied()) {
                 pl.variants.push(Variant {
                     resolution: r.info.resolution(),
-                    frame_rate: r.frame_rate(),
+                    frame_rate: self.announced_frame_rate(r),
                     ..audio_variant(r, None)
                 });
             }
@@ -554,7 +554,7 @@ impl Packager {
                 average_bandwidth: Some(average),
                 codecs: vec![v.info.codec_string(), a.info.codec_string()],
                 resolution: v.info.resolution(),
-                frame_rate: v.frame_rate(),
+                frame_rate: self.announced_frame_rate(v),
                 audio: Some(AUDIO_GROUP.to_string()),
                 ..Default::default()
             });
@@ -591,7 +591,7 @@ impl Packager {
                         ContentKind::Video {
                             width,
                             height,
-                            frame_rate: r.frame_rate(),
+                            frame_rate: self.announced_frame_rate(r),
                         }
                     }
                 };
@@ -637,6 +637,43 @@ impl Packager {
             utc_timing: utc_timing.map(str::to_string),
             representations: reps,
         }))
+    }
+
+    /// The frame rate a rendition announces (`FRAME-RATE`, DASH `frameRate`):
+    /// the lead video rendition's when it measures within 1 % of it (a
+    /// ladder's rungs carry the same frames, and players refuse to switch up
+    /// to a variant announcing a lower rate than the current one), snapped to
+    /// the nearest common rate when within 0.2 % of one.
+    fn announced_frame_rate(&self, r: &Rendition) -> Option<f64> {
+        let own = r.frame_rate()?;
+        let lead = self
+            .renditions
+            .iter()
+            .find(|x| x.active && x.info.kind() == TrackKind::Video)
+            .and_then(Rendition::frame_rate);
+        let rate = match lead {
+            Some(l) if (own - l).abs() <= 0.01 * l => l,
+            _ => own,
+        };
+        const COMMON: [f64; 9] = [
+            24_000.0 / 1_001.0,
+            24.0,
+            25.0,
+            30_000.0 / 1_001.0,
+            30.0,
+            48.0,
+            50.0,
+            60_000.0 / 1_001.0,
+            60.0,
+        ];
+        Some(
+            COMMON
+                .iter()
+                .copied()
+                .filter(|c| (rate - c).abs() <= 0.002 * c)
+                .min_by(|a, b| (rate - a).abs().total_cmp(&(rate - b).abs()))
+                .unwrap_or((rate * 1000.0).round() / 1000.0),
+        )
     }
 
     /// Names the tracks of the next track list (from the PMT, or

@@ -16,13 +16,15 @@ import {
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
+// Rungs twice apart and little audio: an LL-HLS player measures at most about
+// a part's size per 50 ms (hls.js's shortest sample), so from a 200 ms part of
+// one rung it can only see room for a rung up to ~3x above it (docs/ladder.md).
 const RUNGS = [
-  { name: '360p', height: 360, width: 640, kbps: 600 },
-  { name: '240p', height: 240, width: 426, kbps: 300 },
-  { name: '160p', height: 160, width: 284, kbps: 150 },
+  { name: '360p', height: 360, width: 640, kbps: 800 },
+  { name: '240p', height: 240, width: 426, kbps: 400 },
+  { name: '160p', height: 160, width: 284, kbps: 200 },
 ];
-// 64 kbit/s audio in this ladder, so the rungs' variants differ clearly.
-const LADDER = 'audio_bitrate_kbps = 64\n' + RUNGS.map((r) => `[[ladder.rungs]]\nheight = ${r.height}\nbitrate_kbps = ${r.kbps}\npreset = "ultrafast"\n`).join('');
+const LADDER = 'audio_bitrate_kbps = 32\n' + RUNGS.map((r) => `[[ladder.rungs]]\nheight = ${r.height}\nbitrate_kbps = ${r.kbps}\npreset = "ultrafast"\n`).join('');
 const ADMIN = '0123456789abcdef-admin';
 const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', id: 'ladder', ttl: 3600 });
 
@@ -112,7 +114,7 @@ test('the multivariant lists every rung, highest first, with measured bandwidth,
     const avg = Number(v['AVERAGE-BANDWIDTH']);
     assert.ok(avg <= bw, mv);
     // Measured from what was produced: the rung's rate plus audio, within reason.
-    assert.ok(avg > r.kbps * 1000 * 0.4 && bw < (r.kbps + 64) * 1000 * 2.5, `${r.name}: ${avg}/${bw}`);
+    assert.ok(avg > r.kbps * 1000 * 0.4 && bw < (r.kbps + 32) * 1000 * 2.5, `${r.name}: ${avg}/${bw}`);
   }
   assert.ok(Number(vs[0].BANDWIDTH) > Number(vs[1].BANDWIDTH) && Number(vs[1].BANDWIDTH) > Number(vs[2].BANDWIDTH));
   assert.equal(vs[3].CODECS, 'mp4a.40.2', 'audio only');
@@ -191,9 +193,9 @@ test('hls.js through the edge switches down when throttled below the top rung, a
   const { latencies } = await watchPlayback(page, 5);
 
   const t0 = Date.now();
-  // Well below the top rung (600 + 64 kbit/s): both players' estimates lag a
+  // Well below the top rung (800 + 32 kbit/s): both players' estimates lag a
   // sudden drop by many seconds, and a margin keeps the test about switching.
-  await throttle(cdp, 300);
+  await throttle(cdp, 350);
   await waitFor('a switch below 360p', async () => (await current() ?? 360) < 360, { timeout: 60000, interval: 250 });
   const down = Date.now() - t0;
   const during = await watchPlayback(page, 5);
@@ -211,7 +213,7 @@ test('hls.js through the edge switches down when throttled below the top rung, a
     switches: window.brook.switches.map((s) => s.height),
   }));
   assert.deepEqual(state.fatal, [], 'no fatal hls.js error');
-  console.log(`# hls.js (through the edge): switched down ${(down / 1000).toFixed(1)} s after the throttle to 300 kbit/s, `
+  console.log(`# hls.js (through the edge): switched down ${(down / 1000).toFixed(1)} s after the throttle to 350 kbit/s, `
     + `back up ${(up / 1000).toFixed(1)} s after it was lifted; rungs played: ${state.switches.join(' > ')}; `
     + `live latency before throttling: median ${median(latencies)?.toFixed(2)} s`);
   await page.close();
@@ -269,7 +271,7 @@ test('dash.js plays the multi-Representation MPD and switches under the same thr
   await page.waitForFunction(() => window.dash.video.currentTime > 0, null, { timeout: 30000 });
   await waitFor('dash.js on the top rung', async () => (await height() ?? 360) === 360, { timeout: 40000, interval: 500 });
   const t0 = Date.now();
-  await throttle(cdp, 300);
+  await throttle(cdp, 350);
   await waitFor('dash.js below 360p', async () => (await height() ?? 360) < 360, { timeout: 60000, interval: 250 });
   const down = Date.now() - t0;
   const t1 = Date.now();

@@ -13,7 +13,8 @@ import {
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
-const LADDER = 'audio_bitrate_kbps = 64\n' + [[360, 600], [240, 300], [160, 150]]
+// As in ladder.test.mjs: rungs twice apart, little audio.
+const LADDER = 'audio_bitrate_kbps = 32\n' + [[360, 800], [240, 400], [160, 200]]
   .map(([h, k]) => `[[ladder.rungs]]\nheight = ${h}\nbitrate_kbps = ${k}\npreset = "ultrafast"\n`).join('');
 const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', id: 'whip-ladder', ttl: 3600 });
 
@@ -99,7 +100,7 @@ test('WHIP into the ladder: Opus becomes AAC, hls.js plays every rung and switch
   });
   await waitFor('the top rung', async () => (await current()) === 360, { timeout: 40000, interval: 500 });
   const t0 = Date.now();
-  await throttle(cdp, 300);
+  await throttle(cdp, 350);
   await waitFor('a switch below 360p', async () => (await current() ?? 360) < 360, { timeout: 60000, interval: 250 });
   const down = Date.now() - t0;
   const t1 = Date.now();
@@ -122,7 +123,7 @@ test('WHIP into the ladder: Opus becomes AAC, hls.js plays every rung and switch
   console.log(`# the transcoder's own delay (origin metric): ${delay.toFixed(3)} s`);
   console.log(`# WHIP into the ladder: live latency through the edge, median ${ladderLatency?.toFixed(2)} s `
     + `(without: ${plainLatency?.toFixed(2) ?? '?'} s); hls.js switched down ${(down / 1000).toFixed(1)} s after `
-    + `the throttle to 300 kbit/s, back up ${(up / 1000).toFixed(1)} s after release; `
+    + `the throttle to 350 kbit/s, back up ${(up / 1000).toFixed(1)} s after release; `
     + `source size changes handled by a restart: ${restarts}`);
   await page.close();
   await stop(publisher);

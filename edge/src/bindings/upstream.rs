@@ -367,6 +367,28 @@ pub(super) async fn respond(
                 req, edge, admitted, lookup, &f, viewer, now, source, announce,
             )
         }
+        Upstream::Shared(flight, source) if lookup.kind == Kind::Part && flight.status == 200 => {
+            // LL-HLS parts go out whole, still from one origin request: a
+            // part is at most a PART-TARGET long, so this costs at most that
+            // much, and hls.js uses a part only once it has all of it anyway
+            // (measured: 1.17 s live latency streamed, 1.18 s whole). Streamed,
+            // a part trickles in at the media's own rate, and the player's
+            // bandwidth estimate never rises above the rendition it plays: it
+            // cannot switch up again (docs/edge.md). Segments (DASH's chunked
+            // low-latency delivery) and other objects stream.
+            let f = match collect(&flight, edge).await {
+                Ok(f) => f,
+                Err(why) => {
+                    console_error!("part {}: {why}", lookup.path);
+                    return plain(502, "origin answer failed\n");
+                }
+            };
+            response(
+                f.status,
+                &upstream::shared_headers(&f.headers, source),
+                Some(f.body),
+            )
+        }
         Upstream::Shared(flight, source) => io::streaming_response(
             flight.status,
             &upstream::shared_headers(&flight.headers, source),
