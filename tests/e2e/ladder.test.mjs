@@ -170,8 +170,16 @@ async function viewer(stream) {
   const page = await browser.newPage();
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
-  await page.goto(`${edge.url}/?stream=${stream}&token=${encodeURIComponent(TOKEN)}`);
-  await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 30000 });
+  // Playback is what matters, not the page's load event (which waits on
+  // every subresource of a page whose player is already busy).
+  await page.goto(`${edge.url}/?stream=${stream}&token=${encodeURIComponent(TOKEN)}`, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 40000 })
+    .catch(async (e) => {
+      const state = await page.evaluate(() => JSON.stringify({
+        status: window.brook?.status, errors: window.brook?.errors?.map((x) => `${x.details} ${x.status} ${x.url}`),
+      })).catch(() => 'no page state');
+      throw new Error(`${e.message}\n${state}`);
+    });
   return { page, cdp };
 }
 
