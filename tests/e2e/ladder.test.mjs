@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -211,7 +211,24 @@ test('hls.js through the edge switches down when throttled below the top rung, a
 
   const t1 = Date.now();
   await throttle(cdp, 0);
-  await waitFor('back on 360p', async () => (await current()) === 360, { timeout: 90000, interval: 250 });
+  // What the player saw, for the failure message.
+  const trace = [];
+  const sample = () => page.evaluate(() => {
+    const { hls, video } = window.brook;
+    const b = video.buffered;
+    return `${hls.levels[hls.currentLevel]?.height}p bw ${Math.round(hls.bandwidthEstimate / 1000)}k `
+      + `ttfb ${Math.round(hls.ttfbEstimate)} lat ${window.brook.latency?.toFixed(1)} `
+      + `buf ${(b.length ? b.end(b.length - 1) - video.currentTime : 0).toFixed(1)}`;
+  });
+  await waitFor('back on 360p', async () => {
+    if (trace.length === 0 || Date.now() - trace.at(-1).at > 2000) trace.push({ at: Date.now(), s: await sample() });
+    return (await current()) === 360;
+  }, { timeout: 90000, interval: 250 }).catch(async (e) => {
+    const top = start('ps', 'ps', ['-eo', 'pcpu=,args=', '--sort=-pcpu']);
+    await top.exited;
+    throw new Error(`${e.message}\n${trace.map((t) => `+${((t.at - t1) / 1000).toFixed(0)} s ${t.s}`).join('\n')}`
+      + `\nload ${loadavg().map((l) => l.toFixed(1)).join(' ')}; busiest:\n${top.log.split('\n').slice(0, 6).join('\n')}`);
+  });
   const up = Date.now() - t1;
   const after = await watchPlayback(page, 5);
   assert.ok(after.last.currentTime > after.first.currentTime + 4);
@@ -333,7 +350,9 @@ test('live-to-VOD keeps every rung', async () => {
     assert.match(pl, /#EXT-X-PLAYLIST-TYPE:VOD/);
     assert.ok((pl.match(/^#EXTINF/gm) ?? []).length >= 5, `${r.name} VOD`);
   }
-  const ps = start('ps', 'ps', ['-eo', 'args']);
+  // The origin's own children (other suites may run transcoders of their own).
+  const ps = start('ps', 'ps', ['-eo', 'ppid=,args=']);
   await ps.exited;
-  assert.ok(!/ffmpeg -hide_banner -nostdin/.test(ps.log), 'no transcoder left once the stream ended');
+  const children = ps.log.split('\n').filter((l) => Number(l.trim().split(/\s+/)[0]) === origin.pid);
+  assert.ok(!children.some((l) => /ffmpeg -hide_banner -nostdin/.test(l)), `no transcoder left once the stream ended: ${children}`);
 });
