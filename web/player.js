@@ -112,6 +112,11 @@
       // drops below the current rendition stalls before it switches down.
       abrEwmaFastLive: 1,
       abrEwmaSlowLive: 3,
+      // And it underestimates when parts are small: a download counts as 50 ms
+      // at least, and the wait for a part still being made leaks into some
+      // samples. Go up at 80 % of the estimate (not 70 %), or a viewer who
+      // dropped to a low rendition may never climb back (docs/ladder.md).
+      abrBandWidthUpFactor: 0.8,
     });
     brook.hls = hls;
     if (retryTimer === null) setStatus('connecting');

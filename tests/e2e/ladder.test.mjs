@@ -16,13 +16,15 @@ import {
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
-// Rungs twice apart and little audio: an LL-HLS player measures at most about
-// a part's size per 50 ms (hls.js's shortest sample), so from a 200 ms part of
-// one rung it can only see room for a rung up to ~3x above it (docs/ladder.md).
+// Rungs about 1.5x apart and little audio: an LL-HLS player measures at most
+// about a part's size per 50 ms (hls.js's shortest sample), less in practice,
+// so from 200 ms parts of one rung it sees room for a rung only a few times
+// above it, and the test is about switching, not about that limit
+// (docs/ladder.md).
 const RUNGS = [
-  { name: '360p', height: 360, width: 640, kbps: 800 },
+  { name: '360p', height: 360, width: 640, kbps: 600 },
   { name: '240p', height: 240, width: 426, kbps: 400 },
-  { name: '160p', height: 160, width: 284, kbps: 200 },
+  { name: '160p', height: 160, width: 284, kbps: 250 },
 ];
 const LADDER = 'audio_bitrate_kbps = 32\n' + RUNGS.map((r) => `[[ladder.rungs]]\nheight = ${r.height}\nbitrate_kbps = ${r.kbps}\npreset = "ultrafast"\n`).join('');
 const ADMIN = '0123456789abcdef-admin';
@@ -201,7 +203,7 @@ test('hls.js through the edge switches down when throttled below the top rung, a
   const { latencies } = await watchPlayback(page, 5);
 
   const t0 = Date.now();
-  // Well below the top rung (800 + 32 kbit/s): both players' estimates lag a
+  // Well below the top rung (600 + 32 kbit/s): both players' estimates lag a
   // sudden drop by many seconds, and a margin keeps the test about switching.
   await throttle(cdp, 350);
   await waitFor('a switch below 360p', async () => (await current() ?? 360) < 360, { timeout: 60000, interval: 250 });
@@ -223,7 +225,7 @@ test('hls.js through the edge switches down when throttled below the top rung, a
   await waitFor('back on 360p', async () => {
     if (trace.length === 0 || Date.now() - trace.at(-1).at > 2000) trace.push({ at: Date.now(), s: await sample() });
     return (await current()) === 360;
-  }, { timeout: 90000, interval: 250 }).catch(async (e) => {
+  }, { timeout: 120000, interval: 250 }).catch(async (e) => {
     const top = start('ps', 'ps', ['-eo', 'pcpu=,args=', '--sort=-pcpu']);
     await top.exited;
     throw new Error(`${e.message}\n${trace.map((t) => `+${((t.at - t1) / 1000).toFixed(0)} s ${t.s}`).join('\n')}`
@@ -301,7 +303,7 @@ test('dash.js plays the multi-Representation MPD and switches under the same thr
   const down = Date.now() - t0;
   const t1 = Date.now();
   await throttle(cdp, 0);
-  await waitFor('dash.js back on 360p', async () => (await height()) === 360, { timeout: 90000, interval: 250 });
+  await waitFor('dash.js back on 360p', async () => (await height()) === 360, { timeout: 120000, interval: 250 });
   const up = Date.now() - t1;
   const played = await page.evaluate(() => window.dash.video.currentTime);
   assert.deepEqual(await page.evaluate(() => window.dash.errors), [], 'no dash.js error');
