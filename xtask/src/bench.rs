@@ -1,6 +1,12 @@
 //! `cargo xtask bench origin [VIEWERS] [SECONDS]`: the origin under LL-HLS load,
 //! and its part-serving rate against nginx on the same files, in one run.
 //!
+//! `cargo xtask bench package [RUNS]`: packaging a file, whole process against
+//! whole process: `brook package` (release) and `ffmpeg -c copy -f hls
+//! -hls_segment_type fmp4` on the same 60 s 1080p30 MPEG-TS (the file the
+//! packager's in-process criterion bench uses), RUNS times each (default 5),
+//! alternating; min and median wall time of each, from process start to exit.
+//!
 //! `cargo xtask bench ladder [SECONDS]`: the live ladder's cost: a 1080p30
 //! source (made once, cached: test pattern with temporal noise, so the encoders
 //! work as on camera content) through the full default ladder and through each
@@ -45,9 +51,10 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
     match args.first().map(String::as_str) {
         Some("origin") => {}
         Some("ladder") => return ladder(ctx, args.get(1)),
+        Some("package") => return package(ctx, args.get(1)),
         _ => {
             return Err(Error::msg(
-                "usage: cargo xtask bench origin [VIEWERS] [SECONDS] | ladder [SECONDS]",
+                "usage: cargo xtask bench origin [VIEWERS] [SECONDS] | ladder [SECONDS] | package [RUNS]",
             ))
         }
     }
@@ -563,5 +570,120 @@ fn ladder(ctx: &Ctx, seconds: Option<&String>) -> Result {
     let report = dir.join("ladder-report.json");
     fs::write(&report, json).map_err(|e| Error::msg(format!("{}: {e}", report.display())))?;
     println!("report: {}", report.display());
+    Ok(())
+}
+
+/// `bench package`: see the module docs.
+fn package(ctx: &Ctx, runs: Option<&String>) -> Result {
+    let runs: usize = match runs {
+        Some(s) => s
+            .parse()
+            .map_err(|_| Error::msg(format!("not a number: {s}")))?,
+        None => 5,
+    };
+    if !have("ffmpeg") {
+        return Err(Error::msg("ffmpeg missing: run `cargo xtask setup`"));
+    }
+    run_cmd(Command::new("cargo").current_dir(&ctx.root).args([
+        "build",
+        "--release",
+        "-p",
+        "brook-cli",
+        "--bin",
+        "brook",
+    ]))?;
+    let dir = ctx.cache.join("bench");
+    fs::create_dir_all(&dir).map_err(|e| Error::msg(format!("{}: {e}", dir.display())))?;
+    // The same file (and the same recipe) as packager/benches/package.rs.
+    let input = dir.join("lavfi_1080p30_60s_h264_aac.ts");
+    if !input.exists() {
+        println!("bench: making a 60 s 1080p30 MPEG-TS (once)");
+        let tmp = dir.join("lavfi_1080p30_60s_h264_aac.tmp.ts");
+        run_cmd(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y"])
+                .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
+                .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+                .args([
+                    "-t",
+                    "60",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-g",
+                    "30",
+                ])
+                .args([
+                    "-pix_fmt", "yuv420p", "-b:v", "6000k", "-c:a", "aac", "-b:a", "128k",
+                ])
+                .args(["-f", "mpegts"])
+                .arg(&tmp),
+        )?;
+        fs::rename(&tmp, &input).map_err(|e| Error::msg(e.to_string()))?;
+    }
+    let brook = ctx.target_dir.join("release/brook");
+    let out = dir.join("package-out");
+    let timed = |cmd: &mut Command| -> Result<Duration> {
+        let _ = fs::remove_dir_all(&out);
+        fs::create_dir_all(&out).map_err(|e| Error::msg(e.to_string()))?;
+        let start = Instant::now();
+        let status = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| Error::msg(e.to_string()))?;
+        let took = start.elapsed();
+        if !status.success() {
+            return Err(Error::msg(format!("{cmd:?} failed")));
+        }
+        Ok(took)
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        let mut b = Command::new(&brook);
+        b.arg("package").arg(&input).arg(&out);
+        let mut f = Command::new("ffmpeg");
+        f.args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+            .arg(&input)
+            .args(["-c", "copy", "-bsf:a", "aac_adtstoasc", "-f", "hls"])
+            .args(["-hls_segment_type", "fmp4", "-hls_time", "2"])
+            .args(["-hls_playlist_type", "vod"])
+            .arg(out.join("ffmpeg.m3u8"));
+        // Alternate who goes first, so neither always gets the warm page cache.
+        if i % 2 == 0 {
+            ours.push(timed(&mut b)?);
+            theirs.push(timed(&mut f)?);
+        } else {
+            theirs.push(timed(&mut f)?);
+            ours.push(timed(&mut b)?);
+        }
+    }
+    let _ = fs::remove_dir_all(&out);
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        (v[0], v[v.len() / 2])
+    };
+    let (b_min, b_med) = stats(&mut ours);
+    let (f_min, f_med) = stats(&mut theirs);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "60 s of 1080p30 H.264 + AAC MPEG-TS ({} MB), whole process, {runs} runs each:",
+        fs::metadata(&input).map_or(0, |m| m.len() / 1_000_000)
+    );
+    println!(
+        "  brook package (CMAF + HLS + DASH)      min {:6.1} ms  median {:6.1} ms",
+        ms(b_min),
+        ms(b_med)
+    );
+    println!(
+        "  ffmpeg -c copy -f hls (fMP4, HLS only) min {:6.1} ms  median {:6.1} ms",
+        ms(f_min),
+        ms(f_med)
+    );
+    println!(
+        "  ffmpeg / brook (medians): {:.2}x",
+        ms(f_med) / ms(b_med).max(0.001)
+    );
     Ok(())
 }

@@ -34,6 +34,9 @@ commands:
   test    run every check CI runs: fmt, clippy, cargo test, wasm build,
           wrangler bundle, edge Miniflare tests, end-to-end tests
   dev     run origin, edge (wrangler dev) and a test-pattern publisher; Ctrl-C stops all
+  bench package [RUNS]
+          brook package against ffmpeg -c copy -f hls on a 60 s 1080p30 file, whole
+          process each (min and median); docs/packager.md
   bench ladder [SECONDS]
           the live ladder's cost: a 1080p30 source through the default ladder and
           each rung alone (speed, cores, RSS, added delay); docs/ladder.md

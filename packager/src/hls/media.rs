@@ -232,6 +232,32 @@ pub struct MediaPlaylist {
 }
 
 impl MediaPlaylist {
+    /// The same segments as a finished presentation (`EXT-X-PLAYLIST-TYPE:VOD`,
+    /// `EXT-X-ENDLIST`), without what only means something while live: parts,
+    /// the part being made, preload hints, server control, rendition reports.
+    pub fn as_vod(&self) -> MediaPlaylist {
+        MediaPlaylist {
+            version: self.version,
+            target_duration: self.target_duration,
+            media_sequence: self.media_sequence,
+            discontinuity_sequence: self.discontinuity_sequence,
+            playlist_type: Some(PlaylistType::Vod),
+            independent_segments: self.independent_segments,
+            header_tags: self.header_tags.clone(),
+            map: self.map.clone(),
+            segments: self
+                .segments
+                .iter()
+                .map(|s| Segment {
+                    parts: Vec::new(),
+                    ..s.clone()
+                })
+                .collect(),
+            end_list: true,
+            ..MediaPlaylist::default()
+        }
+    }
+
     /// MSN of the first segment listed (after any skipped ones).
     fn first_listed_msn(&self) -> u64 {
         self.media_sequence + self.skip.as_ref().map_or(0, |s| s.skipped_segments)
