@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ROOT, DEV_KEY, start, startOrigin, startPublisher, launchChromium, text, waitFor, watchPlayback, samplePlayer,
-  ffprobeObject, ffmpegDecode,
+  ffprobeObject, ffmpegDecode, openViewer, throttle, median,
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
@@ -169,27 +169,8 @@ test('segment N and part N.P of every rung start at the same time', async () => 
 /** A viewer page through the edge, with its CDP session for throttling. */
 async function viewer(stream) {
   browser ??= await launchChromium();
-  const page = await browser.newPage();
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Network.enable');
-  // Playback is what matters, not the page's load event (which waits on
-  // every subresource of a page whose player is already busy).
-  await page.goto(`${edge.url}/?stream=${stream}&token=${encodeURIComponent(TOKEN)}`, { waitUntil: 'domcontentloaded' });
-  await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 40000 })
-    .catch(async (e) => {
-      const state = await page.evaluate(() => JSON.stringify({
-        status: window.brook?.status, errors: window.brook?.errors?.map((x) => `${x.details} ${x.status} ${x.url}`),
-      })).catch(() => 'no page state');
-      throw new Error(`${e.message}\n${state}`);
-    });
-  return { page, cdp };
+  return openViewer(browser, `${edge.url}/?stream=${stream}&token=${encodeURIComponent(TOKEN)}`);
 }
-
-const throttle = (cdp, kbps) => cdp.send('Network.emulateNetworkConditions', {
-  offline: false, latency: 0, uploadThroughput: -1, downloadThroughput: kbps ? kbps * 125 : -1,
-});
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 test('hls.js through the edge switches down when throttled below the top rung, and back up when released', async () => {
   const { page, cdp } = await viewer('cam1');

@@ -248,3 +248,33 @@ export async function startViewerSite(originUrl) {
   await new Promise((res) => server.listen(0, '127.0.0.1', res));
   return { url: `http://127.0.0.1:${server.address().port}`, stop: async () => server.close() };
 }
+
+/**
+ * A viewer page on `url` (the viewer page of the edge or a site, with its
+ * query), with a CDP session for throttling its network; resolves once the
+ * video plays. Playback is what is awaited, not the page's load event (which a
+ * media element holds until its first frame).
+ */
+export async function openViewer(browser, url) {
+  const page = await browser.newPage();
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 40000 })
+    .catch(async (e) => {
+      const state = await page.evaluate(() => JSON.stringify({
+        status: window.brook?.status, errors: window.brook?.errors?.map((x) => `${x.details} ${x.status} ${x.url}`),
+      })).catch(() => 'no page state');
+      throw new Error(`${e.message}\n${state}`);
+    });
+  return { page, cdp };
+}
+
+/** Throttles a page's downloads to `kbps` (Chrome DevTools Protocol); 0 lifts it. */
+export function throttle(cdp, kbps) {
+  return cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, uploadThroughput: -1, downloadThroughput: kbps ? kbps * 125 : -1,
+  });
+}
+
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   startOrigin, startViewerSite, launchChromium, WEBRTC_LOOPBACK_FLAGS, waitFor, text, DEV_KEY, watchPlayback,
+  openViewer, throttle, median,
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
@@ -53,27 +54,9 @@ async function stop(publisher) {
   await publisher.close();
 }
 
-async function watch(stream) {
-  const page = await browser.newPage();
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Network.enable');
-  // Playback is what matters, not the page's load event (which waits on
-  // every subresource of a page whose player is already busy).
-  await page.goto(`${edge.url}/?stream=${stream}&token=${encodeURIComponent(TOKEN)}`, { waitUntil: 'domcontentloaded' });
-  await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 40000 })
-    .catch(async (e) => {
-      const state = await page.evaluate(() => JSON.stringify({
-        status: window.brook?.status, errors: window.brook?.errors?.map((x) => `${x.details} ${x.status} ${x.url}`),
-      })).catch(() => 'no page state');
-      throw new Error(`${e.message}\n${state}`);
-    });
-  return { page, cdp };
+function watch(stream) {
+  return openViewer(browser, `${edge.url}/?stream=${stream}&token=${encodeURIComponent(TOKEN)}`);
 }
-
-const throttle = (cdp, kbps) => cdp.send('Network.emulateNetworkConditions', {
-  offline: false, latency: 0, uploadThroughput: -1, downloadThroughput: kbps ? kbps * 125 : -1,
-});
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 test('WHIP without the ladder: the latency to compare with', async () => {
   const publisher = await goLive('plain');

@@ -508,49 +508,19 @@ fn ladder(ctx: &Ctx, seconds: Option<&String>) -> Result {
     let dir = ctx.cache.join("bench");
     fs::create_dir_all(&dir).map_err(|e| Error::msg(format!("{}: {e}", dir.display())))?;
     let source = dir.join("ladder-source-1080p30.ts");
-    if !source.exists() {
-        println!("bench: making a 40 s 1080p30 source (once)");
-        let tmp = dir.join("ladder-source.tmp.ts");
-        run_cmd(
-            Command::new("ffmpeg")
-                .args([
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-y",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=1920x1080:rate=30",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "sine=frequency=440:sample_rate=48000",
-                    "-t",
-                    "40",
-                    "-vf",
-                    "noise=alls=12:allf=t",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-b:v",
-                    "6M",
-                    "-g",
-                    "60",
-                    "-pix_fmt",
-                    "yuv420p",
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    "128k",
-                    "-f",
-                    "mpegts",
-                ])
-                .arg(&tmp),
-        )?;
-        fs::rename(&tmp, &source).map_err(|e| Error::msg(format!("{}: {e}", source.display())))?;
-    }
+    // Temporal noise: the encoders work as on camera content.
+    lavfi_source(
+        &source,
+        40,
+        &[
+            "-vf",
+            "noise=alls=12:allf=t",
+            "-preset",
+            "veryfast",
+            "-g",
+            "60",
+        ],
+    )?;
     let example = ctx.target_dir.join("release/examples/ladder");
     let out = Command::new(example)
         .arg(&source)
@@ -596,32 +566,7 @@ fn package(ctx: &Ctx, runs: Option<&String>) -> Result {
     fs::create_dir_all(&dir).map_err(|e| Error::msg(format!("{}: {e}", dir.display())))?;
     // The same file (and the same recipe) as packager/benches/package.rs.
     let input = dir.join("lavfi_1080p30_60s_h264_aac.ts");
-    if !input.exists() {
-        println!("bench: making a 60 s 1080p30 MPEG-TS (once)");
-        let tmp = dir.join("lavfi_1080p30_60s_h264_aac.tmp.ts");
-        run_cmd(
-            Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-y"])
-                .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
-                .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-                .args([
-                    "-t",
-                    "60",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "ultrafast",
-                    "-g",
-                    "30",
-                ])
-                .args([
-                    "-pix_fmt", "yuv420p", "-b:v", "6000k", "-c:a", "aac", "-b:a", "128k",
-                ])
-                .args(["-f", "mpegts"])
-                .arg(&tmp),
-        )?;
-        fs::rename(&tmp, &input).map_err(|e| Error::msg(e.to_string()))?;
-    }
+    lavfi_source(&input, 60, &["-preset", "ultrafast", "-g", "30"])?;
     let brook = ctx.target_dir.join("release/brook");
     let out = dir.join("package-out");
     let timed = |cmd: &mut Command| -> Result<Duration> {
@@ -686,4 +631,29 @@ fn package(ctx: &Ctx, runs: Option<&String>) -> Result {
         ms(f_med) / ms(b_med).max(0.001)
     );
     Ok(())
+}
+
+/// Makes `path` once (kept in the cache): `seconds` of a 1080p30 test pattern
+/// (H.264 at 6 Mbit/s, with `extra` encoder or filter arguments) and a tone
+/// (AAC 128 kbit/s), as MPEG-TS.
+fn lavfi_source(path: &Path, seconds: u32, extra: &[&str]) -> Result {
+    if path.exists() {
+        return Ok(());
+    }
+    println!("bench: making {} (once)", path.display());
+    let tmp = path.with_extension("tmp.ts");
+    run_cmd(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", &seconds.to_string(), "-c:v", "libx264"])
+            .args(extra)
+            .args([
+                "-b:v", "6000k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+            ])
+            .args(["-f", "mpegts"])
+            .arg(&tmp),
+    )?;
+    fs::rename(&tmp, path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
 }

@@ -404,41 +404,13 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brook_packager::codec::aac::AacConfig;
 
     fn avc(width: u32, height: u32) -> TrackInfo {
-        let sps = brook_packager::codec::h264::Sps {
-            profile_idc: 100,
-            constraint_flags: 0,
-            level_idc: 31,
-            chroma_format_idc: 1,
-            bit_depth_luma: 8,
-            bit_depth_chroma: 8,
-            width,
-            height,
-        };
-        TrackInfo {
-            id: 1,
-            timescale: 90_000,
-            codec: CodecConfig::Avc(brook_packager::codec::h264::AvcConfig {
-                sps,
-                sps_nal: vec![],
-                pps_nal: vec![],
-            }),
-        }
+        crate::pipeline::tests::avc_track(width, height)
     }
 
     fn aac() -> TrackInfo {
-        TrackInfo {
-            id: 2,
-            timescale: 48_000,
-            codec: CodecConfig::Aac(AacConfig {
-                object_type: 2,
-                sample_rate_index: 3,
-                sample_rate: 48_000,
-                channel_config: 2,
-            }),
-        }
+        crate::pipeline::tests::aac_track()
     }
 
     fn sizes(p: &Plan) -> Vec<(String, u32, u32)> {
