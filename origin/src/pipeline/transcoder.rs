@@ -455,11 +455,21 @@ fn read_output(
             Ok(n) => on_event(Event::Output(Bytes::copy_from_slice(&buf[..n]))),
         }
     }
-    let status = child
-        .lock()
-        .ok()
-        .and_then(|mut c| c.take())
-        .and_then(|mut c| c.wait().ok());
+    // Take the child out before waiting, so `kill` never blocks on a lock
+    // held across a wait (its caller holds the stream's lock). Its output is
+    // closed: it is exiting; one that lingers is killed.
+    let taken = child.lock().ok().and_then(|mut c| c.take());
+    let status = taken.and_then(|mut c| {
+        for _ in 0..100 {
+            match c.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) => thread::sleep(std::time::Duration::from_millis(20)),
+                Err(_) => break,
+            }
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    });
     // The stderr thread ends with the child; give it a moment to catch up.
     thread::sleep(std::time::Duration::from_millis(20));
     let stderr = kept
