@@ -104,6 +104,7 @@ fn run(source: &Source, plan: &Plan, paced: bool) -> Run {
         threads: 0,
         queue_frames: source.frames.len() + 8,
         filter_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        vaapi_device: String::new(),
     };
     let (tx, rx) = mpsc::channel();
     let mut t = Transcoder::spawn(

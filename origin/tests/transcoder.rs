@@ -37,6 +37,7 @@ fn settings() -> Settings {
         threads: 1,
         queue_frames: 1000,
         filter_threads: 2,
+        vaapi_device: String::new(),
     }
 }
 

@@ -141,6 +141,9 @@ pub struct LadderConfig {
     /// A transcoder that exits is restarted; after this many restarts within a
     /// minute the next waits 30 s. Default 5.
     pub max_restarts_per_minute: u32,
+    /// The DRM render node `h264_vaapi` rungs encode on. Default
+    /// `/dev/dri/renderD128`.
+    pub vaapi_device: String,
 }
 
 impl Default for LadderConfig {
@@ -159,6 +162,7 @@ impl Default for LadderConfig {
             threads: 0,
             max_lag_ms: 3000,
             max_restarts_per_minute: 5,
+            vaapi_device: "/dev/dri/renderD128".into(),
         }
     }
 }

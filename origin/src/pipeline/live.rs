@@ -390,6 +390,7 @@ impl Ladder {
             threads: config.threads,
             queue_frames: QUEUE_FRAMES,
             filter_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            vaapi_device: config.vaapi_device.clone(),
         };
         Ladder {
             config,

@@ -68,6 +68,8 @@ pub struct Settings {
     pub queue_frames: usize,
     /// Threads the filter graph (scaling) may use.
     pub filter_threads: usize,
+    /// The DRM render node VAAPI rungs encode on.
+    pub vaapi_device: String,
 }
 
 /// The ffmpeg arguments for `plan`, reading fMP4 on stdin and writing MPEG-TS
@@ -99,6 +101,11 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if plan.rungs.iter().any(|r| r.encoder == Encoder::H264Vaapi) {
+        // VAAPI encodes frames in the GPU's memory: the device, and an upload
+        // at the end of those rungs' filter chains.
+        a.extend(["-vaapi_device".to_string(), settings.vaapi_device.clone()]);
+    }
     let encoded: Vec<(usize, &super::ladder::PlannedRung)> = plan
         .rungs
         .iter()
@@ -121,8 +128,12 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
             graph.push_str(&format!("[s{i}]"));
         }
         for (i, r) in &encoded {
+            let format = match r.encoder {
+                Encoder::H264Vaapi => "format=nv12,hwupload",
+                _ => "format=yuv420p",
+            };
             graph.push_str(&format!(
-                ";[s{i}]scale={}:{}:flags=bicubic,format=yuv420p[v{i}]",
+                ";[s{i}]scale={}:{}:flags=bicubic,{format}[v{i}]",
                 r.width, r.height
             ));
         }
@@ -557,6 +568,7 @@ mod tests {
             threads: 0,
             queue_frames: 60,
             filter_threads: 2,
+            vaapi_device: "/dev/dri/renderD128".into(),
         }
     }
 
@@ -575,6 +587,35 @@ mod tests {
 
     fn joined(args: &[String]) -> String {
         args.join(" ")
+    }
+
+    /// VAAPI (untested here: no GPU) gets its device and a hardware upload at
+    /// the end of its rungs' chains; the other rungs stay in system memory.
+    #[test]
+    fn vaapi_rungs_upload_to_the_device() {
+        let config = LadderConfig {
+            rungs: vec![
+                ladder::Rung {
+                    encoder: ladder::Encoder::H264Vaapi,
+                    ..ladder::Rung::new(360, 600)
+                },
+                ladder::Rung::new(240, 300),
+            ],
+            ..LadderConfig::default()
+        };
+        let tracks = [crate::pipeline::tests::avc_track(640, 360)];
+        let p = ladder::plan(&config, &tracks, Some(30.0), None, &Default::default()).unwrap();
+        let all = joined(&ffmpeg_args(&p, &settings()));
+        assert!(all.contains("-vaapi_device /dev/dri/renderD128"), "{all}");
+        assert!(
+            all.contains("[s0]scale=640:360:flags=bicubic,format=nv12,hwupload[v0]"),
+            "{all}"
+        );
+        assert!(
+            all.contains("[s1]scale=426:240:flags=bicubic,format=yuv420p[v1]"),
+            "{all}"
+        );
+        assert!(all.contains("-c:v:0 h264_vaapi"), "{all}");
     }
 
     #[test]
