@@ -14,10 +14,15 @@ use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Event as PackagerEvent, Packager, PackagerConfig, UnixMillis};
 
 const SOURCE: &[u8] = include_bytes!("../../packager/tests/fixtures/lavfi_h264_aac_zerolatency.ts");
+const WITH_OPUS: &[u8] = include_bytes!("../../packager/tests/fixtures/lavfi_h264_aac_opus.ts");
 
 fn source() -> (Vec<TrackInfo>, Vec<Frame>) {
+    source_from(SOURCE)
+}
+
+fn source_from(ts: &[u8]) -> (Vec<TrackInfo>, Vec<Frame>) {
     let mut front = TsFrontEnd::default();
-    front.push(SOURCE).unwrap();
+    front.push(ts).unwrap();
     front.flush().unwrap();
     let (mut tracks, mut frames) = (Vec::new(), Vec::new());
     while let Some(ev) = front.poll() {
@@ -202,4 +207,28 @@ fn the_ladder_comes_out_aligned_decodable_and_at_the_planned_sizes() {
     }
     let mv = p.multivariant().unwrap();
     assert_eq!(mv.variants.len(), 4, "three rungs and audio only");
+}
+
+/// A source with Opus (as WHIP's): the ladder's audio is AAC, and the Opus
+/// goes through as it is, a rendition of its own that decodes.
+#[test]
+fn an_opus_source_gets_aac_and_its_opus_kept() {
+    let (tracks, frames) = source_from(WITH_OPUS);
+    let config = LadderConfig {
+        rungs: vec![Rung::new(240, 300)],
+        ..LadderConfig::default()
+    };
+    let plan = ladder::plan(&config, &tracks, Some(30.0), None, &Default::default()).unwrap();
+    assert_eq!(plan.rendition_names(), ["240p", "audio", "opus"]);
+    let ts = transcode(&plan, tracks, &frames);
+    let (p, objects) = package(&ts, plan.rendition_names());
+    let codecs: Vec<String> = p.tracks().iter().map(|t| t.codec_string()).collect();
+    assert_eq!(codecs.len(), 3, "{codecs:?}");
+    assert_eq!(codecs[1], "mp4a.40.2");
+    assert_eq!(codecs[2], "opus");
+    let (_, _, errors) =
+        ffprobe_keyframes_and_size(&objects["opus-init.mp4"], &objects["opus-seg0.m4s"]);
+    assert_eq!(errors, "", "the kept Opus decodes");
+    let mv = p.multivariant().unwrap().to_string();
+    assert!(mv.contains("GROUP-ID=\"audio-opus\""), "{mv}");
 }

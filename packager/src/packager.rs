@@ -506,7 +506,11 @@ impl Packager {
             .copied()
             .filter(|r| r.info.kind() == TrackKind::Video)
             .collect();
-        let audio = active.iter().find(|r| r.info.kind() == TrackKind::Audio);
+        let audios: Vec<&Rendition> = active
+            .iter()
+            .copied()
+            .filter(|r| r.info.kind() == TrackKind::Audio)
+            .collect();
         let mut pl = MultivariantPlaylist {
             independent_segments: true,
             ..Default::default()
@@ -519,9 +523,9 @@ impl Packager {
             audio: group,
             ..Default::default()
         };
-        let Some(a) = audio.filter(|_| !videos.is_empty()) else {
+        if videos.is_empty() || audios.is_empty() {
             // Video alone, or audio alone.
-            for r in videos.iter().copied().chain(audio.copied()) {
+            for r in videos.iter().chain(audios.first()).copied() {
                 pl.variants.push(Variant {
                     resolution: r.info.resolution(),
                     frame_rate: self.announced_frame_rate(r),
@@ -530,38 +534,71 @@ impl Packager {
             }
             sort_variants(&mut pl.variants);
             return Some(pl);
-        };
-        let channels = match &a.info.codec {
-            CodecConfig::Aac(c) => Some(c.channels().to_string()),
-            CodecConfig::Opus(c) => Some(c.channels.to_string()),
-            _ => None,
-        };
-        pl.renditions.push(MediaRendition {
-            kind: "AUDIO".into(),
-            group_id: AUDIO_GROUP.into(),
-            name: "audio".into(),
-            default: true,
-            autoselect: true,
-            channels,
-            uri: Some(playlist_name(&a.name)),
-            ..Default::default()
-        });
-        for v in &videos {
-            let average = v.average_bitrate() + a.average_bitrate();
-            pl.variants.push(Variant {
-                uri: playlist_name(&v.name),
-                bandwidth: (v.peak_or_average() + a.peak_or_average()).max(average),
-                average_bandwidth: Some(average),
-                codecs: vec![v.info.codec_string(), a.info.codec_string()],
-                resolution: v.info.resolution(),
-                frame_rate: self.announced_frame_rate(v),
-                audio: Some(AUDIO_GROUP.to_string()),
+        }
+        // One audio group per codec: `audio` for the first audio rendition (the
+        // one every player decodes), `audio-<codec>` for each other (a
+        // transcoder keeping a source's Opus beside its AAC). A variant names
+        // one group and lists its codec, so the video variants repeat per
+        // group, the first group's first: players start there, hls.js never
+        // switches between variants of different codecs, and a player that
+        // cannot decode a group's codec skips its variants.
+        let mut groups: Vec<(String, &Rendition)> = Vec::new();
+        for a in &audios {
+            let family = a.info.codec_string();
+            let family = family.split('.').next().unwrap_or("audio").to_string();
+            if groups
+                .iter()
+                .any(|(_, g)| g.info.codec_string().split('.').next() == Some(&family))
+            {
+                continue; // one rendition per codec
+            }
+            let id = if groups.is_empty() {
+                AUDIO_GROUP.to_string()
+            } else {
+                format!("{AUDIO_GROUP}-{family}")
+            };
+            groups.push((id, a));
+        }
+        for (id, a) in &groups {
+            let channels = match &a.info.codec {
+                CodecConfig::Aac(c) => Some(c.channels().to_string()),
+                CodecConfig::Opus(c) => Some(c.channels.to_string()),
+                _ => None,
+            };
+            pl.renditions.push(MediaRendition {
+                kind: "AUDIO".into(),
+                group_id: id.clone(),
+                name: a.name.clone(),
+                default: true,
+                autoselect: true,
+                channels,
+                uri: Some(playlist_name(&a.name)),
                 ..Default::default()
             });
         }
-        sort_variants(&mut pl.variants);
-        pl.variants
-            .push(audio_variant(a, Some(AUDIO_GROUP.to_string())));
+        for (id, a) in &groups {
+            let mut variants: Vec<Variant> = videos
+                .iter()
+                .map(|v| {
+                    let average = v.average_bitrate() + a.average_bitrate();
+                    Variant {
+                        uri: playlist_name(&v.name),
+                        bandwidth: (v.peak_or_average() + a.peak_or_average()).max(average),
+                        average_bandwidth: Some(average),
+                        codecs: vec![v.info.codec_string(), a.info.codec_string()],
+                        resolution: v.info.resolution(),
+                        frame_rate: self.announced_frame_rate(v),
+                        audio: Some(id.clone()),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            sort_variants(&mut variants);
+            pl.variants.extend(variants);
+        }
+        for (id, a) in &groups {
+            pl.variants.push(audio_variant(a, Some(id.clone())));
+        }
         Some(pl)
     }
 

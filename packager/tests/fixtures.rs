@@ -681,3 +681,53 @@ fn an_explicit_anchor_dates_the_timeline() {
     let pdt = pl.segments[0].tags.program_date_time.unwrap();
     assert_eq!(pdt, arrived);
 }
+
+const AAC_AND_OPUS: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_opus.ts");
+
+/// Opus in MPEG-TS beside AAC (what the origin's transcoder writes for a
+/// WebRTC source): both become renditions; HLS gets one audio group per codec
+/// with the video variants repeated for each (the AAC group first), DASH an
+/// adaptation set per codec; the Opus segments decode.
+#[test]
+fn opus_beside_aac_is_a_second_audio_group() {
+    let out = package(AAC_AND_OPUS);
+    let names: Vec<String> = out.packager.media_playlists().map(|(n, _)| n).collect();
+    assert_eq!(names, ["video.m3u8", "audio.m3u8", "audio2.m3u8"]);
+    let opus = out
+        .packager
+        .tracks()
+        .into_iter()
+        .find(|t| t.codec_string() == "opus")
+        .expect("an Opus track");
+    assert_eq!(opus.timescale, 48_000);
+    for n in 0..2 {
+        let seg = &out.objects[&format!("audio2-seg{n}.m4s")].1;
+        assert_eq!(ffmpeg_decode(&out.objects["audio2-init.mp4"].1, seg), "");
+    }
+    let mv = out.packager.multivariant().unwrap();
+    let groups: Vec<(&str, &str)> = mv
+        .renditions
+        .iter()
+        .map(|r| (r.group_id.as_str(), r.uri.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        groups,
+        [("audio", "audio.m3u8"), ("audio-opus", "audio2.m3u8")]
+    );
+    let variants: Vec<(String, String)> = mv
+        .variants
+        .iter()
+        .map(|v| (v.uri.clone(), v.codecs.join(",")))
+        .collect();
+    assert_eq!(variants[0].0, "video.m3u8");
+    assert!(variants[0].1.ends_with("mp4a.40.2"), "{variants:?}");
+    assert_eq!(variants[1].0, "video.m3u8");
+    assert!(variants[1].1.ends_with("opus"), "{variants:?}");
+    assert_eq!(variants[2], ("audio.m3u8".into(), "mp4a.40.2".into()));
+    assert_eq!(variants[3], ("audio2.m3u8".into(), "opus".into()));
+    let mpd = out
+        .packager
+        .dash_manifest(UnixMillis(1_795_000_010_000), None)
+        .unwrap();
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 2, "{mpd}");
+}

@@ -1,6 +1,7 @@
 // The ladder fed by WHIP: headless Chromium publishes H.264 + Opus from the
 // broadcaster page, the origin transcodes it into 360p/240p/160p with AAC audio
-// (Opus becomes AAC, which every player decodes), and hls.js plays it through
+// (Opus becomes AAC, which every player decodes; the Opus is kept beside it),
+// and hls.js plays it through
 // the edge Worker, switching down when throttled and back up when released. The
 // same page published without the ladder first gives the latency to compare with.
 // Chromium's fake camera starts at 640x360 and grows to 1280x720: the source
@@ -69,14 +70,18 @@ test('WHIP without the ladder: the latency to compare with', async () => {
   await stop(publisher);
 });
 
-test('WHIP into the ladder: Opus becomes AAC, hls.js plays every rung and switches under throttling', async () => {
+test('WHIP into the ladder: Opus becomes AAC (and stays as Opus), hls.js plays every rung and switches under throttling', async () => {
   const publisher = await goLive('cam1');
   const mv = await waitFor('the multivariant playlist', async () => {
     const r = await text(`${origin.url}/live/cam1/index.m3u8`);
     return r.status === 200 ? r.body : null;
   }, { timeout: 30000, interval: 250 });
-  assert.doesNotMatch(mv, /opus/, mv);
-  assert.match(mv, /CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2",RESOLUTION=640x360/, mv);
+  // AAC for every player, the variants listing it first; the source's Opus
+  // kept beside it as a group of its own.
+  const firstVariant = mv.split('\n').find((l) => l.startsWith('#EXT-X-STREAM-INF:'));
+  assert.match(firstVariant, /CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2",RESOLUTION=640x360/, mv);
+  assert.match(mv, /#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio-opus",NAME="opus"/, mv);
+  assert.match(mv, /CODECS="avc1\.[0-9a-f]{6},opus",RESOLUTION=640x360,[^\n]*AUDIO="audio-opus"/, mv);
   assert.match(mv, /RESOLUTION=426x240/);
   assert.match(mv, /RESOLUTION=284x160/);
 
@@ -107,7 +112,9 @@ test('WHIP into the ladder: Opus becomes AAC, hls.js plays every rung and switch
   // most its rung's size, after a discontinuity with new init segments.
   const restarts = (origin.log.match(/transcoder restarted: the source's configuration changed/g) ?? []).length;
   const mv2 = (await text(`${origin.url}/live/cam1/index.m3u8`)).body;
-  assert.equal((mv2.match(/#EXT-X-STREAM-INF/g) ?? []).length, 4, mv2);
+  // Three rungs and audio-only, once for AAC and once for the kept Opus.
+  assert.equal((mv2.match(/#EXT-X-STREAM-INF:[^\n]*AUDIO="audio"/g) ?? []).length, 4, mv2);
+  assert.equal((mv2.match(/#EXT-X-STREAM-INF:[^\n]*AUDIO="audio-opus"/g) ?? []).length, 4, mv2);
   const ladderLatency = median(latencies);
   const metrics = (await text(`${origin.url}/metrics`)).body;
   const delay = Number(metrics.match(/brook_transcoder_latency_seconds\{stream="cam1"\} ([\d.]+)/)?.[1]);

@@ -171,6 +171,8 @@ impl Default for LadderConfig {
 pub const SOURCE_RUNG: &str = "source";
 /// The name of the shared audio rendition.
 pub const AUDIO: &str = "audio";
+/// The name of a source's Opus, kept beside the AAC rendition.
+pub const OPUS: &str = "opus";
 
 impl LadderConfig {
     /// Checks what can be checked before any source arrives; `Err` says what
@@ -215,11 +217,12 @@ impl LadderConfig {
                 return Err(format!("{here}: max_fps must be within 1..=240"));
             }
             let name = r.name();
-            if !brook_packager::valid_rendition_name(&name) || name == AUDIO || name == SOURCE_RUNG
+            if !brook_packager::valid_rendition_name(&name)
+                || [AUDIO, OPUS, SOURCE_RUNG].contains(&name.as_str())
             {
                 return Err(format!(
-                    "{here}: name {name:?} must be 1-32 of [A-Za-z0-9_] and not \
-                     {AUDIO:?} or {SOURCE_RUNG:?}"
+                    "{here}: name {name:?} must be 1-64 of [A-Za-z0-9_] and not \
+                     {AUDIO:?}, {OPUS:?} or {SOURCE_RUNG:?}"
                 ));
             }
             if !names.insert(name.clone()) {
@@ -256,6 +259,9 @@ pub struct Plan {
     pub rungs: Vec<PlannedRung>,
     /// AAC bit rate of the audio rendition, when the source has audio.
     pub audio_kbps: Option<u32>,
+    /// The source's Opus (WebRTC), kept as it is beside the AAC for the
+    /// players that take it: its index among the source's audio streams.
+    pub keep_opus: Option<usize>,
     /// Frames per second the source was seen at, if known.
     pub source_fps: Option<f64>,
 }
@@ -267,6 +273,9 @@ impl Plan {
         let mut names: Vec<String> = self.rungs.iter().map(|r| r.name.clone()).collect();
         if self.audio_kbps.is_some() {
             names.push(AUDIO.to_string());
+        }
+        if self.keep_opus.is_some() {
+            names.push(OPUS.to_string());
         }
         names
     }
@@ -321,10 +330,15 @@ pub fn plan(
         return Err(PlanError::NoMedia);
     }
     let audio_kbps = has_audio.then_some(config.audio_bitrate_kbps);
+    let keep_opus = tracks
+        .iter()
+        .filter(|t| t.kind() == TrackKind::Audio)
+        .position(|t| matches!(t.codec, CodecConfig::Opus(_)));
     let Some(video) = video else {
         return Ok(Plan {
             rungs: Vec::new(),
             audio_kbps,
+            keep_opus,
             source_fps,
         });
     };
@@ -401,6 +415,7 @@ pub fn plan(
     Ok(Plan {
         rungs,
         audio_kbps,
+        keep_opus,
         source_fps,
     })
 }
@@ -459,6 +474,35 @@ mod tests {
             .iter()
             .all(|r| r.width % 2 == 0 && r.height % 2 == 0));
         assert_eq!(sizes(&p)[0], s("720p", 1282, 720));
+    }
+
+    /// A WebRTC source's Opus becomes the shared AAC rendition and is also kept
+    /// as it is (`opus`), for the players that take it.
+    #[test]
+    fn an_opus_source_gets_aac_and_keeps_its_opus() {
+        let opus = TrackInfo {
+            id: 2,
+            timescale: 48_000,
+            codec: CodecConfig::Opus(brook_packager::codec::opus::OpusConfig::webrtc()),
+        };
+        let p = plan(
+            &LadderConfig::default(),
+            &[avc(640, 360), opus],
+            None,
+            None,
+            &none(),
+        )
+        .unwrap();
+        assert_eq!(p.rendition_names(), ["360p", "audio", "opus"]);
+        let p = plan(
+            &LadderConfig::default(),
+            &[avc(640, 360), aac()],
+            None,
+            None,
+            &none(),
+        )
+        .unwrap();
+        assert_eq!(p.rendition_names(), ["360p", "audio"]);
     }
 
     #[test]

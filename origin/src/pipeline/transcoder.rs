@@ -209,8 +209,19 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
         }
     }
     if let Some(kbps) = plan.audio_kbps {
-        a.extend(["-map", "0:a:0", "-c:a", "aac", "-ac", "2", "-ar", "48000"].map(String::from));
-        a.extend(["-b:a".to_string(), format!("{kbps}k")]);
+        a.extend(
+            [
+                "-map", "0:a:0", "-c:a:0", "aac", "-ac:a:0", "2", "-ar:a:0", "48000",
+            ]
+            .map(String::from),
+        );
+        a.extend(["-b:a:0".to_string(), format!("{kbps}k")]);
+    }
+    if let Some(i) = plan.keep_opus {
+        // The source's Opus as it is, beside the AAC (MPEG-TS carries it with
+        // its `Opus` registration; the packager makes it a second audio group).
+        a.extend(["-map".to_string(), format!("0:a:{i}")]);
+        a.extend(["-c:a:1", "copy"].map(String::from));
     }
     a.extend(
         [
@@ -647,7 +658,8 @@ mod tests {
         }
         assert!(all.contains("-b:v:0 600k -maxrate:v:0 600k -bufsize:v:0 600k"));
         assert!(all.contains("-tune:v:1 zerolatency"));
-        assert!(all.contains("-c:a aac -ac 2 -ar 48000 -b:a 128k"));
+        assert!(all.contains("-map 0:a:0 -c:a:0 aac -ac:a:0 2 -ar:a:0 48000 -b:a:0 128k"));
+        assert!(!all.contains("-c:a:1"), "an AAC source is not kept twice");
         assert!(all.ends_with("-f mpegts -muxdelay 0 -muxpreload 0 -pes_payload_size 0 -omit_video_pes_length 0 -flush_packets 1 pipe:1"));
         assert!(
             !all.contains("fps="),

@@ -86,9 +86,72 @@ pub fn packet_duration(packet: &[u8]) -> Option<u32> {
     (frames > 0 && total <= 5760).then_some(total) // at most 120 ms per packet
 }
 
+/// The Opus packets of one MPEG-TS PES payload: each behind an
+/// `opus_control_header` ("Encapsulation of Opus in MPEG-2 Transport Stream",
+/// opus-codec.org, §6.1): an 11-bit `0x3ff` prefix, start/end trim and control
+/// extension flags, the packet size as a run of `0xff` bytes plus one, then
+/// the optional trim and extension fields. Stops at the first malformed
+/// header; the bool says whether one was found.
+pub fn ts_packets(mut payload: &[u8]) -> (Vec<&[u8]>, bool) {
+    let mut out = Vec::new();
+    while !payload.is_empty() {
+        let Some(packet) = ts_packet(&mut payload) else {
+            return (out, true);
+        };
+        out.push(packet);
+    }
+    (out, false)
+}
+
+fn ts_packet<'a>(payload: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let [0x7f, flags, rest @ ..] = *payload else {
+        return None;
+    };
+    if flags & 0xe0 != 0xe0 {
+        return None;
+    }
+    let mut rest = rest;
+    let mut size = 0usize;
+    loop {
+        let (&b, tail) = rest.split_first()?;
+        rest = tail;
+        size += usize::from(b);
+        if b != 0xff {
+            break;
+        }
+    }
+    let skip = 2 * usize::from(flags & 0x10 != 0) + 2 * usize::from(flags & 0x08 != 0);
+    rest = rest.get(skip..)?;
+    if flags & 0x04 != 0 {
+        let (&len, tail) = rest.split_first()?;
+        rest = tail.get(usize::from(len)..)?;
+    }
+    let packet = rest.get(..size)?;
+    *payload = &rest[size..];
+    (size > 0).then_some(packet)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ts_control_headers_split_the_packets() {
+        // Two packets: 3 bytes, then 300 bytes (0xff + 45) with a start trim.
+        let mut payload = vec![0x7f, 0xe0, 3, 0xfc, 1, 2];
+        payload.extend_from_slice(&[0x7f, 0xf0, 0xff, 45, 0x00, 0x10]);
+        payload.extend(std::iter::repeat_n(0xfc, 300));
+        let (packets, bad) = ts_packets(&payload);
+        assert!(!bad);
+        assert_eq!(packets.len(), 2);
+        assert_eq!(packets[0], &[0xfc, 1, 2]);
+        assert_eq!(packets[1].len(), 300);
+        // Garbage, a truncated packet, a wrong prefix: stop, flagged.
+        assert_eq!(ts_packets(&[0x7f, 0xe0, 9, 1]), (vec![], true));
+        assert_eq!(ts_packets(&[0x7e, 0xe0, 1, 1]), (vec![], true));
+        let (first, bad) = ts_packets(&[0x7f, 0xe0, 1, 0xfc, 0x00]);
+        assert_eq!((first.len(), bad), (1, true));
+    }
 
     #[test]
     fn opus_head_to_dops() {

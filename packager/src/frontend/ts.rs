@@ -23,6 +23,7 @@ use bytes::Bytes;
 use crate::codec::aac::{self, AacConfig};
 use crate::codec::h264::{self, AvcConfig, Sps};
 use crate::codec::h265::{self, HevcConfig, HevcSps};
+use crate::codec::opus::{self, OpusConfig, OPUS_CLOCK};
 use crate::media::{CodecConfig, Frame, TrackInfo};
 use crate::time::{rescale, Unwrapper, TS_TIMESCALE};
 use crate::ts::{DemuxEvent, Demuxer, EsInfo, Pes, StreamType, TsError};
@@ -160,11 +161,23 @@ impl AudioEs {
     }
 }
 
+/// The Opus stream and its timing.
+#[derive(Debug)]
+struct OpusEs {
+    pid: u16,
+    clock: Unwrapper,
+    config: OpusConfig,
+    /// DTS (48 kHz) the next packet starts at.
+    next: Option<i64>,
+    track: Option<usize>,
+}
+
 /// Which elementary stream a held frame came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Video(usize),
     Audio,
+    Opus,
 }
 
 #[derive(Debug)]
@@ -173,6 +186,7 @@ pub struct TsFrontEnd {
     max_video: usize,
     videos: Vec<VideoEs>,
     audio: Option<AudioEs>,
+    opus: Option<OpusEs>,
     started: bool,
     /// Frames held before start, tagged by the stream they came from.
     startup: Vec<(Source, Frame)>,
@@ -187,6 +201,7 @@ impl Default for TsFrontEnd {
             max_video: 1,
             videos: Vec::new(),
             audio: None,
+            opus: None,
             started: false,
             startup: Vec::new(),
             out: VecDeque::new(),
@@ -243,6 +258,8 @@ impl TsFrontEnd {
                         self.on_video(i, pes);
                     } else if self.audio.as_ref().is_some_and(|a| a.pid == pes.pid) {
                         self.on_audio(pes);
+                    } else if self.opus.as_ref().is_some_and(|o| o.pid == pes.pid) {
+                        self.on_opus(pes);
                     }
                 }
             }
@@ -266,15 +283,24 @@ impl TsFrontEnd {
             .iter()
             .find(|s| s.stream_type == StreamType::AacAdts)
             .map(|s| s.pid);
-        if video.is_empty() && audio.is_none() {
+        // Mapping family 0 (mono or stereo) only: more channels would need
+        // the channel mapping table in `dOps`, which the descriptor does not
+        // carry in a form we package; such a stream is left out.
+        let opus = streams
+            .iter()
+            .find(|s| s.stream_type == StreamType::Opus)
+            .map(|s| (s.pid, s.opus_channels.unwrap_or(2)))
+            .filter(|(_, channels)| (1..=2).contains(channels));
+        if video.is_empty() && audio.is_none() && opus.is_none() {
             return Err(Error::Unsupported(format!(
-                "no H.264, H.265 or AAC stream in the program (stream types: {:?})",
+                "no H.264, H.265, AAC or Opus stream in the program (stream types: {:?})",
                 streams.iter().map(|s| s.stream_type).collect::<Vec<_>>()
             )));
         }
         let current: Vec<(u16, StreamType)> =
             self.videos.iter().map(|v| (v.pid, v.stream_type)).collect();
-        if current == video && self.audio.as_ref().map(|a| a.pid) == audio {
+        let current_opus = self.opus.as_ref().map(|o| (o.pid, o.config.channels));
+        if current == video && self.audio.as_ref().map(|a| a.pid) == audio && current_opus == opus {
             return Ok(());
         }
         // A different set of streams: start over as for a new stream; the packager
@@ -288,6 +314,16 @@ impl TsFrontEnd {
             .map(|(pid, ty)| VideoEs::new(pid, ty))
             .collect();
         self.audio = audio.map(AudioEs::new);
+        self.opus = opus.map(|(pid, channels)| OpusEs {
+            pid,
+            clock: Unwrapper::default(),
+            config: OpusConfig {
+                channels,
+                ..OpusConfig::webrtc()
+            },
+            next: None,
+            track: None,
+        });
         Ok(())
     }
 
@@ -435,10 +471,54 @@ impl TsFrontEnd {
         }
     }
 
+    /// Opus packets behind their control headers; the PES PTS dates the
+    /// first, the others follow by their durations.
+    fn on_opus(&mut self, pes: Pes) {
+        let Some(pts) = pes.pts else {
+            self.stats.dropped_audio += 1;
+            return;
+        };
+        let Some(es) = &mut self.opus else {
+            return;
+        };
+        let start = rescale(es.clock.unwrap(pts), TS_TIMESCALE, OPUS_CLOCK);
+        let (packets, malformed) = opus::ts_packets(&pes.data);
+        if malformed {
+            self.stats.dropped_audio += 1;
+        }
+        let mut frames = Vec::with_capacity(packets.len());
+        let mut dts = match es.next {
+            // Keep the running count unless the PTS has wandered off it.
+            Some(next) if (next - start).abs() <= 2 * 960 => next,
+            _ => start,
+        };
+        for packet in packets {
+            let Some(duration) = opus::packet_duration(packet) else {
+                self.stats.dropped_audio += 1;
+                continue;
+            };
+            frames.push(Frame {
+                track: 0,
+                dts,
+                pts: dts,
+                keyframe: true,
+                duration: Some(duration),
+                data: pes.data.slice_ref(packet),
+            });
+            dts += i64::from(duration);
+        }
+        es.next = Some(dts);
+        for frame in frames {
+            self.stats.audio_frames += 1;
+            self.emit(Source::Opus, frame);
+        }
+    }
+
     fn track_of(&self, source: Source) -> Option<usize> {
         match source {
             Source::Video(i) => self.videos.get(i).and_then(|v| v.track),
             Source::Audio => self.audio.as_ref().and_then(|a| a.track),
+            Source::Opus => self.opus.as_ref().and_then(|o| o.track),
         }
     }
 
@@ -487,6 +567,14 @@ impl TsFrontEnd {
                     codec: CodecConfig::Aac(*aac),
                 });
             }
+        }
+        if let Some(o) = &mut self.opus {
+            o.track = Some(tracks.len());
+            tracks.push(TrackInfo {
+                id: tracks.len() as u32 + 1,
+                timescale: OPUS_CLOCK,
+                codec: CodecConfig::Opus(o.config),
+            });
         }
         tracks
     }

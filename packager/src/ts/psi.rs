@@ -8,6 +8,9 @@ pub enum StreamType {
     H264,
     H265,
     AacAdts,
+    /// Opus in MPEG-TS (ETSI TS 102 366 style private stream: stream type 0x06
+    /// with an `Opus` registration descriptor).
+    Opus,
     Other(u8),
 }
 
@@ -27,6 +30,32 @@ impl StreamType {
 pub struct EsInfo {
     pub pid: u16,
     pub stream_type: StreamType,
+    /// Opus: the `channel_config_code` of its extension descriptor (0x7f, tag
+    /// 0x80): 1 mono, 2 stereo, ...
+    pub opus_channels: Option<u8>,
+}
+
+/// Reads the ES descriptors that change what a stream is: the registration
+/// descriptor (tag 0x05) naming `Opus` on a private stream, and Opus's
+/// channel configuration (extension descriptor 0x7f, extension tag 0x80).
+fn classify(stream_type: StreamType, mut descriptors: &[u8]) -> (StreamType, Option<u8>) {
+    let mut registration = None;
+    let mut channels = None;
+    while let [tag, len, rest @ ..] = descriptors {
+        let Some(body) = rest.get(..usize::from(*len)) else {
+            break;
+        };
+        match (*tag, body) {
+            (0x05, [a, b, c, d, ..]) => registration = Some([*a, *b, *c, *d]),
+            (0x7f, [0x80, code, ..]) => channels = Some(*code),
+            _ => {}
+        }
+        descriptors = &rest[usize::from(*len)..];
+    }
+    match (stream_type, registration) {
+        (StreamType::Other(0x06), Some(r)) if &r == b"Opus" => (StreamType::Opus, channels),
+        _ => (stream_type, None),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,10 +165,13 @@ pub fn parse_pmt(pid: u16, buf: &[u8]) -> Result<Pmt, TsError> {
         let stream_type = StreamType::from_u8(rest[0]);
         let es_pid = (u16::from(rest[1] & 0x1F) << 8) | u16::from(rest[2]);
         let es_info_len = (usize::from(rest[3] & 0x0F) << 8) | usize::from(rest[4]);
+        let descriptors = rest.get(5..5 + es_info_len).ok_or(truncated.clone())?;
+        let (stream_type, opus_channels) = classify(stream_type, descriptors);
         rest = rest.get(5 + es_info_len..).ok_or(truncated.clone())?;
         streams.push(EsInfo {
             pid: es_pid,
             stream_type,
+            opus_channels,
         });
     }
     Ok(Pmt {
@@ -217,11 +249,13 @@ pub(crate) mod tests {
             vec![
                 EsInfo {
                     pid: 0x100,
-                    stream_type: StreamType::H264
+                    stream_type: StreamType::H264,
+                    opus_channels: None,
                 },
                 EsInfo {
                     pid: 0x101,
-                    stream_type: StreamType::AacAdts
+                    stream_type: StreamType::AacAdts,
+                    opus_channels: None,
                 },
             ]
         );
@@ -237,5 +271,28 @@ pub(crate) mod tests {
         // ES info length pointing past the end.
         let body = [0xE1, 0x00, 0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x40];
         assert!(parse_pmt(0x1000, &section(2, 1, &body)).is_err());
+    }
+
+    /// ffmpeg's Opus in MPEG-TS: a private stream whose registration names
+    /// Opus, with its channel configuration.
+    #[test]
+    fn opus_is_recognised_by_its_registration_descriptor() {
+        let opus = [0x05, 0x04, b'O', b'p', b'u', b's', 0x7f, 0x02, 0x80, 0x02];
+        assert_eq!(
+            classify(StreamType::Other(0x06), &opus),
+            (StreamType::Opus, Some(2))
+        );
+        // Another registration, or the descriptor on another stream type.
+        let other = [0x05, 0x04, b'A', b'C', b'-', b'3'];
+        assert_eq!(
+            classify(StreamType::Other(0x06), &other),
+            (StreamType::Other(0x06), None)
+        );
+        assert_eq!(classify(StreamType::H264, &opus), (StreamType::H264, None));
+        // Truncated descriptors are ignored, not read past.
+        assert_eq!(
+            classify(StreamType::Other(0x06), &[0x05, 0x09, b'O']),
+            (StreamType::Other(0x06), None)
+        );
     }
 }
