@@ -1,5 +1,6 @@
-//! The NAL, SPS, ADTS and Opus parsers on arbitrary bytes: no panic, and what
-//! they accept is self-consistent.
+//! The NAL, SPS, ADTS and Opus (OpusHead, TOC, MPEG-TS control headers)
+//! parsers on arbitrary bytes: no panic, and what they accept is
+//! self-consistent.
 #![no_main]
 use brook_packager::codec::{aac, h264, h265, opus};
 use libfuzzer_sys::fuzz_target;
@@ -29,4 +30,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(d) = opus::packet_duration(data) {
         assert!(d > 0 && d <= 5760);
     }
+    let (packets, _) = opus::ts_packets(data);
+    let total: usize = packets.iter().map(|p| p.len()).sum();
+    assert!(total <= data.len());
 });
