@@ -20,7 +20,8 @@ use crate::hls::{
 };
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
 use crate::segmenter::{
-    ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
+    part_target_ticks, ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
+    SegmenterStats,
 };
 use crate::time::UnixMillis;
 use crate::ts::DemuxStats;
@@ -143,6 +144,8 @@ pub struct PackagerStats {
     pub segments: u64,
     /// Timeline breaks: input restarts, timestamp jumps, configuration changes.
     pub discontinuities: u64,
+    /// What the segmenter did to keep parts and segments within their targets.
+    pub segmenter: SegmenterStats,
 }
 
 /// One track's output: its playlist, init segment and bit rate measurements.
@@ -172,19 +175,14 @@ struct Rendition {
 impl Rendition {
     fn new(name: String, info: TrackInfo, config: &PackagerConfig, first_msn: u64) -> Self {
         let seg = config.segmenter;
-        let mut part_target = f64::from(seg.part_target_ms) / 1000.0;
-        // Audio parts follow the video's boundaries in whole audio frames: up to
-        // ceil(target / frame) frames start within one part, so that is the audio
-        // playlist's PART-TARGET (a part must never exceed it).
-        let frame = match &info.codec {
-            CodecConfig::Aac(c) => Some(1024.0 / f64::from(c.sample_rate.max(1))),
-            CodecConfig::Opus(_) => Some(0.02),
-            _ => None,
-        };
-        if let Some(frame) = frame {
-            part_target = (part_target / frame - 1e-9).ceil() * frame;
-        }
-        let target_duration = seg.segment_target_ms.div_ceil(1000).max(1);
+        // Audio parts follow the video's boundaries in whole audio frames, so the
+        // audio playlist's PART-TARGET is rounded up to whole frames; the
+        // segmenter holds every part of the track within it.
+        let part_target =
+            part_target_ticks(&info, seg.part_target_ms) as f64 / f64::from(info.timescale.max(1));
+        // Fixed for the playlist's life (RFC 8216bis §6.2.1): the segmenter never
+        // makes a segment longer than the longest it is configured for.
+        let target_duration = seg.target_duration();
         Self {
             name,
             info,
@@ -199,7 +197,10 @@ impl Rendition {
                     can_skip_until: Some(6.0 * f64::from(target_duration)),
                     ..Default::default()
                 },
-                independent_segments: true,
+                // Not claimed: a segment cut at the longest without a keyframe
+                // does not start with one (the parts' INDEPENDENT=YES says where
+                // a player can start). See docs/packager.md.
+                independent_segments: false,
                 media_sequence: first_msn,
                 ..Default::default()
             },
@@ -468,9 +469,14 @@ impl Packager {
     }
 
     pub fn stats(&self) -> PackagerStats {
+        let mut segmenter = self.stats.segmenter;
+        if let Some(seg) = &self.segmenter {
+            segmenter.add(seg.stats());
+        }
         PackagerStats {
             demux: self.front.demux_stats(),
             frames: self.front.stats(),
+            segmenter,
             ..self.stats
         }
     }
@@ -507,10 +513,8 @@ impl Packager {
             .filter(|r| r.info.kind() == TrackKind::Video)
             .collect();
         let audio = active.iter().find(|r| r.info.kind() == TrackKind::Audio);
-        let mut pl = MultivariantPlaylist {
-            independent_segments: true,
-            ..Default::default()
-        };
+        // No EXT-X-INDEPENDENT-SEGMENTS: see the media playlists.
+        let mut pl = MultivariantPlaylist::default();
         let audio_variant = |a: &Rendition, group: Option<String>| Variant {
             uri: playlist_name(&a.name),
             bandwidth: a.peak_or_average(),
@@ -836,6 +840,7 @@ impl Packager {
         if let Some(mut seg) = self.segmenter.take() {
             seg.flush();
             self.apply_outputs(&mut seg);
+            self.stats.segmenter.add(seg.stats());
         }
     }
 
@@ -918,13 +923,10 @@ impl Packager {
         let mut part = Part::new(name, secs, p.independent);
         part.gap = p.gap;
         r.playlist.trailing_parts.push(part);
-        // Hint the part that will most likely come next: once the segment has
-        // reached its target, the next keyframe starts segment msn+1, and a hint
-        // for part msn.(index+1) would name a part that never exists.
-        let so_far: f64 = r.playlist.trailing_parts.iter().map(|p| p.duration).sum();
-        let part_target = r.playlist.part_target.unwrap_or(0.0);
-        let segment_target = f64::from(self.config.segmenter.segment_target_ms) / 1000.0;
-        let next = if so_far + part_target / 2.0 >= segment_target {
+        // Hint the part that will most likely come next (the segmenter's guess: a
+        // hint for part msn.(index+1) when the next keyframe starts segment msn+1
+        // would name a part that never exists).
+        let next = if p.next_starts_segment {
             part_name(&r.name, p.msn + 1, 0)
         } else {
             part_name(&r.name, p.msn, u64::from(p.index) + 1)
@@ -975,13 +977,18 @@ impl Packager {
             parts,
             ..Segment::new(s.msn, name, secs)
         });
-        r.playlist.target_duration = r.playlist.target_duration.max(secs.round() as u32);
         r.playlist.preload_hints = vec![PreloadHint::part(part_name(&r.name, s.msn + 1, 0))];
         let window = self.config.window_segments.max(1);
-        Self::trim_window(r, window, &mut self.events);
+        let segment_target = self.config.segmenter.segment_target_ms;
+        Self::trim_window(r, window, segment_target, &mut self.events);
     }
 
-    fn trim_window(r: &mut Rendition, window: usize, events: &mut VecDeque<Event>) {
+    fn trim_window(
+        r: &mut Rendition,
+        window: usize,
+        segment_target_ms: u32,
+        events: &mut VecDeque<Event>,
+    ) {
         let pl = &mut r.playlist;
         while pl.segments.len() > window {
             let old = pl.segments.remove(0);
@@ -1013,7 +1020,10 @@ impl Packager {
         }
         // Parts older than three target durations from the end leave the playlist
         // (RFC 8216bis §6.2.2); their objects stay until the segment is evicted.
-        let limit = 3.0 * f64::from(pl.target_duration);
+        // Kept for three segment targets, within the RFC's three target
+        // durations (the target duration covers the longest segment, which
+        // can be twice the usual one).
+        let limit = 3.0 * f64::from(segment_target_ms) / 1000.0;
         let mut age: f64 = pl.trailing_parts.iter().map(|p| p.duration).sum();
         for seg in pl.segments.iter_mut().rev() {
             if age > limit {

@@ -142,9 +142,9 @@ fn zerolatency_h264_aac_packages_and_decodes() {
     let last = out.playlists.last().unwrap();
     for tag in [
         "#EXT-X-VERSION:9",
-        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-TARGETDURATION:4",
         "#EXT-X-PART-INF:PART-TARGET=0.2",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=0.6",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=24,PART-HOLD-BACK=0.6",
         "#EXT-X-MAP:URI=\"video-init.mp4\"",
         "#EXT-X-PROGRAM-DATE-TIME:2026-11-18T",
         "#EXT-X-PART:DURATION=0.2,URI=\"video-part0.0.m4s\",INDEPENDENT=YES",
