@@ -76,8 +76,8 @@ impl SegmenterConfig {
     }
 
     /// `EXT-X-TARGETDURATION` for the playlist's life: the longest segment, in
-    /// whole seconds rounded up (so even players that compare durations without
-    /// rounding never see a segment longer than it).
+    /// whole seconds rounded up. No video segment is longer; an audio segment
+    /// ends within an audio frame of the video's cut, within the RFC's rounding.
     pub fn target_duration(&self) -> u32 {
         self.max_segment().div_ceil(1000)
     }
