@@ -40,6 +40,8 @@ fn sort_variants(variants: &mut [Variant]) {
 
 /// The HLS audio group every audio rendition belongs to.
 const AUDIO_GROUP: &str = "audio";
+/// Complete segments whose parts stay listed, besides the segment being made.
+const PARTS_KEPT_SEGMENTS: usize = 2;
 /// Segment timing kept for the DASH timeline (about 24 h of 2 s segments).
 const MAX_TIMELINE: usize = 43_200;
 
@@ -979,16 +981,10 @@ impl Packager {
         });
         r.playlist.preload_hints = vec![PreloadHint::part(part_name(&r.name, s.msn + 1, 0))];
         let window = self.config.window_segments.max(1);
-        let segment_target = self.config.segmenter.segment_target_ms;
-        Self::trim_window(r, window, segment_target, &mut self.events);
+        Self::trim_window(r, window, &mut self.events);
     }
 
-    fn trim_window(
-        r: &mut Rendition,
-        window: usize,
-        segment_target_ms: u32,
-        events: &mut VecDeque<Event>,
-    ) {
+    fn trim_window(r: &mut Rendition, window: usize, events: &mut VecDeque<Event>) {
         let pl = &mut r.playlist;
         while pl.segments.len() > window {
             let old = pl.segments.remove(0);
@@ -1018,18 +1014,14 @@ impl Packager {
             }
             events.push_back(Event::Evicted { name: old.uri });
         }
-        // Parts older than three target durations from the end leave the playlist
-        // (RFC 8216bis §6.2.2); their objects stay until the segment is evicted.
-        // Kept for three segment targets, within the RFC's three target
-        // durations (the target duration covers the longest segment, which
-        // can be twice the usual one).
-        let limit = 3.0 * f64::from(segment_target_ms) / 1000.0;
-        let mut age: f64 = pl.trailing_parts.iter().map(|p| p.duration).sum();
-        for seg in pl.segments.iter_mut().rev() {
-            if age > limit {
-                seg.parts.clear();
-            }
-            age += seg.duration;
+        // Parts leave the playlist before they are three target durations from
+        // its end (RFC 8216bis §6.2.2): those of the segment being made and of
+        // the last two complete segments stay, less than three target durations
+        // since no segment is longer than one. Their objects stay until the
+        // segment is evicted.
+        let keep = pl.segments.len().saturating_sub(PARTS_KEPT_SEGMENTS);
+        for seg in &mut pl.segments[..keep] {
+            seg.parts.clear();
         }
     }
 

@@ -185,15 +185,6 @@ struct Boundary {
     closes_segment: bool,
 }
 
-/// How a part's start and duration are known.
-#[derive(Debug, Clone, Copy)]
-enum Span {
-    /// The lead's parts: decided in lead ticks, whatever media they hold.
-    Lead { start: i64, duration: i64 },
-    /// Other tracks: their media; a gap part gets the lead's duration.
-    Follower { gap_duration: i64 },
-}
-
 #[derive(Debug, Default)]
 struct Track {
     /// A frame waiting for the next one to know its duration.
@@ -206,7 +197,9 @@ struct Track {
     /// Samples of the current part not yet written as a chunk.
     pending: Vec<Sample>,
     chunks: Vec<Bytes>,
-    part_start: Option<i64>,
+    /// The current part has a sample.
+    part_open: bool,
+    /// Its samples' durations, summed.
     part_duration: i64,
     part_independent: bool,
     /// Non-lead tracks: boundaries of parts the lead closed, oldest first.
@@ -573,14 +566,7 @@ impl Segmenter {
         let full = end - seg_start >= self.max_segment();
         let closes_segment = closes_segment || full;
         self.lead_next_starts_segment = closes_segment || self.next_starts_segment(end);
-        self.finish_part(
-            lead,
-            closes_segment,
-            Span::Lead {
-                start,
-                duration: (end - start).max(1),
-            },
-        );
+        self.finish_part(lead, closes_segment, start, end - start);
         self.lead_part_start = end;
         for t in 0..self.infos.len() {
             if t != lead {
@@ -682,14 +668,10 @@ impl Segmenter {
     /// gathered (every lead sample; a few follower samples).
     fn add_to_part(&mut self, t: usize, s: Sample, immediate: bool) {
         let track = &mut self.tracks[t];
-        if track.part_start.is_none() {
-            track.part_start = Some(s.dts);
+        if !track.part_open {
+            track.part_open = true;
             track.part_independent = s.keyframe;
             track.part_duration = 0;
-        }
-        if track.segment_start.is_none() {
-            track.segment_start = Some(s.dts);
-            track.segment_duration = 0;
         }
         track.part_duration += i64::from(s.duration);
         track.pending.push(s);
@@ -743,18 +725,20 @@ impl Segmenter {
         let Some(b) = self.tracks[t].boundaries.pop_front() else {
             return;
         };
-        let gap_duration = rescale(
-            (b.end - b.start).max(1),
-            self.lead_timescale(),
-            self.infos[t].timescale,
-        );
+        // The part covers the lead's part, in this track's ticks: whatever frames
+        // of it are missing, and although its frames (audio) do not end exactly
+        // where the lead's part does, the track's timeline is the lead's.
+        let (from, to) = (self.lead_timescale(), self.infos[t].timescale);
+        let start = rescale(b.start, from, to);
+        let end = rescale(b.end, from, to);
         self.tracks[t].closed_until = Some(b.end);
-        self.finish_part(t, b.closes_segment, Span::Follower { gap_duration });
+        self.finish_part(t, b.closes_segment, start, end - start);
     }
 
-    /// Closes track `t`'s current part (a gap part if it has no media), and its
-    /// segment when `closes_segment`.
-    fn finish_part(&mut self, t: usize, closes_segment: bool, span: Span) {
+    /// Closes track `t`'s current part as `[start, start + duration)` (its
+    /// ticks; a gap part if it has no media), and its segment when
+    /// `closes_segment`.
+    fn finish_part(&mut self, t: usize, closes_segment: bool, start: i64, duration: i64) {
         self.write_chunk(t);
         let next_starts_segment = closes_segment
             || (self.lead_next_starts_segment
@@ -771,13 +755,10 @@ impl Segmenter {
             }
             Bytes::from(buf)
         };
-        let media_start = track.part_start.take();
-        let (start, duration) = match span {
-            Span::Lead { start, duration } => (start, duration),
-            Span::Follower { gap_duration } if gap => (0, gap_duration.max(1)),
-            Span::Follower { .. } => (media_start.unwrap_or(0), track.part_duration),
-        };
+        let duration = duration.max(1);
+        track.part_open = false;
         track.part_duration = 0;
+        track.segment_start.get_or_insert(start);
         if !gap {
             track.segment_parts.push(data.clone());
             track.segment_has_media = true;
