@@ -194,6 +194,11 @@ pub struct PackagerSettings {
     pub part_target_ms: u32,
     /// Segment target; segments are cut on the first IDR after it, ms. Default 2000.
     pub segment_target_ms: u32,
+    /// Longest segment, ms: a segment that reaches it without an IDR is cut
+    /// there, and the next one starts without one (players join at the next
+    /// IDR). `EXT-X-TARGETDURATION` is this in whole seconds, rounded up.
+    /// Default: twice `segment_target_ms`.
+    pub max_segment_ms: Option<u32>,
     /// Complete segments kept in the live playlist. Default 10.
     pub window_segments: usize,
 }
@@ -204,16 +209,24 @@ impl Default for PackagerSettings {
         Self {
             part_target_ms: d.segmenter.part_target_ms,
             segment_target_ms: d.segmenter.segment_target_ms,
+            max_segment_ms: None,
             window_segments: d.window_segments,
         }
     }
 }
 
 impl PackagerSettings {
+    /// The longest segment, ms (`max_segment_ms`, or twice the segment target).
+    pub fn max_segment_ms(&self) -> u32 {
+        self.max_segment_ms
+            .unwrap_or(self.segment_target_ms.saturating_mul(2))
+    }
+
     pub fn to_packager_config(&self) -> brook_packager::PackagerConfig {
         let mut c = brook_packager::PackagerConfig::default();
         c.segmenter.part_target_ms = self.part_target_ms;
         c.segmenter.segment_target_ms = self.segment_target_ms;
+        c.segmenter.max_segment_ms = self.max_segment_ms();
         c.window_segments = self.window_segments;
         c
     }
@@ -299,6 +312,12 @@ impl Config {
         if p.segment_target_ms < p.part_target_ms || p.segment_target_ms > 60_000 {
             return Err(ConfigError::Invalid(
                 "packager.segment_target_ms must be >= part_target_ms and <= 60000".into(),
+            ));
+        }
+        let max = p.max_segment_ms();
+        if max < p.segment_target_ms || max > 120_000 {
+            return Err(ConfigError::Invalid(
+                "packager.max_segment_ms must be >= segment_target_ms and <= 120000".into(),
             ));
         }
         if p.window_segments < 3 {
@@ -407,6 +426,7 @@ mod tests {
         assert!(Config::from_toml("[http]\nlisten_addr = \"x\"\n", "t").is_err());
         assert!(Config::from_toml("bogus = 1\n", "t").is_err());
         assert!(Config::from_toml("[packager]\npart_target_ms = 10\n", "t").is_err());
+        assert!(Config::from_toml("[packager]\nmax_segment_ms = 1000\n", "t").is_err());
         assert!(Config::from_toml("[streams.\"a/b\"]\nkey = \"0123456\"\n", "t").is_err());
         assert!(Config::from_toml("[streams.a]\nkey = \"x\"\n", "t").is_err());
         assert!(Config::from_toml("[admin]\ntoken = \"short\"\n", "t").is_err());
@@ -438,6 +458,19 @@ mod tests {
         assert_eq!(c.ladder_for("a").mode, LadderMode::Transcode);
         assert!(c.ladder_for("a").source_rung);
         assert_eq!(c.ladder_for("b").mode, LadderMode::Passthrough);
+    }
+
+    #[test]
+    fn the_longest_segment_follows_the_segment_target_unless_set() {
+        let c = Config::from_toml("[packager]\nsegment_target_ms = 3000\n", "t").unwrap();
+        let p = c.packager.to_packager_config();
+        assert_eq!(p.segmenter.max_segment_ms, 6000);
+        assert_eq!(p.segmenter.target_duration(), 6);
+        let c = Config::from_toml("[packager]\nmax_segment_ms = 2500\n", "t").unwrap();
+        assert_eq!(
+            c.packager.to_packager_config().segmenter.target_duration(),
+            3
+        );
     }
 
     #[test]

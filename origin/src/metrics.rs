@@ -238,6 +238,12 @@ impl Metrics {
                 &|s| s.segments as f64,
             ),
             family(
+                "brook_segments_without_keyframe_total",
+                "Segments cut at the longest segment without a keyframe (the encoder's keyframe interval is too long).",
+                Type::Counter,
+                &|s| s.segments_without_keyframe as f64,
+            ),
+            family(
                 "brook_transcoder_latency_seconds",
                 "How long the latest frame took through the stream's transcoder.",
                 Type::Gauge,

@@ -238,10 +238,13 @@ pub fn render_mpd(m: &Manifest) -> String {
         } else {
             "audio/mp4"
         };
+        // Segments are aligned across representations (cut on the lead's
+        // boundaries), but not all start with a SAP: one cut at the longest
+        // segment without a keyframe does not, so `startWithSAP` is not claimed.
         let _ = write!(
             out,
             "    <AdaptationSet id=\"{i}\" contentType=\"{content}\" mimeType=\"{mime}\" \
-             segmentAlignment=\"true\" startWithSAP=\"1\""
+             segmentAlignment=\"true\""
         );
         let sizes = reps.iter().filter_map(|r| match r.kind {
             ContentKind::Video { width, height, .. } => Some((width, height)),

@@ -50,7 +50,7 @@ pub use packager::{
     init_name, part_name, playlist_name, rendition_name, segment_name, valid_rendition_name, Event,
     ObjectKind, Packager, PackagerConfig, PackagerStats, MPD_NAME,
 };
-pub use segmenter::SegmenterConfig;
+pub use segmenter::{SegmenterConfig, SegmenterStats};
 pub use time::UnixMillis;
 
 /// Why the packager refused its input.

@@ -20,7 +20,8 @@ use crate::hls::{
 };
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
 use crate::segmenter::{
-    ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
+    part_target_ticks, ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
+    SegmenterStats,
 };
 use crate::time::UnixMillis;
 use crate::ts::DemuxStats;
@@ -39,6 +40,8 @@ fn sort_variants(variants: &mut [Variant]) {
 
 /// The HLS audio group every audio rendition belongs to.
 const AUDIO_GROUP: &str = "audio";
+/// Complete segments whose parts stay listed, besides the segment being made.
+const PARTS_KEPT_SEGMENTS: usize = 2;
 /// Segment timing kept for the DASH timeline (about 24 h of 2 s segments).
 const MAX_TIMELINE: usize = 43_200;
 
@@ -143,6 +146,8 @@ pub struct PackagerStats {
     pub segments: u64,
     /// Timeline breaks: input restarts, timestamp jumps, configuration changes.
     pub discontinuities: u64,
+    /// What the segmenter did to keep parts and segments within their targets.
+    pub segmenter: SegmenterStats,
 }
 
 /// One track's output: its playlist, init segment and bit rate measurements.
@@ -172,19 +177,14 @@ struct Rendition {
 impl Rendition {
     fn new(name: String, info: TrackInfo, config: &PackagerConfig, first_msn: u64) -> Self {
         let seg = config.segmenter;
-        let mut part_target = f64::from(seg.part_target_ms) / 1000.0;
-        // Audio parts follow the video's boundaries in whole audio frames: up to
-        // ceil(target / frame) frames start within one part, so that is the audio
-        // playlist's PART-TARGET (a part must never exceed it).
-        let frame = match &info.codec {
-            CodecConfig::Aac(c) => Some(1024.0 / f64::from(c.sample_rate.max(1))),
-            CodecConfig::Opus(_) => Some(0.02),
-            _ => None,
-        };
-        if let Some(frame) = frame {
-            part_target = (part_target / frame - 1e-9).ceil() * frame;
-        }
-        let target_duration = seg.segment_target_ms.div_ceil(1000).max(1);
+        // Audio parts follow the video's boundaries in whole audio frames, so the
+        // audio playlist's PART-TARGET is rounded up to whole frames; the
+        // segmenter holds every part of the track within it.
+        let part_target =
+            part_target_ticks(&info, seg.part_target_ms) as f64 / f64::from(info.timescale.max(1));
+        // Fixed for the playlist's life (RFC 8216bis §6.2.1): the segmenter never
+        // makes a segment longer than the longest it is configured for.
+        let target_duration = seg.target_duration();
         Self {
             name,
             info,
@@ -199,7 +199,10 @@ impl Rendition {
                     can_skip_until: Some(6.0 * f64::from(target_duration)),
                     ..Default::default()
                 },
-                independent_segments: true,
+                // Not claimed: a segment cut at the longest without a keyframe
+                // does not start with one (the parts' INDEPENDENT=YES says where
+                // a player can start). See docs/packager.md.
+                independent_segments: false,
                 media_sequence: first_msn,
                 ..Default::default()
             },
@@ -468,9 +471,14 @@ impl Packager {
     }
 
     pub fn stats(&self) -> PackagerStats {
+        let mut segmenter = self.stats.segmenter;
+        if let Some(seg) = &self.segmenter {
+            segmenter.add(seg.stats());
+        }
         PackagerStats {
             demux: self.front.demux_stats(),
             frames: self.front.stats(),
+            segmenter,
             ..self.stats
         }
     }
@@ -511,10 +519,8 @@ impl Packager {
             .copied()
             .filter(|r| r.info.kind() == TrackKind::Audio)
             .collect();
-        let mut pl = MultivariantPlaylist {
-            independent_segments: true,
-            ..Default::default()
-        };
+        // No EXT-X-INDEPENDENT-SEGMENTS: see the media playlists.
+        let mut pl = MultivariantPlaylist::default();
         let audio_variant = |a: &Rendition, group: Option<String>| Variant {
             uri: playlist_name(&a.name),
             bandwidth: a.peak_or_average(),
@@ -873,6 +879,7 @@ impl Packager {
         if let Some(mut seg) = self.segmenter.take() {
             seg.flush();
             self.apply_outputs(&mut seg);
+            self.stats.segmenter.add(seg.stats());
         }
     }
 
@@ -955,13 +962,10 @@ impl Packager {
         let mut part = Part::new(name, secs, p.independent);
         part.gap = p.gap;
         r.playlist.trailing_parts.push(part);
-        // Hint the part that will most likely come next: once the segment has
-        // reached its target, the next keyframe starts segment msn+1, and a hint
-        // for part msn.(index+1) would name a part that never exists.
-        let so_far: f64 = r.playlist.trailing_parts.iter().map(|p| p.duration).sum();
-        let part_target = r.playlist.part_target.unwrap_or(0.0);
-        let segment_target = f64::from(self.config.segmenter.segment_target_ms) / 1000.0;
-        let next = if so_far + part_target / 2.0 >= segment_target {
+        // Hint the part that will most likely come next (the segmenter's guess: a
+        // hint for part msn.(index+1) when the next keyframe starts segment msn+1
+        // would name a part that never exists).
+        let next = if p.next_starts_segment {
             part_name(&r.name, p.msn + 1, 0)
         } else {
             part_name(&r.name, p.msn, u64::from(p.index) + 1)
@@ -1012,7 +1016,6 @@ impl Packager {
             parts,
             ..Segment::new(s.msn, name, secs)
         });
-        r.playlist.target_duration = r.playlist.target_duration.max(secs.round() as u32);
         r.playlist.preload_hints = vec![PreloadHint::part(part_name(&r.name, s.msn + 1, 0))];
         let window = self.config.window_segments.max(1);
         Self::trim_window(r, window, &mut self.events);
@@ -1048,15 +1051,14 @@ impl Packager {
             }
             events.push_back(Event::Evicted { name: old.uri });
         }
-        // Parts older than three target durations from the end leave the playlist
-        // (RFC 8216bis §6.2.2); their objects stay until the segment is evicted.
-        let limit = 3.0 * f64::from(pl.target_duration);
-        let mut age: f64 = pl.trailing_parts.iter().map(|p| p.duration).sum();
-        for seg in pl.segments.iter_mut().rev() {
-            if age > limit {
-                seg.parts.clear();
-            }
-            age += seg.duration;
+        // Parts leave the playlist before they are three target durations from
+        // its end (RFC 8216bis §6.2.2): those of the segment being made and of
+        // the last two complete segments stay, less than three target durations
+        // since no segment is longer than one. Their objects stay until the
+        // segment is evicted.
+        let keep = pl.segments.len().saturating_sub(PARTS_KEPT_SEGMENTS);
+        for seg in &mut pl.segments[..keep] {
+            seg.parts.clear();
         }
     }
 

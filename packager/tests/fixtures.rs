@@ -9,10 +9,14 @@ use bytes::Bytes;
 
 const ZEROLATENCY: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
 const BFRAMES: &[u8] = include_bytes!("fixtures/lavfi_h264_bframes_aac.ts");
+const GOP5S: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_gop5s.ts");
 
 struct Output {
     objects: BTreeMap<String, (ObjectKind, Bytes)>,
+    /// The lead playlist as rendered at every change.
     playlists: Vec<String>,
+    /// Every media playlist as rendered at every change: (name, text).
+    all_playlists: Vec<(String, String)>,
     packager: Packager,
 }
 
@@ -26,6 +30,7 @@ fn package_with(ts: &[u8], config: PackagerConfig, names: Vec<String>) -> Output
     let mut objects = BTreeMap::new();
     let mut growing: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut playlists = Vec::new();
+    let mut all_playlists = Vec::new();
     let mut drain = |p: &mut Packager| {
         while let Some(ev) = p.poll() {
             match ev {
@@ -48,11 +53,14 @@ fn package_with(ts: &[u8], config: PackagerConfig, names: Vec<String>) -> Output
                 Event::Evicted { name } => {
                     objects.remove(&name);
                 }
-                Event::PlaylistChanged => playlists.push(
-                    p.lead_playlist()
-                        .map(|pl| pl.to_string())
-                        .unwrap_or_default(),
-                ),
+                Event::PlaylistChanged => {
+                    playlists.push(
+                        p.lead_playlist()
+                            .map(|pl| pl.to_string())
+                            .unwrap_or_default(),
+                    );
+                    all_playlists.extend(p.media_playlists().map(|(n, pl)| (n, pl.to_string())));
+                }
             }
         }
     };
@@ -66,6 +74,7 @@ fn package_with(ts: &[u8], config: PackagerConfig, names: Vec<String>) -> Output
     Output {
         objects,
         playlists,
+        all_playlists,
         packager: p,
     }
 }
@@ -142,9 +151,9 @@ fn zerolatency_h264_aac_packages_and_decodes() {
     let last = out.playlists.last().unwrap();
     for tag in [
         "#EXT-X-VERSION:9",
-        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-TARGETDURATION:4",
         "#EXT-X-PART-INF:PART-TARGET=0.2",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=0.6",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=24,PART-HOLD-BACK=0.6",
         "#EXT-X-MAP:URI=\"video-init.mp4\"",
         "#EXT-X-PROGRAM-DATE-TIME:2026-11-18T",
         "#EXT-X-PART:DURATION=0.2,URI=\"video-part0.0.m4s\",INDEPENDENT=YES",
@@ -730,4 +739,120 @@ fn opus_beside_aac_is_a_second_audio_group() {
         .dash_manifest(UnixMillis(1_795_000_010_000), None)
         .unwrap();
     assert_eq!(mpd.matches("contentType=\"audio\"").count(), 2, "{mpd}");
+}
+
+/// Every playlist rendered: `TARGETDURATION` the same from the first to the
+/// last, no segment longer (once rounded, RFC 8216bis §4.4.3.1) and no part
+/// longer than `PART-TARGET` (§4.4.4.9).
+fn check_bounds(what: &str, out: &Output) {
+    let mut targets = BTreeMap::new();
+    for (name, text) in &out.all_playlists {
+        let pl: brook_packager::hls::MediaPlaylist = text.parse().unwrap();
+        let first = *targets.entry(name.clone()).or_insert(pl.target_duration);
+        assert_eq!(
+            pl.target_duration, first,
+            "{what}: {name} changed TARGETDURATION:\n{text}"
+        );
+        let part_target = pl.part_target.unwrap();
+        for seg in &pl.segments {
+            assert!(
+                seg.duration.round() <= f64::from(first),
+                "{what}: {name}: {} lasts {}",
+                seg.uri,
+                seg.duration
+            );
+        }
+        let parts = pl.segments.iter().flat_map(|s| &s.parts);
+        for part in parts.chain(&pl.trailing_parts) {
+            assert!(
+                part.duration <= part_target,
+                "{what}: {name}: {} lasts {} > PART-TARGET {part_target}",
+                part.uri,
+                part.duration
+            );
+        }
+    }
+    assert!(!targets.is_empty(), "{what}: no playlist");
+}
+
+/// An encoder with a keyframe every 5 s, packaged with 1 s segments and 2 s at
+/// most: segments are cut without a keyframe in between and the next keyframe
+/// starts a segment again. `TARGETDURATION` stays 2, each segment's first part
+/// says whether it starts on a keyframe, and the segments decode in order.
+#[test]
+fn a_long_keyframe_interval_cuts_segments_without_keyframes_that_decode_in_order() {
+    let mut config = PackagerConfig::default();
+    config.segmenter.segment_target_ms = 1000;
+    config.segmenter.max_segment_ms = 2000;
+    let out = package_with(GOP5S, config, Vec::new());
+    check_bounds("GOP 5 s", &out);
+    assert!(out.playlists[0].contains("#EXT-X-TARGETDURATION:2\n"));
+    // Whether each segment's first part was INDEPENDENT, from the playlists seen.
+    let mut independent = BTreeMap::new();
+    for text in &out.playlists {
+        let pl: brook_packager::hls::MediaPlaylist = text.parse().unwrap();
+        for seg in &pl.segments {
+            if let Some(first) = seg.parts.first() {
+                independent.insert(seg.msn, first.independent);
+            }
+        }
+    }
+    // 7 s with keyframes at 0 and 5 s: 0-2 s, 2-4 s and 4-5 s without one
+    // after the first, then 5-7 s.
+    assert_eq!(
+        independent.into_iter().collect::<Vec<_>>(),
+        vec![(0, true), (1, false), (2, false), (3, true)]
+    );
+    let stats = out.packager.stats();
+    assert_eq!(stats.segmenter.segments_without_keyframe, 2);
+    assert_eq!(stats.frames.video_frames, 210);
+    let init = &out.objects["video-init.mp4"].1;
+    let mut all = Vec::new();
+    for msn in 0..4 {
+        let seg = &out.objects[&format!("video-seg{msn}.m4s")].1;
+        // A segment that starts on a keyframe decodes on its own.
+        if msn == 0 || msn == 3 {
+            assert_eq!(ffmpeg_decode(init, seg), "", "segment {msn}");
+        }
+        all.extend_from_slice(seg);
+    }
+    assert_eq!(ffmpeg_decode(init, &all), "", "the segments in order");
+}
+
+/// Real encoder output with MPEG-TS packets lost (as SRT loses what it could
+/// not recover): damaged frames are dropped, and the frame before each gap
+/// would cover it. Every part stays within `PART-TARGET`, every segment within
+/// `TARGETDURATION`, in every playlist rendered.
+#[test]
+fn parts_stay_within_part_target_when_packets_are_lost() {
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+    let mut shortened = 0;
+    for seed in 1..=8u64 {
+        let mut rng = Rng(0x5EED_0000 + seed);
+        // 3 % of the packets lost, one at a time or in bursts of up to five.
+        let mut lossy = Vec::with_capacity(ZEROLATENCY.len());
+        let mut burst = 0;
+        for packet in ZEROLATENCY.chunks(188) {
+            if burst == 0 && rng.next() % 1000 < 10 {
+                burst = 1 + rng.next() % 5;
+            }
+            if burst > 0 {
+                burst -= 1;
+                continue;
+            }
+            lossy.extend_from_slice(packet);
+        }
+        let out = package_with(&lossy, PackagerConfig::default(), Vec::new());
+        check_bounds(&format!("seed {seed}"), &out);
+        shortened += out.packager.stats().segmenter.frames_shortened;
+    }
+    assert!(shortened > 0, "some frame came before a gap");
 }

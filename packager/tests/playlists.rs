@@ -51,24 +51,53 @@ fn cases_render_back_to_themselves_and_reparse_to_the_same_model() {
     }
 }
 
-/// Playlists the packager renders while packaging a real capture, and their delta forms.
+/// Playlists the packager renders while packaging real captures, and their
+/// delta forms: an encoder with a 1 s GOP; one with an IDR every 5 s, packaged
+/// with 1 s segments and 2 s at most (segments cut without a keyframe); and the
+/// first with 3 % of its MPEG-TS packets lost (shortened frames, gap parts).
 fn live_renders() -> Vec<(String, String)> {
-    let ts = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
+    let zerolatency = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
+    let gop5s = include_bytes!("fixtures/lavfi_h264_aac_gop5s.ts");
+    let mut short = PackagerConfig::default();
+    short.segmenter.segment_target_ms = 1000;
+    short.segmenter.max_segment_ms = 2000;
+    let mut lossy = Vec::new();
+    let mut rng = 0x5EED_0001u64;
+    for packet in zerolatency.chunks(188) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        if rng % 100 >= 3 {
+            lossy.extend_from_slice(packet);
+        }
+    }
+    let mut out = Vec::new();
+    for (label, ts, config) in [
+        ("live", &zerolatency[..], PackagerConfig::default()),
+        ("gop5s", &gop5s[..], short),
+        ("lossy", &lossy[..], PackagerConfig::default()),
+    ] {
+        out.extend(renders(label, ts, config));
+    }
+    out
+}
+
+fn renders(label: &str, ts: &[u8], config: PackagerConfig) -> Vec<(String, String)> {
     let mut p = Packager::new(PackagerConfig {
         window_segments: 3,
-        ..PackagerConfig::default()
+        ..config
     });
     let mut out = Vec::new();
     let push = |p: &Packager, out: &mut Vec<(String, String)>| {
         let n = out.len();
         for (name, media) in p.media_playlists() {
-            out.push((format!("live_{n}_{name}"), media.to_string()));
+            out.push((format!("{label}_{n}_{name}"), media.to_string()));
             if let Some(delta) = media.delta(false) {
-                out.push((format!("live_{n}_delta_{name}"), delta.to_string()));
+                out.push((format!("{label}_{n}_delta_{name}"), delta.to_string()));
             }
         }
         if let Some(mv) = p.multivariant() {
-            out.push((format!("multivariant_{n}.m3u8"), mv.to_string()));
+            out.push((format!("multivariant_{label}_{n}.m3u8"), mv.to_string()));
         }
     };
     let mut changes = 0;

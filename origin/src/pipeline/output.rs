@@ -10,6 +10,7 @@ use brook_packager::hls::MediaPlaylist;
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Event, ObjectKind, Packager, PackagerConfig, UnixMillis, MPD_NAME};
 use bytes::Bytes;
+use tracing::warn;
 
 use crate::serve::http::TIME_PATH;
 use crate::serve::hub::{Object, PlaylistEntry, Progress, Rendered, Snapshot, Stream};
@@ -28,6 +29,8 @@ pub struct Output {
     /// The packager demuxes the source itself (passthrough), so its
     /// continuity counts are the source's.
     demuxes_source: bool,
+    /// The first segment cut without a keyframe was logged.
+    warned_keyframes: bool,
 }
 
 impl Output {
@@ -46,6 +49,7 @@ impl Output {
             archive,
             multivariant_archived: false,
             live: true,
+            warned_keyframes: false,
         }
     }
 
@@ -200,9 +204,21 @@ impl Output {
             }
         }
         let stats = self.packager.stats();
+        let without_keyframe = stats.segmenter.segments_without_keyframe;
+        if without_keyframe > 0 && !self.warned_keyframes {
+            self.warned_keyframes = true;
+            warn!(
+                stream = %self.stream.name,
+                session = %self.session,
+                "the encoder sent no keyframe for a whole segment: segments are cut without \
+                 one and players join at the next (set its keyframe interval to the segment \
+                 target)"
+            );
+        }
         if let Ok(mut st) = self.stream.stats.lock() {
             st.parts = stats.parts;
             st.segments = stats.segments;
+            st.segments_without_keyframe = without_keyframe;
             if self.demuxes_source {
                 st.continuity_errors = stats.demux.continuity_errors;
             }

@@ -261,6 +261,8 @@ pub struct IngestStats {
     pub continuity_errors: u64,
     pub parts: u64,
     pub segments: u64,
+    /// Segments cut at the longest segment because no keyframe came.
+    pub segments_without_keyframe: u64,
     /// Unix ms the current session started.
     pub started_unix_ms: u64,
     /// The running transcoder's process id (transcoded streams).

@@ -1,12 +1,16 @@
 //! The whole packager on arbitrary bytes: no panic; after each push the playlist
-//! renders and re-parses to the same model, stays within its window, and every
-//! emitted object is a well-formed box sequence.
+//! renders and re-parses to the same model, stays within its window, keeps the
+//! target duration it started with, has no segment longer than it and no part
+//! longer than its part target, and every emitted object is a well-formed box
+//! sequence.
 #![no_main]
+use std::collections::BTreeMap;
+
 use brook_packager::hls::MediaPlaylist;
 use brook_packager::{Event, Packager, PackagerConfig, UnixMillis};
 use libfuzzer_sys::fuzz_target;
 
-fn check(p: &mut Packager, window: usize) {
+fn check(p: &mut Packager, window: usize, targets: &mut BTreeMap<String, u32>) {
     while let Some(ev) = p.poll() {
         if let Event::Object { name, data, .. } = ev {
             let mut rest = &data[..];
@@ -18,8 +22,18 @@ fn check(p: &mut Packager, window: usize) {
             }
         }
     }
-    for (_, pl) in p.media_playlists() {
+    for (name, pl) in p.media_playlists() {
         assert!(pl.segments.len() <= window);
+        let target = *targets.entry(name).or_insert(pl.target_duration);
+        assert_eq!(pl.target_duration, target, "TARGETDURATION changed");
+        for seg in &pl.segments {
+            assert!(seg.duration.round() <= f64::from(target), "{}", seg.uri);
+        }
+        let part_target = pl.part_target.unwrap_or(f64::MAX);
+        let parts = pl.segments.iter().flat_map(|s| &s.parts);
+        for part in parts.chain(&pl.trailing_parts) {
+            assert!(part.duration <= part_target, "{}", part.uri);
+        }
         let text = pl.to_string();
         let reparsed: MediaPlaylist = text.parse().expect("rendered playlist parses");
         assert_eq!(reparsed.to_string(), text);
@@ -42,18 +56,19 @@ fuzz_target!(|data: &[u8]| {
         ..PackagerConfig::default()
     };
     let mut p = Packager::new(config);
+    let mut targets = BTreeMap::new();
     let chunk = usize::from(chunk).max(1) * 11;
     for (i, c) in input.chunks(chunk).enumerate() {
         let result = p.push_ts(c, UnixMillis(i as u64 * 20));
-        check(&mut p, 4);
+        check(&mut p, 4, &mut targets);
         if result.is_err() {
             return;
         }
         if i == 3 {
             p.restart_input();
-            check(&mut p, 4);
+            check(&mut p, 4, &mut targets);
         }
     }
     p.finish();
-    check(&mut p, 4);
+    check(&mut p, 4, &mut targets);
 });
