@@ -42,6 +42,8 @@ impl Default for Config {
             StreamConfig {
                 key: DEV_KEY.to_string(),
                 ladder: None,
+                srt_passphrase: None,
+                srt_encryption: SrtEncryption::Required,
             },
         );
         Self {
@@ -252,7 +254,7 @@ impl Default for HlsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
     /// The publish key an encoder must present (SRT stream id, WHIP bearer
@@ -261,6 +263,51 @@ pub struct StreamConfig {
     /// This stream's own ladder; replaces `[ladder]` whole (keys it leaves out
     /// take the built-in defaults, not `[ladder]`'s). Default: none.
     pub ladder: Option<LadderConfig>,
+    /// The passphrase SRT publishers of this stream encrypt with (AES; 10 to
+    /// 79 characters; the publisher picks the key length). Default: none, in
+    /// the clear (and a publisher that encrypts is refused).
+    pub srt_passphrase: Option<String>,
+    /// With `srt_passphrase`: `"required"` (a publisher in the clear is
+    /// refused) or `"optional"` (it may publish in the clear; one with another
+    /// passphrase is still refused). Default `"required"`.
+    #[serde(default)]
+    pub srt_encryption: SrtEncryption,
+}
+
+/// Whether a stream's SRT publishers must encrypt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtEncryption {
+    #[default]
+    Required,
+    Optional,
+}
+
+/// Secrets redacted: a config printed in a log shows neither key.
+impl std::fmt::Debug for StreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamConfig")
+            .field("key", &"<redacted>")
+            .field("ladder", &self.ladder)
+            .field(
+                "srt_passphrase",
+                &self.srt_passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("srt_encryption", &self.srt_encryption)
+            .finish()
+    }
+}
+
+impl StreamConfig {
+    /// The link encryption this stream asks of its SRT publishers.
+    pub fn link_encryption(&self) -> Option<crate::ingest::LinkEncryption> {
+        self.srt_passphrase
+            .as_ref()
+            .map(|p| crate::ingest::LinkEncryption {
+                passphrase: p.clone(),
+                required: self.srt_encryption == SrtEncryption::Required,
+            })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -356,6 +403,13 @@ impl Config {
                 l.validate(&format!("streams.{name}.ladder"))
                     .map_err(ConfigError::Invalid)?;
             }
+            if let Some(p) = &s.srt_passphrase {
+                if !(10..=79).contains(&p.chars().count()) || !p.is_ascii() {
+                    return Err(ConfigError::Invalid(format!(
+                        "streams.{name}.srt_passphrase must be 10 to 79 ASCII characters"
+                    )));
+                }
+            }
             if !crate::valid_stream_name(name) {
                 return Err(ConfigError::Invalid(format!(
                     "stream name {name:?}: use 1-64 of [A-Za-z0-9_-]"
@@ -434,6 +488,27 @@ mod tests {
         assert!(Config::from_toml("[http.tls]\nlisten = \"0.0.0.0:1\"\n", "t").is_err());
         let c = Config::from_toml("[publish]\non_conflict = \"takeover\"\n", "t").unwrap();
         assert_eq!(c.publish.on_conflict, OnConflict::Takeover);
+    }
+
+    /// SRT passphrases within libsrt's bounds, an encryption policy libsrt
+    /// knows, and neither secret in a printed config.
+    #[test]
+    fn srt_encryption_is_checked_and_never_printed() {
+        let stream = |extra: &str| format!("[streams.a]\nkey = \"0123456789\"\n{extra}");
+        let short = stream("srt_passphrase = \"123456789\"\n");
+        assert!(Config::from_toml(&short, "t").is_err());
+        let long = stream(&format!("srt_passphrase = \"{}\"\n", "x".repeat(80)));
+        assert!(Config::from_toml(&long, "t").is_err());
+        let policy = stream("srt_passphrase = \"0123456789ab\"\nsrt_encryption = \"maybe\"\n");
+        assert!(Config::from_toml(&policy, "t").is_err());
+        let ok = stream("srt_passphrase = \"0123456789ab\"\nsrt_encryption = \"optional\"\n");
+        let c = Config::from_toml(&ok, "t").unwrap();
+        let e = c.streams["a"].link_encryption().unwrap();
+        assert_eq!((e.passphrase.as_str(), e.required), ("0123456789ab", false));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("0123456789"), "{printed}");
+        let plain = Config::from_toml(&stream(""), "t").unwrap();
+        assert!(plain.streams["a"].link_encryption().is_none());
     }
 
     /// A ladder that cannot work is refused at start, with the reason.

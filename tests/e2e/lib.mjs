@@ -97,8 +97,10 @@ export async function startOrigin({
   return origin;
 }
 
-export function srtUrl(port, streamid) {
-  return `srt://127.0.0.1:${port}?mode=caller&latency=120000&pkt_size=1316&streamid=${streamid}`;
+/** An SRT caller URL; `params`: more query parameters (e.g. `{ passphrase }`). */
+export function srtUrl(port, streamid, params = {}) {
+  const more = Object.entries(params).map(([k, v]) => `&${k}=${encodeURIComponent(v)}`).join('');
+  return `srt://127.0.0.1:${port}?mode=caller&latency=120000&pkt_size=1316${more}&streamid=${streamid}`;
 }
 
 /**
@@ -107,6 +109,7 @@ export function srtUrl(port, streamid) {
  */
 export function startPublisher(port, {
   streamid = `publish:live/cam1:${DEV_KEY}`, seconds, video = 'testsrc2=size=1280x720:rate=30', gop = 30,
+  srtParams = {},
 } = {}) {
   const args = ['-hide_banner', '-loglevel', 'warning', '-re',
     '-f', 'lavfi', '-i', video,
@@ -114,7 +117,7 @@ export function startPublisher(port, {
   if (seconds) args.push('-t', String(seconds));
   args.push('-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(gop), '-keyint_min', String(gop),
     '-pix_fmt', 'yuv420p', '-b:v', '2500k', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000',
-    '-f', 'mpegts', srtUrl(port, streamid));
+    '-f', 'mpegts', srtUrl(port, streamid, srtParams));
   return start('ffmpeg', 'ffmpeg', args);
 }
 

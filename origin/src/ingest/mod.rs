@@ -65,6 +65,26 @@ pub enum Refusal {
     Unavailable(String),
 }
 
+/// How a stream's publishers must protect their link, for the ingests whose
+/// transport can encrypt (SRT's AES today).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkEncryption {
+    /// The shared secret the link keys derive from. Never logged.
+    pub passphrase: String,
+    /// A publisher sending in the clear is refused; otherwise it may publish
+    /// in the clear, and only one with another passphrase is refused.
+    pub required: bool,
+}
+
+impl std::fmt::Debug for LinkEncryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkEncryption")
+            .field("passphrase", &"<redacted>")
+            .field("required", &self.required)
+            .finish()
+    }
+}
+
 /// Decides who may publish, and starts their sessions. Implemented by the
 /// pipeline; called by every ingest adapter.
 pub trait Admission: Send + Sync + 'static {
@@ -75,6 +95,13 @@ pub trait Admission: Send + Sync + 'static {
     /// The connection is established: checks again and starts (or resumes,
     /// within the reconnect grace period) the stream.
     fn open(&self, claim: &Claim<'_>) -> Result<Box<dyn Publish>, Refusal>;
+
+    /// The link encryption stream `stream` asks of its publishers; `None`: in
+    /// the clear. Asked only for a claim that was admitted.
+    fn link_encryption(&self, stream: &str) -> Option<LinkEncryption> {
+        let _ = stream;
+        None
+    }
 }
 
 /// Why a [`Publish`] call refused more media: stop feeding and `close`.

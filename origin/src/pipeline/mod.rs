@@ -37,7 +37,7 @@ use tokio::runtime::Handle;
 use tracing::info;
 
 use crate::config::{Config, OnConflict};
-use crate::ingest::{Admission, Claim, Publish, Refusal};
+use crate::ingest::{Admission, Claim, LinkEncryption, Publish, Refusal};
 use crate::metrics::Metrics;
 use crate::serve::http::admin::StreamControl;
 use crate::serve::hub::Hub;
@@ -293,6 +293,10 @@ impl Admission for Pipelines {
             generation,
             claim,
         )))
+    }
+
+    fn link_encryption(&self, stream: &str) -> Option<LinkEncryption> {
+        self.inner.config.streams.get(stream)?.link_encryption()
     }
 }
 

@@ -26,16 +26,28 @@ pub const SRTO_RCVSYN: c_int = 2;
 pub const SRTO_RCVTIMEO: c_int = 14;
 pub const SRTO_REUSEADDR: c_int = 15;
 pub const SRTO_STATE: c_int = 17;
+pub const SRTO_PASSPHRASE: c_int = 26;
+pub const SRTO_RCVKMSTATE: c_int = 41;
 pub const SRTO_RCVLATENCY: c_int = 43;
 pub const SRTO_PEERLATENCY: c_int = 44;
 pub const SRTO_STREAMID: c_int = 46;
 pub const SRTO_PAYLOADSIZE: c_int = 49;
 pub const SRTO_TRANSTYPE: c_int = 50;
+pub const SRTO_ENFORCEDENCRYPTION: c_int = 53;
 pub const SRTO_IPV6ONLY: c_int = 54;
 pub const SRTO_PEERIDLETIMEO: c_int = 55;
 
 // `enum SRT_TRANSTYPE`.
 pub const SRTT_LIVE: c_int = 0;
+
+// `enum SRT_KM_STATE`: how the receiving side's encryption stands.
+pub const SRT_KM_S_UNSECURED: c_int = 0;
+pub const SRT_KM_S_SECURED: c_int = 2;
+pub const SRT_KM_S_NOSECRET: c_int = 3;
+pub const SRT_KM_S_BADSECRET: c_int = 4;
+
+/// `SRTO_PASSPHRASE` bounds (characters).
+pub const PASSPHRASE_LEN: std::ops::RangeInclusive<usize> = 10..=79;
 
 // `enum SRT_ERRNO` values the wrapper tells apart.
 pub const SRT_ECONNSETUP: c_int = 1000;
@@ -252,6 +264,13 @@ mod tests {
             ("SRTO_RCVTIMEO", SRTO_RCVTIMEO.into()),
             ("SRTO_REUSEADDR", SRTO_REUSEADDR.into()),
             ("SRTO_STATE", SRTO_STATE.into()),
+            ("SRTO_PASSPHRASE", SRTO_PASSPHRASE.into()),
+            ("SRTO_RCVKMSTATE", SRTO_RCVKMSTATE.into()),
+            ("SRTO_ENFORCEDENCRYPTION", SRTO_ENFORCEDENCRYPTION.into()),
+            ("SRT_KM_S_UNSECURED", SRT_KM_S_UNSECURED.into()),
+            ("SRT_KM_S_SECURED", SRT_KM_S_SECURED.into()),
+            ("SRT_KM_S_NOSECRET", SRT_KM_S_NOSECRET.into()),
+            ("SRT_KM_S_BADSECRET", SRT_KM_S_BADSECRET.into()),
             ("SRTO_RCVLATENCY", SRTO_RCVLATENCY.into()),
             ("SRTO_PEERLATENCY", SRTO_PEERLATENCY.into()),
             ("SRTO_STREAMID", SRTO_STREAMID.into()),

@@ -12,9 +12,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::ffi;
-use super::socket::{Incoming, Listener, Runtime, Socket, SrtError};
+use super::socket::{Incoming, KmState, Listener, Runtime, Socket, SrtError};
 use super::streamid::{self, Mode, PublishRequest};
-use crate::ingest::{Admission, Claim, LinkStats, Protocol, Publish, Refusal};
+use crate::ingest::{Admission, Claim, LinkEncryption, LinkStats, Protocol, Publish, Refusal};
 
 /// The SRT reject code (`SRT_REJC_PREDEFINED` + an HTTP-like status) a
 /// refusal is answered with.
@@ -157,6 +157,9 @@ pub fn start(config: SrtIngestConfig, admission: Arc<dyn Admission>) -> Result<S
     socket
         .set_payload_size(config.payload_size)
         .map_err(srt_err)?;
+    // Encryption is checked after accept, per stream, with a logged reason
+    // (see `check_encryption`), not by libsrt during the handshake.
+    socket.set_enforced_encryption(false).map_err(srt_err)?;
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         socket.set_ipv6_only(false).map_err(srt_err)?;
     }
@@ -288,7 +291,33 @@ fn vet_incoming(shared: &Shared, incoming: &Incoming<'_>) -> Result<(), i32> {
             "SRT connection rejected"
         );
     }
-    verdict.map(drop).map_err(|(code, _)| code)
+    let req = verdict.map_err(|(code, _)| code)?;
+    if let Some(encryption) = shared.admission.link_encryption(req.name()) {
+        if let Err(e) = incoming.set_passphrase(&encryption.passphrase) {
+            tracing::error!(%peer, stream = req.name(), error = %e, "SRT passphrase not set; connection rejected");
+            return Err(ffi::SRT_REJX_ISE);
+        }
+    }
+    Ok(())
+}
+
+/// Whether an accepted connection's encryption is what its stream asks for;
+/// `Err` is the reason it is refused (never the passphrase).
+fn check_encryption(wanted: Option<&LinkEncryption>, state: KmState) -> Result<(), &'static str> {
+    match (wanted, state) {
+        (Some(_), KmState::Secured) => Ok(()),
+        (Some(_), KmState::BadSecret) => Err("wrong SRT passphrase"),
+        (Some(e), KmState::Unsecured) if e.required => {
+            Err("the stream requires an SRT passphrase; the publisher sent none")
+        }
+        (Some(_), KmState::Unsecured) => Ok(()),
+        (None, KmState::Unsecured) => Ok(()),
+        (None, KmState::NoSecret | KmState::BadSecret | KmState::Secured) => {
+            Err("the publisher encrypts but the stream has no SRT passphrase")
+        }
+        (Some(_), KmState::NoSecret) => Err("SRT key exchange failed (no secret)"),
+        (_, KmState::Other(_)) => Err("SRT key exchange did not complete"),
+    }
 }
 
 /// The checks shared by the hook and the accept thread; `Err` is the reject
@@ -368,6 +397,18 @@ fn admit(shared: &Arc<Shared>, socket: Socket, peer: SocketAddr) {
         Ok(_) => return reject("only publishing is supported"),
         Err(e) => return reject(&format!("stream id: {e}")),
     };
+    let encryption = shared.admission.link_encryption(req.name());
+    match socket.receive_encryption() {
+        Ok(state) => {
+            if let Err(reason) = check_encryption(encryption.as_ref(), state) {
+                return reject(reason);
+            }
+            if state == KmState::Unsecured && encryption.is_some() {
+                tracing::info!(%peer, stream = req.name(), "SRT publisher sends in the clear (encryption optional for this stream)");
+            }
+        }
+        Err(e) => return reject(&format!("reading the encryption state: {e}")),
+    }
     let max = shared.config.max_connections;
     if shared.active.fetch_add(1, Ordering::AcqRel) >= max {
         shared.active.fetch_sub(1, Ordering::AcqRel);
@@ -559,6 +600,41 @@ mod tests {
         for (refusal, code) in cases {
             assert_eq!(reject_code(&refusal), code, "{refusal}");
         }
+    }
+
+    /// Every pairing of a stream's encryption with what the publisher did.
+    #[test]
+    fn encryption_states_decide_admission() {
+        let required = LinkEncryption {
+            passphrase: "0123456789".into(),
+            required: true,
+        };
+        let optional = LinkEncryption {
+            required: false,
+            ..required.clone()
+        };
+        let cases: [(Option<&LinkEncryption>, KmState, bool); 12] = [
+            (Some(&required), KmState::Secured, true),
+            (Some(&required), KmState::BadSecret, false),
+            (Some(&required), KmState::Unsecured, false),
+            (Some(&required), KmState::NoSecret, false),
+            (Some(&optional), KmState::Secured, true),
+            (Some(&optional), KmState::Unsecured, true),
+            (Some(&optional), KmState::BadSecret, false),
+            (Some(&optional), KmState::Other(1), false),
+            (None, KmState::Unsecured, true),
+            (None, KmState::NoSecret, false),
+            (None, KmState::Secured, false),
+            (None, KmState::Other(9), false),
+        ];
+        for (wanted, state, ok) in cases {
+            assert_eq!(
+                check_encryption(wanted, state).is_ok(),
+                ok,
+                "{wanted:?} {state:?}"
+            );
+        }
+        assert!(!format!("{required:?}").contains("0123456789"));
     }
 
     #[test]

@@ -252,6 +252,16 @@ impl Socket {
         self.set_i32(ffi::SRTO_IPV6ONLY, i32::from(only), "set SRTO_IPV6ONLY")
     }
 
+    /// Whether libsrt itself refuses a connection whose two sides disagree
+    /// on encryption (inherited by accepted sockets).
+    pub(crate) fn set_enforced_encryption(&self, enforced: bool) -> Result<(), SrtError> {
+        self.set_bool(
+            ffi::SRTO_ENFORCEDENCRYPTION,
+            enforced,
+            "set SRTO_ENFORCEDENCRYPTION",
+        )
+    }
+
     pub(crate) fn set_blocking_receive(&self, blocking: bool) -> Result<(), SrtError> {
         self.set_bool(ffi::SRTO_RCVSYN, blocking, "set SRTO_RCVSYN")
     }
@@ -262,6 +272,24 @@ impl Socket {
             .unwrap_or(i32::MAX)
             .max(1);
         self.set_i32(ffi::SRTO_RCVTIMEO, ms, "set SRTO_RCVTIMEO")
+    }
+
+    fn get_i32(&self, opt: c_int, op: &'static str) -> Result<i32, SrtError> {
+        let mut value: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as c_int;
+        // SAFETY: the option is an int-typed SRTO_*; optval points to a
+        // writable i32 and `len` is its size.
+        let ret = unsafe {
+            ffi::srt_getsockflag(self.id, opt, (&mut value as *mut i32).cast(), &mut len)
+        };
+        check(ret, op)?;
+        Ok(value)
+    }
+
+    /// How decryption of what the peer sends stands (`SRTO_RCVKMSTATE`).
+    pub(crate) fn receive_encryption(&self) -> Result<KmState, SrtError> {
+        let state = self.get_i32(ffi::SRTO_RCVKMSTATE, "get SRTO_RCVKMSTATE")?;
+        Ok(KmState::from_raw(state))
     }
 
     /// The caller's `SRTO_STREAMID` (empty when it sent none).
@@ -341,9 +369,39 @@ impl Drop for Socket {
     }
 }
 
+/// Where the encryption of a connection's received data stands
+/// (`SRT_KM_STATE`, as the listener sees its caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KmState {
+    /// The caller sends in the clear.
+    Unsecured,
+    /// Encrypted, keys exchanged, decrypting.
+    Secured,
+    /// The caller encrypts and this side has no passphrase.
+    NoSecret,
+    /// The caller encrypts with another passphrase.
+    BadSecret,
+    /// Key exchange still under way, or a state this build does not know.
+    Other(i32),
+}
+
+impl KmState {
+    fn from_raw(state: i32) -> Self {
+        match state {
+            ffi::SRT_KM_S_UNSECURED => KmState::Unsecured,
+            ffi::SRT_KM_S_SECURED => KmState::Secured,
+            ffi::SRT_KM_S_NOSECRET => KmState::NoSecret,
+            ffi::SRT_KM_S_BADSECRET => KmState::BadSecret,
+            other => KmState::Other(other),
+        }
+    }
+}
+
 /// A connection attempt as seen by the listen hook, before it is accepted.
 #[derive(Debug)]
 pub(crate) struct Incoming<'a> {
+    /// The pending socket libsrt made for this attempt.
+    socket: ffi::SRTSOCKET,
     /// `None` only if libsrt reports an address family other than IPv4/IPv6.
     pub peer: Option<SocketAddr>,
     /// The caller's stream id, up to the first NUL (at most 512 bytes).
@@ -351,6 +409,31 @@ pub(crate) struct Incoming<'a> {
     /// Handshake version: 5 for SRT >= 1.3, 4 for older callers (which cannot
     /// send a stream id).
     pub hs_version: i32,
+}
+
+impl Incoming<'_> {
+    /// Sets the passphrase this connection's data is decrypted with (AES, the
+    /// key length the caller chose). The listener does not let libsrt enforce
+    /// it ([`Socket::set_enforced_encryption`]): whether a caller that sends
+    /// in the clear or with another passphrase may stay is decided after
+    /// accept from [`Socket::receive_encryption`], so the refusal is logged
+    /// with its reason. A passphrase outside libsrt's 10..=79 characters is
+    /// an error.
+    pub(crate) fn set_passphrase(&self, passphrase: &str) -> Result<(), SrtError> {
+        let len = c_int::try_from(passphrase.len()).unwrap_or(c_int::MAX);
+        // SAFETY: the pending socket libsrt passed to the hook may be
+        // configured from it (libsrt's access-control documentation); optval
+        // points to `len` readable bytes.
+        let ret = unsafe {
+            ffi::srt_setsockflag(
+                self.socket,
+                ffi::SRTO_PASSPHRASE,
+                passphrase.as_ptr().cast(),
+                len,
+            )
+        };
+        check(ret, "set SRTO_PASSPHRASE").map(drop)
+    }
 }
 
 /// Decides on a connection attempt: `Ok` accepts, `Err(code)` rejects with an
@@ -468,6 +551,7 @@ unsafe extern "C" fn listen_trampoline(
             unsafe { CStr::from_ptr(stream_id) }.to_bytes()
         };
         (hook.0)(&Incoming {
+            socket: ns,
             peer,
             stream_id,
             hs_version,
