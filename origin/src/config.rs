@@ -19,6 +19,8 @@ pub const DEV_KEY: &str = "dev-key";
 pub struct Config {
     pub http: HttpConfig,
     pub srt: SrtConfig,
+    /// RTMP ingest; see `docs/rtmp.md`.
+    pub rtmp: RtmpConfig,
     pub packager: PackagerSettings,
     pub hls: HlsConfig,
     pub publish: PublishConfig,
@@ -49,6 +51,7 @@ impl Default for Config {
         Self {
             http: HttpConfig::default(),
             srt: SrtConfig::default(),
+            rtmp: RtmpConfig::default(),
             packager: PackagerSettings::default(),
             hls: HlsConfig::default(),
             publish: PublishConfig::default(),
@@ -184,6 +187,35 @@ impl Default for SrtConfig {
             latency_ms: 120,
             idle_timeout_ms: 5000,
             max_connections: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// Accept RTMP publishers. Default true.
+    pub enabled: bool,
+    /// TCP address the RTMP listener binds. Default `0.0.0.0:1935`.
+    pub listen: SocketAddr,
+    /// The application publishers name in their URL (`rtmp://host/<app>`).
+    /// Default `live`.
+    pub app: String,
+    /// Concurrent RTMP connections. Default 64.
+    pub max_connections: usize,
+    /// A publisher that sends nothing for this long is disconnected, ms.
+    /// Default 10000.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            app: "live".into(),
+            max_connections: 64,
+            idle_timeout_ms: 10_000,
         }
     }
 }
@@ -385,6 +417,18 @@ impl Config {
             ));
         }
         self.whip.validate().map_err(ConfigError::Invalid)?;
+        let r = &self.rtmp;
+        if r.app.is_empty() || r.app.contains('/') {
+            return Err(ConfigError::Invalid(
+                "rtmp.app must be one non-empty path segment".into(),
+            ));
+        }
+        if r.max_connections == 0 || r.idle_timeout_ms < 1000 {
+            return Err(ConfigError::Invalid(
+                "rtmp.max_connections must be at least 1 and rtmp.idle_timeout_ms at least 1000"
+                    .into(),
+            ));
+        }
         if let Some(tls) = &self.http.tls {
             for (what, path) in [("cert", &tls.cert), ("key", &tls.key)] {
                 if !path.is_file() {

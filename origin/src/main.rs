@@ -17,8 +17,8 @@ use pingora_core::services::listening::Service;
 use tracing::{info, warn};
 
 use brook_origin::config::{Config, LadderMode, DEV_KEY};
-use brook_origin::ingest::srt;
 use brook_origin::ingest::whip;
+use brook_origin::ingest::{rtmp, srt};
 use brook_origin::metrics::Metrics;
 use brook_origin::pipeline::Pipelines;
 use brook_origin::serve::http::admin::Admin;
@@ -44,6 +44,9 @@ struct Args {
     /// SRT listen address (overrides srt.listen).
     #[arg(long)]
     srt: Option<SocketAddr>,
+    /// RTMP listen address (overrides rtmp.listen).
+    #[arg(long)]
+    rtmp: Option<SocketAddr>,
     /// WHIP UDP address for every WebRTC session (overrides whip.listen).
     #[arg(long)]
     whip: Option<SocketAddr>,
@@ -89,6 +92,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(addr) = args.srt {
         config.srt.listen = addr;
+    }
+    if let Some(addr) = args.rtmp {
+        config.rtmp.listen = addr;
     }
     if let Some(addr) = args.whip {
         config.whip.listen = addr;
@@ -171,6 +177,21 @@ fn main() -> anyhow::Result<()> {
     let ingest = srt::start(srt_config, Arc::new(publisher.clone()))
         .with_context(|| format!("starting SRT listener on {}", config.srt.listen))?;
     info!(srt = %ingest.local_addr(), http = %config.http.listen, "brook origin starting");
+    let rtmp_ingest = if config.rtmp.enabled {
+        let rtmp_config = rtmp::RtmpIngestConfig {
+            listen: config.rtmp.listen,
+            app: config.rtmp.app.clone(),
+            max_connections: config.rtmp.max_connections,
+            idle_timeout: Duration::from_millis(config.rtmp.idle_timeout_ms),
+            ..rtmp::RtmpIngestConfig::default()
+        };
+        let ingest = rtmp::start(rtmp_config, Arc::new(publisher.clone()))
+            .with_context(|| format!("starting RTMP listener on {}", config.rtmp.listen))?;
+        Some(ingest)
+    } else {
+        info!("rtmp.enabled = false: no RTMP ingest");
+        None
+    };
     let whip = if config.whip.enabled {
         let segment_target = Duration::from_millis(u64::from(config.packager.segment_target_ms));
         let server = whip::start(&config.whip, segment_target, Arc::new(publisher.clone()))
@@ -238,6 +259,7 @@ fn main() -> anyhow::Result<()> {
         "lifecycle",
         Lifecycle {
             ingest: Mutex::new(Some(ingest)),
+            rtmp: Mutex::new(rtmp_ingest),
             whip: whip.clone(),
             publisher: publisher.clone(),
             archive: archive.clone(),
@@ -260,6 +282,7 @@ fn main() -> anyhow::Result<()> {
 /// get `EXT-X-ENDLIST` and the archive is complete before the process exits.
 struct Lifecycle {
     ingest: Mutex<Option<srt::SrtIngest>>,
+    rtmp: Mutex<Option<rtmp::RtmpIngest>>,
     whip: Option<Arc<whip::WhipServer>>,
     publisher: Pipelines,
     archive: Option<Arc<Archive>>,
@@ -275,12 +298,16 @@ impl BackgroundService for Lifecycle {
         }
         info!("shutting down: closing publishers, ending streams");
         let ingest = self.ingest.lock().ok().and_then(|mut i| i.take());
+        let rtmp = self.rtmp.lock().ok().and_then(|mut i| i.take());
         let publisher = self.publisher.clone();
         let whip = self.whip.clone();
         let _ = tokio::task::spawn_blocking(move || {
             publisher.shutdown(); // refuse newcomers first
             if let Some(i) = ingest {
                 i.shutdown();
+            }
+            if let Some(r) = rtmp {
+                r.shutdown();
             }
             if let Some(w) = whip {
                 w.shutdown();

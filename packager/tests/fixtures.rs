@@ -856,3 +856,56 @@ fn parts_stay_within_part_target_when_packets_are_lost() {
     }
     assert!(shortened > 0, "some frame came before a gap");
 }
+
+/// The configuration records Brook writes (`avcC`, `hvcC`, the AAC
+/// `AudioSpecificConfig`) read back to the same configuration, as an RTMP
+/// ingest reads them from an encoder's sequence headers; cut short or with
+/// the wrong version, they are errors.
+#[test]
+fn configuration_records_read_back() {
+    use brook_packager::codec::{aac::AacConfig, h264::AvcConfig, h265::HevcConfig};
+    use brook_packager::media::CodecConfig;
+    let mut seen = 0;
+    for ts in [AAC_44100, H265] {
+        for track in package(ts).packager.tracks() {
+            seen += 1;
+            match &track.codec {
+                CodecConfig::Avc(c) => {
+                    let record = c.decoder_configuration_record();
+                    let (back, len) =
+                        AvcConfig::from_decoder_configuration_record(&record).unwrap();
+                    assert_eq!((&back, len), (c, 4));
+                    // High profiles append chroma and bit depth fields, which are
+                    // optional to a reader; everything up to the PPS is not.
+                    let required = 6 + 2 + c.sps_nal.len() + 1 + 2 + c.pps_nal.len();
+                    for n in 0..required {
+                        assert!(AvcConfig::from_decoder_configuration_record(&record[..n]).is_err());
+                    }
+                    let mut v2 = record.clone();
+                    v2[0] = 2;
+                    assert!(AvcConfig::from_decoder_configuration_record(&v2).is_err());
+                }
+                CodecConfig::Hevc(c) => {
+                    let record = c.decoder_configuration_record();
+                    let (back, len) =
+                        HevcConfig::from_decoder_configuration_record(&record).unwrap();
+                    assert_eq!((&back, len), (c, 4));
+                    for n in 0..record.len() {
+                        assert!(
+                            HevcConfig::from_decoder_configuration_record(&record[..n]).is_err()
+                        );
+                    }
+                }
+                CodecConfig::Aac(c) => {
+                    let asc = c.audio_specific_config();
+                    assert_eq!(&AacConfig::from_audio_specific_config(&asc).unwrap(), c);
+                    assert!(AacConfig::from_audio_specific_config(&asc[..1]).is_err());
+                    // Explicit frequency (index 15) is refused.
+                    assert!(AacConfig::from_audio_specific_config(&[0x17, 0x90]).is_err());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(seen, 4, "H.264 + AAC, H.265 + AAC");
+}

@@ -73,12 +73,13 @@ export async function waitFor(what, fn, { timeout = 20000, interval = 100 } = {}
  * (`passthrough`, the default here), the ladder suites `transcode`.
  */
 export async function startOrigin({
-  config, args = [], env = {}, httpPort, srtPort, whipPort, wrap = [], ladder = 'passthrough',
+  config, args = [], env = {}, httpPort, srtPort, whipPort, rtmpPort, wrap = [], ladder = 'passthrough',
 } = {}) {
   const http = httpPort ?? await freePort();
   const srt = srtPort ?? await freePort();
   const whip = whipPort ?? await freePort();
-  const extra = ['--ladder-mode', ladder, ...args];
+  const rtmp = rtmpPort ?? await freePort();
+  const extra = ['--ladder-mode', ladder, '--rtmp', `127.0.0.1:${rtmp}`, ...args];
   if (config !== undefined) {
     const file = join(mkdtempSync(join(tmpdir(), 'brook-config-')), 'brook.toml');
     writeFileSync(file, config);
@@ -92,6 +93,7 @@ export async function startOrigin({
   origin.httpPort = http;
   origin.srtPort = srt;
   origin.whipPort = whip;
+  origin.rtmpPort = rtmp;
   await waitFor('origin /healthz', async () => (await fetch(`${origin.url}/healthz`)).ok)
     .catch((e) => { throw new Error(`${e.message}\n${origin.log}`); });
   return origin;

@@ -141,6 +141,8 @@ fn supervise(ctx: &Ctx, children: &mut Children, access: &DevAccess) -> Result {
            (token for /live/*, valid 24 h; steering moves the player to http://localhost:{port})\n  \
            publish SRT: srt://127.0.0.1:{srt_port}?streamid=publish:live/{STREAM}:{STREAM_KEY}\n               \
            (OBS: Server = that URL, no stream key; ffmpeg: add &latency=120000&pkt_size=1316 -f mpegts)\n  \
+           publish RTMP: rtmp://127.0.0.1:1935/live/{STREAM}?key={STREAM_KEY}\n               \
+           (OBS: Server = rtmp://127.0.0.1/live, Stream Key = {STREAM}?key={STREAM_KEY})\n  \
            origin:      http://{ORIGIN_HTTP}/live/{STREAM}/index.m3u8\n  \
            edge stats:  curl -H 'authorization: Bearer {DEV_METRICS_TOKEN}' http://{EDGE_HTTP}/_brook/metrics\n  \
            more tokens: TOKEN_KEYS={keys} {bin} sign --acl '/live/{STREAM}/*'\n",

@@ -11,9 +11,11 @@
 //! ```text
 //! srt/   libsrt listener ── stream id ─┐
 //! whip/  HTTP offer + str0m ── path ───┼─▶ Claim ─▶ Admission::open ─▶ Box<dyn Publish>
-//! (rtmp/, rtsp/ to come)               ┘                                 ts | tracks + frame
+//! rtmp/  TCP + rml_rtmp ── publish name ┤
+//! (rtsp/ to come)                      ┘                                 ts | tracks + frame
 //! ```
 
+pub mod rtmp;
 pub mod srt;
 pub mod whip;
 
@@ -27,6 +29,7 @@ use brook_packager::UnixMillis;
 pub enum Protocol {
     Srt,
     Whip,
+    Rtmp,
 }
 
 impl Protocol {
@@ -34,6 +37,7 @@ impl Protocol {
         match self {
             Protocol::Srt => "srt",
             Protocol::Whip => "whip",
+            Protocol::Rtmp => "rtmp",
         }
     }
 }

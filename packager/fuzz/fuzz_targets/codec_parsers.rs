@@ -3,6 +3,7 @@
 //! self-consistent.
 #![no_main]
 use brook_packager::codec::{aac, h264, h265, opus};
+use brook_packager::codec::{aac::AacConfig, h264::AvcConfig, h265::HevcConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,6 +30,20 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(d) = opus::packet_duration(data) {
         assert!(d > 0 && d <= 5760);
+    }
+    // Configuration records (RTMP sequence headers): what is accepted
+    // writes back to a record that reads the same.
+    if let Ok((c, len)) = AvcConfig::from_decoder_configuration_record(data) {
+        assert!(matches!(len, 1 | 2 | 4));
+        let back = AvcConfig::from_decoder_configuration_record(&c.decoder_configuration_record());
+        assert_eq!(back.map(|(b, _)| b).as_ref(), Ok(&c));
+    }
+    if let Ok((c, len)) = HevcConfig::from_decoder_configuration_record(data) {
+        assert!(matches!(len, 1 | 2 | 4));
+        let _ = c.decoder_configuration_record();
+    }
+    if let Ok(c) = AacConfig::from_audio_specific_config(data) {
+        assert_eq!(AacConfig::from_audio_specific_config(&c.audio_specific_config()), Ok(c));
     }
     let (packets, _) = opus::ts_packets(data);
     let total: usize = packets.iter().map(|p| p.len()).sum();

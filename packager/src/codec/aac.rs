@@ -21,6 +21,36 @@ pub struct AacConfig {
 }
 
 impl AacConfig {
+    /// Reads an `AudioSpecificConfig` (ISO/IEC 14496-3 §1.6.2.1), as RTMP/FLV
+    /// and MP4 carry it: the object type, sampling frequency index and
+    /// channel configuration. An escaped object type (31), an explicit
+    /// frequency (index 15) or a channel configuration of 0 (a program
+    /// config element) are refused: the `mp4a` entry Brook writes cannot say
+    /// them.
+    pub fn from_audio_specific_config(asc: &[u8]) -> Result<AacConfig, CodecError> {
+        let [b0, b1, ..] = *asc else {
+            return Err(CodecError::Aac("AudioSpecificConfig shorter than 2 bytes"));
+        };
+        let object_type = b0 >> 3;
+        let sample_rate_index = ((b0 & 0x07) << 1) | (b1 >> 7);
+        let channel_config = (b1 >> 3) & 0x0F;
+        if object_type == 0 || object_type == 31 {
+            return Err(CodecError::Aac("unsupported audio object type"));
+        }
+        let sample_rate = *SAMPLE_RATES
+            .get(usize::from(sample_rate_index))
+            .ok_or(CodecError::Aac("explicit or reserved sampling frequency"))?;
+        if channel_config == 0 || channel_config > 7 {
+            return Err(CodecError::Aac("unsupported channel configuration"));
+        }
+        Ok(AacConfig {
+            object_type,
+            sample_rate_index,
+            sample_rate,
+            channel_config,
+        })
+    }
+
     /// The 2-byte `AudioSpecificConfig`.
     pub fn audio_specific_config(&self) -> [u8; 2] {
         let v: u16 = (u16::from(self.object_type) << 11)

@@ -186,6 +186,55 @@ pub struct AvcConfig {
 }
 
 impl AvcConfig {
+    /// Reads an `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.3.3.1,
+    /// as `avcC` boxes and RTMP/FLV sequence headers carry it): the first SPS
+    /// and PPS, and the NAL length size of the samples it describes (1, 2 or
+    /// 4 bytes).
+    pub fn from_decoder_configuration_record(
+        record: &[u8],
+    ) -> Result<(AvcConfig, usize), CodecError> {
+        let bad = CodecError::H264("malformed AVCDecoderConfigurationRecord");
+        let mut r = record;
+        let head = take(&mut r, 6).ok_or(bad.clone())?;
+        if head[0] != 1 {
+            return Err(CodecError::H264(
+                "unknown AVCDecoderConfigurationRecord version",
+            ));
+        }
+        let length_size = usize::from(head[4] & 0x03) + 1;
+        if length_size == 3 {
+            return Err(CodecError::H264("3-byte NAL lengths"));
+        }
+        let mut sps_nal = None;
+        for _ in 0..(head[5] & 0x1F) {
+            let nal = take_sized(&mut r).ok_or(bad.clone())?;
+            sps_nal.get_or_insert(nal);
+        }
+        let count = take(&mut r, 1).ok_or(bad.clone())?[0];
+        let mut pps_nal = None;
+        for _ in 0..count {
+            let nal = take_sized(&mut r).ok_or(bad.clone())?;
+            pps_nal.get_or_insert(nal);
+        }
+        let (Some(sps_nal), Some(pps_nal)) = (sps_nal, pps_nal) else {
+            return Err(CodecError::H264(
+                "no SPS or no PPS in the configuration record",
+            ));
+        };
+        if nal_type(pps_nal) != 8 {
+            return Err(CodecError::H264("the PPS array holds another NAL type"));
+        }
+        let sps = Sps::parse(sps_nal)?;
+        Ok((
+            AvcConfig {
+                sps,
+                sps_nal: sps_nal.to_vec(),
+                pps_nal: pps_nal.to_vec(),
+            },
+            length_size,
+        ))
+    }
+
     /// The `AVCDecoderConfigurationRecord` carried in an `avcC` box.
     pub fn decoder_configuration_record(&self) -> Vec<u8> {
         let mut out = vec![
@@ -319,6 +368,24 @@ pub struct OwnedSample {
     pub keyframe: bool,
     pub sps: Option<Vec<u8>>,
     pub pps: Option<Vec<u8>>,
+}
+
+/// The next `n` bytes of `r`, advancing it.
+pub(crate) fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if r.len() < n {
+        return None;
+    }
+    let (head, rest) = r.split_at(n);
+    *r = rest;
+    Some(head)
+}
+
+/// A 16-bit length and that many bytes (a parameter set in a configuration
+/// record); empty sets are malformed.
+pub(crate) fn take_sized<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = take(r, 2)?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    take(r, len).filter(|nal| !nal.is_empty())
 }
 
 #[cfg(test)]

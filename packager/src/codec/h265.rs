@@ -168,6 +168,58 @@ pub struct HevcConfig {
 }
 
 impl HevcConfig {
+    /// Reads an `HEVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §8.3.3.1,
+    /// as `hvcC` boxes and Enhanced RTMP sequence starts carry it): the first
+    /// VPS, SPS and PPS, and the NAL length size (1, 2 or 4 bytes).
+    pub fn from_decoder_configuration_record(
+        record: &[u8],
+    ) -> Result<(HevcConfig, usize), CodecError> {
+        use super::h264::{take, take_sized};
+        let bad = CodecError::H265("malformed HEVCDecoderConfigurationRecord");
+        let mut r = record;
+        let head = take(&mut r, 23).ok_or(bad.clone())?;
+        if head[0] != 1 {
+            return Err(CodecError::H265(
+                "unknown HEVCDecoderConfigurationRecord version",
+            ));
+        }
+        let length_size = usize::from(head[21] & 0x03) + 1;
+        if length_size == 3 {
+            return Err(CodecError::H265("3-byte NAL lengths"));
+        }
+        let (mut vps, mut sps, mut pps) = (None, None, None);
+        for _ in 0..head[22] {
+            let h = take(&mut r, 3).ok_or(bad.clone())?;
+            let kind = h[0] & 0x3F;
+            for _ in 0..u16::from_be_bytes([h[1], h[2]]) {
+                let nal = take_sized(&mut r).ok_or(bad.clone())?;
+                if nal_type(nal) != kind {
+                    return Err(CodecError::H265("a NAL unit in the wrong array"));
+                }
+                match kind {
+                    NAL_VPS => vps.get_or_insert(nal),
+                    NAL_SPS => sps.get_or_insert(nal),
+                    NAL_PPS => pps.get_or_insert(nal),
+                    _ => continue,
+                };
+            }
+        }
+        let (Some(vps), Some(sps_nal), Some(pps)) = (vps, sps, pps) else {
+            return Err(CodecError::H265(
+                "no VPS, SPS or PPS in the configuration record",
+            ));
+        };
+        Ok((
+            HevcConfig {
+                sps: HevcSps::parse(sps_nal)?,
+                vps_nal: vps.to_vec(),
+                sps_nal: sps_nal.to_vec(),
+                pps_nal: pps.to_vec(),
+            },
+            length_size,
+        ))
+    }
+
     /// The `HEVCDecoderConfigurationRecord` carried in an `hvcC` box.
     pub fn decoder_configuration_record(&self) -> Vec<u8> {
         let p = &self.sps.ptl;

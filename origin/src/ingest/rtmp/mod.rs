@@ -1,0 +1,234 @@
+//! RTMP ingest: `rtmp://host/live/<stream>?key=<key>` (or, as OBS asks for
+//! it, server `rtmp://host/live` and stream key `<stream>?key=<key>`), the
+//! way OBS, ffmpeg, vMix and hardware encoders publish by default.
+//!
+//! - `session.rs`: one blocking thread per TCP connection: the handshake and
+//!   RTMP session (chunking, AMF commands) from `rml_rtmp`, sans-IO; the
+//!   publish request becomes an [`ingest::Claim`](crate::ingest::Claim) and
+//!   goes through the same [`Admission`] as SRT and WHIP.
+//! - `flv.rs`: the FLV tag bodies in video and audio messages, classic and
+//!   Enhanced RTMP (FourCC `avc1`, `hvc1`).
+//! - `media.rs`: those tags onto the packager's timeline (32-bit millisecond
+//!   timestamps unwrapped, composition offsets, AAC sample counting) as
+//!   track lists and frames, the same [`Publish`](crate::ingest::Publish)
+//!   calls WHIP makes.
+//!
+//! See docs/rtmp.md.
+
+pub mod flv;
+pub mod media;
+mod session;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::ingest::Admission;
+
+/// How the RTMP listener behaves.
+#[derive(Debug, Clone)]
+pub struct RtmpIngestConfig {
+    pub listen: SocketAddr,
+    /// The application name publishers use (`rtmp://host/<app>/...`).
+    pub app: String,
+    /// Concurrent connections, publishing or not; more are closed at once.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// The handshake and the publish request must complete within this.
+    pub setup_timeout: Duration,
+}
+
+impl Default for RtmpIngestConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            app: "live".into(),
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(10),
+            setup_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Shared {
+    config: RtmpIngestConfig,
+    admission: Arc<dyn Admission>,
+    stopping: AtomicBool,
+    active: AtomicUsize,
+    next_id: AtomicU64,
+    /// Open connections, to close them on shutdown.
+    connections: Mutex<HashMap<u64, (TcpStream, JoinHandle<()>)>>,
+}
+
+/// The running RTMP listener.
+pub struct RtmpIngest {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+/// Binds the listener and starts accepting publishers.
+pub fn start(config: RtmpIngestConfig, admission: Arc<dyn Admission>) -> io::Result<RtmpIngest> {
+    let listener = TcpListener::bind(config.listen)?;
+    let local_addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        config,
+        admission,
+        stopping: AtomicBool::new(false),
+        active: AtomicUsize::new(0),
+        next_id: AtomicU64::new(1),
+        connections: Mutex::new(HashMap::new()),
+    });
+    let accept_thread = {
+        let shared = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("rtmp-accept".into())
+            .spawn(move || accept_loop(&shared, &listener))?
+    };
+    tracing::info!(listen = %local_addr, app = %shared.config.app, "RTMP ingest listening");
+    Ok(RtmpIngest {
+        local_addr,
+        shared,
+        accept_thread: Some(accept_thread),
+    })
+}
+
+impl RtmpIngest {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Connections open now.
+    pub fn active_connections(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting and closes every connection (their publishers end
+    /// with reason "shutdown").
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(accept_thread) = self.accept_thread.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::Release);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.local_addr, Duration::from_secs(1));
+        let _ = accept_thread.join();
+        let connections: Vec<_> = self
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        for (_, (stream, thread)) in connections {
+            let _ = stream.shutdown(Shutdown::Both);
+            if thread.join().is_err() {
+                tracing::error!("RTMP connection thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for RtmpIngest {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+    for conn in listener.incoming() {
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "RTMP accept failed");
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let peer = match stream.peer_addr() {
+            Ok(p) => p,
+            Err(_) => continue,
+        };
+        if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections {
+            shared.active.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(%peer, "RTMP connection refused: max_connections reached");
+            continue;
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let Ok(handle) = stream.try_clone() else {
+            shared.active.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        };
+        let mut connections = shared
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Finished connections leave their handles here; drop them as new
+        // ones come (their threads have ended or are ending).
+        connections.retain(|_, (_, t)| !t.is_finished());
+        let spawned = {
+            let shared = Arc::clone(shared);
+            thread::Builder::new()
+                .name(format!("rtmp-{id}"))
+                .spawn(move || {
+                    session::run(&shared, stream, peer);
+                    shared.active.fetch_sub(1, Ordering::AcqRel);
+                })
+        };
+        match spawned {
+            Ok(thread) => {
+                connections.insert(id, (handle, thread));
+            }
+            Err(e) => {
+                shared.active.fetch_sub(1, Ordering::AcqRel);
+                tracing::error!(%peer, error = %e, "spawning an RTMP connection thread");
+            }
+        }
+    }
+}
+
+/// A publish name as encoders send it: `<stream>?key=<key>` (the query may
+/// hold other parameters) or `<stream>:<key>`; `None` for the key when there
+/// is none.
+pub fn parse_publish_name(name: &str) -> (&str, Option<std::borrow::Cow<'_, str>>) {
+    if let Some((stream, query)) = name.split_once('?') {
+        return (stream, brook_common::credentials::query_value(query, "key"));
+    }
+    match name.split_once(':') {
+        Some((stream, key)) => (stream, Some(key.into())),
+        None => (name, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_names() {
+        assert_eq!(
+            parse_publish_name("cam1?key=abc"),
+            ("cam1", Some("abc".into()))
+        );
+        assert_eq!(
+            parse_publish_name("cam1?foo=1&key=a%2Bb"),
+            ("cam1", Some("a+b".into()))
+        );
+        assert_eq!(parse_publish_name("cam1:abc"), ("cam1", Some("abc".into())));
+        assert_eq!(parse_publish_name("cam1"), ("cam1", None));
+        assert_eq!(parse_publish_name("cam1?nokey=1"), ("cam1", None));
+        assert_eq!(parse_publish_name(""), ("", None));
+    }
+}

@@ -1,0 +1,147 @@
+// RTMP ingest with ffmpeg as the publisher (FLV: H.264 with B-frames + AAC),
+// the way OBS publishes by default: the stream is packaged (segments decode,
+// one keyframe at each segment's start, the source's size), transcoded into
+// the ladder like every other ingest, refused with a wrong key (logged, nothing
+// served, the key never logged), garbage on the port ends only that
+// connection, and a publisher that reconnects continues its stream.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import {
+  DEV_KEY, start, startOrigin, mediaPlaylistUrl, waitFor, text, ffmpegDecode, ffprobeObject,
+} from './lib.mjs';
+
+const LADDER = 'audio_bitrate_kbps = 32\n' + [[240, 300], [160, 200]]
+  .map(([h, k]) => `[[ladder.rungs]]\nheight = ${h}\nbitrate_kbps = ${k}\npreset = "ultrafast"\n`).join('');
+const WRONG = 'not-the-key-at-all';
+let origin;
+
+before(async () => {
+  origin = await startOrigin({
+    args: ['--reconnect-grace-ms', '5000'],
+    config: `[ladder]\n${LADDER}[streams.cam1]\nkey = "${DEV_KEY}"\n[streams.again]\nkey = "${DEV_KEY}"\n`
+      + `[streams.ladder]\nkey = "${DEV_KEY}"\n[streams.ladder.ladder]\n${LADDER.replaceAll('[[ladder.rungs]]', '[[streams.ladder.ladder.rungs]]')}`,
+  });
+});
+
+after(async () => {
+  await origin?.stop();
+  assert.ok(!origin.log.includes(WRONG), 'a stream key reached the log');
+});
+
+/** ffmpeg publishing a 320x240 test pattern and a tone over RTMP (FLV). */
+function rtmpPublisher(path, { seconds } = {}) {
+  const args = ['-hide_banner', '-loglevel', 'warning', '-re',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100'];
+  if (seconds) args.push('-t', String(seconds));
+  args.push('-c:v', 'libx264', '-preset', 'ultrafast', '-g', '30', '-bf', '2', '-pix_fmt', 'yuv420p',
+    '-b:v', '400k', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', `rtmp://127.0.0.1:${origin.rtmpPort}/live/${path}`);
+  return start('ffmpeg-rtmp', 'ffmpeg', args);
+}
+
+async function objects(media) {
+  const body = await waitFor('two complete segments', async () => {
+    const r = await text(media);
+    return r.status === 200 && (r.body.match(/^#EXTINF/gm) ?? []).length >= 2 ? r.body : null;
+  }, { timeout: 30000, interval: 250 });
+  const uri = (re) => new URL(body.match(re)[1], media).href;
+  const bytes = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
+  const init = await bytes(uri(/#EXT-X-MAP:URI="([^"]+)"/));
+  const segment = await bytes(uri(/#EXTINF:[^\n]*\n([^#\n]+)/));
+  return { init, segment };
+}
+
+test('an RTMP publisher is packaged: segments decode, start on a keyframe, keep the source size', async () => {
+  const publisher = rtmpPublisher(`cam1?key=${DEV_KEY}`);
+  try {
+    const media = await mediaPlaylistUrl(origin.url, 'cam1');
+    const mv = (await text(`${origin.url}/live/cam1/index.m3u8`)).body;
+    assert.match(mv, /CODECS="avc1\.[0-9a-fA-F]{6},mp4a\.40\.2"/, mv);
+    const { init, segment } = await objects(media);
+    const decoded = await ffmpegDecode(init, segment);
+    assert.equal(decoded.code, 0);
+    assert.equal(decoded.output, '', 'ffmpeg -v error prints nothing');
+    const probe = await ffprobeObject(init, segment);
+    assert.deepEqual([probe.width, probe.height], [320, 240]);
+    assert.equal(probe.keyframes[0], 0, 'the segment starts with a keyframe');
+    assert.match(origin.log, /RTMP publish started/);
+  } finally {
+    await publisher.stop();
+  }
+});
+
+test('an RTMP publisher feeds the ladder like every other ingest', async () => {
+  const publisher = rtmpPublisher(`ladder?key=${DEV_KEY}`);
+  try {
+    const mv = await waitFor('the ladder\'s multivariant playlist', async () => {
+      const r = await text(`${origin.url}/live/ladder/index.m3u8`);
+      return r.status === 200 && /RESOLUTION=214x160/.test(r.body) ? r.body : null;
+    }, { timeout: 45000, interval: 500 });
+    assert.match(mv, /RESOLUTION=320x240/, mv);
+    assert.match(mv, /TYPE=AUDIO/, mv);
+    const lines = mv.split('\n');
+    const inf = lines.findIndex((l) => l.startsWith('#EXT-X-STREAM-INF') && l.includes('RESOLUTION=214x160'));
+    const rung = new URL(lines[inf + 1], `${origin.url}/live/ladder/index.m3u8`).href;
+    const { init, segment } = await objects(rung);
+    const probe = await ffprobeObject(init, segment);
+    assert.deepEqual([probe.width, probe.height], [214, 160]);
+    assert.equal((await ffmpegDecode(init, segment)).output, '');
+  } finally {
+    await publisher.stop();
+  }
+});
+
+test('a wrong key is refused, logged, and nothing is served', async () => {
+  const before = origin.log.length;
+  const publisher = rtmpPublisher(`cam2?key=${WRONG}`);
+  const { code } = await Promise.race([publisher.exited, new Promise((r) => setTimeout(r, 20000, {}))]);
+  await publisher.stop();
+  assert.notEqual(code, 0, `ffmpeg kept publishing:\n${publisher.log}`);
+  await waitFor('the refusal in the log', () => /RTMP publish refused/.test(origin.log.slice(before)));
+  assert.equal((await text(`${origin.url}/live/cam2/index.m3u8`)).status, 404);
+});
+
+test('garbage on the RTMP port ends that connection only', async () => {
+  const before = origin.log.length;
+  await new Promise((resolve, reject) => {
+    const socket = connect(origin.rtmpPort, '127.0.0.1', () => {
+      // C0 with RTMP's version 3, then bytes that are no handshake at all.
+      socket.write(Buffer.concat([Buffer.from([3]), Buffer.alloc(4000, 0xA5)]));
+    });
+    socket.on('data', () => {});
+    socket.on('close', resolve);
+    socket.on('error', reject);
+    setTimeout(() => { socket.destroy(); resolve(); }, 15000);
+  });
+  const bad = await new Promise((resolve) => {
+    const socket = connect(origin.rtmpPort, '127.0.0.1', () => socket.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+    socket.on('data', () => {});
+    socket.on('close', () => resolve('closed'));
+    socket.on('error', () => resolve('error'));
+    setTimeout(() => { socket.destroy(); resolve('open'); }, 15000);
+  });
+  assert.equal(bad, 'closed', 'a non-RTMP client is disconnected');
+  assert.match(origin.log.slice(before), /RTMP connection closed/);
+  assert.equal((await fetch(`${origin.url}/healthz`)).status, 200);
+});
+
+test('a publisher that reconnects within the grace period continues its stream (stream:key form)', async () => {
+  let publisher = rtmpPublisher(`again:${DEV_KEY}`);
+  const media = await mediaPlaylistUrl(origin.url, 'again');
+  const session = new URL(media).pathname.split('/')[3];
+  await waitFor('media', async () => /#EXTINF/.test((await text(media)).body), { timeout: 30000 });
+  await publisher.stop();
+  publisher = rtmpPublisher(`again:${DEV_KEY}`);
+  try {
+    const seen = (await text(media)).body;
+    await waitFor('new parts on the same session', async () => {
+      const r = await text(media);
+      return r.status === 200 && r.body !== seen && /#EXT-X-PART:/.test(r.body);
+    }, { timeout: 30000, interval: 250 });
+    const again = await mediaPlaylistUrl(origin.url, 'again');
+    assert.equal(new URL(again).pathname.split('/')[3], session, 'the same session');
+  } finally {
+    await publisher.stop();
+  }
+});
