@@ -25,6 +25,7 @@ module "origin" {
   http_cidrs                     = var.origin_http_cidrs
   https_cidrs                    = var.origin_https_cidrs
   srt_port                       = var.srt_port
+  rtmp_port                      = var.rtmp_port
   whip_udp_port                  = var.whip_udp_port
   http_port                      = var.origin_http_port
   https_port                     = var.origin_https_port

@@ -131,7 +131,7 @@ variable "origin_ssh_cidrs" {
 }
 
 variable "publisher_cidrs" {
-  description = "IPv4 CIDRs allowed to publish over SRT (encoders); stream keys are checked either way."
+  description = "IPv4 CIDRs allowed to publish over SRT and RTMP (encoders); stream keys are checked either way."
   type        = list(string)
   default     = ["0.0.0.0/0"]
 }
@@ -164,6 +164,12 @@ variable "srt_port" {
   description = "UDP port of the origin's srt.listen (origin/brook.example.toml)."
   type        = number
   default     = 9000
+}
+
+variable "rtmp_port" {
+  description = "TCP port of the origin's rtmp.listen (origin/brook.example.toml)."
+  type        = number
+  default     = 1935
 }
 
 variable "whip_udp_port" {

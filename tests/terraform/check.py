@@ -304,6 +304,7 @@ def check(root: Path):
     tls = re.search(r"^#\s*\[http\.tls\]\s*\n#\s*listen\s*=\s*\"([^\"]+)\"", origin_text, re.M)
     expected_ports = {
         "srt_port": port_of(origin.get("srt", {}).get("listen")),
+        "rtmp_port": port_of(origin.get("rtmp", {}).get("listen")),
         "whip_udp_port": port_of(origin.get("whip", {}).get("listen")),
         "origin_http_port": port_of(origin.get("http", {}).get("listen")),
         "origin_https_port": port_of(tls.group(1)) if tls else None,

@@ -52,6 +52,18 @@ resource "aws_vpc_security_group_ingress_rule" "srt" {
   cidr_ipv4         = each.value
 }
 
+# RTMP: OBS's default, rtmp://host:<port>/live with stream key <name>?key=<key>.
+resource "aws_vpc_security_group_ingress_rule" "rtmp" {
+  for_each = toset(var.publisher_cidrs)
+
+  security_group_id = aws_security_group.origin.id
+  description       = "RTMP ingest (rtmp.listen)"
+  ip_protocol       = "tcp"
+  from_port         = var.rtmp_port
+  to_port           = var.rtmp_port
+  cidr_ipv4         = each.value
+}
+
 # WHIP media: one UDP port for every WebRTC session (ICE-lite), reached by
 # browsers, OBS and GStreamer wherever they are.
 resource "aws_vpc_security_group_ingress_rule" "whip_udp" {

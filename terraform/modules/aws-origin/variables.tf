@@ -58,6 +58,11 @@ variable "srt_port" {
   type        = number
 }
 
+variable "rtmp_port" {
+  description = "TCP port of the origin's rtmp.listen."
+  type        = number
+}
+
 variable "whip_udp_port" {
   description = "UDP port of whip.listen."
   type        = number
