@@ -34,7 +34,7 @@ variable "ssh_cidrs" {
 }
 
 variable "publisher_cidrs" {
-  description = "IPv4 CIDRs allowed to publish over SRT."
+  description = "IPv4 CIDRs allowed to publish over SRT and RTMP."
   type        = list(string)
 }
 
