@@ -8,13 +8,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import {
-  DEV_KEY, start, startOrigin, mediaPlaylistUrl, waitFor, text, ffmpegDecode, ffprobeObject,
+  DEV_KEY, start, startOrigin, mediaPlaylistUrl, waitFor, text, ffmpegDecode, ffprobeObject, launchChromium,
+  watchPlayback,
 } from './lib.mjs';
+import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
 const LADDER = 'audio_bitrate_kbps = 32\n' + [[240, 300], [160, 200]]
   .map(([h, k]) => `[[ladder.rungs]]\nheight = ${h}\nbitrate_kbps = ${k}\npreset = "ultrafast"\n`).join('');
 const WRONG = 'not-the-key-at-all';
-let origin;
+const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', id: 'rtmp', ttl: 3600 });
+let origin, edge, browser;
 
 before(async () => {
   origin = await startOrigin({
@@ -25,7 +28,8 @@ before(async () => {
 });
 
 after(async () => {
-  await origin?.stop();
+  await browser?.close();
+  await Promise.all([edge, origin].map((p) => p?.stop()));
   assert.ok(!origin.log.includes(WRONG), 'a stream key reached the log');
 });
 
@@ -66,6 +70,31 @@ test('an RTMP publisher is packaged: segments decode, start on a keyframe, keep 
     assert.deepEqual([probe.width, probe.height], [320, 240]);
     assert.equal(probe.keyframes[0], 0, 'the segment starts with a keyframe');
     assert.match(origin.log, /RTMP publish started/);
+  } finally {
+    await publisher.stop();
+  }
+});
+
+test('hls.js plays an RTMP publisher through the edge in Chromium for 8 s', async () => {
+  const publisher = rtmpPublisher(`cam1?key=${DEV_KEY}`);
+  try {
+    await mediaPlaylistUrl(origin.url, 'cam1');
+    edge = await startWranglerEdge({ ORIGIN_URL: origin.url, TOKEN_KEYS: keyList('k2026a'), EDGE_CONFIG: '{}' });
+    browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.goto(`${edge.url}/?stream=cam1&token=${encodeURIComponent(TOKEN)}`);
+    await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 40000 })
+      .catch(async (e) => {
+        const state = await page.evaluate(() => JSON.stringify(window.brook?.errors ?? null)).catch(() => '');
+        throw new Error(`${e.message}\n${state}`);
+      });
+    const { first, last, latencies } = await watchPlayback(page, 8);
+    const fatal = await page.evaluate(() => window.brook.fatalErrors.map((e) => JSON.stringify(e)));
+    assert.deepEqual(fatal, [], 'no fatal hls.js error');
+    assert.ok(last.currentTime - first.currentTime >= 8, `played ${last.currentTime - first.currentTime} s`);
+    assert.ok(last.frames > first.frames, 'video frames decoded');
+    console.log(`# RTMP live latency through the edge: median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(2)} s`);
+    await page.close();
   } finally {
     await publisher.stop();
   }
