@@ -125,6 +125,12 @@ pub struct LadderConfig {
     /// Serve an H.264 source unchanged as the top rung (`source`), beside the
     /// encoded rungs below it. Default false.
     pub source_rung: bool,
+    /// With `source_rung`: while the transcoder cannot run (waiting out its
+    /// restart backoff, or ffmpeg failing to start), the source rung and the
+    /// source's AAC audio are packaged directly, without ffmpeg; the encoded
+    /// rungs pause until it is back. Sources whose audio is not AAC are not
+    /// served this way (the shared audio rendition is AAC). Default true.
+    pub source_while_down: bool,
     /// The rungs, any order. Default: 1080p 5000, 720p 2500, 480p 1000,
     /// 360p 600 kbit/s, all libx264 `veryfast`, at most 30 fps.
     pub rungs: Vec<Rung>,
@@ -151,6 +157,7 @@ impl Default for LadderConfig {
         LadderConfig {
             mode: Mode::Transcode,
             source_rung: false,
+            source_while_down: true,
             rungs: vec![
                 Rung::new(1080, 5000),
                 Rung::new(720, 2500),

@@ -11,7 +11,10 @@
 //!   more than `max_restarts_per_minute` restarts and the next waits 30 s;
 //! - too slow for real time (its output more than `max_lag_ms` behind its
 //!   input, or its input queue full): the most expensive rung is dropped and
-//!   it restarts with the rest. Never an unbounded buffer.
+//!   it restarts with the rest. Never an unbounded buffer;
+//! - down for a while (restart backoff, spawn failures) with a source rung:
+//!   the source's video and AAC audio are packaged directly meanwhile
+//!   (`source_while_down`), the other rungs pause.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use brook_packager::frontend::{FrontEndEvent, TsFrontEnd};
-use brook_packager::media::{Frame, TrackInfo, TrackKind};
+use brook_packager::media::{CodecConfig, Frame, TrackInfo, TrackKind};
 use brook_packager::{PackagerConfig, UnixMillis};
 use tracing::{error, info, warn};
 
@@ -368,6 +371,19 @@ struct Ladder {
     not_before: Option<Instant>,
     /// Why the next start is a restart, for the log.
     restart_reason: Option<String>,
+    /// The source rung served without the transcoder while it is down.
+    fallback: Option<Fallback>,
+}
+
+/// The source's video and AAC audio, packaged directly while the transcoder
+/// is down (`source_while_down`).
+struct Fallback {
+    /// The packager's track list: the source's video, then its AAC audio.
+    tracks: Vec<TrackInfo>,
+    /// Source track index -> index in `tracks`.
+    map: Vec<Option<usize>>,
+    /// Frames flow once a video keyframe has come.
+    started: bool,
 }
 
 struct Running {
@@ -407,6 +423,7 @@ impl Ladder {
             restarts: VecDeque::new(),
             not_before: None,
             restart_reason: None,
+            fallback: None,
         }
     }
 
@@ -457,7 +474,97 @@ impl Ladder {
             output.restart_input(now);
             metrics.transcoder_restarts.add("source_change");
             self.restart_reason = Some(why.to_string());
+        } else if self.fallback.take().is_some() {
+            // Serving the source directly: it goes on with the new source.
+            output.restart_input(now);
+            self.enter_fallback(output, now);
         }
+    }
+
+    /// The transcoder cannot run for a while: serve the source rung (and
+    /// the source's AAC audio) directly until it can, if configured and the
+    /// plan has a source rung. The caller has restarted the output's input.
+    fn enter_fallback(&mut self, output: &mut Output, now: UnixMillis) {
+        let copy = self
+            .plan
+            .as_ref()
+            .and_then(|p| p.rungs.first())
+            .is_some_and(|r| r.copy);
+        if !self.config.source_while_down || !copy || self.fallback.is_some() {
+            return;
+        }
+        let Some(tracks) = &self.tracks else {
+            return;
+        };
+        let mut map = vec![None; tracks.len()];
+        let mut out = Vec::new();
+        for (i, t) in tracks.iter().enumerate() {
+            let wanted = match (&t.codec, t.kind()) {
+                (CodecConfig::Avc(_), TrackKind::Video) => {
+                    !out.iter().any(|o: &TrackInfo| o.kind() == TrackKind::Video)
+                }
+                (CodecConfig::Aac(_), TrackKind::Audio) => {
+                    !out.iter().any(|o: &TrackInfo| o.kind() == TrackKind::Audio)
+                }
+                (_, TrackKind::Audio) => {
+                    warn!(stream = %output.stream.name, "the transcoder is down; the source rung is not served alone: its audio is not AAC");
+                    return;
+                }
+                _ => false,
+            };
+            if wanted {
+                map[i] = Some(out.len());
+                let mut info = t.clone();
+                info.id = out.len() as u32 + 1;
+                out.push(info);
+            }
+        }
+        if !out.iter().any(|t| t.kind() == TrackKind::Video) {
+            return;
+        }
+        let names = out
+            .iter()
+            .map(|t| match t.kind() {
+                TrackKind::Video => ladder::SOURCE_RUNG.to_string(),
+                TrackKind::Audio => ladder::AUDIO.to_string(),
+            })
+            .collect();
+        output.set_rendition_names(names);
+        warn!(stream = %output.stream.name, "the transcoder is down: serving the source rung directly until it is back; the other rungs pause");
+        let _ = now;
+        self.fallback = Some(Fallback {
+            tracks: out,
+            map,
+            started: false,
+        });
+    }
+
+    /// A source frame while the transcoder is down: straight to the packager
+    /// (from the first video keyframe on).
+    fn fallback_frame(&mut self, frame: &Frame, output: &mut Output, now: UnixMillis) {
+        let Some(fb) = &mut self.fallback else {
+            return;
+        };
+        let Some(track) = fb.map.get(frame.track).copied().flatten() else {
+            return;
+        };
+        let is_video = fb.tracks[track].kind() == TrackKind::Video;
+        if !fb.started {
+            if !(is_video && frame.keyframe) {
+                return;
+            }
+            fb.started = true;
+            let timescale = fb.tracks[track].timescale.max(1);
+            output.anchor_next_timeline(frame.dts as f64 / f64::from(timescale), now);
+            output.push_tracks(fb.tracks.clone(), now);
+        }
+        output.push_frame(
+            Frame {
+                track,
+                ..frame.clone()
+            },
+            now,
+        );
     }
 
     fn on_frame(
@@ -498,6 +605,7 @@ impl Ladder {
             }
             return;
         }
+        self.fallback_frame(&frame, output, now);
         self.maybe_start(output, metrics, this, now);
     }
 
@@ -562,12 +670,16 @@ impl Ladder {
                 metrics.transcoder_restarts.add("spawn_failed");
                 self.note_restart(at);
                 self.not_before = Some(at + Duration::from_secs(2).max(self.backoff(at)));
+                self.enter_fallback(output, now);
                 return;
             }
         };
         // The packager's input starts afresh for the new child's stream, its
         // dates those of the source's arrival (so the transcoder's delay shows
         // in every player's latency).
+        if self.fallback.take().is_some() {
+            info!(stream = %output.stream.name, "the transcoder is back: every rung again");
+        }
         output.set_rendition_names(plan.rendition_names());
         output.restart_input(now);
         let copy_lead = plan.rungs.first().is_some_and(|r| r.copy);
@@ -715,6 +827,9 @@ impl Ladder {
                 self.not_before = Some(at + wait);
                 self.restart_reason = Some(format!("it exited ({status})"));
                 output.restart_input(now);
+                if !wait.is_zero() {
+                    self.enter_fallback(output, now);
+                }
                 if let Ok(mut st) = output.stream.stats.lock() {
                     st.transcoder_pid = None;
                     st.transcoder_restarts += 1;
