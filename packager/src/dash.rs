@@ -67,6 +67,9 @@ pub struct Manifest {
     pub target_latency_ms: u32,
     /// `UTCTiming` source (`urn:mpeg:dash:utc:http-iso:2014`), if any.
     pub utc_timing: Option<String>,
+    /// Every segment starts with a keyframe (`startWithSAP="1"`): false once
+    /// one was cut at the longest segment without one.
+    pub start_with_sap: bool,
     pub representations: Vec<Representation>,
 }
 
@@ -239,13 +242,16 @@ pub fn render_mpd(m: &Manifest) -> String {
             "audio/mp4"
         };
         // Segments are aligned across representations (cut on the lead's
-        // boundaries), but not all start with a SAP: one cut at the longest
-        // segment without a keyframe does not, so `startWithSAP` is not claimed.
+        // boundaries); they start with a SAP until one is cut at the longest
+        // segment without a keyframe.
         let _ = write!(
             out,
             "    <AdaptationSet id=\"{i}\" contentType=\"{content}\" mimeType=\"{mime}\" \
              segmentAlignment=\"true\""
         );
+        if m.start_with_sap {
+            out.push_str(" startWithSAP=\"1\"");
+        }
         let sizes = reps.iter().filter_map(|r| match r.kind {
             ContentKind::Video { width, height, .. } => Some((width, height)),
             ContentKind::Audio { .. } => None,
@@ -299,6 +305,7 @@ mod tests {
             chunk_duration: 0.2,
             target_latency_ms: 1500,
             utc_timing: Some("/time".into()),
+            start_with_sap: true,
             representations: vec![
                 Representation {
                     id: "video".into(),

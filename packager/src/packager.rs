@@ -199,10 +199,10 @@ impl Rendition {
                     can_skip_until: Some(6.0 * f64::from(target_duration)),
                     ..Default::default()
                 },
-                // Not claimed: a segment cut at the longest without a keyframe
-                // does not start with one (the parts' INDEPENDENT=YES says where
-                // a player can start). See docs/packager.md.
-                independent_segments: false,
+                // Claimed until a segment is cut at the longest without a
+                // keyframe (then the packager withdraws it everywhere, see
+                // `Packager::apply_outputs`). See docs/packager.md.
+                independent_segments: true,
                 media_sequence: first_msn,
                 ..Default::default()
             },
@@ -286,6 +286,10 @@ pub struct Packager {
     discontinuity_pending: bool,
     stats: PackagerStats,
     finished: bool,
+    /// A segment was cut without a keyframe at its start: from then on
+    /// neither the playlists (`EXT-X-INDEPENDENT-SEGMENTS`) nor the MPD
+    /// (`startWithSAP`) claim that every segment starts with one.
+    keyless: bool,
 }
 
 impl Packager {
@@ -302,6 +306,7 @@ impl Packager {
             latest_lead: None,
             names: Vec::new(),
             discontinuity_pending: false,
+            keyless: false,
             stats: PackagerStats::default(),
             finished: false,
         }
@@ -519,8 +524,11 @@ impl Packager {
             .copied()
             .filter(|r| r.info.kind() == TrackKind::Audio)
             .collect();
-        // No EXT-X-INDEPENDENT-SEGMENTS: see the media playlists.
-        let mut pl = MultivariantPlaylist::default();
+        // As the media playlists claim it.
+        let mut pl = MultivariantPlaylist {
+            independent_segments: !self.keyless,
+            ..Default::default()
+        };
         let audio_variant = |a: &Rendition, group: Option<String>| Variant {
             uri: playlist_name(&a.name),
             bandwidth: a.peak_or_average(),
@@ -678,6 +686,7 @@ impl Packager {
             chunk_duration: f64::from(seg.part_target_ms) / 1000.0,
             target_latency_ms: 3 * seg.part_target_ms + seg.segment_target_ms / 2,
             utc_timing: utc_timing.map(str::to_string),
+            start_with_sap: !self.keyless,
             representations: reps,
         }))
     }
@@ -838,6 +847,7 @@ impl Packager {
             };
             self.track_rendition.push(index);
             let r = &mut self.renditions[index];
+            r.playlist.independent_segments = !self.keyless;
             r.active = true;
             r.frames = 0;
             r.first_dts = None;
@@ -891,6 +901,16 @@ impl Packager {
     }
 
     fn apply_outputs(&mut self, seg: &mut Segmenter) {
+        if !self.keyless
+            && self.stats.segmenter.segments_without_keyframe
+                + seg.stats().segments_without_keyframe
+                > 0
+        {
+            self.keyless = true;
+            for r in &mut self.renditions {
+                r.playlist.independent_segments = false;
+            }
+        }
         let lead = seg.lead();
         let mut changed = false;
         while let Some(out) = seg.poll() {
