@@ -206,6 +206,9 @@ pub struct RtmpConfig {
     /// A publisher that sends nothing for this long is disconnected, ms.
     /// Default 10000.
     pub idle_timeout_ms: u64,
+    /// RTMPS (RTMP over TLS) on its own port, with this certificate. Default:
+    /// none.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for RtmpConfig {
@@ -216,6 +219,7 @@ impl Default for RtmpConfig {
             app: "live".into(),
             max_connections: 64,
             idle_timeout_ms: 10_000,
+            tls: None,
         }
     }
 }
@@ -429,11 +433,12 @@ impl Config {
                     .into(),
             ));
         }
-        if let Some(tls) = &self.http.tls {
+        for (section, tls) in [("http.tls", &self.http.tls), ("rtmp.tls", &self.rtmp.tls)] {
+            let Some(tls) = tls else { continue };
             for (what, path) in [("cert", &tls.cert), ("key", &tls.key)] {
                 if !path.is_file() {
                     return Err(ConfigError::Invalid(format!(
-                        "http.tls.{what}: {} is not a readable file",
+                        "{section}.{what}: {} is not a readable file",
                         path.display()
                     )));
                 }

@@ -183,6 +183,14 @@ fn main() -> anyhow::Result<()> {
             app: config.rtmp.app.clone(),
             max_connections: config.rtmp.max_connections,
             idle_timeout: Duration::from_millis(config.rtmp.idle_timeout_ms),
+            tls: match &config.rtmp.tls {
+                Some(t) => Some((
+                    t.listen,
+                    rtmp::tls::server_config(&t.cert, &t.key)
+                        .map_err(|e| anyhow::anyhow!("rtmp.tls: {e}"))?,
+                )),
+                None => None,
+            },
             ..rtmp::RtmpIngestConfig::default()
         };
         let ingest = rtmp::start(rtmp_config, Arc::new(publisher.clone()))

@@ -7,8 +7,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
-  DEV_KEY, start, startOrigin, mediaPlaylistUrl, waitFor, text, ffmpegDecode, ffprobeObject, launchChromium,
+  DEV_KEY, start, startOrigin, freePort, mediaPlaylistUrl, waitFor, text, ffmpegDecode, ffprobeObject, launchChromium,
   watchPlayback,
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
@@ -19,11 +22,22 @@ const WRONG = 'not-the-key-at-all';
 const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', id: 'rtmp', ttl: 3600 });
 let origin, edge, browser;
 
+let tlsPort;
+
 before(async () => {
+  // A self-signed certificate for RTMPS, made now.
+  const dir = mkdtempSync(join(tmpdir(), 'brook-rtmps-'));
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  const openssl = start('openssl', 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+  assert.equal((await openssl.exited).code, 0, openssl.log);
+  tlsPort = await freePort();
   origin = await startOrigin({
     args: ['--reconnect-grace-ms', '5000'],
-    config: `[ladder]\n${LADDER}[streams.cam1]\nkey = "${DEV_KEY}"\n[streams.again]\nkey = "${DEV_KEY}"\n`
-      + `[streams.ladder]\nkey = "${DEV_KEY}"\n[streams.ladder.ladder]\n${LADDER.replaceAll('[[ladder.rungs]]', '[[streams.ladder.ladder.rungs]]')}`,
+    config: `[rtmp.tls]\nlisten = "127.0.0.1:${tlsPort}"\ncert = "${cert}"\nkey = "${key}"\n`
+      + `[ladder]\n${LADDER}[streams.cam1]\nkey = "${DEV_KEY}"\n[streams.again]\nkey = "${DEV_KEY}"\n`
+      + `[streams.tls]\nkey = "${DEV_KEY}"\n[streams.ladder]\nkey = "${DEV_KEY}"\n[streams.ladder.ladder]\n${LADDER.replaceAll('[[ladder.rungs]]', '[[streams.ladder.ladder.rungs]]')}`,
   });
 });
 
@@ -33,14 +47,15 @@ after(async () => {
   assert.ok(!origin.log.includes(WRONG), 'a stream key reached the log');
 });
 
-/** ffmpeg publishing a 320x240 test pattern and a tone over RTMP (FLV). */
-function rtmpPublisher(path, { seconds } = {}) {
+/** ffmpeg publishing a 320x240 test pattern and a tone over RTMP (FLV), or RTMPS. */
+function rtmpPublisher(path, { seconds, tls = false } = {}) {
   const args = ['-hide_banner', '-loglevel', 'warning', '-re',
     '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30',
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100'];
   if (seconds) args.push('-t', String(seconds));
   args.push('-c:v', 'libx264', '-preset', 'ultrafast', '-g', '30', '-bf', '2', '-pix_fmt', 'yuv420p',
-    '-b:v', '400k', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', `rtmp://127.0.0.1:${origin.rtmpPort}/live/${path}`);
+    '-b:v', '400k', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv',
+    tls ? `rtmps://127.0.0.1:${tlsPort}/live/${path}` : `rtmp://127.0.0.1:${origin.rtmpPort}/live/${path}`);
   return start('ffmpeg-rtmp', 'ffmpeg', args);
 }
 
@@ -98,6 +113,28 @@ test('hls.js plays an RTMP publisher through the edge in Chromium for 8 s', asyn
   } finally {
     await publisher.stop();
   }
+});
+
+test('RTMPS: ffmpeg publishes over TLS and the stream is packaged', async () => {
+  const before = origin.log.length;
+  const publisher = rtmpPublisher(`tls?key=${DEV_KEY}`, { tls: true });
+  try {
+    const media = await mediaPlaylistUrl(origin.url, 'tls');
+    const { init, segment } = await objects(media);
+    assert.equal((await ffmpegDecode(init, segment)).output, '');
+    assert.match(origin.log.slice(before), /RTMP publish started/);
+  } finally {
+    await publisher.stop();
+  }
+  // Plain RTMP on the TLS port: no TLS handshake, the connection is closed.
+  const closed = await new Promise((resolve) => {
+    const socket = connect(tlsPort, '127.0.0.1', () => socket.write(Buffer.concat([Buffer.from([3]), Buffer.alloc(1536, 1)])));
+    socket.on('data', () => {});
+    socket.on('close', () => resolve(true));
+    socket.on('error', () => resolve(true));
+    setTimeout(() => { socket.destroy(); resolve(false); }, 15000);
+  });
+  assert.ok(closed, 'plain RTMP on the RTMPS port is refused');
 });
 
 test('an RTMP publisher feeds the ladder like every other ingest', async () => {

@@ -18,6 +18,7 @@
 pub mod flv;
 pub mod media;
 mod session;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -41,6 +42,9 @@ pub struct RtmpIngestConfig {
     pub idle_timeout: Duration,
     /// The handshake and the publish request must complete within this.
     pub setup_timeout: Duration,
+    /// RTMPS: a second listener whose connections are TLS
+    /// ([`tls::server_config`]).
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
 }
 
 impl Default for RtmpIngestConfig {
@@ -51,6 +55,7 @@ impl Default for RtmpIngestConfig {
             max_connections: 64,
             idle_timeout: Duration::from_secs(10),
             setup_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -68,14 +73,23 @@ struct Shared {
 /// The running RTMP listener.
 pub struct RtmpIngest {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
-    accept_thread: Option<JoinHandle<()>>,
+    accept_threads: Vec<JoinHandle<()>>,
 }
 
 /// Binds the listener and starts accepting publishers.
 pub fn start(config: RtmpIngestConfig, admission: Arc<dyn Admission>) -> io::Result<RtmpIngest> {
     let listener = TcpListener::bind(config.listen)?;
     let local_addr = listener.local_addr()?;
+    let tls_listener = match &config.tls {
+        Some((addr, tls)) => Some((TcpListener::bind(addr)?, Arc::clone(tls))),
+        None => None,
+    };
+    let tls_addr = match &tls_listener {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         config,
         admission,
@@ -84,23 +98,40 @@ pub fn start(config: RtmpIngestConfig, admission: Arc<dyn Admission>) -> io::Res
         next_id: AtomicU64::new(1),
         connections: Mutex::new(HashMap::new()),
     });
-    let accept_thread = {
+    let mut accept_threads = Vec::new();
+    {
         let shared = Arc::clone(&shared);
-        thread::Builder::new()
-            .name("rtmp-accept".into())
-            .spawn(move || accept_loop(&shared, &listener))?
-    };
-    tracing::info!(listen = %local_addr, app = %shared.config.app, "RTMP ingest listening");
+        accept_threads.push(
+            thread::Builder::new()
+                .name("rtmp-accept".into())
+                .spawn(move || accept_loop(&shared, &listener, None))?,
+        );
+    }
+    if let Some((listener, tls)) = tls_listener {
+        let shared = Arc::clone(&shared);
+        accept_threads.push(
+            thread::Builder::new()
+                .name("rtmps-accept".into())
+                .spawn(move || accept_loop(&shared, &listener, Some(tls)))?,
+        );
+    }
+    tracing::info!(listen = %local_addr, tls = ?tls_addr, app = %shared.config.app, "RTMP ingest listening");
     Ok(RtmpIngest {
         local_addr,
+        tls_addr,
         shared,
-        accept_thread: Some(accept_thread),
+        accept_threads,
     })
 }
 
 impl RtmpIngest {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The RTMPS listener's address, when TLS is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Connections open now.
@@ -115,13 +146,17 @@ impl RtmpIngest {
     }
 
     fn stop(&mut self) {
-        let Some(accept_thread) = self.accept_thread.take() else {
+        if self.accept_threads.is_empty() {
             return;
-        };
+        }
         self.shared.stopping.store(true, Ordering::Release);
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&self.local_addr, Duration::from_secs(1));
-        let _ = accept_thread.join();
+        // Wake the blocking accepts.
+        for addr in std::iter::once(self.local_addr).chain(self.tls_addr) {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        for thread in self.accept_threads.drain(..) {
+            let _ = thread.join();
+        }
         let connections: Vec<_> = self
             .shared
             .connections
@@ -144,7 +179,11 @@ impl Drop for RtmpIngest {
     }
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: &TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     for conn in listener.incoming() {
         if shared.stopping.load(Ordering::Acquire) {
             break;
@@ -180,10 +219,11 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
         connections.retain(|_, (_, t)| !t.is_finished());
         let spawned = {
             let shared = Arc::clone(shared);
+            let tls = tls.clone();
             thread::Builder::new()
                 .name(format!("rtmp-{id}"))
                 .spawn(move || {
-                    session::run(&shared, stream, peer);
+                    session::run(&shared, stream, peer, tls.as_ref());
                     shared.active.fetch_sub(1, Ordering::AcqRel);
                 })
         };

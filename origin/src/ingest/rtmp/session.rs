@@ -7,6 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -15,6 +16,7 @@ use rml_rtmp::sessions::{
 };
 
 use super::media::{Out, RtmpMedia};
+use super::tls::Io;
 use super::{parse_publish_name, Shared};
 use crate::ingest::{Claim, LinkStats, Protocol, Publish, Refusal};
 
@@ -22,7 +24,19 @@ const READ_TICK: Duration = Duration::from_millis(500);
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs a connection to its end and logs why it ended.
-pub(super) fn run(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+pub(super) fn run(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+) {
+    let stream = match Io::new(tcp, tls) {
+        Ok(io) => io,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "RTMPS session setup failed");
+            return;
+        }
+    };
     let mut conn = Connection {
         shared,
         stream,
@@ -38,7 +52,7 @@ pub(super) fn run(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     let reason = conn.serve();
     // The listener keeps a clone of this socket (to close it on shutdown):
     // shut it down explicitly so the peer sees the close now.
-    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+    conn.stream.close();
     let stats = conn.media.stats;
     match conn.publish.take() {
         Some(publish) => {
@@ -60,7 +74,7 @@ pub(super) fn run(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
 
 struct Connection<'a> {
     shared: &'a Shared,
-    stream: TcpStream,
+    stream: Io,
     peer: SocketAddr,
     publish: Option<Box<dyn Publish>>,
     stream_name: Option<String>,
@@ -77,11 +91,11 @@ type End = String;
 impl Connection<'_> {
     fn serve(&mut self) -> End {
         let config = &self.shared.config;
-        if let Err(e) = self
-            .stream
+        let tcp = self.stream.tcp();
+        if let Err(e) = tcp
             .set_read_timeout(Some(READ_TICK))
-            .and_then(|()| self.stream.set_write_timeout(Some(config.idle_timeout)))
-            .and_then(|()| self.stream.set_nodelay(true))
+            .and_then(|()| tcp.set_write_timeout(Some(config.idle_timeout)))
+            .and_then(|()| tcp.set_nodelay(true))
         {
             return format!("socket setup: {e}");
         }
@@ -187,6 +201,7 @@ impl Connection<'_> {
         }
         self.stream
             .write_all(bytes)
+            .and_then(|()| self.stream.flush())
             .map_err(|e| format!("send failed: {e}"))
     }
 
