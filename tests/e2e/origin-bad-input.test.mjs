@@ -132,3 +132,84 @@ test('a low soft descriptor limit does not cap the viewers: 600 open connections
   assert.equal((await fetch(`${origin.url}/healthz`)).status, 200, 'and the next client is served too');
   for (const { s } of sockets) s.destroy();
 });
+
+/**
+ * Raw HTTP/1.1 on one connection: writes each of `requests` (bytes as given)
+ * once the previous one is answered; resolves when every one has a complete
+ * response (each with a content-length), with their statuses and `closed`: a
+ * promise that settles when the origin closes the connection (`end`, or the
+ * reset a close with unread input may cause).
+ */
+function exchange(port, ...requests) {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(requests[0]));
+    let got = Buffer.alloc(0);
+    const closed = new Promise((res) => {
+      s.on('end', () => res('end'));
+      s.on('error', (e) => res(e.code));
+    });
+    const statuses = [];
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      for (;;) {
+        const headEnd = got.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        const head = got.subarray(0, headEnd).toString('latin1');
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (got.length < headEnd + 4 + length) return;
+        statuses.push(Number(head.split(' ')[1]));
+        got = got.subarray(headEnd + 4 + length);
+        if (statuses.length === requests.length) resolve({ statuses, closed, socket: s });
+        else s.write(requests[statuses.length]);
+      }
+    });
+    closed.then((how) => {
+      if (statuses.length < requests.length) reject(new Error(`${how} after ${statuses.length} responses`));
+    });
+  });
+}
+
+const ADMIN = '0123456789abcdef-admin';
+
+test('request bodies are checked while they are read, on every URL (WHIP, trickle PATCH, admin, media)', async () => {
+  const origin = await startOrigin({
+    config: `[admin]\ntoken = "${ADMIN}"\n[whip]\nmax_offer_bytes = 2048\n[streams.cam1]\nkey = "${KEYS.cam1}"\n`,
+  });
+  running.add(origin);
+  const chunk = (n) => `${n.toString(16)}\r\n${'x'.repeat(n)}\r\n`;
+  const head = (line, ...headers) => `${line} HTTP/1.1\r\nHost: o\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`;
+  const auth = `Authorization: Bearer ${ADMIN}`;
+  const sdp = 'Content-Type: application/sdp';
+  // Each is refused with 413 and its connection closed: the origin neither
+  // reads past the limit nor drains the rest to reuse the connection. The
+  // chunked ones end without a last chunk, as a client streaming a body
+  // without end would; the declared ones send no body at all.
+  const refused = [
+    ['admin POST, declared larger than any body the admin API takes',
+      head('POST /admin/streams/cam1/kick', auth, 'Content-Length: 1000000000')],
+    ['admin POST, chunked past the limit', head('POST /admin/streams/cam1/kick', auth, 'Transfer-Encoding: chunked') + chunk(5000)],
+    ['unauthenticated admin GET with a body', head('GET /admin/streams', 'Content-Length: 5000')],
+    ['playlist GET with a chunked body', head('GET /live/cam1/index.m3u8', 'Transfer-Encoding: chunked') + chunk(5000)],
+    ['metrics GET with a body', head('GET /metrics', 'Transfer-Encoding: chunked') + chunk(3000) + chunk(3000)],
+    ['WHIP offer, declared past whip.max_offer_bytes', head('POST /whip/cam1', sdp, `Authorization: Bearer ${KEYS.cam1}`, 'Content-Length: 2049')],
+    ['WHIP offer, chunked past whip.max_offer_bytes',
+      head('POST /whip/cam1', sdp, `Authorization: Bearer ${KEYS.cam1}`, 'Transfer-Encoding: chunked') + chunk(1500) + chunk(1500)],
+    ['WHIP trickle PATCH, chunked past whip.max_offer_bytes',
+      head(`PATCH /whip/cam1/${'0'.repeat(32)}`, 'Content-Type: application/trickle-ice-sdpfrag', 'If-Match: "x"',
+        'Transfer-Encoding: chunked') + chunk(3000)],
+    ['WHIP GET with a body', head('GET /whip/cam1', 'Content-Length: 4097')],
+  ];
+  for (const [what, data] of refused) {
+    const r = await exchange(origin.httpPort, data);
+    assert.deepEqual(r.statuses, [413], what);
+    assert.ok(['end', 'ECONNRESET'].includes(await r.closed), `${what}: connection closed`);
+  }
+  // A small body on a request that takes none is read and ignored: the
+  // connection stays usable (both requests answered on it).
+  const kept = await exchange(origin.httpPort,
+    `${head('POST /admin/streams/cam1/kick', auth, 'Content-Length: 2')}{}`, head('GET /healthz'));
+  assert.deepEqual(kept.statuses, [404, 200], 'not publishing, then healthz on the same connection');
+  kept.socket.destroy();
+  assert.ok((await fetch(`${origin.url}/healthz`)).ok, 'origin still up');
+  await origin.stop();
+});
