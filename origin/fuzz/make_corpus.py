@@ -5,7 +5,9 @@ whip_rtp seeds are the step encoding of fuzz_targets/whip_rtp.rs: a browser-like
 H.264 stream (STAP-A SPS+PPS, FU-A IDR, single-NAL P frames) with Opus beside it,
 and the same with loss, reordering and a garbage datagram. whip_frames seeds
 follow fuzz_targets/whip_frames.rs. whip_offer gets Chromium's captured offers
-and a STUN binding request.
+and a STUN binding request. srt_streamid gets the stream ids encoders send
+(docs/srt.md); http_query the LL-HLS queries and ranges players send, after
+the 8-byte body length of fuzz_targets/http_query.rs.
 """
 import os
 import struct
@@ -92,3 +94,24 @@ username = b'EkR331HNpnPTSp6Q:y3NF'
 attrs = struct.pack('>HH', 6, len(username)) + username + b'\0' * ((4 - len(username) % 4) % 4)
 write('whip_offer', 'stun_binding_request',
       struct.pack('>HH', 1, len(attrs)) + bytes([0x21, 0x12, 0xa4, 0x42]) + bytes(12) + attrs)
+
+for name, sid in [
+    ('ffmpeg_prefixed', b'publish:live/cam1:dev-key'),
+    ('access_control', b'#!::r=live/cam1,m=publish,s=s3cret-Key_1'),
+    ('access_control_extra_keys', b'#!::u=alice,h=example.com,r=live/cam2,t=stream,acme_x=1'),
+    ('obs_resource_only', b'#!::r=cam1'),
+    ('plain_with_key', b'cam1:k3y=with:colons'),
+    ('request_mode', b'request:live/cam1'),
+    ('key_is_the_mask', b'e:***'),
+]:
+    write('srt_streamid', name, sid)
+
+for name, length, text in [
+    ('blocking_reload', 0, b'_HLS_msn=1234&_HLS_part=3'),
+    ('delta_update', 0, b'_HLS_msn=17&_HLS_part=0&_HLS_skip=YES'),
+    ('delta_v2_token', 0, b'__token__=exp%3D1~acl%3D%2Flive%2Fcam1%2F*~hmac%3D00&_HLS_skip=v2'),
+    ('range_first_last', 27_000, b'bytes=0-1023'),
+    ('range_open', 27_000, b'bytes=26000-'),
+    ('range_suffix', 27_000, b'bytes=-500'),
+]:
+    write('http_query', name, struct.pack('>Q', length) + text)

@@ -273,7 +273,7 @@ impl Metrics {
         }
         PerStream {
             name: "brook_viewers_active",
-            help: "Client connections that asked for the stream's media playlist in the last 10 s.",
+            help: "Clients (by address, not connection) that asked for the stream's media playlist in the last 10 s.",
             kind: Type::Gauge,
             values: stats
                 .iter()

@@ -198,10 +198,10 @@ pub fn parse_frame(frame: &str, limits: ParseLimits) -> Parsed {
             }
         }
     };
-    let sent = match raw.sent {
+    let sent = match raw.sent.map(millis) {
         None => None,
-        Some(t) if t.is_finite() && t > 0.0 && t < 9.0e15 => Some(t.round() as u64),
-        Some(_) => {
+        Some(Some(t)) => Some(t as u64),
+        Some(None) => {
             return Parsed {
                 message: Err(Refusal::new(
                     ErrorCode::BadRequest,
@@ -215,6 +215,15 @@ pub fn parse_frame(frame: &str, limits: ParseLimits) -> Parsed {
         message: message(raw, limits),
         sent,
     }
+}
+
+/// A time in milliseconds since 1970, rounded to a whole millisecond; `None`
+/// unless that is at least 1 and below 9e15 (year 287,000; below 2^53, so
+/// every whole millisecond is exact). Checked after rounding, so what is
+/// accepted is accepted again when it is sent back.
+fn millis(t: f64) -> Option<i64> {
+    let t = t.round();
+    (t.is_finite() && (1.0..9.0e15).contains(&t)).then_some(t as i64)
 }
 
 /// Parses one text frame's message (`parse_frame` without `sent`).
@@ -245,10 +254,10 @@ fn message(raw: RawClient, limits: ParseLimits) -> Result<ClientMessage, Refusal
     }
     let missing =
         |field: &str| Refusal::new(ErrorCode::BadRequest, format!("`{field}` is required"));
-    let pdt = match raw.pdt {
+    let pdt = match raw.pdt.map(millis) {
         None => None,
-        Some(p) if p.is_finite() && p > 0.0 && p < 9.0e15 => Some(p.round() as i64),
-        Some(_) => {
+        Some(Some(p)) => Some(p),
+        Some(None) => {
             return Err(Refusal::new(
                 ErrorCode::BadRequest,
                 "`pdt` is milliseconds since 1970",
@@ -570,6 +579,31 @@ mod tests {
         }
         assert_eq!(parse_frame(r#"{"type":"ping"}"#, L).sent, None);
         assert_eq!(parse_frame("nope", L).sent, None);
+    }
+
+    /// Found by the `chat_frame` fuzz target: 0.3 was accepted as 0, which
+    /// is refused when sent back. Times are checked after rounding.
+    #[test]
+    fn times_below_one_millisecond_are_refused() {
+        for bad in [
+            r#"{"type":"react","emoji":"🔥","pdt":0.3}"#,
+            r#"{"type":"chat","text":"hi","pdt":0}"#,
+            r#"{"type":"chat","text":"hi","sent":0.3}"#,
+        ] {
+            assert_eq!(code(bad), ErrorCode::BadRequest, "{bad}");
+        }
+        let p = parse_frame(r#"{"type":"chat","text":"hi","pdt":0.5,"sent":0.5}"#, L);
+        assert_eq!(p.sent, Some(1));
+        assert!(matches!(
+            p.message,
+            Ok(ClientMessage::Chat { pdt: Some(1), .. })
+        ));
+        let last = parse_frame(r#"{"type":"ping","sent":8999999999999999}"#, L);
+        assert_eq!(last.sent, Some(8_999_999_999_999_999));
+        assert_eq!(
+            code(r#"{"type":"ping","sent":9e15}"#),
+            ErrorCode::BadRequest
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! archived VOD) and after an origin restart (served from the archive).
 
 pub mod admin;
+pub mod body;
 pub mod encoding;
 pub mod query;
 pub mod range;
@@ -65,6 +66,8 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const PUBLISHED_HEADER: &str = "brook-part-published-us";
 /// Longest wait for a request head, kept-alive idle time included.
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest a request body may take to arrive, once its head has.
+const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest a single write may wait for the client to read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// An ended session's playlist no longer changes.
@@ -684,6 +687,16 @@ pub fn response_header(reply: &Reply) -> Option<ResponseHeader> {
     Some(header)
 }
 
+/// The answer to a request whose body could not be read.
+fn body_error(e: &body::BodyError) -> Reply {
+    let status = match e {
+        body::BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        body::BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Reply::text(status, &e.to_string())
+}
+
 /// Waits until `ready(snapshot)` holds or `deadline` passes; returns the snapshot
 /// that satisfied it. One `watch` receiver per waiting request: no task, no thread.
 async fn wait_for(
@@ -705,28 +718,14 @@ async fn wait_for(
 }
 
 impl OriginHttp {
-    /// `/whip/...`: the WHIP endpoint (`whip::http`) answers, with the request
-    /// body read up to its limit.
-    async fn whip_request(
+    /// `/whip/...`: the WHIP endpoint (`whip::http`) answers.
+    fn whip_request(
         &self,
-        http: &mut ServerSession,
+        http: &ServerSession,
         whip: &crate::ingest::whip::Endpoint,
         peer: Option<SocketAddr>,
+        body: Bytes,
     ) -> Reply {
-        use crate::ingest::whip::http::BodyError;
-        let method = http.req_header().method.clone();
-        let body = if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            Ok(Bytes::new())
-        } else {
-            let read = crate::ingest::whip::http::read_body(http, whip.max_offer_bytes());
-            match tokio::time::timeout(REQUEST_HEAD_TIMEOUT, read).await {
-                Ok(b) => b,
-                Err(_) => Err(BodyError::Read("request body not received in time".into())),
-            }
-        };
-        if body.is_err() {
-            http.set_keepalive(None); // the rest of the body was not read
-        }
         let h = http.req_header();
         let req = crate::ingest::whip::WhipRequest {
             method: &h.method,
@@ -832,18 +831,36 @@ impl HttpServerApp for OriginHttp {
                 .path()
                 .starts_with(crate::ingest::whip::http::PREFIX)
         });
-        let reply = if let Some(whip) = whip {
-            self.whip_request(&mut http, &whip, peer).await
-        } else {
-            let h = http.req_header();
-            let req = Request {
-                method: &h.method,
-                path: h.uri.path(),
-                query: h.uri.query(),
-                headers: &h.headers,
-                peer,
-            };
-            self.handle(&req).await
+        // Only WHIP's offer and trickle take a body; every body is read here,
+        // within its limit (`body`).
+        let takes_body =
+            whip.is_some() && matches!(http.req_header().method, Method::POST | Method::PATCH);
+        let limit = match &whip {
+            Some(w) if takes_body => w.max_offer_bytes(),
+            _ => body::UNUSED_BODY_LIMIT,
+        };
+        let reply = match (
+            body::read(&mut http, limit, REQUEST_BODY_TIMEOUT).await,
+            whip,
+        ) {
+            (Err(e), _) => {
+                debug!(?peer, "request body refused: {e}");
+                // The rest of the body is not read: the connection cannot be reused.
+                http.set_keepalive(None);
+                body_error(&e)
+            }
+            (Ok(body), Some(whip)) => self.whip_request(&http, &whip, peer, body),
+            (Ok(_), None) => {
+                let h = http.req_header();
+                let req = Request {
+                    method: &h.method,
+                    path: h.uri.path(),
+                    query: h.uri.query(),
+                    headers: &h.headers,
+                    peer,
+                };
+                self.handle(&req).await
+            }
         };
         if !self.write(&mut http, reply, head_only).await {
             return None;

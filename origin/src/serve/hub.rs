@@ -13,7 +13,7 @@
 //! No task or thread per waiter.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -277,38 +277,108 @@ pub struct IngestStats {
     pub transcoder_speed: f64,
 }
 
-/// Connections that asked for this stream's media playlist recently: a viewer
-/// estimate (a browser on HTTP/1.1 may use a few connections; behind a CDN it
-/// counts the CDN's connections).
+/// The viewers of a stream, as the origin can tell them apart: **clients**
+/// (by address) that asked for one of its media playlists in the last
+/// [`VIEWER_WINDOW`], not connections. An LL-HLS player holds a blocking reload
+/// and a part request at once (two HTTP/1.1 connections, or streams of one
+/// HTTP/2 connection) and opens new connections as it goes, from new ports: all
+/// of them are one client. The port is therefore ignored, and an IPv6 address
+/// counts by its /64 (one subscriber's prefix, whose host part may change for
+/// privacy). Clients behind one address (a NAT, a CDN) count once; behind a CDN
+/// the origin sees the CDN's nodes, not the audience (docs/ops.md).
+///
+/// Bounded whatever the traffic: at most [`MAX_VIEWERS`] clients are tracked
+/// (past that the count stays there), and expired entries are swept as new
+/// ones arrive, not only when the count is read.
 #[derive(Debug, Default)]
 struct Viewers {
-    seen: [Mutex<HashMap<SocketAddr, Instant>>; VIEWER_SHARDS],
+    shards: [Mutex<ViewerShard>; VIEWER_SHARDS],
+}
+
+#[derive(Debug, Default)]
+struct ViewerShard {
+    seen: HashMap<IpAddr, Instant>,
+    /// When expired entries were last removed.
+    swept: Option<Instant>,
 }
 
 const VIEWER_SHARDS: usize = 16;
-/// How long a connection counts as a viewer after its last playlist request.
+/// How long a client counts as a viewer after its last playlist request.
 pub const VIEWER_WINDOW: Duration = Duration::from_secs(10);
+/// The most clients a stream tracks (16 maps of 4,096 40-byte entries in
+/// 8,192 buckets: about 5 MB when full).
+pub const MAX_VIEWERS: usize = 65_536;
+const SHARD_CAPACITY: usize = MAX_VIEWERS / VIEWER_SHARDS;
+/// How often a shard that is written to drops its expired entries.
+const VIEWER_SWEEP: Duration = Duration::from_secs(1);
+
+/// The address a client is counted by: IPv4 as is (also when mapped into
+/// IPv6), IPv6 by its /64.
+fn viewer_key(peer: &SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+impl ViewerShard {
+    fn sweep(&mut self, now: Instant) {
+        self.seen
+            .retain(|_, t| now.saturating_duration_since(*t) < VIEWER_WINDOW);
+        self.swept = Some(now);
+    }
+}
 
 impl Viewers {
-    fn shard(&self, peer: &SocketAddr) -> &Mutex<HashMap<SocketAddr, Instant>> {
-        &self.seen[usize::from(peer.port()) % VIEWER_SHARDS]
+    fn shard(&self, key: &IpAddr) -> &Mutex<ViewerShard> {
+        let spread = match key {
+            IpAddr::V4(v4) => u128::from(u32::from(*v4)),
+            IpAddr::V6(v6) => u128::from(*v6) >> 64,
+        };
+        // Fold every byte in, so neighbouring addresses land in different shards.
+        let folded = spread.to_le_bytes().iter().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(*b))
+        });
+        &self.shards[folded % VIEWER_SHARDS]
     }
 
     fn touch(&self, peer: SocketAddr, now: Instant) {
-        if let Ok(mut m) = self.shard(&peer).lock() {
-            m.insert(peer, now);
+        let key = viewer_key(&peer);
+        let Ok(mut shard) = self.shard(&key).lock() else {
+            return;
+        };
+        if shard
+            .swept
+            .is_none_or(|t| now.saturating_duration_since(t) >= VIEWER_SWEEP)
+        {
+            shard.sweep(now);
+        }
+        if shard.seen.len() < SHARD_CAPACITY || shard.seen.contains_key(&key) {
+            shard.seen.insert(key, now);
         }
     }
 
     fn count(&self, now: Instant) -> usize {
-        self.seen
+        self.shards
             .iter()
             .map(|s| {
-                s.lock().map_or(0, |mut m| {
-                    m.retain(|_, t| now.duration_since(*t) < VIEWER_WINDOW);
-                    m.len()
+                s.lock().map_or(0, |mut s| {
+                    s.sweep(now);
+                    s.seen.len()
                 })
             })
+            .sum()
+    }
+
+    /// Entries held, expired ones included (tests: the bound).
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.seen.len()))
             .sum()
     }
 }
@@ -692,7 +762,62 @@ mod tests {
         assert_eq!(s.blocked_requests(), 0);
         s.saw_viewer("127.0.0.1:1000".parse().unwrap());
         s.saw_viewer("127.0.0.1:1001".parse().unwrap());
-        s.saw_viewer("127.0.0.1:1000".parse().unwrap());
+        s.saw_viewer("127.0.0.2:1000".parse().unwrap());
         assert_eq!(s.viewers(), 2);
+    }
+
+    fn v4(i: u32, port: u16) -> SocketAddr {
+        SocketAddr::from((std::net::Ipv4Addr::from(i), port))
+    }
+
+    /// A viewer is a client, not a connection: an LL-HLS player's many
+    /// connections (each from a new port) count once, an IPv6 host by its /64,
+    /// an IPv4-mapped address as the IPv4 one.
+    #[test]
+    fn viewers_are_clients_not_connections() {
+        let v = Viewers::default();
+        let now = Instant::now();
+        for port in 40_000..40_100 {
+            v.touch(v4(0x7f00_0001, port), now);
+        }
+        assert_eq!(v.count(now), 1, "100 connections of one client");
+        for peer in [
+            "[::ffff:127.0.0.1]:5",
+            "10.0.0.2:1000",
+            "[2001:db8::1]:1000",
+            "[2001:db8::ffff:2]:1001",
+            "[2001:db8:0:1::1]:1000",
+        ] {
+            v.touch(peer.parse().unwrap(), now);
+        }
+        assert_eq!(v.count(now), 4);
+    }
+
+    /// Bounded whatever the traffic, and whether or not anyone reads the
+    /// count: a flood of distinct addresses holds at most `MAX_VIEWERS`, and
+    /// clients that went quiet are dropped as new ones arrive.
+    #[test]
+    fn viewer_table_is_bounded_and_swept_without_reads() {
+        let v = Viewers::default();
+        let t0 = Instant::now();
+        for i in 0..300_000 {
+            v.touch(v4(0x0a00_0000 + i, 1), t0);
+            if i % 4096 == 0 {
+                assert!(v.tracked() <= MAX_VIEWERS, "{} held", v.tracked());
+            }
+        }
+        assert!(v.tracked() <= MAX_VIEWERS, "{}", v.tracked());
+        assert_eq!(v.count(t0), MAX_VIEWERS);
+        // A client already counted stays counted when the table is full.
+        v.touch(v4(0x0a00_0000, 2), t0 + Duration::from_secs(5));
+        // The flood stops; 1,000 new clients arrive after the window. Nobody
+        // reads the count in between, yet the flood is gone.
+        let later = t0 + VIEWER_WINDOW + Duration::from_secs(1);
+        for i in 0..1000 {
+            v.touch(v4(0xc0a8_0000 + i, 1), later);
+        }
+        assert_eq!(v.tracked(), 1001);
+        assert_eq!(v.count(later), 1001);
+        assert_eq!(v.count(later + VIEWER_WINDOW), 0);
     }
 }

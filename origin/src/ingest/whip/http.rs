@@ -5,7 +5,7 @@
 //! | Request | Answer |
 //! |---|---|
 //! | `POST /whip/<s>` `application/sdp`, `Authorization: Bearer <key>` | `201` + `Location` + `ETag` + SDP answer (+ `Link` per ICE server) |
-//! | … wrong content type / offer too large | `415` / `413` |
+//! | … wrong content type / offer too large | `415` / `413` (the HTTP layer's, `serve::http::body`) |
 //! | … no or wrong key, or stream not configured (alike) / already published | `401` / `409` |
 //! | … malformed SDP / no H.264 (or other unacceptable offer) | `400` / `422`, with the reason |
 //! | … session limit reached, shutting down | `503` + `Retry-After` |
@@ -78,20 +78,15 @@ pub enum Command {
     Shutdown,
 }
 
-/// Why a request body could not be had.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyError {
-    TooLarge,
-    Read(String),
-}
-
 /// A request as the WHIP endpoint needs it.
 #[derive(Debug)]
 pub struct WhipRequest<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub headers: &'a HeaderMap,
-    pub body: Result<Bytes, BodyError>,
+    /// The whole body, read by the HTTP layer within its limit
+    /// (`max_offer_bytes` for POST and PATCH; `serve::http::body`).
+    pub body: Bytes,
     pub peer: Option<SocketAddr>,
 }
 
@@ -322,21 +317,7 @@ impl Endpoint {
         now: Instant,
         now_unix: UnixMillis,
     ) -> WhipReply {
-        let body = match &req.body {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => {
-                return WhipReply::text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the SDP offer is larger than {} bytes",
-                        self.settings.max_offer_bytes
-                    ),
-                )
-            }
-            Err(BodyError::Read(e)) => {
-                return WhipReply::text(StatusCode::BAD_REQUEST, format!("reading the offer: {e}"))
-            }
-        };
+        let body = &req.body;
         if req.content_type().as_deref() != Some(SDP) {
             return WhipReply::text(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -493,14 +474,7 @@ fn patch(req: &WhipRequest<'_>, resource: &Resource) -> WhipReply {
         }
         Some(_) => {}
     }
-    let body = match &req.body {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return WhipReply::text(StatusCode::PAYLOAD_TOO_LARGE, "SDP fragment too large")
-        }
-        Err(BodyError::Read(e)) => return WhipReply::text(StatusCode::BAD_REQUEST, e),
-    };
-    let Ok(text) = std::str::from_utf8(body) else {
+    let Ok(text) = std::str::from_utf8(&req.body) else {
         return WhipReply::text(StatusCode::BAD_REQUEST, "malformed SDP fragment: not UTF-8");
     };
     for (n, line) in text.lines().map(|l| l.trim_end_matches('\r')).enumerate() {
@@ -584,35 +558,6 @@ fn valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-/// Reads a request body of at most `limit` bytes from a Pingora session.
-pub async fn read_body(
-    http: &mut pingora_core::protocols::http::ServerSession,
-    limit: usize,
-) -> Result<Bytes, BodyError> {
-    let declared = http
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = bytes::BytesMut::new();
-    loop {
-        match http.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(BodyError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            Err(e) => return Err(BodyError::Read(e.to_string())),
-        }
-    }
 }
 
 #[cfg(test)]

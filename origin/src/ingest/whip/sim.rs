@@ -501,7 +501,7 @@ impl Sim {
             method: &method,
             path,
             headers: &map,
-            body: Ok(Bytes::from(body.to_string())),
+            body: Bytes::from(body.to_string()),
             peer: None,
         };
         let unix = self.unix(self.now);
