@@ -146,6 +146,9 @@ pub struct PackagerStats {
     pub segments: u64,
     /// Timeline breaks: input restarts, timestamp jumps, configuration changes.
     pub discontinuities: u64,
+    /// Lead frames that jumped further than the live window without the
+    /// caller saying so: each started a new timeline.
+    pub jumps: u64,
     /// What the segmenter did to keep parts and segments within their targets.
     pub segmenter: SegmenterStats,
 }
@@ -764,6 +767,22 @@ impl Packager {
         }
     }
 
+    /// A lead frame further from the previous one, either way, than the
+    /// whole live window (`window_segments` longest segments): frames the
+    /// caller did not report as a discontinuity ([`Packager::push_discontinuity`]).
+    fn is_timeline_jump(&self, frame: &Frame) -> bool {
+        let (Some(seg), Some((last, _, timescale))) = (&self.segmenter, self.latest_lead) else {
+            return false;
+        };
+        if frame.track != seg.lead() {
+            return false;
+        }
+        let window_ms = i64::from(self.config.segmenter.max_segment())
+            * self.config.window_segments.max(1) as i64;
+        let limit = window_ms * i64::from(timescale.max(1)) / 1000;
+        frame.dts.saturating_sub(last).saturating_abs() > limit
+    }
+
     fn drain_front(&mut self) {
         while let Some(ev) = self.front.poll() {
             self.handle(ev);
@@ -787,6 +806,12 @@ impl Packager {
                 }
             }
             FrontEndEvent::Frame(frame) => {
+                if self.is_timeline_jump(&frame) {
+                    // Gap parts for it would have no end (an hour of them is
+                    // 18,000): a jump this far is a new timeline instead.
+                    self.stats.jumps += 1;
+                    self.handle(FrontEndEvent::Discontinuity);
+                }
                 let Some(seg) = self.segmenter.as_mut() else {
                     return;
                 };

@@ -139,3 +139,55 @@ fn h264_and_opus_frames_package_and_decode() {
         assert_eq!(String::from_utf8_lossy(&decode.stderr), "");
     }
 }
+
+/// A frame ingest whose caller does not report a timestamp jump (an RTMP
+/// publisher's clock leaping an hour, found by the `rtmp_media` fuzzer): the
+/// packager starts a new timeline instead of filling the hour with gap parts
+/// (18,000 of them, which ran the fuzzer out of memory).
+#[test]
+fn an_unreported_jump_beyond_the_live_window_is_a_new_timeline() {
+    let mut front = TsFrontEnd::default();
+    front.push(TS).unwrap();
+    front.flush().unwrap();
+    let mut track = None;
+    let mut video = Vec::new();
+    while let Some(ev) = front.poll() {
+        match ev {
+            FrontEndEvent::Tracks(t) => track = Some(t[0].clone()),
+            FrontEndEvent::Frame(f) if f.track == 0 => video.push(f),
+            _ => {}
+        }
+    }
+    let mut p = Packager::new(PackagerConfig::default());
+    p.push_tracks(vec![track.unwrap()]);
+    let (first, last) = (video[0].dts, video[video.len() - 1].dts);
+    let hour = 3600 * 90_000;
+    let mut parts = 0;
+    for (i, shift) in [(0usize, 0i64), (1, hour)] {
+        for f in &video {
+            let mut f = f.clone();
+            // The second pass an hour (plus the first pass) later.
+            f.dts += shift + i as i64 * (last - first);
+            f.pts += shift + i as i64 * (last - first);
+            p.push_frame(f, UnixMillis(1_795_000_000_000));
+            while let Some(ev) = p.poll() {
+                if matches!(
+                    ev,
+                    Event::Object {
+                        kind: ObjectKind::Part,
+                        ..
+                    }
+                ) {
+                    parts += 1;
+                }
+            }
+        }
+    }
+    let stats = p.stats();
+    assert_eq!(stats.jumps, 1, "{stats:?}");
+    assert!(stats.discontinuities >= 1, "{stats:?}");
+    assert!(
+        parts < 200,
+        "{parts} parts for two passes of a short capture"
+    );
+}
