@@ -282,6 +282,16 @@ impl Metrics {
         }
         .render(&mut out);
         PerStream {
+            name: "brook_stream_publishing",
+            help: "1 while a publisher feeds the stream, 0 while it waits for one to reconnect or after it ended.",
+            kind: Type::Gauge,
+            values: stats
+                .iter()
+                .map(|(n, _, s)| (n.clone(), f64::from(u8::from(s.snapshot().live))))
+                .collect(),
+        }
+        .render(&mut out);
+        PerStream {
             name: "brook_http_requests_blocked",
             help: "Requests held waiting (blocking playlist reload, preload-hinted part).",
             kind: Type::Gauge,
@@ -399,6 +409,7 @@ mod tests {
         assert!(text.contains("brook_part_publish_to_first_byte_seconds_count 2\n"));
         assert!(text.contains("brook_ingest_bytes_total{stream=\"cam1\"} 0\n"));
         assert!(text.contains("brook_streams_active 1\n"));
+        assert!(text.contains("brook_stream_publishing{stream=\"cam1\"} 1\n"));
         // Every sample line belongs to a family declared with # TYPE.
         let declared: Vec<&str> = text
             .lines()

@@ -7,6 +7,7 @@
 //! cargo xtask wasm    # edge Worker -> edge/build/{index.js,index_bg.wasm}
 //! cargo xtask test    # everything CI checks, in order, stopping at the first failure
 //! cargo xtask terraform  # just the offline terraform checks
+//! cargo xtask ops        # just the dashboard and alert rule checks
 //! cargo xtask dev     # origin + wrangler dev + an ffmpeg test publisher
 //! cargo xtask bench origin  # 5,000 LL-HLS viewers; parts/s against nginx
 //! ```
@@ -32,11 +33,13 @@ usage: cargo xtask <command>
 commands:
   setup   install what Brook's build needs (idempotent; fast when all present)
   wasm    build the edge Worker into edge/build/
-  test    run every check CI runs: fmt, terraform, clippy, cargo test, wasm build,
+  test    run every check CI runs: fmt, terraform, ops, clippy, cargo test, wasm build,
           wrangler bundle, edge Miniflare tests, end-to-end tests
   terraform
           the offline terraform checks (also a step of `test`): fmt -check and
           tests/terraform (wrangler.toml bindings, documented variables); docs/deploy.md
+  ops     the dashboard and alert rule checks (also a step of `test`): promtool check
+          and test rules, tests/ops (metrics exported, documented); docs/ops.md
   dev     run origin, edge (wrangler dev) and a test-pattern publisher; Ctrl-C stops all
   bench package [RUNS]
           brook package against ffmpeg -c copy -f hls on a 60 s 1080p30 file, whole
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
         "wasm" => wasm::build(&ctx),
         "test" => test::run(&ctx),
         "terraform" => test::terraform(&ctx),
+        "ops" => test::ops(&ctx),
         "dev" => dev::run(&ctx),
         "bench" => bench::run(&ctx, &args[1..]),
         other => Err(Error::msg(format!("unknown command {other:?}\n\n{USAGE}"))),

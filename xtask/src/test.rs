@@ -18,6 +18,7 @@ const STEPS: &[(&str, Step)] = &[
         run_cmd(&mut cargo(ctx, &["fmt", "--all", "--check"]))
     }),
     ("terraform", |ctx, _| terraform(ctx)),
+    ("ops", |ctx, _| ops(ctx)),
     ("clippy", |ctx, _| {
         run_cmd(&mut cargo(
             ctx,
@@ -101,6 +102,35 @@ pub fn terraform(ctx: &Ctx) -> Result {
     let mut tests = Command::new(&python);
     tests
         .args(["-m", "unittest", "discover", "-s", "tests/terraform"])
+        .current_dir(&ctx.root);
+    println!("$ {}", display(&tests));
+    run_cmd(&mut tests)
+}
+
+/// ops/ checked: the alert rules with promtool (Debian's `prometheus`
+/// package: `check rules`, and `test rules` with the series each alert must
+/// and must not fire on), then tests/ops/check.py (the Grafana dashboard
+/// against its schema; dashboard and rules against the origin's metrics and
+/// docs/ops.md) and its own tests. docs/ops.md, "Dashboards and alerts".
+pub fn ops(ctx: &Ctx) -> Result {
+    let rules = ctx.root.join("ops").join("prometheus");
+    for args in [
+        ["check", "rules", "brook.rules.yml"],
+        ["test", "rules", "brook.rules.test.yml"],
+    ] {
+        let mut cmd = Command::new("promtool");
+        cmd.args(args).current_dir(&rules);
+        println!("$ {}", display(&cmd));
+        run_cmd(&mut cmd)?;
+    }
+    let python = setup::venv_python(ctx);
+    let mut check = Command::new(&python);
+    check.arg("tests/ops/check.py").current_dir(&ctx.root);
+    println!("$ {}", display(&check));
+    run_cmd(&mut check)?;
+    let mut tests = Command::new(&python);
+    tests
+        .args(["-m", "unittest", "discover", "-s", "tests/ops"])
         .current_dir(&ctx.root);
     println!("$ {}", display(&tests));
     run_cmd(&mut tests)
