@@ -256,6 +256,67 @@ pub fn parse_publish_name(name: &str) -> (&str, Option<std::borrow::Cow<'_, str>
 mod tests {
     use super::*;
 
+    /// RTMP chunks of one AMF0 message (type 20, chunk stream 3, 128-byte
+    /// chunks as a client sends before it changes the chunk size).
+    fn amf_message(payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut out = vec![0x03, 0, 0, 0];
+        out.extend_from_slice(&len.to_be_bytes()[1..]);
+        out.push(20);
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        for (i, chunk) in payload.chunks(128).enumerate() {
+            if i > 0 {
+                out.push(0xC3);
+            }
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+
+    /// A 65 KB command of nested strict arrays used to overflow the
+    /// connection thread's stack in rml_amf0, aborting the whole origin
+    /// before any key check; the patched copy (third_party/rml_amf0) refuses
+    /// it as an error, which ends that connection only.
+    #[test]
+    fn deeply_nested_amf_is_an_error_not_an_abort() {
+        use rml_rtmp::sessions::{ServerSession, ServerSessionConfig};
+        let nested: Vec<u8> = [0x0A, 0, 0, 0, 1].repeat(13_000);
+        // On a small stack, so an unbounded recursion could not go unnoticed.
+        let outcome = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let (mut session, _) = ServerSession::new(ServerSessionConfig::new()).unwrap();
+                session.handle_input(&amf_message(&nested)).map(drop)
+            })
+            .unwrap()
+            .join()
+            .expect("no panic");
+        let err = outcome.expect_err("refused");
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+        // What RTMP clients send still parses: a connect command.
+        let mut connect = vec![0x02, 0, 7];
+        connect.extend_from_slice(b"connect");
+        connect.push(0x00);
+        connect.extend_from_slice(&1f64.to_be_bytes());
+        connect.extend_from_slice(&[0x03, 0, 3]);
+        connect.extend_from_slice(b"app");
+        connect.extend_from_slice(&[0x02, 0, 4]);
+        connect.extend_from_slice(b"live");
+        connect.extend_from_slice(&[0, 0, 0x09]);
+        let (mut session, _) = ServerSession::new(ServerSessionConfig::new()).unwrap();
+        let message = amf_message(&connect);
+        let results = session.handle_input(&message).unwrap();
+        assert!(
+            results.iter().any(|r| matches!(
+                r,
+                rml_rtmp::sessions::ServerSessionResult::RaisedEvent(
+                    rml_rtmp::sessions::ServerSessionEvent::ConnectionRequested { .. }
+                )
+            )),
+            "{results:?}"
+        );
+    }
+
     #[test]
     fn publish_names() {
         assert_eq!(
