@@ -20,7 +20,7 @@ use crate::hls::{
 };
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
 use crate::segmenter::{
-    part_target_ticks, ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
+    track_part_targets, ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
     SegmenterStats,
 };
 use crate::time::UnixMillis;
@@ -178,13 +178,18 @@ struct Rendition {
 }
 
 impl Rendition {
-    fn new(name: String, info: TrackInfo, config: &PackagerConfig, first_msn: u64) -> Self {
+    /// `part_target_ticks`: the track's part target in its ticks
+    /// ([`track_part_targets`]: audio parts follow the lead's boundaries in
+    /// whole audio frames; the segmenter holds every part within it).
+    fn new(
+        name: String,
+        info: TrackInfo,
+        config: &PackagerConfig,
+        first_msn: u64,
+        part_target_ticks: i64,
+    ) -> Self {
         let seg = config.segmenter;
-        // Audio parts follow the video's boundaries in whole audio frames, so the
-        // audio playlist's PART-TARGET is rounded up to whole frames; the
-        // segmenter holds every part of the track within it.
-        let part_target =
-            part_target_ticks(&info, seg.part_target_ms) as f64 / f64::from(info.timescale.max(1));
+        let part_target = part_target_ticks as f64 / f64::from(info.timescale.max(1));
         // Fixed for the playlist's life (RFC 8216bis §6.2.1): the segmenter never
         // makes a segment longer than the longest it is configured for.
         let target_duration = seg.target_duration();
@@ -777,9 +782,11 @@ impl Packager {
         if frame.track != seg.lead() {
             return false;
         }
-        let window_ms = i64::from(self.config.segmenter.max_segment())
-            * self.config.window_segments.max(1) as i64;
-        let limit = window_ms * i64::from(timescale.max(1)) / 1000;
+        // A VOD packaging keeps every segment (`window_segments` up to
+        // usize::MAX): saturate rather than wrap.
+        let window = i64::try_from(self.config.window_segments.max(1)).unwrap_or(i64::MAX);
+        let window_ms = i64::from(self.config.segmenter.max_segment()).saturating_mul(window);
+        let limit = window_ms.saturating_mul(i64::from(timescale.max(1))) / 1000;
         frame.dts.saturating_sub(last).saturating_abs() > limit
     }
 
@@ -847,6 +854,7 @@ impl Packager {
             r.active = false;
         }
         self.track_rendition.clear();
+        let part_targets = track_part_targets(&tracks, self.config.segmenter.part_target_ms);
         for (t, info) in tracks.iter().enumerate() {
             let name = match self.names.get(t) {
                 Some(n) => n.clone(),
@@ -866,6 +874,7 @@ impl Packager {
                         info.clone(),
                         &self.config,
                         next_msn,
+                        part_targets[t],
                     ));
                     self.renditions.len() - 1
                 }

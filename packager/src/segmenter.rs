@@ -102,6 +102,41 @@ pub fn part_target_ticks(track: &TrackInfo, part_target_ms: u32) -> i64 {
     (target + frame - 1) / frame * frame
 }
 
+/// Every track's part target in its own ticks: the lead's is
+/// [`part_target_ticks`]; another track's parts span the lead's, so its target
+/// covers the lead's too (an AAC lead's 0.2133 s parts under an Opus track's
+/// 20 ms frames give that track 0.22 s), in its own whole frames.
+pub fn track_part_targets(tracks: &[TrackInfo], part_target_ms: u32) -> Vec<i64> {
+    let lead = tracks
+        .iter()
+        .position(|t| t.kind() == TrackKind::Video)
+        .unwrap_or(0);
+    let Some(lead_info) = tracks.get(lead) else {
+        return Vec::new();
+    };
+    let lead_ticks = part_target_ticks(lead_info, part_target_ms);
+    let lead_ms = rescale(lead_ticks, lead_info.timescale.max(1), 1000).max(1);
+    let lead_ms = if rescale(lead_ms, 1000, lead_info.timescale.max(1)) < lead_ticks {
+        lead_ms + 1
+    } else {
+        lead_ms
+    };
+    let follower_ms = u32::try_from(lead_ms)
+        .unwrap_or(u32::MAX)
+        .max(part_target_ms);
+    tracks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if i == lead {
+                lead_ticks
+            } else {
+                part_target_ticks(t, follower_ms)
+            }
+        })
+        .collect()
+}
+
 /// Non-lead samples gathered before a chunk is written (about 100 ms of AAC).
 const CHUNK_SAMPLES: usize = 5;
 
@@ -175,6 +210,9 @@ impl SegmenterStats {
         self.frames_dropped += other.frames_dropped;
     }
 }
+
+/// Follower samples waiting for the lead at most (~40 s of 48 kHz AAC).
+const MAX_WAITING: usize = 2000;
 
 /// A part boundary the lead decided, waiting for a track to reach it.
 #[derive(Debug, Clone, Copy)]
@@ -261,10 +299,7 @@ impl Segmenter {
                 ..Track::default()
             })
             .collect();
-        let part_targets = tracks
-            .iter()
-            .map(|t| part_target_ticks(t, config.part_target_ms))
-            .collect();
+        let part_targets = track_part_targets(&tracks, config.part_target_ms);
         Self {
             config,
             infos: tracks,
@@ -609,6 +644,15 @@ impl Segmenter {
             return; // nothing before the first lead keyframe
         };
         if self.to_lead(t, s.dts + i64::from(s.duration)) <= origin {
+            return;
+        }
+        // A track far ahead of the lead (its clock jumped, the lead's did
+        // not) would wait without end: beyond ten longest segments it is
+        // dropped, and a hard cap bounds what waits in any case.
+        let progress = self.tracks[self.lead].end.unwrap_or(origin);
+        let too_far = self.to_lead(t, s.dts) - progress > 10 * self.max_segment();
+        if too_far || self.tracks[t].waiting.len() >= MAX_WAITING {
+            self.stats.frames_dropped += 1;
             return;
         }
         self.tracks[t].waiting.push_back(s);

@@ -191,3 +191,45 @@ fn an_unreported_jump_beyond_the_live_window_is_a_new_timeline() {
         "{parts} parts for two passes of a short capture"
     );
 }
+
+/// Audio whose clock jumped an hour ahead of the video's (an encoder that
+/// reset one clock only): its frames are dropped and counted, not kept
+/// waiting for a video that will not get there for an hour.
+#[test]
+fn a_follower_far_ahead_of_the_lead_is_dropped_not_buffered() {
+    let mut front = TsFrontEnd::default();
+    front.push(TS).unwrap();
+    front.flush().unwrap();
+    let mut tracks = None;
+    let mut frames = Vec::new();
+    while let Some(ev) = front.poll() {
+        match ev {
+            FrontEndEvent::Tracks(t) => tracks = Some(t),
+            FrontEndEvent::Frame(f) => frames.push(f),
+            _ => {}
+        }
+    }
+    let tracks = tracks.unwrap();
+    let audio = tracks
+        .iter()
+        .position(|t| t.kind() == brook_packager::media::TrackKind::Audio)
+        .unwrap();
+    let audio_rate = i64::from(tracks[audio].timescale);
+    let mut p = Packager::new(PackagerConfig::default());
+    p.push_tracks(tracks);
+    let mut audio_frames = 0;
+    for mut f in frames {
+        if f.track == audio {
+            f.dts += 3600 * audio_rate;
+            f.pts += 3600 * audio_rate;
+            audio_frames += 1;
+        }
+        p.push_frame(f, UnixMillis(1_795_000_000_000));
+        while p.poll().is_some() {}
+    }
+    let dropped = p.stats().segmenter.frames_dropped;
+    assert!(
+        audio_frames > 50 && dropped >= audio_frames - 2,
+        "{dropped} of {audio_frames} dropped"
+    );
+}

@@ -158,28 +158,35 @@ test('an RTMP publisher feeds the ladder like every other ingest', async () => {
   }
 });
 
-test('a wrong key is refused, logged, and nothing is served', async () => {
-  const before = origin.log.length;
-  const publisher = rtmpPublisher(`cam2?key=${WRONG}`);
-  const { code } = await Promise.race([publisher.exited, new Promise((r) => setTimeout(r, 20000, {}))]);
-  await publisher.stop();
-  assert.notEqual(code, 0, `ffmpeg kept publishing:\n${publisher.log}`);
-  await waitFor('the refusal in the log', () => /RTMP publish refused/.test(origin.log.slice(before)));
-  assert.equal((await text(`${origin.url}/live/cam2/index.m3u8`)).status, 404);
+test('a wrong key (and an unknown stream) is refused, logged, and nothing is served', async () => {
+  // A configured stream that is not publishing now, so a wrongly admitted
+  // publisher would show.
+  for (const [stream, wanted] of [['again', 'wrong stream key'], ['cam2', 'is not configured']]) {
+    const before = origin.log.length;
+    const publisher = rtmpPublisher(`${stream}?key=${WRONG}`);
+    const exited = await Promise.race([publisher.exited, new Promise((r) => setTimeout(r, 20000, null))]);
+    await publisher.stop();
+    assert.ok(exited && exited.code !== 0, `ffmpeg kept publishing to ${stream}:\n${publisher.log}`);
+    await waitFor('the refusal in the log', () => origin.log.slice(before).includes(wanted))
+      .catch((e) => { throw new Error(`${e.message}\n${origin.log.slice(before)}`); });
+    assert.match(origin.log.slice(before), /RTMP publish refused/);
+    assert.equal((await text(`${origin.url}/live/${stream}/index.m3u8`)).status, 404);
+  }
 });
 
 test('garbage on the RTMP port ends that connection only', async () => {
   const before = origin.log.length;
-  await new Promise((resolve, reject) => {
+  const garbage = await new Promise((resolve) => {
     const socket = connect(origin.rtmpPort, '127.0.0.1', () => {
       // C0 with RTMP's version 3, then bytes that are no handshake at all.
       socket.write(Buffer.concat([Buffer.from([3]), Buffer.alloc(4000, 0xA5)]));
     });
     socket.on('data', () => {});
-    socket.on('close', resolve);
-    socket.on('error', reject);
-    setTimeout(() => { socket.destroy(); resolve(); }, 15000);
+    socket.on('close', () => resolve('closed'));
+    socket.on('error', () => resolve('error'));
+    setTimeout(() => { socket.destroy(); resolve('open'); }, 15000);
   });
+  assert.notEqual(garbage, 'open', 'a garbage handshake is disconnected');
   const bad = await new Promise((resolve) => {
     const socket = connect(origin.rtmpPort, '127.0.0.1', () => socket.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')));
     socket.on('data', () => {});

@@ -477,19 +477,21 @@ impl Ladder {
         } else if self.fallback.take().is_some() {
             // Serving the source directly: it goes on with the new source.
             output.restart_input(now);
-            self.enter_fallback(output, now);
+            let copy = self.plan_copies_source(self.plan.as_ref());
+            self.enter_fallback(output, copy);
         }
+    }
+
+    /// Whether `plan` serves the source as its top rung.
+    fn plan_copies_source(&self, plan: Option<&Plan>) -> bool {
+        plan.and_then(|p| p.rungs.first()).is_some_and(|r| r.copy)
     }
 
     /// The transcoder cannot run for a while: serve the source rung (and
     /// the source's AAC audio) directly until it can, if configured and the
-    /// plan has a source rung. The caller has restarted the output's input.
-    fn enter_fallback(&mut self, output: &mut Output, now: UnixMillis) {
-        let copy = self
-            .plan
-            .as_ref()
-            .and_then(|p| p.rungs.first())
-            .is_some_and(|r| r.copy);
+    /// plan (`copy`) has a source rung. The caller has restarted the output's
+    /// input, if it had one.
+    fn enter_fallback(&mut self, output: &mut Output, copy: bool) {
         if !self.config.source_while_down || !copy || self.fallback.is_some() {
             return;
         }
@@ -497,18 +499,13 @@ impl Ladder {
             return;
         };
         let mut map = vec![None; tracks.len()];
-        let mut out = Vec::new();
+        let mut out: Vec<TrackInfo> = Vec::new();
+        // The first H.264 video and the first AAC audio; other tracks stay out.
         for (i, t) in tracks.iter().enumerate() {
             let wanted = match (&t.codec, t.kind()) {
-                (CodecConfig::Avc(_), TrackKind::Video) => {
-                    !out.iter().any(|o: &TrackInfo| o.kind() == TrackKind::Video)
-                }
-                (CodecConfig::Aac(_), TrackKind::Audio) => {
-                    !out.iter().any(|o: &TrackInfo| o.kind() == TrackKind::Audio)
-                }
-                (_, TrackKind::Audio) => {
-                    warn!(stream = %output.stream.name, "the transcoder is down; the source rung is not served alone: its audio is not AAC");
-                    return;
+                (CodecConfig::Avc(_), TrackKind::Video)
+                | (CodecConfig::Aac(_), TrackKind::Audio) => {
+                    !out.iter().any(|o| o.kind() == t.kind())
                 }
                 _ => false,
             };
@@ -519,7 +516,16 @@ impl Ladder {
                 out.push(info);
             }
         }
-        if !out.iter().any(|t| t.kind() == TrackKind::Video) {
+        let has_audio = tracks.iter().any(|t| t.kind() == TrackKind::Audio);
+        let why_not = if !out.iter().any(|t| t.kind() == TrackKind::Video) {
+            Some("its video is not H.264")
+        } else if has_audio && !out.iter().any(|t| t.kind() == TrackKind::Audio) {
+            Some("its audio is not AAC")
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            warn!(stream = %output.stream.name, "the transcoder is down; the source rung is not served alone: {why}");
             return;
         }
         let names = out
@@ -531,7 +537,6 @@ impl Ladder {
             .collect();
         output.set_rendition_names(names);
         warn!(stream = %output.stream.name, "the transcoder is down: serving the source rung directly until it is back; the other rungs pause");
-        let _ = now;
         self.fallback = Some(Fallback {
             tracks: out,
             map,
@@ -605,8 +610,16 @@ impl Ladder {
             }
             return;
         }
-        self.fallback_frame(&frame, output, now);
-        self.maybe_start(output, metrics, this, now);
+        // While the source is served directly, the transcoder comes back only
+        // at a keyframe: the GOP it would be given is then just that frame,
+        // so nothing already served is served again (and the dates do not go
+        // back).
+        if self.fallback.is_none() || (is_video && frame.keyframe) {
+            self.maybe_start(output, metrics, this, now);
+        }
+        if self.running.is_none() {
+            self.fallback_frame(&frame, output, now);
+        }
     }
 
     fn maybe_start(
@@ -670,7 +683,8 @@ impl Ladder {
                 metrics.transcoder_restarts.add("spawn_failed");
                 self.note_restart(at);
                 self.not_before = Some(at + Duration::from_secs(2).max(self.backoff(at)));
-                self.enter_fallback(output, now);
+                let copy = self.plan_copies_source(Some(&plan));
+                self.enter_fallback(output, copy);
                 return;
             }
         };
@@ -828,7 +842,8 @@ impl Ladder {
                 self.restart_reason = Some(format!("it exited ({status})"));
                 output.restart_input(now);
                 if !wait.is_zero() {
-                    self.enter_fallback(output, now);
+                    let copy = self.plan_copies_source(self.plan.as_ref());
+                    self.enter_fallback(output, copy);
                 }
                 if let Ok(mut st) = output.stream.stats.lock() {
                     st.transcoder_pid = None;

@@ -146,6 +146,8 @@ fn enhanced_video(data: &[u8]) -> Result<VideoTag<'_>, FlvError> {
             data: body,
         }),
         EX_SEQUENCE_END | EX_METADATA => Ok(VideoTag::Other),
+        // MPEG2TSSequenceStart, Multitrack (OBS's enhanced broadcasting),
+        // ModEx (E-RTMP v2): not parsed; the publisher's other tags go on.
         other => Err(FlvError::PacketType(other)),
     }
 }

@@ -112,9 +112,7 @@ impl RtmpMedia {
                 Ok(())
             }
             Ok(VideoTag::Other) => Ok(()),
-            Err(e @ (FlvError::VideoCodec(_) | FlvError::PacketType(_))) => {
-                Err(MediaError::Video(e))
-            }
+            Err(e @ FlvError::VideoCodec(_)) => Err(MediaError::Video(e)),
             Err(_) => {
                 self.stats.bad_tags += 1;
                 Ok(())

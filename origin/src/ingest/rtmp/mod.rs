@@ -150,8 +150,15 @@ impl RtmpIngest {
             return;
         }
         self.shared.stopping.store(true, Ordering::Release);
-        // Wake the blocking accepts.
-        for addr in std::iter::once(self.local_addr).chain(self.tls_addr) {
+        // Wake the blocking accepts (a wildcard address through loopback:
+        // not every platform connects to 0.0.0.0).
+        for mut addr in std::iter::once(self.local_addr).chain(self.tls_addr) {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
         for thread in self.accept_threads.drain(..) {
@@ -223,8 +230,14 @@ fn accept_loop(
             thread::Builder::new()
                 .name(format!("rtmp-{id}"))
                 .spawn(move || {
-                    session::run(&shared, stream, peer, tls.as_ref());
-                    shared.active.fetch_sub(1, Ordering::AcqRel);
+                    // The slot is given back however the thread ends.
+                    let _slot = Slot(&shared.active);
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        session::run(&shared, stream, peer, tls.as_ref())
+                    });
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!(%peer, "RTMP connection thread panicked; connection closed");
+                    }
                 })
         };
         match spawned {
@@ -236,6 +249,15 @@ fn accept_loop(
                 tracing::error!(%peer, error = %e, "spawning an RTMP connection thread");
             }
         }
+    }
+}
+
+/// One of `max_connections`, released when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

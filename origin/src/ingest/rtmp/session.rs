@@ -21,6 +21,11 @@ use super::{parse_publish_name, Shared};
 use crate::ingest::{Claim, LinkStats, Protocol, Publish, Refusal};
 
 const READ_TICK: Duration = Duration::from_millis(500);
+/// What a connection may send before its publish is admitted: the connect,
+/// createStream and publish commands take a few hundred bytes. Past this it is
+/// closed (`rml_rtmp` would otherwise buffer commands and streams without a
+/// limit for a peer that never presents a key).
+const PRE_PUBLISH_BYTES: u64 = 64 * 1024;
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs a connection to its end and logs why it ended.
@@ -88,6 +93,32 @@ struct Connection<'a> {
 /// Why a connection ends (for the log and the pipeline).
 type End = String;
 
+impl Drop for Connection<'_> {
+    /// Only reached with a publisher still attached when the thread unwinds:
+    /// the pipeline still hears that this connection is gone.
+    fn drop(&mut self) {
+        if let Some(publish) = self.publish.take() {
+            publish.close("the RTMP connection's thread panicked");
+        }
+    }
+}
+
+/// A name from the wire as it may appear in a log: itself when it could be
+/// a stream or application name, otherwise only its length (it may be a key
+/// typed in the wrong field, or anything else).
+fn shown(name: &str) -> String {
+    if !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        name.to_owned()
+    } else {
+        format!("<{} bytes>", name.len())
+    }
+}
+
 impl Connection<'_> {
     fn serve(&mut self) -> End {
         let config = &self.shared.config;
@@ -134,6 +165,9 @@ impl Connection<'_> {
             let now = Instant::now();
             if self.publish.is_none() && now >= setup_deadline {
                 return "no publish request in time".into();
+            }
+            if self.publish.is_none() && self.bytes > PRE_PUBLISH_BYTES {
+                return format!("more than {PRE_PUBLISH_BYTES} bytes before publishing");
             }
             if now >= self.next_report {
                 self.report(now);
@@ -251,7 +285,8 @@ impl Connection<'_> {
                     ))?;
                     self.flush(reject)?;
                     return Err(format!(
-                        "connect refused: application {app_name:?} (expected {app:?})"
+                        "connect refused: application {} (expected {app})",
+                        shown(&app_name)
                     ));
                 }
                 protocol(session.accept_request(request_id))
@@ -271,6 +306,16 @@ impl Connection<'_> {
                     return Err("a second publish on one connection".into());
                 }
                 let (name, key) = parse_publish_name(&stream_key);
+                if !brook_common::valid_stream_name(name) {
+                    let reject = protocol(session.reject_request(
+                        request_id,
+                        "NetStream.Publish.BadName",
+                        "not authorized",
+                    ))?;
+                    self.flush(reject)?;
+                    tracing::warn!(peer = %self.peer, stream = %shown(name), "RTMP publish refused: not a stream name");
+                    return Err("publish refused: not a stream name".into());
+                }
                 let claim = Claim {
                     stream: name,
                     key: key.as_deref(),

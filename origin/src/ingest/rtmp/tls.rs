@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConfig, ServerConnection};
 
 /// A server TLS configuration from PEM files: the certificate chain and its
 /// private key. `Err` says which file and why.
@@ -34,9 +34,16 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
 
 /// A connection's byte stream: plain TCP, or TLS over it. Timeouts and
 /// shutdown act on the TCP socket underneath.
+///
+/// TLS is driven by hand rather than with rustls' `StreamOwned`, whose
+/// `read` keeps reading the socket until a whole TLS record or handshake
+/// message is in: a peer trickling one byte at a time would hold a read
+/// for hours and the session's deadlines would never be checked. Here each
+/// `read` makes at most one socket read (bounded by its timeout) and
+/// returns `WouldBlock` when that produced no plaintext yet.
 pub(super) enum Io {
     Plain(TcpStream),
-    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    Tls(Box<ServerConnection>, TcpStream),
 }
 
 impl Io {
@@ -45,25 +52,61 @@ impl Io {
             None => Io::Plain(tcp),
             Some(config) => {
                 let conn = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
-                Io::Tls(Box::new(StreamOwned::new(conn, tcp)))
+                Io::Tls(Box::new(conn), tcp)
             }
         })
     }
 
     pub(super) fn tcp(&self) -> &TcpStream {
         match self {
-            Io::Plain(s) => s,
-            Io::Tls(s) => &s.sock,
+            Io::Plain(s) | Io::Tls(_, s) => s,
         }
     }
 
     /// Ends the connection: TLS's close_notify first, then the socket.
     pub(super) fn close(&mut self) {
-        if let Io::Tls(s) = self {
-            s.conn.send_close_notify();
-            let _ = s.conn.complete_io(&mut s.sock);
+        if let Io::Tls(conn, sock) = self {
+            conn.send_close_notify();
+            let _ = flush_tls(conn, sock);
         }
         let _ = self.tcp().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Writes out whatever TLS records are pending (blocking, bounded by the
+/// socket's write timeout).
+fn flush_tls(conn: &mut ServerConnection, sock: &mut TcpStream) -> io::Result<()> {
+    while conn.wants_write() {
+        conn.write_tls(sock)?;
+    }
+    Ok(())
+}
+
+/// One step of a TLS read: plaintext already decrypted, or one socket read.
+fn read_tls(
+    conn: &mut ServerConnection,
+    sock: &mut TcpStream,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match conn.reader().read(buf) {
+        Ok(n) => return Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    // One socket read, bounded by the socket's read timeout.
+    if conn.read_tls(sock)? == 0 {
+        return Ok(0);
+    }
+    let state = conn.process_new_packets();
+    // Handshake answers, alerts (also the one that says why it failed).
+    let flushed = flush_tls(conn, sock);
+    state.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    flushed?;
+    match conn.reader().read(buf) {
+        Ok(n) => Ok(n),
+        // Nothing decrypted yet: the caller checks its deadlines and comes back.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+        Err(e) => Err(e),
     }
 }
 
@@ -71,7 +114,7 @@ impl Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Io::Plain(s) => s.read(buf),
-            Io::Tls(s) => s.read(buf),
+            Io::Tls(conn, sock) => read_tls(conn, sock, buf),
         }
     }
 }
@@ -80,14 +123,18 @@ impl Write for Io {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Io::Plain(s) => s.write(buf),
-            Io::Tls(s) => s.write(buf),
+            Io::Tls(conn, sock) => {
+                let n = conn.writer().write(buf)?;
+                flush_tls(conn, sock)?;
+                Ok(n)
+            }
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Io::Plain(s) => s.flush(),
-            Io::Tls(s) => s.flush(),
+            Io::Tls(conn, sock) => flush_tls(conn, sock),
         }
     }
 }
