@@ -112,7 +112,7 @@ pub fn select(streams: &[Offered<'_>]) -> Selection {
             }
             ("audio", _, "pcmu" | "pcma") => format!(
                 "G.711 audio ({}) is not packaged: dropped by policy (HLS/DASH players want AAC)",
-                o.encoding
+                o.encoding.to_ascii_uppercase()
             ),
             ("video", None, _) => format!("video codec {} is not supported", o.encoding),
             ("audio", _, _) => format!("audio codec {} is not supported", o.encoding),
@@ -132,7 +132,7 @@ pub struct VideoIn<'a> {
     /// RTP timestamp extended to 64 bits, in the stream's clock.
     pub timestamp: i64,
     pub clock_rate: u32,
-    /// The depacketizer saw an IDR (H.264) / IRAP (H.265) picture.
+    /// The depacketizer saw an IDR (H.264) / IDR or BLA (H.265) picture.
     pub random_access: bool,
     /// RTP packets lost before this frame.
     pub loss: u16,
@@ -316,8 +316,13 @@ impl RtspMedia {
             self.need_keyframe = true;
             return Ok(());
         }
-        // The depacketizer's flag, confirmed by the NAL units themselves.
-        let keyframe = f.random_access && has_random_access(f.data, codec);
+        // The depacketizer's flag, confirmed by the NAL units themselves. For
+        // H.265 the NAL units decide alone: retina 0.4 does not count a CRA
+        // picture (x265's keyframe after the first IDR) as random access;
+        // Brook's MPEG-TS path takes every IRAP (BLA, IDR, CRA), and so does
+        // this one.
+        let keyframe =
+            (f.random_access || codec == VideoCodec::H265) && has_random_access(f.data, codec);
         if (self.need_keyframe || self.announced.is_none() || self.changed) && !keyframe {
             self.stats.dropped += 1;
             return Ok(());

@@ -128,7 +128,7 @@ type Playing = (
 
 /// Resolves the camera, then DESCRIBE, SETUP and PLAY.
 async fn connect(pull: &Pull, memory: &mut Memory) -> Result<Playing, String> {
-    let scrub = |e: &dyn std::fmt::Display| pull.url.scrub(&e.to_string());
+    let scrub = |e: &dyn std::fmt::Display| one_line(&pull.url.scrub(&e.to_string()));
     let (host, port) = pull.url.host_port();
     let peer = tokio::net::lookup_host((host.as_str(), port))
         .await
@@ -225,7 +225,7 @@ impl Feed {
                     )
                 }
                 Ok(None) => return "the camera ended the session".into(),
-                Ok(Some(Err(e))) => return pull.url.scrub(&e.to_string()),
+                Ok(Some(Err(e))) => return one_line(&pull.url.scrub(&e.to_string())),
                 Ok(Some(Ok(item))) => item,
             };
             let now = crate::unix_now();
@@ -336,5 +336,26 @@ impl Feed {
             packets_lost: Some(self.lost),
             ..LinkStats::default()
         });
+    }
+}
+
+/// retina's errors span lines (the connection and message context follow the
+/// reason): one log line each, parts joined with " / ".
+fn one_line(text: &str) -> String {
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn errors_become_one_line() {
+        assert_eq!(
+            super::one_line("401 response to DESCRIBE\n\nconn: a->b\nmsg: 161"),
+            "401 response to DESCRIBE / conn: a->b / msg: 161"
+        );
     }
 }

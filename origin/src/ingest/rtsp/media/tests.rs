@@ -244,6 +244,22 @@ fn keyframe_rules() {
     m.check_invariants();
 }
 
+/// An H.265 CRA picture (x265's keyframes after the first IDR) starts a
+/// segment although retina does not flag it.
+#[test]
+fn h265_cra_is_a_keyframe() {
+    let cam = camera(H265_AAC);
+    let mut m = RtspMedia::new();
+    let mut out = Vec::new();
+    m.set_video(VideoCodec::H265, &cam.record).unwrap();
+    let unit = |t: u8| [0, 0, 0, 3, t << 1, 1, 0xaf];
+    m.video(video_in(0, false, &unit(21)), &mut out).unwrap();
+    m.video(video_in(3000, false, &unit(1)), &mut out).unwrap();
+    m.video(video_in(6000, true, &unit(1)), &mut out).unwrap();
+    let keys: Vec<bool> = frames(&out, VIDEO).iter().map(|f| f.keyframe).collect();
+    assert_eq!(keys, [true, false, false]);
+}
+
 /// A new configuration (a camera switching resolution) is announced with
 /// the next keyframe; audio before its announcement is dropped.
 #[test]
@@ -342,7 +358,7 @@ fn stream_selection() {
             &[],
         ),
         (
-            &[o("audio", "PCMU"), o("video", "H265")],
+            &[o("audio", "pcmu"), o("video", "H265")],
             Some((1, VideoCodec::H265)),
             None,
             &["G.711 audio (PCMU)"],
