@@ -7,7 +7,10 @@ and the same with loss, reordering and a garbage datagram. whip_frames seeds
 follow fuzz_targets/whip_frames.rs. whip_offer gets Chromium's captured offers
 and a STUN binding request. srt_streamid gets the stream ids encoders send
 (docs/srt.md); http_query the LL-HLS queries and ranges players send, after
-the 8-byte body length of fuzz_targets/http_query.rs.
+the 8-byte body length of fuzz_targets/http_query.rs. rtsp_media seeds follow
+fuzz_targets/rtsp_media.rs:
+a camera's H.264 (avcC) + AAC (AudioSpecificConfig); and an avcC offered as
+H.265 (refused), loss, a step back, a bad NAL length and a clock jump.
 """
 import os
 import struct
@@ -115,3 +118,31 @@ for name, length, text in [
     ('range_suffix', 27_000, b'bytes=-500'),
 ]:
     write('http_query', name, struct.pack('>Q', length) + text)
+
+def rtsp_step(kind, ts_step, arrival_ms, flags, payload):
+    return bytes([kind]) + struct.pack('>iHBH', ts_step, arrival_ms, flags, len(payload)) + payload
+
+
+def length_prefixed(*nals):
+    return b''.join(struct.pack('>I', len(n)) + n for n in nals)
+
+
+AVCC = bytes([1, SPS[1], SPS[2], SPS[3], 0xff, 0xe1]) + struct.pack('>H', len(SPS)) + SPS \
+    + bytes([1]) + struct.pack('>H', len(PPS)) + PPS
+ASC = bytes([0x11, 0x90])  # AAC-LC, 48 kHz, stereo
+camera = rtsp_step(0, 0, 0, 0, AVCC) + rtsp_step(2, 0, 0, 0, ASC)
+for n in range(60):
+    key = n % 30 == 0
+    nal = (b'\x65' if key else b'\x41') + body(300 if key else 80, n)
+    camera += rtsp_step(3, 3000, 33, 1 if key else 0, length_prefixed(nal))
+    camera += rtsp_step(4, 1024, 21, 0, b'\x21' + body(30, n))
+write('rtsp_media', 'camera_h264_aac', camera)
+lossy = rtsp_step(1, 0, 0, 0, AVCC) + rtsp_step(0, 0, 0, 0, AVCC) \
+    + rtsp_step(3, 0, 0, 1, length_prefixed(b'\x65' + body(50, 1))) \
+    + rtsp_step(3, 3000, 33, 0x06, length_prefixed(b'\x41' + body(20, 2))) \
+    + rtsp_step(3, -6000, 33, 0, length_prefixed(b'\x41' + body(20, 3))) \
+    + rtsp_step(3, 3000, 33, 1, struct.pack('>I', 99) + b'\x65') \
+    + rtsp_step(2, 0, 0, 0, ASC) + rtsp_step(4, 1024, 10, 0, b'\x21\x00') \
+    + rtsp_step(3, 3000, 33, 1, length_prefixed(b'\x65' + body(50, 4))) \
+    + rtsp_step(4, 0, 10, 0, b'\x21\x00') + rtsp_step(3, 0x7fffffff, 1, 1, length_prefixed(b'\x65'))
+write('rtsp_media', 'loss_reorder_jump', lossy)

@@ -46,6 +46,7 @@ impl Default for Config {
                 ladder: None,
                 srt_passphrase: None,
                 srt_encryption: SrtEncryption::Required,
+                rtsp: None,
             },
         );
         Self {
@@ -308,6 +309,40 @@ pub struct StreamConfig {
     /// passphrase is still refused). Default `"required"`.
     #[serde(default)]
     pub srt_encryption: SrtEncryption,
+    /// Pull this stream from an RTSP camera instead of waiting for a
+    /// publisher; see `docs/rtsp.md`. Default: none.
+    pub rtsp: Option<RtspPullConfig>,
+}
+
+/// `[streams.<name>.rtsp]`: where and how to pull the stream from.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtspPullConfig {
+    /// `rtsp://[user:password@]host[:port]/path`. The user name and password
+    /// answer the camera's authentication (Digest or Basic) and are never
+    /// logged. Required.
+    pub url: String,
+    /// `"tcp"` (RTP interleaved in the RTSP connection) or `"udp"`. Default `"tcp"`.
+    #[serde(default)]
+    pub transport: crate::ingest::rtsp::RtspTransport,
+    /// Start the pull when the first viewer asks and stop it when idle. Not
+    /// implemented yet (docs/rtsp.md says why): `true` is refused at start.
+    /// Default false: pulled for as long as the origin runs.
+    #[serde(default)]
+    pub on_demand: bool,
+}
+
+/// The URL is shown only redacted.
+impl std::fmt::Debug for RtspPullConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = crate::ingest::rtsp::CameraUrl::parse(&self.url)
+            .map_or_else(|_| "<invalid, redacted>".to_owned(), |u| u.to_string());
+        f.debug_struct("RtspPullConfig")
+            .field("url", &url)
+            .field("transport", &self.transport)
+            .field("on_demand", &self.on_demand)
+            .finish()
+    }
 }
 
 /// Whether a stream's SRT publishers must encrypt.
@@ -330,6 +365,7 @@ impl std::fmt::Debug for StreamConfig {
                 &self.srt_passphrase.as_ref().map(|_| "<redacted>"),
             )
             .field("srt_encryption", &self.srt_encryption)
+            .field("rtsp", &self.rtsp)
             .finish()
     }
 }
@@ -469,6 +505,16 @@ impl Config {
                     "streams.{name}.key is too short (at least 6 characters)"
                 )));
             }
+            if let Some(r) = &s.rtsp {
+                crate::ingest::rtsp::CameraUrl::parse(&r.url)
+                    .map_err(|e| ConfigError::Invalid(format!("streams.{name}.rtsp.url: {e}")))?;
+                if r.on_demand {
+                    return Err(ConfigError::Invalid(format!(
+                        "streams.{name}.rtsp.on_demand: not implemented yet, the pull \
+                         runs always (remove the key; see docs/rtsp.md)"
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -479,6 +525,23 @@ impl Config {
             .get(name)
             .and_then(|s| s.ladder.as_ref())
             .unwrap_or(&self.ladder)
+    }
+
+    /// The RTSP pulls to start, one per stream with `[streams.<name>.rtsp]`.
+    /// Call after [`Config::validate`] (a URL it refused is left out).
+    pub fn rtsp_pulls(&self) -> Vec<crate::ingest::rtsp::Pull> {
+        self.streams
+            .iter()
+            .filter_map(|(name, s)| {
+                let r = s.rtsp.as_ref()?;
+                Some(crate::ingest::rtsp::Pull {
+                    stream: name.clone(),
+                    key: s.key.clone(),
+                    url: crate::ingest::rtsp::CameraUrl::parse(&r.url).ok()?,
+                    transport: r.transport,
+                })
+            })
+            .collect()
     }
 
     /// True when the built-in development key is in use (worth a warning).
@@ -558,6 +621,53 @@ mod tests {
         assert!(!printed.contains("0123456789"), "{printed}");
         let plain = Config::from_toml(&stream(""), "t").unwrap();
         assert!(plain.streams["a"].link_encryption().is_none());
+    }
+
+    /// RTSP pulls: a bad URL is refused at start with the reason (and without
+    /// the URL's secrets); the credentials never appear in a printed config.
+    #[test]
+    fn rtsp_pulls_are_checked_and_never_print_credentials() {
+        let stream = |rtsp: &str| {
+            format!("[streams.door]\nkey = \"0123456789\"\n[streams.door.rtsp]\n{rtsp}")
+        };
+        let c = Config::from_toml(
+            &stream("url = \"rtsp://camop:hunter22@192.0.2.7:8554/live\"\ntransport = \"udp\"\n"),
+            "t",
+        )
+        .unwrap();
+        let pulls = c.rtsp_pulls();
+        assert_eq!(pulls.len(), 1);
+        assert_eq!(pulls[0].stream, "door");
+        assert_eq!(pulls[0].transport, crate::ingest::rtsp::RtspTransport::Udp);
+        for printed in [format!("{c:?}"), format!("{pulls:?}")] {
+            assert!(!printed.contains("hunter22"), "{printed}");
+            assert!(!printed.contains("camop"), "{printed}");
+            assert!(!printed.contains("0123456789"), "{printed}");
+            assert!(
+                printed.contains("rtsp://***@192.0.2.7:8554/live"),
+                "{printed}"
+            );
+        }
+        let tcp = Config::from_toml(&stream("url = \"rtsp://cam/x\"\n"), "t").unwrap();
+        assert_eq!(
+            tcp.rtsp_pulls()[0].transport,
+            crate::ingest::rtsp::RtspTransport::Tcp
+        );
+        let err = |rtsp: &str| {
+            Config::from_toml(&stream(rtsp), "t")
+                .unwrap_err()
+                .to_string()
+        };
+        let bad = err("url = \"http://admin:hunter22@cam/x\"\n");
+        assert!(
+            bad.contains("streams.door.rtsp.url") && bad.contains("only rtsp://"),
+            "{bad}"
+        );
+        assert!(!bad.contains("hunter22"), "{bad}");
+        assert!(err("url = \"rtsp://cam/x\"\non_demand = true\n").contains("not implemented"));
+        assert!(err("url = \"rtsp://cam/x\"\ntransport = \"sctp\"\n").contains("unknown variant"));
+        assert!(err("url = \"rtsp://cam/x\"\nlatency = 1\n").contains("unknown field"));
+        assert!(err("transport = \"tcp\"\n").contains("missing field `url`"));
     }
 
     /// A ladder that cannot work is refused at start, with the reason.

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use brook_origin::config::{Config, LadderMode, DEV_KEY};
 use brook_origin::ingest::whip;
-use brook_origin::ingest::{rtmp, srt};
+use brook_origin::ingest::{rtmp, rtsp, srt};
 use brook_origin::metrics::Metrics;
 use brook_origin::pipeline::Pipelines;
 use brook_origin::serve::http::admin::Admin;
@@ -200,6 +200,21 @@ fn main() -> anyhow::Result<()> {
         info!("rtmp.enabled = false: no RTMP ingest");
         None
     };
+    // Cameras are called once the pipeline can take their media.
+    let pulls = config.rtsp_pulls();
+    let rtsp_pulls = if pulls.is_empty() {
+        None
+    } else {
+        let n = pulls.len();
+        let running = rtsp::start(
+            pulls,
+            rtsp::PullSettings::default(),
+            Arc::new(publisher.clone()),
+        )
+        .context("starting the RTSP pulls")?;
+        info!(pulls = n, "RTSP pulls started");
+        Some(running)
+    };
     let whip = if config.whip.enabled {
         let segment_target = Duration::from_millis(u64::from(config.packager.segment_target_ms));
         let server = whip::start(&config.whip, segment_target, Arc::new(publisher.clone()))
@@ -268,6 +283,7 @@ fn main() -> anyhow::Result<()> {
         Lifecycle {
             ingest: Mutex::new(Some(ingest)),
             rtmp: Mutex::new(rtmp_ingest),
+            rtsp: Mutex::new(rtsp_pulls),
             whip: whip.clone(),
             publisher: publisher.clone(),
             archive: archive.clone(),
@@ -291,6 +307,7 @@ fn main() -> anyhow::Result<()> {
 struct Lifecycle {
     ingest: Mutex<Option<srt::SrtIngest>>,
     rtmp: Mutex<Option<rtmp::RtmpIngest>>,
+    rtsp: Mutex<Option<rtsp::RtspPulls>>,
     whip: Option<Arc<whip::WhipServer>>,
     publisher: Pipelines,
     archive: Option<Arc<Archive>>,
@@ -307,6 +324,7 @@ impl BackgroundService for Lifecycle {
         info!("shutting down: closing publishers, ending streams");
         let ingest = self.ingest.lock().ok().and_then(|mut i| i.take());
         let rtmp = self.rtmp.lock().ok().and_then(|mut i| i.take());
+        let rtsp = self.rtsp.lock().ok().and_then(|mut i| i.take());
         let publisher = self.publisher.clone();
         let whip = self.whip.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -315,6 +333,9 @@ impl BackgroundService for Lifecycle {
                 i.shutdown();
             }
             if let Some(r) = rtmp {
+                r.shutdown();
+            }
+            if let Some(r) = rtsp {
                 r.shutdown();
             }
             if let Some(w) = whip {

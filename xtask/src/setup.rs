@@ -13,6 +13,10 @@ use crate::{sys, wasm, Ctx};
 /// (cmake, pkg-config, libsrt), curl for poking at endpoints, and nginx as the
 /// reference static server of `cargo xtask bench origin` (nginx-light: only its
 /// binary is used, with a config the bench writes; the Debian service is unused).
+/// The RTSP pull test's camera is GStreamer's RTSP server, driven from Python
+/// (tests/e2e/rtsp_server.py): the server library and its introspection data,
+/// the RTSP plugin, x264enc (ugly), x265enc (bad), avenc_aac (libav), and the
+/// RTP payloaders and test sources (good, base).
 const APT_PACKAGES: &[&str] = &[
     "ffmpeg",
     "chromium",
@@ -27,6 +31,15 @@ const APT_PACKAGES: &[&str] = &[
     // promtool, for the alert rules in ops/ (`cargo xtask test`'s monitoring
     // step); the Prometheus server it comes with is not used.
     "prometheus",
+    "python3-gi",
+    "python3-gst-1.0",
+    "gir1.2-gst-rtsp-server-1.0",
+    "gstreamer1.0-rtsp",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-libav",
 ];
 
 /// Debian's Rust toolchain that can build std for wasm32 from source; only

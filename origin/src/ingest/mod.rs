@@ -4,7 +4,10 @@
 //! Every adapter turns what its protocol says into a [`Claim`] (which stream,
 //! which key, from where), asks an [`Admission`] whether it may publish, and
 //! hands the admitted publisher's media to a [`Publish`]: MPEG-TS bytes (SRT),
-//! or tracks and frames (WHIP). What happens to the media after that (the
+//! or tracks and frames (WHIP, RTMP, RTSP). RTSP is the one ingest that calls
+//! out (the origin plays a camera): it presents the stream's own configured
+//! key, so a pulled stream goes through the same checks (conflicts, shutdown)
+//! as a pushed one. What happens to the media after that (the
 //! transcoder, the packager, the archive) is the pipeline's business, the same
 //! for every ingest.
 //!
@@ -12,10 +15,11 @@
 //! srt/   libsrt listener ── stream id ─┐
 //! whip/  HTTP offer + str0m ── path ───┼─▶ Claim ─▶ Admission::open ─▶ Box<dyn Publish>
 //! rtmp/  TCP + rml_rtmp ── publish name ┤
-//! (rtsp/ to come)                      ┘                                 ts | tracks + frame
+//! rtsp/  retina pull ── configured key ┘                                 ts | tracks + frame
 //! ```
 
 pub mod rtmp;
+pub mod rtsp;
 pub mod srt;
 pub mod whip;
 
@@ -30,6 +34,7 @@ pub enum Protocol {
     Srt,
     Whip,
     Rtmp,
+    Rtsp,
 }
 
 impl Protocol {
@@ -38,6 +43,7 @@ impl Protocol {
             Protocol::Srt => "srt",
             Protocol::Whip => "whip",
             Protocol::Rtmp => "rtmp",
+            Protocol::Rtsp => "rtsp",
         }
     }
 }
