@@ -46,6 +46,40 @@ pub struct Representation {
     /// Segment URL template with `$Number$`.
     pub media: String,
     pub timeline: Vec<TimelineEntry>,
+    /// Common Encryption of the representation's segments, if any.
+    pub protection: Option<Protection>,
+}
+
+/// `ContentProtection` of an encrypted representation (DASH-IF IOP §7,
+/// ISO/IEC 23009-1 §5.8.5.2): the scheme with `cenc:default_KID`, then one
+/// element per key system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protection {
+    /// `cbcs` or `cenc`.
+    pub scheme: String,
+    /// The init segment's default KID as a UUID.
+    pub default_kid: String,
+    /// W3C ClearKey license URL (`dashif:laurl`), when ClearKey is offered.
+    pub clearkey_laurl: Option<String>,
+}
+
+fn protection_xml(out: &mut String, p: &Protection) {
+    let _ = writeln!(
+        out,
+        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" \
+         value=\"{}\" cenc:default_KID=\"{}\"/>",
+        xml_escape(&p.scheme),
+        xml_escape(&p.default_kid)
+    );
+    if let Some(url) = &p.clearkey_laurl {
+        let _ = writeln!(
+            out,
+            "      <ContentProtection schemeIdUri=\"urn:uuid:{}\" value=\"ClearKey1.0\">\n        \
+             <dashif:laurl>{}</dashif:laurl>\n      </ContentProtection>",
+            crate::cmaf::cenc::CLEARKEY_SYSTEM_ID,
+            xml_escape(url)
+        );
+    }
 }
 
 /// Everything an MPD says; see [`render_mpd`].
@@ -186,6 +220,9 @@ pub fn render_mpd(m: &Manifest) -> String {
         duration(m.chunk_duration.max(0.5)),
         duration(m.max_segment_duration)
     );
+    if m.representations.iter().any(|r| r.protection.is_some()) {
+        out.push_str(" xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\"");
+    }
     if m.live {
         let _ = write!(
             out,
@@ -265,6 +302,9 @@ pub fn render_mpd(m: &Manifest) -> String {
             let _ = write!(out, " maxWidth=\"{w}\" maxHeight=\"{h}\"");
         }
         out.push_str(">\n");
+        if let Some(p) = reps.first().and_then(|r| r.protection.as_ref()) {
+            protection_xml(&mut out, p);
+        }
         for r in reps {
             representation(&mut out, m, r);
         }
@@ -320,6 +360,7 @@ mod tests {
                     initialization: "video-init.mp4".into(),
                     media: "video-seg$Number$.m4s".into(),
                     timeline: timeline(90_000, 3),
+                    protection: None,
                 },
                 Representation {
                     id: "audio".into(),
@@ -333,6 +374,7 @@ mod tests {
                     initialization: "audio-init.mp4".into(),
                     media: "audio-seg$Number$.m4s".into(),
                     timeline: timeline(48_000, 3),
+                    protection: None,
                 },
             ],
         }

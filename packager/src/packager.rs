@@ -7,15 +7,17 @@
 //! track) serve the very same objects.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::cmaf;
+use crate::cmaf::cenc::{self, Encryption, KeySystem, TrackCrypt};
 use crate::codec::opus::OPUS_CLOCK;
 use crate::dash::{self, ContentKind, TimelineEntry};
 use crate::frontend::{FrontEndEvent, FrontEndStats, TsFrontEnd};
 use crate::hls::{
-    Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Rendition as MediaRendition,
+    Key, Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Rendition as MediaRendition,
     RenditionReport, Segment, ServerControl, Variant,
 };
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
@@ -86,7 +88,7 @@ pub fn part_name(rendition: &str, msn: u64, index: u64) -> String {
 }
 
 /// Packaging settings. Defaults favour latency; see `docs/packager.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackagerConfig {
     pub segmenter: SegmenterConfig,
     /// Complete segments kept in the live playlist.
@@ -94,6 +96,9 @@ pub struct PackagerConfig {
     /// Video streams of an MPEG-TS input that become renditions (a transcoder's
     /// ladder arrives as one transport stream); 1 takes the first only.
     pub max_video_tracks: usize,
+    /// Common Encryption of every track (default `None`: clear). See
+    /// [`Encryption`] and docs/packager.md.
+    pub encryption: Option<Encryption>,
 }
 
 impl Default for PackagerConfig {
@@ -102,6 +107,7 @@ impl Default for PackagerConfig {
             segmenter: SegmenterConfig::default(),
             window_segments: 10,
             max_video_tracks: 1,
+            encryption: None,
         }
     }
 }
@@ -161,6 +167,10 @@ struct Rendition {
     playlist: MediaPlaylist,
     init_name: String,
     inits_written: u32,
+    /// The default KID of the init segment in use (encrypted renditions).
+    init_kid: Option<[u8; 16]>,
+    /// The key period whose `EXT-X-KEY` tags the playlist last got.
+    key_period: Option<u64>,
     /// (msn, number of parts) of every segment in the window, to evict the parts.
     part_counts: VecDeque<(u64, usize)>,
     /// Segment timing of the current timeline, for the DASH manifest.
@@ -216,6 +226,8 @@ impl Rendition {
             },
             init_name: String::new(),
             inits_written: 0,
+            init_kid: None,
+            key_period: None,
             part_counts: VecDeque::new(),
             timeline: VecDeque::new(),
             recent: VecDeque::new(),
@@ -298,13 +310,20 @@ pub struct Packager {
     /// neither the playlists (`EXT-X-INDEPENDENT-SEGMENTS`) nor the MPD
     /// (`startWithSAP`) claim that every segment starts with one.
     keyless: bool,
+    /// The encryption settings, shared with every track's [`TrackCrypt`].
+    encryption: Option<Arc<Encryption>>,
+    /// Why the current input cannot be packaged (encryption of a codec not
+    /// supported): `push_ts` reports it and nothing is packaged.
+    refused: Option<Error>,
 }
 
 impl Packager {
     pub fn new(config: PackagerConfig) -> Self {
         Self {
-            config,
+            encryption: config.encryption.clone().map(Arc::new),
+            refused: None,
             front: TsFrontEnd::with_max_video(config.max_video_tracks),
+            config,
             segmenter: None,
             renditions: Vec::new(),
             track_rendition: Vec::new(),
@@ -331,7 +350,16 @@ impl Packager {
         self.drain_front();
         self.set_anchor(now);
         self.drain_segmenter();
-        result
+        match self.refused.clone() {
+            Some(e) => Err(e),
+            None => result,
+        }
+    }
+
+    /// Why the input's tracks are not packaged, if they are not (encryption
+    /// asked for a codec it does not support yet).
+    pub fn refused(&self) -> Option<&Error> {
+        self.refused.as_ref()
     }
 
     /// Frames from an ingest that is not MPEG-TS (WHIP, RTSP): call this first, and
@@ -664,6 +692,16 @@ impl Packager {
                     media: format!("{}-seg$Number$.m4s", r.name),
                     // Live: the segments of the live window (older ones are in the
                     // archive, not in memory); VOD: everything of this timeline.
+                    protection: self.encryption.as_ref().zip(r.init_kid).map(|(enc, kid)| {
+                        dash::Protection {
+                            scheme: enc.scheme.name().to_string(),
+                            default_kid: cenc::uuid(&kid),
+                            clearkey_laurl: enc.key_systems.iter().find_map(|k| match k {
+                                KeySystem::ClearKey { .. } => Some(k.url_for(&kid)),
+                                _ => None,
+                            }),
+                        }
+                    }),
                     timeline: r
                         .timeline
                         .iter()
@@ -843,6 +881,18 @@ impl Packager {
     /// Starts a segmenter for `tracks`: each track continues its rendition (a new
     /// init segment when its configuration differs) or starts a new one.
     fn start_timeline(&mut self, tracks: Vec<TrackInfo>) {
+        // Encryption that cannot cover every track packages none of them:
+        // never a clear rendition when encryption was asked for.
+        self.refused = None;
+        if let Some(enc) = &self.encryption {
+            let any_kid = enc.keys.first().map(|k| k.kid).unwrap_or_default();
+            for (t, info) in tracks.iter().enumerate() {
+                if let Err(e) = TrackCrypt::new(enc.clone(), info, t, any_kid) {
+                    self.refused = Some(Error::Unsupported(format!("encryption: {e}")));
+                    return;
+                }
+            }
+        }
         let started = self.started();
         let next_msn = self
             .renditions
@@ -855,6 +905,7 @@ impl Packager {
         }
         self.track_rendition.clear();
         let part_targets = track_part_targets(&tracks, self.config.segmenter.part_target_ms);
+        let mut crypts: Vec<Option<TrackCrypt>> = Vec::with_capacity(tracks.len());
         for (t, info) in tracks.iter().enumerate() {
             let name = match self.names.get(t) {
                 Some(n) => n.clone(),
@@ -887,13 +938,28 @@ impl Packager {
             r.first_dts = None;
             let continuing =
                 !r.playlist.segments.is_empty() || !r.playlist.trailing_parts.is_empty();
-            if r.info != *info || r.init_name.is_empty() {
+            let new_init = r.info != *info || r.init_name.is_empty();
+            // The init's default KID: the key of the first segment it serves;
+            // a reused init keeps its own (fragments under another key carry
+            // a `seig` group).
+            let crypt = self.encryption.as_ref().and_then(|enc| {
+                let kid = match r.init_kid {
+                    Some(kid) if !new_init => kid,
+                    _ => enc.key_for(next_msn)?.kid,
+                };
+                TrackCrypt::new(enc.clone(), info, t, kid).ok()
+            });
+            if new_init {
                 let name = init_name(&r.name, r.inits_written);
                 r.inits_written += 1;
+                r.init_kid = crypt.as_ref().map(|c| c.default_kid);
                 self.events.push_back(Event::Object {
                     name: name.clone(),
                     kind: ObjectKind::Init,
-                    data: Bytes::from(cmaf::write_init(std::slice::from_ref(info))),
+                    data: Bytes::from(cmaf::write_protected_init(
+                        std::slice::from_ref(info),
+                        &[crypt.as_ref()],
+                    )),
                 });
                 if continuing {
                     r.playlist.trailing_tags.map = Some(Map::new(&name));
@@ -908,6 +974,7 @@ impl Packager {
             }
             // DASH lists the current timeline only.
             r.timeline.clear();
+            crypts.push(crypt);
         }
         if self.discontinuity_pending && started {
             self.stats.discontinuities += 1;
@@ -915,7 +982,11 @@ impl Packager {
         self.discontinuity_pending = false;
         self.anchor = self.next_anchor.take();
         self.latest_lead = None;
-        self.segmenter = Some(Segmenter::new(self.config.segmenter, tracks, next_msn));
+        let mut segmenter = Segmenter::new(self.config.segmenter, tracks, next_msn);
+        if self.encryption.is_some() {
+            segmenter.set_encryption(crypts);
+        }
+        self.segmenter = Some(segmenter);
     }
 
     /// Writes out what the current segmenter holds as the last parts and segments.
@@ -999,6 +1070,9 @@ impl Packager {
             return;
         };
         let r = &mut self.renditions[ri];
+        if let Some(enc) = &self.encryption {
+            note_key_period(r, enc, p.msn);
+        }
         let timescale = f64::from(r.info.timescale);
         let secs = p.duration as f64 / timescale;
         let name = part_name(&r.name, p.msn, u64::from(p.index));
@@ -1033,6 +1107,9 @@ impl Packager {
         };
         let anchor = self.anchor;
         let r = &mut self.renditions[ri];
+        if let Some(enc) = &self.encryption {
+            note_key_period(r, enc, s.msn);
+        }
         let timescale = f64::from(r.info.timescale);
         let secs = s.duration as f64 / timescale;
         let name = segment_name(&r.name, s.msn);
@@ -1085,6 +1162,9 @@ impl Packager {
             // effect for the segments after it.
             if old.tags.discontinuity {
                 pl.discontinuity_sequence += 1;
+            }
+            if !old.tags.keys.is_empty() {
+                pl.keys = old.tags.keys;
             }
             if let Some(map) = old.tags.map {
                 // The init segment the old map named is no longer referenced.
@@ -1144,5 +1224,41 @@ impl Packager {
                 })
                 .collect();
         }
+    }
+}
+
+/// The `EXT-X-KEY` tags of key period `period`: one per key system.
+pub(crate) fn hls_keys(enc: &Encryption, period: u64) -> Vec<Key> {
+    let Some(key) = enc.key_of_period(period) else {
+        return Vec::new();
+    };
+    let method = enc.scheme.hls_method();
+    enc.key_systems
+        .iter()
+        .map(|k| {
+            let format = match k {
+                KeySystem::ClearKey { .. } => "org.w3.clearkey",
+                KeySystem::Identity { .. } => "identity",
+            };
+            Key::new(method, k.url_for(&key.kid), format, &key.kid)
+        })
+        .collect()
+}
+
+/// Before the first part (or segment) of segment `msn` is listed: when it
+/// starts a key period, its key tags go before it (the playlist's own when
+/// nothing is listed yet).
+fn note_key_period(r: &mut Rendition, enc: &Encryption, msn: u64) {
+    let period = enc.period(msn);
+    if r.key_period == Some(period) {
+        return;
+    }
+    r.key_period = Some(period);
+    let keys = hls_keys(enc, period);
+    let pl = &mut r.playlist;
+    if pl.segments.is_empty() && pl.trailing_parts.is_empty() && pl.trailing_tags.is_empty() {
+        pl.keys = keys;
+    } else {
+        pl.trailing_tags.keys = keys;
     }
 }

@@ -37,6 +37,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::cmaf;
+use crate::cmaf::cenc::TrackCrypt;
 use crate::media::{CodecConfig, Frame, Sample, TrackInfo, TrackKind};
 use crate::time::rescale;
 
@@ -249,6 +250,8 @@ struct Track {
     /// which part they belong to.
     waiting: VecDeque<Sample>,
     segment_parts: Vec<Bytes>,
+    /// Samples written in the current segment (part of `cenc` sample IVs).
+    segment_samples: u32,
     segment_start: Option<i64>,
     segment_duration: i64,
     segment_has_media: bool,
@@ -284,6 +287,8 @@ pub struct Segmenter {
     sequence: u32,
     stats: SegmenterStats,
     out: VecDeque<SegmenterOutput>,
+    /// Per track: its Common Encryption, if encrypted.
+    crypts: Vec<Option<TrackCrypt>>,
 }
 
 impl Segmenter {
@@ -318,7 +323,14 @@ impl Segmenter {
             sequence: 1,
             stats: SegmenterStats::default(),
             out: VecDeque::new(),
+            crypts: Vec::new(),
         }
+    }
+
+    /// Encrypts track `i`'s samples with `crypts[i]` (where present) from the
+    /// next chunk on; call before the first [`Segmenter::push`].
+    pub fn set_encryption(&mut self, crypts: Vec<Option<TrackCrypt>>) {
+        self.crypts = crypts;
     }
 
     pub fn tracks(&self) -> &[TrackInfo] {
@@ -725,15 +737,29 @@ impl Segmenter {
     }
 
     fn write_chunk(&mut self, t: usize) {
-        let samples = std::mem::take(&mut self.tracks[t].pending);
+        let mut samples = std::mem::take(&mut self.tracks[t].pending);
         if samples.is_empty() {
             return;
         }
-        let data = Bytes::from(cmaf::write_fragment(
-            self.sequence,
-            std::slice::from_ref(&self.infos[t]),
-            std::slice::from_ref(&samples),
-        ));
+        let data = match self.crypts.get(t).and_then(Option::as_ref) {
+            Some(crypt) => {
+                let track = &self.tracks[t];
+                let traf = crypt.encrypt(track.msn, track.segment_samples, &mut samples);
+                Bytes::from(cmaf::fragment::write_protected_fragment(
+                    self.sequence,
+                    &self.infos[t],
+                    &samples,
+                    &traf,
+                ))
+            }
+            None => Bytes::from(cmaf::write_fragment(
+                self.sequence,
+                std::slice::from_ref(&self.infos[t]),
+                std::slice::from_ref(&samples),
+            )),
+        };
+        let written = samples.len() as u32;
+        self.tracks[t].segment_samples = self.tracks[t].segment_samples.wrapping_add(written);
         self.sequence = self.sequence.wrapping_add(1);
         let track = &mut self.tracks[t];
         track.chunks.push(data.clone());
@@ -842,6 +868,7 @@ impl Segmenter {
             data: Bytes::from(buf),
         }));
         track.msn += 1;
+        track.segment_samples = 0;
         track.index = 0;
         track.segment_duration = 0;
         track.segment_has_media = false;

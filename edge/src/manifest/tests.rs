@@ -588,6 +588,7 @@ mod mpd_caps {
             bandwidth,
             timescale: 90_000,
             initialization: format!("{id}-init.mp4"),
+            protection: None,
             media: format!("{id}-seg$Number$.m4s"),
             timeline: vec![TimelineEntry {
                 number: 1,

@@ -2,10 +2,12 @@
 //! renders and re-parses to the same model, stays within its window, keeps the
 //! target duration it started with, has no segment longer than it and no part
 //! longer than its part target, and every emitted object is a well-formed box
-//! sequence.
+//! sequence. The first byte's bits 2-4 also turn on Common Encryption (cbcs or
+//! cenc, with or without a key rotation every segment).
 #![no_main]
 use std::collections::BTreeMap;
 
+use brook_packager::cmaf::cenc::{ContentKey, Encryption, KeySystem, Scheme};
 use brook_packager::hls::MediaPlaylist;
 use brook_packager::{Event, Packager, PackagerConfig, UnixMillis};
 use libfuzzer_sys::fuzz_target;
@@ -48,7 +50,34 @@ fuzz_target!(|data: &[u8]| {
     let Some((&chunk, input)) = data.split_first() else {
         return;
     };
+    // Bit 2 of the chunk byte: the same pipeline encrypted (cbcs or cenc by
+    // bit 3, a key rotation every segment by bit 4).
+    let encryption = (chunk & 4 != 0).then(|| Encryption {
+        scheme: if chunk & 8 != 0 {
+            Scheme::Cenc
+        } else {
+            Scheme::Cbcs
+        },
+        keys: vec![
+            ContentKey {
+                kid: [1; 16],
+                key: [2; 16],
+                iv: [3; 16],
+            },
+            ContentKey {
+                kid: [4; 16],
+                key: [5; 16],
+                iv: [6; 16],
+            },
+        ],
+        rotate_every_segments: u64::from(chunk & 16 != 0),
+        key_systems: vec![KeySystem::ClearKey {
+            license_url: "https://l/{kid}".into(),
+        }],
+        ..Encryption::default()
+    });
     let config = PackagerConfig {
+        encryption,
         window_segments: 4,
         // Odd chunk bytes take every video stream of the program as a rung
         // (a transcoder's ladder), even ones the first only.

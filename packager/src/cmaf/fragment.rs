@@ -3,6 +3,7 @@
 //! composition offsets. A part is one fragment; a segment is its parts in order.
 
 use super::boxes::BoxWriter;
+use super::cenc::{self, TrafCrypt};
 use crate::media::{Sample, TrackInfo, TrackKind};
 
 const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
@@ -20,14 +21,42 @@ const NON_SYNC_SAMPLE: u32 = 0x0101_0000;
 /// Writes one fragment holding `samples[i]` for `tracks[i]` (tracks with no samples
 /// get no `traf`). `sequence` is the `mfhd` sequence number.
 pub fn write_fragment(sequence: u32, tracks: &[TrackInfo], samples: &[Vec<Sample>]) -> Vec<u8> {
+    write(sequence, tracks, samples, &[])
+}
+
+/// [`write_fragment`] for one track whose `samples` were encrypted by
+/// [`cenc::TrackCrypt`]: its `traf` also carries what `crypt` describes
+/// (`senc`, `saiz`, `saio`; `sbgp`/`sgpd` and a `pssh` after a rotation).
+pub(crate) fn write_protected_fragment(
+    sequence: u32,
+    track: &TrackInfo,
+    samples: &[Sample],
+    crypt: &TrafCrypt,
+) -> Vec<u8> {
+    write(
+        sequence,
+        std::slice::from_ref(track),
+        &[samples.to_vec()],
+        std::slice::from_ref(crypt),
+    )
+}
+
+/// `crypts[i]`, when present, protects `tracks[i]`.
+fn write(
+    sequence: u32,
+    tracks: &[TrackInfo],
+    samples: &[Vec<Sample>],
+    crypts: &[TrafCrypt],
+) -> Vec<u8> {
     // Size it once: the moof is ~100 bytes per track plus 16 per sample.
     let count: usize = samples.iter().map(Vec::len).sum();
     let media: usize = samples.iter().flatten().map(|s| s.data.len()).sum();
     let mut w = BoxWriter::with_capacity(64 + 112 * tracks.len() + 16 * count + 8 + media);
     let mut offset_fields = Vec::new();
+    let mut aux_fields = Vec::new();
     w.bx(b"moof", |w| {
         w.full(b"mfhd", 0, 0, |w| w.u32(sequence));
-        for (t, ss) in tracks.iter().zip(samples) {
+        for (i, (t, ss)) in tracks.iter().zip(samples).enumerate() {
             let Some(first) = ss.first() else { continue };
             w.bx(b"traf", |w| {
                 w.full(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, |w| w.u32(t.id));
@@ -49,9 +78,24 @@ pub fn write_fragment(sequence: u32, tracks: &[TrackInfo], samples: &[Vec<Sample
                         w.i32(s.cts_offset);
                     }
                 });
+                if let Some(c) = crypts.get(i) {
+                    aux_fields.extend(cenc::boxes::write_traf_boxes(w, c));
+                }
             });
         }
+        // A rotated key is announced where players look for new init data.
+        let rotated: Vec<[u8; 16]> = crypts
+            .iter()
+            .filter_map(|c| c.rotated.as_ref().map(|k| k.kid))
+            .collect();
+        if !rotated.is_empty() {
+            cenc::boxes::write_common_pssh(w, &rotated);
+        }
     });
+    // saio offsets are relative to the moof, which starts the buffer.
+    for (field, senc_data) in aux_fields {
+        w.patch_u32(field, senc_data as u32);
+    }
     let moof_len = w.pos();
     let mdat_len: usize = samples.iter().flatten().map(|s| s.data.len()).sum();
     // data_offset is relative to the start of the moof (default-base-is-moof).

@@ -2,6 +2,7 @@
 //! ISO/IEC 23000-19 §7.3), one `trak` per track, `mvex` for fragmented samples.
 
 use super::boxes::{BoxWriter, UNITY_MATRIX};
+use super::cenc::{self, ContentKey, TrackCrypt};
 use crate::codec::aac::AacConfig;
 use crate::codec::h264::AvcConfig;
 use crate::codec::h265::HevcConfig;
@@ -10,6 +11,13 @@ use crate::media::{CodecConfig, TrackInfo, TrackKind};
 
 /// Writes the initialization segment for `tracks`.
 pub fn write_init(tracks: &[TrackInfo]) -> Vec<u8> {
+    write_protected_init(tracks, &[])
+}
+
+/// [`write_init`] with `crypts[i]`, when there, protecting `tracks[i]`: its
+/// sample entry becomes `encv`/`enca` with a `sinf`, and `moov` ends with a
+/// common `pssh` for the default KIDs, then the configured extra `pssh` boxes.
+pub fn write_protected_init(tracks: &[TrackInfo], crypts: &[Option<&TrackCrypt>]) -> Vec<u8> {
     let mut w = BoxWriter::new();
     w.bx(b"ftyp", |w| {
         w.bytes(b"iso6");
@@ -31,8 +39,8 @@ pub fn write_init(tracks: &[TrackInfo]) -> Vec<u8> {
             w.zeros(24); // pre_defined
             w.u32(tracks.iter().map(|t| t.id).max().unwrap_or(0) + 1);
         });
-        for t in tracks {
-            write_trak(w, t);
+        for (i, t) in tracks.iter().enumerate() {
+            write_trak(w, t, crypts.get(i).copied().flatten());
         }
         w.bx(b"mvex", |w| {
             for t in tracks {
@@ -45,11 +53,22 @@ pub fn write_init(tracks: &[TrackInfo]) -> Vec<u8> {
                 });
             }
         });
+        let protected: Vec<&TrackCrypt> = crypts.iter().copied().flatten().collect();
+        let mut kids: Vec<[u8; 16]> = protected.iter().map(|c| c.default_kid).collect();
+        kids.dedup();
+        if !kids.is_empty() {
+            cenc::boxes::write_common_pssh(w, &kids);
+        }
+        if let Some(c) = protected.first() {
+            for pssh in &c.encryption().extra_pssh {
+                w.bytes(pssh);
+            }
+        }
     });
     w.buf
 }
 
-fn write_trak(w: &mut BoxWriter, t: &TrackInfo) {
+fn write_trak(w: &mut BoxWriter, t: &TrackInfo, crypt: Option<&TrackCrypt>) {
     let (width, height) = t.resolution().unwrap_or((0, 0));
     let video = t.kind() == TrackKind::Video;
     w.bx(b"trak", |w| {
@@ -102,11 +121,16 @@ fn write_trak(w: &mut BoxWriter, t: &TrackInfo) {
                 w.bx(b"stbl", |w| {
                     w.full(b"stsd", 0, 0, |w| {
                         w.u32(1);
+                        let sinf = crypt.and_then(|c| Some((c, c.init_key()?)));
+                        let at = w.pos();
                         match &t.codec {
                             CodecConfig::Avc(c) => write_avc1(w, c),
                             CodecConfig::Hevc(c) => write_hvc1(w, c),
                             CodecConfig::Aac(c) => write_mp4a(w, c, t.id),
                             CodecConfig::Opus(c) => write_opus(w, c),
+                        }
+                        if let Some((c, key)) = sinf {
+                            protect_entry(w, at, c, key);
                         }
                     });
                     w.full(b"stts", 0, 0, |w| w.u32(0));
@@ -120,6 +144,23 @@ fn write_trak(w: &mut BoxWriter, t: &TrackInfo) {
             });
         });
     });
+}
+
+/// Turns the sample entry written at `at` into `encv`/`enca` (ISO/IEC 23001-7
+/// §8.12): the original fourcc moves to `frma`, a `sinf` goes at its end.
+fn protect_entry(w: &mut BoxWriter, at: usize, c: &TrackCrypt, key: &ContentKey) {
+    let mut original = [0u8; 4];
+    original.copy_from_slice(&w.buf[at + 4..at + 8]);
+    let protected = match c.kind {
+        TrackKind::Video => b"encv",
+        TrackKind::Audio => b"enca",
+    };
+    w.buf[at + 4..at + 8].copy_from_slice(protected);
+    let enc = c.encryption();
+    let pattern = cenc::pattern(enc.scheme, c.kind);
+    cenc::boxes::write_sinf(w, &original, enc.scheme, pattern, enc.iv_size(), key);
+    let size = (w.pos() - at) as u32;
+    w.patch_u32(at, size);
 }
 
 fn write_avc1(w: &mut BoxWriter, c: &AvcConfig) {

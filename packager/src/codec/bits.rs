@@ -12,6 +12,11 @@ impl<'a> BitReader<'a> {
         Self { data, pos: 0 }
     }
 
+    /// Bits read so far.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     pub(crate) fn bit(&mut self) -> Option<u32> {
         let byte = *self.data.get(self.pos / 8)?;
         let bit = (byte >> (7 - (self.pos % 8))) & 1;
@@ -66,6 +71,24 @@ pub(crate) fn rbsp(nal: &[u8]) -> Vec<u8> {
         out.push(b);
     }
     out
+}
+
+/// Where the first `rbsp_len` bytes of the RBSP of `payload` end in `payload`
+/// itself, counting the emulation prevention bytes among them.
+pub(crate) fn rbsp_len_in_payload(payload: &[u8], rbsp_len: usize) -> Option<usize> {
+    let (mut zeros, mut seen) = (0, 0);
+    for (i, &b) in payload.iter().enumerate() {
+        if seen == rbsp_len {
+            return Some(i);
+        }
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        seen += 1;
+    }
+    (seen == rbsp_len).then_some(payload.len())
 }
 
 #[cfg(test)]

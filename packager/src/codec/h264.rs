@@ -1,7 +1,7 @@
 //! H.264 / AVC (ITU-T H.264): Annex B NAL units, the sequence parameter set fields
 //! CMAF and HLS need, and the `avcC` decoder configuration (ISO/IEC 14496-15 §5.3.3).
 
-use super::bits::{rbsp, BitReader};
+use super::bits::{rbsp, rbsp_len_in_payload, BitReader};
 use super::CodecError;
 
 pub const NAL_SLICE: u8 = 1;
@@ -386,6 +386,335 @@ pub(crate) fn take_sized<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = take(r, 2)?;
     let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
     take(r, len).filter(|nal| !nal.is_empty())
+}
+
+/// What slice header parsing needs from the SPS and PPS (ITU-T H.264 §7.3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceHeaderParser {
+    pps_id: u32,
+    separate_colour_plane: bool,
+    chroma_array_type: u32,
+    log2_max_frame_num: u32,
+    poc_type: u32,
+    log2_max_poc_lsb: u32,
+    delta_pic_order_always_zero: bool,
+    frame_mbs_only: bool,
+    pic_size_in_map_units: u64,
+    entropy_coding_mode: bool,
+    bottom_field_pic_order_in_frame_present: bool,
+    num_slice_groups_minus1: u32,
+    slice_group_map_type: u32,
+    slice_group_change_rate: u32,
+    num_ref_idx_default: [u32; 2],
+    weighted_pred: bool,
+    weighted_bipred_idc: u32,
+    deblocking_filter_control_present: bool,
+    redundant_pic_cnt_present: bool,
+}
+
+impl SliceHeaderParser {
+    /// From the track's SPS and PPS NAL units (with their headers).
+    pub fn new(sps: &[u8], pps: &[u8]) -> Option<Self> {
+        if nal_type(sps) != NAL_SPS || nal_type(pps) != NAL_PPS {
+            return None;
+        }
+        let data = rbsp(sps.get(1..)?);
+        let mut r = BitReader::new(&data);
+        let profile_idc = r.bits(8)? as u8;
+        r.bits(16)?;
+        let sps_id = r.ue()?;
+        let mut chroma_format_idc = 1;
+        let mut separate_colour_plane = false;
+        if is_high_profile(profile_idc) {
+            chroma_format_idc = r.ue()?;
+            if chroma_format_idc > 3 {
+                return None;
+            }
+            if chroma_format_idc == 3 {
+                separate_colour_plane = r.flag()?;
+            }
+            r.ue()?;
+            r.ue()?;
+            r.flag()?;
+            if r.flag()? {
+                let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+                for i in 0..lists {
+                    if r.flag()? {
+                        skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                    }
+                }
+            }
+        }
+        let log2_max_frame_num = r.ue()?.checked_add(4).filter(|&v| v <= 16)?;
+        let poc_type = r.ue()?;
+        let (mut log2_max_poc_lsb, mut delta_pic_order_always_zero) = (0, false);
+        match poc_type {
+            0 => log2_max_poc_lsb = r.ue()?.checked_add(4).filter(|&v| v <= 16)?,
+            1 => {
+                delta_pic_order_always_zero = r.flag()?;
+                r.se()?;
+                r.se()?;
+                let cycle = r.ue()?;
+                if cycle > 255 {
+                    return None;
+                }
+                for _ in 0..cycle {
+                    r.se()?;
+                }
+            }
+            2 => {}
+            _ => return None,
+        }
+        r.ue()?; // max_num_ref_frames
+        r.flag()?;
+        let width_mbs = u64::from(r.ue()?) + 1;
+        let height_map_units = u64::from(r.ue()?) + 1;
+        let frame_mbs_only = r.flag()?;
+
+        let data = rbsp(pps.get(1..)?);
+        let mut r = BitReader::new(&data);
+        let pps_id = r.ue()?;
+        if r.ue()? != sps_id {
+            return None;
+        }
+        let entropy_coding_mode = r.flag()?;
+        let bottom_field_pic_order_in_frame_present = r.flag()?;
+        let num_slice_groups_minus1 = r.ue()?;
+        let (mut slice_group_map_type, mut slice_group_change_rate) = (0, 1);
+        if num_slice_groups_minus1 > 0 {
+            if num_slice_groups_minus1 > 7 {
+                return None;
+            }
+            slice_group_map_type = r.ue()?;
+            match slice_group_map_type {
+                0 => {
+                    for _ in 0..=num_slice_groups_minus1 {
+                        r.ue()?;
+                    }
+                }
+                2 => {
+                    for _ in 0..num_slice_groups_minus1 {
+                        r.ue()?;
+                        r.ue()?;
+                    }
+                }
+                3..=5 => {
+                    r.flag()?;
+                    slice_group_change_rate = r.ue()?.checked_add(1)?;
+                }
+                6 => {
+                    let units = r.ue()?.checked_add(1)?;
+                    let bits = 32 - num_slice_groups_minus1.leading_zeros();
+                    for _ in 0..units.min(1 << 20) {
+                        r.bits(bits)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let num_ref_idx_default = [r.ue()?.checked_add(1)?, r.ue()?.checked_add(1)?];
+        let weighted_pred = r.flag()?;
+        let weighted_bipred_idc = r.bits(2)?;
+        r.se()?; // pic_init_qp_minus26
+        r.se()?; // pic_init_qs_minus26
+        r.se()?; // chroma_qp_index_offset
+        let deblocking_filter_control_present = r.flag()?;
+        r.flag()?; // constrained_intra_pred_flag
+        let redundant_pic_cnt_present = r.flag()?;
+        Some(Self {
+            pps_id,
+            separate_colour_plane,
+            chroma_array_type: if separate_colour_plane {
+                0
+            } else {
+                chroma_format_idc
+            },
+            log2_max_frame_num,
+            poc_type,
+            log2_max_poc_lsb,
+            delta_pic_order_always_zero,
+            frame_mbs_only,
+            pic_size_in_map_units: width_mbs * height_map_units,
+            entropy_coding_mode,
+            bottom_field_pic_order_in_frame_present,
+            num_slice_groups_minus1,
+            slice_group_map_type,
+            slice_group_change_rate,
+            num_ref_idx_default,
+            weighted_pred,
+            weighted_bipred_idc,
+            deblocking_filter_control_present,
+            redundant_pic_cnt_present,
+        })
+    }
+
+    /// How many leading bytes of `nal` (from its NAL header, emulation
+    /// prevention bytes counted) must stay clear under Common Encryption: the
+    /// whole unit unless it is a slice (types 1 and 5), else its header and
+    /// slice header, rounded up to whole bytes. `None` when the slice header
+    /// cannot be parsed (another PPS, or malformed).
+    pub fn clear_bytes(&self, nal: &[u8]) -> Option<usize> {
+        let t = nal_type(nal);
+        if t != NAL_SLICE && t != NAL_IDR {
+            return Some(nal.len());
+        }
+        let payload = nal.get(1..)?;
+        // The slice header is short: parse a bounded prefix.
+        let data = rbsp(&payload[..payload.len().min(512)]);
+        let bits = self.slice_header_bits(&data, t, nal[0] >> 5 & 3)?;
+        let in_payload = rbsp_len_in_payload(payload, bits.div_ceil(8))?;
+        Some(1 + in_payload)
+    }
+
+    fn slice_header_bits(&self, data: &[u8], nal_type: u8, nal_ref_idc: u8) -> Option<usize> {
+        let mut r = BitReader::new(data);
+        r.ue()?; // first_mb_in_slice
+        let slice_type = r.ue()? % 5;
+        if r.ue()? != self.pps_id {
+            return None;
+        }
+        if self.separate_colour_plane {
+            r.bits(2)?;
+        }
+        r.bits(self.log2_max_frame_num)?;
+        let mut field_pic = false;
+        if !self.frame_mbs_only {
+            field_pic = r.flag()?;
+            if field_pic {
+                r.flag()?;
+            }
+        }
+        if nal_type == NAL_IDR {
+            r.ue()?; // idr_pic_id
+        }
+        if self.poc_type == 0 {
+            r.bits(self.log2_max_poc_lsb)?;
+            if self.bottom_field_pic_order_in_frame_present && !field_pic {
+                r.se()?;
+            }
+        }
+        if self.poc_type == 1 && !self.delta_pic_order_always_zero {
+            r.se()?;
+            if self.bottom_field_pic_order_in_frame_present && !field_pic {
+                r.se()?;
+            }
+        }
+        if self.redundant_pic_cnt_present {
+            r.ue()?;
+        }
+        const P: u32 = 0;
+        const B: u32 = 1;
+        const I: u32 = 2;
+        const SP: u32 = 3;
+        const SI: u32 = 4;
+        if slice_type == B {
+            r.flag()?; // direct_spatial_mv_pred_flag
+        }
+        let mut num_ref_idx = self.num_ref_idx_default;
+        if matches!(slice_type, P | SP | B) && r.flag()? {
+            num_ref_idx[0] = r.ue()?.checked_add(1)?;
+            if slice_type == B {
+                num_ref_idx[1] = r.ue()?.checked_add(1)?;
+            }
+        }
+        if num_ref_idx[0] > 32 || num_ref_idx[1] > 32 {
+            return None;
+        }
+        // ref_pic_list_modification
+        let lists = match slice_type {
+            I | SI => 0,
+            B => 2,
+            _ => 1,
+        };
+        for _ in 0..lists {
+            if r.flag()? {
+                for _ in 0..=256 {
+                    match r.ue()? {
+                        0..=2 => {
+                            r.ue()?;
+                        }
+                        3 => break,
+                        _ => return None,
+                    }
+                }
+            }
+        }
+        if (self.weighted_pred && matches!(slice_type, P | SP))
+            || (self.weighted_bipred_idc == 1 && slice_type == B)
+        {
+            r.ue()?; // luma_log2_weight_denom
+            if self.chroma_array_type != 0 {
+                r.ue()?;
+            }
+            for &n in &num_ref_idx[..if slice_type == B { 2 } else { 1 }] {
+                for _ in 0..n {
+                    if r.flag()? {
+                        r.se()?;
+                        r.se()?;
+                    }
+                    if self.chroma_array_type != 0 && r.flag()? {
+                        for _ in 0..4 {
+                            r.se()?;
+                        }
+                    }
+                }
+            }
+        }
+        if nal_ref_idc != 0 {
+            // dec_ref_pic_marking
+            if nal_type == NAL_IDR {
+                r.flag()?;
+                r.flag()?;
+            } else if r.flag()? {
+                for _ in 0..=256 {
+                    match r.ue()? {
+                        0 => break,
+                        1 | 2 | 4 | 6 => {
+                            r.ue()?;
+                        }
+                        3 => {
+                            r.ue()?;
+                            r.ue()?;
+                        }
+                        5 => {}
+                        _ => return None,
+                    }
+                }
+            }
+        }
+        if self.entropy_coding_mode && !matches!(slice_type, I | SI) {
+            r.ue()?; // cabac_init_idc
+        }
+        r.se()?; // slice_qp_delta
+        if matches!(slice_type, SP | SI) {
+            if slice_type == SP {
+                r.flag()?;
+            }
+            r.se()?;
+        }
+        if self.deblocking_filter_control_present && r.ue()? != 1 {
+            r.se()?;
+            r.se()?;
+        }
+        if self.num_slice_groups_minus1 > 0 && (3..=5).contains(&self.slice_group_map_type) {
+            let units = self.pic_size_in_map_units / u64::from(self.slice_group_change_rate) + 1;
+            // Ceil(Log2(units))
+            let bits = 64 - (units - 1).leading_zeros();
+            r.bits(bits.min(32))?;
+        }
+        Some(r.position())
+    }
+}
+
+fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Option<()> {
+    let (mut last, mut next) = (8i32, 8i32);
+    for _ in 0..size {
+        if next != 0 {
+            next = (last + r.se()? + 256) % 256;
+        }
+        last = if next == 0 { last } else { next };
+    }
+    Some(())
 }
 
 #[cfg(test)]

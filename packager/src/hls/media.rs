@@ -9,6 +9,7 @@ use std::fmt::{self, Write};
 use std::str::FromStr;
 
 use super::attr::{parse_f64, AttrWriter, AttributeList};
+use super::key::Key;
 use super::{ParseError, UriKind};
 use crate::time::UnixMillis;
 
@@ -149,6 +150,10 @@ pub struct Skip {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SegmentTags {
     pub discontinuity: bool,
+    /// `EXT-X-KEY` tags taking effect from this segment (one per key system),
+    /// replacing those before. Rendered after the other known tags; the
+    /// parser keeps `EXT-X-KEY` verbatim in `other`, which renders the same.
+    pub keys: Vec<Key>,
     /// A new `EXT-X-MAP` taking effect from this segment.
     pub map: Option<Map>,
     pub program_date_time: Option<UnixMillis>,
@@ -216,6 +221,9 @@ pub struct MediaPlaylist {
     pub independent_segments: bool,
     /// Header tags this model does not know (`EXT-X-START`, `EXT-X-DEFINE`, ...).
     pub header_tags: Vec<String>,
+    /// The `EXT-X-KEY` tags in effect from the first segment, rendered after
+    /// `header_tags` (where the parser keeps them verbatim) and before the map.
+    pub keys: Vec<Key>,
     /// The `EXT-X-MAP` in effect from the first segment.
     pub map: Option<Map>,
     pub skip: Option<Skip>,
@@ -244,6 +252,7 @@ impl MediaPlaylist {
             playlist_type: Some(PlaylistType::Vod),
             independent_segments: self.independent_segments,
             header_tags: self.header_tags.clone(),
+            keys: self.keys.clone(),
             map: self.map.clone(),
             segments: self
                 .segments
@@ -306,11 +315,21 @@ impl MediaPlaylist {
         for t in &mut self.header_tags {
             visit_raw_tag_uri(t, &mut f);
         }
+        for k in &mut self.keys {
+            if let Some(u) = &mut k.uri {
+                f(UriKind::Key, u);
+            }
+        }
         if let Some(m) = &mut self.map {
             f(UriKind::Map, &mut m.uri);
         }
         let visit_tags = |t: &mut SegmentTags, f: &mut dyn FnMut(UriKind, &mut String)| {
             let mut f = |k: UriKind, u: &mut String| f(k, u);
+            for k in &mut t.keys {
+                if let Some(u) = &mut k.uri {
+                    f(UriKind::Key, u);
+                }
+            }
             if let Some(m) = &mut t.map {
                 f(UriKind::Map, &mut m.uri);
             }
@@ -379,6 +398,19 @@ impl MediaPlaylist {
         let mut out = self.clone();
         let kept = out.segments.split_off(skippable);
         let skipped = std::mem::replace(&mut out.segments, kept);
+        // The keys in effect after the skipped segments stay in effect: they
+        // go before the skip, where the first listed segment finds them.
+        // (Parsed playlists hold them verbatim among the segment's tags.)
+        let raw_key = |t: &String| t.starts_with("EXT-X-KEY:");
+        if let Some(s) = skipped
+            .iter()
+            .rev()
+            .find(|s| !s.tags.keys.is_empty() || s.tags.other.iter().any(raw_key))
+        {
+            out.keys = s.tags.keys.clone();
+            out.header_tags
+                .extend(s.tags.other.iter().filter(|t| raw_key(t)).cloned());
+        }
         let mut moved: Vec<AttributeList> = Vec::new();
         if !skip_dateranges {
             // With _HLS_skip=YES the date ranges of skipped segments stay in the
@@ -458,6 +490,10 @@ fn write_tags(out: &mut String, t: &SegmentTags) {
     if t.gap {
         out.push_str("#EXT-X-GAP\n");
     }
+    // Where the parser, which keeps `EXT-X-KEY` verbatim, puts them back.
+    for k in &t.keys {
+        let _ = writeln!(out, "#EXT-X-KEY:{}", k.attrs());
+    }
     for o in &t.other {
         let _ = writeln!(out, "#{o}");
     }
@@ -522,6 +558,9 @@ impl fmt::Display for MediaPlaylist {
         }
         for t in &self.header_tags {
             let _ = writeln!(out, "#{t}");
+        }
+        for k in &self.keys {
+            let _ = writeln!(out, "#EXT-X-KEY:{}", k.attrs());
         }
         if let Some(m) = &self.map {
             let _ = writeln!(out, "#EXT-X-MAP:{}", map_attrs(m));

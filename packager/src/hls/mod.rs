@@ -6,10 +6,12 @@
 //! and renders it back, so a parse → edit URIs → render pass loses no tag.
 
 pub mod attr;
+pub mod key;
 pub mod media;
 pub mod multivariant;
 
 pub use attr::{AttrValue, AttributeList};
+pub use key::Key;
 pub use media::{
     ByteRange, Map, MediaPlaylist, Part, PlaylistType, PreloadHint, RenditionReport, Segment,
     SegmentTags, ServerControl, Skip,

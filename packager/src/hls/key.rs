@@ -1,0 +1,47 @@
+//! `EXT-X-KEY` (RFC 8216bis §4.4.4.4) and `EXT-X-SESSION-KEY` (§4.4.6.5): how
+//! a player finds the key of the segments that follow. For CMAF with Common
+//! Encryption the method names the scheme (`SAMPLE-AES` = `cbcs`,
+//! `SAMPLE-AES-CTR` = `cenc`) and `KEYFORMAT` the key system; one tag per key
+//! system, consecutive.
+
+use super::attr::{AttrWriter, AttributeList};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// `NONE`, `AES-128`, `SAMPLE-AES`, `SAMPLE-AES-CTR`.
+    pub method: String,
+    pub uri: Option<String>,
+    pub keyformat: Option<String>,
+    /// `KEYID`: the KID as a hexadecimal-sequence (`0x…`), which hls.js uses
+    /// to ask for the right key.
+    pub keyid: Option<String>,
+    /// Other attributes (`IV`, `KEYFORMATVERSIONS`, ...), as written.
+    pub extra: AttributeList,
+}
+
+impl Key {
+    pub fn new(method: &str, uri: String, keyformat: &str, kid: &[u8; 16]) -> Self {
+        Self {
+            method: method.to_string(),
+            uri: Some(uri),
+            keyformat: Some(keyformat.to_string()),
+            keyid: Some(format!("0x{}", crate::cmaf::cenc::hex(kid))),
+            extra: AttributeList::default(),
+        }
+    }
+
+    pub(crate) fn attrs(&self) -> String {
+        let mut w = AttrWriter::default();
+        w.bare("METHOD", &self.method);
+        if let Some(u) = &self.uri {
+            w.quoted("URI", u);
+        }
+        if let Some(k) = &self.keyformat {
+            w.quoted("KEYFORMAT", k);
+        }
+        if let Some(k) = &self.keyid {
+            w.bare("KEYID", k);
+        }
+        w.extra(&self.extra).finish()
+    }
+}
