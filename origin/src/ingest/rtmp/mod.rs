@@ -339,6 +339,21 @@ mod tests {
         );
     }
 
+    /// rml_rtmp 0.8.0 panicked on a command with fewer than three values
+    /// (found by the `rtmp_session` fuzzer); the patched copy
+    /// (third_party/rml_rtmp) answers an error.
+    #[test]
+    fn a_short_amf_command_is_an_error_not_a_panic() {
+        use rml_rtmp::sessions::{ServerSession, ServerSessionConfig};
+        let mut command = vec![0x02, 0, 7];
+        command.extend_from_slice(b"connect");
+        let (mut session, _) = ServerSession::new(ServerSessionConfig::new()).unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            session.handle_input(&amf_message(&command)).map(drop)
+        }));
+        assert!(outcome.expect("no panic").is_err());
+    }
+
     #[test]
     fn publish_names() {
         assert_eq!(
