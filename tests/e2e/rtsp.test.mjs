@@ -4,15 +4,16 @@
 // the camera's 320x240); the camera is killed and restarted and the stream
 // resumes on the same session after an EXT-X-DISCONTINUITY; H.265 is
 // packaged and G.711 audio dropped with one warning; a wrong password is
-// refused and retried; hls.js plays the pulled stream; no credential ever
+// refused and retried; hls.js plays the pulled stream through the edge; no credential ever
 // reaches the origin's log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
   ROOT, start, startOrigin, freePort, mediaPlaylistUrl, waitFor, text, ffmpegDecode, ffprobeObject,
-  launchChromium, startViewerSite, watchPlayback,
+  launchChromium, watchPlayback,
 } from './lib.mjs';
+import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
 // Debian's python3: the GStreamer bindings are Debian packages (cargo xtask setup).
 const PYTHON = process.env.BROOK_GST_PYTHON ?? '/usr/bin/python3';
@@ -146,12 +147,13 @@ test('a wrong password is refused by the camera and retried; nothing is served',
   assert.equal((await text(`${origin.url}/live/locked/index.m3u8`)).status, 404);
 });
 
-test('hls.js plays the pulled stream', async () => {
-  const site = await startViewerSite(origin.url);
+test('hls.js plays the pulled stream through the edge', async () => {
+  const edge = await startWranglerEdge({ ORIGIN_URL: origin.url, TOKEN_KEYS: keyList('k2026a'), EDGE_CONFIG: '{}' });
+  const token = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/door/*', id: 'rtsp', ttl: 3600 });
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
-    await page.goto(`${site.url}/?stream=door`);
+    await page.goto(`${edge.url}/?stream=door&token=${encodeURIComponent(token)}`);
     await page.waitForFunction(() => window.brook?.video?.currentTime > 0, null, { timeout: 30000 });
     const { first, last } = await watchPlayback(page, 6);
     assert.equal(last.fatal, 0, 'no fatal hls.js error');
@@ -160,6 +162,6 @@ test('hls.js plays the pulled stream', async () => {
     if (last.audioBytes != null) assert.ok(last.audioBytes > first.audioBytes, 'AAC decoded');
   } finally {
     await browser.close();
-    await site.stop();
+    await edge.stop();
   }
 });
