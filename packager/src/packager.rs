@@ -188,18 +188,20 @@ struct Rendition {
 }
 
 impl Rendition {
-    /// `part_target_ticks`: the track's part target in its ticks
-    /// ([`track_part_targets`]: audio parts follow the lead's boundaries in
-    /// whole audio frames; the segmenter holds every part within it).
+    /// `part_target`: the lead track's part target, seconds. Every track's
+    /// parts span the lead's (their `DURATION` is the lead part's, whatever
+    /// whole audio frames they hold), so every playlist announces the lead's
+    /// `PART-TARGET`: an audio playlist announcing its own, rounded up to whole
+    /// frames (0.2133 s for AAC), made its parts short of 85 % of it whenever
+    /// the video's were just under 0.2 s.
     fn new(
         name: String,
         info: TrackInfo,
         config: &PackagerConfig,
         first_msn: u64,
-        part_target_ticks: i64,
+        part_target: f64,
     ) -> Self {
         let seg = config.segmenter;
-        let part_target = part_target_ticks as f64 / f64::from(info.timescale.max(1));
         // Fixed for the playlist's life (RFC 8216bis §6.2.1): the segmenter never
         // makes a segment longer than the longest it is configured for.
         let target_duration = seg.target_duration();
@@ -905,6 +907,13 @@ impl Packager {
         }
         self.track_rendition.clear();
         let part_targets = track_part_targets(&tracks, self.config.segmenter.part_target_ms);
+        let lead = tracks
+            .iter()
+            .position(|t| t.kind() == TrackKind::Video)
+            .unwrap_or(0);
+        let lead_part_target = part_targets.get(lead).map_or(0.2, |&ticks| {
+            ticks as f64 / f64::from(tracks[lead].timescale.max(1))
+        });
         let mut crypts: Vec<Option<TrackCrypt>> = Vec::with_capacity(tracks.len());
         for (t, info) in tracks.iter().enumerate() {
             let name = match self.names.get(t) {
@@ -925,7 +934,7 @@ impl Packager {
                         info.clone(),
                         &self.config,
                         next_msn,
-                        part_targets[t],
+                        lead_part_target,
                     ));
                     self.renditions.len() - 1
                 }
