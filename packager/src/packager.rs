@@ -1015,11 +1015,12 @@ impl Packager {
     }
 
     fn apply_outputs(&mut self, seg: &mut Segmenter) {
-        if !self.keyless
-            && self.stats.segmenter.segments_without_keyframe
-                + seg.stats().segments_without_keyframe
-                > 0
-        {
+        // A segment that does not start with a keyframe, on the lead (cut at
+        // the longest) or on another video track (an encoder that did not key
+        // where the lead did).
+        let keyless =
+            |s: &SegmenterStats| s.segments_without_keyframe + s.follower_segments_without_keyframe;
+        if !self.keyless && keyless(&self.stats.segmenter) + keyless(&seg.stats()) > 0 {
             self.keyless = true;
             for r in &mut self.renditions {
                 r.playlist.independent_segments = false;

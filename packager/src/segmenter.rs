@@ -195,6 +195,9 @@ pub struct SegmenterStats {
     /// Lead segments whose first frame is not a keyframe: cut at the longest
     /// segment because no keyframe came.
     pub segments_without_keyframe: u64,
+    /// Segments of other video tracks (a ladder's encoded rungs) whose first
+    /// frame is not a keyframe: an encoder that did not key where the lead did.
+    pub follower_segments_without_keyframe: u64,
     /// Video frames shortened to what their part could still take (each leaves
     /// a timestamp gap before the next frame).
     pub frames_shortened: u64,
@@ -207,6 +210,7 @@ impl SegmenterStats {
     /// Adds `other`'s counts (the stats of an earlier timeline).
     pub fn add(&mut self, other: SegmenterStats) {
         self.segments_without_keyframe += other.segments_without_keyframe;
+        self.follower_segments_without_keyframe += other.follower_segments_without_keyframe;
         self.frames_shortened += other.frames_shortened;
         self.frames_dropped += other.frames_dropped;
     }
@@ -834,6 +838,10 @@ impl Segmenter {
             track.segment_has_media = true;
         }
         track.segment_duration += duration;
+        let follower_video = t != self.lead && self.infos[t].kind() == TrackKind::Video;
+        if follower_video && track.index == 0 && !gap && !track.part_independent {
+            self.stats.follower_segments_without_keyframe += 1;
+        }
         self.out.push_back(SegmenterOutput::Part(PartOut {
             track: t,
             msn: track.msn,

@@ -233,3 +233,54 @@ fn a_follower_far_ahead_of_the_lead_is_dropped_not_buffered() {
         "{dropped} of {audio_frames} dropped"
     );
 }
+
+/// A ladder whose second rung does not key where the lead does (an encoder
+/// ignoring forced keyframes): once such a segment exists, neither the
+/// playlists nor the MPD claim that every segment starts with a keyframe;
+/// with both rungs keyed alike they do.
+#[test]
+fn a_rung_that_does_not_key_with_the_lead_withdraws_the_independence_claim() {
+    let mut front = TsFrontEnd::default();
+    front.push(TS).unwrap();
+    front.flush().unwrap();
+    let mut track = None;
+    let mut video = Vec::new();
+    while let Some(ev) = front.poll() {
+        match ev {
+            FrontEndEvent::Tracks(t) => track = Some(t[0].clone()),
+            FrontEndEvent::Frame(f) if f.track == 0 => video.push(f),
+            _ => {}
+        }
+    }
+    let track = track.unwrap();
+    for keyed_alike in [true, false] {
+        let mut second = track.clone();
+        second.id = 2;
+        let mut p = Packager::new(PackagerConfig::default());
+        p.push_tracks(vec![track.clone(), second]);
+        for (i, f) in video.iter().enumerate() {
+            p.push_frame(f.clone(), UnixMillis(1_795_000_000_000));
+            let mut g = f.clone();
+            g.track = 1;
+            // The second rung keys only on its first frame.
+            g.keyframe = f.keyframe && (keyed_alike || i == 0);
+            p.push_frame(g, UnixMillis(1_795_000_000_000));
+            while p.poll().is_some() {}
+        }
+        p.finish();
+        while p.poll().is_some() {}
+        let claims: Vec<bool> = p
+            .media_playlists()
+            .map(|(_, pl)| pl.to_string().contains("#EXT-X-INDEPENDENT-SEGMENTS"))
+            .collect();
+        assert_eq!(
+            claims,
+            [keyed_alike, keyed_alike],
+            "keyed alike: {keyed_alike}"
+        );
+        let mpd = p
+            .dash_manifest(UnixMillis(1_795_000_010_000), None)
+            .unwrap();
+        assert_eq!(mpd.contains("startWithSAP=\"1\""), keyed_alike, "{mpd}");
+    }
+}
