@@ -13,6 +13,31 @@ use bytes::Bytes;
 const TS: &[u8] = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
 const OGG: &[u8] = include_bytes!("fixtures/lavfi_opus_20ms.ogg");
 
+/// The capture's tracks and frames, as the TS front end hands them over.
+fn capture() -> (Vec<TrackInfo>, Vec<Frame>) {
+    let mut front = TsFrontEnd::default();
+    front.push(TS).unwrap();
+    front.flush().unwrap();
+    let mut tracks = None;
+    let mut frames = Vec::new();
+    while let Some(ev) = front.poll() {
+        match ev {
+            FrontEndEvent::Tracks(t) => tracks = Some(t),
+            FrontEndEvent::Frame(f) => frames.push(f),
+            _ => {}
+        }
+    }
+    (tracks.unwrap(), frames)
+}
+
+/// The capture's video track and frames (what a WHIP or RTMP depacketizer
+/// would produce).
+fn capture_video() -> (TrackInfo, Vec<Frame>) {
+    let (tracks, frames) = capture();
+    let video = frames.into_iter().filter(|f| f.track == 0).collect();
+    (tracks[0].clone(), video)
+}
+
 /// Packets of the first logical stream of an Ogg file (RFC 3533).
 fn ogg_packets(mut data: &[u8]) -> Vec<Vec<u8>> {
     let mut packets = Vec::new();
@@ -37,19 +62,7 @@ fn ogg_packets(mut data: &[u8]) -> Vec<Vec<u8>> {
 #[test]
 fn h264_and_opus_frames_package_and_decode() {
     // Video frames and their configuration, as a WHIP depacketizer would produce them.
-    let mut front = TsFrontEnd::default();
-    front.push(TS).unwrap();
-    front.flush().unwrap();
-    let mut video_track = None;
-    let mut video = Vec::new();
-    while let Some(ev) = front.poll() {
-        match ev {
-            FrontEndEvent::Tracks(t) => video_track = Some(t[0].clone()),
-            FrontEndEvent::Frame(f) if f.track == 0 => video.push(f),
-            _ => {}
-        }
-    }
-    let video_track = video_track.unwrap();
+    let (video_track, video) = capture_video();
 
     let packets = ogg_packets(OGG);
     let opus = OpusConfig::from_opus_head(&packets[0]).expect("OpusHead");
@@ -146,20 +159,9 @@ fn h264_and_opus_frames_package_and_decode() {
 /// (18,000 of them, which ran the fuzzer out of memory).
 #[test]
 fn an_unreported_jump_beyond_the_live_window_is_a_new_timeline() {
-    let mut front = TsFrontEnd::default();
-    front.push(TS).unwrap();
-    front.flush().unwrap();
-    let mut track = None;
-    let mut video = Vec::new();
-    while let Some(ev) = front.poll() {
-        match ev {
-            FrontEndEvent::Tracks(t) => track = Some(t[0].clone()),
-            FrontEndEvent::Frame(f) if f.track == 0 => video.push(f),
-            _ => {}
-        }
-    }
+    let (track, video) = capture_video();
     let mut p = Packager::new(PackagerConfig::default());
-    p.push_tracks(vec![track.unwrap()]);
+    p.push_tracks(vec![track]);
     let (first, last) = (video[0].dts, video[video.len() - 1].dts);
     let hour = 3600 * 90_000;
     let mut parts = 0;
@@ -197,19 +199,7 @@ fn an_unreported_jump_beyond_the_live_window_is_a_new_timeline() {
 /// waiting for a video that will not get there for an hour.
 #[test]
 fn a_follower_far_ahead_of_the_lead_is_dropped_not_buffered() {
-    let mut front = TsFrontEnd::default();
-    front.push(TS).unwrap();
-    front.flush().unwrap();
-    let mut tracks = None;
-    let mut frames = Vec::new();
-    while let Some(ev) = front.poll() {
-        match ev {
-            FrontEndEvent::Tracks(t) => tracks = Some(t),
-            FrontEndEvent::Frame(f) => frames.push(f),
-            _ => {}
-        }
-    }
-    let tracks = tracks.unwrap();
+    let (tracks, frames) = capture();
     let audio = tracks
         .iter()
         .position(|t| t.kind() == brook_packager::media::TrackKind::Audio)
@@ -240,19 +230,7 @@ fn a_follower_far_ahead_of_the_lead_is_dropped_not_buffered() {
 /// with both rungs keyed alike they do.
 #[test]
 fn a_rung_that_does_not_key_with_the_lead_withdraws_the_independence_claim() {
-    let mut front = TsFrontEnd::default();
-    front.push(TS).unwrap();
-    front.flush().unwrap();
-    let mut track = None;
-    let mut video = Vec::new();
-    while let Some(ev) = front.poll() {
-        match ev {
-            FrontEndEvent::Tracks(t) => track = Some(t[0].clone()),
-            FrontEndEvent::Frame(f) if f.track == 0 => video.push(f),
-            _ => {}
-        }
-    }
-    let track = track.unwrap();
+    let (track, video) = capture_video();
     for keyed_alike in [true, false] {
         let mut second = track.clone();
         second.id = 2;

@@ -28,6 +28,30 @@ use std::net::SocketAddr;
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::UnixMillis;
 
+/// The clock frame ingests put video on.
+pub const VIDEO_TIMESCALE: u32 = 90_000;
+
+/// The track list of a frame ingest (RTMP, RTSP): the video, then AAC audio
+/// if there is any, as the packager's tracks 1 and 2.
+pub(crate) fn video_and_aac_tracks(
+    video: brook_packager::media::CodecConfig,
+    aac: Option<brook_packager::codec::aac::AacConfig>,
+) -> Vec<TrackInfo> {
+    let mut tracks = vec![TrackInfo {
+        id: 1,
+        timescale: VIDEO_TIMESCALE,
+        codec: video,
+    }];
+    if let Some(aac) = aac {
+        tracks.push(TrackInfo {
+            id: 2,
+            timescale: aac.sample_rate,
+            codec: brook_packager::media::CodecConfig::Aac(aac),
+        });
+    }
+    tracks
+}
+
 /// The protocol a publisher came in over (for logs and metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

@@ -15,6 +15,12 @@ pub fn nal_type(nal: &[u8]) -> u8 {
     nal.first().map_or(0, |b| b & 0x1F)
 }
 
+/// Whether an access unit in MP4 form (4-byte NAL lengths) holds an IDR
+/// picture.
+pub fn au_has_idr(au: &[u8]) -> bool {
+    super::length_prefixed_nals(au).any(|nal| nal_type(nal) == NAL_IDR)
+}
+
 /// Splits an Annex B byte stream into NAL units (start codes removed).
 pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     // Start codes end in 0x01; find those bytes with memchr (SIMD) and check the two

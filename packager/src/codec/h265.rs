@@ -20,6 +20,12 @@ pub fn is_irap(t: u8) -> bool {
     (16..=23).contains(&t)
 }
 
+/// Whether an access unit in MP4 form (4-byte NAL lengths) holds an IRAP
+/// picture.
+pub fn au_has_irap(au: &[u8]) -> bool {
+    super::length_prefixed_nals(au).any(|nal| !nal.is_empty() && is_irap(nal_type(nal)))
+}
+
 /// `profile_tier_level` general fields, as `hvcC` and the codec string carry them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProfileTierLevel {

@@ -16,14 +16,14 @@
 //! - NAL units are rewritten to 4-byte lengths when the encoder used 1 or 2.
 
 use brook_packager::codec::aac::{AacConfig, SAMPLES_PER_FRAME};
-use brook_packager::codec::h264::AvcConfig;
-use brook_packager::codec::h265::HevcConfig;
+use brook_packager::codec::h264::{self, AvcConfig};
+use brook_packager::codec::h265::{self, HevcConfig};
 use brook_packager::media::{CodecConfig, Frame, TrackInfo};
 use bytes::Bytes;
 
 use super::flv::{self, AudioTag, FlvError, VideoCodec, VideoTag};
 
-pub const VIDEO_TIMESCALE: u32 = 90_000;
+pub use crate::ingest::VIDEO_TIMESCALE;
 
 /// What the media path asks of the pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,18 +170,7 @@ impl RtmpMedia {
         let Some((video, _)) = &self.video else {
             return;
         };
-        let mut tracks = vec![TrackInfo {
-            id: 1,
-            timescale: VIDEO_TIMESCALE,
-            codec: video.clone(),
-        }];
-        if let Some(aac) = self.audio {
-            tracks.push(TrackInfo {
-                id: 2,
-                timescale: aac.sample_rate,
-                codec: CodecConfig::Aac(aac),
-            });
-        }
+        let tracks = crate::ingest::video_and_aac_tracks(video.clone(), self.audio);
         self.changed = false;
         self.next_audio = None;
         self.announced = Some(tracks.clone());
@@ -272,24 +261,10 @@ fn to_four_byte_lengths(data: &[u8], size: usize) -> Option<Vec<u8>> {
 /// Whether an access unit in 4-byte length form holds an IDR (H.264) or IRAP
 /// (H.265) picture.
 fn has_random_access(sample: &[u8], codec: VideoCodec) -> bool {
-    let mut rest = sample;
-    while rest.len() > 4 {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let Some(nal) = rest.get(4..4 + len) else {
-            return false;
-        };
-        let random_access = match codec {
-            VideoCodec::Avc => nal.first().is_some_and(|b| b & 0x1F == 5),
-            VideoCodec::Hevc => nal
-                .first()
-                .is_some_and(|b| (16..=23).contains(&((b >> 1) & 0x3F))),
-        };
-        if random_access {
-            return true;
-        }
-        rest = &rest[4 + len..];
+    match codec {
+        VideoCodec::Avc => h264::au_has_idr(sample),
+        VideoCodec::Hevc => h265::au_has_irap(sample),
     }
-    false
 }
 
 #[cfg(test)]

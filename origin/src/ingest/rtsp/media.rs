@@ -40,14 +40,14 @@
 //! push onto `out` to the pipeline in that order.
 
 use brook_packager::codec::aac::AacConfig;
-use brook_packager::codec::h264::AvcConfig;
-use brook_packager::codec::h265::HevcConfig;
+use brook_packager::codec::h264::{self, AvcConfig};
+use brook_packager::codec::h265::{self, HevcConfig};
 use brook_packager::codec::CodecError;
 use brook_packager::media::{CodecConfig, Frame, TrackInfo};
 use brook_packager::UnixMillis;
 use bytes::Bytes;
 
-pub const VIDEO_TIMESCALE: u32 = 90_000;
+pub use crate::ingest::VIDEO_TIMESCALE;
 /// Index of the video track in the track list; audio (when there is) is 1.
 pub const VIDEO: usize = 0;
 pub const AUDIO: usize = 1;
@@ -352,18 +352,7 @@ impl RtspMedia {
         let Some(video) = &self.video else {
             return;
         };
-        let mut tracks = vec![TrackInfo {
-            id: 1,
-            timescale: VIDEO_TIMESCALE,
-            codec: video.clone(),
-        }];
-        if let Some(aac) = self.audio {
-            tracks.push(TrackInfo {
-                id: 2,
-                timescale: aac.sample_rate,
-                codec: CodecConfig::Aac(aac),
-            });
-        }
+        let tracks = crate::ingest::video_and_aac_tracks(video.clone(), self.audio);
         self.changed = false;
         // A new track list is a new timeline in the packager.
         self.last_video_dts = None;
@@ -451,24 +440,11 @@ fn length_prefixed(mut data: &[u8]) -> bool {
 
 /// Whether an access unit in 4-byte length form holds an IDR (H.264) or IRAP
 /// (H.265) picture.
-fn has_random_access(mut data: &[u8], codec: VideoCodec) -> bool {
-    while let Some((len, rest)) = data.split_first_chunk::<4>() {
-        let len = u32::from_be_bytes(*len) as usize;
-        let Some(nal) = rest.get(..len) else {
-            return false;
-        };
-        let random_access = match codec {
-            VideoCodec::H264 => nal.first().is_some_and(|b| b & 0x1F == 5),
-            VideoCodec::H265 => nal
-                .first()
-                .is_some_and(|b| (16..=23).contains(&((b >> 1) & 0x3F))),
-        };
-        if random_access {
-            return true;
-        }
-        data = &rest[len..];
+fn has_random_access(data: &[u8], codec: VideoCodec) -> bool {
+    match codec {
+        VideoCodec::H264 => h264::au_has_idr(data),
+        VideoCodec::H265 => h265::au_has_irap(data),
     }
-    false
 }
 
 #[cfg(test)]
