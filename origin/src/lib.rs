@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod serve;
 pub mod store;
+pub mod vod;
 
 pub use brook_common::valid_stream_name;
 

@@ -211,7 +211,7 @@ fn edge_tests(ctx: &Ctx, _: &mut Vec<String>) -> Result {
     }
     let mut cmd = node_test(ctx, &[], &files);
     println!("$ {}", display(&cmd));
-    run_cmd(&mut cmd)
+    run_in_scratch_tmp(&mut cmd)
 }
 
 /// The end-to-end suite (tests/e2e/, owned by the e2e authors): real origin
@@ -236,7 +236,23 @@ fn e2e_tests(ctx: &Ctx, notes: &mut Vec<String>) -> Result {
         ctx.root.display(),
         display(&cmd)
     );
-    run_cmd(&mut cmd)
+    run_in_scratch_tmp(&mut cmd)
+}
+
+/// Runs a test command with `TMPDIR` pointing at a directory of its own and
+/// removes that directory afterwards, pass or fail: the suites make archives,
+/// configs and wrangler homes with `mkdtemp`, and a test killed half-way
+/// cannot be trusted to clean up after itself (a machine running CI many
+/// times would otherwise fill its disk).
+fn run_in_scratch_tmp(cmd: &mut Command) -> Result {
+    let scratch = std::env::temp_dir().join(format!("brook-test-tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch)
+        .map_err(|e| Error::msg(format!("creating {}: {e}", scratch.display())))?;
+    cmd.env("TMPDIR", &scratch);
+    let result = run_cmd(cmd);
+    let _ = fs::remove_dir_all(&scratch);
+    result
 }
 
 pub fn origin_bin(ctx: &Ctx) -> PathBuf {
