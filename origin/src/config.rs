@@ -25,6 +25,12 @@ pub struct Config {
     pub hls: HlsConfig,
     pub publish: PublishConfig,
     pub archive: ArchiveConfig,
+    /// Object storage for on-demand assets (and the archive with
+    /// `archive.in_storage`): `kind = "fs"` with `dir`, or `kind = "s3"`.
+    /// Default: none.
+    pub storage: Option<crate::store::storage::StorageConfig>,
+    /// Video on demand (uploads, assets, jobs); see `docs/vod.md`.
+    pub vod: crate::vod::VodConfig,
     pub admin: AdminConfig,
     /// WebRTC ingest (WHIP, RFC 9725); see `docs/whip.md`.
     pub whip: crate::ingest::whip::WhipConfig,
@@ -57,6 +63,8 @@ impl Default for Config {
             hls: HlsConfig::default(),
             publish: PublishConfig::default(),
             archive: ArchiveConfig::default(),
+            storage: None,
+            vod: crate::vod::VodConfig::default(),
             admin: AdminConfig::default(),
             whip: crate::ingest::whip::WhipConfig::default(),
             ladder: LadderConfig::default(),
@@ -151,6 +159,9 @@ pub struct ArchiveConfig {
     /// <rendition>/`), and ended sessions are served from as VOD. Default: none
     /// (no archive; a stream's media is gone once it leaves the live window).
     pub dir: Option<PathBuf>,
+    /// Archive into `[storage]` instead (under `live/`), beside the on-demand
+    /// assets: an S3-compatible bucket or the disk. Default false.
+    pub in_storage: bool,
 }
 
 /// The admin API (`/admin/...`) and Prometheus metrics (`/metrics`).
@@ -442,6 +453,17 @@ impl Config {
         if p.window_segments < 3 {
             return Err(ConfigError::Invalid(
                 "packager.window_segments must be at least 3".into(),
+            ));
+        }
+        self.vod.validate().map_err(ConfigError::Invalid)?;
+        if self.vod.enabled && self.storage.is_none() {
+            return Err(ConfigError::Invalid(
+                "vod.enabled needs [storage] (kind = \"fs\" with dir, or kind = \"s3\")".into(),
+            ));
+        }
+        if self.archive.in_storage && self.storage.is_none() {
+            return Err(ConfigError::Invalid(
+                "archive.in_storage needs [storage]".into(),
             ));
         }
         if let Some(token) = &self.admin.token {

@@ -25,7 +25,7 @@ use brook_origin::serve::http::admin::Admin;
 use brook_origin::serve::http::OriginHttp;
 use brook_origin::serve::hub::Hub;
 use brook_origin::store::archive::Archive;
-use brook_origin::store::storage::DiskStorage;
+use brook_origin::store::storage::{Key, ObjectStorage};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,6 +122,7 @@ fn main() -> anyhow::Result<()> {
     {
         config.admin.token = Some(token);
     }
+    config.vod = std::mem::take(&mut config.vod).with_env();
     config.validate()?;
     if args.check_config {
         println!("configuration ok");
@@ -142,16 +143,29 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the background runtime")?;
-    let archive = match &config.archive.dir {
-        Some(dir) => {
-            let storage = Arc::new(
-                DiskStorage::new(dir)
-                    .with_context(|| format!("archive directory {}", dir.display()))?,
-            );
+    // TLS for the object store and webhook clients (reqwest on rustls): the
+    // ring provider Pingora's rustls already uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let storage = match &config.storage {
+        Some(c) => Some(ObjectStorage::from_config(c).context("[storage]")?),
+        None => None,
+    };
+    let archive_storage = match (&config.archive.dir, config.archive.in_storage, &storage) {
+        (Some(dir), _, _) => Some(
+            ObjectStorage::local(dir)
+                .with_context(|| format!("archive directory {}", dir.display()))?,
+        ),
+        (None, true, Some(s)) => Some(s.under(&Key::new("live").expect("a valid key"))),
+        _ => None,
+    };
+    let archive = match archive_storage {
+        Some(storage) => {
+            let dir = storage.describe().to_owned();
+            let storage = Arc::new(storage);
             let archive = background
                 .block_on(Archive::open(storage, metrics.clone(), background.handle()))
                 .context("opening the archive")?;
-            info!(dir = %dir.display(), "archiving every session (live-to-VOD)");
+            info!(%dir, "archiving every session (live-to-VOD)");
             Some(archive)
         }
         None => {
@@ -244,9 +258,23 @@ fn main() -> anyhow::Result<()> {
         ),
         archive: archive.clone(),
     };
+    let vod = match (config.vod.enabled, &storage) {
+        (true, Some(storage)) => {
+            let vod = brook_origin::vod::Vod::open(
+                config.vod.clone(),
+                config.ladder.clone(),
+                storage.clone(),
+            )
+            .context("starting video on demand")?;
+            brook_origin::vod::worker::start(&vod, background.handle());
+            Some(vod)
+        }
+        _ => None,
+    };
     let app = OriginHttp::new(hub.clone(), config.hls.clone())
         .with_metrics(metrics.clone())
         .with_archive(archive.clone())
+        .with_vod(vod.clone())
         .with_h2c(config.http.h2c)
         .with_admin(config.admin.listen.is_none().then(admin))
         .with_whip(whip.as_ref().map(|w| w.endpoint()));

@@ -64,6 +64,12 @@ pub const PIP_PACKAGES: &[(&str, &str)] = &[
     // The Grafana dashboard and alert rules check (tests/ops/check.py).
     ("jsonschema", "4.23.0"),
     ("PyYAML", "6.0.2"),
+    // The S3-compatible server the VOD tests store assets in
+    // (tests/e2e/vod.test.mjs). Its S3 backend needs only Flask, not the
+    // `server` extra's dozen other services' dependencies.
+    ("moto", "5.2.6"),
+    ("Flask", "3.1.3"),
+    ("flask-cors", "6.0.5"),
 ];
 
 pub fn run(ctx: &Ctx) -> Result {
@@ -307,8 +313,9 @@ fn cargo_tool(ctx: &Ctx, krate: &str, bin: &str, version: &str) -> Result {
     )
 }
 
-/// The viewer page loads hls.js from /vendor/, copied from node_modules so
-/// the page needs no build step and no third-party CDN.
+/// The viewer page loads hls.js (and the upload page tus-js-client) from
+/// /vendor/, copied from node_modules so the pages need no build step and no
+/// third-party CDN.
 fn vendor_hls_js(ctx: &Ctx) -> Result {
     let dist = ctx.node_modules().join("hls.js");
     let vendor = ctx.root.join("web").join("vendor");
@@ -319,6 +326,18 @@ fn vendor_hls_js(ctx: &Ctx) -> Result {
             vendor.join("hls.min.js"),
         ),
         (dist.join("LICENSE"), vendor.join("hls.js.LICENSE.txt")),
+        // The upload page's tus client (web/upload.html).
+        (
+            ctx.node_modules()
+                .join("tus-js-client")
+                .join("dist")
+                .join("tus.min.js"),
+            vendor.join("tus.min.js"),
+        ),
+        (
+            ctx.node_modules().join("tus-js-client").join("LICENSE"),
+            vendor.join("tus-js-client.LICENSE.txt"),
+        ),
     ];
     let mut copied = 0;
     for (from, to) in &copies {

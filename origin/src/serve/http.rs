@@ -157,6 +157,8 @@ pub struct OriginHttp {
     admin: Option<admin::Admin>,
     /// Answers `/whip/...` (none: WHIP is off).
     whip: Option<Arc<crate::ingest::whip::Endpoint>>,
+    /// Answers `/api/v1/...`, `/uploads/...` and `/vod/...` (none: VOD is off).
+    vod: Option<Arc<crate::vod::Vod>>,
     options: HttpServerOptions,
 }
 
@@ -171,8 +173,15 @@ impl OriginHttp {
             archive: None,
             admin: None,
             whip: None,
+            vod: None,
             options,
         }
+    }
+
+    /// Serve video on demand (`/api/v1/`, `/uploads/`, `/vod/`).
+    pub fn with_vod(mut self, vod: Option<Arc<crate::vod::Vod>>) -> Self {
+        self.vod = vod;
+        self
     }
 
     /// Serve WHIP ingest (`/whip/...`) from this endpoint.
@@ -224,6 +233,24 @@ impl OriginHttp {
         }
         if path == "/healthz" {
             return Reply::text(StatusCode::OK, "ok");
+        }
+        if let (Some(vod), true) = (&self.vod, path.starts_with("/vod/")) {
+            return match vod.serve(req.method, path).await {
+                crate::vod::api::VodAnswer::Reply(r) => Reply {
+                    status: r.status,
+                    headers: r.headers,
+                    body: Body::Full(r.body),
+                    part_published: None,
+                },
+                crate::vod::api::VodAnswer::Object {
+                    data,
+                    content_type,
+                    cache_control,
+                } => {
+                    let etag = etag_of(&data);
+                    stored_object(req, data, etag, content_type, cache_control)
+                }
+            };
         }
         if !path.starts_with("/live/") {
             return Reply::text(StatusCode::NOT_FOUND, "not found");
@@ -626,12 +653,23 @@ fn with_content_type(mut r: Reply, content_type: &str) -> Reply {
 
 /// An immutable media object: conditional, byte ranges.
 fn media_object(req: &Request<'_>, data: Bytes, etag: String) -> Reply {
+    stored_object(req, data, etag, MP4, IMMUTABLE)
+}
+
+/// A stored object: conditional, byte ranges, with its type and caching.
+fn stored_object(
+    req: &Request<'_>,
+    data: Bytes,
+    etag: String,
+    content_type: &str,
+    cache_control: &str,
+) -> Reply {
     if not_modified(req, &etag) {
         return Reply {
             status: StatusCode::NOT_MODIFIED,
             headers: vec![
                 ("etag", etag),
-                ("cache-control", IMMUTABLE.into()),
+                ("cache-control", cache_control.into()),
                 ("content-length", data.len().to_string()),
             ],
             body: Body::Full(Bytes::new()),
@@ -645,10 +683,10 @@ fn media_object(req: &Request<'_>, data: Bytes, etag: String) -> Reply {
         _ => req.header("range"),
     };
     let r = match RangeRequest::parse(range_header, len) {
-        RangeRequest::Full => Reply::new(StatusCode::OK, MP4, data),
+        RangeRequest::Full => Reply::new(StatusCode::OK, content_type, data),
         RangeRequest::Partial { start, end } => Reply::new(
             StatusCode::PARTIAL_CONTENT,
-            MP4,
+            content_type,
             data.slice(start as usize..end as usize),
         )
         .header("content-range", format!("bytes {start}-{}/{len}", end - 1)),
@@ -657,7 +695,7 @@ fn media_object(req: &Request<'_>, data: Bytes, etag: String) -> Reply {
                 .header("content-range", format!("bytes */{len}"))
         }
     };
-    r.header("cache-control", IMMUTABLE)
+    r.header("cache-control", cache_control)
         .header("etag", etag)
         .header("accept-ranges", "bytes")
 }
@@ -736,6 +774,31 @@ impl OriginHttp {
         };
         let now_unix = brook_packager::UnixMillis(crate::serve::hub::unix_ms());
         let r = whip.handle(&req, std::time::Instant::now(), now_unix);
+        Reply {
+            status: r.status,
+            headers: r.headers,
+            body: Body::Full(r.body),
+            part_published: None,
+        }
+    }
+
+    /// `/api/v1/...` (a small JSON body) and `/uploads/...` (tus: the body
+    /// streams to disk). On an unread or partly read body the connection is
+    /// not reused.
+    async fn vod_request(&self, http: &mut ServerSession, vod: &crate::vod::Vod) -> Reply {
+        let path = http.req_header().uri.path().to_owned();
+        if path.starts_with(crate::vod::tus::PREFIX) {
+            return crate::vod::http::tus(vod, http, REQUEST_BODY_TIMEOUT).await;
+        }
+        let body = match body::read(http, crate::vod::api::MAX_API_BODY, REQUEST_BODY_TIMEOUT).await {
+            Ok(b) => b,
+            Err(e) => {
+                http.set_keepalive(None);
+                return body_error(&e);
+            }
+        };
+        let h = http.req_header();
+        let r = vod.api(&h.method, &path, &h.headers, &body).await;
         Reply {
             status: r.status,
             headers: r.headers,
@@ -839,7 +902,14 @@ impl HttpServerApp for OriginHttp {
             Some(w) if takes_body => w.max_offer_bytes(),
             _ => body::UNUSED_BODY_LIMIT,
         };
-        let reply = match (
+        let vod = self.vod.clone().filter(|_| {
+            let path = http.req_header().uri.path();
+            path.starts_with("/api/v1/") || path.starts_with(crate::vod::tus::PREFIX)
+        });
+        let reply = if let Some(vod) = vod {
+            self.vod_request(&mut http, &vod).await
+        } else {
+            match (
             body::read(&mut http, limit, REQUEST_BODY_TIMEOUT).await,
             whip,
         ) {
@@ -861,6 +931,7 @@ impl HttpServerApp for OriginHttp {
                 };
                 self.handle(&req).await
             }
+        }
         };
         if !self.write(&mut http, reply, head_only).await {
             return None;

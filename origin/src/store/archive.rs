@@ -515,7 +515,7 @@ async fn recover(storage: &dyn Storage) -> Result<Index, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::storage::DiskStorage;
+    use crate::store::storage::ObjectStorage;
 
     fn live_playlist(msns: std::ops::Range<u64>) -> MediaPlaylist {
         let mut pl = MediaPlaylist {
@@ -541,7 +541,7 @@ mod tests {
             "brook-archive-{}",
             crate::serve::hub::new_session_id()
         ));
-        let storage: Arc<dyn Storage> = Arc::new(DiskStorage::new(&dir).unwrap());
+        let storage: Arc<dyn Storage> = Arc::new(ObjectStorage::local(&dir).unwrap());
         let metrics = Arc::new(Metrics::default());
         let a = Archive::open(storage.clone(), metrics.clone(), &Handle::current())
             .await

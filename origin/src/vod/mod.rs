@@ -1,9 +1,251 @@
 //! Video on demand: resumable uploads (tus), assets and their jobs, the file
 //! transcode into the ladder, packaging into CMAF HLS + DASH, thumbnails,
 //! object storage and webhooks. See docs/vod.md.
+//!
+//! ```text
+//! backend ─POST /api/v1/uploads─▶ api.rs ──▶ db (asset `waiting`) + upload_url (signed, one-time)
+//! browser ─tus─▶ /uploads/ ──▶ tus.rs (disk, resumable) ──complete──▶ db: asset `queued`, process job
+//! worker.rs: claim (lease) ─▶ probe.rs ─▶ transcode.rs (ffmpeg, one MPEG-TS, every rung)
+//!            ─▶ package.rs (brook_packager: CMAF, HLS VOD + I-frames, DASH) ─▶ thumbnails.rs
+//!            ─▶ store::storage (`videos/<id>/...`, manifests last) ─▶ `ready` ─▶ webhook.rs
+//! viewer ◀── /vod/<id>/<object> ◀── storage, only while the asset is `ready`
+//! ```
 
+pub mod api;
+pub mod db;
+pub mod package;
 pub mod probe;
 pub mod thumbnails;
 pub mod transcode;
 pub mod tus;
 pub mod upload_url;
+pub mod webhook;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tracing::info;
+
+use crate::pipeline::ladder::LadderConfig;
+use crate::store::storage::{Key, ObjectStorage, Storage};
+
+/// `[vod]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VodConfig {
+    /// Accept uploads and serve assets. Needs `[storage]` and an API token.
+    /// Default false.
+    pub enabled: bool,
+    /// Where the job database (`vod.db`), unfinished uploads (`uploads/`) and
+    /// transcodes in progress (`work/`) live, on the local disk. Default
+    /// `brook-data`.
+    pub data_dir: PathBuf,
+    /// Bearer token of the application's backend for `/api/v1/...` (at least
+    /// 16 characters). `BROOK_API_TOKEN` overrides it.
+    pub api_token: Option<String>,
+    /// Key that signs direct upload URLs (at least 16 characters).
+    /// `BROOK_UPLOAD_SECRET` overrides it. Default: derived from the API token.
+    pub upload_secret: Option<String>,
+    /// The origin's public base URL for the upload and playback URLs the API
+    /// returns (`https://origin.example.com`). Default: from the request's
+    /// `Host`.
+    pub public_url: Option<String>,
+    /// The largest upload, bytes. Default 20 GiB.
+    pub max_upload_bytes: u64,
+    /// The longest video, seconds. Default 4 h.
+    pub max_duration_s: u64,
+    /// An unfinished upload is removed after this long, s. Default 1 day.
+    pub upload_expiry_s: u64,
+    /// A direct upload URL can be used for this long, s, unless the request
+    /// says otherwise (at most `upload_expiry_s`). Default 1 h.
+    pub direct_upload_ttl_s: u64,
+    /// Assets processed at once (each runs one ffmpeg). Default 1.
+    pub workers: u32,
+    /// A worker holds a job this long between renewals, s; a job whose
+    /// worker died is picked up again after it. Default 30.
+    pub lease_s: u64,
+    /// Where `asset.ready` / `asset.errored` are POSTed. Default: none.
+    pub webhook_url: Option<String>,
+    /// The webhook signing secret. `BROOK_WEBHOOK_SECRET` overrides it.
+    pub webhook_secret: Option<String>,
+    /// Delivery attempts before a webhook is given up. Default 8.
+    pub webhook_attempts: u32,
+    /// The ffprobe to run. Default `ffprobe`.
+    pub ffprobe: PathBuf,
+    /// How renditions are encoded (presets, CRF caps, segment length).
+    pub encode: transcode::VodEncode,
+    /// Poster and trick-play sprites.
+    pub thumbnails: thumbnails::ThumbnailConfig,
+}
+
+impl Default for VodConfig {
+    fn default() -> Self {
+        VodConfig {
+            enabled: false,
+            data_dir: PathBuf::from("brook-data"),
+            api_token: None,
+            upload_secret: None,
+            public_url: None,
+            max_upload_bytes: 20 << 30,
+            max_duration_s: 4 * 3600,
+            upload_expiry_s: 24 * 3600,
+            direct_upload_ttl_s: 3600,
+            workers: 1,
+            lease_s: 30,
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_attempts: 8,
+            ffprobe: PathBuf::from("ffprobe"),
+            encode: transcode::VodEncode::default(),
+            thumbnails: thumbnails::ThumbnailConfig::default(),
+        }
+    }
+}
+
+impl VodConfig {
+    /// The config with the environment's secrets applied.
+    pub fn with_env(mut self) -> Self {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(v) = env("BROOK_API_TOKEN") {
+            self.api_token = Some(v);
+        }
+        if let Some(v) = env("BROOK_UPLOAD_SECRET") {
+            self.upload_secret = Some(v);
+        }
+        if let Some(v) = env("BROOK_WEBHOOK_SECRET") {
+            self.webhook_secret = Some(v);
+        }
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        match &self.api_token {
+            Some(t) if t.len() >= 16 => {}
+            _ => return Err("vod.api_token (or BROOK_API_TOKEN) of at least 16 characters is required with vod.enabled".into()),
+        }
+        if self.upload_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("vod.upload_secret must be at least 16 characters".into());
+        }
+        if self.webhook_url.is_some() && self.webhook_secret.as_ref().is_none_or(|s| s.len() < 16) {
+            return Err("vod.webhook_url needs vod.webhook_secret (or BROOK_WEBHOOK_SECRET) of at least 16 characters".into());
+        }
+        if let Some(u) = &self.webhook_url {
+            url::Url::parse(u).map_err(|e| format!("vod.webhook_url: {e}"))?;
+        }
+        if !(1..=64).contains(&self.workers) {
+            return Err("vod.workers must be within 1..=64".into());
+        }
+        if self.lease_s < 5 {
+            return Err("vod.lease_s must be at least 5".into());
+        }
+        if self.max_upload_bytes == 0 || self.max_duration_s == 0 {
+            return Err("vod.max_upload_bytes and vod.max_duration_s must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The key direct upload URLs are signed with.
+    pub fn upload_key(&self) -> Vec<u8> {
+        match (&self.upload_secret, &self.api_token) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(t)) => {
+                use hmac::{Hmac, Mac};
+                let mut m = Hmac::<sha2::Sha256>::new_from_slice(t.as_bytes())
+                    .expect("HMAC takes any key length");
+                m.update(b"brook direct upload URLs");
+                m.finalize().into_bytes().to_vec()
+            }
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Where an asset's objects are in storage: `videos/<id>/<name>`.
+pub fn asset_prefix(id: &str) -> String {
+    format!("videos/{id}/")
+}
+
+/// A storage key of an asset's object.
+pub fn asset_key(id: &str, name: &str) -> Result<Key, crate::store::storage::StorageError> {
+    Key::new(format!("videos/{id}/{name}"))
+}
+
+/// A new asset id: 32 lowercase hex digits (128 random bits).
+pub fn new_asset_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random generator");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn valid_asset_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The VOD service: shared by the HTTP handlers and the workers.
+pub struct Vod {
+    pub config: VodConfig,
+    pub ladder: LadderConfig,
+    pub db: db::Db,
+    pub storage: Arc<dyn Storage>,
+    pub uploads: tus::Uploads,
+    pub http_client: reqwest::Client,
+    /// This process's name in job leases.
+    pub worker_id: String,
+}
+
+impl std::fmt::Debug for Vod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vod").field("worker_id", &self.worker_id).finish()
+    }
+}
+
+impl Vod {
+    pub fn open(
+        config: VodConfig,
+        ladder: LadderConfig,
+        storage: ObjectStorage,
+    ) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("creating vod.data_dir {}", data.display()))?;
+        let db = db::Db::open(&data.join("vod.db"))?;
+        let uploads = tus::Uploads::open(tus::TusConfig {
+            dir: data.join("uploads"),
+            max_size: config.max_upload_bytes,
+            expiry: std::time::Duration::from_secs(config.upload_expiry_s),
+        })
+        .context("opening the upload directory")?;
+        // One name per data directory: a restarted origin over the same
+        // directory recognizes its own unfinished jobs.
+        let worker_id = format!("origin:{}", data.canonicalize().unwrap_or(data.clone()).display());
+        let recovered = db.recover(&worker_id)?;
+        if recovered > 0 {
+            info!(recovered, "VOD jobs interrupted by the last stop run again");
+        }
+        let http_client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .context("building the webhook HTTP client")?;
+        info!(storage = storage.describe(), "video on demand enabled");
+        Ok(Arc::new(Vod {
+            config,
+            ladder,
+            db,
+            storage: Arc::new(storage),
+            uploads,
+            http_client,
+            worker_id,
+        }))
+    }
+
+    /// Scratch space of one asset's job.
+    pub fn work_dir(&self, asset: &str) -> PathBuf {
+        self.config.data_dir.join("work").join(asset)
+    }
+}

@@ -9,7 +9,7 @@ use crate::config::LadderMode;
 use crate::ingest::{Admission, Claim, Protocol, Publish};
 use crate::pipeline::Pipelines;
 use crate::store::archive::Archive;
-use crate::store::storage::DiskStorage;
+use crate::store::storage::ObjectStorage;
 
 const FIXTURE: &[u8] =
     include_bytes!("../../../../packager/tests/fixtures/lavfi_h264_aac_zerolatency.ts");
@@ -54,7 +54,7 @@ async fn setup_with(mut config: Config, archive_dir: Option<&std::path::Path>) -
     let archive = match archive_dir {
         Some(dir) => Some(
             Archive::open(
-                Arc::new(DiskStorage::new(dir).unwrap()),
+                Arc::new(ObjectStorage::local(dir).unwrap()),
                 metrics.clone(),
                 &tokio::runtime::Handle::current(),
             )

@@ -1,0 +1,332 @@
+//! The asset API (`/api/v1/...`, the application's backend, bearer token)
+//! and the public asset paths (`/vod/<id>/...`). Documented in
+//! `docs/openapi/vod.yaml`.
+//!
+//! ```text
+//! POST   /api/v1/uploads          a direct upload URL (and its asset, `waiting`)
+//! GET    /api/v1/assets           assets, newest first
+//! GET    /api/v1/assets/<id>      one asset: status, progress, duration, renditions, URLs
+//! DELETE /api/v1/assets/<id>      removes every object, then the asset (202)
+//! GET    /vod/<id>/status         status and progress only (public: the upload page polls it)
+//! GET    /vod/<id>/<object>       the asset's objects, only while it is `ready`
+//! ```
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::db::{Asset, Status};
+use super::{asset_key, new_asset_id, upload_url, valid_asset_id, Vod};
+
+/// The largest API request body.
+pub const MAX_API_BODY: usize = 64 * 1024;
+
+/// A JSON (or small text) answer.
+#[derive(Debug)]
+pub struct ApiReply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl ApiReply {
+    fn json(status: StatusCode, value: &serde_json::Value) -> Self {
+        ApiReply {
+            status,
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cache-control", "no-store".into()),
+            ],
+            body: Bytes::from(value.to_string()),
+        }
+    }
+
+    fn error(status: StatusCode, msg: &str) -> Self {
+        Self::json(status, &json!({ "error": msg }))
+    }
+}
+
+/// What `/vod/<id>/...` answers.
+#[derive(Debug)]
+pub enum VodAnswer {
+    Reply(ApiReply),
+    /// A stored object: the HTTP layer answers ranges and conditional
+    /// requests over it.
+    Object {
+        data: Bytes,
+        content_type: &'static str,
+        cache_control: &'static str,
+    },
+}
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Manifests of a ready asset do not change, but a deleted asset must stop
+/// playing within a minute.
+const MANIFEST_CACHE: &str = "public, max-age=60";
+
+fn content_type(name: &str) -> Option<(&'static str, &'static str)> {
+    let ext = name.rsplit_once('.').map(|(_, e)| e)?;
+    Some(match ext {
+        "m3u8" => ("application/vnd.apple.mpegurl", MANIFEST_CACHE),
+        "mpd" => ("application/dash+xml", MANIFEST_CACHE),
+        "mp4" => ("video/mp4", IMMUTABLE),
+        "m4s" => ("video/iso.segment", IMMUTABLE),
+        "jpg" => ("image/jpeg", IMMUTABLE),
+        "vtt" => ("text/vtt", IMMUTABLE),
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct NewUpload {
+    max_size_bytes: Option<u64>,
+    max_duration_s: Option<u64>,
+    expires_in_s: Option<u64>,
+    passthrough: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    crate::serve::hub::unix_ms()
+}
+
+impl Vod {
+    /// The base of the URLs the API returns.
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = &self.config.public_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(want) = self.config.api_token.as_deref() else {
+            return false;
+        };
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(brook_common::credentials::bearer)
+            .is_some_and(|got| brook_common::secret::constant_time_eq(got.as_bytes(), want.as_bytes()))
+    }
+
+    /// The asset as the API shows it.
+    pub fn asset_json(&self, a: &Asset, base: &str) -> serde_json::Value {
+        let mut v = json!({
+            "id": a.id,
+            "status": a.status,
+            "progress": (a.progress * 10.0).round() / 10.0,
+            "created_ms": a.created_ms,
+            "updated_ms": a.updated_ms,
+            "duration_s": a.duration_s,
+            "error": a.error,
+            "passthrough": a.passthrough,
+        });
+        if a.status == Status::Ready {
+            let p = format!("{base}/vod/{}", a.id);
+            v["playback"] = json!({
+                "hls": format!("{p}/index.m3u8"),
+                "dash": format!("{p}/manifest.mpd"),
+                "poster": format!("{p}/poster.jpg"),
+                "thumbnails_vtt": format!("{p}/thumbnails.vtt"),
+            });
+            if let Some(d) = &a.details {
+                for k in ["renditions", "thumbnails", "source"] {
+                    if let Some(x) = d.get(k) {
+                        v[k] = x.clone();
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// `/api/v1/...`.
+    pub async fn api(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ApiReply {
+        if !self.authorized(headers) {
+            let mut r = ApiReply::error(StatusCode::UNAUTHORIZED, "a valid API token is required");
+            r.headers.push(("www-authenticate", "Bearer".into()));
+            return r;
+        }
+        let base = self.base_url(headers);
+        let rest = path.strip_prefix("/api/v1/").unwrap_or("");
+        let result = match (method, rest) {
+            (&Method::POST, "uploads") => self.create_upload(body, &base),
+            (&Method::GET, "assets") => self.db.assets(1000).map(|all| {
+                let list: Vec<_> = all.iter().map(|a| self.asset_json(a, &base)).collect();
+                ApiReply::json(StatusCode::OK, &json!({ "assets": list }))
+            }).map_err(|e| e.to_string()),
+            (m, r) if r.starts_with("assets/") => {
+                let id = &r["assets/".len()..];
+                if !valid_asset_id(id) {
+                    return ApiReply::error(StatusCode::NOT_FOUND, "no such asset");
+                }
+                match *m {
+                    Method::GET => match self.db.asset(id) {
+                        Ok(Some(a)) => Ok(ApiReply::json(StatusCode::OK, &self.asset_json(&a, &base))),
+                        Ok(None) => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such asset")),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Method::DELETE => match self.db.start_delete(id, now_ms()) {
+                        Ok(true) => {
+                            // An upload still in progress for it goes too.
+                            self.uploads.remove_for_asset(id);
+                            Ok(ApiReply::json(StatusCode::ACCEPTED, &json!({ "id": id, "status": "deleting" })))
+                        }
+                        Ok(false) => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such asset")),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    _ => Ok(method_not_allowed("GET, DELETE")),
+                }
+            }
+            (_, "uploads") => Ok(method_not_allowed("POST")),
+            (_, "assets") => Ok(method_not_allowed("GET")),
+            _ => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such API path")),
+        };
+        result.unwrap_or_else(|e| {
+            tracing::error!("VOD API: {e}");
+            ApiReply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        })
+    }
+
+    fn create_upload(&self, body: &[u8], base: &str) -> Result<ApiReply, String> {
+        let req: NewUpload = if body.iter().all(u8::is_ascii_whitespace) {
+            NewUpload::default()
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Ok(ApiReply::error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("the request body is not an upload request: {e}"),
+                    ))
+                }
+            }
+        };
+        let c = &self.config;
+        let max_size = req.max_size_bytes.unwrap_or(c.max_upload_bytes);
+        let max_duration = req.max_duration_s.unwrap_or(c.max_duration_s);
+        let ttl = req.expires_in_s.unwrap_or(c.direct_upload_ttl_s);
+        if max_size == 0 || max_size > c.max_upload_bytes {
+            return Ok(ApiReply::error(
+                StatusCode::BAD_REQUEST,
+                &format!("max_size_bytes must be within 1..={}", c.max_upload_bytes),
+            ));
+        }
+        if max_duration == 0 || max_duration > c.max_duration_s {
+            return Ok(ApiReply::error(
+                StatusCode::BAD_REQUEST,
+                &format!("max_duration_s must be within 1..={}", c.max_duration_s),
+            ));
+        }
+        if ttl == 0 || ttl > c.upload_expiry_s {
+            return Ok(ApiReply::error(
+                StatusCode::BAD_REQUEST,
+                &format!("expires_in_s must be within 1..={}", c.upload_expiry_s),
+            ));
+        }
+        if req.passthrough.as_ref().is_some_and(|p| p.len() > 1024) {
+            return Ok(ApiReply::error(
+                StatusCode::BAD_REQUEST,
+                "passthrough is limited to 1024 bytes",
+            ));
+        }
+        let id = new_asset_id();
+        let now = now_ms();
+        let expires_s = now / 1000 + ttl;
+        self.db
+            .create_asset(&id, Status::Waiting, now, req.passthrough.as_deref(), Some(max_duration))
+            .map_err(|e| e.to_string())?;
+        let grant = upload_url::DirectUpload {
+            id: id.clone(),
+            expires_unix_s: expires_s,
+            max_size,
+            max_duration_s: max_duration,
+        };
+        let token = upload_url::sign(&self.config.upload_key(), &grant);
+        let url = format!("{base}{}", upload_url::creation_path(&token));
+        Ok(ApiReply::json(
+            StatusCode::CREATED,
+            &json!({
+                "id": id,
+                "asset_id": id,
+                "url": url,
+                "expires_at_ms": expires_s * 1000,
+                "max_size_bytes": max_size,
+                "max_duration_s": max_duration,
+            }),
+        ))
+    }
+
+    /// `/vod/<id>/<name>`.
+    pub async fn serve(&self, method: &Method, path: &str) -> VodAnswer {
+        let not_found = || VodAnswer::Reply(ApiReply::error(StatusCode::NOT_FOUND, "not found"));
+        if method != Method::GET && method != Method::HEAD {
+            return VodAnswer::Reply(method_not_allowed("GET, HEAD, OPTIONS"));
+        }
+        let Ok(p) = brook_common::VodPath::parse(path) else {
+            return not_found();
+        };
+        let asset = match self.db.asset(&p.asset) {
+            Ok(Some(a)) => a,
+            Ok(None) => return not_found(),
+            Err(e) => {
+                tracing::error!("VOD: {e}");
+                return VodAnswer::Reply(ApiReply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+            }
+        };
+        if p.name == "status" {
+            let v = json!({
+                "id": asset.id,
+                "status": asset.status,
+                "progress": (asset.progress * 10.0).round() / 10.0,
+                "error": asset.error,
+            });
+            return VodAnswer::Reply(ApiReply::json(StatusCode::OK, &v));
+        }
+        // Nothing of an asset is served before every object it names is
+        // stored, nor once its deletion started.
+        if asset.status != Status::Ready {
+            return not_found();
+        }
+        let Some((content_type, cache_control)) = content_type(&p.name) else {
+            return not_found();
+        };
+        let Ok(key) = asset_key(&p.asset, &p.name) else {
+            return not_found();
+        };
+        match self.storage.get(&key).await {
+            Ok(Some(data)) => VodAnswer::Object {
+                data,
+                content_type,
+                cache_control,
+            },
+            Ok(None) => not_found(),
+            Err(e) => {
+                tracing::error!("VOD: {e}");
+                VodAnswer::Reply(ApiReply::error(StatusCode::BAD_GATEWAY, "storage unavailable"))
+            }
+        }
+    }
+}
+
+fn method_not_allowed(allow: &str) -> ApiReply {
+    let mut r = ApiReply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers.push(("allow", allow.to_owned()));
+    r
+}

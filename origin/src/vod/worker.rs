@@ -1,0 +1,399 @@
+//! The job runners: `vod.workers` processing loops (probe, transcode,
+//! package, thumbnails, store), one loop for deletions and webhooks. Jobs
+//! come from the database with a lease the runner renews while it works
+//! (`db.rs`); the heavy steps run on blocking threads, ffmpeg as a child that
+//! dies with the origin.
+//!
+//! Nothing half-made is ever served: objects go to storage first (media,
+//! then manifests), then the asset becomes `ready` in one statement; an
+//! asset that fails is `errored` with the reason and its objects removed.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::runtime::Handle;
+use tracing::{info, warn};
+
+use super::db::{Job, JobKind, Status};
+use super::{asset_key, asset_prefix, package, probe, thumbnails, transcode, webhook, Vod};
+
+/// How often a runner looks for work when there was none.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often an upload directory is swept of expired uploads.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+fn now_ms() -> u64 {
+    crate::serve::hub::unix_ms()
+}
+
+/// Starts the runners on `rt`.
+pub fn start(vod: &Arc<Vod>, rt: &Handle) {
+    for n in 0..vod.config.workers {
+        let vod = vod.clone();
+        rt.spawn(async move {
+            loop {
+                match vod.db.claim(&[JobKind::Process], &vod.worker_id, now_ms(), vod.lease_ms()) {
+                    Ok(Some(job)) => run_process(&vod, job).await,
+                    Ok(None) => tokio::time::sleep(IDLE_POLL).await,
+                    Err(e) => {
+                        warn!(worker = n, "claiming a job: {e}");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            }
+        });
+    }
+    let vod = vod.clone();
+    rt.spawn(async move {
+        let mut last_sweep = std::time::Instant::now();
+        loop {
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = std::time::Instant::now();
+                let swept = vod.uploads.sweep(now_ms() / 1000);
+                if swept > 0 {
+                    info!(swept, "expired uploads removed");
+                }
+            }
+            let claimed = vod.db.claim(
+                &[JobKind::Delete, JobKind::Webhook],
+                &vod.worker_id,
+                now_ms(),
+                vod.lease_ms(),
+            );
+            match claimed {
+                Ok(Some(job)) if job.kind == JobKind::Delete => run_delete(&vod, job).await,
+                Ok(Some(job)) => run_webhook(&vod, job).await,
+                Ok(None) => tokio::time::sleep(IDLE_POLL).await,
+                Err(e) => {
+                    warn!("claiming a job: {e}");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    });
+}
+
+impl Vod {
+    fn lease_ms(&self) -> u64 {
+        self.config.lease_s * 1000
+    }
+
+    /// Queues the webhook for an asset's new state (when one is configured).
+    fn notify(&self, asset_id: &str, kind: &str) {
+        if self.config.webhook_url.is_none() {
+            return;
+        }
+        let Ok(Some(asset)) = self.db.asset(asset_id) else {
+            return;
+        };
+        let base = self.config.public_url.clone().unwrap_or_default();
+        let event = webhook::Event {
+            kind,
+            created_ms: now_ms(),
+            data: self.asset_json(&asset, base.trim_end_matches('/')),
+        };
+        let body = serde_json::to_string(&event).unwrap_or_default();
+        if let Err(e) = self.db.enqueue(JobKind::Webhook, asset_id, &body, now_ms()) {
+            warn!(asset = asset_id, "queueing the {kind} webhook: {e}");
+        }
+    }
+}
+
+/// Keeps a job's lease while `work` runs; `false` from the renewal (another
+/// worker has it) sets `lost`.
+async fn with_lease<T>(
+    vod: &Arc<Vod>,
+    job: &Job,
+    lost: Arc<AtomicBool>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let renew = {
+        let (vod, id, lost) = (vod.clone(), job.id, lost.clone());
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(vod.lease_ms() / 3)).await;
+                match vod.db.renew(id, &vod.worker_id, now_ms() + vod.lease_ms()) {
+                    Ok(true) => {}
+                    Ok(false) => lost.store(true, Ordering::Relaxed),
+                    Err(e) => warn!(job = id, "renewing a lease: {e}"),
+                }
+            }
+        }
+    };
+    tokio::select! {
+        out = work => out,
+        () = renew => unreachable!("the renewal loop does not end"),
+    }
+}
+
+async fn run_process(vod: &Arc<Vod>, job: Job) {
+    let asset = job.asset_id.clone();
+    let lost = Arc::new(AtomicBool::new(false));
+    info!(%asset, attempt = job.attempts + 1, "processing");
+    let _ = vod.db.set_status(&asset, Status::Processing, now_ms());
+    let result = with_lease(vod, &job, lost.clone(), process(vod, &job, lost.clone())).await;
+    let work = vod.work_dir(&asset);
+    if lost.load(Ordering::Relaxed) {
+        // Another worker took the job over (this one stalled past its
+        // lease): its result is the one that counts.
+        warn!(%asset, "lost the job's lease; leaving it to its new worker");
+        return;
+    }
+    match result {
+        Ok(details) => {
+            let _ = std::fs::remove_dir_all(&work);
+            let _ = std::fs::remove_file(&job.payload);
+            match vod.db.set_ready(&asset, &details, now_ms()) {
+                Ok(()) => {
+                    info!(%asset, "ready");
+                    vod.notify(&asset, "asset.ready");
+                    let _ = vod.db.finish(job.id);
+                }
+                Err(e) => warn!(%asset, "marking ready: {e}"),
+            }
+        }
+        Err(Failure::Deleted) => {
+            let _ = std::fs::remove_dir_all(&work);
+            let _ = vod.db.finish(job.id);
+        }
+        Err(Failure::Asset(reason)) => {
+            warn!(%asset, "cannot be made: {reason}");
+            let _ = std::fs::remove_dir_all(&work);
+            let _ = std::fs::remove_file(&job.payload);
+            // Whatever was stored goes; nothing of it was ever served.
+            let _ = vod.storage.delete_prefix(&asset_prefix(&asset)).await;
+            let _ = vod.db.set_errored(&asset, &reason, now_ms());
+            vod.notify(&asset, "asset.errored");
+            let _ = vod.db.finish(job.id);
+        }
+        Err(Failure::Retry(reason)) => {
+            // Storage or the machine failed, not the asset: try again later.
+            let _ = std::fs::remove_dir_all(&work);
+            let delay = webhook::backoff(job.attempts + 1).min(Duration::from_secs(60));
+            warn!(%asset, "will retry in {delay:?}: {reason}");
+            if job.attempts + 1 >= 5 {
+                let _ = vod.db.set_errored(&asset, &reason, now_ms());
+                vod.notify(&asset, "asset.errored");
+                let _ = vod.db.finish(job.id);
+            } else {
+                let _ = vod.db.set_status(&asset, Status::Queued, now_ms());
+                let _ = vod.db.retry(job.id, &reason, now_ms() + delay.as_millis() as u64);
+            }
+        }
+    }
+}
+
+enum Failure {
+    /// The upload cannot become an asset (the user-facing reason).
+    Asset(String),
+    /// Something outside the asset failed; the job runs again.
+    Retry(String),
+    /// The asset was deleted while it was being made.
+    Deleted,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Failure::Retry(format!("a job thread failed: {e}")))
+}
+
+/// Probe, transcode, package, thumbnails, store. Returns the asset's details.
+async fn process(
+    vod: &Arc<Vod>,
+    job: &Job,
+    lost: Arc<AtomicBool>,
+) -> Result<serde_json::Value, Failure> {
+    let asset_id = job.asset_id.clone();
+    let asset = match vod.db.asset(&asset_id) {
+        Ok(Some(a)) if a.status == Status::Deleting => return Err(Failure::Deleted),
+        Ok(Some(a)) => a,
+        Ok(None) => return Err(Failure::Deleted),
+        Err(e) => return Err(Failure::Retry(e.to_string())),
+    };
+    let source = PathBuf::from(&job.payload);
+    if !source.is_file() {
+        return Err(Failure::Asset("the uploaded file is gone".into()));
+    }
+    let work = vod.work_dir(&asset_id);
+    // A previous attempt's leftovers (a restart mid-job) start over.
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)
+        .map_err(|e| Failure::Retry(format!("creating {}: {e}", work.display())))?;
+
+    // 1. Probe.
+    let mut probe_config = vod.config.probe.clone();
+    probe_config.max_duration_secs = probe_config
+        .max_duration_secs
+        .min(vod.config.max_duration_s as f64)
+        .min(asset.max_duration_s.map_or(f64::MAX, |d| d as f64));
+    let src = source.clone();
+    let probed = blocking(move || probe::run(&src, &probe_config)).await?;
+    let probed = probed.map_err(|e| Failure::Asset(e.to_string()))?;
+    let _ = vod.db.set_duration(&asset_id, probed.duration_secs);
+
+    // 2. Transcode into one MPEG-TS.
+    let plan = transcode::VodPlan::new(&probed, &vod.ladder, &vod.config.encode)
+        .map_err(|e| Failure::Asset(e.to_string()))?;
+    let ts = work.join("ladder.ts");
+    let (vod2, id2, src, ts2, plan2, cancel) = (
+        vod.clone(),
+        asset_id.clone(),
+        source.clone(),
+        ts.clone(),
+        plan.clone(),
+        lost.clone(),
+    );
+    let transcoded = blocking(move || {
+        let mut last = std::time::Instant::now();
+        transcode::run(&plan2, &src, &ts2, &cancel, |pct| {
+            // Transcoding is the first 90 %; packaging and storing the rest.
+            if last.elapsed() >= Duration::from_millis(500) || pct >= 100.0 {
+                last = std::time::Instant::now();
+                let _ = vod2.db.set_progress(&id2, pct * 0.9, now_ms());
+            }
+        })
+    })
+    .await?;
+    if lost.load(Ordering::Relaxed) {
+        return Err(Failure::Retry("lease lost".into()));
+    }
+    transcoded.map_err(|e| Failure::Asset(format!("transcoding failed: {e}")))?;
+
+    // 3. Package.
+    let out = work.join("out");
+    let names = plan.rendition_names();
+    let segment_ms = vod.config.encode.segment_ms;
+    let (ts2, out2) = (ts.clone(), out.clone());
+    let packaged = blocking(move || {
+        package::package(&package::PackageInput {
+            ts: &ts2,
+            outdir: &out2,
+            rendition_names: names,
+            segment_ms,
+        })
+    })
+    .await?
+    .map_err(|e| Failure::Asset(format!("packaging failed: {e:#}")))?;
+    let _ = vod.db.set_progress(&asset_id, 92.0, now_ms());
+
+    // 4. Thumbnails, from the source (full quality).
+    let (src, out2, tc, dur) = (
+        source.clone(),
+        out.clone(),
+        vod.config.thumbnails.clone(),
+        probed.duration_secs,
+    );
+    let ffmpeg = vod.config.encode.ffmpeg.clone();
+    let thumbs = blocking(move || thumbnails::make(&ffmpeg, &src, &out2, dur, &tc))
+        .await?
+        .map_err(|e| Failure::Asset(format!("making thumbnails failed: {e}")))?;
+    let _ = std::fs::remove_file(&ts);
+
+    // 5. Store: media and images first, manifests last.
+    let mut files: Vec<String> = packaged.media.clone();
+    files.extend(thumbs.files.iter().cloned());
+    files.extend(packaged.manifests.iter().cloned());
+    let total = files.len().max(1);
+    for (i, name) in files.iter().enumerate() {
+        if matches!(vod.db.asset(&asset_id), Ok(Some(a)) if a.status == Status::Deleting) {
+            return Err(Failure::Deleted);
+        }
+        let key = asset_key(&asset_id, name)
+            .map_err(|e| Failure::Asset(format!("object name {name}: {e}")))?;
+        vod.storage
+            .put_file(&key, &out.join(name))
+            .await
+            .map_err(|e| Failure::Retry(format!("storing: {e}")))?;
+        if i % 20 == 0 {
+            let _ = vod
+                .db
+                .set_progress(&asset_id, 92.0 + 8.0 * i as f64 / total as f64, now_ms());
+        }
+    }
+    // Every object the manifests name is in storage before the asset is ready.
+    let stored = vod
+        .storage
+        .list(&asset_prefix(&asset_id))
+        .await
+        .map_err(|e| Failure::Retry(format!("listing: {e}")))?;
+    let prefix = asset_prefix(&asset_id);
+    let stored: std::collections::HashSet<&str> = stored
+        .iter()
+        .filter_map(|k| k.as_str().strip_prefix(prefix.as_str()))
+        .collect();
+    if let Some(missing) = files.iter().find(|f| !stored.contains(f.as_str())) {
+        return Err(Failure::Retry(format!("{missing} is not in storage after writing it")));
+    }
+    Ok(json!({
+        "renditions": plan.renditions_json(),
+        "thumbnails": thumbs.describe(),
+        "source": {
+            "container": probed.container,
+            "width": probed.video.width,
+            "height": probed.video.height,
+            "rotation": probed.video.rotation,
+            "video_codec": probed.video.codec,
+            "audio_codec": probed.audio.as_ref().map(|a| a.codec.clone()),
+            "hdr": probed.video.hdr,
+        },
+        "objects": files.len(),
+        "bytes": packaged.bytes,
+    }))
+}
+
+async fn run_delete(vod: &Arc<Vod>, job: Job) {
+    let asset = &job.asset_id;
+    match vod.storage.delete_prefix(&asset_prefix(asset)).await {
+        Ok(n) => {
+            info!(%asset, objects = n, "deleted");
+            let _ = std::fs::remove_dir_all(vod.work_dir(asset));
+            let _ = vod.db.remove_asset(asset);
+            let _ = vod.db.finish(job.id);
+        }
+        Err(e) => {
+            warn!(%asset, "deleting: {e}");
+            let delay = webhook::backoff(job.attempts + 1);
+            let _ = vod
+                .db
+                .retry(job.id, &e.to_string(), now_ms() + delay.as_millis() as u64);
+        }
+    }
+}
+
+async fn run_webhook(vod: &Arc<Vod>, job: Job) {
+    let (Some(url), Some(secret)) = (&vod.config.webhook_url, &vod.config.webhook_secret) else {
+        let _ = vod.db.finish(job.id);
+        return;
+    };
+    let sent = webhook::deliver(
+        &vod.http_client,
+        url,
+        secret.as_bytes(),
+        &job.payload,
+        now_ms() / 1000,
+    )
+    .await;
+    match sent {
+        Ok(()) => {
+            let _ = vod.db.finish(job.id);
+        }
+        Err(e) if job.attempts + 1 >= vod.config.webhook_attempts => {
+            warn!(asset = %job.asset_id, "webhook given up after {} attempts: {e}", job.attempts + 1);
+            let _ = vod.db.finish(job.id);
+        }
+        Err(e) => {
+            let delay = webhook::backoff(job.attempts + 1);
+            warn!(asset = %job.asset_id, "webhook failed, again in {delay:?}: {e}");
+            let _ = vod
+                .db
+                .retry(job.id, &e, now_ms() + delay.as_millis() as u64);
+        }
+    }
+}
+
