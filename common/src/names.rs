@@ -1,4 +1,4 @@
-//! The names that may appear in a `/live/` URL. Anything else is refused
+//! The names that may appear in a `/live/` or `/vod/` URL. Anything else is refused
 //! before it reaches a lookup, a token check or a file name.
 
 /// Stream names: 1-64 of `[A-Za-z0-9_-]` (`cam1` publishes as `live/cam1`).
@@ -14,7 +14,15 @@ pub fn valid_session_id(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Object names within a session (`720p-part12.3.m4s`, `video.m3u8`,
+/// VOD asset ids: exactly 32 lowercase hex digits (one spelling, so an
+/// asset has one cache key and one token ACL).
+pub fn valid_asset_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Object names within a session or an asset (`720p-part12.3.m4s`, `video.m3u8`,
 /// `manifest.mpd`): 1-128 of `[A-Za-z0-9._-]`, not starting with `.`.
 pub fn valid_object_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
@@ -67,6 +75,20 @@ mod tests {
             ("", false),
         ] {
             assert_eq!(valid_session_id(id), ok, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn asset_ids() {
+        for (id, ok) in [
+            ("0123456789abcdef0123456789abcdef", true),
+            ("0123456789ABCDEF0123456789abcdef", false),
+            ("0123456789abcdef0123456789abcde", false),
+            ("0123456789abcdef0123456789abcdef0", false),
+            ("0123456789abcdef0123456789abcdeg", false),
+            ("", false),
+        ] {
+            assert_eq!(valid_asset_id(id), ok, "{id:?}");
         }
     }
 
