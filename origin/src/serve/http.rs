@@ -116,7 +116,7 @@ impl Reply {
         }
     }
 
-    fn text(status: StatusCode, msg: &str) -> Self {
+    pub(crate) fn text(status: StatusCode, msg: &str) -> Self {
         let mut r = Self::new(
             status,
             "text/plain; charset=utf-8",

@@ -184,8 +184,8 @@ impl Vod {
                     },
                     Method::DELETE => match self.db.start_delete(id, now_ms()) {
                         Ok(true) => {
-                            // An upload still in progress for it goes too.
-                            self.uploads.remove_for_asset(id);
+                            // An upload still in progress for it expires;
+                            // completing it no longer queues anything.
                             Ok(ApiReply::json(StatusCode::ACCEPTED, &json!({ "id": id, "status": "deleting" })))
                         }
                         Ok(false) => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such asset")),
@@ -240,26 +240,43 @@ impl Vod {
                 &format!("expires_in_s must be within 1..={}", c.upload_expiry_s),
             ));
         }
-        if req.passthrough.as_ref().is_some_and(|p| p.len() > 1024) {
+        if req
+            .passthrough
+            .as_ref()
+            .is_some_and(|p| p.len() > upload_url::MAX_PASSTHROUGH)
+        {
             return Ok(ApiReply::error(
                 StatusCode::BAD_REQUEST,
-                "passthrough is limited to 1024 bytes",
+                &format!(
+                    "passthrough is limited to {} bytes",
+                    upload_url::MAX_PASSTHROUGH
+                ),
             ));
         }
         let id = new_asset_id();
         let now = now_ms();
-        let expires_s = now / 1000 + ttl;
-        self.db
-            .create_asset(&id, Status::Waiting, now, req.passthrough.as_deref(), Some(max_duration))
-            .map_err(|e| e.to_string())?;
-        let grant = upload_url::DirectUpload {
-            id: id.clone(),
-            expires_unix_s: expires_s,
+        let spec = upload_url::DirectUploadSpec {
+            ttl_s: ttl,
             max_size,
-            max_duration_s: max_duration,
+            max_duration_s: Some(u32::try_from(max_duration).unwrap_or(u32::MAX)),
+            passthrough: req.passthrough.clone(),
         };
-        let token = upload_url::sign(&self.config.upload_key(), &grant);
-        let url = format!("{base}{}", upload_url::creation_path(&token));
+        let direct = self
+            .signer
+            .issue(&spec, now / 1000)
+            .map_err(|e| e.to_string())?;
+        self.db
+            .create_asset(
+                &id,
+                Status::Waiting,
+                now,
+                req.passthrough.as_deref(),
+                Some(max_duration),
+                Some(&direct.grant.id),
+            )
+            .map_err(|e| e.to_string())?;
+        let url = direct.url(&format!("{base}{}", super::tus::PREFIX));
+        let expires_s = direct.grant.expires_unix_s;
         Ok(ApiReply::json(
             StatusCode::CREATED,
             &json!({

@@ -144,7 +144,8 @@ CREATE TABLE IF NOT EXISTS assets (
     error TEXT,
     details TEXT,
     passthrough TEXT,
-    max_duration_s INTEGER
+    max_duration_s INTEGER,
+    direct_id TEXT UNIQUE
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -200,6 +201,7 @@ impl Db {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A new asset; `direct_id`: the direct upload that will fill it.
     pub fn create_asset(
         &self,
         id: &str,
@@ -207,19 +209,29 @@ impl Db {
         now_ms: u64,
         passthrough: Option<&str>,
         max_duration_s: Option<u64>,
+        direct_id: Option<&str>,
     ) -> Result<(), DbError> {
         self.conn().execute(
-            "INSERT INTO assets (id, status, created_ms, updated_ms, passthrough, max_duration_s)
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+            "INSERT INTO assets (id, status, created_ms, updated_ms, passthrough, max_duration_s, direct_id)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
             params![
                 id,
                 status.as_str(),
                 now_ms as i64,
                 passthrough,
-                max_duration_s.map(|v| v as i64)
+                max_duration_s.map(|v| v as i64),
+                direct_id
             ],
         )?;
         Ok(())
+    }
+
+    /// The asset a direct upload fills.
+    pub fn asset_of_direct(&self, direct_id: &str) -> Result<Option<Asset>, DbError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT * FROM assets WHERE direct_id = ?1", [direct_id], asset_of)
+            .optional()?)
     }
 
     pub fn asset(&self, id: &str) -> Result<Option<Asset>, DbError> {
@@ -478,10 +490,12 @@ mod tests {
     #[test]
     fn jobs_are_leased_renewed_recovered_and_taken_over() {
         let (db, dir) = db();
-        db.create_asset("a1", Status::Waiting, 1, None, Some(60))
+        db.create_asset("a1", Status::Waiting, 1, None, Some(60), Some("d1"))
             .unwrap();
         db.queue_processing("a1", "/up/a1", 10).unwrap();
         assert_eq!(db.asset("a1").unwrap().unwrap().status, Status::Queued);
+        assert_eq!(db.asset_of_direct("d1").unwrap().unwrap().id, "a1");
+        assert!(db.asset_of_direct("d2").unwrap().is_none());
         let job = db.claim(&[JobKind::Process], "w1", 20, 1000).unwrap().unwrap();
         assert_eq!((job.kind, job.asset_id.as_str(), job.payload.as_str()), (JobKind::Process, "a1", "/up/a1"));
         assert_eq!(job.attempts, 0);
@@ -509,7 +523,7 @@ mod tests {
     #[test]
     fn survives_reopening_and_deletes_once() {
         let (db, dir) = db();
-        db.create_asset("a2", Status::Queued, 5, Some("x"), None)
+        db.create_asset("a2", Status::Queued, 5, Some("x"), None, None)
             .unwrap();
         db.set_ready("a2", &serde_json::json!({"renditions": ["360p"]}), 7)
             .unwrap();

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod db;
+pub mod http;
 pub mod package;
 pub mod probe;
 pub mod thumbnails;
@@ -72,8 +73,8 @@ pub struct VodConfig {
     pub webhook_secret: Option<String>,
     /// Delivery attempts before a webhook is given up. Default 8.
     pub webhook_attempts: u32,
-    /// The ffprobe to run. Default `ffprobe`.
-    pub ffprobe: PathBuf,
+    /// The ffprobe to run and the limits an upload must stay within.
+    pub probe: probe::ProbeConfig,
     /// How renditions are encoded (presets, CRF caps, segment length).
     pub encode: transcode::VodEncode,
     /// Poster and trick-play sprites.
@@ -97,7 +98,7 @@ impl Default for VodConfig {
             webhook_url: None,
             webhook_secret: None,
             webhook_attempts: 8,
-            ffprobe: PathBuf::from("ffprobe"),
+            probe: probe::ProbeConfig::default(),
             encode: transcode::VodEncode::default(),
             thumbnails: thumbnails::ThumbnailConfig::default(),
         }
@@ -128,8 +129,15 @@ impl VodConfig {
             Some(t) if t.len() >= 16 => {}
             _ => return Err("vod.api_token (or BROOK_API_TOKEN) of at least 16 characters is required with vod.enabled".into()),
         }
-        if self.upload_secret.as_ref().is_some_and(|s| s.len() < 16) {
-            return Err("vod.upload_secret must be at least 16 characters".into());
+        if self
+            .upload_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < upload_url::MIN_KEY_LEN)
+        {
+            return Err(format!(
+                "vod.upload_secret must be at least {} characters",
+                upload_url::MIN_KEY_LEN
+            ));
         }
         if self.webhook_url.is_some() && self.webhook_secret.as_ref().is_none_or(|s| s.len() < 16) {
             return Err("vod.webhook_url needs vod.webhook_secret (or BROOK_WEBHOOK_SECRET) of at least 16 characters".into());
@@ -182,9 +190,7 @@ pub fn new_asset_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub fn valid_asset_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+pub use brook_common::valid_asset_id;
 
 /// The VOD service: shared by the HTTP handlers and the workers.
 pub struct Vod {
@@ -192,7 +198,9 @@ pub struct Vod {
     pub ladder: LadderConfig,
     pub db: db::Db,
     pub storage: Arc<dyn Storage>,
-    pub uploads: tus::Uploads,
+    pub uploads: tus::TusStore,
+    /// Issues and checks direct upload URLs.
+    pub signer: upload_url::UploadUrlSigner,
     pub http_client: reqwest::Client,
     /// This process's name in job leases.
     pub worker_id: String,
@@ -215,11 +223,16 @@ impl Vod {
         std::fs::create_dir_all(data)
             .with_context(|| format!("creating vod.data_dir {}", data.display()))?;
         let db = db::Db::open(&data.join("vod.db"))?;
-        let uploads = tus::Uploads::open(tus::TusConfig {
-            dir: data.join("uploads"),
-            max_size: config.max_upload_bytes,
-            expiry: std::time::Duration::from_secs(config.upload_expiry_s),
-        })
+        let signer = upload_url::UploadUrlSigner::new(&config.upload_key())
+            .map_err(|e| anyhow::anyhow!("vod.upload_secret: {e}"))?;
+        let uploads = tus::TusStore::open(
+            tus::TusConfig {
+                dir: data.join("uploads"),
+                max_size: config.max_upload_bytes,
+                expiry_s: config.upload_expiry_s,
+            },
+            Some(signer.clone()),
+        )
         .context("opening the upload directory")?;
         // One name per data directory: a restarted origin over the same
         // directory recognizes its own unfinished jobs.
@@ -233,15 +246,53 @@ impl Vod {
             .build()
             .context("building the webhook HTTP client")?;
         info!(storage = storage.describe(), "video on demand enabled");
-        Ok(Arc::new(Vod {
+        let vod = Arc::new(Vod {
             config,
             ladder,
             db,
             storage: Arc::new(storage),
             uploads,
+            signer,
             http_client,
             worker_id,
-        }))
+        });
+        vod.recover_uploads();
+        Ok(vod)
+    }
+
+    /// After a restart: uploads that completed without being handed over,
+    /// and sources handed over whose asset was not queued yet.
+    fn recover_uploads(&self) {
+        for done in self.uploads.completed() {
+            self.upload_completed(&done);
+        }
+        let dir = self.config.data_dir.join("sources");
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|n| valid_asset_id(n)) else {
+                continue;
+            };
+            match self.db.asset(id) {
+                Ok(Some(a)) if a.status == db::Status::Waiting => {
+                    let now = crate::serve::hub::unix_ms();
+                    let path = entry.path().display().to_string();
+                    if let Err(e) = self.db.queue_processing(id, &path, now) {
+                        tracing::warn!(asset = id, "queueing: {e}");
+                    }
+                }
+                Ok(Some(a))
+                    if matches!(a.status, db::Status::Queued | db::Status::Processing) => {}
+                Ok(_) => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                Err(e) => tracing::warn!(asset = id, "{e}"),
+            }
+        }
+    }
+
+    /// Where an uploaded file waits for (and during) its processing.
+    pub fn source_path(&self, asset: &str) -> PathBuf {
+        self.config.data_dir.join("sources").join(asset)
     }
 
     /// Scratch space of one asset's job.
