@@ -6,8 +6,9 @@
 //!
 //! Reads an MPEG-TS file (H.264/H.265 + AAC, as an encoder or ffmpeg writes
 //! it) and writes a finished presentation into OUTDIR: CMAF init segments and
-//! segments per rendition, a VOD media playlist per rendition, the
-//! multivariant playlist `index.m3u8`, and the static DASH manifest
+//! segments per rendition, a VOD media playlist per rendition, an I-frame
+//! playlist per video rendition (`video-iframes.m3u8`, for trick play), the
+//! multivariant playlist `index.m3u8` naming them all, and the static DASH manifest
 //! `manifest.mpd` over the same segments. The same packager the origin runs
 //! live; this is its file adapter (read, push, write what comes out).
 
@@ -108,7 +109,10 @@ fn package(input: &Path, outdir: &Path, segment_ms: u32, all_video: bool) -> Res
     for (name, text) in &playlists {
         out.write(name, text.as_bytes())?;
     }
-    if let Some(mv) = packager.multivariant() {
+    for (name, pl) in packager.i_frame_playlists() {
+        out.write(&name, pl.to_string().as_bytes())?;
+    }
+    if let Some(mv) = packager.vod_multivariant() {
         out.write("index.m3u8", mv.to_string().as_bytes())?;
     }
     if let Some(mpd) = packager.dash_manifest(now, None) {

@@ -218,10 +218,14 @@ fn object_kind(name: &str) -> Kind {
 /// to. Objects are named per rendition (`[A-Za-z0-9_]+`, chosen by the
 /// origin's config: `video`, `audio`, `1080p`, `source`, ...):
 /// `<rendition>.m3u8`, `<rendition>-init.mp4` (`-initN.mp4` after a
-/// configuration change), `<rendition>-segM.m4s`, `<rendition>-partM.P.m4s`.
+/// configuration change), `<rendition>-segM.m4s`, `<rendition>-partM.P.m4s`;
+/// `<rendition>-iframes.m3u8` (a finished presentation's I-frame playlist,
+/// byte ranges of the rendition's segments) belongs to its rendition too, so
+/// the caps decide it as they decide those segments.
 /// Older sessions wrote objects without the prefix (no rendition then).
 fn object(name: &str) -> (Kind, Option<&str>) {
     if let Some(stem) = name.strip_suffix(".m3u8") {
+        let stem = stem.strip_suffix("-iframes").unwrap_or(stem);
         return (
             Kind::MediaPlaylist,
             valid_rendition_name(stem).then_some(stem),
@@ -413,6 +417,8 @@ mod tests {
             ("video.m3u8", Some("video")),
             ("1080p.m3u8", Some("1080p")),
             ("source_hd.m3u8", Some("source_hd")),
+            ("720p-iframes.m3u8", Some("720p")),
+            ("-iframes.m3u8", None),
             ("720p-init.mp4", Some("720p")),
             ("audio-init2.mp4", Some("audio")),
             ("360p-seg12.m4s", Some("360p")),

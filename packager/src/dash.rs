@@ -10,6 +10,7 @@
 
 use std::fmt::Write;
 
+use crate::thumbnail::ThumbnailTrack;
 use crate::time::UnixMillis;
 
 /// One segment of a representation, in its timescale.
@@ -105,6 +106,9 @@ pub struct Manifest {
     /// one was cut at the longest segment without one.
     pub start_with_sap: bool,
     pub representations: Vec<Representation>,
+    /// Trick-play thumbnail sheets: an image adaptation set after the media
+    /// (DASH-IF IOP 4.3 §6.2.6), when given and valid.
+    pub thumbnails: Option<ThumbnailTrack>,
 }
 
 fn duration(secs: f64) -> String {
@@ -205,6 +209,27 @@ fn representation(out: &mut String, m: &Manifest, r: &Representation) {
     out.push_str(">\n");
     timeline_xml(out, &r.timeline);
     out.push_str("        </SegmentTemplate>\n      </Representation>\n");
+}
+
+/// The image adaptation set of thumbnail sheets: `SegmentTemplate` with
+/// `$Number$` from 1, one sheet per `duration` (ms); the representation is a
+/// whole sheet, its tile grid in the `thumbnail_tile` property (dash.js reads
+/// `width`/`height` as the sheet's and divides by the grid).
+fn thumbnails_xml(out: &mut String, id: usize, t: &ThumbnailTrack) {
+    let (width, height) = t.sheet_size();
+    let _ = write!(
+        out,
+        "    <AdaptationSet id=\"{id}\" contentType=\"image\" mimeType=\"image/jpeg\">\n      \
+         <SegmentTemplate media=\"{}\" timescale=\"1000\" duration=\"{}\" startNumber=\"1\"/>\n      \
+         <Representation id=\"thumbnails\" bandwidth=\"{}\" width=\"{width}\" height=\"{height}\">\n        \
+         <EssentialProperty schemeIdUri=\"http://dashif.org/thumbnail_tile\" value=\"{}x{}\"/>\n      \
+         </Representation>\n    </AdaptationSet>\n",
+        xml_escape(&t.template),
+        (t.sheet_duration() * 1000.0).round().max(1.0) as u64,
+        t.bandwidth(),
+        t.columns,
+        t.rows
+    );
 }
 
 /// Renders the MPD.
@@ -310,6 +335,9 @@ pub fn render_mpd(m: &Manifest) -> String {
         }
         out.push_str("    </AdaptationSet>\n");
     }
+    if let Some(t) = m.thumbnails.as_ref().filter(|t| t.is_valid()) {
+        thumbnails_xml(&mut out, sets.len(), t);
+    }
     out.push_str("  </Period>\n");
     if let Some(utc) = &m.utc_timing {
         let _ = writeln!(
@@ -377,7 +405,33 @@ mod tests {
                     protection: None,
                 },
             ],
+            thumbnails: None,
         }
+    }
+
+    #[test]
+    fn thumbnails_are_an_image_adaptation_set() {
+        let mut m = manifest(false);
+        m.thumbnails = Some(ThumbnailTrack {
+            template: "thumbs/sheet-$Number$.jpg".into(),
+            tile_width: 160,
+            tile_height: 90,
+            columns: 5,
+            rows: 4,
+            tile_duration: 2.0,
+            duration: 6.0,
+            max_sheet_bytes: 50_000,
+        });
+        let xml = render_mpd(&m);
+        let want = "    <AdaptationSet id=\"2\" contentType=\"image\" mimeType=\"image/jpeg\">\n      \
+            <SegmentTemplate media=\"thumbs/sheet-$Number$.jpg\" timescale=\"1000\" duration=\"40000\" startNumber=\"1\"/>\n      \
+            <Representation id=\"thumbnails\" bandwidth=\"10000\" width=\"800\" height=\"360\">\n        \
+            <EssentialProperty schemeIdUri=\"http://dashif.org/thumbnail_tile\" value=\"5x4\"/>\n      \
+            </Representation>\n    </AdaptationSet>\n  </Period>\n";
+        assert!(xml.contains(want), "{xml}");
+        // An invalid description is left out.
+        m.thumbnails.as_mut().unwrap().rows = 0;
+        assert!(!render_mpd(&m).contains("image/jpeg"));
     }
 
     #[test]

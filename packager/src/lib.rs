@@ -43,12 +43,13 @@ pub mod hls;
 pub mod media;
 mod packager;
 pub mod segmenter;
+pub mod thumbnail;
 pub mod time;
 pub mod ts;
 
 pub use packager::{
-    init_name, part_name, playlist_name, rendition_name, segment_name, valid_rendition_name, Event,
-    ObjectKind, Packager, PackagerConfig, PackagerStats, MPD_NAME,
+    i_frame_playlist_name, init_name, part_name, playlist_name, rendition_name, segment_name,
+    valid_rendition_name, Event, ObjectKind, Packager, PackagerConfig, PackagerStats, MPD_NAME,
 };
 pub use segmenter::{SegmenterConfig, SegmenterStats};
 pub use time::UnixMillis;

@@ -17,14 +17,15 @@ use crate::codec::opus::OPUS_CLOCK;
 use crate::dash::{self, ContentKind, TimelineEntry};
 use crate::frontend::{FrontEndEvent, FrontEndStats, TsFrontEnd};
 use crate::hls::{
-    Key, Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Rendition as MediaRendition,
-    RenditionReport, Segment, ServerControl, Variant,
+    ByteRange, IFrameVariant, Key, Map, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint,
+    Rendition as MediaRendition, RenditionReport, Segment, ServerControl, Variant,
 };
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
 use crate::segmenter::{
     track_part_targets, ChunkOut, PartOut, SegmentOut, Segmenter, SegmenterConfig, SegmenterOutput,
     SegmenterStats,
 };
+use crate::thumbnail::{ThumbnailTrack, THUMBNAIL_PLAYLIST_NAME};
 use crate::time::UnixMillis;
 use crate::ts::DemuxStats;
 use crate::Error;
@@ -77,6 +78,11 @@ pub fn init_name(rendition: &str, n: u32) -> String {
     } else {
         format!("{rendition}-init{n}.mp4")
     }
+}
+
+/// The I-frame playlist of a video rendition (`video-iframes.m3u8`).
+pub fn i_frame_playlist_name(rendition: &str) -> String {
+    format!("{rendition}-iframes.m3u8")
 }
 
 pub fn segment_name(rendition: &str, msn: u64) -> String {
@@ -175,6 +181,9 @@ struct Rendition {
     part_counts: VecDeque<(u64, usize)>,
     /// Segment timing of the current timeline, for the DASH manifest.
     timeline: VecDeque<TimelineEntry>,
+    /// (msn, bytes) of each listed segment that starts with a chunk holding
+    /// one keyframe (at offset 0): the I-frame playlist's byte ranges.
+    keyframe_chunks: VecDeque<(u64, u64)>,
     /// Bytes and seconds of recent parts, for bit rate estimates.
     recent: VecDeque<(usize, f64)>,
     peak_bitrate: u64,
@@ -232,6 +241,7 @@ impl Rendition {
             key_period: None,
             part_counts: VecDeque::new(),
             timeline: VecDeque::new(),
+            keyframe_chunks: VecDeque::new(),
             recent: VecDeque::new(),
             peak_bitrate: 0,
             frames: 0,
@@ -317,6 +327,8 @@ pub struct Packager {
     /// Why the current input cannot be packaged (encryption of a codec not
     /// supported): `push_ts` reports it and nothing is packaged.
     refused: Option<Error>,
+    /// Thumbnail sheets for the finished presentation's manifests.
+    thumbnails: Option<ThumbnailTrack>,
 }
 
 impl Packager {
@@ -324,6 +336,7 @@ impl Packager {
         Self {
             encryption: config.encryption.clone().map(Arc::new),
             refused: None,
+            thumbnails: None,
             front: TsFrontEnd::with_max_video(config.max_video_tracks),
             config,
             segmenter: None,
@@ -654,6 +667,102 @@ impl Packager {
         Some(pl)
     }
 
+    /// The I-frame playlists of the finished presentation (VOD only: empty
+    /// until [`Packager::finish`]): for each video rendition,
+    /// ([`i_frame_playlist_name`], playlist), in rendition order. Each
+    /// entry is one segment's first CMAF chunk, the keyframe it starts with
+    /// (`EXT-X-BYTERANGE:<len>@0`, the segment's URI, the rendition's
+    /// `EXT-X-MAP`); see [`MediaPlaylist::i_frames`] for durations and the
+    /// segments that have no entry.
+    pub fn i_frame_playlists(&self) -> Vec<(String, MediaPlaylist)> {
+        if !self.finished {
+            return Vec::new();
+        }
+        self.renditions
+            .iter()
+            .filter(|r| r.info.kind() == TrackKind::Video && !r.keyframe_chunks.is_empty())
+            .map(|r| {
+                let pl = r.playlist.as_vod().i_frames(|s| {
+                    let i = r.keyframe_chunks.binary_search_by_key(&s.msn, |(m, _)| *m);
+                    i.ok().map(|i| ByteRange {
+                        length: r.keyframe_chunks[i].1,
+                        offset: Some(0),
+                    })
+                });
+                (i_frame_playlist_name(&r.name), pl)
+            })
+            .collect()
+    }
+
+    /// The HLS image playlist of the configured thumbnails
+    /// ([`Packager::set_thumbnails`]): ([`THUMBNAIL_PLAYLIST_NAME`],
+    /// playlist), once finished and when valid.
+    pub fn thumbnail_playlist(&self) -> Option<(String, MediaPlaylist)> {
+        let t = self.vod_thumbnails()?;
+        Some((THUMBNAIL_PLAYLIST_NAME.to_string(), t.hls_playlist()))
+    }
+
+    /// Trick-play thumbnail sheets made beside the packaging (ffmpeg's
+    /// sprites of the same input): described in the finished
+    /// presentation's MPD, its multivariant playlist
+    /// ([`Packager::vod_multivariant`]) and [`Packager::thumbnail_playlist`].
+    /// Live manifests never name them. An invalid description
+    /// ([`ThumbnailTrack::is_valid`]) is left out.
+    pub fn set_thumbnails(&mut self, thumbnails: Option<ThumbnailTrack>) {
+        self.thumbnails = thumbnails;
+    }
+
+    fn vod_thumbnails(&self) -> Option<&ThumbnailTrack> {
+        self.thumbnails
+            .as_ref()
+            .filter(|t| self.finished && t.is_valid())
+    }
+
+    /// The finished presentation's multivariant playlist: [`Packager::multivariant`]
+    /// plus an `EXT-X-I-FRAME-STREAM-INF` per I-frame playlist
+    /// ([`Packager::i_frame_playlists`]; `BANDWIDTH` the peak bit rate of its
+    /// entries, `CODECS` and `RESOLUTION` its rendition's) and, with
+    /// thumbnails, the `EXT-X-IMAGE-STREAM-INF` naming their playlist. `None`
+    /// until [`Packager::finish`]; the live multivariant never has them.
+    pub fn vod_multivariant(&self) -> Option<MultivariantPlaylist> {
+        if !self.finished {
+            return None;
+        }
+        let mut pl = self.multivariant()?;
+        let active: Vec<&str> = pl.variants.iter().map(|v| v.uri.as_str()).collect();
+        let mut i_frames: Vec<IFrameVariant> = self
+            .i_frame_playlists()
+            .into_iter()
+            .filter_map(|(name, ipl)| {
+                let r = self
+                    .renditions
+                    .iter()
+                    .find(|r| i_frame_playlist_name(&r.name) == name)?;
+                // Only renditions the multivariant offers.
+                if !active.contains(&playlist_name(&r.name).as_str()) {
+                    return None;
+                }
+                Some(IFrameVariant::new(
+                    name,
+                    ipl.peak_byterange_bitrate().max(1),
+                    &[r.info.codec_string()],
+                    r.info.resolution(),
+                ))
+            })
+            .collect();
+        i_frames.sort_by(|a, b| {
+            b.bandwidth()
+                .cmp(&a.bandwidth())
+                .then_with(|| b.resolution().cmp(&a.resolution()))
+        });
+        pl.i_frame_variants = i_frames;
+        if let Some(t) = self.vod_thumbnails() {
+            pl.other_tags
+                .push(t.image_stream_inf(THUMBNAIL_PLAYLIST_NAME));
+        }
+        Some(pl)
+    }
+
     /// The DASH manifest over the same segments: dynamic while live, static (the
     /// VOD) once finished. It covers the current timeline (since the last
     /// discontinuity). `utc_timing` is a URL answering the time
@@ -736,6 +845,7 @@ impl Packager {
             utc_timing: utc_timing.map(str::to_string),
             start_with_sap: !self.keyless,
             representations: reps,
+            thumbnails: self.vod_thumbnails().cloned(),
         }))
     }
 
@@ -1139,6 +1249,9 @@ impl Packager {
                 start: s.start.max(0) as u64,
                 duration: s.duration.max(0) as u64,
             });
+            if let Some(len) = s.keyframe_chunk {
+                r.keyframe_chunks.push_back((s.msn, len));
+            }
             while r.timeline.len() > MAX_TIMELINE {
                 r.timeline.pop_front();
             }
@@ -1194,6 +1307,13 @@ impl Packager {
                 });
             }
             events.push_back(Event::Evicted { name: old.uri });
+        }
+        while r
+            .keyframe_chunks
+            .front()
+            .is_some_and(|(msn, _)| *msn < pl.media_sequence)
+        {
+            r.keyframe_chunks.pop_front();
         }
         // Parts leave the playlist before they are three target durations from
         // its end (RFC 8216bis §6.2.2): those of the segment being made and of

@@ -179,6 +179,11 @@ pub struct SegmentOut {
     pub duration: i64,
     /// Every part of the segment was a gap.
     pub gap: bool,
+    /// Length in bytes of the segment's first CMAF chunk (`moof`+`mdat` at
+    /// offset 0) when that chunk holds a single keyframe and nothing else:
+    /// the byte range of an I-frame playlist entry. `None` when the segment
+    /// starts without a keyframe (or is a gap, or is not video).
+    pub keyframe_chunk: Option<u64>,
     pub data: Bytes,
 }
 
@@ -259,6 +264,8 @@ struct Track {
     segment_start: Option<i64>,
     segment_duration: i64,
     segment_has_media: bool,
+    /// The current segment's first chunk, when it is a lone keyframe: its length.
+    segment_keyframe_chunk: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -727,6 +734,12 @@ impl Segmenter {
     /// Adds a sample to track `t`'s current part; writes a chunk when enough is
     /// gathered (every lead sample; a few follower samples).
     fn add_to_part(&mut self, t: usize, s: Sample, immediate: bool) {
+        // A video keyframe is a chunk of its own (a follower video track
+        // gathers other frames): the byte range an I-frame playlist names.
+        let own_chunk = s.keyframe && self.infos[t].kind() == TrackKind::Video;
+        if own_chunk {
+            self.write_chunk(t);
+        }
         let track = &mut self.tracks[t];
         if !track.part_open {
             track.part_open = true;
@@ -735,7 +748,7 @@ impl Segmenter {
         }
         track.part_duration += i64::from(s.duration);
         track.pending.push(s);
-        if immediate || track.pending.len() >= CHUNK_SAMPLES {
+        if immediate || own_chunk || track.pending.len() >= CHUNK_SAMPLES {
             self.write_chunk(t);
         }
     }
@@ -763,6 +776,11 @@ impl Segmenter {
             )),
         };
         let written = samples.len() as u32;
+        if self.tracks[t].segment_samples == 0 {
+            let lone_keyframe = matches!(samples.as_slice(), [s] if s.keyframe)
+                && self.infos[t].kind() == TrackKind::Video;
+            self.tracks[t].segment_keyframe_chunk = lone_keyframe.then_some(data.len() as u64);
+        }
         self.tracks[t].segment_samples = self.tracks[t].segment_samples.wrapping_add(written);
         self.sequence = self.sequence.wrapping_add(1);
         let track = &mut self.tracks[t];
@@ -873,6 +891,7 @@ impl Segmenter {
             start: track.segment_start.take().unwrap_or(0),
             duration: track.segment_duration,
             gap: !track.segment_has_media,
+            keyframe_chunk: track.segment_keyframe_chunk.take(),
             data: Bytes::from(buf),
         }));
         track.msn += 1;

@@ -116,6 +116,14 @@ fn renders(label: &str, ts: &[u8], config: PackagerConfig) -> Vec<(String, Strin
     p.finish();
     while p.poll().is_some() {}
     push(&p, &mut out);
+    // What a finished presentation adds: I-frame playlists and the
+    // multivariant naming them.
+    for (name, pl) in p.i_frame_playlists() {
+        out.push((format!("{label}_vod_{name}"), pl.to_string()));
+    }
+    if let Some(mv) = p.vod_multivariant() {
+        out.push((format!("multivariant_{label}_vod.m3u8"), mv.to_string()));
+    }
     out
 }
 

@@ -312,6 +312,7 @@ fn filter_variants(
     soft: Limits,
 ) -> Result<(), ManifestError> {
     let height = |v: &Variant| v.resolution.map(|(_, h)| h);
+    let listed: Vec<String> = pl.variants.iter().map(|v| v.uri.clone()).collect();
     // A stream with video needs a video variant left: its audio-only variant
     // (background listening) is not what a capped viewer was entitled to.
     let had_video = pl.variants.iter().any(is_video);
@@ -348,10 +349,20 @@ fn filter_variants(
                 .retain(|v| (!is_video(v) && fits(v)) || *v == lightest);
         }
     }
+    // An I-frame variant also goes with the variant of the rendition it is
+    // made of (the packager names it `<rendition>-iframes.m3u8` beside
+    // `<rendition>.m3u8`): its bit rate alone may fit a bandwidth cap, but
+    // the viewer may not fetch that rendition's segments (`access::caps`).
+    let gone: Vec<String> = listed
+        .iter()
+        .filter(|u| !pl.variants.iter().any(|v| v.uri == **u))
+        .filter_map(|u| u.strip_suffix(".m3u8"))
+        .map(|base| format!("{base}-iframes.m3u8"))
+        .collect();
     let limits = [hard, soft];
     pl.i_frame_variants.retain(|v| {
         let (h, bw) = iframe_size(v);
-        limits.iter().all(|l| l.fits(h, bw.unwrap_or(0)))
+        limits.iter().all(|l| l.fits(h, bw.unwrap_or(0))) && !gone.contains(&v.uri)
     });
     Ok(())
 }
@@ -460,6 +471,13 @@ fn apply_steering(pl: &mut MultivariantPlaylist, plan: &SteeringPlan<'_>, p: &Pe
     pl.renditions = renditions;
     pl.variants = variants;
     pl.i_frame_variants = i_frames;
+    // The thumbnails' image playlist (kept verbatim among the other tags)
+    // stays on the origin's pathway, with the token.
+    pl.for_each_uri_mut(|kind, uri| {
+        if kind == UriKind::ImageVariant {
+            p.add_token(uri);
+        }
+    });
     let mut server_uri = plan.server_uri.to_string();
     p.add_token(&mut server_uri);
     pl.content_steering = Some(ContentSteering {
@@ -510,7 +528,7 @@ fn resolve(dir: &str, rel: &str) -> String {
 }
 
 /// `UriKind`s the rewriter touches, for documentation and tests.
-pub const PERSONALIZED_URIS: [UriKind; 9] = [
+pub const PERSONALIZED_URIS: [UriKind; 10] = [
     UriKind::Map,
     UriKind::Segment,
     UriKind::Part,
@@ -519,6 +537,7 @@ pub const PERSONALIZED_URIS: [UriKind; 9] = [
     UriKind::Variant,
     UriKind::Rendition,
     UriKind::IFrameVariant,
+    UriKind::ImageVariant,
     UriKind::SteeringServer,
 ];
 

@@ -47,6 +47,8 @@ struct Rep {
 struct Set {
     range: Range<usize>,
     video: bool,
+    /// Thumbnail sheets (DASH-IF IOP 6.2.6): sized, but never video.
+    image: bool,
     height: Option<u32>,
 }
 
@@ -187,6 +189,7 @@ fn scan(text: &str) -> Result<(Vec<Rep>, Vec<Set>), MpdError> {
                 sets.push(Set {
                     range: start..end,
                     video: content == "video" || mime.starts_with("video/"),
+                    image: content == "image" || mime.starts_with("image/"),
                     height: attr(&e, b"height").and_then(|h| h.trim().parse().ok()),
                 });
                 if !is_empty_tag(text, end) {
@@ -206,7 +209,9 @@ fn scan(text: &str) -> Result<(Vec<Rep>, Vec<Set>), MpdError> {
                     .or(parent.and_then(|s| s.height));
                 let audio_or_text = mime.starts_with("audio/")
                     || mime.starts_with("text/")
-                    || mime.starts_with("application/");
+                    || mime.starts_with("application/")
+                    || mime.starts_with("image/")
+                    || parent.is_some_and(|s| s.image);
                 let video = !audio_or_text
                     && (mime.starts_with("video/")
                         || parent.is_some_and(|s| s.video)

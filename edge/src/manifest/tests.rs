@@ -277,6 +277,50 @@ fn rendition_filtering() {
     assert!(!out.contains("RESOLUTION=1920x1080"), "{out}");
 }
 
+/// A VOD presentation's multivariant: I-frame variants go with the
+/// variant of their rendition, even when their own bit rate fits; the
+/// thumbnails' image playlist stays and gets the token.
+#[test]
+fn i_frame_variants_go_with_their_rendition() {
+    const MV_VOD: &str =
+        include_str!("../../../packager/tests/playlists/multivariant_iframes_images.m3u8");
+    let iframes = |out: &str| -> Vec<String> {
+        let pl: MultivariantPlaylist = out.parse().unwrap();
+        pl.i_frame_variants
+            .iter()
+            .map(|v| v.uri.split('?').next().unwrap().to_string())
+            .collect()
+    };
+    let p = Personalization {
+        hard: Limits {
+            max_bandwidth: Some(1_000_000),
+            ..Limits::default()
+        },
+        ..viewer(Some(TOKEN))
+    };
+    let out = personalize_multivariant(MV_VOD, &p).unwrap();
+    assert_eq!(iframes(&out), ["video2-iframes.m3u8"], "{out}");
+    assert!(
+        out.contains(&format!("URI=\"thumbnails.m3u8?__token__={ENCODED}\"")),
+        "{out}"
+    );
+    let p = Personalization {
+        soft: Limits {
+            max_height: Some(360),
+            ..Limits::default()
+        },
+        ..viewer(None)
+    };
+    let out = personalize_multivariant(MV_VOD, &p).unwrap();
+    assert_eq!(iframes(&out), ["video2-iframes.m3u8"], "{out}");
+    let out = personalize_multivariant(MV_VOD, &viewer(Some(TOKEN))).unwrap();
+    assert_eq!(
+        iframes(&out),
+        ["video-iframes.m3u8", "video2-iframes.m3u8"],
+        "{out}"
+    );
+}
+
 #[test]
 fn device_hints() {
     let cfg = RenditionConfig {
@@ -617,6 +661,7 @@ mod mpd_caps {
                 rep("360p", Some(360), 600_000),
                 rep("audio", None, 128_000),
             ],
+            thumbnails: None,
         })
     }
 
@@ -702,6 +747,29 @@ mod mpd_caps {
                 assert_eq!(got, want, "{name}: hard {hard:?} soft {soft:?}");
             }
         }
+    }
+
+    /// Thumbnail sheets (an image AdaptationSet with a sheet's width and
+    /// height, the lightest Representation of all) are never taken for a
+    /// video rung: they neither count as an entitled rendition nor stand in
+    /// for the lightest video under device hints, and they stay.
+    #[test]
+    fn a_thumbnail_adaptation_set_is_not_video() {
+        let mpd = packager_mpd().replace(
+            "  </Period>",
+            "    <AdaptationSet id=\"9\" contentType=\"image\" mimeType=\"image/jpeg\">\n      \
+             <SegmentTemplate media=\"thumbs/sheet-$Number$.jpg\" timescale=\"1000\" duration=\"40000\" startNumber=\"1\"/>\n      \
+             <Representation id=\"thumbnails\" bandwidth=\"8000\" width=\"800\" height=\"360\">\n        \
+             <EssentialProperty schemeIdUri=\"http://dashif.org/thumbnail_tile\" value=\"5x4\"/>\n      \
+             </Representation>\n    </AdaptationSet>\n  </Period>",
+        );
+        assert_eq!(
+            filter_representations(&mpd, limits(Some(240), None), Limits::default()),
+            Err(MpdError::NothingEntitled)
+        );
+        let out =
+            filter_representations(&mpd, limits(Some(720), None), limits(Some(100), None)).unwrap();
+        assert_eq!(ids(&out), ["360p", "audio", "thumbnails"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         let mut pl = pl;
         pl.for_each_uri_mut(|_, uri| uri.push_str("?t=1"));
         let _ = pl.delta(true);
+        let _ = pl.i_frames(|s| s.byterange).to_string();
     }
     if let Ok(pl) = text.parse::<MultivariantPlaylist>() {
         let rendered = pl.to_string();

@@ -219,6 +219,9 @@ pub struct MediaPlaylist {
     pub discontinuity_sequence: u64,
     pub playlist_type: Option<PlaylistType>,
     pub independent_segments: bool,
+    /// `EXT-X-I-FRAMES-ONLY` (§4.4.3.6): each segment is one I-frame, its
+    /// `EXTINF` the time to the next one; see [`MediaPlaylist::i_frames`].
+    pub i_frames_only: bool,
     /// Header tags this model does not know (`EXT-X-START`, `EXT-X-DEFINE`, ...).
     pub header_tags: Vec<String>,
     /// The `EXT-X-KEY` tags in effect from the first segment, rendered after
@@ -251,6 +254,7 @@ impl MediaPlaylist {
             discontinuity_sequence: self.discontinuity_sequence,
             playlist_type: Some(PlaylistType::Vod),
             independent_segments: self.independent_segments,
+            i_frames_only: self.i_frames_only,
             header_tags: self.header_tags.clone(),
             keys: self.keys.clone(),
             map: self.map.clone(),
@@ -265,6 +269,89 @@ impl MediaPlaylist {
             end_list: true,
             ..MediaPlaylist::default()
         }
+    }
+
+    /// The I-frame playlist (RFC 8216bis §4.4.3.6) over this playlist's
+    /// complete segments: one entry for each segment whose I-frame
+    /// `keyframe` locates (the byte range of its first I-frame, relative to
+    /// the segment; `None` for a segment that does not start with one), with
+    /// the segment's URI and, as `EXTINF`, the time to the next entry (or to
+    /// the end of its timeline: an entry never spans a discontinuity).
+    /// Discontinuities, maps and keys of segments without an entry carry
+    /// over to the next entry. Parts, hints and reports are left out: it is
+    /// made for a finished presentation.
+    pub fn i_frames(&self, keyframe: impl Fn(&Segment) -> Option<ByteRange>) -> MediaPlaylist {
+        let mut entries: Vec<Segment> = Vec::new();
+        // Tags of segments without an entry, for the next entry.
+        let mut carry = SegmentTags::default();
+        let raw_key = |t: &&String| t.starts_with("EXT-X-KEY:");
+        for s in &self.segments {
+            carry.discontinuity |= s.tags.discontinuity;
+            if let Some(m) = &s.tags.map {
+                carry.map = Some(m.clone());
+            }
+            if !s.tags.keys.is_empty() {
+                carry.keys = s.tags.keys.clone();
+            }
+            // Parsed playlists keep `EXT-X-KEY` verbatim.
+            let raw: Vec<String> = s.tags.other.iter().filter(raw_key).cloned().collect();
+            if !raw.is_empty() {
+                carry.other = raw;
+            }
+            match keyframe(s).filter(|_| !s.tags.gap) {
+                Some(range) => {
+                    let mut tags = std::mem::take(&mut carry);
+                    tags.program_date_time = s.tags.program_date_time;
+                    entries.push(Segment {
+                        tags,
+                        byterange: Some(range),
+                        ..Segment::new(
+                            self.media_sequence.saturating_add(entries.len() as u64),
+                            s.uri.clone(),
+                            s.duration,
+                        )
+                    });
+                }
+                None => {
+                    if let Some(last) = entries.last_mut().filter(|_| !carry.discontinuity) {
+                        last.duration += s.duration;
+                    }
+                }
+            }
+        }
+        // §4.4.3.1: every EXTINF, rounded, within the target duration.
+        let target_duration = entries
+            .iter()
+            .map(|e| e.duration.round() as u32)
+            .fold(self.target_duration, u32::max);
+        MediaPlaylist {
+            version: self.version.map(|v| v.max(4)),
+            target_duration,
+            media_sequence: self.media_sequence,
+            discontinuity_sequence: self.discontinuity_sequence,
+            playlist_type: self.playlist_type,
+            // Every entry is an I-frame, decodable on its own.
+            independent_segments: true,
+            i_frames_only: true,
+            header_tags: self.header_tags.clone(),
+            keys: self.keys.clone(),
+            map: self.map.clone(),
+            segments: entries,
+            end_list: self.end_list,
+            ..MediaPlaylist::default()
+        }
+    }
+
+    /// Peak bit rate of the segments, bits/s: the largest of each segment's
+    /// bytes (its `EXT-X-BYTERANGE` length; segments without one are not
+    /// counted) over its `EXTINF`. The `BANDWIDTH` of an I-frame playlist.
+    pub fn peak_byterange_bitrate(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.duration > 0.0)
+            .filter_map(|s| Some(s.byterange?.length as f64 * 8.0 / s.duration))
+            .fold(0.0, f64::max)
+            .ceil() as u64
     }
 
     /// MSN of the first segment listed (after any skipped ones).
@@ -529,6 +616,9 @@ impl fmt::Display for MediaPlaylist {
         if self.independent_segments {
             out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
         }
+        if self.i_frames_only {
+            out.push_str("#EXT-X-I-FRAMES-ONLY\n");
+        }
         let sc = &self.server_control;
         if !sc.is_empty() {
             let mut w = AttrWriter::default();
@@ -683,7 +773,15 @@ impl FromStr for MediaPlaylist {
                     })
                 }
                 "EXT-X-INDEPENDENT-SEGMENTS" => pl.independent_segments = true,
+                "EXT-X-I-FRAMES-ONLY" => pl.i_frames_only = true,
                 "EXT-X-ENDLIST" => pl.end_list = true,
+                // A media segment tag of image playlists (Roku / Apple "HLS
+                // image" convention, `EXT-X-IMAGES-ONLY`): kept verbatim, but
+                // with its segment even before the first `EXTINF`.
+                "EXT-X-TILES" if parts.is_empty() => {
+                    in_body = true;
+                    tags.other.push(tag.to_string());
+                }
                 "EXT-X-PART-INF" => {
                     let mut a = attrs()?;
                     pl.part_target = Some(

@@ -16,7 +16,7 @@ pub use media::{
     ByteRange, Map, MediaPlaylist, Part, PlaylistType, PreloadHint, RenditionReport, Segment,
     SegmentTags, ServerControl, Skip,
 };
-pub use multivariant::{ContentSteering, MultivariantPlaylist, Rendition, Variant};
+pub use multivariant::{ContentSteering, IFrameVariant, MultivariantPlaylist, Rendition, Variant};
 
 /// Which kind of reference a URI is, for [`MediaPlaylist::for_each_uri_mut`] and
 /// [`MultivariantPlaylist::for_each_uri_mut`].
@@ -33,6 +33,9 @@ pub enum UriKind {
     Rendition,
     /// An `EXT-X-I-FRAME-STREAM-INF` playlist.
     IFrameVariant,
+    /// An `EXT-X-IMAGE-STREAM-INF` playlist (trick-play thumbnails, kept
+    /// verbatim among the other tags).
+    ImageVariant,
     /// `EXT-X-CONTENT-STEERING` `SERVER-URI`.
     SteeringServer,
     /// `EXT-X-KEY` / `EXT-X-SESSION-KEY` `URI` (a key server).
@@ -52,6 +55,7 @@ pub(crate) fn visit_raw_tag_uri(tag: &mut String, f: &mut impl FnMut(UriKind, &m
     let kind = match name {
         "EXT-X-KEY" | "EXT-X-SESSION-KEY" => UriKind::Key,
         "EXT-X-SESSION-DATA" => UriKind::SessionData,
+        "EXT-X-IMAGE-STREAM-INF" => UriKind::ImageVariant,
         _ => return,
     };
     let Ok(mut attrs) = AttributeList::parse(value, 0) else {

@@ -57,6 +57,43 @@ pub struct IFrameVariant {
     pub attrs: AttributeList,
 }
 
+impl IFrameVariant {
+    /// The I-frame playlist `uri` with the attributes Brook writes:
+    /// `BANDWIDTH` (the peak bit rate of its entries), `CODECS` and
+    /// `RESOLUTION` (those of the video rendition it is made of).
+    pub fn new(
+        uri: impl Into<String>,
+        bandwidth: u64,
+        codecs: &[String],
+        resolution: Option<(u32, u32)>,
+    ) -> Self {
+        let mut attrs = vec![(
+            "BANDWIDTH".to_string(),
+            AttrValue::Bare(bandwidth.to_string()),
+        )];
+        if !codecs.is_empty() {
+            attrs.push(("CODECS".into(), AttrValue::Quoted(codecs.join(","))));
+        }
+        if let Some((w, h)) = resolution {
+            attrs.push(("RESOLUTION".into(), AttrValue::Bare(format!("{w}x{h}"))));
+        }
+        Self {
+            uri: uri.into(),
+            attrs: AttributeList(attrs),
+        }
+    }
+
+    /// `BANDWIDTH`, if present and a number.
+    pub fn bandwidth(&self) -> Option<u64> {
+        self.attrs.get("BANDWIDTH")?.parse().ok()
+    }
+
+    /// `RESOLUTION`, if present and well formed.
+    pub fn resolution(&self) -> Option<(u32, u32)> {
+        parse_resolution(self.attrs.get("RESOLUTION")?)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MultivariantPlaylist {
     pub version: Option<u8>,

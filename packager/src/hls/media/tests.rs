@@ -187,3 +187,52 @@ fn tags_between_parts_keep_their_place_and_key_and_asset_uris_are_visited() {
     let strip = |s: &str| s.replace("?t=1", "");
     assert_eq!(strip(&out), text);
 }
+
+#[test]
+fn i_frames_cover_segments_that_start_with_one_and_never_span_a_discontinuity() {
+    let mut pl = MediaPlaylist {
+        version: Some(9),
+        target_duration: 2,
+        playlist_type: Some(PlaylistType::Vod),
+        map: Some(Map::new("init.mp4")),
+        end_list: true,
+        ..Default::default()
+    };
+    for msn in 0..7 {
+        pl.segments
+            .push(Segment::new(msn, format!("seg{msn}.m4s"), 2.0));
+    }
+    // seg1 cut without a keyframe, seg3 a gap; seg4 starts a new timeline
+    // with a new init but no keyframe, seg5 has one.
+    pl.segments[3].tags.gap = true;
+    pl.segments[4].tags.discontinuity = true;
+    pl.segments[4].tags.map = Some(Map::new("init1.mp4"));
+    let keyless = [1, 4];
+    let ipl = pl.i_frames(|s| {
+        (!keyless.contains(&s.msn)).then_some(ByteRange {
+            length: 1000 + s.msn,
+            offset: Some(0),
+        })
+    });
+    let uris: Vec<&str> = ipl.segments.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        ["seg0.m4s", "seg2.m4s", "seg5.m4s", "seg6.m4s"],
+        "no entry for keyless and gap segments"
+    );
+    let durations: Vec<f64> = ipl.segments.iter().map(|s| s.duration).collect();
+    // seg0 lasts until seg2; seg2 until its timeline ends (the gap is in
+    // it); seg4 has no I-frame to show.
+    assert_eq!(durations, [4.0, 4.0, 2.0, 2.0]);
+    assert!(ipl.segments[2].tags.discontinuity);
+    assert_eq!(ipl.segments[2].tags.map, Some(Map::new("init1.mp4")));
+    assert_eq!(ipl.target_duration, 4);
+    assert_eq!(ipl.segments[3].msn, 3);
+    let text = ipl.to_string();
+    assert!(text.contains("#EXT-X-I-FRAMES-ONLY\n"));
+    assert!(text.contains(
+        "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n#EXTINF:2,\n#EXT-X-BYTERANGE:1005@0\nseg5.m4s\n"
+    ));
+    assert_eq!(text.parse::<MediaPlaylist>().unwrap(), ipl);
+    assert_eq!(ipl.peak_byterange_bitrate(), 1006 * 8 / 2);
+}
