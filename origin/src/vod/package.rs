@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use brook_packager::thumbnail::ThumbnailTrack;
 use brook_packager::{Event, ObjectKind, Packager, PackagerConfig, UnixMillis, MPD_NAME};
 
 /// The presentation written: every file name, in the order they should be
@@ -32,6 +33,9 @@ pub struct PackageInput<'a> {
     pub outdir: &'a Path,
     pub rendition_names: Vec<String>,
     pub segment_ms: u32,
+    /// The trick-play sprites already made, described in the MPD (image
+    /// adaptation set) and the multivariant playlist (image playlist).
+    pub thumbnails: Option<ThumbnailTrack>,
 }
 
 const READ_BYTES: usize = 1 << 20;
@@ -50,6 +54,7 @@ pub fn package(input: &PackageInput<'_>) -> Result<Packaged> {
     if !input.rendition_names.is_empty() {
         p.set_rendition_names(input.rendition_names.clone());
     }
+    p.set_thumbnails(input.thumbnails.clone());
     // The playlists' dates: a file has no wall clock; a fixed epoch keeps the
     // output deterministic.
     let now = UnixMillis(0);
@@ -81,16 +86,22 @@ pub fn package(input: &PackageInput<'_>) -> Result<Packaged> {
     for (name, text) in &playlists {
         out.write_manifest(name, text.as_bytes())?;
     }
-    out.done.renditions = p.tracks().iter().enumerate().filter_map(|(i, _)| {
-        input.rendition_names.get(i).cloned()
-    }).collect();
-    let Some(mv) = p.multivariant() else {
+    for (name, pl) in p.i_frame_playlists() {
+        out.write_manifest(&name, pl.to_string().as_bytes())?;
+    }
+    if let Some((name, pl)) = p.thumbnail_playlist() {
+        out.write_manifest(&name, pl.to_string().as_bytes())?;
+    }
+    out.done.renditions = input.rendition_names.clone();
+    let Some(mv) = p.vod_multivariant() else {
         bail!("the transcoder's output has no video");
     };
-    out.write_manifest("index.m3u8", mv.to_string().as_bytes())?;
+    // The MPD before the multivariant playlist: the multivariant playlist
+    // is the last object stored, the one players start from.
     if let Some(mpd) = p.dash_manifest(now, None) {
         out.write_manifest(MPD_NAME, mpd.as_bytes())?;
     }
+    out.write_manifest("index.m3u8", mv.to_string().as_bytes())?;
     out.done.segments = p.stats().segments;
     Ok(out.done)
 }
