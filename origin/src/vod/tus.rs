@@ -194,16 +194,13 @@ impl TusRequest<'_> {
         })
     }
 
-    fn checksum(&self) -> Result<Option<[u8; 20]>, TusReply> {
+    fn checksum(&self) -> Result<Option<[u8; 20]>, Refusal> {
         match self.header("upload-checksum") {
             Ok(None) => Ok(None),
             Ok(Some(v)) => parse_checksum(v)
                 .map(Some)
-                .map_err(|e| TusReply::text(StatusCode::BAD_REQUEST, e)),
-            Err(()) => Err(TusReply::text(
-                StatusCode::BAD_REQUEST,
-                "bad Upload-Checksum",
-            )),
+                .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e)),
+            Err(()) => Err(Refusal(StatusCode::BAD_REQUEST, "bad Upload-Checksum")),
         }
     }
 
@@ -255,6 +252,16 @@ impl TusReply {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A refusal before anything happened: status and text.
+#[derive(Debug, Clone, Copy)]
+struct Refusal(StatusCode, &'static str);
+
+impl From<Refusal> for TusReply {
+    fn from(Refusal(status, text): Refusal) -> Self {
+        TusReply::text(status, text)
     }
 }
 
@@ -556,7 +563,7 @@ impl TusStore {
         let checksum = match req.checksum() {
             Ok(c) if with_data => c,
             Ok(_) => None,
-            Err(r) => return r,
+            Err(r) => return r.into(),
         };
         if with_data
             && req
@@ -636,7 +643,7 @@ impl TusStore {
     fn head(&self, id: &str, now: u64) -> TusReply {
         let info = match self.live(id, now) {
             Ok(info) => info,
-            Err(r) => return r,
+            Err(r) => return r.into(),
         };
         let mut r = TusReply::new(StatusCode::OK)
             .header("upload-offset", info.offset.to_string())
@@ -653,7 +660,7 @@ impl TusStore {
 
     async fn patch(&self, id: &str, req: TusRequest<'_>, now: u64) -> TusReply {
         if let Err(r) = self.live(id, now) {
-            return r;
+            return r.into();
         }
         if req.content_type().as_deref() != Some(OFFSET_OCTET_STREAM) {
             return TusReply::text(
@@ -671,7 +678,7 @@ impl TusStore {
         };
         let checksum = match req.checksum() {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(r) => return r.into(),
         };
         let new_length = match req.header("upload-length") {
             Ok(None) => None,
@@ -752,7 +759,7 @@ impl TusStore {
 
     fn delete(&self, id: &str, now: u64) -> TusReply {
         if let Err(r) = self.live(id, now) {
-            return r;
+            return r.into();
         }
         {
             let mut uploads = self.uploads();
@@ -776,17 +783,17 @@ impl TusStore {
 
     /// The upload's state if it exists and has not expired; an expired one is
     /// removed (unless a request is writing it) and answered 410.
-    fn live(&self, id: &str, now: u64) -> Result<Info, TusReply> {
+    fn live(&self, id: &str, now: u64) -> Result<Info, Refusal> {
         let mut uploads = self.uploads();
         let Some(entry) = uploads.get(id) else {
-            return Err(TusReply::text(StatusCode::NOT_FOUND, "no such upload"));
+            return Err(Refusal(StatusCode::NOT_FOUND, "no such upload"));
         };
         if entry.info.expired(now) && !entry.busy {
             uploads.remove(id);
             drop(uploads);
             remove_files(&self.inner.config.dir, id);
             info!(upload = %id, "tus upload expired");
-            return Err(TusReply::text(StatusCode::GONE, "the upload has expired"));
+            return Err(Refusal(StatusCode::GONE, "the upload has expired"));
         }
         Ok(entry.info.clone())
     }
@@ -1058,6 +1065,8 @@ async fn write_body(mut writer: Box<Writer>, body: &mut dyn BodySource) -> (TusR
     let id = writer.id.clone();
     let inner = writer.inner.clone();
     let state = |inner: &Inner| inner.uploads().get(&id).map(|e| e.info.clone()).ok_or(());
+    // Completion is reported by the request that completes, only.
+    let was_complete = state(&inner).is_ok_and(|i| i.complete());
     // The writer goes into each blocking call and comes back: a dropped
     // future leaves it with the blocking task, which drops (settles) it.
     let outcome: Result<(), TusReply> = loop {
@@ -1131,7 +1140,7 @@ async fn write_body(mut writer: Box<Writer>, body: &mut dyn BodySource) -> (TusR
         )
     });
     let info = state(&inner).unwrap_or_else(|()| gone_info(&id));
-    if r.status == StatusCode::NO_CONTENT && info.complete() {
+    if r.status == StatusCode::NO_CONTENT && info.complete() && !was_complete {
         info!(upload = %id, length = info.offset, "tus upload complete");
         r.completed = Some(CompletedUpload {
             id: info.id.clone(),
@@ -1363,4 +1372,1027 @@ fn parse_checksum(v: &str) -> Result<[u8; 20], &'static str> {
         .ok()
         .and_then(|d| <[u8; 20]>::try_from(d).ok())
         .ok_or("bad Upload-Checksum digest")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::vod::upload_url::DirectUploadSpec;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const NOW: u64 = 1_800_000_000;
+    const EXPIRY: u64 = 100;
+    const MAX: u64 = 1000;
+
+    /// A body in chunks that may break off after them.
+    struct Chunks {
+        chunks: VecDeque<Bytes>,
+        break_off: bool,
+    }
+
+    #[async_trait]
+    impl BodySource for Chunks {
+        async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+            match self.chunks.pop_front() {
+                Some(c) => Ok(Some(c)),
+                None if self.break_off => Err("connection reset".into()),
+                None => Ok(None),
+            }
+        }
+    }
+
+    fn config(dir: &Path) -> TusConfig {
+        TusConfig {
+            dir: dir.to_owned(),
+            max_size: MAX,
+            expiry_s: EXPIRY,
+        }
+    }
+
+    fn open(dir: &Path) -> TusStore {
+        TusStore::open(config(dir), Some(UploadUrlSigner::new(KEY).unwrap())).unwrap()
+    }
+
+    /// One request: `path` may carry `?query`.
+    struct Call<'a> {
+        method: Method,
+        path: &'a str,
+        headers: Vec<(&'a str, &'a str)>,
+        chunks: Vec<&'a [u8]>,
+        break_off: bool,
+        authorized: bool,
+        now: u64,
+    }
+
+    fn call(method: Method, path: &str) -> Call<'_> {
+        Call {
+            method,
+            path,
+            headers: vec![("tus-resumable", "1.0.0")],
+            chunks: Vec::new(),
+            break_off: false,
+            authorized: true,
+            now: NOW,
+        }
+    }
+
+    impl<'a> Call<'a> {
+        fn h(mut self, k: &'a str, v: &'a str) -> Self {
+            self.headers.push((k, v));
+            self
+        }
+        fn body(mut self, chunks: &[&'a [u8]]) -> Self {
+            self.chunks = chunks.to_vec();
+            self
+        }
+        fn at(mut self, now: u64) -> Self {
+            self.now = now;
+            self
+        }
+        fn anonymous(mut self) -> Self {
+            self.authorized = false;
+            self
+        }
+        fn breaking_off(mut self) -> Self {
+            self.break_off = true;
+            self
+        }
+        fn without_version(mut self) -> Self {
+            self.headers.retain(|(k, _)| *k != "tus-resumable");
+            self
+        }
+        fn patch_at(id: &'a str, offset: &'a str) -> Self {
+            call(Method::PATCH, id)
+                .h("content-type", OFFSET_OCTET_STREAM)
+                .h("upload-offset", offset)
+        }
+        async fn on(self, store: &TusStore) -> TusReply {
+            let mut headers = HeaderMap::new();
+            for (k, v) in &self.headers {
+                headers.append(
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            self.on_headers(store, headers).await
+        }
+        async fn on_headers(self, store: &TusStore, headers: HeaderMap) -> TusReply {
+            let (path, query) = match self.path.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (self.path, None),
+            };
+            let mut body = Chunks {
+                chunks: self
+                    .chunks
+                    .iter()
+                    .map(|c| Bytes::copy_from_slice(c))
+                    .collect(),
+                break_off: self.break_off,
+            };
+            let r = store
+                .handle(
+                    TusRequest {
+                        method: &self.method,
+                        path,
+                        query,
+                        headers: &headers,
+                        authorized: self.authorized,
+                        body: &mut body,
+                    },
+                    self.now,
+                )
+                .await;
+            // On every answer.
+            assert_eq!(r.get("tus-resumable"), Some(TUS_VERSION), "{r:?}");
+            assert_eq!(r.get("access-control-allow-origin"), Some("*"));
+            r
+        }
+    }
+
+    /// Creates an upload of `length`; its path.
+    async fn create(store: &TusStore, length: &str) -> String {
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", length)
+            .on(store)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        r.get("location").unwrap().to_owned()
+    }
+
+    fn offset(r: &TusReply) -> Option<u64> {
+        r.get("upload-offset").and_then(|o| o.parse().ok())
+    }
+
+    async fn head_offset(store: &TusStore, path: &str) -> u64 {
+        let r = call(Method::HEAD, path).on(store).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        offset(&r).unwrap()
+    }
+
+    fn sha1_b64(data: &[u8]) -> String {
+        B64.encode(Sha1::digest(data))
+    }
+
+    #[tokio::test]
+    async fn options_describes_the_server_and_answers_preflights() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        // No Tus-Resumable needed.
+        let r = call(Method::OPTIONS, "/uploads/")
+            .without_version()
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(r.get("tus-version"), Some("1.0.0"));
+        assert_eq!(r.get("tus-max-size"), Some("1000"));
+        assert_eq!(r.get("tus-checksum-algorithm"), Some("sha1"));
+        let ext = r.get("tus-extension").unwrap();
+        for e in ["creation", "termination", "expiration", "checksum"] {
+            assert!(ext.split(',').any(|x| x == e), "{e}");
+        }
+        let expose = r.get("access-control-expose-headers").unwrap();
+        for h in [
+            "location",
+            "upload-offset",
+            "upload-length",
+            "tus-resumable",
+        ] {
+            assert!(expose.split(", ").any(|x| x == h), "{h}");
+        }
+        assert!(r.get("access-control-allow-headers").is_none());
+        let r = call(Method::OPTIONS, "/uploads/abcdefghijklmnopqrstuv")
+            .without_version()
+            .h("origin", "https://app.example")
+            .h("access-control-request-method", "PATCH")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(r.get("access-control-allow-methods"), Some(METHODS));
+        let allowed = r.get("access-control-allow-headers").unwrap();
+        for h in [
+            "tus-resumable",
+            "upload-offset",
+            "upload-metadata",
+            "content-type",
+        ] {
+            assert!(allowed.split(", ").any(|x| x == h), "{h}");
+        }
+        assert_eq!(
+            r.headers
+                .iter()
+                .filter(|(k, _)| *k == "access-control-allow-origin")
+                .count(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn other_versions_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "10").await;
+        for c in [
+            call(Method::POST, "/uploads/").without_version(),
+            call(Method::POST, "/uploads/").h("tus-resumable", "0.2.2"),
+            call(Method::HEAD, &path).without_version(),
+            Call::patch_at(&path, "0").without_version(),
+            call(Method::DELETE, &path).without_version(),
+        ] {
+            let mut c = c;
+            if c.headers
+                .iter()
+                .filter(|(k, _)| *k == "tus-resumable")
+                .count()
+                > 1
+            {
+                c.headers.remove(0);
+            }
+            let r = c.on(&store).await;
+            assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{r:?}");
+            assert_eq!(r.get("tus-version"), Some("1.0.0"));
+        }
+    }
+
+    #[tokio::test]
+    async fn creation_checks_its_headers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "10")
+            .h(
+                "upload-metadata",
+                "filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential, type dmlkZW8vbXA0",
+            )
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let location = r.get("location").unwrap();
+        let id = location.strip_prefix(PREFIX).unwrap();
+        assert!(valid_id(id), "{id}");
+        assert!(r.get("upload-expires").unwrap().ends_with(" GMT"));
+        let r = call(Method::HEAD, location).on(&store).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(offset(&r), Some(0));
+        assert_eq!(r.get("upload-length"), Some("10"));
+        assert_eq!(r.get("cache-control"), Some("no-store"));
+        assert_eq!(
+            r.get("upload-expires"),
+            Some(httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(NOW + EXPIRY)).as_str())
+        );
+        let meta = parse_metadata(r.get("upload-metadata").unwrap()).unwrap();
+        assert_eq!(
+            meta.get("filename"),
+            Some(&Some("world_domination_plan.pdf".into()))
+        );
+        assert_eq!(meta.get("is_confidential"), Some(&None));
+        assert_eq!(meta.get("type"), Some(&Some("video/mp4".into())));
+        // Who may create.
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "10")
+            .anonymous()
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        // Too large.
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "1001")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(create(&store, "1000").await.len(), PREFIX.len() + 22);
+        // Bad headers.
+        for headers in [
+            vec![],
+            vec![("upload-length", "10"), ("upload-defer-length", "1")],
+            vec![("upload-length", "-1")],
+            vec![("upload-length", "+5")],
+            vec![("upload-length", "1e3")],
+            vec![("upload-length", "")],
+            vec![("upload-length", "99999999999999999999999")],
+            vec![("upload-defer-length", "2")],
+            vec![("upload-length", "1"), ("upload-metadata", "a !!!")],
+            vec![("upload-length", "1"), ("upload-metadata", "a Zm9v YmFy")],
+            vec![("upload-length", "1"), ("upload-metadata", "a Zm9v,a YmFy")],
+            vec![("upload-length", "1"), ("upload-metadata", "a /w==")],
+            vec![("upload-length", "1"), ("upload-metadata", ",a")],
+            vec![("upload-length", "1"), ("upload-checksum", "md5 abc")],
+            vec![("x-http-method-override", "P A T C H")],
+        ] {
+            let mut c = call(Method::POST, "/uploads/").h("content-type", OFFSET_OCTET_STREAM);
+            c.headers.extend(headers.iter().copied());
+            let r = c.on(&store).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{headers:?}: {r:?}");
+        }
+        // Header values that are not text: a 400, never a panic.
+        for name in [
+            "upload-length",
+            "upload-metadata",
+            "upload-defer-length",
+            "tus-resumable",
+            "x-http-method-override",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+            headers.insert("upload-length", HeaderValue::from_static("5"));
+            headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+            );
+            let r = call(Method::POST, "/uploads/")
+                .on_headers(&store, headers)
+                .await;
+            assert!(
+                r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::PRECONDITION_FAILED,
+                "{name}: {r:?}"
+            );
+        }
+        // Not a body type tus knows.
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "3")
+            .h("content-type", "video/mp4")
+            .h("content-length", "3")
+            .body(&[b"abc"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn metadata_round_trips() {
+        for (header, pairs) in [
+            ("", vec![]),
+            ("k", vec![("k", None)]),
+            ("k Zm9v", vec![("k", Some("foo"))]),
+            ("k Zm9vYg", vec![("k", Some("foob"))]),
+            (
+                "a YmFy,b,c w6k=",
+                vec![("a", Some("bar")), ("b", None), ("c", Some("é"))],
+            ),
+            // Trailing blanks go with the pair's trimming.
+            ("e ", vec![("e", None)]),
+        ] {
+            let m = parse_metadata(header).unwrap();
+            let want: Metadata = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+                .collect();
+            assert_eq!(m, want, "{header}");
+            assert_eq!(parse_metadata(&render_metadata(&m)).unwrap(), m);
+        }
+        assert!(parse_metadata(&"a ".repeat(5000)).is_err());
+    }
+
+    #[tokio::test]
+    async fn patches_append_and_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "11").await;
+        let id = path.strip_prefix(PREFIX).unwrap();
+        let r = call(Method::PATCH, &path)
+            .h("content-type", "application/octet-stream")
+            .h("upload-offset", "0")
+            .body(&[b"hello"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        for bad in ["", "x", "-1"] {
+            let r = Call::patch_at(&path, bad)
+                .body(&[b"hello"])
+                .on(&store)
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        let r = call(Method::PATCH, &path)
+            .h("content-type", OFFSET_OCTET_STREAM)
+            .body(&[b"hello"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = Call::patch_at(&path, "3")
+            .body(&[b"hello"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        let r = Call::patch_at(&path, "0")
+            .h("content-type", "application/offset+octet-stream; charset=x")
+            .body(&[b"hel", b"lo"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+        assert_eq!(offset(&r), Some(5));
+        assert!(r.get("upload-expires").is_some());
+        assert!(r.completed.is_none());
+        assert_eq!(head_offset(&store, &path).await, 5);
+        // Replaying the same PATCH (a lost answer): the offset moved on.
+        let r = Call::patch_at(&path, "0")
+            .body(&[b"hello"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert_eq!(offset(&r), Some(5));
+        let r = Call::patch_at(&path, "5")
+            .body(&[b" world"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(offset(&r), Some(11));
+        assert!(r.get("upload-expires").is_none());
+        let done = r.completed.unwrap();
+        assert_eq!((done.id.as_str(), done.length), (id, 11));
+        assert_eq!(fs::read(&done.path).unwrap(), b"hello world");
+        // Complete: an empty PATCH changes nothing and completes nothing again.
+        let r = Call::patch_at(&path, "11").on(&store).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(r.completed.is_none());
+        assert_eq!(store.completed(), vec![done.clone()]);
+        // Much later: complete uploads do not expire.
+        assert_eq!(store.sweep(NOW + 10 * EXPIRY), 0);
+        assert_eq!(head_offset(&store, &path).await, 11);
+        // Taken by the job system.
+        let dest = tmp.path().join("taken.bin");
+        let taken = store.take(id, &dest).unwrap();
+        assert_eq!(taken.path, dest);
+        assert_eq!(fs::read(&dest).unwrap(), b"hello world");
+        assert!(!tmp.path().join(id).exists());
+        assert!(!tmp.path().join(format!("{id}.info")).exists());
+        assert!(matches!(store.take(id, &dest), Err(TakeError::Unknown(_))));
+        let r = call(Method::HEAD, &path).on(&store).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        // Unfinished ones cannot be taken.
+        let other = create(&store, "4").await;
+        assert!(matches!(
+            store.take(other.strip_prefix(PREFIX).unwrap(), &dest),
+            Err(TakeError::Incomplete(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn nothing_goes_past_upload_length() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "6").await;
+        let id = path.strip_prefix(PREFIX).unwrap();
+        // Announced: refused before reading.
+        let r = Call::patch_at(&path, "0")
+            .h("content-length", "7")
+            .body(&[b"1234567"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(offset(&r), Some(0));
+        // Found out while streaming: this PATCH's bytes are dropped.
+        let r = Call::patch_at(&path, "0")
+            .body(&[b"1234", b"567"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(offset(&r), Some(0));
+        assert_eq!(fs::metadata(tmp.path().join(id)).unwrap().len(), 0);
+        let r = Call::patch_at(&path, "0")
+            .body(&[b"123456"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(r.completed.is_some());
+    }
+
+    #[tokio::test]
+    async fn checksums_are_verified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "10").await;
+        let good = format!("sha1 {}", sha1_b64(b"hello"));
+        let r = Call::patch_at(&path, "0")
+            .h("upload-checksum", &good)
+            .body(&[b"he", b"llo"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+        assert_eq!(offset(&r), Some(5));
+        let r = Call::patch_at(&path, "5")
+            .h("upload-checksum", &good)
+            .body(&[b"world"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status.as_u16(), 460);
+        assert_eq!(offset(&r), Some(5));
+        assert_eq!(head_offset(&store, &path).await, 5);
+        let id = path.strip_prefix(PREFIX).unwrap();
+        assert_eq!(fs::read(tmp.path().join(id)).unwrap(), b"hello");
+        for bad in [
+            "md5 XUFAKrxLKna5cZ2REBfFkg==",
+            "sha1 !!",
+            "sha1 Zm9v",
+            "sha1",
+        ] {
+            let r = Call::patch_at(&path, "5")
+                .h("upload-checksum", bad)
+                .body(&[b"world"])
+                .on(&store)
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        // A checksummed body that breaks off is not kept: it cannot be checked.
+        let r = Call::patch_at(&path, "5")
+            .h("upload-checksum", &format!("sha1 {}", sha1_b64(b"world")))
+            .body(&[b"wor"])
+            .breaking_off()
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(head_offset(&store, &path).await, 5);
+        let r = Call::patch_at(&path, "5")
+            .h("upload-checksum", &format!("SHA1 {}", sha1_b64(b"world")))
+            .body(&[b"world"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(fs::read(&r.completed.unwrap().path).unwrap(), b"helloworld");
+    }
+
+    #[tokio::test]
+    async fn a_broken_off_patch_keeps_what_arrived_and_resumes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "12").await;
+        let r = Call::patch_at(&path, "0")
+            .body(&[b"abc", b"def", b"g"])
+            .breaking_off()
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(offset(&r), Some(7));
+        assert_eq!(head_offset(&store, &path).await, 7);
+        // The upload is free again.
+        let r = Call::patch_at(&path, "7")
+            .body(&[b"hijkl"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            fs::read(r.completed.unwrap().path).unwrap(),
+            b"abcdefghijkl"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restart_keeps_committed_offsets_and_cuts_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, done_path) = {
+            let store = open(tmp.path());
+            let path = create(&store, "10").await;
+            let r = Call::patch_at(&path, "0").body(&[b"0123"]).on(&store).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT);
+            let done = create(&store, "2").await;
+            let r = Call::patch_at(&done, "0").body(&[b"ok"]).on(&store).await;
+            assert!(r.completed.is_some());
+            (path, done)
+        };
+        let id = path.strip_prefix(PREFIX).unwrap();
+        // Written but never committed (a crash mid-PATCH), and debris.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(tmp.path().join(id))
+            .unwrap();
+        f.write_all(b"junk").unwrap();
+        fs::write(tmp.path().join(format!("{id}.info.tmp")), b"{").unwrap();
+        fs::write(tmp.path().join("AAAAAAAAAAAAAAAAAAAAAA"), b"orphan").unwrap();
+        let store = open(tmp.path());
+        assert_eq!(head_offset(&store, &path).await, 4);
+        assert_eq!(fs::read(tmp.path().join(id)).unwrap(), b"0123");
+        assert!(!tmp.path().join(format!("{id}.info.tmp")).exists());
+        assert!(!tmp.path().join("AAAAAAAAAAAAAAAAAAAAAA").exists());
+        let r = call(Method::HEAD, &path).on(&store).await;
+        assert_eq!(r.get("upload-length"), Some("10"));
+        // Finished before the restart: still waiting to be taken.
+        let done = store.completed();
+        assert_eq!(done.len(), 1);
+        assert_eq!(format!("{PREFIX}{}", done[0].id), done_path);
+        let r = Call::patch_at(&path, "4")
+            .body(&[b"456789"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(fs::read(r.completed.unwrap().path).unwrap(), b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn unfinished_uploads_expire() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let a = create(&store, "10").await;
+        let b = create(&store, "10").await;
+        let c = create(&store, "10").await;
+        // A write renews the expiry.
+        let r = Call::patch_at(&c, "0")
+            .body(&[b"x"])
+            .at(NOW + 50)
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = call(Method::HEAD, &a).at(NOW + EXPIRY - 1).on(&store).await;
+        assert_eq!(r.status, StatusCode::OK);
+        for (c, want) in [
+            (call(Method::HEAD, &a).at(NOW + EXPIRY), StatusCode::GONE),
+            (
+                call(Method::HEAD, &a).at(NOW + EXPIRY),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                Call::patch_at(&b, "0").body(&[b"x"]).at(NOW + EXPIRY),
+                StatusCode::GONE,
+            ),
+        ] {
+            assert_eq!(c.on(&store).await.status, want);
+        }
+        assert_eq!(store.sweep(NOW + EXPIRY), 0, "a and b went already");
+        assert_eq!(head_offset(&store, &c).await, 1);
+        assert_eq!(store.sweep(NOW + 50 + EXPIRY), 1);
+        let r = call(Method::HEAD, &c).on(&store).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let names: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["direct"], "only the markers' directory is left");
+    }
+
+    #[tokio::test]
+    async fn termination_removes_the_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "10").await;
+        let id = path.strip_prefix(PREFIX).unwrap();
+        let r = Call::patch_at(&path, "0").body(&[b"abc"]).on(&store).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = call(Method::DELETE, &path).on(&store).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(!tmp.path().join(id).exists());
+        assert!(!tmp.path().join(format!("{id}.info")).exists());
+        for m in [Method::HEAD, Method::DELETE] {
+            assert_eq!(
+                call(m, &path).on(&store).await.status,
+                StatusCode::NOT_FOUND
+            );
+        }
+        let r = Call::patch_at(&path, "3").on(&store).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        // Through X-HTTP-Method-Override too.
+        let path = create(&store, "10").await;
+        let r = call(Method::POST, &path)
+            .h("x-http-method-override", "DELETE")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            call(Method::HEAD, &path).on(&store).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_methods_and_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "10").await;
+        for (c, want) in [
+            (call(Method::GET, &path), StatusCode::METHOD_NOT_ALLOWED),
+            (call(Method::POST, &path), StatusCode::METHOD_NOT_ALLOWED),
+            (
+                call(Method::PATCH, "/uploads/"),
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            (
+                call(Method::GET, "/uploads"),
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            (call(Method::HEAD, "/uploads/../etc"), StatusCode::NOT_FOUND),
+            (call(Method::HEAD, "/uploads/a/b"), StatusCode::NOT_FOUND),
+            (
+                call(Method::HEAD, "/uploads/AAAAAAAAAAAAAAAAAAAAAA"),
+                StatusCode::NOT_FOUND,
+            ),
+            (call(Method::HEAD, "/other/"), StatusCode::NOT_FOUND),
+        ] {
+            let r = c.on(&store).await;
+            assert_eq!(r.status, want, "{r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn creation_with_upload_defer_length_and_empty_uploads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "6")
+            .h("content-type", OFFSET_OCTET_STREAM)
+            .h("upload-checksum", &format!("sha1 {}", sha1_b64(b"abcdef")))
+            .body(&[b"abc", b"def"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        assert_eq!(offset(&r), Some(6));
+        assert_eq!(fs::read(r.completed.unwrap().path).unwrap(), b"abcdef");
+        // Part of it.
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "6")
+            .h("content-type", OFFSET_OCTET_STREAM)
+            .body(&[b"abc"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_eq!(offset(&r), Some(3));
+        assert!(r.completed.is_none());
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "2")
+            .h("content-type", OFFSET_OCTET_STREAM)
+            .h("content-length", "3")
+            .body(&[b"abc"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        // Length told later.
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-defer-length", "1")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let path = r.get("location").unwrap().to_owned();
+        let r = call(Method::HEAD, &path).on(&store).await;
+        assert_eq!(r.get("upload-defer-length"), Some("1"));
+        assert_eq!(r.get("upload-length"), None);
+        let r = Call::patch_at(&path, "0").body(&[b"ab"]).on(&store).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = Call::patch_at(&path, "2")
+            .h("upload-length", "1001")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let r = Call::patch_at(&path, "2")
+            .h("upload-length", "1")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = Call::patch_at(&path, "2")
+            .h("upload-length", "4")
+            .body(&[b"cd"])
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(fs::read(r.completed.unwrap().path).unwrap(), b"abcd");
+        let r = call(Method::HEAD, &path).on(&store).await;
+        assert_eq!(r.get("upload-length"), Some("4"));
+        // Nothing to upload: complete at once.
+        let r = call(Method::POST, "/uploads/")
+            .h("upload-length", "0")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_eq!(r.completed.unwrap().length, 0);
+    }
+
+    /// A body fed by the test, telling when it is first read.
+    struct Fed {
+        started: Option<tokio::sync::oneshot::Sender<()>>,
+        rx: tokio::sync::mpsc::Receiver<Bytes>,
+    }
+
+    #[async_trait]
+    impl BodySource for Fed {
+        async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+            if let Some(s) = self.started.take() {
+                let _ = s.send(());
+            }
+            Ok(self.rx.recv().await)
+        }
+    }
+
+    #[tokio::test]
+    async fn one_patch_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "10").await;
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let first = tokio::spawn({
+            let store = store.clone();
+            let path = path.clone();
+            async move {
+                let mut headers = HeaderMap::new();
+                headers.insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+                headers.insert("upload-offset", HeaderValue::from_static("0"));
+                headers.insert(
+                    "content-type",
+                    HeaderValue::from_static(OFFSET_OCTET_STREAM),
+                );
+                let mut body = Fed {
+                    started: Some(started_tx),
+                    rx,
+                };
+                store
+                    .handle(
+                        TusRequest {
+                            method: &Method::PATCH,
+                            path: &path,
+                            query: None,
+                            headers: &headers,
+                            authorized: false,
+                            body: &mut body,
+                        },
+                        NOW,
+                    )
+                    .await
+            }
+        });
+        started.await.unwrap();
+        let r = Call::patch_at(&path, "0").body(&[b"x"]).on(&store).await;
+        assert_eq!(r.status, StatusCode::LOCKED);
+        let r = call(Method::DELETE, &path).on(&store).await;
+        assert_eq!(r.status, StatusCode::LOCKED);
+        tx.send(Bytes::from_static(b"12345")).await.unwrap();
+        drop(tx);
+        let r = first.await.unwrap();
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(offset(&r), Some(5));
+        let r = Call::patch_at(&path, "5").body(&[b"x"]).on(&store).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_patch_commits_and_frees_the_upload() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(tmp.path());
+        let path = create(&store, "10").await;
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let first = tokio::spawn({
+            let store = store.clone();
+            let path = path.clone();
+            async move {
+                let mut headers = HeaderMap::new();
+                headers.insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+                headers.insert("upload-offset", HeaderValue::from_static("0"));
+                headers.insert(
+                    "content-type",
+                    HeaderValue::from_static(OFFSET_OCTET_STREAM),
+                );
+                let mut body = Fed {
+                    started: Some(started_tx),
+                    rx,
+                };
+                store
+                    .handle(
+                        TusRequest {
+                            method: &Method::PATCH,
+                            path: &path,
+                            query: None,
+                            headers: &headers,
+                            authorized: false,
+                            body: &mut body,
+                        },
+                        NOW,
+                    )
+                    .await
+            }
+        });
+        started.await.unwrap();
+        tx.send(Bytes::from_static(b"abc")).await.unwrap();
+        // The chunk is taken once the channel has room again.
+        tx.send(Bytes::from_static(b"d")).await.unwrap();
+        tx.reserve().await.unwrap().send(Bytes::from_static(b"e"));
+        first.abort();
+        assert!(first.await.unwrap_err().is_cancelled());
+        // "abc" and "d" were written (each write ends before the next
+        // read); the last write may still be finishing on the blocking pool,
+        // which then commits and frees the upload.
+        let (mut offset, mut status) = (0, StatusCode::LOCKED);
+        for _ in 0..500 {
+            offset = head_offset(&store, &path).await;
+            let at = offset.to_string();
+            status = Call::patch_at(&path, &at)
+                .body(&[b"x"])
+                .on(&store)
+                .await
+                .status;
+            if status != StatusCode::LOCKED {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!((4..=5).contains(&offset), "{offset}");
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test]
+    async fn direct_upload_urls_create_one_upload() {
+        let tmp = tempfile::tempdir().unwrap();
+        let signer = UploadUrlSigner::new(KEY).unwrap();
+        let spec = DirectUploadSpec {
+            ttl_s: 600,
+            max_size: 50,
+            max_duration_s: Some(60),
+            passthrough: Some("user-7".into()),
+        };
+        let up = signer.issue(&spec, NOW).unwrap();
+        let url = up.url(PREFIX);
+        {
+            let store = open(tmp.path());
+            // Over the grant's size: refused, and the URL is not used up.
+            let r = call(Method::POST, &url)
+                .anonymous()
+                .h("upload-length", "51")
+                .on(&store)
+                .await;
+            assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+            let r = call(Method::POST, &url)
+                .anonymous()
+                .h("upload-defer-length", "1")
+                .on(&store)
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+            let path = r.get("location").unwrap().to_owned();
+            let r = call(Method::POST, &url)
+                .anonymous()
+                .h("upload-length", "5")
+                .on(&store)
+                .await;
+            assert_eq!(r.status, StatusCode::CONFLICT);
+            // The deferred length is held to the grant too.
+            let r = Call::patch_at(&path, "0")
+                .h("upload-length", "51")
+                .on(&store)
+                .await;
+            assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+            let r = Call::patch_at(&path, "0")
+                .h("upload-length", "3")
+                .body(&[b"abc"])
+                .on(&store)
+                .await;
+            let done = r.completed.unwrap();
+            assert_eq!(done.direct.as_ref(), Some(&up.grant));
+            assert_eq!(done.direct.unwrap().passthrough.as_deref(), Some("user-7"));
+        }
+        // Used stays used across a restart, until the token is dead anyway.
+        let store = open(tmp.path());
+        let r = call(Method::POST, &url)
+            .anonymous()
+            .h("upload-length", "5")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        store.sweep(NOW + 599);
+        let r = call(Method::POST, &url)
+            .anonymous()
+            .h("upload-length", "5")
+            .at(NOW + 599)
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        store.sweep(NOW + 600);
+        assert_eq!(fs::read_dir(tmp.path().join("direct")).unwrap().count(), 0);
+        let r = call(Method::POST, &url)
+            .anonymous()
+            .h("upload-length", "5")
+            .at(NOW + 600)
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::GONE);
+        // Tampered, malformed, or no key configured.
+        let fresh = signer.issue(&spec, NOW).unwrap();
+        let (payload, mac) = fresh.token.split_once('.').unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(payload).unwrap();
+        raw[1 + 16 + 8 + 7] = 0xff;
+        let tampered = format!("{PREFIX}?direct={}.{mac}", URL_SAFE_NO_PAD.encode(&raw));
+        for url in [
+            tampered.as_str(),
+            "/uploads/?direct=nope",
+            "/uploads/?direct=",
+        ] {
+            let r = call(Method::POST, url)
+                .anonymous()
+                .h("upload-length", "5")
+                .on(&store)
+                .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{url}");
+        }
+        let keyless_dir = tempfile::tempdir().unwrap();
+        let keyless = TusStore::open(config(keyless_dir.path()), None).unwrap();
+        let r = call(Method::POST, &fresh.url(PREFIX))
+            .anonymous()
+            .h("upload-length", "5")
+            .on(&keyless)
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        // The fresh one works, once.
+        let r = call(Method::POST, &fresh.url(PREFIX))
+            .anonymous()
+            .h("upload-length", "5")
+            .on(&store)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
 }
