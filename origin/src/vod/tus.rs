@@ -350,7 +350,8 @@ impl TusStore {
     /// Opens (creating it if needed) the upload directory and reloads the
     /// uploads in it, cutting data past each committed offset. `signer`:
     /// the key of direct upload URLs (`None`: they are all refused, 403).
-    /// Blocking; call it at start-up.
+    /// Blocking; call it at start-up. One store per directory: two (or two
+    /// processes) over the same one would cut each other's data.
     pub fn open(config: TusConfig, signer: Option<UploadUrlSigner>) -> io::Result<Self> {
         let dir = config.dir.clone();
         fs::create_dir_all(dir.join("direct"))?;
@@ -396,7 +397,11 @@ impl TusStore {
     /// Drive the future to its end: a client that goes away should show up
     /// as an `Err` from the body source (then what arrived is committed).
     pub async fn handle(&self, req: TusRequest<'_>, now_unix_s: u64) -> TusReply {
+        let head = *req.method == Method::HEAD;
         let mut reply = self.route(req, now_unix_s).await;
+        if head {
+            reply.body = Bytes::new();
+        }
         reply.headers.push(("tus-resumable", TUS_VERSION.into()));
         reply
             .headers
@@ -629,9 +634,7 @@ impl TusStore {
             writer.checksum = checksum.map(|expected| (Sha1::new(), expected));
             let (patched, info) = write_body(writer, req.body).await;
             r = r.header("upload-offset", info.offset.to_string());
-            if patched.status == StatusCode::NO_CONTENT {
-                r.completed = patched.completed;
-            }
+            r.completed = patched.completed;
             return with_expiry(r, &info);
         }
         if complete {
@@ -1140,7 +1143,8 @@ async fn write_body(mut writer: Box<Writer>, body: &mut dyn BodySource) -> (TusR
         )
     });
     let info = state(&inner).unwrap_or_else(|()| gone_info(&id));
-    if r.status == StatusCode::NO_CONTENT && info.complete() && !was_complete {
+    // Also when the body broke off right after its last byte: it is complete.
+    if info.complete() && !was_complete {
         info!(upload = %id, length = info.offset, "tus upload complete");
         r.completed = Some(CompletedUpload {
             id: info.id.clone(),
@@ -1636,6 +1640,7 @@ mod tests {
         assert!(r.get("upload-expires").unwrap().ends_with(" GMT"));
         let r = call(Method::HEAD, location).on(&store).await;
         assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.is_empty());
         assert_eq!(offset(&r), Some(0));
         assert_eq!(r.get("upload-length"), Some("10"));
         assert_eq!(r.get("cache-control"), Some("no-store"));
@@ -1937,6 +1942,15 @@ mod tests {
             fs::read(r.completed.unwrap().path).unwrap(),
             b"abcdefghijkl"
         );
+        // Breaking off after the last byte still completes it.
+        let path = create(&store, "3").await;
+        let r = Call::patch_at(&path, "0")
+            .body(&[b"xyz"])
+            .breaking_off()
+            .on(&store)
+            .await;
+        assert_eq!(offset(&r), Some(3));
+        assert_eq!(r.completed.unwrap().length, 3);
     }
 
     #[tokio::test]
@@ -2220,6 +2234,70 @@ mod tests {
         assert_eq!(offset(&r), Some(5));
         let r = Call::patch_at(&path, "5").body(&[b"x"]).on(&store).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test]
+    async fn long_patches_commit_as_they_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = TusStore::open(
+            TusConfig {
+                max_size: 4 * COMMIT_EVERY,
+                ..config(tmp.path())
+            },
+            None,
+        )
+        .unwrap();
+        let length = (2 * COMMIT_EVERY).to_string();
+        let path = create(&store, &length).await;
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let patch = tokio::spawn({
+            let store = store.clone();
+            let path = path.clone();
+            async move {
+                let mut headers = HeaderMap::new();
+                headers.insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+                headers.insert("upload-offset", HeaderValue::from_static("0"));
+                headers.insert(
+                    "content-type",
+                    HeaderValue::from_static(OFFSET_OCTET_STREAM),
+                );
+                let mut body = Fed {
+                    started: Some(started_tx),
+                    rx,
+                };
+                store
+                    .handle(
+                        TusRequest {
+                            method: &Method::PATCH,
+                            path: &path,
+                            query: None,
+                            headers: &headers,
+                            authorized: false,
+                            body: &mut body,
+                        },
+                        NOW,
+                    )
+                    .await
+            }
+        });
+        started.await.unwrap();
+        let mib = Bytes::from(vec![7u8; 1 << 20]);
+        for _ in 0..(COMMIT_EVERY >> 20) + 1 {
+            tx.send(mib.clone()).await.unwrap();
+        }
+        // The 9th MiB was taken: the first 8 were written and committed, so
+        // a crash now would resume there.
+        tx.reserve().await.unwrap().send(mib.clone());
+        let id = path.strip_prefix(PREFIX).unwrap();
+        let state = fs::read(tmp.path().join(format!("{id}.info"))).unwrap();
+        let committed = serde_json::from_slice::<Info>(&state).unwrap().offset;
+        assert!(committed >= COMMIT_EVERY, "{committed}");
+        assert_eq!(head_offset(&store, &path).await, committed);
+        drop(tx);
+        let r = patch.await.unwrap();
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(offset(&r), Some(COMMIT_EVERY + 2 * (1 << 20)));
     }
 
     #[tokio::test]
