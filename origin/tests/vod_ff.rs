@@ -356,6 +356,45 @@ mod vod {
     }
 
     #[test]
+    fn an_hdr_source_is_tone_mapped_to_sdr() {
+        let dir = Scratch::new("hdr");
+        let src = dir.path("pq.mp4");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-t",
+            "2",
+            "-vf",
+            "format=yuv420p10le",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-color_trc",
+            "smpte2084",
+            "-color_primaries",
+            "bt2020",
+            "-colorspace",
+            "bt2020nc",
+            src.to_str().unwrap(),
+        ]);
+        let probe = probe::run(&src, &ProbeConfig::default()).unwrap();
+        assert!(probe.video.hdr && probe.video.bt2020, "{probe:?}");
+        assert_eq!(probe.video.pix_fmt.as_deref(), Some("yuv420p10le"));
+        let plan = VodPlan::new(&probe, &ladder(), &fast(2000)).unwrap();
+        let out = dir.path("ladder.ts");
+        transcode::run(&plan, &src, &out, &AtomicBool::new(false), |_| {}).unwrap();
+        let j = ffprobe_json(&out, &["-show_streams"]);
+        for s in j["streams"].as_array().unwrap() {
+            assert_eq!(s["pix_fmt"], "yuv420p", "{s}");
+            assert_eq!(s["color_transfer"], "bt709", "{s}");
+            assert_eq!(s["color_primaries"], "bt709", "{s}");
+        }
+    }
+
+    #[test]
     fn a_failing_transcode_says_why_and_a_cancelled_one_stops() {
         let dir = Scratch::new("fail");
         let src = landscape(&dir);

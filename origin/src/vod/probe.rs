@@ -275,11 +275,12 @@ impl Probe {
         Ok(())
     }
 
-    /// The video is H.264 in 8-bit 4:2:0, shown as stored (no rotation, square
+    /// The video is SDR H.264 in 8-bit 4:2:0, shown as stored (no rotation, square
     /// pixels): what may be copied into the ladder as it is.
     pub fn video_copyable(&self) -> bool {
         let v = &self.video;
         v.codec == "h264"
+            && !v.hdr
             && v.rotation == 0
             && v.sample_aspect.is_none()
             && matches!(v.pix_fmt.as_deref(), Some("yuv420p" | "yuvj420p"))

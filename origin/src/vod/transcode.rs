@@ -31,9 +31,10 @@
 //! source's GOPs (a camera's 1-2 s, a screen recorder's 10 s or more) instead
 //! of the configured duration, and the frame rate is not reduced.
 //!
-//! Not done: HDR sources are converted to 8-bit 4:2:0 without tone mapping
-//! (ffmpeg here has no zscale), so PQ/HLG video looks washed out; they are
-//! flagged by [`super::probe::VideoStream::hdr`].
+//! HDR sources (PQ or HLG, [`super::probe::VideoStream::hdr`]) are tone
+//! mapped to SDR BT.709 once, before the split ([`TONEMAP`]: zscale + the
+//! `hable` curve), and the rungs are tagged BT.709: every player shows them,
+//! none shows HDR. An HDR ladder (10-bit HEVC rungs) is not made.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -117,7 +118,15 @@ pub struct VodPlan {
     pub encode: VodEncode,
     /// The source's duration (progress is a share of it).
     pub duration_secs: f64,
+    /// The source is HDR: tone mapped to SDR BT.709 before the split.
+    pub tonemap: bool,
 }
+
+/// HDR (PQ, HLG) to SDR BT.709, from the frames' own colour properties: to
+/// linear light, BT.709 primaries, the `hable` curve, BT.709 transfer and
+/// matrix, 8-bit 4:2:0.
+pub const TONEMAP: &str = "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p";
 
 impl VodPlan {
     /// Plans the ladder for `probe` by `ladder`'s rungs and audio bit rate.
@@ -141,6 +150,7 @@ impl VodPlan {
             plan,
             encode: encode.clone(),
             duration_secs: probe.duration_secs,
+            tonemap: probe.video.hdr,
         })
     }
 
@@ -194,6 +204,10 @@ impl VodPlan {
             let cap = encoded.iter().map(|(_, r)| r.max_fps).max().unwrap_or(30);
             if !has_copy && plan.source_fps.is_some_and(|f| f > f64::from(cap) + 0.5) {
                 graph.push_str(&format!("fps={cap},"));
+            }
+            if self.tonemap {
+                graph.push_str(TONEMAP);
+                graph.push(',');
             }
             graph.push_str(&format!("split={}", encoded.len()));
             for (i, _) in &encoded {
@@ -256,6 +270,11 @@ impl VodPlan {
             }
             if enc.threads > 0 {
                 a.extend([format!("-threads{v}"), enc.threads.to_string()]);
+            }
+            if self.tonemap {
+                for k in ["color_primaries", "color_trc", "colorspace"] {
+                    a.extend([format!("-{k}{v}"), "bt709".into()]);
+                }
             }
         }
         if let Some(kbps) = plan.audio_kbps {
@@ -625,6 +644,28 @@ mod tests {
         assert_eq!(
             arg_after(&args, "-force_key_frames:v:0"),
             Some("expr:gte(t,n_forced*2)")
+        );
+    }
+
+    #[test]
+    fn hdr_is_tone_mapped_once_before_the_split() {
+        let mut pr = probe(640, 360, 0, false);
+        pr.video.hdr = true;
+        let p = VodPlan::new(&pr, &ladder(), &VodEncode::default()).unwrap();
+        let args = p.ffmpeg_args(Path::new("a"), Path::new("b"));
+        let all = args.join(" ");
+        assert!(
+            all.contains(&format!("[0:v:0]{TONEMAP},split=2[s0][s1]")),
+            "{all}"
+        );
+        assert_eq!(arg_after(&args, "-color_trc:v:1"), Some("bt709"));
+        let sdr = VodPlan::new(&probe(640, 360, 0, false), &ladder(), &VodEncode::default())
+            .unwrap()
+            .ffmpeg_args(Path::new("a"), Path::new("b"))
+            .join(" ");
+        assert!(
+            !sdr.contains("zscale") && !sdr.contains("color_trc"),
+            "{sdr}"
         );
     }
 
