@@ -394,6 +394,49 @@ mod vod {
         }
     }
 
+    /// `source_copy`: the H.264 source is the top rung as it is; the encoded
+    /// rungs key where it does.
+    #[test]
+    fn the_source_may_be_copied_as_the_top_rung() {
+        let dir = Scratch::new("copy");
+        let src = dir.path("gop2.mp4");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-t",
+            "5",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            src.to_str().unwrap(),
+        ]);
+        let probe = probe::run(&src, &ProbeConfig::default()).unwrap();
+        let encode = VodEncode {
+            source_copy: true,
+            ..fast(4000)
+        };
+        let plan = VodPlan::new(&probe, &ladder(), &encode).unwrap();
+        assert_eq!(plan.rendition_names(), ["source", "240p", "144p"]);
+        let out = dir.path("ladder.ts");
+        transcode::run(&plan, &src, &out, &AtomicBool::new(false), |_| {}).unwrap();
+        let dims: Vec<(u64, u64)> = sizes(&out).iter().map(|(_, w, h)| (*w, *h)).collect();
+        assert_eq!(dims, [(640, 360), (426, 240), (256, 144)]);
+        let source_keys = keyframe_times(&out, 0);
+        assert_eq!(
+            source_keys.len(),
+            3,
+            "the source's 2 s GOPs: {source_keys:?}"
+        );
+        for v in 1..3 {
+            assert_eq!(keyframe_times(&out, v), source_keys, "rung {v}");
+        }
+    }
+
     #[test]
     fn a_failing_transcode_says_why_and_a_cancelled_one_stops() {
         let dir = Scratch::new("fail");

@@ -434,9 +434,11 @@ pub(crate) fn run_ffmpeg(
         binary: ffmpeg.display().to_string(),
         reason: e.to_string(),
     };
-    let mut child = crate::pipeline::transcoder::spawn_child(cmd).map_err(spawn_err)?;
+    // Killed and reaped on every way out, a panicking callback included.
+    let mut child = KillOnDrop(crate::pipeline::transcoder::spawn_child(cmd).map_err(spawn_err)?);
+    let child = &mut child.0;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        kill(&mut child);
+        kill(child);
         return Err(spawn_err(std::io::Error::other("no pipes")));
     };
     let kept = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_KEPT)));
@@ -476,19 +478,19 @@ pub(crate) fn run_ffmpeg(
         });
     if let Err(e) = log.as_ref().and(reader.as_ref()) {
         let reason = e.to_string();
-        kill(&mut child);
+        kill(child);
         return Err(spawn_err(std::io::Error::other(reason)));
     }
     let status = loop {
         if cancel.load(Ordering::Relaxed) {
-            kill(&mut child);
+            kill(child);
             return Err(FfmpegError::Cancelled);
         }
         match rx.recv_timeout(CANCEL_POLL) {
             Ok(chunk) => on_stdout(&chunk),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // stdout closed: ffmpeg is exiting.
-            Err(mpsc::RecvTimeoutError::Disconnected) => match wait_exit(&mut child, cancel) {
+            Err(mpsc::RecvTimeoutError::Disconnected) => match wait_exit(child, cancel) {
                 Some(s) => break s,
                 None => return Err(FfmpegError::Cancelled),
             },
@@ -528,6 +530,17 @@ fn wait_exit(child: &mut Child, cancel: &AtomicBool) -> Option<ExitStatus> {
                 let _ = child.kill();
                 return child.wait().ok();
             }
+        }
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Already reaped: both fail harmlessly.
+        if let Ok(None) = self.0.try_wait() {
+            kill(&mut self.0);
         }
     }
 }
