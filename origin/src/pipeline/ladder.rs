@@ -350,6 +350,55 @@ pub fn plan(
         });
     };
     let size = video.resolution().unwrap_or((0, 0));
+    let avc = matches!(video.codec, CodecConfig::Avc(_));
+    let mut rungs = video_rungs(config, size, avc, previous);
+    rungs.retain(|r| !dropped.contains(&r.name));
+    if rungs.is_empty() {
+        return Err(PlanError::NoRungs);
+    }
+    Ok(Plan {
+        rungs,
+        audio_kbps,
+        keep_opus,
+        source_fps,
+    })
+}
+
+/// Plans the ladder for a file (VOD) whose video is `display` pixels as
+/// shown (after any rotation: a portrait phone video is taller than wide),
+/// by the same rules as [`plan`]. `h264`: the source may be copied as the
+/// top rung when `config.source_rung` is set. The audio rendition is planned
+/// when `has_audio`; a file's audio is always transcoded to AAC (no Opus kept).
+pub fn plan_for_file(
+    config: &LadderConfig,
+    display: (u32, u32),
+    h264: bool,
+    has_audio: bool,
+    source_fps: Option<f64>,
+) -> Result<Plan, PlanError> {
+    if display.0 == 0 || display.1 == 0 {
+        return Err(PlanError::NoMedia);
+    }
+    let rungs = video_rungs(config, display, h264, None);
+    if rungs.is_empty() {
+        return Err(PlanError::NoRungs);
+    }
+    Ok(Plan {
+        rungs,
+        audio_kbps: has_audio.then_some(config.audio_bitrate_kbps),
+        keep_opus: None,
+        source_fps,
+    })
+}
+
+/// The video rungs for a picture of `size` (as displayed); `avc`: the source
+/// is H.264 (it may be copied as the source rung).
+fn video_rungs(
+    config: &LadderConfig,
+    size: (u32, u32),
+    avc: bool,
+    previous: Option<&Plan>,
+) -> Vec<PlannedRung> {
     let short = size.0.min(size.1);
     let encoded = |r: &Rung, short_side: u32| {
         let (width, height) = size_for(short_side, size);
@@ -382,7 +431,7 @@ pub fn plan(
         // Same renditions as before, each at most as tall as the source now.
         for p in &prev.rungs {
             if p.copy {
-                if matches!(video.codec, CodecConfig::Avc(_)) {
+                if avc {
                     rungs.push(source_copy(size));
                 }
                 continue;
@@ -392,7 +441,7 @@ pub fn plan(
             }
         }
     } else {
-        let copy = config.source_rung && matches!(video.codec, CodecConfig::Avc(_));
+        let copy = config.source_rung && avc;
         if copy {
             rungs.push(source_copy(size));
         }
@@ -415,16 +464,7 @@ pub fn plan(
             }
         }
     }
-    rungs.retain(|r| !dropped.contains(&r.name));
-    if rungs.is_empty() {
-        return Err(PlanError::NoRungs);
-    }
-    Ok(Plan {
-        rungs,
-        audio_kbps,
-        keep_opus,
-        source_fps,
-    })
+    rungs
 }
 
 #[cfg(test)]
@@ -510,6 +550,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.rendition_names(), ["360p", "audio"]);
+    }
+
+    /// A file's plan follows the live rules, from the displayed size.
+    #[test]
+    fn a_file_plan_uses_the_displayed_size() {
+        let c = LadderConfig::default();
+        let p = plan_for_file(&c, (1280, 720), true, true, Some(30.0)).unwrap();
+        assert_eq!(p.rendition_names(), ["720p", "480p", "360p", "audio"]);
+        let live = plan(&c, &[avc(1280, 720), aac()], Some(30.0), None, &none()).unwrap();
+        assert_eq!(p, live);
+        let p = plan_for_file(&c, (360, 640), true, false, None).unwrap();
+        assert_eq!(sizes(&p), [s("360p", 360, 640)]);
+        assert_eq!(p.audio_kbps, None);
+        let copy = LadderConfig {
+            source_rung: true,
+            ..LadderConfig::default()
+        };
+        let p = plan_for_file(&copy, (640, 360), false, false, None).unwrap();
+        assert_eq!(sizes(&p), [s("360p", 640, 360)], "only H.264 is copied");
+        assert_eq!(
+            plan_for_file(&c, (0, 360), true, false, None),
+            Err(PlanError::NoMedia)
+        );
     }
 
     #[test]

@@ -501,6 +501,13 @@ fn read_output(
     on_event(Event::Exited { status, stderr });
 }
 
+/// Spawns `cmd` from the long-lived spawner thread with
+/// `PR_SET_PDEATHSIG = SIGKILL`: the child dies with the origin. For the
+/// other ffmpeg children (VOD transcodes, thumbnails).
+pub(crate) fn spawn_child(cmd: Command) -> std::io::Result<Child> {
+    spawner().spawn(cmd)
+}
+
 /// Spawns children from one thread that lives as long as the process, so a
 /// parent-death signal set in the child fires only when the origin itself
 /// goes away.
