@@ -1,13 +1,13 @@
 // Brook on-demand player: plays /vod/<asset>/index.m3u8 with hls.js, a
 // rendition picker, and seek-bar previews from the asset's trick-play
-// sprites (thumbnails.vtt: time ranges → sprite.jpg#xywh=x,y,w,h).
+// sprites (sprites.vtt: time ranges → sprite.jpg#xywh=x,y,w,h).
 //
 // ?asset=<id> (32 hex digits); ?token=<viewer token> as for live (the edge
 // writes it into every URI it hands out); ?origin=<base URL> to play from
 // another host than the page's (the upload page links the origin directly).
 //
 // State for tests on window.brookVod: hls, video, errors, levels (height and
-// bitrate of each rendition), cues (the parsed thumbnails.vtt), preview (the
+// bitrate of each rendition), cues (the parsed sprites.vtt), preview (the
 // last preview shown: { time, url, x, y, w, h }).
 'use strict';
 
@@ -54,7 +54,7 @@
     }
     return cues;
   }
-  fetch(`${root}thumbnails.vtt${q}`).then((r) => (r.ok ? r.text() : '')).then((t) => {
+  fetch(`${root}sprites.vtt${q}`).then((r) => (r.ok ? r.text() : '')).then((t) => {
     state.cues = parseVtt(t);
   }).catch(() => {});
   const seekbar = $('seekbar');

@@ -315,6 +315,7 @@ fn main() -> anyhow::Result<()> {
             whip: whip.clone(),
             publisher: publisher.clone(),
             archive: archive.clone(),
+            vod: vod.clone(),
         },
     ));
     server.run(pingora_core::server::RunArgs::default());
@@ -339,6 +340,7 @@ struct Lifecycle {
     whip: Option<Arc<whip::WhipServer>>,
     publisher: Pipelines,
     archive: Option<Arc<Archive>>,
+    vod: Option<Arc<brook_origin::vod::Vod>>,
 }
 
 #[async_trait]
@@ -350,6 +352,9 @@ impl BackgroundService for Lifecycle {
             }
         }
         info!("shutting down: closing publishers, ending streams");
+        if let Some(v) = &self.vod {
+            v.stop();
+        }
         let ingest = self.ingest.lock().ok().and_then(|mut i| i.take());
         let rtmp = self.rtmp.lock().ok().and_then(|mut i| i.take());
         let rtsp = self.rtsp.lock().ok().and_then(|mut i| i.take());

@@ -506,12 +506,12 @@ mod vod {
         )
         .unwrap();
         assert_eq!((s.tile_width, s.tile_height, s.count), (160, 90, 6));
-        assert_eq!(s.sheets, ["sprite-001.jpg", "sprite-002.jpg"]);
+        assert_eq!(s.sheets, ["sprite-1.jpg", "sprite-2.jpg"]);
         for sheet in &s.sheets {
             let dims = sizes(&out.path(sheet));
             assert_eq!(dims, [("mjpeg".to_string(), 320, 180)], "{sheet}");
         }
-        assert!(!out.path("sprite-003.jpg").exists());
+        assert!(!out.path("sprite-3.jpg").exists());
         let vtt = std::fs::read_to_string(out.path(&s.vtt)).unwrap();
         assert!(vtt.starts_with("WEBVTT\n"));
         let cues: Vec<&str> = vtt.lines().filter(|l| l.contains("#xywh=")).collect();

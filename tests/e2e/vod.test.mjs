@@ -65,7 +65,7 @@ public_url = "ORIGIN_URL"
 preset = "ultrafast"
 
 [vod.thumbnails]
-interval_s = 2
+interval_secs = 2
 `;
 }
 
@@ -221,7 +221,7 @@ test('upload with a disconnect, resume, transcode, webhook, storage, delivery th
 
   // Everything it names is in the bucket.
   const keys = s3Keys(`videos/${id}/`).map((k) => k.slice(`videos/${id}/`.length));
-  for (const name of ['index.m3u8', 'manifest.mpd', '360p.m3u8', '240p.m3u8', 'audio.m3u8', '360p-iframes.m3u8', 'poster.jpg', 'thumbnails.vtt']) {
+  for (const name of ['index.m3u8', 'manifest.mpd', '360p.m3u8', '240p.m3u8', 'audio.m3u8', '360p-iframes.m3u8', 'poster.jpg', 'sprites.vtt']) {
     assert.ok(keys.includes(name), `${name} stored (${keys.join(' ')})`);
   }
 
@@ -252,7 +252,7 @@ test('upload with a disconnect, resume, transcode, webhook, storage, delivery th
   assert.equal(Number(range.headers.get('content-length')), Number(len));
 
   // The trick-play sprites: every VTT entry points inside an existing image of the stated size.
-  const vtt = await (await get('thumbnails.vtt')).text();
+  const vtt = await (await get('sprites.vtt')).text();
   const cues = [...vtt.matchAll(/^(sprite-\d+\.jpg)#xywh=(\d+),(\d+),(\d+),(\d+)$/gm)];
   assert.ok(cues.length >= 10, `${cues.length} thumbnails for 30 s`);
   const sizes = {};

@@ -137,7 +137,7 @@ impl Vod {
                 "hls": format!("{p}/index.m3u8"),
                 "dash": format!("{p}/manifest.mpd"),
                 "poster": format!("{p}/poster.jpg"),
-                "thumbnails_vtt": format!("{p}/thumbnails.vtt"),
+                "thumbnails_vtt": format!("{p}/{}", super::thumbnails::SPRITES_VTT),
             });
             if let Some(d) = &a.details {
                 for k in ["renditions", "thumbnails", "source"] {

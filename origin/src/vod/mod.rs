@@ -77,8 +77,10 @@ pub struct VodConfig {
     pub probe: probe::ProbeConfig,
     /// How renditions are encoded (presets, CRF caps, segment length).
     pub encode: transcode::VodEncode,
-    /// Poster and trick-play sprites.
-    pub thumbnails: thumbnails::ThumbnailConfig,
+    /// Trick-play sprites (`[vod.thumbnails]`).
+    pub thumbnails: thumbnails::SpriteConfig,
+    /// The poster's largest width, pixels. Default 1280.
+    pub poster_max_width: u32,
 }
 
 impl Default for VodConfig {
@@ -100,7 +102,8 @@ impl Default for VodConfig {
             webhook_attempts: 8,
             probe: probe::ProbeConfig::default(),
             encode: transcode::VodEncode::default(),
-            thumbnails: thumbnails::ThumbnailConfig::default(),
+            thumbnails: thumbnails::SpriteConfig::default(),
+            poster_max_width: 1280,
         }
     }
 }
@@ -150,6 +153,11 @@ impl VodConfig {
         }
         if self.lease_s < 5 {
             return Err("vod.lease_s must be at least 5".into());
+        }
+        self.encode.validate("vod.encode")?;
+        self.thumbnails.validate("vod.thumbnails")?;
+        if !(64..=3840).contains(&self.poster_max_width) {
+            return Err("vod.poster_max_width must be within 64..=3840".into());
         }
         if self.max_upload_bytes == 0 || self.max_duration_s == 0 {
             return Err("vod.max_upload_bytes and vod.max_duration_s must be positive".into());
@@ -204,6 +212,9 @@ pub struct Vod {
     pub http_client: reqwest::Client,
     /// This process's name in job leases.
     pub worker_id: String,
+    /// The origin is stopping: running jobs are abandoned as they are (they
+    /// run again at the next start), nothing new is claimed.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Vod {
@@ -255,6 +266,7 @@ impl Vod {
             signer,
             http_client,
             worker_id,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         vod.recover_uploads();
         Ok(vod)
@@ -293,6 +305,12 @@ impl Vod {
     /// Where an uploaded file waits for (and during) its processing.
     pub fn source_path(&self, asset: &str) -> PathBuf {
         self.config.data_dir.join("sources").join(asset)
+    }
+
+    /// The origin is stopping (see [`Vod::stopping`]).
+    pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Scratch space of one asset's job.

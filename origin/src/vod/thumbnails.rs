@@ -5,7 +5,7 @@
 //! ```text
 //! let poster = thumbnails::poster(&ffmpeg, &upload, &probe, None, 1280, &dir, &cancel)?;
 //! let sprites = thumbnails::sprites(&ffmpeg, &upload, &probe, &SpriteConfig::default(), &dir, &cancel)?;
-//! // dir: poster.jpg, sprite-001.jpg ..., sprites.vtt
+//! // dir: poster.jpg, sprite-1.jpg ..., sprites.vtt
 //! ```
 //!
 //! The automatic poster: nine candidate frames (10 % to 90 % of the video)
@@ -33,11 +33,11 @@ pub const SPRITES_VTT: &str = "sprites.vtt";
 
 /// The name of sprite sheet `n` (from 1, as ffmpeg numbers its images).
 pub fn sheet_name(n: usize) -> String {
-    format!("sprite-{n:03}.jpg")
+    format!("sprite-{n}.jpg")
 }
 
 /// The sheets' names as a DASH `SegmentTemplate@media` (`startNumber` 1).
-pub const SHEET_TEMPLATE: &str = "sprite-$Number%03d$.jpg";
+pub const SHEET_TEMPLATE: &str = "sprite-$Number$.jpg";
 
 /// Trick-play sprites (`[vod.sprites]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -354,7 +354,7 @@ pub fn sprites(
     let count = tile_count(duration_ms, interval);
     let per_sheet = cols * rows;
     let sheets = count.div_ceil(per_sheet);
-    let pattern = dir.join("sprite-%03d.jpg");
+    let pattern = dir.join("sprite-%d.jpg");
     let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"]
         .map(String::from)
         .to_vec();
@@ -481,15 +481,15 @@ mod tests {
         assert_eq!(
             sprite_vtt(&s, 12_345),
             "WEBVTT\n\
-             \n00:00:00.000 --> 00:00:05.000\nsprite-001.jpg#xywh=0,0,160,90\n\
-             \n00:00:05.000 --> 00:00:10.000\nsprite-001.jpg#xywh=160,0,160,90\n\
-             \n00:00:10.000 --> 00:00:12.345\nsprite-001.jpg#xywh=0,90,160,90\n"
+             \n00:00:00.000 --> 00:00:05.000\nsprite-1.jpg#xywh=0,0,160,90\n\
+             \n00:00:05.000 --> 00:00:10.000\nsprite-1.jpg#xywh=160,0,160,90\n\
+             \n00:00:10.000 --> 00:00:12.345\nsprite-1.jpg#xywh=0,90,160,90\n"
         );
         // 5 tiles in 2x2 sheets: the fifth starts the second sheet.
         let s = sprites(tile_count(25_000, 5), 2, 2);
         assert_eq!(s.count, 5);
         let vtt = sprite_vtt(&s, 25_000);
-        assert!(vtt.ends_with("00:00:20.000 --> 00:00:25.000\nsprite-002.jpg#xywh=0,0,160,90\n"));
+        assert!(vtt.ends_with("00:00:20.000 --> 00:00:25.000\nsprite-2.jpg#xywh=0,0,160,90\n"));
         assert_eq!(vtt.matches("-->").count(), 5, "none past the end");
     }
 
@@ -515,7 +515,7 @@ mod tests {
         let s = sprites(30, 5, 5);
         assert_eq!(s.sheet_size(), (800, 450));
         assert_eq!(s.sheet_duration_secs(), 125);
-        assert_eq!(s.sheets, ["sprite-001.jpg", "sprite-002.jpg"]);
+        assert_eq!(s.sheets, ["sprite-1.jpg", "sprite-2.jpg"]);
     }
 
     #[test]

@@ -400,6 +400,11 @@ pub enum FfmpegError {
     Spawn { binary: String, reason: String },
     #[error("cancelled")]
     Cancelled,
+    /// ffmpeg was stopped by a signal from outside (the origin's service
+    /// stopping with its process group, the OOM killer): not the input's
+    /// fault, the job runs again.
+    #[error("ffmpeg was interrupted ({0})")]
+    Interrupted(String),
     /// ffmpeg exited with an error; `stderr` holds its last lines (the reason).
     #[error("ffmpeg failed ({status}): {}", .stderr.join(" | "))]
     Failed { status: String, stderr: Vec<String> },
@@ -501,6 +506,11 @@ pub(crate) fn run_ffmpeg(
     }
     if status.success() {
         return Ok(());
+    }
+    // ffmpeg exits 255 when it received SIGINT/SIGTERM; an uncaught signal
+    // shows as no code at all.
+    if status.code().is_none_or(|c| c == 255) {
+        return Err(FfmpegError::Interrupted(status.to_string()));
     }
     let stderr: Vec<String> = kept
         .lock()

@@ -18,6 +18,8 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use super::db::{Job, JobKind, Status};
+use brook_packager::thumbnail::ThumbnailTrack;
+
 use super::{asset_key, asset_prefix, package, probe, thumbnails, transcode, webhook, Vod};
 
 /// How often a runner looks for work when there was none.
@@ -35,6 +37,9 @@ pub fn start(vod: &Arc<Vod>, rt: &Handle) {
         let vod = vod.clone();
         rt.spawn(async move {
             loop {
+                if vod.stopping.load(Ordering::Relaxed) {
+                    return;
+                }
                 match vod.db.claim(&[JobKind::Process], &vod.worker_id, now_ms(), vod.lease_ms()) {
                     Ok(Some(job)) => run_process(&vod, job).await,
                     Ok(None) => tokio::time::sleep(IDLE_POLL).await,
@@ -50,6 +55,9 @@ pub fn start(vod: &Arc<Vod>, rt: &Handle) {
     rt.spawn(async move {
         let mut last_sweep = std::time::Instant::now();
         loop {
+            if vod.stopping.load(Ordering::Relaxed) {
+                return;
+            }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = std::time::Instant::now();
                 let swept = vod.uploads.sweep(now_ms() / 1000);
@@ -113,8 +121,18 @@ async fn with_lease<T>(
     let renew = {
         let (vod, id, lost) = (vod.clone(), job.id, lost.clone());
         async move {
+            let mut renewed = std::time::Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_millis(vod.lease_ms() / 3)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if vod.stopping.load(Ordering::Relaxed) {
+                    // Stops ffmpeg; the job stays this worker's, for the
+                    // next start to take up.
+                    lost.store(true, Ordering::Relaxed);
+                }
+                if renewed.elapsed() < Duration::from_millis(vod.lease_ms() / 3) {
+                    continue;
+                }
+                renewed = std::time::Instant::now();
                 match vod.db.renew(id, &vod.worker_id, now_ms() + vod.lease_ms()) {
                     Ok(true) => {}
                     Ok(false) => lost.store(true, Ordering::Relaxed),
@@ -136,6 +154,10 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
     let _ = vod.db.set_status(&asset, Status::Processing, now_ms());
     let result = with_lease(vod, &job, lost.clone(), process(vod, &job, lost.clone())).await;
     let work = vod.work_dir(&asset);
+    if vod.stopping.load(Ordering::Relaxed) {
+        info!(%asset, "stopping: the job runs again at the next start");
+        return;
+    }
     if lost.load(Ordering::Relaxed) {
         // Another worker took the job over (this one stalled past its
         // lease): its result is the one that counts.
@@ -263,10 +285,61 @@ async fn process(
     if lost.load(Ordering::Relaxed) {
         return Err(Failure::Retry("lease lost".into()));
     }
-    transcoded.map_err(|e| Failure::Asset(format!("transcoding failed: {e}")))?;
+    match transcoded {
+        Ok(()) => {}
+        Err(e @ (transcode::FfmpegError::Interrupted(_) | transcode::FfmpegError::Spawn { .. })) => {
+            return Err(Failure::Retry(e.to_string()))
+        }
+        Err(e) => return Err(Failure::Asset(format!("transcoding failed: {e}"))),
+    }
 
-    // 3. Package.
+    // 3. Thumbnails, from the source (full quality): the poster and the
+    // trick-play sprites, which the manifests then describe.
     let out = work.join("out");
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Failure::Retry(format!("creating {}: {e}", out.display())))?;
+    let (src, out2, sprite_config, probed2, cancel) = (
+        source.clone(),
+        out.clone(),
+        vod.config.thumbnails.clone(),
+        probed.clone(),
+        lost.clone(),
+    );
+    let ffmpeg = vod.config.encode.ffmpeg.clone();
+    let poster_max = vod.config.poster_max_width;
+    let thumbs = blocking(move || {
+        let poster = thumbnails::poster(&ffmpeg, &src, &probed2, None, poster_max, &out2, &cancel)?;
+        let sprites = thumbnails::sprites(&ffmpeg, &src, &probed2, &sprite_config, &out2, &cancel)?;
+        Ok::<_, transcode::FfmpegError>((poster, sprites))
+    })
+    .await?;
+    let (poster, sprites) = match thumbs {
+        Ok(t) => t,
+        Err(e @ (transcode::FfmpegError::Interrupted(_)
+        | transcode::FfmpegError::Spawn { .. }
+        | transcode::FfmpegError::Cancelled)) => return Err(Failure::Retry(e.to_string())),
+        Err(e) => return Err(Failure::Asset(format!("making thumbnails failed: {e}"))),
+    };
+    let sheet_bytes = sprites
+        .sheets
+        .iter()
+        .filter_map(|n| std::fs::metadata(out.join(n)).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0);
+    let track = ThumbnailTrack {
+        template: thumbnails::SHEET_TEMPLATE.to_owned(),
+        tile_width: sprites.tile_width,
+        tile_height: sprites.tile_height,
+        columns: sprites.cols,
+        rows: sprites.rows,
+        tile_duration: f64::from(sprites.interval_secs),
+        duration: probed.duration_secs,
+        max_sheet_bytes: sheet_bytes,
+    };
+    let _ = vod.db.set_progress(&asset_id, 91.0, now_ms());
+
+    // 4. Package.
     let names = plan.rendition_names();
     let segment_ms = vod.config.encode.segment_ms;
     let (ts2, out2) = (ts.clone(), out.clone());
@@ -276,28 +349,19 @@ async fn process(
             outdir: &out2,
             rendition_names: names,
             segment_ms,
+            thumbnails: Some(track),
         })
     })
     .await?
     .map_err(|e| Failure::Asset(format!("packaging failed: {e:#}")))?;
-    let _ = vod.db.set_progress(&asset_id, 92.0, now_ms());
-
-    // 4. Thumbnails, from the source (full quality).
-    let (src, out2, tc, dur) = (
-        source.clone(),
-        out.clone(),
-        vod.config.thumbnails.clone(),
-        probed.duration_secs,
-    );
-    let ffmpeg = vod.config.encode.ffmpeg.clone();
-    let thumbs = blocking(move || thumbnails::make(&ffmpeg, &src, &out2, dur, &tc))
-        .await?
-        .map_err(|e| Failure::Asset(format!("making thumbnails failed: {e}")))?;
     let _ = std::fs::remove_file(&ts);
+    let _ = vod.db.set_progress(&asset_id, 92.0, now_ms());
+    let mut images: Vec<String> = vec![poster.file.clone(), sprites.vtt.clone()];
+    images.extend(sprites.sheets.iter().cloned());
 
     // 5. Store: media and images first, manifests last.
     let mut files: Vec<String> = packaged.media.clone();
-    files.extend(thumbs.files.iter().cloned());
+    files.extend(images);
     files.extend(packaged.manifests.iter().cloned());
     let total = files.len().max(1);
     for (i, name) in files.iter().enumerate() {
@@ -331,8 +395,21 @@ async fn process(
         return Err(Failure::Retry(format!("{missing} is not in storage after writing it")));
     }
     Ok(json!({
-        "renditions": plan.renditions_json(),
-        "thumbnails": thumbs.describe(),
+        "renditions": plan.plan.rungs.iter().map(|r| json!({
+            "name": r.name, "width": r.width, "height": r.height, "bitrate_kbps": r.bitrate_kbps,
+        })).chain(plan.plan.audio_kbps.map(|kbps| json!({
+            "name": crate::pipeline::ladder::AUDIO, "bitrate_kbps": kbps,
+        }))).collect::<Vec<_>>(),
+        "thumbnails": {
+            "poster": { "file": poster.file, "width": poster.width, "height": poster.height, "time_s": poster.time_secs },
+            "vtt": sprites.vtt,
+            "sheets": sprites.sheets,
+            "tile_width": sprites.tile_width,
+            "tile_height": sprites.tile_height,
+            "columns": sprites.cols,
+            "rows": sprites.rows,
+            "interval_s": sprites.interval_secs,
+        },
         "source": {
             "container": probed.container,
             "width": probed.video.width,
