@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use brook_common::valid_asset_id;
 use serde::Deserialize;
 
 use crate::Error;
@@ -123,6 +124,12 @@ impl GeoConfig {
         for (name, rule) in self.streams.iter().chain(&self.assets) {
             rule.validate(name)?;
         }
+        // An id in another spelling would never match: refused, not ignored.
+        if let Some(bad) = self.assets.keys().find(|a| !valid_asset_id(a)) {
+            return Err(Error::InvalidConfig(format!(
+                "geo rule {bad}: asset ids are 32 lowercase hex digits"
+            )));
+        }
         Ok(())
     }
 
@@ -216,7 +223,9 @@ mod tests {
             r#"{"default": {"allow": ["DE"], "deny": ["FR"]}}"#,
             r#"{"streams": {"a": {"allow": ["DEU"]}}}"#,
             r#"{"streams": {"a": {"deny": ["1A"]}}}"#,
-            r#"{"assets": {"a": {"deny": ["1A"]}}}"#,
+            r#"{"assets": {"0123456789abcdef0123456789abcdef": {"deny": ["1A"]}}}"#,
+            r#"{"assets": {"0123456789ABCDEF0123456789abcdef": {"deny": ["US"]}}}"#,
+            r#"{"assets": {"cam1": {}}}"#,
         ] {
             let c: GeoConfig = serde_json::from_str(bad).unwrap();
             assert!(c.validate().is_err(), "{bad}");
