@@ -226,12 +226,13 @@ mod tests {
     fn full_document() {
         let json = r#"{
             "auth": {"required": false, "token_name": "t"},
-            "geo": {"streams": {"cam1": {"allow": ["DE"], "unknown": "deny"}}},
+            "geo": {"streams": {"cam1": {"allow": ["DE"], "unknown": "deny"}},
+                    "assets": {"0123456789abcdef0123456789abcdef": {"deny": ["US"]}}},
             "origins": {"regions": [{"id": "eu", "url": "http://eu.example", "continents": ["EU"]},
                                     {"id": "us", "url": "http://us.example"}],
                         "timeout_ms": 500},
             "steering": {"ttl_s": 10, "pathways": [{"id": "a"}, {"id": "b", "base_url": "http://b.example"}]},
-            "cache": {"playlist_ttl_s": 1},
+            "cache": {"playlist_ttl_s": 1, "vod_manifest_ttl_s": 30},
             "renditions": {"mobile_max_height": 720}
         }"#;
         let e = Edge::new(Some(json), None).unwrap();
@@ -242,6 +243,8 @@ mod tests {
         assert_eq!(e.steering.as_ref().unwrap().config().ttl_s, 10);
         assert_eq!(e.cache.playlist_ttl_s, 1);
         assert_eq!(e.cache.object_ttl_s, 31_536_000);
+        assert_eq!(e.cache.vod_manifest_ttl_s, 30);
+        assert_eq!(e.geo.assets.len(), 1);
         assert_eq!(e.renditions.mobile_max_height, Some(720));
     }
 

@@ -5,12 +5,12 @@
 //! crate. A request runs through it like this:
 //!
 //! ```text
-//! match route(path) {                                              // route.rs + brook_common::LivePath: 404 first
-//!     Route::Live(live) => {
+//! match route(path) {                                              // route.rs + brook_common::{LivePath,VodPath}: 404 first
+//!     Route::Live(live) | Route::Vod(vod) => {                      // one serving path (route::Media)
 //!         let edge = Edge::new(EDGE_CONFIG, ORIGIN_URL)?;            // config.rs   (500 if invalid)
 //!         let ok = access::admit(&edge, &keys, &request)?;          // access/     401 / 403 / 451
 //!         if token has caps && live is a rendition's playlist/object:
-//!             ladders.check(..) (the stream's multivariant)         // access/caps.rs  403 / 503
+//!             ladders.check(..) (the stream's/asset's multivariant) // access/caps.rs  403 / 503
 //!         match live.kind {
 //!             SteeringHls | SteeringDash => steering manifest       // steering.rs
 //!             _ => {
@@ -30,7 +30,8 @@
 //! ```
 //!
 //! The viewer page is not served from here: `wrangler.toml` publishes `web/`
-//! as static assets and sends only `/live/*` to the Worker first. Tokens are
+//! as static assets and sends only `/live/*`, `/vod/*`, `/chat/*` and
+//! `/_brook/*` to the Worker first. Tokens are
 //! described in docs/tokens.md, the rest in docs/edge.md.
 
 #![cfg_attr(not(target_arch = "wasm32"), forbid(unsafe_code))]
@@ -51,7 +52,9 @@ mod bindings;
 pub use config::Edge;
 pub use delivery::headers::{forward_headers, is_hop_by_hop};
 pub use delivery::origins::Origin;
-pub use route::{is_allowed_method, route, Kind, Live, Route, ALLOWED_METHODS};
+pub use route::{
+    is_allowed_method, route, Kind, Live, Media, Route, Vod, VodKind, ALLOWED_METHODS,
+};
 
 /// Everything that can go wrong in the edge logic.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -12,19 +12,34 @@
 //! /live/<stream>/<session>/video-partM.P.m4s  part (audio-… too)    (cached for good)
 //! /live/<stream>/<session>/video-segM.m4s     segment               (cached for good)
 //! /live/<stream>/<session>/time          the time, for DASH UTCTiming
+//! /vod/<asset>/index.m3u8                VOD multivariant           (personalized, 60 s)
+//! /vod/<asset>/<rendition>.m3u8          VOD media playlist         (personalized, 60 s)
+//! /vod/<asset>/<rendition>-iframes.m3u8  I-frame playlist           (personalized, 60 s)
+//! /vod/<asset>/<name>.mpd                static DASH MPD            (personalized, 60 s)
+//! /vod/<asset>/<rendition>-initN.mp4     init section               (cached for good)
+//! /vod/<asset>/<rendition>-segM.m4s      segment                    (cached for good)
+//! /vod/<asset>/poster.jpg, thumbnails.vtt, sprite-N.jpg  images     (cached for good)
+//! /vod/<asset>/status                    processing state (JSON)    (never cached)
 //! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
 //! /chat/<stream>                         chat room WebSocket        (docs/chat.md)
 //! /chat/<stream>/history                 chat by PDT range (VOD replay)
 //! /chat/<stream>/moderate                moderation API             (moderator token)
 //! ```
 //!
-//! A `/live/` path is decoded and checked by [`LivePath::parse`], the rule
-//! the origin applies too, before anything else looks at it: a path it
-//! refuses (an encoded `/`, a dot segment, a name the origin would never
-//! serve) is a 404 before any token or geo check, and everything after
-//! works on the one spelling it returns.
+//! A `/live/` path is decoded and checked by [`LivePath::parse`], a `/vod/`
+//! path by [`VodPath::parse`], the rules the origin applies too, before
+//! anything else looks at it: a path they refuse (an encoded `/`, a dot
+//! segment, a name the origin would never serve) is a 404 before any token
+//! or geo check, and everything after works on the one spelling they
+//! return. Both spaces then go through the same serving path ([`Media`]):
+//! tokens, geo, rendition caps, cache, coalescing, personalized manifests.
+//! Byte-range requests (`Range:`, the I-frame playlists' byte ranges) are
+//! passed to the origin and its 206 back, never shared or stored
+//! ([`crate::delivery::upstream::is_shareable`]).
 
-use brook_common::{valid_rendition_name, valid_stream_name, LivePath};
+use brook_common::{valid_rendition_name, valid_stream_name, LivePath, VodPath};
+
+use crate::access::geo::Subject;
 
 /// What the Worker does with a request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +47,8 @@ pub enum Route<'a> {
     /// An LL-HLS delivery object under `/live/<stream>/`: checked (token,
     /// geo), then answered from the cache, the origin, or made here.
     Live(Live),
+    /// A VOD object under `/vod/<asset>/`: checked and served as live ones.
+    Vod(Vod),
     /// `/_brook/metrics`: Prometheus text of this isolate's counters.
     Metrics,
     /// `/_brook/bench/rewrite`: the manifest rewrite benchmark (only when the
@@ -90,6 +107,150 @@ impl Live {
     }
 }
 
+/// A request under `/vod/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vod {
+    /// The path, decoded and checked; its `Display` is the one spelling.
+    pub path: VodPath,
+    pub kind: VodKind,
+}
+
+/// What a `/vod/<asset>/` path names (the origin's layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VodKind {
+    /// `index.m3u8`.
+    Multivariant,
+    /// `<rendition>.m3u8`.
+    MediaPlaylist,
+    /// `<rendition>-iframes.m3u8`: byte ranges into the rendition's segments.
+    IFramePlaylist,
+    /// `<name>.mpd` (static).
+    Mpd,
+    /// `<rendition>-initN.mp4`.
+    Init,
+    /// `<rendition>-segM.m4s`.
+    Segment,
+    /// `poster.jpg`, `thumbnails.vtt`, `sprite-N.jpg`: immutable, no
+    /// rendition.
+    Image,
+    /// `status`: the asset's processing state, polled; never cached.
+    Status,
+    /// Any other name: proxied as is, like [`Kind::Other`].
+    Other,
+}
+
+impl VodKind {
+    /// Label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VodKind::Multivariant => "vod_multivariant",
+            VodKind::MediaPlaylist => "vod_media_playlist",
+            VodKind::IFramePlaylist => "vod_iframe_playlist",
+            VodKind::Mpd => "vod_mpd",
+            VodKind::Init => "vod_init",
+            VodKind::Segment => "vod_segment",
+            VodKind::Image => "vod_image",
+            VodKind::Status => "vod_status",
+            VodKind::Other => "vod_other",
+        }
+    }
+}
+
+impl Vod {
+    pub fn asset(&self) -> &str {
+        &self.path.asset
+    }
+
+    /// The rendition a media or I-frame playlist, init or segment belongs
+    /// to. An I-frame playlist's is the rendition whose segments it points
+    /// into: a viewer may have it exactly when it may have those segments.
+    pub fn rendition(&self) -> Option<&str> {
+        vod_object(&self.path.name).1
+    }
+
+    /// Whether the token's rendition caps govern this request.
+    pub fn is_capped_kind(&self) -> bool {
+        matches!(
+            self.kind,
+            VodKind::MediaPlaylist | VodKind::IFramePlaylist | VodKind::Init | VodKind::Segment
+        )
+    }
+}
+
+/// A delivery request under `/live/` or `/vod/`, as the serving path sees
+/// it: one spelling, one kind, what its geo rule and rendition caps are
+/// looked up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media<'a> {
+    Live(&'a Live),
+    Vod(&'a Vod),
+}
+
+impl<'a> Media<'a> {
+    /// The one spelling: what tokens are checked against, the cache is
+    /// keyed by and the origin is asked for.
+    pub fn path(&self) -> String {
+        match self {
+            Media::Live(l) => l.path.to_string(),
+            Media::Vod(v) => v.path.to_string(),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Media::Live(l) => l.kind,
+            Media::Vod(v) => Kind::Vod(v.kind),
+        }
+    }
+
+    /// What the geo rule is looked up for.
+    pub fn subject(&self) -> Subject<'a> {
+        match self {
+            Media::Live(l) => Subject::Stream(l.stream()),
+            Media::Vod(v) => Subject::Asset(v.asset()),
+        }
+    }
+
+    pub fn is_capped_kind(&self) -> bool {
+        match self {
+            Media::Live(l) => l.is_capped_kind(),
+            Media::Vod(v) => v.is_capped_kind(),
+        }
+    }
+
+    /// The publish session (live only).
+    pub fn session(&self) -> Option<&'a str> {
+        match self {
+            Media::Live(l) => l.session(),
+            Media::Vod(_) => None,
+        }
+    }
+
+    pub fn rendition(&self) -> Option<&'a str> {
+        match self {
+            Media::Live(l) => l.rendition(),
+            Media::Vod(v) => v.rendition(),
+        }
+    }
+
+    /// The multivariant playlist whose ladder the rendition caps are checked
+    /// against, and its kind (so it is fetched through the same cache key
+    /// and TTL as viewers' requests for it). Also the key ladders are kept
+    /// by: a stream and an asset never share one.
+    pub fn ladder(&self) -> (String, Kind) {
+        match self {
+            Media::Live(l) => (
+                format!("/live/{}/index.m3u8", l.stream()),
+                Kind::Multivariant,
+            ),
+            Media::Vod(v) => (
+                format!("/vod/{}/index.m3u8", v.asset()),
+                Kind::Vod(VodKind::Multivariant),
+            ),
+        }
+    }
+}
+
 /// A request under `/chat/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chat<'a> {
@@ -120,7 +281,8 @@ impl ChatKind {
     }
 }
 
-/// What a `/live/` path names.
+/// What a `/live/` or `/vod/` path names: what the cache, coalescing and
+/// personalization decide by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Multivariant,
@@ -133,17 +295,51 @@ pub enum Kind {
     Mpd,
     /// Anything else under `/live/<stream>/`: proxied as is.
     Other,
+    /// Under `/vod/<asset>/`.
+    Vod(VodKind),
 }
 
 impl Kind {
     /// Playlists and MPDs: rewritten per viewer.
     pub fn is_manifest(self) -> bool {
-        matches!(self, Kind::Multivariant | Kind::MediaPlaylist | Kind::Mpd)
+        matches!(
+            self,
+            Kind::Multivariant
+                | Kind::MediaPlaylist
+                | Kind::Mpd
+                | Kind::Vod(
+                    VodKind::Multivariant
+                        | VodKind::MediaPlaylist
+                        | VodKind::IFramePlaylist
+                        | VodKind::Mpd
+                )
+        )
     }
 
-    /// Immutable media objects (their URL carries the publish session).
+    /// Multivariant playlists, live or VOD (filtered by the caps).
+    pub fn is_multivariant(self) -> bool {
+        matches!(self, Kind::Multivariant | Kind::Vod(VodKind::Multivariant))
+    }
+
+    /// Media playlists, live or VOD, I-frame playlists included (the token
+    /// goes into their URIs, nothing else changes).
+    pub fn is_media_playlist(self) -> bool {
+        matches!(
+            self,
+            Kind::MediaPlaylist | Kind::Vod(VodKind::MediaPlaylist | VodKind::IFramePlaylist)
+        )
+    }
+
+    /// Immutable objects: their URL carries the publish session (live) or
+    /// the asset (VOD, which is never re-encoded under the same id).
     pub fn is_object(self) -> bool {
-        matches!(self, Kind::Init | Kind::Part | Kind::Segment)
+        matches!(
+            self,
+            Kind::Init
+                | Kind::Part
+                | Kind::Segment
+                | Kind::Vod(VodKind::Init | VodKind::Segment | VodKind::Image)
+        )
     }
 
     /// Label for metrics.
@@ -158,6 +354,7 @@ impl Kind {
             Kind::SteeringDash => "steering_dash",
             Kind::Mpd => "mpd",
             Kind::Other => "other",
+            Kind::Vod(k) => k.as_str(),
         }
     }
 }
@@ -175,6 +372,15 @@ pub fn route(path: &str) -> Route<'_> {
     }
     if let Some(rest) = path.strip_prefix("/chat/") {
         return chat_route(rest);
+    }
+    if path.starts_with("/vod/") {
+        return match VodPath::parse(path) {
+            Ok(path) => {
+                let kind = vod_object(&path.name).0;
+                Route::Vod(Vod { path, kind })
+            }
+            Err(_) => Route::NotFound,
+        };
     }
     let Ok(path) = LivePath::parse(path) else {
         return Route::NotFound;
@@ -260,6 +466,63 @@ fn object(name: &str) -> (Kind, Option<&str>) {
         }
     }
     (Kind::Other, None)
+}
+
+/// What an object name within an asset is, and the rendition it belongs to
+/// (the origin's VOD layout: `index.m3u8`, `<rendition>.m3u8`,
+/// `<rendition>-iframes.m3u8`, `*.mpd`, `<rendition>-initN.mp4`,
+/// `<rendition>-segM.m4s`, `poster.jpg`, `thumbnails.vtt`, `sprite-N.jpg`,
+/// `status`).
+fn vod_object(name: &str) -> (VodKind, Option<&str>) {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match name {
+        "index.m3u8" => return (VodKind::Multivariant, None),
+        "status" => return (VodKind::Status, None),
+        "poster.jpg" | "thumbnails.vtt" => return (VodKind::Image, None),
+        _ => {}
+    }
+    if name
+        .strip_prefix("sprite-")
+        .and_then(|n| n.strip_suffix(".jpg"))
+        .is_some_and(digits)
+    {
+        return (VodKind::Image, None);
+    }
+    if name.ends_with(".mpd") {
+        return (VodKind::Mpd, None);
+    }
+    if let Some(stem) = name.strip_suffix(".m3u8") {
+        if let Some(r) = stem.strip_suffix("-iframes") {
+            if valid_rendition_name(r) {
+                return (VodKind::IFramePlaylist, Some(r));
+            }
+        }
+        if valid_rendition_name(stem) {
+            return (VodKind::MediaPlaylist, Some(stem));
+        }
+        return (VodKind::Other, None);
+    }
+    let Some((rendition, rest)) = name
+        .split_once('-')
+        .filter(|(r, _)| valid_rendition_name(r))
+    else {
+        return (VodKind::Other, None);
+    };
+    if rest
+        .strip_prefix("init")
+        .and_then(|r| r.strip_suffix(".mp4"))
+        .is_some_and(digits)
+    {
+        return (VodKind::Init, Some(rendition));
+    }
+    if rest
+        .strip_prefix("seg")
+        .and_then(|r| r.strip_suffix(".m4s"))
+        .is_some_and(digits)
+    {
+        return (VodKind::Segment, Some(rendition));
+    }
+    (VodKind::Other, None)
 }
 
 /// Whether the live proxy serves `method` (HTTP methods are case-sensitive).
@@ -441,6 +704,121 @@ mod tests {
         };
         assert_eq!(mv.rendition(), None);
         assert!(!mv.is_capped_kind());
+    }
+
+    const A: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn vod_routes() {
+        use VodKind::*;
+        let cases = [
+            ("index.m3u8", Multivariant, None),
+            ("720p.m3u8", MediaPlaylist, Some("720p")),
+            ("audio.m3u8", MediaPlaylist, Some("audio")),
+            ("720p-iframes.m3u8", IFramePlaylist, Some("720p")),
+            ("manifest.mpd", Mpd, None),
+            ("720p-init0.mp4", Init, Some("720p")),
+            ("audio-init12.mp4", Init, Some("audio")),
+            ("1080p-seg0.m4s", Segment, Some("1080p")),
+            ("poster.jpg", Image, None),
+            ("thumbnails.vtt", Image, None),
+            ("sprite-0.jpg", Image, None),
+            ("sprite-17.jpg", Image, None),
+            ("status", Status, None),
+            // The layout names its init sections with a number.
+            ("720p-init.mp4", Other, None),
+            ("720p-part1.0.m4s", Other, None),
+            ("seg1.m4s", Other, None),
+            ("a.b.m3u8", Other, None),
+            ("a-b-iframes.m3u8", Other, None),
+            ("sprite-x.jpg", Other, None),
+            ("sprite-.jpg", Other, None),
+            ("720p-seg.m4s", Other, None),
+            ("steering.json", Other, None),
+        ];
+        for (name, kind, rendition) in cases {
+            let path = format!("/vod/{A}/{name}");
+            let Route::Vod(vod) = route(&path) else {
+                panic!("{path} does not route to VOD")
+            };
+            assert_eq!(vod.path.to_string(), path);
+            assert_eq!((vod.kind, vod.rendition()), (kind, rendition), "{name}");
+            assert_eq!(
+                vod.is_capped_kind(),
+                rendition.is_some() && kind != Other,
+                "{name}"
+            );
+            let media = Media::Vod(&vod);
+            assert_eq!(media.kind(), Kind::Vod(kind));
+            assert_eq!(media.subject(), Subject::Asset(A));
+            assert_eq!(media.session(), None);
+            assert_eq!(
+                media.ladder(),
+                (
+                    format!("/vod/{A}/index.m3u8"),
+                    Kind::Vod(VodKind::Multivariant)
+                )
+            );
+        }
+        // One spelling, and everything VodPath refuses is a 404.
+        let Route::Vod(v) = route(&format!("/vod/{A}/%37%32%30p.m3u8")) else {
+            panic!()
+        };
+        assert_eq!(v.path.to_string(), format!("/vod/{A}/720p.m3u8"));
+        for path in [
+            format!("/vod/{A}/..%2f{A}/index.m3u8"),
+            format!("/vod/{A}/..%2Findex.m3u8"),
+            format!("/vod/{A}/%2e%2e"),
+            format!("/vod/{A}/./index.m3u8"),
+            format!("/vod/{A}/"),
+            format!("/vod/{A}"),
+            "/vod/0123456789ABCDEF0123456789abcdef/index.m3u8".into(),
+            "/vod/cam1/index.m3u8".into(),
+            "/vod/".into(),
+            "/vod".into(),
+            format!("/vod/{A}/.hidden"),
+        ] {
+            assert_eq!(route(&path), Route::NotFound, "{path}");
+        }
+    }
+
+    #[test]
+    fn kinds_live_and_vod() {
+        use VodKind::*;
+        for k in [Multivariant, MediaPlaylist, IFramePlaylist, Mpd] {
+            assert!(
+                Kind::Vod(k).is_manifest() && !Kind::Vod(k).is_object(),
+                "{k:?}"
+            );
+        }
+        for k in [Init, Segment, Image] {
+            assert!(
+                Kind::Vod(k).is_object() && !Kind::Vod(k).is_manifest(),
+                "{k:?}"
+            );
+        }
+        for k in [Status, Other] {
+            assert!(
+                !Kind::Vod(k).is_object() && !Kind::Vod(k).is_manifest(),
+                "{k:?}"
+            );
+        }
+        assert!(Kind::Vod(Multivariant).is_multivariant() && Kind::Multivariant.is_multivariant());
+        assert!(Kind::Vod(IFramePlaylist).is_media_playlist());
+        assert_eq!(Kind::Vod(Segment).as_str(), "vod_segment");
+        let Route::Live(live) = route("/live/cam1/0a1b2c3d4e5f6a7b/720p-seg1.m4s") else {
+            panic!()
+        };
+        let media = Media::Live(&live);
+        assert_eq!(media.subject(), Subject::Stream("cam1"));
+        assert_eq!(
+            (media.session(), media.rendition()),
+            (Some(S), Some("720p"))
+        );
+        assert_eq!(
+            media.ladder(),
+            ("/live/cam1/index.m3u8".to_string(), Kind::Multivariant)
+        );
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //!
 //! ```text
 //! /live/<stream>/<session>/<rendition>.m3u8 | <rendition>-{init,seg,part}...
+//! /vod/<asset>/<rendition>.m3u8 | <rendition>-iframes.m3u8 | <rendition>-{init,seg}...
 //!   no caps in the token                    -> not looked at (costs nothing)
-//!   Ladders::check(stream, session, rendition, caps, now)
+//!   Ladders::check(multivariant path, session, rendition, caps, now)
 //!     Decided(Allowed)                      -> served
 //!     Decided(OverCap | Unknown)            -> 403
 //!     Fetch                                 -> the stream's multivariant playlist, through the
 //!                                              edge's cache and coalescing (one key for every
-//!                                              viewer), Ladder::parse, Ladders::store, decide:
+//!                                              viewer; /live/<stream>/index.m3u8 or
+//!                                              /vod/<asset>/index.m3u8), Ladder::parse,
+//!                                              Ladders::store, decide:
 //!                                              Unknown is 403 (fail closed); the origin down and
 //!                                              no ladder known for the session: 503
 //! ```
@@ -22,7 +25,12 @@
 //! height and `BANDWIDTH`, so an audio-only variant is never capped by
 //! `maxh`), as an `EXT-X-MEDIA` rendition (allowed when a variant within the
 //! caps uses its group: the audio every allowed variant plays with), or as
-//! an I-frame variant. It is allowed when any listing allows it.
+//! an I-frame variant. It is allowed when any listing allows it. VOD
+//! playlists name no session (`720p.m3u8`): their listings match a request
+//! without one. A VOD I-frame playlist (`<rendition>-iframes.m3u8`) is
+//! decided as its rendition: it points into that rendition's segments, so a
+//! viewer may have it exactly when it may have them (and the multivariant
+//! drops it with its rendition's variant, `manifest`).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -125,13 +133,13 @@ impl Ladder {
         Self { listings }
     }
 
-    /// Where `rendition` of `session` stands under `caps`.
-    pub fn place(&self, session: &str, rendition: &str, caps: Limits) -> Placement {
+    /// Where `rendition` of `session` (none for VOD) stands under `caps`.
+    pub fn place(&self, session: Option<&str>, rendition: &str, caps: Limits) -> Placement {
         let mine: Vec<&Listing> = self
             .listings
             .iter()
             .filter(|l| {
-                l.rendition == rendition && l.session.as_deref().is_none_or(|s| s == session)
+                l.rendition == rendition && l.session.as_deref().is_none_or(|s| Some(s) == session)
             })
             .collect();
         if mine.is_empty() {
@@ -214,7 +222,8 @@ pub const REFETCH_MIN_MS: u64 = 1_000;
 /// Most streams whose ladders an isolate keeps (the oldest go first).
 pub const MAX_STREAMS: usize = 1024;
 
-/// The ladders this isolate knows, by stream.
+/// The ladders this isolate knows, by the path of the multivariant playlist
+/// they come from (`/live/<stream>/index.m3u8`, `/vod/<asset>/index.m3u8`).
 #[derive(Debug, Default)]
 pub struct Ladders {
     by_stream: HashMap<String, (Rc<Ladder>, u64)>,
@@ -226,7 +235,7 @@ impl Ladders {
     pub fn check(
         &self,
         stream: &str,
-        session: &str,
+        session: Option<&str>,
         rendition: &str,
         caps: Limits,
         now_ms: u64,
@@ -265,7 +274,7 @@ impl Ladders {
     pub fn place_known(
         &self,
         stream: &str,
-        session: &str,
+        session: Option<&str>,
         rendition: &str,
         caps: Limits,
     ) -> Placement {
@@ -339,10 +348,14 @@ mod tests {
             (caps(Some(720), None), "source", Unknown),
         ];
         for (c, rendition, want) in cases {
-            assert_eq!(ladder.place(S, rendition, c), want, "{c:?} {rendition}");
+            assert_eq!(
+                ladder.place(Some(S), rendition, c),
+                want,
+                "{c:?} {rendition}"
+            );
         }
         assert_eq!(
-            ladder.place("ffffffffffffffff", "360p", caps(Some(720), None)),
+            ladder.place(Some("ffffffffffffffff"), "360p", caps(Some(720), None)),
             Unknown,
             "another session"
         );
@@ -360,8 +373,8 @@ mod tests {
         );
         let ladder = Ladder::parse(&text).unwrap();
         let c = caps(Some(720), None);
-        assert_eq!(ladder.place(S, "audio_lo", c), Placement::Allowed);
-        assert_eq!(ladder.place(S, "audio_hi", c), Placement::OverCap);
+        assert_eq!(ladder.place(Some(S), "audio_lo", c), Placement::Allowed);
+        assert_eq!(ladder.place(Some(S), "audio_hi", c), Placement::OverCap);
     }
 
     #[test]
@@ -374,21 +387,53 @@ mod tests {
         );
         let ladder = Ladder::parse(&text).unwrap();
         assert_eq!(
-            ladder.place(S, "video", caps(Some(720), None)),
+            ladder.place(Some(S), "video", caps(Some(720), None)),
             Placement::Allowed
         );
         assert_eq!(
-            ladder.place(S, "audio", caps(Some(720), None)),
+            ladder.place(Some(S), "audio", caps(Some(720), None)),
             Placement::Allowed
         );
         assert_eq!(
-            ladder.place(S, "video", caps(Some(480), None)),
+            ladder.place(Some(S), "video", caps(Some(480), None)),
             Placement::OverCap
         );
         assert_eq!(
-            ladder.place(S, "audio", caps(Some(480), None)),
+            ladder.place(Some(S), "audio", caps(Some(480), None)),
             Placement::OverCap,
             "its only variant is over the cap: nothing to play the audio with"
+        );
+    }
+
+    /// A VOD asset's multivariant (the origin's layout): URIs without a
+    /// session, an I-frame playlist per video rendition.
+    #[test]
+    fn vod_ladder() {
+        use Placement::*;
+        let text = "#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"audio\",DEFAULT=YES,URI=\"audio.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=5000000,RESOLUTION=1920x1080,AUDIO=\"aac\"\n1080p.m3u8\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=2500000,RESOLUTION=1280x720,AUDIO=\"aac\"\n720p.m3u8\n\
+            #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=300000,RESOLUTION=1920x1080,URI=\"1080p-iframes.m3u8\"\n\
+            #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=150000,RESOLUTION=1280x720,URI=\"720p-iframes.m3u8\"\n";
+        let ladder = Ladder::parse(text).unwrap();
+        assert!(ladder.sessions().is_empty());
+        let c = caps(Some(720), None);
+        // VOD requests name no session (`route::Media::session`).
+        assert_eq!(ladder.place(None, "720p", c), Allowed);
+        assert_eq!(ladder.place(None, "1080p", c), OverCap);
+        assert_eq!(ladder.place(None, "audio", c), Allowed);
+        assert_eq!(ladder.place(None, "4k", c), Unknown);
+        // Listings without a session match a live request's session too.
+        assert_eq!(ladder.place(Some(S), "720p", c), Allowed);
+        // A live ladder's session-bound listings never match a VOD request.
+        let live = Ladder::parse(&ladder_text()).unwrap();
+        assert_eq!(live.place(None, "720p", c), Unknown);
+        // An I-frame variant's bandwidth does not open its rendition's
+        // segments: `1080p-iframes.m3u8` is placed as `1080p` (`route::Vod`).
+        assert_eq!(
+            ladder.place(None, "1080p", caps(None, Some(1_000_000))),
+            OverCap
         );
     }
 
@@ -413,31 +458,37 @@ mod tests {
     fn ladders_are_fetched_when_missing_old_or_ignorant() {
         let mut l = Ladders::default();
         let c = caps(Some(720), None);
-        assert_eq!(l.check("cam1", S, "720p", c, 0), Check::Fetch);
+        assert_eq!(l.check("cam1", Some(S), "720p", c, 0), Check::Fetch);
         l.store("cam1", Ladder::parse(&ladder_text()).unwrap(), 1000);
         assert_eq!(
-            l.check("cam1", S, "720p", c, 1000),
+            l.check("cam1", Some(S), "720p", c, 1000),
             Check::Decided(Placement::Allowed)
         );
         assert_eq!(
-            l.check("cam1", S, "1080p", c, 1000),
+            l.check("cam1", Some(S), "1080p", c, 1000),
             Check::Decided(Placement::OverCap)
         );
         // A name it does not know: decided (403) within a second of the
         // fetch, fetched again after (a new session may have started).
         assert_eq!(
-            l.check("cam1", S, "4k", c, 1500),
+            l.check("cam1", Some(S), "4k", c, 1500),
             Check::Decided(Placement::Unknown)
         );
-        assert_eq!(l.check("cam1", S, "4k", c, 2000), Check::Fetch);
+        assert_eq!(l.check("cam1", Some(S), "4k", c, 2000), Check::Fetch);
         assert_eq!(
-            l.check("cam1", S, "720p", c, 1000 + LADDER_TTL_MS),
+            l.check("cam1", Some(S), "720p", c, 1000 + LADDER_TTL_MS),
             Check::Fetch
         );
         // Another stream has its own.
-        assert_eq!(l.check("cam2", S, "720p", c, 1000), Check::Fetch);
-        assert_eq!(l.place_known("cam1", S, "720p", c), Placement::Allowed);
-        assert_eq!(l.place_known("cam2", S, "720p", c), Placement::Unknown);
+        assert_eq!(l.check("cam2", Some(S), "720p", c, 1000), Check::Fetch);
+        assert_eq!(
+            l.place_known("cam1", Some(S), "720p", c),
+            Placement::Allowed
+        );
+        assert_eq!(
+            l.place_known("cam2", Some(S), "720p", c),
+            Placement::Unknown
+        );
     }
 
     #[test]
@@ -448,7 +499,7 @@ mod tests {
         }
         assert_eq!(l.len(), MAX_STREAMS);
         assert_eq!(
-            l.check("cam0", S, "x", Limits::default(), 0),
+            l.check("cam0", Some(S), "x", Limits::default(), 0),
             Check::Fetch,
             "the oldest went"
         );

@@ -1,17 +1,19 @@
-//! Per-stream country rules, decided from `request.cf.country` (ISO 3166-1
-//! alpha-2). A blocked viewer gets **451 Unavailable For Legal Reasons**
+//! Per-stream and per-asset country rules, decided from `request.cf.country`
+//! (ISO 3166-1 alpha-2). A blocked viewer gets **451 Unavailable For Legal Reasons**
 //! (RFC 7725): geo restrictions are licensing obligations, and 451 tells the
 //! viewer (and support) that this is not an authentication problem.
 //!
 //! ```json
 //! "geo": {
 //!   "default": { "deny": ["KP"], "unknown": "allow" },
-//!   "streams": { "cam1": { "allow": ["DE", "AT", "CH"], "unknown": "deny" } }
+//!   "streams": { "cam1": { "allow": ["DE", "AT", "CH"], "unknown": "deny" } },
+//!   "assets": { "0123456789abcdef0123456789abcdef": { "allow": ["FR"] } }
 //! }
 //! ```
 
 use std::collections::BTreeMap;
 
+use brook_common::valid_asset_id;
 use serde::Deserialize;
 
 use crate::Error;
@@ -41,14 +43,31 @@ pub struct Rule {
     pub unknown: Unknown,
 }
 
-/// The geo rules: one default, overridden per stream name.
+/// The geo rules: one default, overridden per stream name and per VOD asset.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeoConfig {
-    /// Rule for streams not listed in `streams`. Default: everyone allowed.
+    /// Rule for streams and assets not listed below. Default: everyone
+    /// allowed.
     pub default: Rule,
-    /// Per-stream rules, by stream name. Default: none.
+    /// Per-stream rules (`/live/<stream>/`), by stream name. Default: none.
     pub streams: BTreeMap<String, Rule>,
+    /// Per-asset rules (`/vod/<asset>/`), by asset id. Default: none.
+    pub assets: BTreeMap<String, Rule>,
+}
+
+/// What a geo rule is looked up for. Streams and assets have their own
+/// tables: an asset id (32 hex digits) is also a valid stream name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Stream(&'a str),
+    Asset(&'a str),
+}
+
+impl Default for Subject<'_> {
+    fn default() -> Self {
+        Subject::Stream("")
+    }
 }
 
 /// The outcome for one viewer and stream.
@@ -102,19 +121,29 @@ impl Rule {
 impl GeoConfig {
     pub fn validate(&self) -> Result<(), Error> {
         self.default.validate("default")?;
-        for (name, rule) in &self.streams {
+        for (name, rule) in self.streams.iter().chain(&self.assets) {
             rule.validate(name)?;
+        }
+        // An id in another spelling would never match: refused, not ignored.
+        if let Some(bad) = self.assets.keys().find(|a| !valid_asset_id(a)) {
+            return Err(Error::InvalidConfig(format!(
+                "geo rule {bad}: asset ids are 32 lowercase hex digits"
+            )));
         }
         Ok(())
     }
 
-    /// The rule that applies to `stream`.
-    pub fn rule(&self, stream: &str) -> &Rule {
-        self.streams.get(stream).unwrap_or(&self.default)
+    /// The rule that applies to `subject`.
+    pub fn rule(&self, subject: Subject<'_>) -> &Rule {
+        let listed = match subject {
+            Subject::Stream(stream) => self.streams.get(stream),
+            Subject::Asset(asset) => self.assets.get(asset),
+        };
+        listed.unwrap_or(&self.default)
     }
 
-    pub fn decide(&self, stream: &str, country: Option<&str>) -> Decision {
-        self.rule(stream).decide(country)
+    pub fn decide(&self, subject: Subject<'_>, country: Option<&str>) -> Decision {
+        self.rule(subject).decide(country)
     }
 }
 
@@ -129,6 +158,9 @@ mod tests {
                 "streams": {
                     "cam1": { "allow": ["DE", "AT"], "unknown": "deny" },
                     "open": {}
+                },
+                "assets": {
+                    "0123456789abcdef0123456789abcdef": { "allow": ["FR"] }
                 }
             }"#,
         )
@@ -157,9 +189,32 @@ mod tests {
             ("open", Some("KP"), Allow),
         ];
         for (stream, country, want) in cases {
-            assert_eq!(c.decide(stream, country), want, "{stream} {country:?}");
+            assert_eq!(
+                c.decide(Subject::Stream(stream), country),
+                want,
+                "{stream} {country:?}"
+            );
         }
-        assert_eq!(GeoConfig::default().decide("x", Some("KP")), Allow);
+        assert_eq!(
+            GeoConfig::default().decide(Subject::Stream("x"), Some("KP")),
+            Allow
+        );
+        // Assets have their own table; unlisted ones get the default.
+        const A: &str = "0123456789abcdef0123456789abcdef";
+        let assets = [
+            (Subject::Asset(A), Some("FR"), Allow),
+            (Subject::Asset(A), Some("DE"), Block),
+            (Subject::Stream(A), Some("DE"), Allow),
+            (Subject::Asset("cam1"), Some("US"), Allow),
+            (
+                Subject::Asset("ffffffffffffffffffffffffffffffff"),
+                Some("KP"),
+                Block,
+            ),
+        ];
+        for (subject, country, want) in assets {
+            assert_eq!(c.decide(subject, country), want, "{subject:?} {country:?}");
+        }
     }
 
     #[test]
@@ -168,6 +223,9 @@ mod tests {
             r#"{"default": {"allow": ["DE"], "deny": ["FR"]}}"#,
             r#"{"streams": {"a": {"allow": ["DEU"]}}}"#,
             r#"{"streams": {"a": {"deny": ["1A"]}}}"#,
+            r#"{"assets": {"0123456789abcdef0123456789abcdef": {"deny": ["1A"]}}}"#,
+            r#"{"assets": {"0123456789ABCDEF0123456789abcdef": {"deny": ["US"]}}}"#,
+            r#"{"assets": {"cam1": {}}}"#,
         ] {
             let c: GeoConfig = serde_json::from_str(bad).unwrap();
             assert!(c.validate().is_err(), "{bad}");

@@ -1,4 +1,6 @@
-//! Who may fetch a `/live/` URL: the token check, then the geo rule.
+//! Who may fetch a `/live/` or `/vod/` URL: the token check, then the geo
+//! rule. Both spaces use the same tokens: an ACL pattern over the path's one
+//! spelling (`acl=/live/cam1/*`, `acl=/vod/<asset>/*`).
 //!
 //! ```text
 //! token = query __token__ | Authorization: Bearer | cookie __token__   (first present wins;
@@ -14,7 +16,7 @@
 use std::borrow::Cow;
 
 use crate::config::Edge;
-use geo::Decision;
+use geo::{Decision, Subject};
 use token::{Grant, KeySet, Reject};
 
 pub mod caps;
@@ -32,7 +34,8 @@ pub struct AccessRequest<'a> {
     pub cookie: Option<&'a str>,
     pub client_ip: Option<&'a str>,
     pub country: Option<&'a str>,
-    pub stream: &'a str,
+    /// What the geo rule is looked up for: the stream or the asset.
+    pub subject: Subject<'a>,
 }
 
 /// A request that may proceed.
@@ -168,7 +171,7 @@ pub fn admit<'a>(
             },
         },
     };
-    match edge.geo.decide(req.stream, req.country) {
+    match edge.geo.decide(req.subject, req.country) {
         Decision::Allow => Ok(admitted),
         Decision::Block => Err(Denied::Geo),
     }
@@ -201,7 +204,7 @@ mod tests {
             path: "/live/cam1/index.m3u8",
             query,
             country,
-            stream: "cam1",
+            subject: Subject::Stream("cam1"),
             ..Default::default()
         }
     }
@@ -399,6 +402,69 @@ mod tests {
             "1.2.3.4"
         );
         assert_eq!(viewer_key(None, None), "");
+    }
+
+    /// VOD uses the same tokens: an ACL over the path's one spelling. A
+    /// token for one asset opens nothing else, a `/live/` one no asset.
+    #[test]
+    fn vod_tokens_and_geo() {
+        const A: &str = "0123456789abcdef0123456789abcdef";
+        const B: &str = "fedcba9876543210fedcba9876543210";
+        let (edge, keys, live_token) = setup(&format!(
+            r#"{{"geo": {{"assets": {{"{A}": {{"allow": ["FR"]}}}}}}}}"#
+        ));
+        let sign_for = |acl: String| {
+            let grant = Grant {
+                expires: 2000,
+                acl: vec![acl],
+                key_id: Some("k1".into()),
+                ..Grant::default()
+            };
+            sign(&grant, keys.get("k1").unwrap())
+        };
+        let vod_token = sign_for(format!("/vod/{A}/*"));
+        let all_vod = sign_for("/vod/*".into());
+        let at = |asset: &'static str, name: &str| format!("/vod/{asset}/{name}");
+        let ask = |token: &str, path: &str, subject, country| {
+            let q = format!("__token__={}", query::encode_component(token));
+            admit(
+                &edge,
+                &keys,
+                &AccessRequest {
+                    now: 1500,
+                    path,
+                    query: Some(&q),
+                    country,
+                    subject,
+                    ..Default::default()
+                },
+            )
+            .map(|_| ())
+        };
+        let a = Subject::Asset(A);
+        let b = Subject::Asset(B);
+        for name in ["index.m3u8", "720p-seg3.m4s", "status", "poster.jpg"] {
+            assert_eq!(
+                ask(&vod_token, &at(A, name), a, Some("FR")),
+                Ok(()),
+                "{name}"
+            );
+            assert_eq!(ask(&all_vod, &at(A, name), a, Some("FR")), Ok(()), "{name}");
+        }
+        assert_eq!(
+            ask(&vod_token, &at(B, "index.m3u8"), b, Some("FR")),
+            Err(Denied::Token(Reject::PathNotAllowed))
+        );
+        assert_eq!(
+            ask(&live_token, &at(A, "index.m3u8"), a, Some("FR")),
+            Err(Denied::Token(Reject::PathNotAllowed))
+        );
+        // The asset's geo rule; other assets get the default.
+        assert_eq!(
+            ask(&vod_token, &at(A, "index.m3u8"), a, Some("DE")),
+            Err(Denied::Geo)
+        );
+        assert_eq!(ask(&all_vod, &at(B, "index.m3u8"), b, Some("DE")), Ok(()));
     }
 
     #[test]

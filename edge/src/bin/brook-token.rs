@@ -5,6 +5,7 @@
 //! export TOKEN_KEYS='2026a:<hex>'                 # same value as the Worker secret
 //! brook-token sign --acl '/live/cam1/*' --ttl 3600 --session viewer-42 --max-height 720
 //! brook-token sign --acl '/live/cam1/*' --ttl 3600 --session mod-1 --moderator cam1
+//! brook-token sign --acl '/vod/0123456789abcdef0123456789abcdef/*' --ttl 7200  # one VOD asset
 //! brook-token verify --path /live/cam1/index.m3u8 "$TOKEN"
 //! ```
 //!

@@ -19,6 +19,7 @@ use worker::{
 use super::io::{plain, preflight, read_limited, read_response, with_cors};
 use super::upstream::{self as origin_side, fetch_ladder, respond, LadderUnavailable};
 use crate::access::caps::{Check, Ladders, Placement};
+use crate::access::geo::Subject;
 use crate::access::token::KeySet;
 use crate::access::{self, AccessRequest, Admitted, Denied};
 use crate::chat::handoff::{self, Step};
@@ -29,7 +30,7 @@ use crate::delivery::origins::{Health, Location};
 use crate::delivery::upstream::Flight;
 use crate::manifest::{self, Limits, Personalization};
 use crate::metrics::{self, Metrics};
-use crate::route::{Chat, ChatKind};
+use crate::route::{Chat, ChatKind, Media};
 use crate::steering::{self, Flavor, PathwayHealth, Viewer};
 use crate::{is_allowed_method, query, route, Kind, Live, Route, ALLOWED_METHODS};
 
@@ -87,9 +88,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::Metrics => serve_metrics(&req, &env),
         Route::Bench => bench(&req, &env),
         Route::Live(live) => {
-            let kind = live.kind;
-            let res = serve_live(&req, &env, &ctx, &url, &live).await?;
-            count_request(kind.as_str(), &res);
+            let res = serve_media(&req, &env, &ctx, &url, Media::Live(&live)).await?;
+            count_request(live.kind.as_str(), &res);
+            with_cors(res)
+        }
+        Route::Vod(vod) => {
+            let res = serve_media(&req, &env, &ctx, &url, Media::Vod(&vod)).await?;
+            count_request(vod.kind.as_str(), &res);
             with_cors(res)
         }
         Route::Chat(chat) => {
@@ -130,7 +135,7 @@ impl Client {
         &'a self,
         path: &'a str,
         query: Option<&'a str>,
-        stream: &'a str,
+        subject: Subject<'a>,
     ) -> AccessRequest<'a> {
         AccessRequest {
             now: now_ms() / 1000,
@@ -140,7 +145,7 @@ impl Client {
             cookie: self.cookie.as_deref(),
             client_ip: self.ip.as_deref(),
             country: self.cf.country.as_deref(),
-            stream,
+            subject,
         }
     }
 
@@ -164,12 +169,15 @@ async fn load(env: &Env) -> std::result::Result<(Rc<Edge>, Rc<KeySet>), Result<R
     }
 }
 
-async fn serve_live(
+/// `/live/` and `/vod/`: one path for both (`route::Media` says what
+/// differs: the geo subject, the ladder the caps are checked against, the
+/// kinds the cache decides by).
+async fn serve_media(
     req: &Request,
     env: &Env,
     ctx: &Context,
     url: &worker::Url,
-    live: &Live,
+    media: Media<'_>,
 ) -> Result<Response> {
     // The raw method: `worker::Method` maps unknown methods to GET.
     let method = req.inner().method();
@@ -188,11 +196,11 @@ async fn serve_live(
     let client = Client::of(req)?;
     // The one spelling of the path: what the token is checked against, the
     // cache is keyed by and the origin is asked for.
-    let path = live.path.to_string();
+    let path = media.path();
     let admitted = match access::admit(
         &edge,
         &keys,
-        &client.access(&path, url.query(), live.stream()),
+        &client.access(&path, url.query(), media.subject()),
     ) {
         Ok(a) => a,
         Err(denied) => return deny(denied, url.path(), &client.cf),
@@ -208,15 +216,15 @@ async fn serve_live(
         .as_ref()
         .map(|g| Limits::from(g.entitlements()))
         .unwrap_or_default();
-    if live.is_capped_kind() && !caps.is_unlimited() {
-        if let Some(refusal) = enforce_caps(req, ctx, &edge, live, url, location, caps).await? {
+    if media.is_capped_kind() && !caps.is_unlimited() {
+        if let Some(refusal) = enforce_caps(req, ctx, &edge, media, url, location, caps).await? {
             return Ok(refusal);
         }
     }
 
-    match live.kind {
-        Kind::SteeringHls | Kind::SteeringDash => {
-            let flavor = if live.kind == Kind::SteeringHls {
+    match media.kind() {
+        kind @ (Kind::SteeringHls | Kind::SteeringDash) => {
+            let flavor = if kind == Kind::SteeringHls {
                 Flavor::Hls
             } else {
                 Flavor::Dash
@@ -247,7 +255,11 @@ async fn serve_live(
                 pathway: None,
                 throughput: None,
             };
-            let announce = |playlist: &str| announce_stream(env, ctx, live, &path, playlist);
+            let announce = |playlist: &str| {
+                if let Media::Live(live) = media {
+                    announce_stream(env, ctx, live, &path, playlist)
+                }
+            };
             respond(
                 req, &edge, &admitted, &lookup, upstream, &viewer, now, &announce,
             )
@@ -256,52 +268,60 @@ async fn serve_live(
     }
 }
 
-/// `None` when `live` (a media playlist or object) is within `caps`;
-/// otherwise the answer: 403, or 503 when the stream's ladder cannot be
-/// learnt because the origin is down (see `access::caps`).
+/// `None` when `media` (a media playlist or object) is within `caps`;
+/// otherwise the answer: 403, or 503 when the stream's (asset's) ladder
+/// cannot be learnt because the origin is down (see `access::caps`).
 async fn enforce_caps(
     req: &Request,
     ctx: &Context,
     edge: &Edge,
-    live: &Live,
+    media: Media<'_>,
     url: &worker::Url,
     location: Location<'_>,
     caps: Limits,
 ) -> Result<Option<Response>> {
-    let stream = live.stream();
+    // Ladders are kept by their multivariant's path: a stream and an asset
+    // never share one.
+    let (ladder_path, ladder_kind) = media.ladder();
+    let stream = ladder_path.as_str();
     let refuse = |why: &str| -> Result<Option<Response>> {
         count("brook_edge_not_entitled_total", &[]);
         console_warn!("denied 403 (rendition over the caps: {why}) {}", url.path());
         plain(403, "forbidden\n").map(Some)
     };
-    let (Some(session), Some(rendition)) = (live.session(), live.rendition()) else {
+    // A live object names its session (no rendition without one); VOD
+    // objects name none.
+    let session = media.session();
+    let Some(rendition) = media.rendition() else {
         return refuse("no rendition in the name");
     };
     let check = with_state(|s| s.ladders.check(stream, session, rendition, caps, now_ms()));
     let placement = match check {
         Check::Decided(p) => p,
-        Check::Fetch => match fetch_ladder(req, ctx, edge, stream, url, location).await? {
-            Ok(ladder) => {
-                let p = ladder.place(session, rendition, caps);
-                with_state(|s| s.ladders.store(stream, ladder, now_ms()));
-                p
-            }
-            Err(LadderUnavailable::NotServed(why)) => {
-                console_warn!("ladder of {stream}: {why}");
-                Placement::Unknown
-            }
-            Err(LadderUnavailable::OriginDown(why)) => {
-                match with_state(|s| s.ladders.place_known(stream, session, rendition, caps)) {
-                    Placement::Unknown => {
-                        console_error!("ladder of {stream}: {why}; 503 to a capped viewer");
-                        let res = plain(503, "try again\n")?;
-                        res.headers().set("retry-after", "2")?;
-                        return Ok(Some(res));
+        Check::Fetch => {
+            match fetch_ladder(req, ctx, edge, stream, ladder_kind, url, location).await? {
+                Ok(ladder) => {
+                    let p = ladder.place(session, rendition, caps);
+                    with_state(|s| s.ladders.store(stream, ladder, now_ms()));
+                    p
+                }
+                Err(LadderUnavailable::NotServed(why)) => {
+                    console_warn!("ladder of {stream}: {why}");
+                    Placement::Unknown
+                }
+                Err(LadderUnavailable::OriginDown(why)) => {
+                    match with_state(|s| s.ladders.place_known(stream, session, rendition, caps)) {
+                        Placement::Unknown => {
+                            console_error!("ladder of {stream}: {why}; 503 to a capped viewer");
+                            let res = plain(503, "try again\n")?;
+                            res.headers().set("retry-after", "2")?;
+                            return Ok(Some(res));
+                        }
+                        known => known,
                     }
-                    known => known,
                 }
             }
-        },
+        }
     };
     match placement {
         Placement::Allowed => Ok(None),
@@ -346,7 +366,7 @@ async fn serve_chat(
     let admitted = match access::admit(
         &edge,
         &keys,
-        &client.access(&path, url.query(), chat.stream),
+        &client.access(&path, url.query(), Subject::Stream(chat.stream)),
     ) {
         Ok(a) => a,
         Err(denied) => return deny(denied, url.path(), &client.cf),

@@ -36,20 +36,21 @@ pub(super) enum LadderUnavailable {
     OriginDown(String),
 }
 
-/// The stream's multivariant playlist, through the same cache and
-/// coalescing as viewers' requests for it (one key for everyone).
+/// The stream's (asset's) multivariant playlist at `path`, of `kind`,
+/// through the same cache and coalescing as viewers' requests for it (one
+/// key for everyone).
 pub(super) async fn fetch_ladder(
     req: &Request,
     ctx: &Context,
     edge: &Edge,
-    stream: &str,
+    path: &str,
+    kind: Kind,
     url: &worker::Url,
     location: Location<'_>,
 ) -> Result<std::result::Result<Ladder, LadderUnavailable>> {
-    let path = format!("/live/{stream}/index.m3u8");
     let lookup = Lookup {
-        kind: Kind::Multivariant,
-        path: &path,
+        kind,
+        path,
         query: None,
     };
     let f = match upstream(req, ctx, edge, &lookup, url, location, "GET").await? {
@@ -428,11 +429,14 @@ fn finish_manifest(
         })
     });
     let steering = match (&edge.steering, &initial) {
-        (Some(s), Some(initial)) if lookup.kind != Kind::MediaPlaylist => Some(SteeringPlan {
-            pathways: s.base_pathways().collect(),
-            initial,
-            server_uri: "steering.json",
-        }),
+        // Live only: VOD has no steering manifest to point at (yet).
+        (Some(s), Some(initial)) if matches!(lookup.kind, Kind::Multivariant | Kind::Mpd) => {
+            Some(SteeringPlan {
+                pathways: s.base_pathways().collect(),
+                initial,
+                server_uri: "steering.json",
+            })
+        }
         _ => None,
     };
     let p = Personalization {

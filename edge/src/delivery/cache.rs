@@ -5,7 +5,9 @@
 //! | init, part, segment | 1 year | the URL carries the publish session: the bytes never change |
 //! | media playlist with `_HLS_msn` | 6 s | a blocking response describes a fixed state (the origin says `max-age=6`) |
 //! | media playlist reload, multivariant | 0 (shared in flight only) | changes with every part |
-//! | steering manifest, other | never | made per viewer / unknown |
+//! | VOD init, segment, poster, thumbnails, sprites | 1 year | immutable (the origin says so) |
+//! | VOD multivariant, media and I-frame playlists, MPD | 60 s | static once the asset is ready (origin: `max-age=60`) |
+//! | steering manifest, VOD `status`, other | never | made per viewer / polled for changes / unknown |
 //!
 //! The origin can only shorten this: a response that is not `200`, or says
 //! `no-store`, `no-cache` or `private`, is never stored, and a shorter
@@ -16,11 +18,20 @@
 //! fixed order; the token and every other query parameter are dropped before
 //! the key is made, and the origin is asked for exactly that key's URL.
 //! Playlists are stored as the origin wrote them and personalized after.
+//!
+//! **Range requests are never shared or stored** (`delivery::upstream`):
+//! the origin answers them (206) and the edge passes that on. Only `200`s
+//! are stored, so a partial body can never be kept as the object; and a
+//! range request never joins a full-object flight, nor a full request a
+//! range one. Serving ranges out of a stored whole object would save origin
+//! requests (I-frame playlists are all byte ranges) but needs the edge to
+//! parse and answer `Range` itself; passing them through is correct by
+//! construction.
 
 use serde::Deserialize;
 
 use crate::query;
-use crate::route::Kind;
+use crate::route::{Kind, VodKind};
 
 /// Query parameters that change what the origin answers (RFC 8216bis
 /// 6.2.5): the only ones forwarded and part of the cache key, in this order.
@@ -39,6 +50,9 @@ pub struct CachePolicy {
     /// in s. Default: 0 (identical requests in flight still share one origin
     /// request).
     pub playlist_ttl_s: u32,
+    /// Edge TTL of VOD playlists (multivariant, media, I-frame) and MPDs,
+    /// in s. Default: 60.
+    pub vod_manifest_ttl_s: u32,
     /// Bodies larger than this (by `Content-Length`) are streamed through
     /// instead of being shared or stored, in bytes. Default: 16777216.
     pub max_shared_bytes: u64,
@@ -50,6 +64,7 @@ impl Default for CachePolicy {
             object_ttl_s: 31_536_000,
             blocking_playlist_ttl_s: 6,
             playlist_ttl_s: 0,
+            vod_manifest_ttl_s: 60,
             max_shared_bytes: 16 << 20,
         }
     }
@@ -70,8 +85,9 @@ impl Lookup<'_> {
             .is_some_and(|q| query::params(q).any(|(k, _)| k == "_HLS_msn"))
     }
 
-    /// Whether the origin may hold this request before answering: playlists
-    /// (blocking reload, or a stream still starting) and preload-hinted parts.
+    /// Whether the origin may hold this request before answering: live
+    /// playlists (blocking reload, or a stream still starting) and
+    /// preload-hinted parts. VOD answers at once.
     pub fn is_holdable(&self) -> bool {
         matches!(
             self.kind,
@@ -120,6 +136,14 @@ impl Lookup<'_> {
             Kind::MediaPlaylist if self.is_blocking() => policy.blocking_playlist_ttl_s,
             Kind::Multivariant | Kind::MediaPlaylist | Kind::Mpd => policy.playlist_ttl_s,
             Kind::SteeringHls | Kind::SteeringDash | Kind::Other => 0,
+            Kind::Vod(k) => match k {
+                VodKind::Init | VodKind::Segment | VodKind::Image => policy.object_ttl_s,
+                VodKind::Multivariant
+                | VodKind::MediaPlaylist
+                | VodKind::IFramePlaylist
+                | VodKind::Mpd => policy.vod_manifest_ttl_s,
+                VodKind::Status | VodKind::Other => 0,
+            },
         }
     }
 
@@ -284,6 +308,45 @@ mod tests {
             lookup(Kind::Multivariant, None).store_for(&micro, 200, Some("public")),
             Some(1)
         );
+    }
+
+    #[test]
+    fn vod_ttls() {
+        let p = CachePolicy::default();
+        let imm = Some("public, max-age=31536000, immutable");
+        let short = Some("public, max-age=60");
+        let vod = |k| Lookup {
+            kind: Kind::Vod(k),
+            path: "/vod/0123456789abcdef0123456789abcdef/x",
+            query: None,
+        };
+        use VodKind::*;
+        let cases = [
+            (Init, 200, imm, Some(31_536_000)),
+            (Segment, 200, imm, Some(31_536_000)),
+            (Image, 200, imm, Some(31_536_000)),
+            (Segment, 206, imm, None),
+            (Segment, 404, imm, None),
+            (Multivariant, 200, short, Some(60)),
+            (MediaPlaylist, 200, short, Some(60)),
+            (IFramePlaylist, 200, short, Some(60)),
+            (Mpd, 200, short, Some(60)),
+            (Mpd, 200, Some("public, max-age=10"), Some(10)),
+            (Multivariant, 404, short, None),
+            (Status, 200, Some("no-store"), None),
+            (Status, 200, imm, None),
+            (Other, 200, imm, None),
+        ];
+        for (kind, status, cc, want) in cases {
+            assert_eq!(
+                vod(kind).store_for(&p, status, cc),
+                want,
+                "{kind:?} {status} {cc:?}"
+            );
+            assert!(!vod(kind).is_holdable(), "{kind:?}");
+        }
+        assert!(vod(Segment).is_shared() && vod(Image).is_shared() && vod(Mpd).is_shared());
+        assert!(!vod(Status).is_shared() && !vod(Other).is_shared());
     }
 
     #[test]

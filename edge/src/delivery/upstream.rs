@@ -244,7 +244,7 @@ pub fn has_null_body(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::Kind;
+    use crate::route::{Kind, VodKind};
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -269,6 +269,24 @@ mod tests {
         assert!(!is_shareable("GET", &seg, true));
         assert!(!is_shareable("GET", &other, false));
         assert!(has_conditional(["accept", "Range"].into_iter()));
+        // VOD objects share like live ones; a range request never does (its
+        // 206 is passed back and never stored), nor does `status`.
+        let vod_seg = Lookup {
+            kind: Kind::Vod(VodKind::Segment),
+            path: "/vod/0123456789abcdef0123456789abcdef/720p-seg1.m4s",
+            query: None,
+        };
+        assert!(is_shareable("GET", &vod_seg, false));
+        assert!(!is_shareable(
+            "GET",
+            &vod_seg,
+            has_conditional(["range"].into_iter())
+        ));
+        let status = Lookup {
+            kind: Kind::Vod(VodKind::Status),
+            ..vod_seg
+        };
+        assert!(!is_shareable("GET", &status, false));
         assert!(has_conditional(["If-None-Match"].into_iter()));
         assert!(!has_conditional(["accept", "authorization"].into_iter()));
     }

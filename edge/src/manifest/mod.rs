@@ -197,7 +197,7 @@ pub enum Refused {
 }
 
 /// Personalizes the manifest `text` of `kind` (a multivariant or media
-/// playlist, or an MPD) for one viewer.
+/// playlist, or an MPD; live or VOD) for one viewer.
 pub fn personalize(
     kind: Kind,
     text: &str,
@@ -211,12 +211,14 @@ pub fn personalize(
         });
     }
     let (body, fallback) = match kind {
-        Kind::Multivariant => match personalize_multivariant(text, p) {
+        k if k.is_multivariant() => match personalize_multivariant(text, p) {
             Ok(out) => (out, None),
             Err(ManifestError::NothingEntitled) => return Err(Refused::NothingEntitled),
             Err(ManifestError::Parse(e)) => (rewrite_lines(text, p), Some(e.to_string())),
         },
-        Kind::MediaPlaylist => match personalize_media(text, p) {
+        // VOD media and I-frame playlists too: the token into every URI
+        // (the map, segments), byte ranges kept as written.
+        k if k.is_media_playlist() => match personalize_media(text, p) {
             Ok(out) => (out, None),
             Err(e) => (rewrite_lines(text, p), Some(e.to_string())),
         },
@@ -312,7 +314,11 @@ fn filter_variants(
     soft: Limits,
 ) -> Result<(), ManifestError> {
     let height = |v: &Variant| v.resolution.map(|(_, h)| h);
-    let listed: Vec<String> = pl.variants.iter().map(|v| v.uri.clone()).collect();
+    let listed_before: Vec<String> = pl
+        .variants
+        .iter()
+        .map(|v| uri_path(&v.uri).to_owned())
+        .collect();
     // A stream with video needs a video variant left: its audio-only variant
     // (background listening) is not what a capped viewer was entitled to.
     let had_video = pl.variants.iter().any(is_video);
@@ -349,22 +355,36 @@ fn filter_variants(
                 .retain(|v| (!is_video(v) && fits(v)) || *v == lightest);
         }
     }
-    // An I-frame variant also goes with the variant of the rendition it is
-    // made of (the packager names it `<rendition>-iframes.m3u8` beside
-    // `<rendition>.m3u8`): its bit rate alone may fit a bandwidth cap, but
-    // the viewer may not fetch that rendition's segments (`access::caps`).
-    let gone: Vec<String> = listed
-        .iter()
-        .filter(|u| !pl.variants.iter().any(|v| v.uri == **u))
-        .filter_map(|u| u.strip_suffix(".m3u8"))
-        .map(|base| format!("{base}-iframes.m3u8"))
-        .collect();
     let limits = [hard, soft];
+    let kept: Vec<String> = pl
+        .variants
+        .iter()
+        .map(|v| uri_path(&v.uri).to_owned())
+        .collect();
     pl.i_frame_variants.retain(|v| {
         let (h, bw) = iframe_size(v);
-        limits.iter().all(|l| l.fits(h, bw.unwrap_or(0))) && !gone.contains(&v.uri)
+        // `<r>-iframes.m3u8` is byte ranges into `<r>`'s segments: it goes
+        // with `<r>.m3u8`'s variant, whose caps its segments are checked by
+        // (`access::caps`), whatever its own BANDWIDTH says.
+        let follows = iframe_rendition_uri(&v.uri)
+            .filter(|r| listed_before.contains(r))
+            .is_none_or(|r| kept.contains(&r));
+        follows && limits.iter().all(|l| l.fits(h, bw.unwrap_or(0)))
     });
     Ok(())
+}
+
+/// A URI without its query and fragment.
+fn uri_path(uri: &str) -> &str {
+    uri.split(['?', '#']).next().unwrap_or("")
+}
+
+/// The media playlist an I-frame playlist `<dir>/<r>-iframes.m3u8` belongs
+/// to: `<dir>/<r>.m3u8`.
+fn iframe_rendition_uri(uri: &str) -> Option<String> {
+    uri_path(uri)
+        .strip_suffix("-iframes.m3u8")
+        .map(|stem| format!("{stem}.m3u8"))
 }
 
 /// Anything but an audio-only variant (one that names only audio codecs and

@@ -1,4 +1,5 @@
 use super::*;
+use crate::route::VodKind;
 
 /// The packager's playlist cases (real-world LL-HLS shapes: parts, preload
 /// hints, server control, skip, rendition reports, date ranges, byte ranges,
@@ -866,4 +867,98 @@ mod mpd_caps {
         );
         assert!(!out.contains("1080p"));
     }
+}
+
+/// A VOD asset's playlists, as the origin's layout writes them: URIs
+/// without a session, an I-frame playlist per video rendition.
+const MV_VOD: &str = "#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+    #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"audio\",DEFAULT=YES,URI=\"audio.m3u8\"\n\
+    #EXT-X-STREAM-INF:BANDWIDTH=5000000,RESOLUTION=1920x1080,CODECS=\"avc1.640028,mp4a.40.2\",AUDIO=\"aac\"\n1080p.m3u8\n\
+    #EXT-X-STREAM-INF:BANDWIDTH=2500000,RESOLUTION=1280x720,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aac\"\n720p.m3u8\n\
+    #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=300000,RESOLUTION=1920x1080,CODECS=\"avc1.640028\",URI=\"1080p-iframes.m3u8\"\n\
+    #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=150000,RESOLUTION=1280x720,CODECS=\"avc1.64001f\",URI=\"720p-iframes.m3u8\"\n";
+
+/// (In the packager model's rendering, as the origin writes it.)
+// In the order the packager renders an I-frame playlist (the model keeps
+// the tags, not their order among the header tags).
+const IFRAMES_VOD: &str = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n\
+    #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n#EXT-X-MEDIA-SEQUENCE:0\n\
+    #EXT-X-MAP:URI=\"720p-init0.mp4\"\n\
+    #EXTINF:4,\n#EXT-X-BYTERANGE:20000@812\n720p-seg0.m4s\n\
+    #EXTINF:4,\n#EXT-X-BYTERANGE:18000@900\n720p-seg1.m4s\n#EXT-X-ENDLIST\n";
+
+fn vod_viewer(hard: Limits) -> Personalization<'static> {
+    Personalization {
+        hard,
+        path: "/vod/0123456789abcdef0123456789abcdef/index.m3u8",
+        ..viewer(Some(TOKEN))
+    }
+}
+
+#[test]
+fn vod_multivariant_caps_and_token() {
+    let capped = Limits {
+        max_height: Some(720),
+        max_bandwidth: None,
+    };
+    let out = personalize(
+        Kind::Vod(VodKind::Multivariant),
+        MV_VOD,
+        &vod_viewer(capped),
+    )
+    .unwrap();
+    assert!(out.rewritten && out.fallback.is_none());
+    assert!(!out.body.contains("1080p"), "{}", out.body);
+    for uri in ["720p.m3u8", "audio.m3u8", "720p-iframes.m3u8"] {
+        assert!(
+            out.body.contains(&format!("{uri}?__token__={ENCODED}")),
+            "{uri}: {}",
+            out.body
+        );
+    }
+    // By bandwidth the 1080p I-frame variant (300 kb/s) would fit; it goes
+    // with its rendition, whose segments the viewer may not fetch.
+    let by_bw = Limits {
+        max_height: None,
+        max_bandwidth: Some(3_000_000),
+    };
+    let out = personalize(Kind::Vod(VodKind::Multivariant), MV_VOD, &vod_viewer(by_bw)).unwrap();
+    assert!(!out.body.contains("1080p"), "{}", out.body);
+    assert!(out.body.contains("720p-iframes.m3u8"), "{}", out.body);
+    // Uncapped: everything, with the token.
+    let out = personalize(
+        Kind::Vod(VodKind::Multivariant),
+        MV_VOD,
+        &vod_viewer(Limits::default()),
+    )
+    .unwrap();
+    assert!(out
+        .body
+        .contains(&format!("1080p-iframes.m3u8?__token__={ENCODED}")));
+}
+
+#[test]
+fn vod_iframe_playlist_keeps_byte_ranges_and_gets_the_token() {
+    let out = personalize(
+        Kind::Vod(VodKind::IFramePlaylist),
+        IFRAMES_VOD,
+        &vod_viewer(Limits::default()),
+    )
+    .unwrap();
+    assert!(out.rewritten);
+    let mut back: String = String::new();
+    for line in out.body.lines() {
+        let mut line = line.to_string();
+        strip_token(&mut line);
+        back.push_str(&line);
+        back.push('\n');
+    }
+    assert_eq!(back, IFRAMES_VOD, "only the token was added");
+    assert!(out.body.contains("#EXT-X-BYTERANGE:20000@812\n"));
+    assert!(out
+        .body
+        .contains(&format!("720p-seg0.m4s?__token__={ENCODED}")));
+    assert!(out
+        .body
+        .contains(&format!("URI=\"720p-init0.mp4?__token__={ENCODED}\"")));
 }

@@ -62,13 +62,13 @@ resource "cloudflare_worker_version" "edge" {
     },
   ]
 
-  # The viewer page. /live/*, /chat/* and /_brook/* always reach the Worker
+  # The viewer page. /live/*, /vod/*, /chat/* and /_brook/* always reach the Worker
   # first, so no stray file under web/ can shadow playlists, chat or the
   # edge's own endpoints (same list as wrangler.toml's [assets]).
   assets = {
     directory = var.assets_dir
     config = {
-      run_worker_first = ["/live/*", "/chat/*", "/_brook/*"]
+      run_worker_first = ["/live/*", "/vod/*", "/chat/*", "/_brook/*"]
     }
   }
 
