@@ -5,7 +5,8 @@
 // connection: tus-js-client keeps the upload's URL in localStorage), then
 // follows the asset's status until it is ready and links the player.
 //
-// ?url=<upload URL> fills the link in. State for tests lives on window.brookUpload:
+// ?url=<upload URL> fills the link in; ?chunk=<bytes> sets the PATCH size
+// (default 8 MiB; smaller chunks commit progress more often on bad networks). State for tests lives on window.brookUpload:
 //   upload     the tus.Upload (null before the first start)
 //   progress   percent sent; offsets: every Upload-Offset the server acknowledged
 //   assetId    the asset (from the creation response's Brook-Asset-Id header)
@@ -20,6 +21,8 @@
 
   const params = new URLSearchParams(location.search);
   if (params.get('url')) $('url').value = params.get('url');
+  const chunk = Number(params.get('chunk'));
+  const chunkSize = Number.isInteger(chunk) && chunk >= 16 * 1024 ? chunk : 8 * 1024 * 1024;
 
   function setStatus(text) {
     $('status').textContent = text;
@@ -66,7 +69,7 @@
   function start(file, endpoint) {
     const upload = new tus.Upload(file, {
       endpoint,
-      chunkSize: 8 * 1024 * 1024,
+      chunkSize,
       retryDelays: [0, 1000, 3000, 5000],
       metadata: { filename: file.name, filetype: file.type },
       removeFingerprintOnSuccess: true,

@@ -50,13 +50,16 @@
       const [file, frag] = lines[i + 1].trim().split('#xywh=');
       const [x, y, w, h] = (frag || '').split(',').map(Number);
       if ([x, y, w, h].some((n) => !Number.isFinite(n))) continue;
-      cues.push({ start: seconds(a), end: seconds(b), url: new URL(file, root).href, x, y, w, h });
+      cues.push({ start: seconds(a), end: seconds(b), url: new URL(file, new URL(root, location.href)).href, x, y, w, h });
     }
     return cues;
   }
-  fetch(`${root}sprites.vtt${q}`).then((r) => (r.ok ? r.text() : '')).then((t) => {
+  fetch(`${root}sprites.vtt${q}`).then((r) => {
+    if (!r.ok) throw new Error(`sprites.vtt: HTTP ${r.status}`);
+    return r.text();
+  }).then((t) => {
     state.cues = parseVtt(t);
-  }).catch(() => {});
+  }).catch((e) => { state.vttError = String(e); });
   const seekbar = $('seekbar');
   const preview = $('preview');
   function show(time, clientX) {

@@ -18,7 +18,7 @@
 //! /vod/<asset>/<name>.mpd                static DASH MPD            (personalized, 60 s)
 //! /vod/<asset>/<rendition>-initN.mp4     init section               (cached for good)
 //! /vod/<asset>/<rendition>-segM.m4s      segment                    (cached for good)
-//! /vod/<asset>/poster.jpg, thumbnails.vtt, sprite-N.jpg  images     (cached for good)
+//! /vod/<asset>/poster.jpg, sprites.vtt, sprite-N.jpg  images     (cached for good)
 //! /vod/<asset>/status                    processing state (JSON)    (never cached)
 //! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
 //! /chat/<stream>                         chat room WebSocket        (docs/chat.md)
@@ -130,7 +130,7 @@ pub enum VodKind {
     Init,
     /// `<rendition>-segM.m4s`.
     Segment,
-    /// `poster.jpg`, `thumbnails.vtt`, `sprite-N.jpg`: immutable, no
+    /// `poster.jpg`, `sprites.vtt`, `sprite-N.jpg`: immutable, no
     /// rendition.
     Image,
     /// `status`: the asset's processing state, polled; never cached.
@@ -471,14 +471,14 @@ fn object(name: &str) -> (Kind, Option<&str>) {
 /// What an object name within an asset is, and the rendition it belongs to
 /// (the origin's VOD layout: `index.m3u8`, `<rendition>.m3u8`,
 /// `<rendition>-iframes.m3u8`, `*.mpd`, `<rendition>-initN.mp4`,
-/// `<rendition>-segM.m4s`, `poster.jpg`, `thumbnails.vtt`, `sprite-N.jpg`,
+/// `<rendition>-segM.m4s`, `poster.jpg`, `sprites.vtt`, `sprite-N.jpg`,
 /// `status`).
 fn vod_object(name: &str) -> (VodKind, Option<&str>) {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match name {
         "index.m3u8" => return (VodKind::Multivariant, None),
         "status" => return (VodKind::Status, None),
-        "poster.jpg" | "thumbnails.vtt" => return (VodKind::Image, None),
+        "poster.jpg" | "sprites.vtt" => return (VodKind::Image, None),
         _ => {}
     }
     if name
@@ -721,7 +721,7 @@ mod tests {
             ("audio-init12.mp4", Init, Some("audio")),
             ("1080p-seg0.m4s", Segment, Some("1080p")),
             ("poster.jpg", Image, None),
-            ("thumbnails.vtt", Image, None),
+            ("sprites.vtt", Image, None),
             ("sprite-0.jpg", Image, None),
             ("sprite-17.jpg", Image, None),
             ("status", Status, None),

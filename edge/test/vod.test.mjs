@@ -228,7 +228,7 @@ test('manifests are cached for a short time as the origin wrote them, and person
 
 test('immutable objects are cached for good and answer with the origin\'s immutable Cache-Control', async () => {
   const t = token();
-  for (const name of ['720p-seg1.m4s', '720p-init0.mp4', 'poster.jpg', 'thumbnails.vtt', 'sprite-3.jpg']) {
+  for (const name of ['720p-seg1.m4s', '720p-init0.mp4', 'poster.jpg', 'sprites.vtt', 'sprite-3.jpg']) {
     const first = await get(at(name), t);
     assert.equal(first.status, 200, name);
     assert.equal(first.body, bytesOf(name).toString());

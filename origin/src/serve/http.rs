@@ -710,8 +710,16 @@ pub fn response_header(reply: &Reply) -> Option<ResponseHeader> {
     for (k, v) in &reply.headers {
         header.insert_header(*k, v.as_str()).ok()?;
     }
+    // A reply that names its own CORS headers (tus exposes its headers)
+    // keeps them: `insert_header` would replace them.
     for (k, v) in brook_common::cors::RESPONSE_HEADERS {
-        header.insert_header(k, v).ok()?;
+        if !reply
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(k))
+        {
+            header.insert_header(k, v).ok()?;
+        }
     }
     let no_body = reply.status.is_informational()
         || reply.status == StatusCode::NO_CONTENT
@@ -790,7 +798,8 @@ impl OriginHttp {
         if path.starts_with(crate::vod::tus::PREFIX) {
             return crate::vod::http::tus(vod, http, REQUEST_BODY_TIMEOUT).await;
         }
-        let body = match body::read(http, crate::vod::api::MAX_API_BODY, REQUEST_BODY_TIMEOUT).await {
+        let body = match body::read(http, crate::vod::api::MAX_API_BODY, REQUEST_BODY_TIMEOUT).await
+        {
             Ok(b) => b,
             Err(e) => {
                 http.set_keepalive(None);
@@ -910,28 +919,28 @@ impl HttpServerApp for OriginHttp {
             self.vod_request(&mut http, &vod).await
         } else {
             match (
-            body::read(&mut http, limit, REQUEST_BODY_TIMEOUT).await,
-            whip,
-        ) {
-            (Err(e), _) => {
-                debug!(?peer, "request body refused: {e}");
-                // The rest of the body is not read: the connection cannot be reused.
-                http.set_keepalive(None);
-                body_error(&e)
+                body::read(&mut http, limit, REQUEST_BODY_TIMEOUT).await,
+                whip,
+            ) {
+                (Err(e), _) => {
+                    debug!(?peer, "request body refused: {e}");
+                    // The rest of the body is not read: the connection cannot be reused.
+                    http.set_keepalive(None);
+                    body_error(&e)
+                }
+                (Ok(body), Some(whip)) => self.whip_request(&http, &whip, peer, body),
+                (Ok(_), None) => {
+                    let h = http.req_header();
+                    let req = Request {
+                        method: &h.method,
+                        path: h.uri.path(),
+                        query: h.uri.query(),
+                        headers: &h.headers,
+                        peer,
+                    };
+                    self.handle(&req).await
+                }
             }
-            (Ok(body), Some(whip)) => self.whip_request(&http, &whip, peer, body),
-            (Ok(_), None) => {
-                let h = http.req_header();
-                let req = Request {
-                    method: &h.method,
-                    path: h.uri.path(),
-                    query: h.uri.query(),
-                    headers: &h.headers,
-                    peer,
-                };
-                self.handle(&req).await
-            }
-        }
         };
         if !self.write(&mut http, reply, head_only).await {
             return None;

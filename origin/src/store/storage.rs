@@ -396,7 +396,9 @@ mod tests {
         assert_eq!(s.list("cam1/s1/main/seg").await.unwrap(), vec![k.clone()]);
         assert!(s.list("cam2/").await.unwrap().is_empty());
         // A large file goes in parts and comes back whole.
-        let big: Vec<u8> = (0..(MULTIPART_CHUNK * 2 + 12345)).map(|i| (i % 251) as u8).collect();
+        let big: Vec<u8> = (0..(MULTIPART_CHUNK * 2 + 12345))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let src = dir.join("big-source");
         std::fs::write(&src, &big).unwrap();
         let bk = Key::new("videos/a/big.bin").unwrap();
@@ -404,7 +406,10 @@ mod tests {
         assert_eq!(&s.get(&bk).await.unwrap().unwrap()[..], &big[..]);
         // Under a prefix.
         let under = s.under(&Key::new("videos").unwrap());
-        assert_eq!(under.list("a/").await.unwrap(), vec![Key::new("a/big.bin").unwrap()]);
+        assert_eq!(
+            under.list("a/").await.unwrap(),
+            vec![Key::new("a/big.bin").unwrap()]
+        );
         assert_eq!(s.delete_prefix("videos/").await.unwrap(), 1);
         assert!(s.get(&bk).await.unwrap().is_none());
         s.delete(&bk).await.unwrap();

@@ -116,7 +116,9 @@ impl Vod {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(brook_common::credentials::bearer)
-            .is_some_and(|got| brook_common::secret::constant_time_eq(got.as_bytes(), want.as_bytes()))
+            .is_some_and(|got| {
+                brook_common::secret::constant_time_eq(got.as_bytes(), want.as_bytes())
+            })
     }
 
     /// The asset as the API shows it.
@@ -167,10 +169,14 @@ impl Vod {
         let rest = path.strip_prefix("/api/v1/").unwrap_or("");
         let result = match (method, rest) {
             (&Method::POST, "uploads") => self.create_upload(body, &base),
-            (&Method::GET, "assets") => self.db.assets(1000).map(|all| {
-                let list: Vec<_> = all.iter().map(|a| self.asset_json(a, &base)).collect();
-                ApiReply::json(StatusCode::OK, &json!({ "assets": list }))
-            }).map_err(|e| e.to_string()),
+            (&Method::GET, "assets") => self
+                .db
+                .assets(1000)
+                .map(|all| {
+                    let list: Vec<_> = all.iter().map(|a| self.asset_json(a, &base)).collect();
+                    ApiReply::json(StatusCode::OK, &json!({ "assets": list }))
+                })
+                .map_err(|e| e.to_string()),
             (m, r) if r.starts_with("assets/") => {
                 let id = &r["assets/".len()..];
                 if !valid_asset_id(id) {
@@ -178,7 +184,9 @@ impl Vod {
                 }
                 match *m {
                     Method::GET => match self.db.asset(id) {
-                        Ok(Some(a)) => Ok(ApiReply::json(StatusCode::OK, &self.asset_json(&a, &base))),
+                        Ok(Some(a)) => {
+                            Ok(ApiReply::json(StatusCode::OK, &self.asset_json(&a, &base)))
+                        }
                         Ok(None) => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such asset")),
                         Err(e) => Err(e.to_string()),
                     },
@@ -186,7 +194,10 @@ impl Vod {
                         Ok(true) => {
                             // An upload still in progress for it expires;
                             // completing it no longer queues anything.
-                            Ok(ApiReply::json(StatusCode::ACCEPTED, &json!({ "id": id, "status": "deleting" })))
+                            Ok(ApiReply::json(
+                                StatusCode::ACCEPTED,
+                                &json!({ "id": id, "status": "deleting" }),
+                            ))
                         }
                         Ok(false) => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such asset")),
                         Err(e) => Err(e.to_string()),
@@ -304,7 +315,10 @@ impl Vod {
             Ok(None) => return not_found(),
             Err(e) => {
                 tracing::error!("VOD: {e}");
-                return VodAnswer::Reply(ApiReply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+                return VodAnswer::Reply(ApiReply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                ));
             }
         };
         if p.name == "status" {
@@ -336,7 +350,10 @@ impl Vod {
             Ok(None) => not_found(),
             Err(e) => {
                 tracing::error!("VOD: {e}");
-                VodAnswer::Reply(ApiReply::error(StatusCode::BAD_GATEWAY, "storage unavailable"))
+                VodAnswer::Reply(ApiReply::error(
+                    StatusCode::BAD_GATEWAY,
+                    "storage unavailable",
+                ))
             }
         }
     }

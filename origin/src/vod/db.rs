@@ -175,7 +175,9 @@ fn asset_of(row: &Row<'_>) -> rusqlite::Result<Asset> {
         error: row.get("error")?,
         details: details.and_then(|d| serde_json::from_str(&d).ok()),
         passthrough: row.get("passthrough")?,
-        max_duration_s: row.get::<_, Option<i64>>("max_duration_s")?.map(|v| v as u64),
+        max_duration_s: row
+            .get::<_, Option<i64>>("max_duration_s")?
+            .map(|v| v as u64),
     })
 }
 
@@ -230,7 +232,11 @@ impl Db {
     pub fn asset_of_direct(&self, direct_id: &str) -> Result<Option<Asset>, DbError> {
         Ok(self
             .conn()
-            .query_row("SELECT * FROM assets WHERE direct_id = ?1", [direct_id], asset_of)
+            .query_row(
+                "SELECT * FROM assets WHERE direct_id = ?1",
+                [direct_id],
+                asset_of,
+            )
             .optional()?)
     }
 
@@ -301,7 +307,9 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let status: Option<String> = tx
-            .query_row("SELECT status FROM assets WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT status FROM assets WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
         let Some(status) = status else {
             return Ok(false);
@@ -439,7 +447,8 @@ impl Db {
     }
 
     pub fn finish(&self, job: i64) -> Result<(), DbError> {
-        self.conn().execute("DELETE FROM jobs WHERE id = ?1", [job])?;
+        self.conn()
+            .execute("DELETE FROM jobs WHERE id = ?1", [job])?;
         Ok(())
     }
 
@@ -496,25 +505,52 @@ mod tests {
         assert_eq!(db.asset("a1").unwrap().unwrap().status, Status::Queued);
         assert_eq!(db.asset_of_direct("d1").unwrap().unwrap().id, "a1");
         assert!(db.asset_of_direct("d2").unwrap().is_none());
-        let job = db.claim(&[JobKind::Process], "w1", 20, 1000).unwrap().unwrap();
-        assert_eq!((job.kind, job.asset_id.as_str(), job.payload.as_str()), (JobKind::Process, "a1", "/up/a1"));
+        let job = db
+            .claim(&[JobKind::Process], "w1", 20, 1000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (job.kind, job.asset_id.as_str(), job.payload.as_str()),
+            (JobKind::Process, "a1", "/up/a1")
+        );
         assert_eq!(job.attempts, 0);
         // Held: nobody else gets it until the lease runs out.
-        assert!(db.claim(&[JobKind::Process], "w2", 500, 1000).unwrap().is_none());
+        assert!(db
+            .claim(&[JobKind::Process], "w2", 500, 1000)
+            .unwrap()
+            .is_none());
         assert!(db.renew(job.id, "w1", 2000).unwrap());
-        assert!(db.claim(&[JobKind::Process], "w2", 1500, 1000).unwrap().is_none());
+        assert!(db
+            .claim(&[JobKind::Process], "w2", 1500, 1000)
+            .unwrap()
+            .is_none());
         // w1 dies: after the lease, w2 takes over and w1 cannot renew.
-        let taken = db.claim(&[JobKind::Process], "w2", 2001, 1000).unwrap().unwrap();
+        let taken = db
+            .claim(&[JobKind::Process], "w2", 2001, 1000)
+            .unwrap()
+            .unwrap();
         assert_eq!((taken.id, taken.attempts), (job.id, 1));
         assert!(!db.renew(job.id, "w1", 5000).unwrap());
         // w2 restarts: its job is queued again at once.
         assert_eq!(db.recover("w2").unwrap(), 1);
-        let again = db.claim(&[JobKind::Process], "w2", 2002, 1000).unwrap().unwrap();
+        let again = db
+            .claim(&[JobKind::Process], "w2", 2002, 1000)
+            .unwrap()
+            .unwrap();
         assert_eq!(again.id, job.id);
         db.retry(again.id, "boom", 9000).unwrap();
-        assert!(db.claim(&[JobKind::Process], "w2", 8999, 1000).unwrap().is_none());
-        assert!(db.claim(&[JobKind::Webhook], "w2", 9000, 1000).unwrap().is_none());
-        let last = db.claim(&[JobKind::Process], "w2", 9000, 1000).unwrap().unwrap();
+        assert!(db
+            .claim(&[JobKind::Process], "w2", 8999, 1000)
+            .unwrap()
+            .is_none());
+        assert!(db
+            .claim(&[JobKind::Webhook], "w2", 9000, 1000)
+            .unwrap()
+            .is_none());
+        let last = db
+            .claim(&[JobKind::Process], "w2", 9000, 1000)
+            .unwrap()
+            .unwrap();
         db.finish(last.id).unwrap();
         assert!(!db.has_job("a1", JobKind::Process).unwrap());
         std::fs::remove_dir_all(dir).unwrap();
@@ -536,8 +572,14 @@ mod tests {
         assert!(db.start_delete("a2", 8).unwrap());
         assert!(db.start_delete("a2", 9).unwrap());
         assert!(!db.start_delete("nope", 9).unwrap());
-        assert!(db.claim(&[JobKind::Delete], "w", 10, 100).unwrap().is_some());
-        assert!(db.claim(&[JobKind::Delete], "w", 10, 100).unwrap().is_none());
+        assert!(db
+            .claim(&[JobKind::Delete], "w", 10, 100)
+            .unwrap()
+            .is_some());
+        assert!(db
+            .claim(&[JobKind::Delete], "w", 10, 100)
+            .unwrap()
+            .is_none());
         assert_eq!(db.assets(10).unwrap().len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }

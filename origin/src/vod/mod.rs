@@ -219,7 +219,9 @@ pub struct Vod {
 
 impl std::fmt::Debug for Vod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vod").field("worker_id", &self.worker_id).finish()
+        f.debug_struct("Vod")
+            .field("worker_id", &self.worker_id)
+            .finish()
     }
 }
 
@@ -247,7 +249,10 @@ impl Vod {
         .context("opening the upload directory")?;
         // One name per data directory: a restarted origin over the same
         // directory recognizes its own unfinished jobs.
-        let worker_id = format!("origin:{}", data.canonicalize().unwrap_or(data.clone()).display());
+        let worker_id = format!(
+            "origin:{}",
+            data.canonicalize().unwrap_or(data.clone()).display()
+        );
         let recovered = db.recover(&worker_id)?;
         if recovered > 0 {
             info!(recovered, "VOD jobs interrupted by the last stop run again");
@@ -292,8 +297,7 @@ impl Vod {
                         tracing::warn!(asset = id, "queueing: {e}");
                     }
                 }
-                Ok(Some(a))
-                    if matches!(a.status, db::Status::Queued | db::Status::Processing) => {}
+                Ok(Some(a)) if matches!(a.status, db::Status::Queued | db::Status::Processing) => {}
                 Ok(_) => {
                     let _ = std::fs::remove_file(entry.path());
                 }

@@ -99,7 +99,8 @@ pub const EXTENSIONS: &str =
 /// `Tus-Checksum-Algorithm`.
 pub const CHECKSUM_ALGORITHMS: &str = "sha1";
 /// Response headers a page on another origin may read.
-pub const EXPOSE_HEADERS: &str = "location, upload-offset, upload-length, upload-defer-length, \
+pub const EXPOSE_HEADERS: &str =
+    "location, brook-asset-id, upload-offset, upload-length, upload-defer-length, \
      upload-metadata, upload-expires, tus-resumable, tus-version, tus-extension, tus-max-size, \
      tus-checksum-algorithm, content-type";
 /// Request headers a preflight allows when it does not name its own.

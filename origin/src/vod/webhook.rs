@@ -96,7 +96,10 @@ pub async fn deliver(
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(format!("POST {url}: the receiver answered {}", resp.status()))
+        Err(format!(
+            "POST {url}: the receiver answered {}",
+            resp.status()
+        ))
     }
 }
 

@@ -40,7 +40,12 @@ pub fn start(vod: &Arc<Vod>, rt: &Handle) {
                 if vod.stopping.load(Ordering::Relaxed) {
                     return;
                 }
-                match vod.db.claim(&[JobKind::Process], &vod.worker_id, now_ms(), vod.lease_ms()) {
+                match vod.db.claim(
+                    &[JobKind::Process],
+                    &vod.worker_id,
+                    now_ms(),
+                    vod.lease_ms(),
+                ) {
                     Ok(Some(job)) => run_process(&vod, job).await,
                     Ok(None) => tokio::time::sleep(IDLE_POLL).await,
                     Err(e) => {
@@ -202,7 +207,9 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
                 let _ = vod.db.finish(job.id);
             } else {
                 let _ = vod.db.set_status(&asset, Status::Queued, now_ms());
-                let _ = vod.db.retry(job.id, &reason, now_ms() + delay.as_millis() as u64);
+                let _ = vod
+                    .db
+                    .retry(job.id, &reason, now_ms() + delay.as_millis() as u64);
             }
         }
     }
@@ -217,9 +224,7 @@ enum Failure {
     Deleted,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Failure> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Failure::Retry(format!("a job thread failed: {e}")))
@@ -287,9 +292,9 @@ async fn process(
     }
     match transcoded {
         Ok(()) => {}
-        Err(e @ (transcode::FfmpegError::Interrupted(_) | transcode::FfmpegError::Spawn { .. })) => {
-            return Err(Failure::Retry(e.to_string()))
-        }
+        Err(
+            e @ (transcode::FfmpegError::Interrupted(_) | transcode::FfmpegError::Spawn { .. }),
+        ) => return Err(Failure::Retry(e.to_string())),
         Err(e) => return Err(Failure::Asset(format!("transcoding failed: {e}"))),
     }
 
@@ -315,9 +320,11 @@ async fn process(
     .await?;
     let (poster, sprites) = match thumbs {
         Ok(t) => t,
-        Err(e @ (transcode::FfmpegError::Interrupted(_)
-        | transcode::FfmpegError::Spawn { .. }
-        | transcode::FfmpegError::Cancelled)) => return Err(Failure::Retry(e.to_string())),
+        Err(
+            e @ (transcode::FfmpegError::Interrupted(_)
+            | transcode::FfmpegError::Spawn { .. }
+            | transcode::FfmpegError::Cancelled),
+        ) => return Err(Failure::Retry(e.to_string())),
         Err(e) => return Err(Failure::Asset(format!("making thumbnails failed: {e}"))),
     };
     let sheet_bytes = sprites
@@ -392,7 +399,9 @@ async fn process(
         .filter_map(|k| k.as_str().strip_prefix(prefix.as_str()))
         .collect();
     if let Some(missing) = files.iter().find(|f| !stored.contains(f.as_str())) {
-        return Err(Failure::Retry(format!("{missing} is not in storage after writing it")));
+        return Err(Failure::Retry(format!(
+            "{missing} is not in storage after writing it"
+        )));
     }
     Ok(json!({
         "renditions": plan.plan.rungs.iter().map(|r| json!({
@@ -473,4 +482,3 @@ async fn run_webhook(vod: &Arc<Vod>, job: Job) {
         }
     }
 }
-
