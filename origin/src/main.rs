@@ -264,6 +264,7 @@ fn main() -> anyhow::Result<()> {
                 config.vod.clone(),
                 config.ladder.clone(),
                 storage.clone(),
+                archive.clone(),
             )
             .context("starting video on demand")?;
             brook_origin::vod::worker::start(&vod, background.handle());

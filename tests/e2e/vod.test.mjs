@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, writeFileSync, statSync, truncateSync, copyF
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 import {
-  startOrigin, start, freePort, waitFor, launchChromium, ROOT,
+  startOrigin, start, freePort, waitFor, launchChromium, startPublisher, ROOT,
 } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
@@ -47,6 +47,15 @@ function originConfig(dataDir) {
 kind = "s3"
 bucket = "${BUCKET}"
 endpoint = "${s3Url}"
+
+[archive]
+in_storage = true
+
+[streams.cam1]
+key = "dev-key"
+
+[publish]
+reconnect_grace_ms = 300
 
 [ladder]
 rungs = [{ height = 360, bitrate_kbps = 600 }, { height = 240, bitrate_kbps = 300 }]
@@ -428,4 +437,33 @@ test('a restart mid-transcode: the job finishes after it, nothing partial is ser
   const mv = await (await fetch(`${origin.url}/vod/${id}/index.m3u8`)).text();
   assert.match(mv, /360p\.m3u8/);
   assert.ok(asset.renditions.length === 3);
+});
+
+test('live-to-VOD recordings are assets too: listed, played, deleted from the same storage', async () => {
+  const publisher = startPublisher(origin.srtPort, { seconds: 5 });
+  await publisher.exited;
+  const rec = await waitFor('the recording', async () => {
+    const list = (await (await api('recordings')).json()).recordings;
+    return list.find((r) => r.stream === 'cam1' && r.status === 'ready');
+  }, { timeout: 30000, interval: 250 }).catch(async (e) => {
+    throw new Error(`${e.message}: ${await (await api('recordings')).text()}\n${publisher.log}\n${origin.log.slice(-3000)}`);
+  });
+  assert.ok(rec.duration_s > 3, `duration ${rec.duration_s}`);
+  const mv = await fetch(rec.playback.hls);
+  assert.equal(mv.status, 200);
+  const variant = (await mv.text()).split('\n').find((l) => l && !l.startsWith('#'));
+  const base = rec.playback.hls.replace(/index\.m3u8$/, '');
+  const pl = await (await fetch(base + variant)).text();
+  assert.match(pl, /#EXT-X-ENDLIST/);
+  const init = Buffer.from(await (await fetch(base + pl.match(/#EXT-X-MAP:URI="([^"]+)"/)[1])).arrayBuffer());
+  const seg = Buffer.from(await (await fetch(base + pl.split('\n').find((l) => l && !l.startsWith('#')))).arrayBuffer());
+  const f = join(dir, 'recording.mp4');
+  writeFileSync(f, Buffer.concat([init, seg]));
+  ffmpeg(['-v', 'error', '-i', f, '-f', 'null', '-']);
+  assert.ok(s3Keys(`live/cam1/${rec.session}/`).length > 3, 'the recording is in the bucket');
+  const del = await api(`recordings/cam1/${rec.session}`, { method: 'DELETE' });
+  assert.equal(del.status, 200);
+  assert.deepEqual(s3Keys(`live/cam1/${rec.session}/`), []);
+  assert.equal((await fetch(rec.playback.hls)).status, 404);
+  assert.equal((await api(`recordings/cam1/${rec.session}`)).status, 404);
 });

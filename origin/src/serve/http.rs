@@ -270,6 +270,20 @@ impl OriginHttp {
                 r.body = Body::Full(Bytes::from(now));
                 r
             }
+            Some(session) if object == "index.m3u8" => {
+                // A recording's own multivariant playlist (an ended,
+                // archived session), for the asset API's playback URL.
+                let text = match &self.archive {
+                    Some(a) => a.session_multivariant_text(name, session).await,
+                    None => None,
+                };
+                match text {
+                    Some(text) => {
+                        playlist(req, &Rendered::new(text.clone()), etag_of(&text), ENDED)
+                    }
+                    None => Reply::text(StatusCode::NOT_FOUND, "no such recording"),
+                }
+            }
             Some(session) if object.ends_with(".m3u8") => {
                 self.media(req, name, stream.as_ref(), session, object)
                     .await

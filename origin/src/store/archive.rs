@@ -233,6 +233,41 @@ impl Archive {
         }
     }
 
+    /// Deletes an ended session: it leaves the index first (nothing of it is
+    /// served from then on), then every object goes. `Ok(false)`: no such
+    /// session; `Err` also when it is still being recorded.
+    pub async fn delete(&self, stream: &str, session: &str) -> Result<bool, StorageError> {
+        {
+            let Ok(mut index) = self.index.write() else {
+                return Ok(false);
+            };
+            let Some(sessions) = index.get_mut(stream) else {
+                return Ok(false);
+            };
+            match sessions.get(session) {
+                None => return Ok(false),
+                Some(info) if !info.ended => {
+                    return Err(StorageError::BadKey(format!(
+                        "{stream}/{session} is still being recorded"
+                    )))
+                }
+                Some(_) => {}
+            }
+            sessions.remove(session);
+            if sessions.is_empty() {
+                index.remove(stream);
+            }
+        }
+        // Whatever was queued for it is written before it is removed.
+        self.flush().await;
+        let n = self
+            .storage
+            .delete_prefix(&format!("{stream}/{session}/"))
+            .await?;
+        info!(%stream, %session, objects = n, "archived session deleted");
+        Ok(true)
+    }
+
     pub fn session(&self, stream: &str, session: &str) -> Option<SessionInfo> {
         self.index.read().ok()?.get(stream)?.get(session).cloned()
     }
@@ -260,6 +295,22 @@ impl Archive {
                 None
             }
         }
+    }
+
+    /// The multivariant playlist of an ended session, as served inside the
+    /// session's directory (`video.m3u8`): what a recording is played from.
+    pub async fn session_multivariant_text(&self, stream: &str, session: &str) -> Option<Bytes> {
+        if !self.session(stream, session)?.ended {
+            return None;
+        }
+        let key = key(stream, session, MULTIVARIANT).ok()?;
+        let text = self.storage.get(&key).await.ok()??;
+        let mut mv: MultivariantPlaylist = std::str::from_utf8(&text).ok()?.parse().ok()?;
+        let prefix = format!("{RENDITION}/");
+        mv.for_each_uri_mut(|_, uri| {
+            *uri = uri.strip_prefix(&prefix).unwrap_or(uri).to_string();
+        });
+        Some(Bytes::from(mv.to_string()))
     }
 
     /// The multivariant playlist of an archived session, as served next to the

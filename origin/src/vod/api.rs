@@ -205,6 +205,11 @@ impl Vod {
                     _ => Ok(method_not_allowed("GET, DELETE")),
                 }
             }
+            (&Method::GET, "recordings") => Ok(self.recordings(&base)),
+            (m, r) if r.starts_with("recordings/") => {
+                Ok(self.recording(m, &r["recordings/".len()..]).await)
+            }
+            (_, "recordings") => Ok(method_not_allowed("GET")),
             (_, "uploads") => Ok(method_not_allowed("POST")),
             (_, "assets") => Ok(method_not_allowed("GET")),
             _ => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such API path")),
@@ -299,6 +304,75 @@ impl Vod {
                 "max_duration_s": max_duration,
             }),
         ))
+    }
+
+    /// Live-to-VOD recordings: every archived session.
+    fn recordings(&self, base: &str) -> ApiReply {
+        let Some(archive) = &self.archive else {
+            return ApiReply::json(StatusCode::OK, &json!({ "recordings": [] }));
+        };
+        let mut list = Vec::new();
+        for (stream, sessions) in archive.sessions() {
+            for (session, info) in sessions {
+                list.push(json!({
+                    "stream": stream,
+                    "session": session,
+                    "status": if info.ended { "ready" } else { "recording" },
+                    "segments": info.segments,
+                    "duration_s": (info.duration_secs * 1000.0).round() / 1000.0,
+                    "playback": {
+                        "hls": format!("{base}/live/{stream}/{session}/index.m3u8"),
+                        "dash": format!("{base}/live/{stream}/{session}/manifest.mpd"),
+                    },
+                }));
+            }
+        }
+        ApiReply::json(StatusCode::OK, &json!({ "recordings": list }))
+    }
+
+    /// `/api/v1/recordings/<stream>/<session>`: GET one, DELETE it (every
+    /// object goes; a session still recording is refused, 409).
+    async fn recording(&self, method: &Method, rest: &str) -> ApiReply {
+        let not_found = || ApiReply::error(StatusCode::NOT_FOUND, "no such recording");
+        let Some(archive) = &self.archive else {
+            return not_found();
+        };
+        let Some((stream, session)) = rest.split_once('/') else {
+            return not_found();
+        };
+        if !brook_common::valid_stream_name(stream) || !brook_common::valid_session_id(session) {
+            return not_found();
+        }
+        match *method {
+            Method::GET => match archive.session(stream, session) {
+                Some(info) => ApiReply::json(
+                    StatusCode::OK,
+                    &json!({
+                        "stream": stream,
+                        "session": session,
+                        "status": if info.ended { "ready" } else { "recording" },
+                        "segments": info.segments,
+                        "duration_s": (info.duration_secs * 1000.0).round() / 1000.0,
+                    }),
+                ),
+                None => not_found(),
+            },
+            Method::DELETE => match archive.delete(stream, session).await {
+                Ok(true) => ApiReply::json(
+                    StatusCode::OK,
+                    &json!({ "stream": stream, "session": session, "deleted": true }),
+                ),
+                Ok(false) => not_found(),
+                Err(crate::store::storage::StorageError::BadKey(reason)) => {
+                    ApiReply::error(StatusCode::CONFLICT, &reason)
+                }
+                Err(e) => {
+                    tracing::error!("deleting a recording: {e}");
+                    ApiReply::error(StatusCode::BAD_GATEWAY, "storage unavailable")
+                }
+            },
+            _ => method_not_allowed("GET, DELETE"),
+        }
     }
 
     /// `/vod/<id>/<name>`.

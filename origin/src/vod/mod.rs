@@ -207,6 +207,8 @@ pub struct Vod {
     pub db: db::Db,
     pub storage: Arc<dyn Storage>,
     pub uploads: tus::TusStore,
+    /// Live-to-VOD recordings, listed and deleted through the same API.
+    pub archive: Option<Arc<crate::store::archive::Archive>>,
     /// Issues and checks direct upload URLs.
     pub signer: upload_url::UploadUrlSigner,
     pub http_client: reqwest::Client,
@@ -230,6 +232,7 @@ impl Vod {
         config: VodConfig,
         ladder: LadderConfig,
         storage: ObjectStorage,
+        archive: Option<Arc<crate::store::archive::Archive>>,
     ) -> anyhow::Result<Arc<Self>> {
         use anyhow::Context;
         let data = &config.data_dir;
@@ -268,6 +271,7 @@ impl Vod {
             db,
             storage: Arc::new(storage),
             uploads,
+            archive,
             signer,
             http_client,
             worker_id,
