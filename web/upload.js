@@ -75,7 +75,12 @@
       removeFingerprintOnSuccess: true,
       onAfterResponse(req, res) {
         const id = res.getHeader('Brook-Asset-Id');
-        if (id && !state.assetId) state.assetId = id;
+        if (id && !state.assetId) {
+          state.assetId = id;
+          // A reload resumes the upload from tus-js-client's own record; the
+          // asset it fills is remembered here, by upload link.
+          try { localStorage.setItem(`brook-asset:${endpoint}`, id); } catch { /* private mode */ }
+        }
         const off = res.getHeader('Upload-Offset');
         if (off !== undefined && off !== null && off !== '') state.offsets.push(Number(off));
       },
@@ -95,6 +100,7 @@
       },
     });
     state.upload = upload;
+    try { state.assetId ||= localStorage.getItem(`brook-asset:${endpoint}`); } catch { /* private mode */ }
     // Resume an earlier attempt at the same file and link if there is one.
     upload.findPreviousUploads().then((previous) => {
       if (previous.length) upload.resumeFromPreviousUpload(previous[0]);

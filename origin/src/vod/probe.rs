@@ -138,6 +138,13 @@ pub enum ProbeError {
         max_long: u32,
         max_short: u32,
     },
+    /// A container Brook does not take uploads in: playlists and other
+    /// formats that name further files (HLS, concat, image sequences) are
+    /// never opened.
+    #[error(
+        "{0} files are not accepted (MP4/MOV, Matroska/WebM, MPEG-TS/PS, AVI, FLV, ASF or Ogg are)"
+    )]
+    Container(String),
     /// Not the upload's fault: ffprobe could not be run, or said something
     /// that is not its JSON.
     #[error("probing failed: {0}")]
@@ -257,6 +264,9 @@ pub fn parse(json: &[u8]) -> Result<Probe, ProbeError> {
 impl Probe {
     /// The configured limits.
     pub fn check(&self, config: &ProbeConfig) -> Result<(), ProbeError> {
+        if self.demuxer().is_none() {
+            return Err(ProbeError::Container(self.container.clone()));
+        }
         if self.duration_secs > config.max_duration_secs {
             return Err(ProbeError::TooLong {
                 duration_secs: self.duration_secs,
@@ -275,6 +285,14 @@ impl Probe {
         Ok(())
     }
 
+    /// The ffmpeg demuxer the file is read with (`-f`), if its container is
+    /// one uploads may be in. Forcing it keeps ffmpeg from guessing again from
+    /// the bytes (a file that probes as MP4 is read as MP4, nothing else).
+    pub fn demuxer(&self) -> Option<&'static str> {
+        let first = self.container.split(',').next()?;
+        DEMUXERS.iter().copied().find(|d| *d == first)
+    }
+
     /// The video is SDR H.264 in 8-bit 4:2:0, shown as stored (no rotation, square
     /// pixels): what may be copied into the ladder as it is.
     pub fn video_copyable(&self) -> bool {
@@ -286,6 +304,14 @@ impl Probe {
             && matches!(v.pix_fmt.as_deref(), Some("yuv420p" | "yuvj420p"))
     }
 }
+
+/// The ffmpeg demuxers an upload may be read with: containers of one
+/// presentation. Playlists and formats that name further files (HLS, DASH,
+/// concat, image sequences) are not among them, so neither ffprobe (its
+/// `-format_whitelist`) nor ffmpeg (`-f`) ever follows an upload elsewhere.
+pub const DEMUXERS: &[&str] = &[
+    "mov", "matroska", "mpegts", "mpeg", "avi", "flv", "asf", "ogg",
+];
 
 /// Runs ffprobe on `path`, parses its report and checks it against `config`.
 /// Blocking (a second or so at most: ffprobe reads headers, not the media).
@@ -299,6 +325,12 @@ pub fn run(path: &Path, config: &ProbeConfig) -> Result<Probe, ProbeError> {
         .args([
             "-v",
             "error",
+            // Only the file itself: a playlist inside an upload cannot make
+            // ffprobe (or, later, ffmpeg) open anything else.
+            "-protocol_whitelist",
+            "file",
+            "-format_whitelist",
+            &DEMUXERS.join(","),
             "-print_format",
             "json",
             "-show_format",
@@ -428,6 +460,31 @@ fn rotation(v: &Value) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_containers_uploads_may_be_in_are_opened() {
+        let with = |container: &str| {
+            let json = format!(
+                r#"{{"format":{{"format_name":"{container}","duration":"6.0","size":"1511591"}},
+                   "streams":[{{"codec_type":"video","codec_name":"h264","width":640,"height":360}}]}}"#
+            );
+            parse(json.as_bytes()).unwrap()
+        };
+        assert_eq!(with("mov,mp4,m4a,3gp,3g2,mj2").demuxer(), Some("mov"));
+        assert_eq!(with("matroska,webm").demuxer(), Some("matroska"));
+        assert_eq!(with("mpegts").demuxer(), Some("mpegts"));
+        for refused in ["hls", "concat", "image2", "lavfi", "tty", "dash", ""] {
+            let p = with(refused);
+            assert_eq!(p.demuxer(), None, "{refused}");
+            assert!(
+                matches!(
+                    p.check(&ProbeConfig::default()),
+                    Err(ProbeError::Container(_))
+                ),
+                "{refused}"
+            );
+        }
+    }
 
     fn video(extra: &str) -> String {
         format!(

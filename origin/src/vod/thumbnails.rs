@@ -169,6 +169,7 @@ pub fn poster(
     .map(String::from)
     .to_vec();
     args.push(format!("{time_secs:.3}"));
+    args.extend(input_format(probe));
     args.push("-i".into());
     args.push(input.to_string_lossy().into_owned());
     args.extend([
@@ -226,9 +227,9 @@ fn pick_time(
             format!("{t:.3}"),
             "-t".into(),
             "1".into(),
-            "-i".into(),
-            input.to_string_lossy().into_owned(),
         ]);
+        args.extend(input_format(probe));
+        args.extend(["-i".into(), input.to_string_lossy().into_owned()]);
     }
     let mut graph = String::new();
     for i in 0..times.len() {
@@ -355,9 +356,11 @@ pub fn sprites(
     let per_sheet = cols * rows;
     let sheets = count.div_ceil(per_sheet);
     let pattern = dir.join("sprite-%d.jpg");
-    let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"]
+    let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
         .map(String::from)
         .to_vec();
+    args.extend(input_format(probe));
+    args.push("-i".into());
     args.push(input.to_string_lossy().into_owned());
     args.extend([
         "-map".to_string(),
@@ -400,6 +403,16 @@ pub fn sprites(
         FfmpegError::Output(format!("writing {}: {e}", dir.join(SPRITES_VTT).display()))
     })?;
     Ok(sprites)
+}
+
+/// Input options of every ffmpeg run on an upload: only the file itself is
+/// opened, with the demuxer the probe accepted (see `Probe::demuxer`).
+fn input_format(probe: &Probe) -> Vec<String> {
+    let mut a = vec!["-protocol_whitelist".to_string(), "file".to_string()];
+    if let Some(f) = probe.demuxer() {
+        a.extend(["-f".to_string(), f.to_string()]);
+    }
+    a
 }
 
 fn duration_ms(secs: f64) -> u64 {

@@ -120,6 +120,8 @@ pub struct VodPlan {
     pub duration_secs: f64,
     /// The source is HDR: tone mapped to SDR BT.709 before the split.
     pub tonemap: bool,
+    /// The demuxer the probe accepted (`-f`).
+    pub demuxer: Option<&'static str>,
 }
 
 /// HDR (PQ, HLG) to SDR BT.709, from the frames' own colour properties: to
@@ -151,6 +153,7 @@ impl VodPlan {
             encode: encode.clone(),
             duration_secs: probe.duration_secs,
             tonemap: probe.video.hdr,
+            demuxer: probe.demuxer(),
         })
     }
 
@@ -185,10 +188,16 @@ impl VodPlan {
             "-progress",
             "pipe:1",
             "-y",
-            "-i",
+            "-protocol_whitelist",
+            "file",
         ]
         .map(String::from)
         .to_vec();
+        // The demuxer the probe accepted, not a fresh guess from the bytes.
+        if let Some(f) = self.demuxer {
+            a.extend(["-f".to_string(), f.to_string()]);
+        }
+        a.push("-i".into());
         a.push(input.to_string_lossy().into_owned());
         let encoded: Vec<(usize, &ladder::PlannedRung)> = plan
             .rungs
@@ -302,6 +311,12 @@ impl VodPlan {
             ]
             .map(String::from),
         );
+        // The duration the probe read is the container's claim: a file that
+        // declares 10 s and holds hours is cut at what it declared (+1 s), so
+        // the limits checked on the probe hold for the work done too.
+        if self.duration_secs.is_finite() && self.duration_secs > 0.0 {
+            a.extend(["-t".to_string(), format!("{:.3}", self.duration_secs + 1.0)]);
+        }
         a.push(output.to_string_lossy().into_owned());
         a
     }
