@@ -50,8 +50,9 @@ const multivariant = () => '#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n'
 const media = (r) => '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n'
   + `#EXT-X-MAP:URI="${r}-init0.mp4"\n#EXTINF:4,\n${r}-seg0.m4s\n#EXTINF:4,\n${r}-seg1.m4s\n#EXT-X-ENDLIST\n`;
 
-const iframes = (r) => '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n'
-  + `#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI="${r}-init0.mp4"\n`
+// In the order the packager writes an I-frame playlist.
+const iframes = (r) => '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n'
+  + `#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI="${r}-init0.mp4"\n`
   + `#EXTINF:4,\n#EXT-X-BYTERANGE:10@4\n${r}-seg0.m4s\n#EXTINF:4,\n#EXT-X-BYTERANGE:10@4\n${r}-seg1.m4s\n#EXT-X-ENDLIST\n`;
 
 const mpd = () => '<?xml version="1.0" encoding="UTF-8"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT8S">\n'
