@@ -52,6 +52,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
         Some("origin") => {}
         Some("ladder") => return ladder(ctx, args.get(1)),
         Some("package") => return package(ctx, args.get(1)),
+        Some("vod") => return crate::bench_vod::run(ctx, args.get(1)),
         _ => {
             return Err(Error::msg(
                 "usage: cargo xtask bench origin [VIEWERS] [SECONDS] | ladder [SECONDS] | package [RUNS]",
@@ -636,7 +637,7 @@ fn package(ctx: &Ctx, runs: Option<&String>) -> Result {
 /// Makes `path` once (kept in the cache): `seconds` of a 1080p30 test pattern
 /// (H.264 at 6 Mbit/s, with `extra` encoder or filter arguments) and a tone
 /// (AAC 128 kbit/s), as MPEG-TS.
-fn lavfi_source(path: &Path, seconds: u32, extra: &[&str]) -> Result {
+pub(crate) fn lavfi_source(path: &Path, seconds: u32, extra: &[&str]) -> Result {
     if path.exists() {
         return Ok(());
     }

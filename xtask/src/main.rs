@@ -15,6 +15,7 @@
 //! See `docs/development.md` for what each step does and where caches live.
 
 mod bench;
+mod bench_vod;
 mod dev;
 mod setup;
 mod sys;
@@ -41,6 +42,10 @@ commands:
   ops     the dashboard and alert rule checks (also a step of `test`): promtool check
           and test rules, tests/ops (metrics exported, documented); docs/ops.md
   dev     run origin, edge (wrangler dev) and a test-pattern publisher; Ctrl-C stops all
+  bench vod [RUNS]
+          on-demand pipeline: a 60 s 1080p source uploaded with tus and made into
+          the default ladder, against one plain ffmpeg command making the same
+          ladder; tus upload throughput over loopback
   bench package [RUNS]
           brook package against ffmpeg -c copy -f hls on a 60 s 1080p30 file, whole
           process each (min and median); docs/packager.md

@@ -142,7 +142,7 @@ impl Vod {
                 "thumbnails_vtt": format!("{p}/{}", super::thumbnails::SPRITES_VTT),
             });
             if let Some(d) = &a.details {
-                for k in ["renditions", "thumbnails", "source"] {
+                for k in ["renditions", "thumbnails", "source", "timings_ms"] {
                     if let Some(x) = d.get(k) {
                         v[k] = x.clone();
                     }

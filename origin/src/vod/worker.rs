@@ -253,6 +253,13 @@ async fn process(
     std::fs::create_dir_all(&work)
         .map_err(|e| Failure::Retry(format!("creating {}: {e}", work.display())))?;
 
+    // How long each step took, for the asset's details (and the benchmark).
+    let mut step = std::time::Instant::now();
+    let mut timings = serde_json::Map::new();
+    let mut lap = |name: &str| {
+        timings.insert(name.to_owned(), json!(step.elapsed().as_millis() as u64));
+        step = std::time::Instant::now();
+    };
     // 1. Probe.
     let mut probe_config = vod.config.probe.clone();
     probe_config.max_duration_secs = probe_config
@@ -264,6 +271,7 @@ async fn process(
     let probed = probed.map_err(|e| Failure::Asset(e.to_string()))?;
     let _ = vod.db.set_duration(&asset_id, probed.duration_secs);
 
+    lap("probe");
     // 2. Transcode into one MPEG-TS.
     let plan = transcode::VodPlan::new(&probed, &vod.ladder, &vod.config.encode)
         .map_err(|e| Failure::Asset(e.to_string()))?;
@@ -298,6 +306,7 @@ async fn process(
         Err(e) => return Err(Failure::Asset(format!("transcoding failed: {e}"))),
     }
 
+    lap("transcode");
     // 3. Thumbnails, from the source (full quality): the poster and the
     // trick-play sprites, which the manifests then describe.
     let out = work.join("out");
@@ -346,6 +355,7 @@ async fn process(
     };
     let _ = vod.db.set_progress(&asset_id, 91.0, now_ms());
 
+    lap("thumbnails");
     // 4. Package.
     let names = plan.rendition_names();
     let segment_ms = vod.config.encode.segment_ms;
@@ -366,6 +376,7 @@ async fn process(
     let mut images: Vec<String> = vec![poster.file.clone(), sprites.vtt.clone()];
     images.extend(sprites.sheets.iter().cloned());
 
+    lap("package");
     // 5. Store: media and images first, manifests last.
     let mut files: Vec<String> = packaged.media.clone();
     files.extend(images);
@@ -403,6 +414,7 @@ async fn process(
             "{missing} is not in storage after writing it"
         )));
     }
+    lap("store");
     Ok(json!({
         "renditions": plan.plan.rungs.iter().map(|r| json!({
             "name": r.name, "width": r.width, "height": r.height, "bitrate_kbps": r.bitrate_kbps,
@@ -429,6 +441,7 @@ async fn process(
             "hdr": probed.video.hdr,
         },
         "objects": files.len(),
+        "timings_ms": timings,
         "bytes": packaged.bytes,
     }))
 }
