@@ -472,4 +472,80 @@ mod vod {
         let _ = admin.has_job("s1", JobKind::Process);
         assert!(admin.has_job("s1", JobKind::Process).unwrap());
     }
+
+    /// Two origins on one queue and one bucket: the upload that arrived at
+    /// machine A goes to storage (`sources/<asset>`) and its job names that
+    /// key; machine B claims it and can fetch it; deleting the asset removes
+    /// the stored upload (B's delete runner).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn vod_uploads_reach_another_machine_through_storage() {
+        use brook_origin::store::storage::{Key, ObjectStorage, Storage};
+        use brook_origin::vod::{Vod, VodConfig};
+
+        // As main does (the webhook client is built on it).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let server = PgServer::start();
+        let root = std::env::temp_dir().join(format!(
+            "brook-vodpg-two-{}",
+            brook_origin::serve::hub::new_session_id()
+        ));
+        let bucket = ObjectStorage::local(root.join("bucket")).unwrap();
+        let machine = |name: &str| {
+            let config = VodConfig {
+                enabled: true,
+                api_token: Some("0123456789abcdef0123".into()),
+                data_dir: root.join(name),
+                database_url: Some(server.url()),
+                ..VodConfig::default()
+            };
+            config.validate().unwrap();
+            Vod::open(config, Default::default(), bucket.clone()).unwrap()
+        };
+        let (a, b) = (machine("a"), machine("b"));
+        assert_ne!(a.worker_id, b.worker_id);
+
+        let id = brook_origin::vod::new_asset_id();
+        a.db.create_asset(&id, Status::Waiting, 1, None, None, None)
+            .unwrap();
+        let upload = a.source_path(&id);
+        std::fs::create_dir_all(upload.parent().unwrap()).unwrap();
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&upload, &content).unwrap();
+        a.hand_over(&id, upload.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while b.db.asset(&id).unwrap().unwrap().status != Status::Queued {
+            assert!(std::time::Instant::now() < deadline, "never queued");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let key = Key::new(format!("sources/{id}")).unwrap();
+        assert!(!upload.exists(), "A's local copy stays after the hand-over");
+        let job =
+            b.db.claim(
+                &[JobKind::Process],
+                &b.worker_id,
+                brook_origin::serve::hub::unix_ms(),
+                60_000,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.payload, format!("storage:sources/{id}"));
+        let fetched = root.join("b").join("fetched");
+        assert_eq!(
+            b.storage.get_to_file(&key, &fetched).await.unwrap(),
+            Some(content.len() as u64)
+        );
+        assert_eq!(std::fs::read(&fetched).unwrap(), content);
+
+        // Deleted: B's delete runner removes the stored upload and the row.
+        assert!(a.db.start_delete(&id, 20).unwrap());
+        brook_origin::vod::worker::start(&b, &tokio::runtime::Handle::current());
+        while b.db.asset(&id).unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "never deleted");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(bucket.get(&key).await.unwrap().is_none());
+        b.stop();
+        a.stop();
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

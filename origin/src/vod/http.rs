@@ -150,7 +150,7 @@ impl Vod {
     /// a task (gigabytes take a while; the upload's last request does not
     /// wait for it); an origin stopped before the job was queued starts over
     /// at its next start (`recover_uploads`: the asset is still `waiting`).
-    pub(crate) fn hand_over(&self, asset: &str, path: std::path::PathBuf) {
+    pub fn hand_over(&self, asset: &str, path: std::path::PathBuf) {
         let now = crate::serve::hub::unix_ms();
         if !self.db.is_shared() {
             match self
