@@ -401,6 +401,9 @@ mod vod {
         a.queue_processing("d1", "/up/d1", 2).unwrap();
         assert!(a.start_delete("d1", 3).unwrap());
         assert!(b.start_delete("d1", 4).unwrap());
+        // An upload handed over after the delete queues nothing.
+        assert!(!b.queue_processing("d1", "/up/d1", 5).unwrap());
+        assert!(!b.queue_processing("nope", "/up/nope", 5).unwrap());
         assert!(!b.start_delete("nope", 4).unwrap());
         assert_eq!(b.asset("d1").unwrap().unwrap().status, Status::Deleting);
         assert!(!a.has_job("d1", JobKind::Process).unwrap());

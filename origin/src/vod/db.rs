@@ -276,13 +276,14 @@ impl Db {
 
     /// The asset's upload finished: it is queued and its process job created
     /// (`source`: where the job finds the upload), in one transaction (a crash
-    /// leaves both or neither).
+    /// leaves both or neither). Only while the asset is `waiting`: `false`
+    /// when it is not (deleted while its upload was handed over).
     pub fn queue_processing(
         &self,
         asset_id: &str,
         source: &str,
         now_ms: u64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         each!(self, db => db.queue_processing(asset_id, source, now_ms))
     }
 

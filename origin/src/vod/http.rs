@@ -157,7 +157,11 @@ impl Vod {
                 .db
                 .queue_processing(asset, &path.display().to_string(), now)
             {
-                Ok(()) => info!(%asset, "queued"),
+                Ok(true) => info!(%asset, "queued"),
+                Ok(false) => {
+                    info!(%asset, "its asset is gone; the upload is removed");
+                    let _ = std::fs::remove_file(&path);
+                }
                 Err(e) => warn!(%asset, "queueing: {e}"),
             }
             return;
@@ -182,16 +186,16 @@ impl Vod {
                 warn!(%asset, "storing the upload, again in {delay:?}: {e}");
                 tokio::time::sleep(delay).await;
             }
-            // Deleted while it was being stored: nothing to queue.
-            if !matches!(db.asset(&asset), Ok(Some(a)) if a.status == Status::Waiting) {
-                let _ = storage.delete(&key).await;
-                let _ = tokio::fs::remove_file(&path).await;
-                return info!(%asset, "upload stored, but its asset is gone");
-            }
             let payload = format!("{}{key}", super::SOURCE_IN_STORAGE);
             match db.queue_processing(&asset, &payload, crate::serve::hub::unix_ms()) {
-                Ok(()) => {
+                Ok(true) => {
                     info!(%asset, %key, "upload stored; queued");
+                    let _ = tokio::fs::remove_file(&path).await;
+                }
+                // Deleted while it was being stored: nothing to queue.
+                Ok(false) => {
+                    info!(%asset, "upload stored, but its asset is gone");
+                    let _ = storage.delete(&key).await;
                     let _ = tokio::fs::remove_file(&path).await;
                 }
                 Err(e) => warn!(%asset, "queueing: {e}"),

@@ -401,22 +401,27 @@ impl PgDb {
         asset_id: &str,
         source: &str,
         now_ms: u64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         let (asset_id, source) = (asset_id.to_owned(), source.to_owned());
         self.run(move |c| {
             let now = i64_of(now_ms);
             let mut tx = c.transaction()?;
-            tx.execute(
-                "UPDATE assets SET status = 'queued', progress = 0, updated_ms = $2 WHERE id = $1",
+            // The row lock (UPDATE) orders this against a `start_delete`.
+            let n = tx.execute(
+                "UPDATE assets SET status = 'queued', progress = 0, updated_ms = $2
+                 WHERE id = $1 AND status = 'waiting'",
                 &[&asset_id, &now],
             )?;
+            if n == 0 {
+                return Ok(false);
+            }
             tx.execute(
                 "INSERT INTO jobs (kind, asset_id, payload, created_ms, run_after_ms)
                  VALUES ('process', $1, $2, $3, $3)",
                 &[&asset_id, &source, &now],
             )?;
             tx.commit()?;
-            Ok(())
+            Ok(true)
         })
     }
 

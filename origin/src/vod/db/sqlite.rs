@@ -250,20 +250,24 @@ impl SqliteDb {
         asset_id: &str,
         source: &str,
         now_ms: u64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE assets SET status = 'queued', progress = 0, updated_ms = ?2 WHERE id = ?1",
+        let n = tx.execute(
+            "UPDATE assets SET status = 'queued', progress = 0, updated_ms = ?2
+             WHERE id = ?1 AND status = 'waiting'",
             params![asset_id, now_ms as i64],
         )?;
+        if n == 0 {
+            return Ok(false);
+        }
         tx.execute(
             "INSERT INTO jobs (kind, asset_id, payload, created_ms, run_after_ms)
              VALUES ('process', ?1, ?2, ?3, ?3)",
             params![asset_id, source, now_ms as i64],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Claims the oldest runnable job of one of `kinds` for `worker` until
