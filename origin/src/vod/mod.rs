@@ -324,6 +324,13 @@ impl Vod {
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .context("building the webhook HTTP client")?;
+        if db.is_shared() && storage.describe().starts_with("directory ") {
+            tracing::warn!(
+                storage = storage.describe(),
+                "vod.database_url with [storage] on a local directory: origins on other \
+                 machines see uploads and assets only if they mount the same directory"
+            );
+        }
         info!(
             storage = storage.describe(),
             database = db.describe(),
