@@ -488,10 +488,12 @@ mod vod {
         // As main does (the webhook client is built on it).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let server = PgServer::start();
-        let root = std::env::temp_dir().join(format!(
-            "brook-vodpg-two-{}",
-            brook_origin::serve::hub::new_session_id()
-        ));
+        // Removed when the test ends, passed or not.
+        let tmp = tempfile::Builder::new()
+            .prefix("brook-vodpg-two-")
+            .tempdir()
+            .unwrap();
+        let root = tmp.path().to_owned();
         let bucket = ObjectStorage::local(root.join("bucket")).unwrap();
         let machine = |name: &str| {
             let config = VodConfig {
@@ -549,6 +551,5 @@ mod vod {
         assert!(bucket.get(&key).await.unwrap().is_none());
         b.stop();
         a.stop();
-        let _ = std::fs::remove_dir_all(&root);
     }
 }
