@@ -40,6 +40,11 @@ const APT_PACKAGES: &[&str] = &[
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-plugins-bad",
     "gstreamer1.0-libav",
+    // The VOD job queue's PostgreSQL backend is tested against a real server
+    // (origin/tests/vod_postgres.rs): the tests run initdb and pg_ctl from
+    // /usr/lib/postgresql/*/bin in a temporary directory; the Debian cluster
+    // and service the package sets up are not used.
+    "postgresql",
 ];
 
 /// Debian's Rust toolchain that can build std for wasm32 from source; only

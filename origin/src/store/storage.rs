@@ -94,6 +94,11 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// large), all or nothing like [`Storage::put`]. Returns its length.
     async fn put_file(&self, key: &Key, file: &Path) -> Result<u64, StorageError>;
 
+    /// Writes the value under `key` to a local file, streamed (never whole
+    /// in memory), replacing the file only once all of it arrived. Returns
+    /// its length, `None` (and no file) if there is no such key.
+    async fn get_to_file(&self, key: &Key, file: &Path) -> Result<Option<u64>, StorageError>;
+
     /// Removes `key`; removing what is not there is not an error.
     async fn delete(&self, key: &Key) -> Result<(), StorageError>;
 
@@ -314,6 +319,50 @@ impl Storage for ObjectStorage {
         }
     }
 
+    async fn get_to_file(&self, key: &Key, file: &Path) -> Result<Option<u64>, StorageError> {
+        use tokio::io::AsyncWriteExt;
+        let path = StorePath::from(key.as_str());
+        let got = match self.store.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_err("reading", key, e)),
+        };
+        let mut part = file.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let io = |op, source| StorageError::Io {
+            op,
+            key: part.display().to_string(),
+            source,
+        };
+        let mut out = tokio::fs::File::create(&part)
+            .await
+            .map_err(|e| io("creating", e))?;
+        let mut stream = got.into_stream();
+        let mut n = 0u64;
+        let copied = async {
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| store_err("reading", key, e))?
+            {
+                out.write_all(&chunk).await.map_err(|e| io("writing", e))?;
+                n += chunk.len() as u64;
+            }
+            out.sync_all().await.map_err(|e| io("writing", e))?;
+            Ok::<_, StorageError>(())
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&part, file)
+            .await
+            .map_err(|e| io("renaming", e))?;
+        Ok(Some(n))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<Key>, StorageError> {
         // object_store lists by whole path segments: list the directory part of
         // the prefix and filter on the rest.
@@ -404,6 +453,17 @@ mod tests {
         let bk = Key::new("videos/a/big.bin").unwrap();
         assert_eq!(s.put_file(&bk, &src).await.unwrap(), big.len() as u64);
         assert_eq!(&s.get(&bk).await.unwrap().unwrap()[..], &big[..]);
+        // And streams back into a file, whole; a missing key makes no file.
+        let back = dir.join("big-back");
+        assert_eq!(
+            s.get_to_file(&bk, &back).await.unwrap(),
+            Some(big.len() as u64)
+        );
+        assert_eq!(std::fs::read(&back).unwrap(), big);
+        let none = dir.join("none-back");
+        let missing = Key::new("videos/a/none.bin").unwrap();
+        assert_eq!(s.get_to_file(&missing, &none).await.unwrap(), None);
+        assert!(!none.exists());
         // Under a prefix.
         let under = s.under(&Key::new("videos").unwrap());
         assert_eq!(

@@ -1,4 +1,14 @@
-//! The asset and job tables: SQLite (one file, WAL), durable across restarts.
+//! The asset and job tables, durable across restarts, in one of two
+//! databases:
+//!
+//! - SQLite (the default, `sqlite.rs`): one file (WAL) in `vod.data_dir`,
+//!   for one origin that transcodes what it receives.
+//! - PostgreSQL (`vod.database_url`, `pg.rs`): one queue shared by every
+//!   origin that points at it, so transcoding grows past one machine; a job
+//!   is claimed with `SELECT ... FOR UPDATE SKIP LOCKED`, so two workers never
+//!   take the same one.
+//!
+//! Both keep the same two tables and answer the same calls ([`Db`]):
 //!
 //! - `assets`: one row per on-demand asset, its status (`waiting` for its
 //!   upload, `queued`, `processing`, `ready`, `errored`, `deleting`), what the
@@ -6,21 +16,41 @@
 //! - `jobs`: the work queue. A job is claimed with a lease
 //!   (`lease_until_ms`) that its worker renews while it runs; a job whose
 //!   lease ran out (its worker died) is claimed again. A process that starts
-//!   over the same file hands its own jobs back first (`recover`), so a job
-//!   interrupted by a restart runs again from its start at once.
+//!   over the same worker id hands its own jobs back first (`recover`), so a
+//!   job interrupted by a restart runs again from its start at once.
 //!
-//! Every statement is small and runs under one mutex: SQLite answers in
-//! microseconds, far below anything a request or a job waits on.
+//! Times are the caller's clock (`now_ms` arguments): with several machines
+//! on one queue, their clocks must agree (NTP) to well within a lease.
+//!
+//! Both backends are synchronous and called from async code: every statement
+//! is short (one row or one small transaction), like a lock taken briefly.
+
+mod pg;
+mod sqlite;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+pub use pg::PgDb;
+pub use sqlite::SqliteDb;
+
 #[derive(Debug, thiserror::Error)]
-#[error("asset database: {0}")]
-pub struct DbError(#[from] rusqlite::Error);
+#[non_exhaustive]
+pub enum DbError {
+    #[error("asset database (SQLite): {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("asset database (PostgreSQL): {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// A row that does not read back as what was written (a column of
+    /// another type: a schema changed under Brook).
+    #[error("asset database: {0}")]
+    Row(String),
+    /// The PostgreSQL connection's thread is gone.
+    #[error("asset database: {0}")]
+    Unavailable(&'static str),
+}
 
 /// An asset's state, as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,79 +158,48 @@ pub struct Job {
     pub attempts: u32,
 }
 
-#[derive(Debug)]
-pub struct Db {
-    conn: Mutex<Connection>,
+/// The asset and job tables (see the module docs). Cheap to clone: every
+/// clone talks to the same database.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(Arc<SqliteDb>),
+    Postgres(Arc<PgDb>),
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS assets (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    progress REAL NOT NULL DEFAULT 0,
-    duration_s REAL,
-    error TEXT,
-    details TEXT,
-    passthrough TEXT,
-    max_duration_s INTEGER,
-    direct_id TEXT UNIQUE
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    asset_id TEXT NOT NULL,
-    payload TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL DEFAULT 'queued',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    run_after_ms INTEGER NOT NULL DEFAULT 0,
-    lease_until_ms INTEGER NOT NULL DEFAULT 0,
-    worker TEXT,
-    last_error TEXT,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_after_ms);
-";
-
-fn asset_of(row: &Row<'_>) -> rusqlite::Result<Asset> {
-    let details: Option<String> = row.get("details")?;
-    Ok(Asset {
-        id: row.get("id")?,
-        status: Status::parse(&row.get::<_, String>("status")?),
-        created_ms: row.get::<_, i64>("created_ms")? as u64,
-        updated_ms: row.get::<_, i64>("updated_ms")? as u64,
-        progress: row.get("progress")?,
-        duration_s: row.get("duration_s")?,
-        error: row.get("error")?,
-        details: details.and_then(|d| serde_json::from_str(&d).ok()),
-        passthrough: row.get("passthrough")?,
-        max_duration_s: row
-            .get::<_, Option<i64>>("max_duration_s")?
-            .map(|v| v as u64),
-    })
+/// Runs the same call on whichever backend this is.
+macro_rules! each {
+    ($self:ident, $db:ident => $call:expr) => {
+        match $self {
+            Db::Sqlite($db) => $call,
+            Db::Postgres($db) => $call,
+        }
+    };
 }
 
 impl Db {
-    /// Opens (creating if missing) the database at `path`.
+    /// Opens (creating if missing) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Db::Sqlite(Arc::new(SqliteDb::open(path)?)))
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent
-        // (every statement is atomic): keep going.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Connects to the PostgreSQL database at `url` (`postgres://...`) and
+    /// creates the tables if they are missing.
+    pub fn connect(url: &str) -> Result<Self, DbError> {
+        Ok(Db::Postgres(Arc::new(PgDb::connect(url)?)))
+    }
+
+    /// Whether other processes (other machines) share this queue: a job's
+    /// input must then be somewhere every one of them can read.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    /// Which database this is, for logs (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Db::Sqlite(db) => db.describe(),
+            Db::Postgres(db) => db.describe(),
+        }
     }
 
     /// A new asset; `direct_id`: the direct upload that will fill it.
@@ -213,70 +212,33 @@ impl Db {
         max_duration_s: Option<u64>,
         direct_id: Option<&str>,
     ) -> Result<(), DbError> {
-        self.conn().execute(
-            "INSERT INTO assets (id, status, created_ms, updated_ms, passthrough, max_duration_s, direct_id)
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
-            params![
-                id,
-                status.as_str(),
-                now_ms as i64,
-                passthrough,
-                max_duration_s.map(|v| v as i64),
-                direct_id
-            ],
-        )?;
-        Ok(())
+        each!(self, db => db.create_asset(id, status, now_ms, passthrough, max_duration_s, direct_id))
     }
 
     /// The asset a direct upload fills.
     pub fn asset_of_direct(&self, direct_id: &str) -> Result<Option<Asset>, DbError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT * FROM assets WHERE direct_id = ?1",
-                [direct_id],
-                asset_of,
-            )
-            .optional()?)
+        each!(self, db => db.asset_of_direct(direct_id))
     }
 
     pub fn asset(&self, id: &str) -> Result<Option<Asset>, DbError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT * FROM assets WHERE id = ?1", [id], asset_of)
-            .optional()?)
+        each!(self, db => db.asset(id))
     }
 
     /// Every asset, newest first.
     pub fn assets(&self, limit: u32) -> Result<Vec<Asset>, DbError> {
-        let conn = self.conn();
-        let mut st = conn.prepare("SELECT * FROM assets ORDER BY created_ms DESC, id LIMIT ?1")?;
-        let rows = st.query_map([limit], asset_of)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        each!(self, db => db.assets(limit))
     }
 
     pub fn set_status(&self, id: &str, status: Status, now_ms: u64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE assets SET status = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, status.as_str(), now_ms as i64],
-        )?;
-        Ok(())
+        each!(self, db => db.set_status(id, status, now_ms))
     }
 
     pub fn set_progress(&self, id: &str, percent: f64, now_ms: u64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE assets SET progress = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, percent.clamp(0.0, 100.0), now_ms as i64],
-        )?;
-        Ok(())
+        each!(self, db => db.set_progress(id, percent, now_ms))
     }
 
     pub fn set_duration(&self, id: &str, seconds: f64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE assets SET duration_s = ?2 WHERE id = ?1",
-            params![id, seconds],
-        )?;
-        Ok(())
+        each!(self, db => db.set_duration(id, seconds))
     }
 
     pub fn set_ready(
@@ -285,58 +247,21 @@ impl Db {
         details: &serde_json::Value,
         now_ms: u64,
     ) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE assets SET status = 'ready', progress = 100, error = NULL, details = ?2,
-             updated_ms = ?3 WHERE id = ?1",
-            params![id, details.to_string(), now_ms as i64],
-        )?;
-        Ok(())
+        each!(self, db => db.set_ready(id, details, now_ms))
     }
 
     pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE assets SET status = 'errored', error = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, reason, now_ms as i64],
-        )?;
-        Ok(())
+        each!(self, db => db.set_errored(id, reason, now_ms))
     }
 
     /// Marks the asset for deletion and queues the job, unless it is already
     /// being deleted. `false`: no such asset.
     pub fn start_delete(&self, id: &str, now_ms: u64) -> Result<bool, DbError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let status: Option<String> = tx
-            .query_row("SELECT status FROM assets WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let Some(status) = status else {
-            return Ok(false);
-        };
-        if status != "deleting" {
-            tx.execute(
-                "UPDATE assets SET status = 'deleting', updated_ms = ?2 WHERE id = ?1",
-                params![id, now_ms as i64],
-            )?;
-            // The asset's other jobs stop mattering.
-            tx.execute(
-                "DELETE FROM jobs WHERE asset_id = ?1 AND kind = 'process' AND state = 'queued'",
-                [id],
-            )?;
-            tx.execute(
-                "INSERT INTO jobs (kind, asset_id, created_ms) VALUES ('delete', ?1, ?2)",
-                params![id, now_ms as i64],
-            )?;
-        }
-        tx.commit()?;
-        Ok(true)
+        each!(self, db => db.start_delete(id, now_ms))
     }
 
     pub fn remove_asset(&self, id: &str) -> Result<(), DbError> {
-        self.conn()
-            .execute("DELETE FROM assets WHERE id = ?1", [id])?;
-        Ok(())
+        each!(self, db => db.remove_asset(id))
     }
 
     pub fn enqueue(
@@ -346,41 +271,26 @@ impl Db {
         payload: &str,
         now_ms: u64,
     ) -> Result<i64, DbError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO jobs (kind, asset_id, payload, created_ms, run_after_ms)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![kind.as_str(), asset_id, payload, now_ms as i64],
-        )?;
-        Ok(conn.last_insert_rowid())
+        each!(self, db => db.enqueue(kind, asset_id, payload, now_ms))
     }
 
-    /// The asset's upload finished: it is queued and its process job created,
-    /// in one transaction (a crash leaves both or neither).
+    /// The asset's upload finished: it is queued and its process job created
+    /// (`source`: where the job finds the upload), in one transaction (a crash
+    /// leaves both or neither). Only while the asset is `waiting`: `false`
+    /// when it is not (deleted while its upload was handed over).
     pub fn queue_processing(
         &self,
         asset_id: &str,
         source: &str,
         now_ms: u64,
-    ) -> Result<(), DbError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE assets SET status = 'queued', progress = 0, updated_ms = ?2 WHERE id = ?1",
-            params![asset_id, now_ms as i64],
-        )?;
-        tx.execute(
-            "INSERT INTO jobs (kind, asset_id, payload, created_ms, run_after_ms)
-             VALUES ('process', ?1, ?2, ?3, ?3)",
-            params![asset_id, source, now_ms as i64],
-        )?;
-        tx.commit()?;
-        Ok(())
+    ) -> Result<bool, DbError> {
+        each!(self, db => db.queue_processing(asset_id, source, now_ms))
     }
 
     /// Claims the oldest runnable job of one of `kinds` for `worker` until
     /// `now_ms + lease_ms`: a queued job whose time has come, or a running one
-    /// whose lease ran out.
+    /// whose lease ran out. No two claims ever get the same job while its
+    /// lease holds, from this process or another.
     pub fn claim(
         &self,
         kinds: &[JobKind],
@@ -388,98 +298,33 @@ impl Db {
         now_ms: u64,
         lease_ms: u64,
     ) -> Result<Option<Job>, DbError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let placeholders = vec!["?"; kinds.len()].join(",");
-        let sql = format!(
-            "SELECT id, kind, asset_id, payload, attempts FROM jobs
-             WHERE kind IN ({placeholders})
-               AND ((state = 'queued' AND run_after_ms <= ?) OR (state = 'running' AND lease_until_ms < ?))
-             ORDER BY id LIMIT 1"
-        );
-        let mut args: Vec<rusqlite::types::Value> = kinds
-            .iter()
-            .map(|k| rusqlite::types::Value::Text((*k).to_owned()))
-            .collect();
-        args.push((now_ms as i64).into());
-        args.push((now_ms as i64).into());
-        let found = tx
-            .query_row(&sql, rusqlite::params_from_iter(args), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })
-            .optional()?;
-        let Some((id, kind, asset_id, payload, attempts)) = found else {
-            return Ok(None);
-        };
-        tx.execute(
-            "UPDATE jobs SET state = 'running', worker = ?2, lease_until_ms = ?3,
-             attempts = attempts + 1 WHERE id = ?1",
-            params![id, worker, (now_ms + lease_ms) as i64],
-        )?;
-        tx.commit()?;
-        let Some(kind) = JobKind::parse(&kind) else {
-            return Ok(None);
-        };
-        Ok(Some(Job {
-            id,
-            kind,
-            asset_id,
-            payload,
-            attempts: attempts as u32,
-        }))
+        each!(self, db => db.claim(kinds, worker, now_ms, lease_ms))
     }
 
     /// Extends a running job's lease; `false` when the job is no longer this
     /// worker's (its lease ran out and another took it, or it was removed).
     pub fn renew(&self, job: i64, worker: &str, until_ms: u64) -> Result<bool, DbError> {
-        let n = self.conn().execute(
-            "UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-            params![job, worker, until_ms as i64],
-        )?;
-        Ok(n == 1)
+        each!(self, db => db.renew(job, worker, until_ms))
     }
 
     pub fn finish(&self, job: i64) -> Result<(), DbError> {
-        self.conn()
-            .execute("DELETE FROM jobs WHERE id = ?1", [job])?;
-        Ok(())
+        each!(self, db => db.finish(job))
     }
 
     /// Puts a job back to run again at `run_after_ms` (a retry with backoff).
     pub fn retry(&self, job: i64, error: &str, run_after_ms: u64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE jobs SET state = 'queued', worker = NULL, lease_until_ms = 0,
-             run_after_ms = ?2, last_error = ?3 WHERE id = ?1",
-            params![job, run_after_ms as i64, error],
-        )?;
-        Ok(())
+        each!(self, db => db.retry(job, error, run_after_ms))
     }
 
     /// Jobs this worker held when it stopped (a crash or restart) run again
-    /// at once.
+    /// at once. Only `worker`'s: another machine's running jobs are its own.
     pub fn recover(&self, worker: &str) -> Result<usize, DbError> {
-        Ok(self.conn().execute(
-            "UPDATE jobs SET state = 'queued', worker = NULL, lease_until_ms = 0
-             WHERE state = 'running' AND worker = ?1",
-            [worker],
-        )?)
+        each!(self, db => db.recover(worker))
     }
 
     /// Whether a job of `kind` for the asset is queued or running.
     pub fn has_job(&self, asset_id: &str, kind: JobKind) -> Result<bool, DbError> {
-        let n: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM jobs WHERE asset_id = ?1 AND kind = ?2",
-            params![asset_id, kind.as_str()],
-            |r| r.get(0),
-        )?;
-        Ok(n > 0)
+        each!(self, db => db.has_job(asset_id, kind))
     }
 }
 

@@ -137,13 +137,69 @@ impl Vod {
                 return;
             }
         }
+        info!(asset = %asset.id, bytes = done.length, "uploaded");
+        self.hand_over(&asset.id, dest);
+    }
+
+    /// Queues the asset's process job for its uploaded file at `path`.
+    ///
+    /// With SQLite (one origin) the job reads that file where it is. With a
+    /// shared queue the origin that claims the job may be another machine:
+    /// the file goes to storage first (`sources/<asset>`, in parts), then the
+    /// job is queued naming that key, then the local copy goes. That runs as
+    /// a task (gigabytes take a while; the upload's last request does not
+    /// wait for it); an origin stopped before the job was queued starts over
+    /// at its next start (`recover_uploads`: the asset is still `waiting`).
+    pub fn hand_over(&self, asset: &str, path: std::path::PathBuf) {
         let now = crate::serve::hub::unix_ms();
-        match self
-            .db
-            .queue_processing(&asset.id, &dest.display().to_string(), now)
-        {
-            Ok(()) => info!(asset = %asset.id, bytes = done.length, "uploaded; queued"),
-            Err(e) => warn!(asset = %asset.id, "queueing: {e}"),
+        if !self.db.is_shared() {
+            match self
+                .db
+                .queue_processing(asset, &path.display().to_string(), now)
+            {
+                Ok(true) => info!(%asset, "queued"),
+                Ok(false) => {
+                    info!(%asset, "its asset is gone; the upload is removed");
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => warn!(%asset, "queueing: {e}"),
+            }
+            return;
         }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            warn!(%asset, "no runtime to store the upload in; it is queued at the next start");
+            return;
+        };
+        let (db, storage, asset) = (self.db.clone(), self.storage.clone(), asset.to_owned());
+        rt.spawn(async move {
+            let key = match super::source_key(&asset) {
+                Ok(k) => k,
+                Err(e) => return warn!(%asset, "{e}"),
+            };
+            let mut attempt = 0;
+            while let Err(e) = storage.put_file(&key, &path).await {
+                attempt += 1;
+                if attempt >= 8 {
+                    return warn!(%asset, "storing the upload failed {attempt} times, again at the next start: {e}");
+                }
+                let delay = super::webhook::backoff(attempt).min(Duration::from_secs(60));
+                warn!(%asset, "storing the upload, again in {delay:?}: {e}");
+                tokio::time::sleep(delay).await;
+            }
+            let payload = format!("{}{key}", super::SOURCE_IN_STORAGE);
+            match db.queue_processing(&asset, &payload, crate::serve::hub::unix_ms()) {
+                Ok(true) => {
+                    info!(%asset, %key, "upload stored; queued");
+                    let _ = tokio::fs::remove_file(&path).await;
+                }
+                // Deleted while it was being stored: nothing to queue.
+                Ok(false) => {
+                    info!(%asset, "upload stored, but its asset is gone");
+                    let _ = storage.delete(&key).await;
+                    let _ = tokio::fs::remove_file(&path).await;
+                }
+                Err(e) => warn!(%asset, "queueing: {e}"),
+            }
+        });
     }
 }

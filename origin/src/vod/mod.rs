@@ -43,6 +43,14 @@ pub struct VodConfig {
     /// transcodes in progress (`work/`) live, on the local disk. Default
     /// `brook-data`.
     pub data_dir: PathBuf,
+    /// The job queue shared by several origins: `postgres://user:password@host/db`.
+    /// Every origin pointing at it (with the same `[storage]` bucket) takes
+    /// process jobs from one queue, and uploads reach the origin that
+    /// transcodes them through storage (`sources/<asset>`). No TLS: a local
+    /// socket (`postgres:///brook?host=/run/postgresql`) or a tunnel.
+    /// `BROOK_DATABASE_URL` overrides it. Default: none, SQLite in
+    /// `data_dir` (`vod.db`), one origin.
+    pub database_url: Option<String>,
     /// Bearer token of the application's backend for `/api/v1/...` (at least
     /// 16 characters). `BROOK_API_TOKEN` overrides it.
     pub api_token: Option<String>,
@@ -88,6 +96,7 @@ impl Default for VodConfig {
         VodConfig {
             enabled: false,
             data_dir: PathBuf::from("brook-data"),
+            database_url: None,
             api_token: None,
             upload_secret: None,
             public_url: None,
@@ -121,6 +130,9 @@ impl VodConfig {
         if let Some(v) = env("BROOK_WEBHOOK_SECRET") {
             self.webhook_secret = Some(v);
         }
+        if let Some(v) = env("BROOK_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
         self
     }
 
@@ -147,6 +159,9 @@ impl VodConfig {
         }
         if let Some(u) = &self.webhook_url {
             url::Url::parse(u).map_err(|e| format!("vod.webhook_url: {e}"))?;
+        }
+        if let Some(u) = &self.database_url {
+            validate_database_url(u)?;
         }
         if !(1..=64).contains(&self.workers) {
             return Err("vod.workers must be within 1..=64".into());
@@ -181,6 +196,17 @@ impl VodConfig {
     }
 }
 
+/// `vod.database_url`: a PostgreSQL URL the client can parse. The error
+/// never repeats the URL (it may hold a password).
+fn validate_database_url(u: &str) -> Result<(), String> {
+    if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+        return Err("vod.database_url must be a postgres:// or postgresql:// URL".into());
+    }
+    <postgres::Config as std::str::FromStr>::from_str(u)
+        .map(drop)
+        .map_err(|e| format!("vod.database_url: {e}"))
+}
+
 /// Where an asset's objects are in storage: `videos/<id>/<name>`.
 pub fn asset_prefix(id: &str) -> String {
     format!("videos/{id}/")
@@ -189,6 +215,42 @@ pub fn asset_prefix(id: &str) -> String {
 /// A storage key of an asset's object.
 pub fn asset_key(id: &str, name: &str) -> Result<Key, crate::store::storage::StorageError> {
     Key::new(format!("videos/{id}/{name}"))
+}
+
+/// Where an uploaded file waits in storage for the origin that processes it,
+/// when several share the queue: `sources/<id>`.
+pub fn source_key(id: &str) -> Result<Key, crate::store::storage::StorageError> {
+    Key::new(format!("sources/{id}"))
+}
+
+/// A process job's payload that names a storage key rather than a local
+/// file: `storage:sources/<id>`.
+pub const SOURCE_IN_STORAGE: &str = "storage:";
+
+/// This process's name in job leases: the host name and a random id kept in
+/// `data_dir/worker-id`. A restart over the same directory keeps the name (and
+/// recovers its own jobs); two machines never share one, even with the same
+/// `data_dir` path or a copied directory (the host names differ).
+fn worker_id(data: &std::path::Path) -> std::io::Result<String> {
+    let file = data.join("worker-id");
+    let id = match std::fs::read_to_string(&file) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        _ => {
+            let id = new_asset_id();
+            let tmp = data.join("worker-id.tmp");
+            std::fs::write(&tmp, &id)?;
+            std::fs::rename(&tmp, &file)?;
+            id
+        }
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    Ok(format!(
+        "{}:{id}",
+        if host.is_empty() { "origin" } else { &host }
+    ))
 }
 
 /// A new asset id: 32 lowercase hex digits (128 random bits).
@@ -238,7 +300,10 @@ impl Vod {
         let data = &config.data_dir;
         std::fs::create_dir_all(data)
             .with_context(|| format!("creating vod.data_dir {}", data.display()))?;
-        let db = db::Db::open(&data.join("vod.db"))?;
+        let db = match &config.database_url {
+            Some(url) => db::Db::connect(url).context("connecting to vod.database_url")?,
+            None => db::Db::open(&data.join("vod.db"))?,
+        };
         let signer = upload_url::UploadUrlSigner::new(&config.upload_key())
             .map_err(|e| anyhow::anyhow!("vod.upload_secret: {e}"))?;
         let uploads = tus::TusStore::open(
@@ -250,12 +315,10 @@ impl Vod {
             Some(signer.clone()),
         )
         .context("opening the upload directory")?;
-        // One name per data directory: a restarted origin over the same
-        // directory recognizes its own unfinished jobs.
-        let worker_id = format!(
-            "origin:{}",
-            data.canonicalize().unwrap_or(data.clone()).display()
-        );
+        // A restarted origin over the same directory recognizes its own
+        // unfinished jobs.
+        let worker_id = worker_id(data)
+            .with_context(|| format!("writing {}", data.join("worker-id").display()))?;
         let recovered = db.recover(&worker_id)?;
         if recovered > 0 {
             info!(recovered, "VOD jobs interrupted by the last stop run again");
@@ -264,7 +327,19 @@ impl Vod {
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .context("building the webhook HTTP client")?;
-        info!(storage = storage.describe(), "video on demand enabled");
+        if db.is_shared() && storage.describe().starts_with("directory ") {
+            tracing::warn!(
+                storage = storage.describe(),
+                "vod.database_url with [storage] on a local directory: origins on other \
+                 machines see uploads and assets only if they mount the same directory"
+            );
+        }
+        info!(
+            storage = storage.describe(),
+            database = db.describe(),
+            worker = worker_id,
+            "video on demand enabled"
+        );
         let vod = Arc::new(Vod {
             config,
             ladder,
@@ -277,13 +352,13 @@ impl Vod {
             worker_id,
             stopping: std::sync::atomic::AtomicBool::new(false),
         });
-        vod.recover_uploads();
         Ok(vod)
     }
 
     /// After a restart: uploads that completed without being handed over,
-    /// and sources handed over whose asset was not queued yet.
-    fn recover_uploads(&self) {
+    /// and sources handed over whose asset was not queued yet. Runs from
+    /// `worker::start`, in the runtime (a shared queue's hand-over is a task).
+    pub(crate) fn recover_uploads(&self) {
         for done in self.uploads.completed() {
             self.upload_completed(&done);
         }
@@ -295,13 +370,13 @@ impl Vod {
             };
             match self.db.asset(id) {
                 Ok(Some(a)) if a.status == db::Status::Waiting => {
-                    let now = crate::serve::hub::unix_ms();
-                    let path = entry.path().display().to_string();
-                    if let Err(e) = self.db.queue_processing(id, &path, now) {
-                        tracing::warn!(asset = id, "queueing: {e}");
-                    }
+                    self.hand_over(id, entry.path());
                 }
-                Ok(Some(a)) if matches!(a.status, db::Status::Queued | db::Status::Processing) => {}
+                // The job reads this file; with a shared queue it reads
+                // storage's copy (queued only once that was written).
+                Ok(Some(a))
+                    if matches!(a.status, db::Status::Queued | db::Status::Processing)
+                        && !self.db.is_shared() => {}
                 Ok(_) => {
                     let _ = std::fs::remove_file(entry.path());
                 }
@@ -324,5 +399,56 @@ impl Vod {
     /// Scratch space of one asset's job.
     pub fn work_dir(&self, asset: &str) -> PathBuf {
         self.config.data_dir.join("work").join(asset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_is_checked_without_repeating_it() {
+        let mut c = VodConfig {
+            enabled: true,
+            api_token: Some("0123456789abcdef".into()),
+            ..VodConfig::default()
+        };
+        assert!(c.validate().is_ok());
+        for good in [
+            "postgres://brook:secret@db.internal:5432/brook",
+            "postgresql://brook@127.0.0.1/brook?connect_timeout=3",
+            "postgres:///brook?host=/run/postgresql",
+        ] {
+            c.database_url = Some(good.into());
+            assert_eq!(c.validate(), Ok(()), "{good}");
+        }
+        for bad in [
+            "mysql://brook:secret@db/brook",
+            "db.internal",
+            "postgres://brook:secret@db/brook?sslmode=bogus",
+        ] {
+            c.database_url = Some(bad.into());
+            let e = c.validate().unwrap_err();
+            assert!(e.starts_with("vod.database_url"), "{bad}: {e}");
+            assert!(!e.contains("secret"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn worker_id_is_kept_per_directory_and_names_the_host() {
+        let dir = std::env::temp_dir().join(format!(
+            "brook-vod-worker-id-{}",
+            crate::serve::hub::new_session_id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = worker_id(&dir).unwrap();
+        assert_eq!(worker_id(&dir).unwrap(), first);
+        let (host, id) = first.rsplit_once(':').unwrap();
+        assert!(!host.is_empty());
+        assert!(valid_asset_id(id), "{id}");
+        let other = dir.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        assert_ne!(worker_id(&other).unwrap(), first);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use super::db::{Job, JobKind, Status};
+use crate::store::storage::Key;
 use brook_packager::thumbnail::ThumbnailTrack;
 
 use super::{asset_key, asset_prefix, package, probe, thumbnails, transcode, webhook, Vod};
@@ -31,8 +32,13 @@ fn now_ms() -> u64 {
     crate::serve::hub::unix_ms()
 }
 
-/// Starts the runners on `rt`.
+/// Starts the runners on `rt`, after handing over what the last run left
+/// (uploads complete but not queued).
 pub fn start(vod: &Arc<Vod>, rt: &Handle) {
+    {
+        let _in_runtime = rt.enter();
+        vod.recover_uploads();
+    }
     for n in 0..vod.config.workers {
         let vod = vod.clone();
         rt.spawn(async move {
@@ -92,6 +98,23 @@ pub fn start(vod: &Arc<Vod>, rt: &Handle) {
 impl Vod {
     fn lease_ms(&self) -> u64 {
         self.config.lease_s * 1000
+    }
+
+    /// Removes a process job's uploaded file (the asset is ready, errored or
+    /// deleted): the local file, or storage's copy (`sources/<asset>`).
+    async fn drop_source(&self, job: &Job) {
+        match job.payload.strip_prefix(super::SOURCE_IN_STORAGE) {
+            Some(key) => {
+                if let Ok(key) = Key::new(key) {
+                    if let Err(e) = self.storage.delete(&key).await {
+                        warn!(asset = %job.asset_id, "removing the uploaded source: {e}");
+                    }
+                }
+            }
+            None => {
+                let _ = std::fs::remove_file(&job.payload);
+            }
+        }
     }
 
     /// Queues the webhook for an asset's new state (when one is configured).
@@ -172,7 +195,7 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
     match result {
         Ok(details) => {
             let _ = std::fs::remove_dir_all(&work);
-            let _ = std::fs::remove_file(&job.payload);
+            vod.drop_source(&job).await;
             match vod.db.set_ready(&asset, &details, now_ms()) {
                 Ok(()) => {
                     info!(%asset, "ready");
@@ -184,12 +207,13 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
         }
         Err(Failure::Deleted) => {
             let _ = std::fs::remove_dir_all(&work);
+            vod.drop_source(&job).await;
             let _ = vod.db.finish(job.id);
         }
         Err(Failure::Asset(reason)) => {
             warn!(%asset, "cannot be made: {reason}");
             let _ = std::fs::remove_dir_all(&work);
-            let _ = std::fs::remove_file(&job.payload);
+            vod.drop_source(&job).await;
             // Whatever was stored goes; nothing of it was ever served.
             let _ = vod.storage.delete_prefix(&asset_prefix(&asset)).await;
             let _ = vod.db.set_errored(&asset, &reason, now_ms());
@@ -202,6 +226,7 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
             let delay = webhook::backoff(job.attempts + 1).min(Duration::from_secs(60));
             warn!(%asset, "will retry in {delay:?}: {reason}");
             if job.attempts + 1 >= 5 {
+                vod.drop_source(&job).await;
                 let _ = vod.db.set_errored(&asset, &reason, now_ms());
                 vod.notify(&asset, "asset.errored");
                 let _ = vod.db.finish(job.id);
@@ -243,15 +268,29 @@ async fn process(
         Ok(None) => return Err(Failure::Deleted),
         Err(e) => return Err(Failure::Retry(e.to_string())),
     };
-    let source = PathBuf::from(&job.payload);
-    if !source.is_file() {
-        return Err(Failure::Asset("the uploaded file is gone".into()));
-    }
     let work = vod.work_dir(&asset_id);
     // A previous attempt's leftovers (a restart mid-job) start over.
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)
         .map_err(|e| Failure::Retry(format!("creating {}: {e}", work.display())))?;
+    let source = match job.payload.strip_prefix(super::SOURCE_IN_STORAGE) {
+        // A shared queue: the upload may have arrived at another origin.
+        Some(key) => {
+            let key = Key::new(key)
+                .map_err(|e| Failure::Asset(format!("the upload's key {key}: {e}")))?;
+            let local = work.join("source");
+            match vod.storage.get_to_file(&key, &local).await {
+                Ok(Some(bytes)) => info!(asset = %asset_id, bytes, "upload fetched from storage"),
+                Ok(None) => return Err(Failure::Asset("the uploaded file is gone".into())),
+                Err(e) => return Err(Failure::Retry(format!("fetching the upload: {e}"))),
+            }
+            local
+        }
+        None => PathBuf::from(&job.payload),
+    };
+    if !source.is_file() {
+        return Err(Failure::Asset("the uploaded file is gone".into()));
+    }
 
     // How long each step took, for the asset's details (and the benchmark).
     let mut step = std::time::Instant::now();
@@ -452,6 +491,12 @@ async fn run_delete(vod: &Arc<Vod>, job: Job) {
         Ok(n) => {
             info!(%asset, objects = n, "deleted");
             let _ = std::fs::remove_dir_all(vod.work_dir(asset));
+            // An upload not yet processed (queued, or stored for a shared
+            // queue) goes too.
+            let _ = std::fs::remove_file(vod.source_path(asset));
+            if let Ok(key) = super::source_key(asset) {
+                let _ = vod.storage.delete(&key).await;
+            }
             let _ = vod.db.remove_asset(asset);
             let _ = vod.db.finish(job.id);
         }
