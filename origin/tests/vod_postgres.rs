@@ -504,7 +504,7 @@ mod vod {
                 ..VodConfig::default()
             };
             config.validate().unwrap();
-            Vod::open(config, Default::default(), bucket.clone()).unwrap()
+            Vod::open(config, Default::default(), bucket.clone(), None).unwrap()
         };
         let (a, b) = (machine("a"), machine("b"));
         assert_ne!(a.worker_id, b.worker_id);
@@ -541,8 +541,11 @@ mod vod {
         );
         assert_eq!(std::fs::read(&fetched).unwrap(), content);
 
-        // Deleted: B's delete runner removes the stored upload and the row.
+        // Deleted: B's delete runner removes the stored upload and the row
+        // (once the process job is done: a running one sees the deletion
+        // and stops; here B's claim above stands for it and ends now).
         assert!(a.db.start_delete(&id, 20).unwrap());
+        b.db.finish(job.id).unwrap();
         brook_origin::vod::worker::start(&b, &tokio::runtime::Handle::current());
         while b.db.asset(&id).unwrap().is_some() {
             assert!(std::time::Instant::now() < deadline, "never deleted");

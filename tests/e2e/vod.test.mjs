@@ -431,21 +431,57 @@ test('bad uploads get their reason and nothing partial becomes visible', async (
   }
 });
 
-test('a restart mid-transcode: the job finishes after it, nothing partial is served before', async () => {
-  const id = await upload(source);
-  await waitFor('transcoding under way', async () => {
+async function underWay(id) {
+  return waitFor('transcoding under way', async () => {
     const a = await (await api(`assets/${id}`)).json();
     return a.status === 'processing' && a.progress > 5 ? a : null;
   }, { timeout: 120000, interval: 200 });
-  await origin.stop();
-  origin = await startVodOrigin(originPorts);
-  const during = await (await api(`assets/${id}`)).json();
-  assert.notEqual(during.status, 'ready');
-  assert.equal((await fetch(`${origin.url}/vod/${id}/index.m3u8`)).status, 404, 'nothing served before it is ready');
-  const asset = await waitAsset(id, 'ready');
-  const mv = await (await fetch(`${origin.url}/vod/${id}/index.m3u8`)).text();
-  assert.match(mv, /360p\.m3u8/);
-  assert.ok(asset.renditions.length === 3);
+}
+
+for (const [how, signal] of [['stopped', 'SIGTERM'], ['killed', 'SIGKILL']]) {
+  test(`an origin ${how} mid-transcode (${signal}): the job finishes after the restart, nothing partial is served`, async () => {
+    const id = await upload(source);
+    await underWay(id);
+    if (signal === 'SIGTERM') {
+      await origin.stop();
+    } else {
+      // A crash: the origin and its ffmpeg die at once, nothing is cleaned up.
+      process.kill(-origin.pid, 'SIGKILL');
+      await origin.exited;
+    }
+    origin = await startVodOrigin(originPorts);
+    const during = await (await api(`assets/${id}`)).json();
+    assert.ok(['queued', 'processing'].includes(during.status), `after the restart: ${during.status}`);
+    assert.equal((await fetch(`${origin.url}/vod/${id}/index.m3u8`)).status, 404, 'nothing served before it is ready');
+    const asset = await waitAsset(id, 'ready');
+    const mv = await (await fetch(`${origin.url}/vod/${id}/index.m3u8`)).text();
+    assert.match(mv, /360p\.m3u8/);
+    assert.equal(asset.renditions.length, 3);
+    // Every object the manifests name is there.
+    for (const r of ['360p', '240p', 'audio']) {
+      const pl = await (await fetch(`${origin.url}/vod/${id}/${r}.m3u8`)).text();
+      for (const seg of pl.split('\n').filter((l) => l && !l.startsWith('#'))) {
+        assert.equal((await fetch(`${origin.url}/vod/${id}/${seg}`, { method: 'HEAD' })).status, 200, seg);
+      }
+    }
+  });
+}
+
+test('an asset deleted while it is being made leaves nothing behind', async () => {
+  const id = await upload(source);
+  await underWay(id);
+  const del = await api(`assets/${id}`, { method: 'DELETE' });
+  assert.equal(del.status, 202);
+  const st = await fetch(`${origin.url}/vod/${id}/status`);
+  if (st.status === 200) assert.equal((await st.json()).status, 'deleting');
+  else assert.equal(st.status, 404);
+  assert.equal((await fetch(`${origin.url}/vod/${id}/index.m3u8`)).status, 404);
+  await waitFor('asset gone', async () => (await api(`assets/${id}`)).status === 404, { timeout: 120000, interval: 250 });
+  // Past the point where the job would have stored its objects.
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.deepEqual(s3Keys(`videos/${id}/`), []);
+  assert.deepEqual(s3Keys(`sources/${id}`), []);
+  assert.ok(!hooks.some((h) => h.body.includes(id) && h.body.includes('asset.ready')), 'no asset.ready for it');
 });
 
 test('live-to-VOD recordings are assets too: listed, played, deleted from the same storage', async () => {

@@ -295,6 +295,8 @@ impl Storage for ObjectStorage {
                 }
             };
             if let Err(e) = w.wait_for_capacity(4).await {
+                // No half-made multipart upload left behind (S3 bills them).
+                let _ = w.abort().await;
                 return Err(store_err("writing a part of", key, e));
             }
             w.write(&buf[..read]);

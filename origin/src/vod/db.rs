@@ -229,7 +229,9 @@ impl Db {
         each!(self, db => db.assets(limit))
     }
 
-    pub fn set_status(&self, id: &str, status: Status, now_ms: u64) -> Result<(), DbError> {
+    /// These three leave an asset being deleted alone: `false` when the asset
+    /// is gone or `deleting` (the caller's work on it is moot).
+    pub fn set_status(&self, id: &str, status: Status, now_ms: u64) -> Result<bool, DbError> {
         each!(self, db => db.set_status(id, status, now_ms))
     }
 
@@ -246,11 +248,11 @@ impl Db {
         id: &str,
         details: &serde_json::Value,
         now_ms: u64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         each!(self, db => db.set_ready(id, details, now_ms))
     }
 
-    pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<(), DbError> {
+    pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<bool, DbError> {
         each!(self, db => db.set_errored(id, reason, now_ms))
     }
 
@@ -317,7 +319,8 @@ impl Db {
     }
 
     /// Jobs this worker held when it stopped (a crash or restart) run again
-    /// at once. Only `worker`'s: another machine's running jobs are its own.
+    /// at once. Only `worker`'s (claims made as `worker` or `worker/<n>`):
+    /// another machine's running jobs are its own.
     pub fn recover(&self, worker: &str) -> Result<usize, DbError> {
         each!(self, db => db.recover(worker))
     }

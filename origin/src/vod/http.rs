@@ -53,22 +53,31 @@ pub async fn tus(vod: &Vod, http: &mut ServerSession, timeout: Duration) -> Repl
     let headers = h.headers.clone();
     // The asset a creation fills, for the `Brook-Asset-Id` header the
     // upload page follows.
-    let creating_for = if method == Method::POST {
+    let grant = if method == Method::POST {
         query
             .as_deref()
             .and_then(upload_url::token_from_query)
             .and_then(|t| vod.signer.verify(t, unix_s()).ok())
-            .and_then(|g| vod.db.asset_of_direct(&g.id).ok().flatten())
     } else {
         None
     };
-    if let Some(a) = &creating_for {
-        if a.status != Status::Waiting {
-            // Deleted (or already filled) before its upload started.
-            http.set_keepalive(None);
-            return Reply::text(StatusCode::GONE, "this upload URL's asset is gone");
-        }
-    }
+    let creating_for = match &grant {
+        Some(g) => match vod.db.asset_of_direct(&g.id) {
+            Ok(Some(a)) if a.status == Status::Waiting => Some(a),
+            // Deleted (or already filled) before its upload started: nothing
+            // would ever be made of the upload.
+            Ok(_) => {
+                http.set_keepalive(None);
+                return Reply::text(StatusCode::GONE, "this upload URL's asset is gone");
+            }
+            Err(e) => {
+                warn!("looking up a direct upload: {e}");
+                http.set_keepalive(None);
+                return Reply::text(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+            }
+        },
+        None => None,
+    };
     let body_taken = matches!(method, Method::PATCH | Method::POST);
     let mut body = PingoraBody { http, timeout };
     let reply = vod

@@ -159,6 +159,11 @@ impl VodConfig {
         }
         if let Some(u) = &self.webhook_url {
             url::Url::parse(u).map_err(|e| format!("vod.webhook_url: {e}"))?;
+            // Webhooks carry the asset's playback URLs, which need a base
+            // that is not taken from a request.
+            if self.public_url.is_none() {
+                return Err("vod.webhook_url needs vod.public_url (the base of the playback URLs webhooks carry)".into());
+            }
         }
         if let Some(u) = &self.database_url {
             validate_database_url(u)?;

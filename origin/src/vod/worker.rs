@@ -46,13 +46,15 @@ pub fn start(vod: &Arc<Vod>, rt: &Handle) {
                 if vod.stopping.load(Ordering::Relaxed) {
                     return;
                 }
-                match vod.db.claim(
-                    &[JobKind::Process],
-                    &vod.worker_id,
-                    now_ms(),
-                    vod.lease_ms(),
-                ) {
-                    Ok(Some(job)) => run_process(&vod, job).await,
+                // Each claim has an owner of its own (`<worker>/<n>`): a
+                // runner late to renew cannot keep a job another runner of
+                // this process took over meanwhile.
+                let owner = vod.claim_owner();
+                match vod
+                    .db
+                    .claim(&[JobKind::Process], &owner, now_ms(), vod.lease_ms())
+                {
+                    Ok(Some(job)) => run_process(&vod, job, &owner).await,
                     Ok(None) => tokio::time::sleep(IDLE_POLL).await,
                     Err(e) => {
                         warn!(worker = n, "claiming a job: {e}");
@@ -71,6 +73,11 @@ pub fn start(vod: &Arc<Vod>, rt: &Handle) {
             }
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = std::time::Instant::now();
+                // Uploads complete but not handed over (the hand-over
+                // failed, or a creation carried the whole file) go now.
+                for done in vod.uploads.completed() {
+                    vod.upload_completed(&done);
+                }
                 let swept = vod.uploads.sweep(now_ms() / 1000);
                 if swept > 0 {
                     info!(swept, "expired uploads removed");
@@ -98,6 +105,13 @@ pub fn start(vod: &Arc<Vod>, rt: &Handle) {
 impl Vod {
     fn lease_ms(&self) -> u64 {
         self.config.lease_s * 1000
+    }
+
+    /// A lease owner for one claim: this worker's id and a random number.
+    fn claim_owner(&self) -> String {
+        let mut n = [0u8; 8];
+        let _ = getrandom::fill(&mut n);
+        format!("{}/{:016x}", self.worker_id, u64::from_le_bytes(n))
     }
 
     /// Removes a process job's uploaded file (the asset is ready, errored or
@@ -143,11 +157,12 @@ impl Vod {
 async fn with_lease<T>(
     vod: &Arc<Vod>,
     job: &Job,
+    owner: &str,
     lost: Arc<AtomicBool>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
     let renew = {
-        let (vod, id, lost) = (vod.clone(), job.id, lost.clone());
+        let (vod, id, lost, owner) = (vod.clone(), job.id, lost.clone(), owner.to_owned());
         async move {
             let mut renewed = std::time::Instant::now();
             loop {
@@ -161,7 +176,7 @@ async fn with_lease<T>(
                     continue;
                 }
                 renewed = std::time::Instant::now();
-                match vod.db.renew(id, &vod.worker_id, now_ms() + vod.lease_ms()) {
+                match vod.db.renew(id, &owner, now_ms() + vod.lease_ms()) {
                     Ok(true) => {}
                     Ok(false) => lost.store(true, Ordering::Relaxed),
                     Err(e) => warn!(job = id, "renewing a lease: {e}"),
@@ -175,12 +190,25 @@ async fn with_lease<T>(
     }
 }
 
-async fn run_process(vod: &Arc<Vod>, job: Job) {
+async fn run_process(vod: &Arc<Vod>, job: Job, owner: &str) {
     let asset = job.asset_id.clone();
     let lost = Arc::new(AtomicBool::new(false));
     info!(%asset, attempt = job.attempts + 1, "processing");
-    let _ = vod.db.set_status(&asset, Status::Processing, now_ms());
-    let result = with_lease(vod, &job, lost.clone(), process(vod, &job, lost.clone())).await;
+    // An asset deleted since its job was queued is not made at all.
+    let result = match vod.db.set_status(&asset, Status::Processing, now_ms()) {
+        Ok(true) => {
+            with_lease(
+                vod,
+                &job,
+                owner,
+                lost.clone(),
+                process(vod, &job, lost.clone()),
+            )
+            .await
+        }
+        Ok(false) => Err(Failure::Deleted),
+        Err(e) => Err(Failure::Retry(e.to_string())),
+    };
     let work = vod.work_dir(&asset);
     if vod.stopping.load(Ordering::Relaxed) {
         info!(%asset, "stopping: the job runs again at the next start");
@@ -193,19 +221,30 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
         return;
     }
     match result {
-        Ok(details) => {
-            let _ = std::fs::remove_dir_all(&work);
-            vod.drop_source(&job).await;
-            match vod.db.set_ready(&asset, &details, now_ms()) {
-                Ok(()) => {
-                    info!(%asset, "ready");
-                    vod.notify(&asset, "asset.ready");
-                    let _ = vod.db.finish(job.id);
-                }
-                Err(e) => warn!(%asset, "marking ready: {e}"),
+        Ok(details) => match vod.db.set_ready(&asset, &details, now_ms()) {
+            // Ready first, then the source goes: a crash in between leaves
+            // a ready asset and a stray file, never a lost one.
+            Ok(true) => {
+                info!(%asset, "ready");
+                let _ = vod.db.finish(job.id);
+                vod.notify(&asset, "asset.ready");
+                let _ = std::fs::remove_dir_all(&work);
+                vod.drop_source(&job).await;
             }
-        }
+            Ok(false) => {
+                // Deleted while the last objects were stored: they go too.
+                let _ = vod.storage.delete_prefix(&asset_prefix(&asset)).await;
+                let _ = std::fs::remove_dir_all(&work);
+                vod.drop_source(&job).await;
+                let _ = vod.db.finish(job.id);
+            }
+            Err(e) => {
+                warn!(%asset, "marking ready: {e}");
+                let _ = vod.db.retry(job.id, &e.to_string(), now_ms() + 5_000);
+            }
+        },
         Err(Failure::Deleted) => {
+            let _ = vod.storage.delete_prefix(&asset_prefix(&asset)).await;
             let _ = std::fs::remove_dir_all(&work);
             vod.drop_source(&job).await;
             let _ = vod.db.finish(job.id);
@@ -213,12 +252,13 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
         Err(Failure::Asset(reason)) => {
             warn!(%asset, "cannot be made: {reason}");
             let _ = std::fs::remove_dir_all(&work);
-            vod.drop_source(&job).await;
             // Whatever was stored goes; nothing of it was ever served.
             let _ = vod.storage.delete_prefix(&asset_prefix(&asset)).await;
-            let _ = vod.db.set_errored(&asset, &reason, now_ms());
-            vod.notify(&asset, "asset.errored");
+            if matches!(vod.db.set_errored(&asset, &reason, now_ms()), Ok(true)) {
+                vod.notify(&asset, "asset.errored");
+            }
             let _ = vod.db.finish(job.id);
+            vod.drop_source(&job).await;
         }
         Err(Failure::Retry(reason)) => {
             // Storage or the machine failed, not the asset: try again later.
@@ -226,10 +266,12 @@ async fn run_process(vod: &Arc<Vod>, job: Job) {
             let delay = webhook::backoff(job.attempts + 1).min(Duration::from_secs(60));
             warn!(%asset, "will retry in {delay:?}: {reason}");
             if job.attempts + 1 >= 5 {
-                vod.drop_source(&job).await;
-                let _ = vod.db.set_errored(&asset, &reason, now_ms());
-                vod.notify(&asset, "asset.errored");
+                let _ = vod.storage.delete_prefix(&asset_prefix(&asset)).await;
+                if matches!(vod.db.set_errored(&asset, &reason, now_ms()), Ok(true)) {
+                    vod.notify(&asset, "asset.errored");
+                }
                 let _ = vod.db.finish(job.id);
+                vod.drop_source(&job).await;
             } else {
                 let _ = vod.db.set_status(&asset, Status::Queued, now_ms());
                 let _ = vod
@@ -422,8 +464,10 @@ async fn process(
     files.extend(packaged.manifests.iter().cloned());
     let total = files.len().max(1);
     for (i, name) in files.iter().enumerate() {
-        if matches!(vod.db.asset(&asset_id), Ok(Some(a)) if a.status == Status::Deleting) {
-            return Err(Failure::Deleted);
+        match vod.db.asset(&asset_id) {
+            Ok(Some(a)) if a.status != Status::Deleting => {}
+            Ok(_) => return Err(Failure::Deleted),
+            Err(e) => return Err(Failure::Retry(e.to_string())),
         }
         let key = asset_key(&asset_id, name)
             .map_err(|e| Failure::Asset(format!("object name {name}: {e}")))?;
@@ -487,6 +531,17 @@ async fn process(
 
 async fn run_delete(vod: &Arc<Vod>, job: Job) {
     let asset = &job.asset_id;
+    // A process job still at work on it stores objects until it sees the
+    // deletion: wait for it to stop (it removes what it stored), then
+    // delete what is left.
+    if matches!(vod.db.has_job(asset, JobKind::Process), Ok(true)) {
+        let _ = vod.db.retry(
+            job.id,
+            "waiting for the asset's job to stop",
+            now_ms() + 1_000,
+        );
+        return;
+    }
     match vod.storage.delete_prefix(&asset_prefix(asset)).await {
         Ok(n) => {
             info!(%asset, objects = n, "deleted");

@@ -276,16 +276,16 @@ impl PgDb {
         })
     }
 
-    pub fn set_status(&self, id: &str, status: Status, now_ms: u64) -> Result<(), DbError> {
+    pub fn set_status(&self, id: &str, status: Status, now_ms: u64) -> Result<bool, DbError> {
         self.update(
-            "UPDATE assets SET status = $2, updated_ms = $3 WHERE id = $1",
+            "UPDATE assets SET status = $2, updated_ms = $3 WHERE id = $1 AND status <> 'deleting'",
             vec![
                 arg(id.to_owned()),
                 arg(status.as_str()),
                 arg(i64_of(now_ms)),
             ],
         )
-        .map(drop)
+        .map(|n| n == 1)
     }
 
     pub fn set_progress(&self, id: &str, percent: f64, now_ms: u64) -> Result<(), DbError> {
@@ -313,29 +313,30 @@ impl PgDb {
         id: &str,
         details: &serde_json::Value,
         now_ms: u64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         self.update(
             "UPDATE assets SET status = 'ready', progress = 100, error = NULL, details = $2,
-             updated_ms = $3 WHERE id = $1",
+             updated_ms = $3 WHERE id = $1 AND status <> 'deleting'",
             vec![
                 arg(id.to_owned()),
                 arg(details.to_string()),
                 arg(i64_of(now_ms)),
             ],
         )
-        .map(drop)
+        .map(|n| n == 1)
     }
 
-    pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<(), DbError> {
+    pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<bool, DbError> {
         self.update(
-            "UPDATE assets SET status = 'errored', error = $2, updated_ms = $3 WHERE id = $1",
+            "UPDATE assets SET status = 'errored', error = $2, updated_ms = $3
+             WHERE id = $1 AND status <> 'deleting'",
             vec![
                 arg(id.to_owned()),
                 arg(reason.to_owned()),
                 arg(i64_of(now_ms)),
             ],
         )
-        .map(drop)
+        .map(|n| n == 1)
     }
 
     pub fn start_delete(&self, id: &str, now_ms: u64) -> Result<bool, DbError> {
@@ -502,7 +503,8 @@ impl PgDb {
     pub fn recover(&self, worker: &str) -> Result<usize, DbError> {
         let n = self.update(
             "UPDATE jobs SET state = 'queued', worker = NULL, lease_until_ms = 0
-             WHERE state = 'running' AND worker = $1",
+             WHERE state = 'running'
+               AND (worker = $1 OR left(worker, length($1) + 1) = $1 || '/')",
             vec![arg(worker.to_owned())],
         )?;
         Ok(n as usize)

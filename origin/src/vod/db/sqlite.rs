@@ -143,12 +143,12 @@ impl SqliteDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn set_status(&self, id: &str, status: Status, now_ms: u64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE assets SET status = ?2, updated_ms = ?3 WHERE id = ?1",
+    pub fn set_status(&self, id: &str, status: Status, now_ms: u64) -> Result<bool, DbError> {
+        let n = self.conn().execute(
+            "UPDATE assets SET status = ?2, updated_ms = ?3 WHERE id = ?1 AND status <> 'deleting'",
             params![id, status.as_str(), now_ms as i64],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     pub fn set_progress(&self, id: &str, percent: f64, now_ms: u64) -> Result<(), DbError> {
@@ -172,21 +172,22 @@ impl SqliteDb {
         id: &str,
         details: &serde_json::Value,
         now_ms: u64,
-    ) -> Result<(), DbError> {
-        self.conn().execute(
+    ) -> Result<bool, DbError> {
+        let n = self.conn().execute(
             "UPDATE assets SET status = 'ready', progress = 100, error = NULL, details = ?2,
-             updated_ms = ?3 WHERE id = ?1",
+             updated_ms = ?3 WHERE id = ?1 AND status <> 'deleting'",
             params![id, details.to_string(), now_ms as i64],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE assets SET status = 'errored', error = ?2, updated_ms = ?3 WHERE id = ?1",
+    pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<bool, DbError> {
+        let n = self.conn().execute(
+            "UPDATE assets SET status = 'errored', error = ?2, updated_ms = ?3
+             WHERE id = ?1 AND status <> 'deleting'",
             params![id, reason, now_ms as i64],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Marks the asset for deletion and queues the job, unless it is already
@@ -359,7 +360,8 @@ impl SqliteDb {
     pub fn recover(&self, worker: &str) -> Result<usize, DbError> {
         Ok(self.conn().execute(
             "UPDATE jobs SET state = 'queued', worker = NULL, lease_until_ms = 0
-             WHERE state = 'running' AND worker = ?1",
+             WHERE state = 'running'
+               AND (worker = ?1 OR substr(worker, 1, length(?1) + 1) = ?1 || '/')",
             [worker],
         )?)
     }
