@@ -25,6 +25,9 @@ use super::{asset_key, asset_prefix, package, probe, thumbnails, transcode, webh
 
 /// How often a runner looks for work when there was none.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// A transcode that reports no progress this long is stopped (a hung ffmpeg
+/// must not hold a worker forever).
+const STALL_AFTER: Duration = Duration::from_secs(300);
 /// How often an upload directory is swept of expired uploads.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -357,17 +360,41 @@ async fn process(
     let plan = transcode::VodPlan::new(&probed, &vod.ladder, &vod.config.encode)
         .map_err(|e| Failure::Asset(e.to_string()))?;
     let ts = work.join("ladder.ts");
-    let (vod2, id2, src, ts2, plan2, cancel) = (
+    // ffmpeg stops when the lease is lost (or the origin stops), and when it
+    // reports nothing for STALL_AFTER: a hung child must not hold a worker.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let heard = Arc::new(std::sync::atomic::AtomicU64::new(now_ms()));
+    let watchdog = {
+        let (cancel, stalled, heard, lost) =
+            (cancel.clone(), stalled.clone(), heard.clone(), lost.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if lost.load(Ordering::Relaxed) {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                let silent = now_ms().saturating_sub(heard.load(Ordering::Relaxed));
+                if silent > STALL_AFTER.as_millis() as u64 {
+                    stalled.store(true, Ordering::Relaxed);
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (vod2, id2, src, ts2, plan2, cancel2, heard2) = (
         vod.clone(),
         asset_id.clone(),
         source.clone(),
         ts.clone(),
         plan.clone(),
-        lost.clone(),
+        cancel.clone(),
+        heard.clone(),
     );
     let transcoded = blocking(move || {
         let mut last = std::time::Instant::now();
-        transcode::run(&plan2, &src, &ts2, &cancel, |pct| {
+        transcode::run(&plan2, &src, &ts2, &cancel2, |pct| {
+            heard2.store(now_ms(), Ordering::Relaxed);
             // Transcoding is the first 90 %; packaging and storing the rest.
             if last.elapsed() >= Duration::from_millis(500) || pct >= 100.0 {
                 last = std::time::Instant::now();
@@ -375,9 +402,17 @@ async fn process(
             }
         })
     })
-    .await?;
+    .await;
+    watchdog.abort();
+    let transcoded = transcoded?;
     if lost.load(Ordering::Relaxed) {
         return Err(Failure::Retry("lease lost".into()));
+    }
+    if stalled.load(Ordering::Relaxed) {
+        return Err(Failure::Asset(format!(
+            "transcoding stopped: ffmpeg reported no progress for {} s",
+            STALL_AFTER.as_secs()
+        )));
     }
     match transcoded {
         Ok(()) => {}
