@@ -132,9 +132,9 @@ async function waitAsset(id, want, timeout = 180000) {
 }
 
 /** Uploads `file` in one creation + PATCHes; `breakAt`: a PATCH of the first half dropped mid-way first. */
-async function upload(file, { breakAt } = {}) {
+async function upload(file, { breakAt, request = {} } = {}) {
   const data = readFileSync(file);
-  const up = await newUpload({ passthrough: 'e2e' });
+  const up = await newUpload({ passthrough: 'e2e', ...request });
   const created = await tusCreate(up.url, data.length);
   assert.equal(created.status, 201, created.body);
   assert.equal(created.headers['brook-asset-id'], up.asset_id);
@@ -213,8 +213,9 @@ function verifyHook(hook) {
 let readyAsset;
 
 test('upload with a disconnect, resume, transcode, webhook, storage, delivery through the edge', async () => {
-  const id = await upload(source, { breakAt: 2 * 1024 * 1024 });
+  const id = await upload(source, { breakAt: 2 * 1024 * 1024, request: { poster_time_s: 12 } });
   const asset = await waitAsset(id, 'ready');
+  assert.ok(Math.abs(asset.thumbnails.poster.time_s - 12) < 0.5, `poster at ${asset.thumbnails.poster.time_s} s`);
   readyAsset = asset;
   assert.equal(asset.passthrough, 'e2e');
   assert.ok(Math.abs(asset.duration_s - 30) < 0.5, `duration ${asset.duration_s}`);

@@ -85,6 +85,8 @@ struct NewUpload {
     max_duration_s: Option<u64>,
     expires_in_s: Option<u64>,
     passthrough: Option<String>,
+    /// The poster's time, s; default: a representative frame.
+    poster_time_s: Option<f64>,
 }
 
 fn now_ms() -> u64 {
@@ -269,6 +271,12 @@ impl Vod {
                 ),
             ));
         }
+        if req.poster_time_s.is_some_and(|t| !t.is_finite() || t < 0.0) {
+            return Ok(ApiReply::error(
+                StatusCode::BAD_REQUEST,
+                "poster_time_s must be a number of seconds >= 0",
+            ));
+        }
         let id = new_asset_id();
         let now = now_ms();
         let spec = upload_url::DirectUploadSpec {
@@ -291,6 +299,11 @@ impl Vod {
                 Some(&direct.grant.id),
             )
             .map_err(|e| e.to_string())?;
+        if let Some(t) = req.poster_time_s {
+            self.db
+                .set_details(&id, &json!({ "request": { "poster_time_s": t } }))
+                .map_err(|e| e.to_string())?;
+        }
         let url = direct.url(&format!("{base}{}", super::tus::PREFIX));
         let expires_s = direct.grant.expires_unix_s;
         Ok(ApiReply::json(

@@ -243,6 +243,12 @@ impl Db {
         each!(self, db => db.set_duration(id, seconds))
     }
 
+    /// The asset's details before it is made: what the upload request asked
+    /// for (`{"request": {...}}`); replaced by the results when it is ready.
+    pub fn set_details(&self, id: &str, details: &serde_json::Value) -> Result<(), DbError> {
+        each!(self, db => db.set_details(id, details))
+    }
+
     pub fn set_ready(
         &self,
         id: &str,

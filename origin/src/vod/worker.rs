@@ -437,8 +437,16 @@ async fn process(
     );
     let ffmpeg = vod.config.encode.ffmpeg.clone();
     let poster_max = vod.config.poster_max_width;
+    // A time the upload asked for (clamped to the video), or automatic.
+    let poster_at = asset
+        .details
+        .as_ref()
+        .and_then(|d| d.pointer("/request/poster_time_s"))
+        .and_then(serde_json::Value::as_f64);
     let thumbs = blocking(move || {
-        let poster = thumbnails::poster(&ffmpeg, &src, &probed2, None, poster_max, &out2, &cancel)?;
+        let poster = thumbnails::poster(
+            &ffmpeg, &src, &probed2, poster_at, poster_max, &out2, &cancel,
+        )?;
         let sprites = thumbnails::sprites(&ffmpeg, &src, &probed2, &sprite_config, &out2, &cancel)?;
         Ok::<_, transcode::FfmpegError>((poster, sprites))
     })

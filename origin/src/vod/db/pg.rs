@@ -308,6 +308,14 @@ impl PgDb {
         .map(drop)
     }
 
+    pub fn set_details(&self, id: &str, details: &serde_json::Value) -> Result<(), DbError> {
+        self.update(
+            "UPDATE assets SET details = $2 WHERE id = $1",
+            vec![arg(id.to_owned()), arg(details.to_string())],
+        )
+        .map(drop)
+    }
+
     pub fn set_ready(
         &self,
         id: &str,

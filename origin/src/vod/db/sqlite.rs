@@ -167,6 +167,14 @@ impl SqliteDb {
         Ok(())
     }
 
+    pub fn set_details(&self, id: &str, details: &serde_json::Value) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE assets SET details = ?2 WHERE id = ?1",
+            params![id, details.to_string()],
+        )?;
+        Ok(())
+    }
+
     pub fn set_ready(
         &self,
         id: &str,
