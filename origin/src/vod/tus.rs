@@ -1325,7 +1325,7 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 
 /// `Upload-Metadata`: `key base64value` pairs separated by commas; keys
 /// unique, without spaces or commas; a value may be absent.
-fn parse_metadata(v: &str) -> Result<Metadata, &'static str> {
+pub fn parse_metadata(v: &str) -> Result<Metadata, &'static str> {
     if v.len() > MAX_METADATA_LEN {
         return Err("too long");
     }
@@ -1368,7 +1368,7 @@ fn render_metadata(m: &Metadata) -> String {
 }
 
 /// `Upload-Checksum: sha1 <base64 digest>`.
-fn parse_checksum(v: &str) -> Result<[u8; 20], &'static str> {
+pub fn parse_checksum(v: &str) -> Result<[u8; 20], &'static str> {
     let (algo, digest) = v.split_once(' ').ok_or("bad Upload-Checksum")?;
     if !algo.eq_ignore_ascii_case("sha1") {
         return Err("unsupported checksum algorithm (Tus-Checksum-Algorithm: sha1)");
