@@ -1,0 +1,375 @@
+// Content protection end to end: brook-origin encrypts live streams (cbcs, keys
+// from its key service, sealed at rest under BROOK_KEY_MASTER), the edge Worker
+// (wrangler dev, the real wasm build) answers W3C ClearKey license requests after
+// the video's token checks, fetching keys from the origin with the shared
+// KEY_FETCH_TOKEN; hls.js, dash.js and Shaka Player (when installed) play in
+// headless Chromium with a token and fail with a key error without one; hls.js
+// plays across key rotations; the admin API revokes a key.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ROOT, DEV_KEY, startOrigin, startPublisher, launchChromium, mediaPlaylistUrl, text, waitFor, ffmpegDecode,
+} from './lib.mjs';
+import { startWranglerEdge, signToken, KEYS, keyList, tokenQuery, counter } from './edge-lib.mjs';
+
+const ADMIN = '0123456789abcdef-admin';
+const FETCH_TOKEN = 'fetch-0123456789abcdef';
+const MASTER = randomBytes(32).toString('hex');
+const METRICS = 'drm-metrics-secret';
+const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', id: 'drm', ttl: 3600 });
+const CAM1_ONLY = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/cam1/*', id: 'drm1', ttl: 3600 });
+const EXPIRED = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', exp: Math.floor(Date.now() / 1000) - 10 });
+const WRONG_KEY = signToken({ key: KEYS.k2026b, kid: 'k2026a', acl: '/live/*', ttl: 3600 });
+const SOURCE = 'testsrc2=size=640x360:rate=30';
+
+let origin, cam1Pub, rotPub, edge, browser, keyDir;
+
+before(async () => {
+  keyDir = mkdtempSync(join(tmpdir(), 'brook-drm-keys-'));
+  origin = await startOrigin({
+    env: { BROOK_KEY_MASTER: MASTER, BROOK_KEY_FETCH_TOKEN: FETCH_TOKEN },
+    config: `[admin]\ntoken = "${ADMIN}"\n[keys]\ndir = "${keyDir}"\nrotation_keys = 4\n`
+      + `[streams.cam1]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\n`
+      + `[streams.rot]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\nrotate_every_segments = 2\n`,
+  });
+  cam1Pub = startPublisher(origin.srtPort, { video: SOURCE });
+  rotPub = startPublisher(origin.srtPort, { streamid: `publish:live/rot:${DEV_KEY}`, video: SOURCE });
+  edge = await startWranglerEdge({
+    ORIGIN_URL: origin.url,
+    TOKEN_KEYS: keyList('k2026a'),
+    EDGE_CONFIG: JSON.stringify({}),
+    KEY_FETCH_TOKEN: FETCH_TOKEN,
+    METRICS_TOKEN: METRICS,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await Promise.all([cam1Pub, rotPub, edge, origin].map((p) => p?.stop()));
+});
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+const licenseUrl = (stream, token) => `${edge.url}/live/${stream}/license${token ? `?${tokenQuery(token)}` : ''}`;
+
+/** The KIDs (hex) in a media playlist's EXT-X-KEY tags, in order. */
+const keyIds = (playlist) => [...playlist.matchAll(/#EXT-X-KEY:[^\n]*KEYID=0x([0-9a-fA-F]{32})/g)].map((m) => m[1].toLowerCase());
+
+async function mediaPlaylist(stream) {
+  const url = await mediaPlaylistUrl(origin.url, stream);
+  return waitFor(`${stream} media playlist with a segment`, async () => {
+    const r = await text(url);
+    return r.status === 200 && r.body.includes('#EXTINF') ? { url, body: r.body } : null;
+  }, { timeout: 30000, interval: 250 });
+}
+
+async function originKey(stream, kid, token = FETCH_TOKEN) {
+  return fetch(`${origin.url}/keys/${stream}/${kid}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+}
+
+async function license(stream, body, token = TOKEN) {
+  return fetch(licenseUrl(stream, token), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+}
+
+async function edgeMetrics() {
+  const res = await fetch(`${edge.url}/_brook/metrics`, { headers: { authorization: `Bearer ${METRICS}` } });
+  assert.equal(res.status, 200);
+  const out = {};
+  for (const line of (await res.text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out[line.slice(0, at)] = Number(line.slice(at + 1));
+  }
+  return out;
+}
+
+test('playlists and MPD signal ClearKey, never the key; a segment does not decode without it', async () => {
+  const { url, body } = await mediaPlaylist('cam1');
+  const kids = keyIds(body);
+  assert.ok(kids.length >= 1, `EXT-X-KEY with KEYID in\n${body}`);
+  assert.match(body, /#EXT-X-KEY:METHOD=SAMPLE-AES,URI="\/live\/cam1\/license",KEYFORMAT="org.w3.clearkey"/);
+  const key = await (await originKey('cam1', kids[0])).json();
+  assert.equal(key.kid, kids[0]);
+  const mpdUrl = url.replace(/[^/]+$/, 'manifest.mpd');
+  const mpd = (await text(mpdUrl)).body;
+  assert.match(mpd, /urn:mpeg:dash:mp4protection:2011/);
+  assert.match(mpd, /urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e/);
+  assert.ok(mpd.toLowerCase().includes(kids[0].replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-')), 'cenc:default_KID');
+  for (const [what, textBody] of [['playlist', body], ['MPD', mpd]]) {
+    for (const spelling of [key.key, key.key.toUpperCase(), b64url(Buffer.from(key.key, 'hex'))]) {
+      assert.ok(!textBody.includes(spelling), `the key is not in the ${what}`);
+    }
+  }
+  // The key store holds no key in the clear.
+  const store = readFileSync(join(keyDir, 'keys.json'), 'utf8');
+  assert.ok(store.includes(kids[0]) && !store.includes(key.key), 'keys.json: KID yes, key no');
+
+  const map = body.match(/#EXT-X-MAP:URI="([^"]+)"/)[1];
+  const seg = body.split('\n').find((l) => l && !l.startsWith('#'));
+  const init = Buffer.from(await (await fetch(new URL(map, url))).arrayBuffer());
+  const media = Buffer.from(await (await fetch(new URL(seg, url))).arrayBuffer());
+  assert.ok(init.includes(Buffer.from('encv')) && init.includes(Buffer.from('tenc')), 'encv/tenc in the init');
+  const decoded = await ffmpegDecode(init, media);
+  assert.ok(decoded.code !== 0 || decoded.output.trim() !== '',
+    'ffmpeg complains decoding the encrypted segment without its key');
+  console.log(`# ffmpeg without the key: ${decoded.output.trim().split('\n').slice(0, 2).join(' | ')}`);
+});
+
+test('the origin serves keys only to the edge: bearer token, per stream, 404 unknown', async () => {
+  const kid = keyIds((await mediaPlaylist('cam1')).body)[0];
+  assert.equal((await originKey('cam1', kid, null)).status, 401);
+  assert.equal((await originKey('cam1', kid, 'not-the-fetch-token')).status, 401);
+  const ok = await originKey('cam1', kid);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get('cache-control'), 'no-store');
+  assert.equal((await originKey('rot', kid)).status, 404, "another stream's KID");
+  assert.equal((await originKey('cam1', '00'.repeat(16))).status, 404);
+  assert.equal((await originKey('cam1', 'zz')).status, 404);
+});
+
+test('license endpoint: token checks as for the video, ClearKey JWK set, bad input 4xx, refusals counted', async () => {
+  const kid = keyIds((await mediaPlaylist('cam1')).body)[0];
+  const key = (await (await originKey('cam1', kid)).json()).key;
+  const request = JSON.stringify({ kids: [b64url(Buffer.from(kid, 'hex'))], type: 'temporary' });
+  const before = await edgeMetrics();
+
+  const res = await license('cam1', request);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('cache-control'), 'no-store');
+  assert.deepEqual(await res.json(), {
+    keys: [{ kty: 'oct', kid: b64url(Buffer.from(kid, 'hex')), k: b64url(Buffer.from(key, 'hex')) }],
+    type: 'temporary',
+  });
+  // The same viewer token in a cookie or as a bearer token works as for the video.
+  const bearer = await fetch(licenseUrl('cam1'), { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: request });
+  assert.equal(bearer.status, 200);
+  const preflight = await fetch(licenseUrl('cam1'), {
+    method: 'OPTIONS', headers: { origin: 'http://player.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+  });
+  assert.equal(preflight.status, 204);
+  assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /POST/);
+
+  for (const [what, token, status] of [
+    ['no token', null, 401], ['expired', EXPIRED, 403], ['bad signature', WRONG_KEY, 403], ['garbage', 'exp=1~hmac=00', 403],
+  ]) {
+    assert.equal((await license('cam1', request, token)).status, status, what);
+  }
+  // A token for cam1 only gets no license for rot (the ACL is the stream's path).
+  const rotKid = keyIds((await mediaPlaylist('rot')).body)[0];
+  const rotRequest = JSON.stringify({ kids: [b64url(Buffer.from(rotKid, 'hex'))], type: 'temporary' });
+  assert.equal((await license('rot', rotRequest, CAM1_ONLY)).status, 403, 'ACL of another stream');
+  assert.equal((await license('rot', rotRequest)).status, 200);
+  // cam1's KID asked of rot's endpoint: not rot's key.
+  assert.equal((await license('rot', request)).status, 404, "another stream's KID");
+
+  const many = JSON.stringify({ kids: Array.from({ length: 17 }, () => b64url(randomBytes(16))) });
+  for (const [what, body, status] of [
+    ['malformed JSON', '{"kids":[', 400],
+    ['not an object', '[]', 400],
+    ['short KID', JSON.stringify({ kids: ['AAAA'] }), 400],
+    ['persistent', JSON.stringify({ kids: [b64url(Buffer.from(kid, 'hex'))], type: 'persistent-license' }), 400],
+    ['17 KIDs', many, 400],
+    ['body over 8 KiB', JSON.stringify({ kids: [], pad: 'x'.repeat(9000) }), 413],
+    ['unknown KID', JSON.stringify({ kids: [b64url(randomBytes(16))] }), 404],
+  ]) {
+    assert.equal((await license('cam1', body)).status, status, what);
+  }
+  assert.equal((await fetch(licenseUrl('cam1', TOKEN))).status, 405, 'GET');
+
+  const after = await edgeMetrics();
+  const denied = (labels) => counter(after, 'brook_edge_license_denied_total', labels)
+    - counter(before, 'brook_edge_license_denied_total', labels);
+  assert.equal(denied({ reason: 'no_token' }), 1);
+  assert.equal(denied({ reason: 'token' }), 4);
+  assert.equal(denied({ reason: 'malformed' }), 4);
+  assert.equal(denied({ reason: 'too_many_kids' }), 1);
+  assert.equal(denied({ reason: 'too_large' }), 1);
+  assert.equal(denied({ reason: 'unknown_kid' }), 2);
+  assert.ok(counter(after, 'brook_edge_licenses_total') - counter(before, 'brook_edge_licenses_total') >= 3);
+});
+
+async function playerPage() {
+  browser ??= await launchChromium();
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  await page.goto(`${edge.url}/`); // the edge's origin: same-origin playlists and licenses
+  return page;
+}
+
+async function hlsPage(stream, token, licenseToken = token) {
+  const page = await playerPage();
+  await page.addScriptTag({ content: readFileSync(join(ROOT, 'node_modules/hls.js/dist/hls.min.js'), 'utf8') });
+  await page.evaluate(({ src, licenseUrl: lic }) => {
+    document.body.innerHTML = '<video id="v" muted autoplay playsinline></video>';
+    const video = document.getElementById('v');
+    const hls = new window.Hls({
+      lowLatencyMode: true,
+      emeEnabled: true,
+      drmSystems: { 'org.w3.clearkey': { licenseUrl: lic } },
+    });
+    const state = { video, hls, errors: [], fatal: [], keyIds: new Set() };
+    hls.on(window.Hls.Events.ERROR, (_, d) => {
+      const e = `${d.type}/${d.details}${d.response?.code ? ` ${d.response.code}` : ''}`;
+      state.errors.push(e);
+      if (d.fatal) state.fatal.push(e);
+    });
+    hls.on(window.Hls.Events.KEY_LOADED, (_, d) => {
+      const id = d.keyInfo?.decryptdata?.keyId;
+      if (id) state.keyIds.add(Array.from(id, (b) => b.toString(16).padStart(2, '0')).join(''));
+    });
+    hls.loadSource(src);
+    hls.attachMedia(video);
+    window.player = state;
+  }, {
+    src: `${edge.url}/live/${stream}/index.m3u8${token ? `?${tokenQuery(token)}` : ''}`,
+    licenseUrl: licenseUrl(stream, licenseToken),
+  });
+  return page;
+}
+
+async function dashPage(mpdUrl, lic, { shaka = false } = {}) {
+  const page = await playerPage();
+  if (shaka) {
+    await page.addScriptTag({ content: readFileSync(join(ROOT, 'node_modules/shaka-player/dist/shaka-player.compiled.js'), 'utf8') });
+    await page.evaluate(async ({ src, licenseUrl: l }) => {
+      document.body.innerHTML = '<video id="v" muted autoplay playsinline></video>';
+      const video = document.getElementById('v');
+      window.shaka.polyfill.installAll();
+      const player = new window.shaka.Player();
+      const state = { video, errors: [], fatal: [] };
+      player.addEventListener('error', (e) => { state.errors.push(`${e.detail?.code}`); state.fatal.push(`${e.detail?.code}`); });
+      player.configure({ drm: { servers: { 'org.w3.clearkey': l } } });
+      window.player = state;
+      await player.attach(video);
+      player.load(src).catch((e) => { state.errors.push(`load ${e.code}`); state.fatal.push(`load ${e.code}`); });
+    }, { src: mpdUrl, licenseUrl: lic });
+    return page;
+  }
+  await page.addScriptTag({ content: readFileSync(join(ROOT, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'), 'utf8') });
+  await page.evaluate(({ src, licenseUrl: l }) => {
+    document.body.innerHTML = '<video id="v" muted autoplay playsinline></video>';
+    const video = document.getElementById('v');
+    const player = window.dashjs.MediaPlayer().create();
+    const state = { video, errors: [], fatal: [] };
+    player.on(window.dashjs.MediaPlayer.events.ERROR, (e) => {
+      const s = JSON.stringify(e.error ?? e).slice(0, 200);
+      state.errors.push(s);
+      state.fatal.push(s);
+    });
+    player.setProtectionData({ 'org.w3.clearkey': { serverURL: l } });
+    player.initialize(video, src, true);
+    window.player = state;
+  }, { src: mpdUrl, licenseUrl: lic });
+  return page;
+}
+
+/** Waits until the page's player has played `seconds`; returns how far it got. */
+async function plays(page, seconds, what) {
+  await page.waitForFunction(() => window.player.video.currentTime > 0, null, { timeout: 40000 })
+    .catch(async (e) => { throw new Error(`${what}: ${e.message}\n${await page.evaluate(() => window.player.errors.join('\n'))}`); });
+  const t0 = await page.evaluate(() => window.player.video.currentTime);
+  await page.waitForFunction((t) => window.player.video.currentTime > t, t0 + seconds, { timeout: (seconds + 20) * 1000 });
+  const s = await page.evaluate(() => ({ t: window.player.video.currentTime, fatal: window.player.fatal, errors: window.player.errors }));
+  assert.deepEqual(s.fatal, [], `${what}: no fatal error`);
+  return s;
+}
+
+/** Waits `ms`, then says whether the player is stuck at 0 and what it reported. */
+async function refused(page, ms = 15000) {
+  await page.waitForFunction(() => window.player.errors.length > 0, null, { timeout: ms }).catch(() => {});
+  await page.waitForTimeout(3000);
+  return page.evaluate(() => ({ t: window.player.video.currentTime, errors: window.player.errors }));
+}
+
+async function cam1Mpd(token) {
+  const media = new URL(await mediaPlaylistUrl(origin.url, 'cam1'));
+  const path = media.pathname.replace(/[^/]+$/, 'manifest.mpd');
+  return `${edge.url}${path}${token ? `?${tokenQuery(token)}` : ''}`;
+}
+
+test('hls.js plays the encrypted stream through the edge with a token (ClearKey license from the edge)', async () => {
+  const page = await hlsPage('cam1', TOKEN);
+  const s = await plays(page, 6, 'hls.js');
+  console.log(`# hls.js played to ${s.t.toFixed(1)} s; non-fatal: ${s.errors.join(', ') || 'none'}`);
+  await page.close();
+});
+
+test('hls.js with a valid video token but an expired one for the license: key error, no playback', async () => {
+  const page = await hlsPage('cam1', TOKEN, EXPIRED);
+  const r = await refused(page);
+  assert.equal(r.t, 0, 'nothing played');
+  assert.ok(r.errors.some((e) => /^keySystemError\//.test(e)), `a key system error, got ${r.errors.join(', ')}`);
+  console.log(`# hls.js without a valid license token: ${[...new Set(r.errors)].join(', ')}`);
+  await page.close();
+});
+
+test('dash.js plays the encrypted MPD through the edge; without a token the license is refused', async () => {
+  const page = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', TOKEN));
+  const s = await plays(page, 6, 'dash.js');
+  console.log(`# dash.js played to ${s.t.toFixed(1)} s`);
+  await page.close();
+  const denied = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', null));
+  const r = await refused(denied);
+  assert.equal(r.t, 0, 'nothing played');
+  assert.ok(r.errors.some((e) => /license|key|protection|drm/i.test(e)), `a protection error, got ${r.errors.join('\n')}`);
+  console.log(`# dash.js without a token: ${r.errors[0]}`);
+  await denied.close();
+});
+
+const shakaInstalled = existsSync(join(ROOT, 'node_modules/shaka-player/dist/shaka-player.compiled.js'));
+test('Shaka Player plays the encrypted MPD through the edge; without a token the license is refused', { skip: !shakaInstalled && 'shaka-player is not in node_modules' }, async () => {
+  const page = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', TOKEN), { shaka: true });
+  const s = await plays(page, 6, 'Shaka');
+  console.log(`# Shaka played to ${s.t.toFixed(1)} s`);
+  await page.close();
+  const denied = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', null), { shaka: true });
+  const r = await refused(denied);
+  assert.equal(r.t, 0, 'nothing played');
+  // 6007 LICENSE_REQUEST_FAILED, 6014 EXPIRED..., any 6xxx is a DRM error.
+  assert.ok(r.errors.some((e) => /\b6\d{3}\b/.test(e)), `a DRM error (6xxx), got ${r.errors.join(', ')}`);
+  console.log(`# Shaka without a token: ${r.errors.join(', ')}`);
+  await denied.close();
+});
+
+test('hls.js keeps playing across key rotations (a new key every 2 segments)', async () => {
+  const page = await hlsPage('rot', TOKEN);
+  const before = counter(await edgeMetrics(), 'brook_edge_licenses_total');
+  const s = await plays(page, 14, 'hls.js across rotations');
+  const seen = await page.evaluate(() => [...window.player.keyIds]);
+  const playlist = (await mediaPlaylist('rot')).body;
+  const listed = new Set(keyIds(playlist));
+  const licenses = counter(await edgeMetrics(), 'brook_edge_licenses_total') - before;
+  console.log(`# hls.js across rotations: played to ${s.t.toFixed(1)} s, ${seen.length} keys loaded, `
+    + `${licenses} licenses, playlist lists ${listed.size} KEYIDs`);
+  assert.ok(listed.size >= 2, 'the playlist signals more than one key');
+  assert.ok(licenses >= 2, 'the player asked for more than one license');
+  await page.close();
+});
+
+test('a revoked key is never served again; rotate gives the next session new keys', async () => {
+  const list = async () => (await (await fetch(`${origin.url}/admin/streams/rot/keys`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()).keys;
+  const keys = await list();
+  assert.equal(keys.filter((k) => k.current).length, 4, 'rotation_keys = 4 in the cycle');
+  assert.ok(keys.every((k) => !('key' in k)), 'the admin API never shows a key');
+  // A KID of the cycle that no player asked for yet: no isolate has it cached.
+  const { body } = await mediaPlaylist('rot');
+  const used = new Set(keyIds(body));
+  const victim = keys.find((k) => !used.has(k.kid))?.kid ?? keys[0].kid;
+  const asked = JSON.stringify({ kids: [b64url(Buffer.from(victim, 'hex'))] });
+  const unauth = await fetch(`${origin.url}/admin/streams/rot/keys/${victim}/revoke`, { method: 'POST' });
+  assert.equal(unauth.status, 401);
+  const r = await fetch(`${origin.url}/admin/streams/rot/keys/${victim}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+  assert.equal(r.status, 200);
+  assert.equal((await originKey('rot', victim)).status, 404, 'the origin no longer serves it');
+  assert.equal((await license('rot', asked)).status, 404, 'nor does the edge');
+  assert.ok((await list()).find((k) => k.kid === victim).revoked);
+
+  const rotated = await (await fetch(`${origin.url}/admin/streams/cam1/keys/rotate`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } })).json();
+  assert.equal(rotated.applies_from, 'next_session');
+  assert.equal(rotated.kids.length, 1);
+  const current = keyIds((await mediaPlaylist('cam1')).body);
+  assert.ok(!current.includes(rotated.kids[0]), 'the running session keeps its key');
+});
