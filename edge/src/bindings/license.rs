@@ -83,12 +83,13 @@ pub(super) async fn serve(
     };
     let mut found = Vec::with_capacity(kids.len());
     for kid in kids {
-        let cached = with_state(|s| s.license_keys.get(stream, &kid, now_ms()));
-        let key = match cached {
-            Some(key) => KeyFetch::Found(key),
-            None => fetch_key(&edge, &client, stream, &kid, &fetch_token).await?,
-        };
-        match key {
+        // A cached key keeps the time it was fetched: hits never extend it,
+        // so a revoked key is gone within the TTL however often it is asked for.
+        if let Some(key) = with_state(|s| s.license_keys.get(stream, &kid, now_ms())) {
+            found.push((kid, key));
+            continue;
+        }
+        match fetch_key(&edge, &client, stream, &kid, &fetch_token).await? {
             KeyFetch::Found(key) => {
                 with_state(|s| s.license_keys.put(stream, kid, key, now_ms()));
                 found.push((kid, key));

@@ -51,8 +51,10 @@ pub struct KeysConfig {
     pub fetch_token: Option<String>,
     /// The ClearKey license URL written into playlists (`EXT-X-KEY` URI) and
     /// the MPD (`dashif:laurl`); `{stream}` is the stream name, `{kid}` the
-    /// KID in hex. Default `/live/{stream}/license` (the edge's endpoint, on
-    /// whatever host served the playlist).
+    /// KID in hex. Default `/live/{stream}/license?kid={kid}` (the edge's
+    /// endpoint, on whatever host served the playlist; one URI per key, as
+    /// hls.js tells keys apart by their URI, the edge reads the KIDs from the
+    /// request body).
     pub license_url: String,
     /// Keys in the cycle of a stream with `rotate_every_segments` (segment
     /// `msn` uses key `(msn / rotate_every_segments) % rotation_keys`).
@@ -65,7 +67,7 @@ impl Default for KeysConfig {
         Self {
             dir: None,
             fetch_token: None,
-            license_url: "/live/{stream}/license".into(),
+            license_url: "/live/{stream}/license?kid={kid}".into(),
             rotation_keys: 16,
         }
     }
@@ -101,7 +103,10 @@ impl KeysConfig {
         if needed && self.dir.is_none() {
             return Err("an encrypted stream needs keys.dir (the key store)".into());
         }
-        if needed && self.fetch_token.is_none() {
+        // The file is checked before the environment is applied (main):
+        // a token only in the environment counts.
+        let from_env = std::env::var(FETCH_TOKEN_ENV).is_ok_and(|t| !t.is_empty());
+        if needed && self.fetch_token.is_none() && !from_env {
             return Err(format!(
                 "an encrypted stream needs keys.fetch_token (or {FETCH_TOKEN_ENV}) for the edge"
             ));
@@ -495,7 +500,7 @@ mod tests {
         assert_eq!(
             enc.key_systems,
             vec![KeySystem::ClearKey {
-                license_url: "/live/cam1/license".into()
+                license_url: "/live/cam1/license?kid={kid}".into()
             }]
         );
         // The same set for the next session; the file never holds a key in the clear.
