@@ -201,14 +201,33 @@ async function playerPage() {
 
 async function hlsPage(stream, token, licenseToken = token) {
   const page = await playerPage();
+  if (process.env.DRM_DEBUG) {
+    page.on('console', (m) => { if (/EME|key|Key|license/.test(m.text())) console.log(`# page: ${m.text().slice(0, 300)}`); });
+  }
   await page.addScriptTag({ content: readFileSync(join(ROOT, 'node_modules/hls.js/dist/hls.min.js'), 'utf8') });
-  await page.evaluate(({ src, licenseUrl: lic }) => {
+  await page.evaluate(({ src, licenseUrl: lic, debug }) => {
     document.body.innerHTML = '<video id="v" muted autoplay playsinline></video>';
     const video = document.getElementById('v');
     const hls = new window.Hls({
+      debug: debug ? { log: console.log, warn: console.log, error: console.log, info: () => {}, debug: () => {} } : false,
       lowLatencyMode: true,
       emeEnabled: true,
-      drmSystems: { 'org.w3.clearkey': { licenseUrl: lic } },
+      drmSystems: {
+        'org.w3.clearkey': {
+          licenseUrl: lic,
+          // hls.js maps an "encrypted" event to a playlist key only for
+          // Widevine, PlayReady and FairPlay; for ClearKey it gives the event's
+          // init data to whichever key it is loading, which after a rotation
+          // can be another key's. Asking for each EXT-X-KEY's own KEYID
+          // (W3C "keyids" init data) makes every session request its key.
+          generateRequest(initDataType, initData, context) {
+            const kid = context?.decryptdata?.keyId;
+            if (!kid || kid.length !== 16) return { initDataType, initData };
+            const b64 = btoa(String.fromCharCode(...kid)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+            return { initDataType: 'keyids', initData: new TextEncoder().encode(JSON.stringify({ kids: [b64] })).buffer };
+          },
+        },
+      },
     });
     const state = { video, hls, errors: [], fatal: [], keyIds: new Set() };
     hls.on(window.Hls.Events.ERROR, (_, d) => {
@@ -226,6 +245,7 @@ async function hlsPage(stream, token, licenseToken = token) {
   }, {
     src: `${edge.url}/live/${stream}/index.m3u8${token ? `?${tokenQuery(token)}` : ''}`,
     licenseUrl: licenseUrl(stream, licenseToken),
+    debug: !!process.env.DRM_DEBUG,
   });
   return page;
 }
