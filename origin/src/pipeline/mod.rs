@@ -434,6 +434,41 @@ pub(crate) mod tests {
         }
     }
 
+    /// An encrypted stream is never packaged in the clear: without a key
+    /// service its publisher is refused; with one, the session's packager
+    /// gets the stream's keys and the ClearKey license URL.
+    #[tokio::test]
+    async fn encrypted_streams_need_keys() {
+        let mut config = Config::default();
+        if let Some(s) = config.streams.get_mut("cam1") {
+            s.encryption = Some(crate::keys::EncryptionScheme::Cenc);
+            s.rotate_every_segments = 3;
+        }
+        config.keys.rotation_keys = 2;
+        let p = pipelines(config);
+        assert!(matches!(
+            p.open(&claim("cam1", Some("dev-key"))),
+            Err(Refusal::Unavailable(_))
+        ));
+        let keys = KeyService::open(
+            &p.inner.config.keys,
+            crate::keys::MasterKey::from_hex(&"01".repeat(32)).unwrap(),
+        )
+        .unwrap();
+        p.set_keys(Arc::new(keys));
+        let enc = p.session_packager("cam1").unwrap().encryption.unwrap();
+        assert_eq!(enc.scheme, brook_packager::cmaf::cenc::Scheme::Cenc);
+        assert_eq!((enc.keys.len(), enc.rotate_every_segments), (2, 3));
+        assert_eq!(
+            enc.key_systems[0].url_for(&enc.keys[0].kid),
+            format!(
+                "/live/cam1/license?kid={}",
+                crate::keys::hex(&enc.keys[0].kid)
+            )
+        );
+        assert!(p.open(&claim("cam1", Some("dev-key"))).is_ok());
+    }
+
     #[tokio::test]
     async fn second_publisher_rejected_or_taking_over() {
         let p = pipelines(Config::default());
