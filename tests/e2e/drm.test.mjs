@@ -38,7 +38,11 @@ before(async () => {
     env: { BROOK_KEY_MASTER: MASTER, BROOK_KEY_FETCH_TOKEN: FETCH_TOKEN },
     config: `[admin]\ntoken = "${ADMIN}"\n[keys]\ndir = "${keyDir}"\nrotation_keys = 8\n`
       + `[streams.cam1]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\n`
-      + `[streams.rot]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\nrotate_every_segments = 2\n`,
+      + `[streams.rot]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\nrotate_every_segments = 2\n`
+      // Transcoded into two rungs (published only during its test).
+      + `[streams.lad]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\n[streams.lad.ladder]\nmode = "transcode"\naudio_bitrate_kbps = 32\n`
+      + '[[streams.lad.ladder.rungs]]\nheight = 360\nbitrate_kbps = 600\npreset = "ultrafast"\n'
+      + '[[streams.lad.ladder.rungs]]\nheight = 240\nbitrate_kbps = 400\npreset = "ultrafast"\n',
   });
   cam1Pub = startPublisher(origin.srtPort, { video: SOURCE });
   rotPub = startPublisher(origin.srtPort, { streamid: `publish:live/rot:${DEV_KEY}`, video: SOURCE });
@@ -391,6 +395,39 @@ test('hls.js keeps playing across key rotations (a new key every 2 segments)', a
   assert.ok(fresh.length >= 1, 'a key that came with a rotation after the player joined');
   assert.ok(licenses >= seen.length, 'a license per key');
   await page.close();
+});
+
+test('the transcoded ladder: every rung and the audio encrypted under the stream key, hls.js plays it through the edge', async () => {
+  const pub = startPublisher(origin.srtPort, { streamid: `publish:live/lad:${DEV_KEY}`, video: SOURCE, gop: 60 });
+  try {
+    const mv = await waitFor('the ladder in the multivariant playlist', async () => {
+      const r = await text(`${origin.url}/live/lad/index.m3u8`);
+      return r.status === 200 && (r.body.match(/RESOLUTION=/g) ?? []).length >= 2 ? r.body : null;
+    }, { timeout: 60000, interval: 500 });
+    const base = `${origin.url}/live/lad/index.m3u8`;
+    const uris = mv.split('\n').filter((l) => l && !l.startsWith('#'))
+      .concat([...mv.matchAll(/#EXT-X-MEDIA:[^\n]*URI="([^"]+)"/g)].map((m) => m[1]));
+    const kids = new Set();
+    for (const uri of new Set(uris)) {
+      const url = new URL(uri, base).href;
+      const body = await waitFor(`${uri} with a segment`, async () => {
+        const r = await text(url);
+        return r.status === 200 && r.body.includes('#EXTINF') ? r.body : null;
+      }, { timeout: 30000, interval: 250 });
+      keyIds(body).forEach((k) => kids.add(k));
+      const map = body.match(/#EXT-X-MAP:URI="([^"]+)"/)[1];
+      const init = Buffer.from(await (await fetch(new URL(map, url))).arrayBuffer());
+      assert.ok(init.includes(Buffer.from('encv')) || init.includes(Buffer.from('enca')), `${uri}: encrypted sample entry`);
+    }
+    assert.ok(uris.length >= 3, `two rungs and the audio: ${uris.join(' ')}`);
+    assert.equal(kids.size, 1, 'one key for every rendition of the session');
+    const page = await hlsPage('lad', TOKEN);
+    const s = await plays(page, 6, 'hls.js on the transcoded ladder');
+    console.log(`# transcoded ladder (${uris.length} renditions, one KID): hls.js played to ${s.t.toFixed(1)} s`);
+    await page.close();
+  } finally {
+    await pub.stop();
+  }
 });
 
 test('a revoked key is no longer served (origin at once, edge within its 30 s cache); rotate applies to the next session', async () => {
