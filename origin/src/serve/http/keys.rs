@@ -57,3 +57,76 @@ impl KeyEndpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeysConfig, MasterKey};
+    use http::HeaderMap;
+
+    fn get(endpoint: &KeyEndpoint, path: &str, auth: Option<&str>, method: &Method) -> Reply {
+        let mut headers = HeaderMap::new();
+        if let Some(a) = auth {
+            headers.insert("authorization", a.parse().unwrap());
+        }
+        endpoint.handle(&Request {
+            method,
+            path,
+            query: None,
+            headers: &headers,
+            peer: None,
+        })
+    }
+
+    #[test]
+    fn keys_only_with_the_token_per_stream_and_not_revoked() {
+        let keys = Arc::new(
+            KeyService::open(
+                &KeysConfig::default(),
+                MasterKey::from_hex(&"07".repeat(32)).unwrap(),
+            )
+            .unwrap(),
+        );
+        let k = keys.session_keys("cam1", 1).unwrap().remove(0);
+        let e = KeyEndpoint {
+            keys: keys.clone(),
+            token: "fetch-token-0123456789".into(),
+        };
+        let path = format!("/keys/cam1/{}", hex(&k.kid));
+        let good = Some("Bearer fetch-token-0123456789");
+        let r = get(&e, &path, good, &Method::GET);
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.get("cache-control"), Some("no-store"));
+        let body = String::from_utf8(r.bytes().to_vec()).unwrap();
+        assert!(body.contains(&hex(&k.key)) && body.contains(&hex(&k.kid)));
+        for auth in [None, Some("Bearer wrong"), Some("fetch-token-0123456789")] {
+            assert_eq!(
+                get(&e, &path, auth, &Method::GET).status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        for p in [
+            format!("/keys/cam2/{}", hex(&k.kid)),
+            "/keys/cam1/".to_owned(),
+            "/keys/cam1".to_owned(),
+            "/keys/cam1/zz".to_owned(),
+            format!("/keys/c%2Fm/{}", hex(&k.kid)),
+            format!("/keys/cam1/{}/x", hex(&k.kid)),
+        ] {
+            assert_eq!(
+                get(&e, &p, good, &Method::GET).status,
+                StatusCode::NOT_FOUND,
+                "{p}"
+            );
+        }
+        assert_eq!(
+            get(&e, &path, good, &Method::POST).status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        keys.revoke("cam1", &k.kid).unwrap();
+        assert_eq!(
+            get(&e, &path, good, &Method::GET).status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
