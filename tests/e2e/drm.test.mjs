@@ -450,7 +450,7 @@ test('a revoked key is no longer served (origin at once, edge within its 30 s ca
     { timeout: 40000, interval: 1000 });
   const after = (Date.now() - revokedAt) / 1000;
   console.log(`# revoked key refused by the edge ${after.toFixed(1)} s after the revocation`);
-  assert.ok(after <= 32, 'within the 30 s key cache');
+  assert.ok(after <= 35, 'within the 30 s key cache (plus the 1 s poll and the requests)');
 
   const rotated = await (await fetch(`${origin.url}/admin/streams/cam1/keys/rotate`, { method: 'POST', headers: auth })).json();
   assert.equal(rotated.applies_from, 'next_session');
