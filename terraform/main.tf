@@ -54,6 +54,7 @@ module "edge" {
   edge_config     = var.edge_config
   token_keys      = var.token_keys
   metrics_token   = var.metrics_token
+  key_fetch_token = var.key_fetch_token
 }
 
 locals {

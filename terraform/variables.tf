@@ -76,6 +76,12 @@ variable "metrics_token" {
   sensitive   = true
 }
 
+variable "key_fetch_token" {
+  description = "KEY_FETCH_TOKEN secret: bearer token the edge presents at the origin's GET /keys/<stream>/<kid> for ClearKey licenses; the origin's BROOK_KEY_FETCH_TOKEN must match (docs/drm.md). Pass as TF_VAR_key_fetch_token, never in a file."
+  type        = string
+  sensitive   = true
+}
+
 # --- Origin (AWS) -----------------------------------------------------------------
 
 variable "aws_region" {

@@ -24,6 +24,8 @@
 //!     }
 //!     Route::Chat(chat) => same token check and geo rule, then     // chat/        (docs/chat.md)
 //!         the stream's room, a Durable Object                     // bindings/chat_room.rs
+//!     Route::License(path) => same token check and geo rule, then  // access/license.rs (docs/drm.md)
+//!         ClearKey keys from the origin (KEY_FETCH_TOKEN), cached <= 30 s
 //!     Route::Metrics => metrics::Metrics::render()                  // metrics.rs  (METRICS_TOKEN)
 //!     Route::NotFound => 404,
 //! }

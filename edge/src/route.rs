@@ -56,6 +56,9 @@ pub enum Route<'a> {
     Bench,
     /// `/chat/<stream>[/...]`: the stream's chat room (a Durable Object).
     Chat(Chat<'a>),
+    /// `/live/<stream>/license`: ClearKey licenses for the stream's keys
+    /// (`access::license`), after the video's token and geo checks.
+    License(LivePath),
     /// Anything else. Static files never get here: the assets layer answers
     /// them before the Worker runs.
     NotFound,
@@ -363,6 +366,13 @@ impl Kind {
 /// (`OPTIONS` is answered as a CORS preflight).
 pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
+/// The license endpoint's name under `/live/<stream>/` (the origin's
+/// `keys.license_url` default points here).
+pub const LICENSE_NAME: &str = "license";
+
+/// Methods the license endpoint accepts (`OPTIONS`: CORS preflight).
+pub const LICENSE_METHODS: &str = "POST, OPTIONS";
+
 /// Picks the route for a URL path (as received: percent-encoded).
 pub fn route(path: &str) -> Route<'_> {
     match path {
@@ -385,6 +395,9 @@ pub fn route(path: &str) -> Route<'_> {
     let Ok(path) = LivePath::parse(path) else {
         return Route::NotFound;
     };
+    if path.session.is_none() && path.name == LICENSE_NAME {
+        return Route::License(path);
+    }
     let kind = match (&path.session, path.name.as_str()) {
         (None, "index.m3u8") => Kind::Multivariant,
         (None, "steering.json") => Kind::SteeringHls,
@@ -576,6 +589,11 @@ mod tests {
                 "/live/cam1/init.mp4".into(),
                 live("/live/cam1/init.mp4", Other),
             ),
+            (
+                "/live/cam1/license".into(),
+                Route::License(LivePath::parse("/live/cam1/license").unwrap()),
+            ),
+            (obj("license"), live(&obj("license"), Other)),
             (
                 "/live/cam1/slow.m4s".into(),
                 live("/live/cam1/slow.m4s", Other),

@@ -37,6 +37,9 @@ pub struct Config {
     /// The adaptive bitrate ladder every stream is transcoded into (unless a
     /// stream sets its own); see `docs/ladder.md`.
     pub ladder: LadderConfig,
+    /// Content keys for encrypted streams (`streams.<name>.encryption`); see
+    /// `docs/drm.md`.
+    pub keys: crate::keys::KeysConfig,
     /// Streams that may publish, by name (`live/<name>`). Default: only `cam1` with
     /// the development key `dev-key`; a config file replaces this table entirely.
     pub streams: BTreeMap<String, StreamConfig>,
@@ -53,6 +56,8 @@ impl Default for Config {
                 srt_passphrase: None,
                 srt_encryption: SrtEncryption::Required,
                 rtsp: None,
+                encryption: None,
+                rotate_every_segments: 0,
             },
         );
         Self {
@@ -68,6 +73,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             whip: crate::ingest::whip::WhipConfig::default(),
             ladder: LadderConfig::default(),
+            keys: crate::keys::KeysConfig::default(),
             streams,
         }
     }
@@ -323,6 +329,15 @@ pub struct StreamConfig {
     /// Pull this stream from an RTSP camera instead of waiting for a
     /// publisher; see `docs/rtsp.md`. Default: none.
     pub rtsp: Option<RtspPullConfig>,
+    /// Common Encryption of everything the stream serves: `"cbcs"` or
+    /// `"cenc"`, with keys from the key service (`[keys]`) and ClearKey
+    /// licenses from the edge; see `docs/drm.md`. Default: none (clear).
+    #[serde(default)]
+    pub encryption: Option<crate::keys::EncryptionScheme>,
+    /// With `encryption`: a new key every this many segments (a cycle of
+    /// `keys.rotation_keys` keys). Default 0: one key per session.
+    #[serde(default)]
+    pub rotate_every_segments: u64,
 }
 
 /// `[streams.<name>.rtsp]`: where and how to pull the stream from.
@@ -377,6 +392,8 @@ impl std::fmt::Debug for StreamConfig {
             )
             .field("srt_encryption", &self.srt_encryption)
             .field("rtsp", &self.rtsp)
+            .field("encryption", &self.encryption)
+            .field("rotate_every_segments", &self.rotate_every_segments)
             .finish()
     }
 }
@@ -505,7 +522,16 @@ impl Config {
         self.ladder
             .validate("ladder")
             .map_err(ConfigError::Invalid)?;
+        let encrypted = self.streams.values().any(|s| s.encryption.is_some());
+        self.keys
+            .validate(encrypted)
+            .map_err(ConfigError::Invalid)?;
         for (name, s) in &self.streams {
+            if s.rotate_every_segments > 0 && s.encryption.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "streams.{name}.rotate_every_segments needs streams.{name}.encryption"
+                )));
+            }
             if let Some(l) = &s.ladder {
                 l.validate(&format!("streams.{name}.ladder"))
                     .map_err(ConfigError::Invalid)?;

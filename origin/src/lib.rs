@@ -24,6 +24,7 @@
 
 pub mod config;
 pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod serve;

@@ -123,6 +123,7 @@ fn main() -> anyhow::Result<()> {
         config.admin.token = Some(token);
     }
     config.vod = std::mem::take(&mut config.vod).with_env();
+    config.keys = std::mem::take(&mut config.keys).with_env();
     config.validate()?;
     if args.check_config {
         println!("configuration ok");
@@ -181,6 +182,25 @@ fn main() -> anyhow::Result<()> {
         archive.clone(),
         background.handle().clone(),
     );
+    // Content keys, before any ingest can start an encrypted stream.
+    let keys = if config.streams.values().any(|s| s.encryption.is_some()) {
+        let master = brook_origin::keys::MasterKey::from_env()
+            .with_context(|| {
+                format!(
+                    "an encrypted stream needs the master key in {}",
+                    brook_origin::keys::MASTER_KEY_ENV
+                )
+            })?
+            .context("the master key")?;
+        let keys = brook_origin::keys::KeyService::open(&config.keys, master)
+            .context("opening the key store")?;
+        info!(store = ?config.keys.dir, "key service for encrypted streams");
+        let keys = Arc::new(keys);
+        publisher.set_keys(keys.clone());
+        Some(keys)
+    } else {
+        None
+    };
     let srt_config = srt::SrtIngestConfig {
         listen: config.srt.listen,
         latency_ms: config.srt.latency_ms,
@@ -257,6 +277,7 @@ fn main() -> anyhow::Result<()> {
             Arc::new(publisher.clone()) as Arc<dyn brook_origin::serve::http::admin::StreamControl>
         ),
         archive: archive.clone(),
+        keys: keys.clone(),
     };
     let vod = match (config.vod.enabled, &storage) {
         (true, Some(storage)) => {
@@ -277,6 +298,16 @@ fn main() -> anyhow::Result<()> {
         .with_archive(archive.clone())
         .with_vod(vod.clone())
         .with_h2c(config.http.h2c)
+        .with_keys(
+            keys.as_ref()
+                .zip(config.keys.fetch_token.as_ref())
+                .map(
+                    |(keys, token)| brook_origin::serve::http::keys::KeyEndpoint {
+                        keys: keys.clone(),
+                        token: token.clone(),
+                    },
+                ),
+        )
         .with_admin(config.admin.listen.is_none().then(admin))
         .with_whip(whip.as_ref().map(|w| w.endpoint()));
     let mut http = Service::new("brook http".to_string(), app);

@@ -21,6 +21,7 @@ use token::{Grant, KeySet, Reject};
 
 pub mod caps;
 pub mod geo;
+pub mod license;
 pub mod token;
 
 /// One request, as far as access is concerned.
@@ -85,6 +86,16 @@ impl Denied {
             Denied::Token(r) => r.as_str(),
             Denied::Geo => "geo",
             Denied::NotModerator => "not_moderator",
+        }
+    }
+
+    /// Label for `brook_edge_license_denied_total{reason}`: which check
+    /// refused, without the token failure's detail.
+    pub fn reason_class(self) -> &'static str {
+        match self {
+            Denied::Missing => "no_token",
+            Denied::Token(_) | Denied::NotModerator => "token",
+            Denied::Geo => "geo",
         }
     }
 

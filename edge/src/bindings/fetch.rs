@@ -61,6 +61,8 @@ pub(super) struct State {
     notices: crate::chat::Notices,
     /// Streams' renditions, for rendition caps.
     ladders: Ladders,
+    /// Content keys from the origin, for ClearKey licenses.
+    pub(super) license_keys: crate::access::license::KeyCache,
 }
 
 thread_local! {
@@ -97,6 +99,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             count_request(vod.kind.as_str(), &res);
             with_cors(res)
         }
+        Route::License(path) => {
+            let res = super::license::serve(&req, &env, &url, &path).await?;
+            count_request("license", &res);
+            with_cors(res)
+        }
         Route::Chat(chat) => {
             let res = serve_chat(&req, &env, &url, chat).await?;
             count_request(chat.kind.as_str(), &res);
@@ -113,7 +120,7 @@ fn count_request(kind: &str, res: &Response) {
 }
 
 /// What a request tells about the viewer, read once.
-struct Client {
+pub(super) struct Client {
     authorization: Option<String>,
     cookie: Option<String>,
     ip: Option<String>,
@@ -121,7 +128,7 @@ struct Client {
 }
 
 impl Client {
-    fn of(req: &Request) -> Result<Self> {
+    pub(super) fn of(req: &Request) -> Result<Self> {
         let headers = req.headers();
         Ok(Self {
             authorization: headers.get("authorization")?,
@@ -131,7 +138,7 @@ impl Client {
         })
     }
 
-    fn access<'a>(
+    pub(super) fn access<'a>(
         &'a self,
         path: &'a str,
         query: Option<&'a str>,
@@ -149,7 +156,11 @@ impl Client {
         }
     }
 
-    fn location(&self) -> Location<'_> {
+    pub(super) fn cf(&self) -> &CfInfo {
+        &self.cf
+    }
+
+    pub(super) fn location(&self) -> Location<'_> {
         Location {
             country: self.cf.country.as_deref(),
             continent: self.cf.continent.as_deref(),
@@ -159,7 +170,9 @@ impl Client {
 }
 
 /// The config and keys, or the 500 answer when either is invalid.
-async fn load(env: &Env) -> std::result::Result<(Rc<Edge>, Rc<KeySet>), Result<Response>> {
+pub(super) async fn load(
+    env: &Env,
+) -> std::result::Result<(Rc<Edge>, Rc<KeySet>), Result<Response>> {
     match (load_edge(env).await, load_keys(env)) {
         (Ok(edge), Ok(keys)) => Ok((edge, keys)),
         (Err(e), _) | (_, Err(e)) => {
@@ -483,7 +496,7 @@ fn announce_stream(env: &Env, ctx: &Context, live: &Live, path: &str, playlist: 
 // --- access ------------------------------------------------------------------
 
 #[derive(Default)]
-struct CfInfo {
+pub(super) struct CfInfo {
     country: Option<String>,
     continent: Option<String>,
     colo: Option<String>,
@@ -511,7 +524,7 @@ fn cf_location(req: &Request) -> CfInfo {
     }
 }
 
-fn deny(denied: Denied, path: &str, cf: &CfInfo) -> Result<Response> {
+pub(super) fn deny(denied: Denied, path: &str, cf: &CfInfo) -> Result<Response> {
     let (metric, label) = denied.metric();
     count(metric, label.as_slice());
     console_warn!(

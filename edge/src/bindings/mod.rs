@@ -7,6 +7,7 @@
 mod chat_room;
 mod fetch;
 mod io;
+mod license;
 mod upstream;
 
 pub(crate) use chat_room::random_hex;

@@ -30,14 +30,15 @@ pub mod transcoder;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{Config, OnConflict};
 use crate::ingest::{Admission, Claim, LinkEncryption, Publish, Refusal};
+use crate::keys::KeyService;
 use crate::metrics::Metrics;
 use crate::serve::http::admin::StreamControl;
 use crate::serve::hub::Hub;
@@ -60,6 +61,9 @@ struct Inner {
     runtime: Handle,
     lives: Mutex<HashMap<String, Arc<Mutex<Live>>>>,
     shutting_down: AtomicBool,
+    /// Content keys of encrypted streams (set once at start, before any
+    /// publisher; without it an encrypted stream is refused).
+    keys: OnceLock<Arc<KeyService>>,
 }
 
 impl Pipelines {
@@ -79,8 +83,40 @@ impl Pipelines {
                 runtime,
                 lives: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
+                keys: OnceLock::new(),
             }),
         }
+    }
+
+    /// The key service encrypted streams take their keys from. Call once,
+    /// before ingest starts.
+    pub fn set_keys(&self, keys: Arc<KeyService>) {
+        let _ = self.inner.keys.set(keys);
+    }
+
+    /// The packager settings of a new session of `name`: with its encryption
+    /// and keys when the stream is encrypted (never in the clear when keys
+    /// cannot be had: the publisher is refused instead).
+    fn session_packager(&self, name: &str) -> Result<brook_packager::PackagerConfig, Refusal> {
+        let config = &self.inner.config;
+        let mut packager = config.packager.to_packager_config();
+        let Some(stream) = config.streams.get(name) else {
+            return Ok(packager);
+        };
+        if let Some(scheme) = stream.encryption {
+            let Some(keys) = self.inner.keys.get() else {
+                warn!(stream = %name, "encrypted stream, but no key service: refused");
+                return Err(Refusal::Unavailable("no key service".into()));
+            };
+            let enc = keys
+                .session_encryption(name, scheme, stream.rotate_every_segments)
+                .map_err(|e| {
+                    warn!(stream = %name, error = %e, "no content keys: refused");
+                    Refusal::Unavailable("key service unavailable".into())
+                })?;
+            packager.encryption = Some(enc);
+        }
+        Ok(packager)
     }
 
     fn check(&self, claim: &Claim<'_>) -> Result<(), Refusal> {
@@ -156,6 +192,7 @@ impl Pipelines {
             drop(live);
             lives.remove(name);
         }
+        let packager = self.session_packager(name)?;
         if let Some(stream) = self.inner.hub.stream(name) {
             stream.set_publishing(false); // ended above or long ago
         }
@@ -170,7 +207,7 @@ impl Pipelines {
             stream,
             peer,
             claim.protocol,
-            config.packager.to_packager_config(),
+            packager,
             Arc::new(ladder),
             config.packager.segment_target_ms,
             self.inner.archive.clone(),
@@ -395,6 +432,41 @@ pub(crate) mod tests {
         ] {
             assert!(matches!(p.check(&c), Err(Refusal::Denied(_))), "{c:?}");
         }
+    }
+
+    /// An encrypted stream is never packaged in the clear: without a key
+    /// service its publisher is refused; with one, the session's packager
+    /// gets the stream's keys and the ClearKey license URL.
+    #[tokio::test]
+    async fn encrypted_streams_need_keys() {
+        let mut config = Config::default();
+        if let Some(s) = config.streams.get_mut("cam1") {
+            s.encryption = Some(crate::keys::EncryptionScheme::Cenc);
+            s.rotate_every_segments = 3;
+        }
+        config.keys.rotation_keys = 2;
+        let p = pipelines(config);
+        assert!(matches!(
+            p.open(&claim("cam1", Some("dev-key"))),
+            Err(Refusal::Unavailable(_))
+        ));
+        let keys = KeyService::open(
+            &p.inner.config.keys,
+            crate::keys::MasterKey::from_hex(&"01".repeat(32)).unwrap(),
+        )
+        .unwrap();
+        p.set_keys(Arc::new(keys));
+        let enc = p.session_packager("cam1").unwrap().encryption.unwrap();
+        assert_eq!(enc.scheme, brook_packager::cmaf::cenc::Scheme::Cenc);
+        assert_eq!((enc.keys.len(), enc.rotate_every_segments), (2, 3));
+        assert_eq!(
+            enc.key_systems[0].url_for(&enc.keys[0].kid),
+            format!(
+                "/live/cam1/license?kid={}",
+                crate::keys::hex(&enc.keys[0].kid)
+            )
+        );
+        assert!(p.open(&claim("cam1", Some("dev-key"))).is_ok());
     }
 
     #[tokio::test]

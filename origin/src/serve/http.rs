@@ -16,6 +16,7 @@
 //! /live/cam1/S/time              the time, for DASH UTCTiming
 //! /healthz                       liveness
 //! /metrics, /admin/...           see `admin` (here or on their own listener)
+//! /keys/<stream>/<kid>           content keys for the edge (`keys`; bearer token)
 //! ```
 //!
 //! The same URLs keep working when the session ends (the media playlists become the
@@ -24,6 +25,7 @@
 pub mod admin;
 pub mod body;
 pub mod encoding;
+pub mod keys;
 pub mod query;
 pub mod range;
 
@@ -159,6 +161,8 @@ pub struct OriginHttp {
     whip: Option<Arc<crate::ingest::whip::Endpoint>>,
     /// Answers `/api/v1/...`, `/uploads/...` and `/vod/...` (none: VOD is off).
     vod: Option<Arc<crate::vod::Vod>>,
+    /// Answers `/keys/...` (none: no stream is encrypted, 404).
+    keys: Option<keys::KeyEndpoint>,
     options: HttpServerOptions,
 }
 
@@ -174,8 +178,15 @@ impl OriginHttp {
             admin: None,
             whip: None,
             vod: None,
+            keys: None,
             options,
         }
+    }
+
+    /// Serve content keys to the edge (`/keys/...`).
+    pub fn with_keys(mut self, keys: Option<keys::KeyEndpoint>) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Serve video on demand (`/api/v1/`, `/uploads/`, `/vod/`).
@@ -218,6 +229,12 @@ impl OriginHttp {
             if path == "/metrics" || path.starts_with("/admin/") {
                 return admin.handle(req).await;
             }
+        }
+        if path.starts_with("/keys/") {
+            return match &self.keys {
+                Some(k) => k.handle(req),
+                None => Reply::text(StatusCode::NOT_FOUND, "not found"),
+            };
         }
         if req.method == Method::OPTIONS {
             let mut r = Reply::new(StatusCode::NO_CONTENT, "text/plain", Bytes::new());

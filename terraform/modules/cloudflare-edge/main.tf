@@ -96,6 +96,11 @@ resource "cloudflare_worker_version" "edge" {
       type = "secret_text"
       text = var.metrics_token
     },
+    {
+      name = "KEY_FETCH_TOKEN"
+      type = "secret_text"
+      text = var.key_fetch_token
+    },
     # The chat rooms (docs/chat.md): one SQLite-backed object per stream.
     {
       name       = "CHAT"

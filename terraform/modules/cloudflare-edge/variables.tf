@@ -69,3 +69,9 @@ variable "metrics_token" {
   type        = string
   sensitive   = true
 }
+
+variable "key_fetch_token" {
+  description = "KEY_FETCH_TOKEN secret: bearer token for the origin's GET /keys/<stream>/<kid> (ClearKey licenses, docs/drm.md)."
+  type        = string
+  sensitive   = true
+}

@@ -8,6 +8,11 @@
 //!                                     within the grace period)
 //! POST /admin/streams/<name>/end      end the stream now (ENDLIST; archive -> VOD)
 //! GET  /admin/archive                 archived sessions (JSON)
+//! GET  /admin/streams/<name>/keys     the stream's content keys: KIDs, state (never keys)
+//! POST /admin/streams/<name>/keys/rotate
+//!                                     a new key set for the stream's next session
+//! POST /admin/streams/<name>/keys/<kid>/revoke
+//!                                     the key is never served again
 //! ```
 //!
 //! Every `/admin/` request needs `Authorization: Bearer <admin.token>`, compared
@@ -22,6 +27,7 @@ use serde_json::json;
 
 use super::{Reply, Request};
 use crate::constant_time_eq;
+use crate::keys::KeyService;
 use crate::metrics::Metrics;
 use crate::serve::hub::Hub;
 use crate::store::archive::Archive;
@@ -41,6 +47,8 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub publisher: Option<Arc<dyn StreamControl>>,
     pub archive: Option<Arc<Archive>>,
+    /// The key service (none: no stream is encrypted, the key routes are 404).
+    pub keys: Option<Arc<KeyService>>,
 }
 
 fn json_reply(status: StatusCode, value: serde_json::Value) -> Reply {
@@ -113,7 +121,58 @@ impl Admin {
                     )
                 }
             }
+            (method, ["streams", name, "keys", rest @ ..]) => self.keys(&method, name, rest),
             (_, ["streams"] | ["archive"] | ["streams", _, "kick" | "end"]) => {
+                Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            }
+            _ => Reply::text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// `/admin/streams/<name>/keys[/...]`.
+    fn keys(&self, method: &Method, name: &str, rest: &[&str]) -> Reply {
+        let Some(keys) = &self.keys else {
+            return Reply::text(StatusCode::NOT_FOUND, "no key service");
+        };
+        if !crate::valid_stream_name(name) {
+            return Reply::text(StatusCode::NOT_FOUND, "not found");
+        }
+        let failed = |e: crate::keys::KeyError| {
+            tracing::error!(stream = %name, error = %e, "key service");
+            json_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "ok": false, "error": "key service failed" }),
+            )
+        };
+        match (method, rest) {
+            (&Method::GET, []) => json_reply(
+                StatusCode::OK,
+                json!({ "stream": name, "keys": keys.list(name) }),
+            ),
+            (&Method::POST, ["rotate"]) => match keys.rotate(name) {
+                Ok(kids) => json_reply(
+                    StatusCode::OK,
+                    json!({ "ok": true, "kids": kids, "applies_from": "next_session" }),
+                ),
+                Err(e) => failed(e),
+            },
+            (&Method::POST, [kid, "revoke"]) => {
+                let Some(kid) = crate::keys::kid_from_hex(kid) else {
+                    return json_reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({ "ok": false, "error": "a KID is 32 hex digits" }),
+                    );
+                };
+                match keys.revoke(name, &kid) {
+                    Ok(true) => json_reply(StatusCode::OK, json!({ "ok": true })),
+                    Ok(false) => json_reply(
+                        StatusCode::NOT_FOUND,
+                        json!({ "ok": false, "error": "no such key" }),
+                    ),
+                    Err(e) => failed(e),
+                }
+            }
+            (_, [] | ["rotate"] | [_, "revoke"]) => {
                 Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
             _ => Reply::text(StatusCode::NOT_FOUND, "not found"),

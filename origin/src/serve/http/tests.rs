@@ -78,6 +78,7 @@ async fn setup_with(mut config: Config, archive_dir: Option<&std::path::Path>) -
         metrics: metrics.clone(),
         publisher: Some(Arc::new(publisher.clone())),
         archive: archive.clone(),
+        keys: None,
     };
     Setup {
         http: Arc::new(

@@ -1,0 +1,460 @@
+// Content protection end to end: brook-origin encrypts live streams (cbcs, keys
+// from its key service, sealed at rest under BROOK_KEY_MASTER), the edge Worker
+// (wrangler dev, the real wasm build) answers W3C ClearKey license requests after
+// the video's token checks, fetching keys from the origin with the shared
+// KEY_FETCH_TOKEN; hls.js, dash.js and Shaka Player (when installed) play in
+// headless Chromium with a token and fail with a key error without one; hls.js
+// plays across key rotations; the admin API revokes a key.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ROOT, DEV_KEY, startOrigin, startPublisher, launchChromium, mediaPlaylistUrl, text, waitFor, ffmpegDecode,
+} from './lib.mjs';
+import { startWranglerEdge, signToken, KEYS, keyList, tokenQuery, counter } from './edge-lib.mjs';
+
+const ADMIN = '0123456789abcdef-admin';
+const FETCH_TOKEN = 'fetch-0123456789abcdef';
+const MASTER = randomBytes(32).toString('hex');
+const METRICS = 'drm-metrics-secret';
+const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', id: 'drm', ttl: 3600 });
+const CAM1_ONLY = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/cam1/*', id: 'drm1', ttl: 3600 });
+const EXPIRED = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', exp: Math.floor(Date.now() / 1000) - 10 });
+const WRONG_KEY = signToken({ key: KEYS.k2026b, kid: 'k2026a', acl: '/live/*', ttl: 3600 });
+const SOURCE = 'testsrc2=size=640x360:rate=30';
+// Shaka Player is not a dependency (88 MB unpacked): the test runs when it is
+// in node_modules, or where SHAKA_PLAYER_JS points (e.g. after
+// `npm install --prefix /tmp/shaka shaka-player`).
+const SHAKA_JS = process.env.SHAKA_PLAYER_JS ?? join(ROOT, 'node_modules/shaka-player/dist/shaka-player.compiled.js');
+
+let origin, cam1Pub, rotPub, edge, browser, keyDir;
+
+before(async () => {
+  keyDir = mkdtempSync(join(tmpdir(), 'brook-drm-keys-'));
+  origin = await startOrigin({
+    env: { BROOK_KEY_MASTER: MASTER, BROOK_KEY_FETCH_TOKEN: FETCH_TOKEN },
+    config: `[admin]\ntoken = "${ADMIN}"\n[keys]\ndir = "${keyDir}"\nrotation_keys = 8\n`
+      + `[streams.cam1]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\n`
+      + `[streams.rot]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\nrotate_every_segments = 2\n`
+      // Transcoded into two rungs (published only during its test).
+      + `[streams.lad]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\n[streams.lad.ladder]\nmode = "transcode"\naudio_bitrate_kbps = 32\n`
+      + '[[streams.lad.ladder.rungs]]\nheight = 360\nbitrate_kbps = 600\npreset = "ultrafast"\n'
+      + '[[streams.lad.ladder.rungs]]\nheight = 240\nbitrate_kbps = 400\npreset = "ultrafast"\n',
+  });
+  cam1Pub = startPublisher(origin.srtPort, { video: SOURCE });
+  rotPub = startPublisher(origin.srtPort, { streamid: `publish:live/rot:${DEV_KEY}`, video: SOURCE });
+  edge = await startWranglerEdge({
+    ORIGIN_URL: origin.url,
+    TOKEN_KEYS: keyList('k2026a'),
+    EDGE_CONFIG: JSON.stringify({}),
+    KEY_FETCH_TOKEN: FETCH_TOKEN,
+    METRICS_TOKEN: METRICS,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await Promise.all([cam1Pub, rotPub, edge, origin].map((p) => p?.stop()));
+});
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+const licenseUrl = (stream, token) => `${edge.url}/live/${stream}/license${token ? `?${tokenQuery(token)}` : ''}`;
+
+/** The KIDs (hex) in a media playlist's EXT-X-KEY tags, in order. */
+const keyIds = (playlist) => [...playlist.matchAll(/#EXT-X-KEY:[^\n]*KEYID=0x([0-9a-fA-F]{32})/g)].map((m) => m[1].toLowerCase());
+
+async function mediaPlaylist(stream) {
+  const url = await mediaPlaylistUrl(origin.url, stream);
+  return waitFor(`${stream} media playlist with a segment`, async () => {
+    const r = await text(url);
+    return r.status === 200 && r.body.includes('#EXTINF') ? { url, body: r.body } : null;
+  }, { timeout: 30000, interval: 250 });
+}
+
+async function originKey(stream, kid, token = FETCH_TOKEN) {
+  return fetch(`${origin.url}/keys/${stream}/${kid}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+}
+
+async function license(stream, body, token = TOKEN) {
+  return fetch(licenseUrl(stream, token), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+}
+
+async function edgeMetrics() {
+  const res = await fetch(`${edge.url}/_brook/metrics`, { headers: { authorization: `Bearer ${METRICS}` } });
+  assert.equal(res.status, 200);
+  const out = {};
+  for (const line of (await res.text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out[line.slice(0, at)] = Number(line.slice(at + 1));
+  }
+  return out;
+}
+
+test('playlists and MPD signal ClearKey, never the key; a segment does not decode without it', async () => {
+  const { url, body } = await mediaPlaylist('cam1');
+  const kids = keyIds(body);
+  assert.ok(kids.length >= 1, `EXT-X-KEY with KEYID in\n${body}`);
+  assert.match(body, new RegExp(`#EXT-X-KEY:METHOD=SAMPLE-AES,URI="/live/cam1/license\\?kid=${kids[0]}",KEYFORMAT="org.w3.clearkey"`));
+  const key = await (await originKey('cam1', kids[0])).json();
+  assert.equal(key.kid, kids[0]);
+  const mpdUrl = url.replace(/[^/]+$/, 'manifest.mpd');
+  const mpd = (await text(mpdUrl)).body;
+  assert.match(mpd, /urn:mpeg:dash:mp4protection:2011/);
+  assert.match(mpd, /urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e/);
+  assert.ok(mpd.toLowerCase().includes(kids[0].replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-')), 'cenc:default_KID');
+  for (const [what, textBody] of [['playlist', body], ['MPD', mpd]]) {
+    for (const spelling of [key.key, key.key.toUpperCase(), b64url(Buffer.from(key.key, 'hex'))]) {
+      assert.ok(!textBody.includes(spelling), `the key is not in the ${what}`);
+    }
+  }
+  // The key store holds no key in the clear.
+  const store = readFileSync(join(keyDir, 'keys.json'), 'utf8');
+  assert.ok(store.includes(kids[0]) && !store.includes(key.key), 'keys.json: KID yes, key no');
+
+  const map = body.match(/#EXT-X-MAP:URI="([^"]+)"/)[1];
+  const seg = body.split('\n').find((l) => l && !l.startsWith('#'));
+  const init = Buffer.from(await (await fetch(new URL(map, url))).arrayBuffer());
+  const media = Buffer.from(await (await fetch(new URL(seg, url))).arrayBuffer());
+  assert.ok(init.includes(Buffer.from('encv')) && init.includes(Buffer.from('tenc')), 'encv/tenc in the init');
+  const decoded = await ffmpegDecode(init, media);
+  assert.ok(decoded.code !== 0 || decoded.output.trim() !== '',
+    'ffmpeg complains decoding the encrypted segment without its key');
+  console.log(`# ffmpeg without the key: ${decoded.output.trim().split('\n').slice(0, 2).join(' | ')}`);
+});
+
+test('the origin serves keys only to the edge: bearer token, per stream, 404 unknown', async () => {
+  const kid = keyIds((await mediaPlaylist('cam1')).body)[0];
+  assert.equal((await originKey('cam1', kid, null)).status, 401);
+  assert.equal((await originKey('cam1', kid, 'not-the-fetch-token')).status, 401);
+  const ok = await originKey('cam1', kid);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get('cache-control'), 'no-store');
+  assert.equal((await originKey('rot', kid)).status, 404, "another stream's KID");
+  assert.equal((await originKey('cam1', '00'.repeat(16))).status, 404);
+  assert.equal((await originKey('cam1', 'zz')).status, 404);
+});
+
+test('license endpoint: token checks as for the video, ClearKey JWK set, bad input 4xx, refusals counted', async () => {
+  const kid = keyIds((await mediaPlaylist('cam1')).body)[0];
+  const key = (await (await originKey('cam1', kid)).json()).key;
+  const request = JSON.stringify({ kids: [b64url(Buffer.from(kid, 'hex'))], type: 'temporary' });
+  const before = await edgeMetrics();
+
+  const res = await license('cam1', request);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('cache-control'), 'no-store');
+  assert.deepEqual(await res.json(), {
+    keys: [{ kty: 'oct', kid: b64url(Buffer.from(kid, 'hex')), k: b64url(Buffer.from(key, 'hex')) }],
+    type: 'temporary',
+  });
+  // The same viewer token in a cookie or as a bearer token works as for the video.
+  const bearer = await fetch(licenseUrl('cam1'), { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: request });
+  assert.equal(bearer.status, 200);
+  const preflight = await fetch(licenseUrl('cam1'), {
+    method: 'OPTIONS', headers: { origin: 'http://player.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+  });
+  assert.equal(preflight.status, 204);
+  assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /POST/);
+
+  for (const [what, token, status] of [
+    ['no token', null, 401], ['expired', EXPIRED, 403], ['bad signature', WRONG_KEY, 403], ['garbage', 'exp=1~hmac=00', 403],
+  ]) {
+    assert.equal((await license('cam1', request, token)).status, status, what);
+  }
+  // A token for cam1 only gets no license for rot (the ACL is the stream's path).
+  const rotKid = keyIds((await mediaPlaylist('rot')).body)[0];
+  const rotRequest = JSON.stringify({ kids: [b64url(Buffer.from(rotKid, 'hex'))], type: 'temporary' });
+  assert.equal((await license('rot', rotRequest, CAM1_ONLY)).status, 403, 'ACL of another stream');
+  assert.equal((await license('rot', rotRequest)).status, 200);
+  // cam1's KID asked of rot's endpoint: not rot's key.
+  assert.equal((await license('rot', request)).status, 404, "another stream's KID");
+
+  const many = JSON.stringify({ kids: Array.from({ length: 17 }, () => b64url(randomBytes(16))) });
+  for (const [what, body, status] of [
+    ['malformed JSON', '{"kids":[', 400],
+    ['not an object', '[]', 400],
+    ['short KID', JSON.stringify({ kids: ['AAAA'] }), 400],
+    ['persistent', JSON.stringify({ kids: [b64url(Buffer.from(kid, 'hex'))], type: 'persistent-license' }), 400],
+    ['17 KIDs', many, 400],
+    ['body over 8 KiB', JSON.stringify({ kids: [], pad: 'x'.repeat(9000) }), 413],
+    ['unknown KID', JSON.stringify({ kids: [b64url(randomBytes(16))] }), 404],
+  ]) {
+    assert.equal((await license('cam1', body)).status, status, what);
+  }
+  assert.equal((await fetch(licenseUrl('cam1', TOKEN))).status, 405, 'GET');
+
+  const after = await edgeMetrics();
+  const denied = (labels) => counter(after, 'brook_edge_license_denied_total', labels)
+    - counter(before, 'brook_edge_license_denied_total', labels);
+  assert.equal(denied({ reason: 'no_token' }), 1);
+  assert.equal(denied({ reason: 'token' }), 4);
+  assert.equal(denied({ reason: 'malformed' }), 4);
+  assert.equal(denied({ reason: 'too_many_kids' }), 1);
+  assert.equal(denied({ reason: 'too_large' }), 1);
+  assert.equal(denied({ reason: 'unknown_kid' }), 2);
+  assert.ok(counter(after, 'brook_edge_licenses_total') - counter(before, 'brook_edge_licenses_total') >= 3);
+});
+
+async function playerPage() {
+  browser ??= await launchChromium();
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  await page.goto(`${edge.url}/`); // the edge's origin: same-origin playlists and licenses
+  return page;
+}
+
+async function hlsPage(stream, token, licenseToken = token) {
+  const page = await playerPage();
+  if (process.env.DRM_DEBUG) {
+    page.on('console', (m) => { if (/EME|key|Key|license/.test(m.text())) console.log(`# page: ${m.text().slice(0, 300)}`); });
+  }
+  await page.addScriptTag({ content: readFileSync(join(ROOT, 'node_modules/hls.js/dist/hls.min.js'), 'utf8') });
+  await page.evaluate(({ src, licenseUrl: lic, debug }) => {
+    document.body.innerHTML = '<video id="v" muted autoplay playsinline></video>';
+    const video = document.getElementById('v');
+    const hls = new window.Hls({
+      debug: debug ? { log: console.log, warn: console.log, error: console.log, info: () => {}, debug: () => {} } : false,
+      lowLatencyMode: true,
+      emeEnabled: true,
+      drmSystems: {
+        'org.w3.clearkey': {
+          licenseUrl: lic,
+          // hls.js maps an "encrypted" event to a playlist key only for
+          // Widevine, PlayReady and FairPlay; for ClearKey it gives the event's
+          // init data to whichever key it is loading, which after a rotation
+          // can be another key's. Asking for each EXT-X-KEY's own KEYID
+          // (W3C "keyids" init data) makes every session request its key.
+          generateRequest(initDataType, initData, context) {
+            const kid = context?.decryptdata?.keyId;
+            if (!kid || kid.length !== 16) return { initDataType, initData };
+            const b64 = btoa(String.fromCharCode(...kid)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+            return { initDataType: 'keyids', initData: new TextEncoder().encode(JSON.stringify({ kids: [b64] })).buffer };
+          },
+        },
+      },
+    });
+    const state = { video, hls, errors: [], fatal: [], keyIds: new Set() };
+    hls.on(window.Hls.Events.ERROR, (_, d) => {
+      const e = `${d.type}/${d.details}${d.response?.code ? ` ${d.response.code}` : ''}`;
+      state.errors.push(e);
+      if (d.fatal) state.fatal.push(e);
+    });
+    hls.on(window.Hls.Events.KEY_LOADED, (_, d) => {
+      const id = d.keyInfo?.decryptdata?.keyId;
+      if (id) state.keyIds.add(Array.from(id, (b) => b.toString(16).padStart(2, '0')).join(''));
+    });
+    hls.loadSource(src);
+    hls.attachMedia(video);
+    window.player = state;
+  }, {
+    src: `${edge.url}/live/${stream}/index.m3u8${token ? `?${tokenQuery(token)}` : ''}`,
+    licenseUrl: licenseUrl(stream, licenseToken),
+    debug: !!process.env.DRM_DEBUG,
+  });
+  return page;
+}
+
+async function dashPage(mpdUrl, lic, { shaka = false } = {}) {
+  const page = await playerPage();
+  if (shaka) {
+    await page.addScriptTag({ content: readFileSync(SHAKA_JS, 'utf8') });
+    await page.evaluate(async ({ src, licenseUrl: l }) => {
+      document.body.innerHTML = '<video id="v" muted autoplay playsinline></video>';
+      const video = document.getElementById('v');
+      window.shaka.polyfill.installAll();
+      const player = new window.shaka.Player();
+      const state = { video, errors: [], fatal: [] };
+      player.addEventListener('error', (e) => { state.errors.push(`${e.detail?.code}`); state.fatal.push(`${e.detail?.code}`); });
+      player.configure({ drm: { servers: { 'org.w3.clearkey': l }, retryParameters: { maxAttempts: 1 } } });
+      window.player = state;
+      await player.attach(video);
+      player.load(src).catch((e) => { state.errors.push(`load ${e.code}`); state.fatal.push(`load ${e.code}`); });
+    }, { src: mpdUrl, licenseUrl: lic });
+    return page;
+  }
+  await page.addScriptTag({ content: readFileSync(join(ROOT, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'), 'utf8') });
+  await page.evaluate(({ src, licenseUrl: l }) => {
+    document.body.innerHTML = '<video id="v" muted autoplay playsinline></video>';
+    const video = document.getElementById('v');
+    const player = window.dashjs.MediaPlayer().create();
+    const state = { video, errors: [], fatal: [] };
+    player.on(window.dashjs.MediaPlayer.events.ERROR, (e) => {
+      const s = JSON.stringify(e.error ?? e).slice(0, 200);
+      state.errors.push(s);
+      state.fatal.push(s);
+    });
+    player.setProtectionData({ 'org.w3.clearkey': { serverURL: l } });
+    player.initialize(video, src, true);
+    window.player = state;
+  }, { src: mpdUrl, licenseUrl: lic });
+  return page;
+}
+
+/** What the page's player is doing, for failure messages. */
+const playerState = (page) => page.evaluate(() => {
+  const { video, errors } = window.player;
+  const b = video.buffered;
+  const ranges = Array.from({ length: b.length }, (_, i) => `${b.start(i).toFixed(1)}-${b.end(i).toFixed(1)}`);
+  return `t=${video.currentTime.toFixed(1)} readyState=${video.readyState} buffered=[${ranges.join(' ')}] `
+    + `keys=${window.player.keyIds ? [...window.player.keyIds].join(',') : '-'} errors=${errors.join(' | ')}`;
+});
+
+/** Waits until the page's player has played `seconds`; returns how far it got. */
+async function plays(page, seconds, what) {
+  const fail = async (e) => { throw new Error(`${what}: ${e.message}\n${await playerState(page)}`); };
+  await page.waitForFunction(() => window.player.video.currentTime > 0, null, { timeout: 40000 }).catch(fail);
+  const t0 = await page.evaluate(() => window.player.video.currentTime);
+  await page.waitForFunction((t) => window.player.video.currentTime > t, t0 + seconds, { timeout: (seconds + 20) * 1000 })
+    .catch(fail);
+  const s = await page.evaluate(() => ({ t: window.player.video.currentTime, fatal: window.player.fatal, errors: window.player.errors }));
+  assert.deepEqual(s.fatal, [], `${what}: no fatal error`);
+  return s;
+}
+
+/**
+ * Waits for the player's first error, then 4 s more: how many video frames it
+ * decoded by then (currentTime says little: a live player seeks to the live
+ * edge before it has anything to play) and what it reported.
+ */
+async function refused(page, ms = 20000) {
+  await page.waitForFunction(() => window.player.errors.length > 0, null, { timeout: ms }).catch(() => {});
+  await page.waitForTimeout(4000);
+  return page.evaluate(() => ({
+    frames: window.player.video.getVideoPlaybackQuality().totalVideoFrames,
+    errors: window.player.errors,
+  }));
+}
+
+async function cam1Mpd(token) {
+  const media = new URL(await mediaPlaylistUrl(origin.url, 'cam1'));
+  const path = media.pathname.replace(/[^/]+$/, 'manifest.mpd');
+  return `${edge.url}${path}${token ? `?${tokenQuery(token)}` : ''}`;
+}
+
+test('hls.js plays the encrypted stream through the edge with a token (ClearKey license from the edge)', async () => {
+  const page = await hlsPage('cam1', TOKEN);
+  const s = await plays(page, 6, 'hls.js');
+  console.log(`# hls.js played to ${s.t.toFixed(1)} s; non-fatal: ${s.errors.join(', ') || 'none'}`);
+  await page.close();
+});
+
+test('hls.js with a valid video token but an expired one for the license: key error, no playback', async () => {
+  const page = await hlsPage('cam1', TOKEN, EXPIRED);
+  const r = await refused(page);
+  assert.equal(r.frames, 0, 'no frame decoded');
+  assert.ok(r.errors.some((e) => /^keySystemError\//.test(e)), `a key system error, got ${r.errors.join(', ')}`);
+  console.log(`# hls.js without a valid license token: ${[...new Set(r.errors)].join(', ')}`);
+  await page.close();
+});
+
+test('dash.js plays the encrypted MPD through the edge; without a token the license is refused', async () => {
+  const page = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', TOKEN));
+  const s = await plays(page, 6, 'dash.js');
+  console.log(`# dash.js played to ${s.t.toFixed(1)} s`);
+  await page.close();
+  const denied = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', null));
+  const r = await refused(denied);
+  assert.equal(r.frames, 0, 'no frame decoded');
+  assert.ok(r.errors.some((e) => /license|key|protection|drm/i.test(e)), `a protection error, got ${r.errors.join('\n')}`);
+  console.log(`# dash.js without a token: ${r.errors[0]}`);
+  await denied.close();
+});
+
+const shakaInstalled = existsSync(SHAKA_JS);
+test('Shaka Player plays the encrypted MPD through the edge; without a token the license is refused', { skip: !shakaInstalled && 'shaka-player is not in node_modules' }, async () => {
+  const page = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', TOKEN), { shaka: true });
+  const s = await plays(page, 6, 'Shaka');
+  console.log(`# Shaka played to ${s.t.toFixed(1)} s`);
+  await page.close();
+  const denied = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', null), { shaka: true });
+  const r = await refused(denied);
+  assert.equal(r.frames, 0, 'no frame decoded');
+  // 6007 LICENSE_REQUEST_FAILED, 6014 EXPIRED..., any 6xxx is a DRM error.
+  assert.ok(r.errors.some((e) => /\b6\d{3}\b/.test(e)), `a DRM error (6xxx), got ${r.errors.join(', ')}`);
+  console.log(`# Shaka without a token: ${r.errors.join(', ')}`);
+  await denied.close();
+});
+
+test('hls.js keeps playing across key rotations (a new key every 2 segments)', async () => {
+  // A cycle of 8 keys, 2 segments each: the live window (10 segments) lists 5
+  // or 6 of them when the player joins; the others are new to it while it plays.
+  const atJoin = new Set(keyIds((await mediaPlaylist('rot')).body));
+  const before = counter(await edgeMetrics(), 'brook_edge_licenses_total');
+  const page = await hlsPage('rot', TOKEN);
+  const s = await plays(page, 14, 'hls.js across rotations');
+  const seen = await page.evaluate(() => [...window.player.keyIds]);
+  const licenses = counter(await edgeMetrics(), 'brook_edge_licenses_total') - before;
+  const fresh = seen.filter((k) => !atJoin.has(k));
+  console.log(`# hls.js across rotations: played to ${s.t.toFixed(1)} s, ${seen.length} keys loaded `
+    + `(${fresh.length} not listed when it joined), ${licenses} licenses; non-fatal: ${s.errors.join(', ') || 'none'}`);
+  assert.ok(seen.length >= 2, 'more than one key used');
+  assert.ok(fresh.length >= 1, 'a key that came with a rotation after the player joined');
+  assert.ok(licenses >= seen.length, 'a license per key');
+  await page.close();
+});
+
+test('the transcoded ladder: every rung and the audio encrypted under the stream key, hls.js plays it through the edge', async () => {
+  const pub = startPublisher(origin.srtPort, { streamid: `publish:live/lad:${DEV_KEY}`, video: SOURCE, gop: 60 });
+  try {
+    const mv = await waitFor('the ladder in the multivariant playlist', async () => {
+      const r = await text(`${origin.url}/live/lad/index.m3u8`);
+      return r.status === 200 && (r.body.match(/RESOLUTION=/g) ?? []).length >= 2 ? r.body : null;
+    }, { timeout: 60000, interval: 500 });
+    const base = `${origin.url}/live/lad/index.m3u8`;
+    const uris = mv.split('\n').filter((l) => l && !l.startsWith('#'))
+      .concat([...mv.matchAll(/#EXT-X-MEDIA:[^\n]*URI="([^"]+)"/g)].map((m) => m[1]));
+    const kids = new Set();
+    for (const uri of new Set(uris)) {
+      const url = new URL(uri, base).href;
+      const body = await waitFor(`${uri} with a segment`, async () => {
+        const r = await text(url);
+        return r.status === 200 && r.body.includes('#EXTINF') ? r.body : null;
+      }, { timeout: 30000, interval: 250 });
+      keyIds(body).forEach((k) => kids.add(k));
+      const map = body.match(/#EXT-X-MAP:URI="([^"]+)"/)[1];
+      const init = Buffer.from(await (await fetch(new URL(map, url))).arrayBuffer());
+      assert.ok(init.includes(Buffer.from('encv')) || init.includes(Buffer.from('enca')), `${uri}: encrypted sample entry`);
+    }
+    assert.ok(uris.length >= 3, `two rungs and the audio: ${uris.join(' ')}`);
+    assert.equal(kids.size, 1, 'one key for every rendition of the session');
+    const page = await hlsPage('lad', TOKEN);
+    const s = await plays(page, 6, 'hls.js on the transcoded ladder');
+    console.log(`# transcoded ladder (${uris.length} renditions, one KID): hls.js played to ${s.t.toFixed(1)} s`);
+    await page.close();
+  } finally {
+    await pub.stop();
+  }
+});
+
+test('a revoked key is no longer served (origin at once, edge within its 30 s cache); rotate applies to the next session', async () => {
+  const auth = { authorization: `Bearer ${ADMIN}` };
+  const list = async () => (await (await fetch(`${origin.url}/admin/streams/rot/keys`, { headers: auth })).json()).keys;
+  const keys = await list();
+  assert.equal(keys.filter((k) => k.current).length, 8, 'rotation_keys = 8 in the cycle');
+  assert.ok(keys.every((k) => !('key' in k)), 'the admin API never shows a key');
+  const victim = keyIds((await mediaPlaylist('rot')).body).at(-1);
+  const asked = JSON.stringify({ kids: [b64url(Buffer.from(victim, 'hex'))] });
+  assert.equal((await license('rot', asked)).status, 200, 'served (and now cached by the edge)');
+  const unauth = await fetch(`${origin.url}/admin/streams/rot/keys/${victim}/revoke`, { method: 'POST' });
+  assert.equal(unauth.status, 401);
+  const revokedAt = Date.now();
+  const r = await fetch(`${origin.url}/admin/streams/rot/keys/${victim}/revoke`, { method: 'POST', headers: auth });
+  assert.equal(r.status, 200);
+  assert.equal((await originKey('rot', victim)).status, 404, 'the origin no longer serves it');
+  assert.ok((await list()).find((k) => k.kid === victim).revoked);
+  await waitFor('the edge refusing the revoked key', async () => (await license('rot', asked)).status === 404,
+    { timeout: 40000, interval: 1000 });
+  const after = (Date.now() - revokedAt) / 1000;
+  console.log(`# revoked key refused by the edge ${after.toFixed(1)} s after the revocation`);
+  assert.ok(after <= 35, 'within the 30 s key cache (plus the 1 s poll and the requests)');
+
+  const rotated = await (await fetch(`${origin.url}/admin/streams/cam1/keys/rotate`, { method: 'POST', headers: auth })).json();
+  assert.equal(rotated.applies_from, 'next_session');
+  assert.equal(rotated.kids.length, 1);
+  const current = keyIds((await mediaPlaylist('cam1')).body);
+  assert.ok(!current.includes(rotated.kids[0]), 'the running session keeps its key');
+});
