@@ -338,12 +338,60 @@ pub fn pick(scores: &[Score]) -> Option<usize> {
     })
 }
 
+/// The sprites of a transcoded ladder (`ladder.ts`), from its video stream
+/// `index` (the smallest rung: decoding 360p costs a fraction of decoding
+/// the source again), `width` x `height` as encoded (upright already).
+#[allow(clippy::too_many_arguments)]
+pub fn sprites_from_ladder(
+    ffmpeg: &Path,
+    ladder_ts: &Path,
+    index: usize,
+    (width, height): (u32, u32),
+    duration_secs: f64,
+    config: &SpriteConfig,
+    dir: &Path,
+    cancel: &AtomicBool,
+) -> Result<Sprites, FfmpegError> {
+    let probe = Probe {
+        container: "mpegts".into(),
+        duration_secs,
+        size_bytes: None,
+        video: crate::vod::probe::VideoStream {
+            codec: "h264".into(),
+            width,
+            height,
+            rotation: 0,
+            sample_aspect: None,
+            fps: None,
+            pix_fmt: None,
+            color_transfer: None,
+            color_primaries: None,
+            hdr: false,
+            bt2020: false,
+        },
+        audio: None,
+    };
+    sprites_of(ffmpeg, ladder_ts, &probe, index, config, dir, cancel)
+}
+
 /// Writes the sprite sheets ([`sheet_name`]) and [`SPRITES_VTT`] into `dir`.
 /// One ffmpeg run decoding the whole file; blocking, `cancel` kills it.
 pub fn sprites(
     ffmpeg: &Path,
     input: &Path,
     probe: &Probe,
+    config: &SpriteConfig,
+    dir: &Path,
+    cancel: &AtomicBool,
+) -> Result<Sprites, FfmpegError> {
+    sprites_of(ffmpeg, input, probe, 0, config, dir, cancel)
+}
+
+fn sprites_of(
+    ffmpeg: &Path,
+    input: &Path,
+    probe: &Probe,
+    video_index: usize,
     config: &SpriteConfig,
     dir: &Path,
     cancel: &AtomicBool,
@@ -364,10 +412,12 @@ pub fn sprites(
     args.push(input.to_string_lossy().into_owned());
     args.extend([
         "-map".to_string(),
-        "0:v:0".into(),
+        format!("0:v:{video_index}"),
         "-vf".into(),
         format!(
-            "fps=1/{interval},scale={tile_width}:{tile_height}:flags=bicubic,setsar=1,tile={cols}x{rows}"
+            // Time from the first frame (an MPEG-TS starts at ~1.4 s): tile
+            // k is what plays at k * interval.
+            "setpts=PTS-STARTPTS,fps=1/{interval},scale={tile_width}:{tile_height}:flags=bicubic,setsar=1,tile={cols}x{rows}"
         ),
         // The fps filter may round one more tile in at the end: not a sheet
         // more than the duration needs.

@@ -437,6 +437,15 @@ async fn process(
     );
     let ffmpeg = vod.config.encode.ffmpeg.clone();
     let poster_max = vod.config.poster_max_width;
+    let ladder_ts = ts.clone();
+    // The transcoder's video streams are the rungs in order, tallest first.
+    let smallest = plan
+        .plan
+        .rungs
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, r)| u64::from(r.width) * u64::from(r.height))
+        .map(|(i, r)| (i, (r.width, r.height)));
     // A time the upload asked for (clamped to the video), or automatic.
     let poster_at = asset
         .details
@@ -447,7 +456,21 @@ async fn process(
         let poster = thumbnails::poster(
             &ffmpeg, &src, &probed2, poster_at, poster_max, &out2, &cancel,
         )?;
-        let sprites = thumbnails::sprites(&ffmpeg, &src, &probed2, &sprite_config, &out2, &cancel)?;
+        // The sprites from the smallest rung the transcode just made: a
+        // second decode of the source would cost far more (docs/vod.md).
+        let sprites = match smallest {
+            Some((index, size)) => thumbnails::sprites_from_ladder(
+                &ffmpeg,
+                &ladder_ts,
+                index,
+                size,
+                probed2.duration_secs,
+                &sprite_config,
+                &out2,
+                &cancel,
+            )?,
+            None => thumbnails::sprites(&ffmpeg, &src, &probed2, &sprite_config, &out2, &cancel)?,
+        };
         Ok::<_, transcode::FfmpegError>((poster, sprites))
     })
     .await?;
