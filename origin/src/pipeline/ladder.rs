@@ -287,6 +287,27 @@ impl Plan {
         names
     }
 
+    /// The rungs ffmpeg encodes (not the copied source rung), with their
+    /// index among the output's video streams.
+    pub fn encoded_rungs(&self) -> Vec<(usize, &PlannedRung)> {
+        self.rungs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.copy)
+            .collect()
+    }
+
+    /// The frame rate the source is reduced to once before the split, when
+    /// it is faster than every encoded rung allows. Never beside a copied
+    /// source rung: its keyframes are the ones the encoded rungs must have
+    /// too, and a reduced rate could drop them.
+    pub fn reduced_fps(&self) -> Option<u32> {
+        let encoded = self.encoded_rungs();
+        let cap = encoded.iter().map(|(_, r)| r.max_fps).max().unwrap_or(30);
+        let has_copy = self.rungs.iter().any(|r| r.copy);
+        (!has_copy && self.source_fps.is_some_and(|f| f > f64::from(cap) + 0.5)).then_some(cap)
+    }
+
     /// The rung whose encoding costs most (most pixels): the first to go
     /// when the machine cannot keep up. Never the copied source rung.
     pub fn most_expensive(&self) -> Option<&PlannedRung> {

@@ -106,21 +106,12 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
         // at the end of those rungs' filter chains.
         a.extend(["-vaapi_device".to_string(), settings.vaapi_device.clone()]);
     }
-    let encoded: Vec<(usize, &super::ladder::PlannedRung)> = plan
-        .rungs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.copy)
-        .collect();
-    let has_copy = plan.rungs.iter().any(|r| r.copy);
+    let encoded = plan.encoded_rungs();
     if !encoded.is_empty() {
         // Decode once; reduce the frame rate once when the source is faster
-        // than the rungs allow; split; scale each rung.
+        // than the rungs allow (`Plan::reduced_fps`); split; scale each rung.
         let mut graph = String::from("[0:v:0]");
-        // Not beside a copied source rung: its keyframes are the ones the
-        // encoded rungs must have too, and a reduced rate could drop them.
-        let cap = encoded.iter().map(|(_, r)| r.max_fps).max().unwrap_or(30);
-        if !has_copy && plan.source_fps.is_some_and(|f| f > f64::from(cap) + 0.5) {
+        if let Some(cap) = plan.reduced_fps() {
             graph.push_str(&format!("fps={cap},"));
         }
         graph.push_str(&format!("split={}", encoded.len()));
@@ -151,7 +142,7 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
     // same instants (the first frame, then every interval), or at the source's
     // keyframes when the source is a rung of its own.
     let interval = f64::from(settings.keyframe_interval_ms.max(100)) / 1000.0;
-    let force = if has_copy {
+    let force = if plan.rungs.iter().any(|r| r.copy) {
         "source".to_string()
     } else {
         format!("expr:if(isnan(prev_forced_t),1,gte(t-prev_forced_t,{interval:.3}))")

@@ -199,19 +199,12 @@ impl VodPlan {
         }
         a.push("-i".into());
         a.push(input.to_string_lossy().into_owned());
-        let encoded: Vec<(usize, &ladder::PlannedRung)> = plan
-            .rungs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.copy)
-            .collect();
-        let has_copy = plan.rungs.iter().any(|r| r.copy);
+        let encoded = plan.encoded_rungs();
         if !encoded.is_empty() {
             // Decode once (rotated upright by ffmpeg), reduce the frame rate
             // once, split, scale each rung to square pixels.
             let mut graph = String::from("[0:v:0]");
-            let cap = encoded.iter().map(|(_, r)| r.max_fps).max().unwrap_or(30);
-            if !has_copy && plan.source_fps.is_some_and(|f| f > f64::from(cap) + 0.5) {
+            if let Some(cap) = plan.reduced_fps() {
                 graph.push_str(&format!("fps={cap},"));
             }
             if self.tonemap {
@@ -231,7 +224,7 @@ impl VodPlan {
             a.extend(["-filter_complex".to_string(), graph]);
         }
         let segment = f64::from(enc.segment_ms.max(100)) / 1000.0;
-        let force = if has_copy {
+        let force = if plan.rungs.iter().any(|r| r.copy) {
             "source".to_string()
         } else {
             format!("expr:gte(t,n_forced*{})", trim_float(segment))
