@@ -56,12 +56,48 @@ pub enum Route<'a> {
     Bench,
     /// `/chat/<stream>[/...]`: the stream's chat room (a Durable Object).
     Chat(Chat<'a>),
-    /// `/live/<stream>/license`: ClearKey licenses for the stream's keys
-    /// (`access::license`), after the video's token and geo checks.
-    License(LivePath),
+    /// `/live/<stream>/license` and `/vod/<asset>/license`: ClearKey
+    /// licenses for the stream's or the asset's keys (`access::license`),
+    /// after the video's token and geo checks.
+    License(LicenseScope),
     /// Anything else. Static files never get here: the assets layer answers
     /// them before the Worker runs.
     NotFound,
+}
+
+/// Whose keys a license request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LicenseScope {
+    Stream(LivePath),
+    Asset(VodPath),
+}
+
+impl LicenseScope {
+    /// The path tokens are checked against.
+    pub fn spelled(&self) -> String {
+        match self {
+            LicenseScope::Stream(p) => p.to_string(),
+            LicenseScope::Asset(p) => p.to_string(),
+        }
+    }
+
+    /// What the geo rules apply to.
+    pub fn subject(&self) -> Subject<'_> {
+        match self {
+            LicenseScope::Stream(p) => Subject::Stream(&p.stream),
+            LicenseScope::Asset(p) => Subject::Asset(&p.asset),
+        }
+    }
+
+    /// Whose keys: the stream's name, or `asset/<id>` (no stream name has a
+    /// `/`), as the origin's key endpoint names them (`/keys/<owner>/<kid>`)
+    /// and the key cache keeps them.
+    pub fn owner(&self) -> String {
+        match self {
+            LicenseScope::Stream(p) => p.stream.clone(),
+            LicenseScope::Asset(p) => format!("asset/{}", p.asset),
+        }
+    }
 }
 
 /// A request under `/live/`.
@@ -366,8 +402,9 @@ impl Kind {
 /// (`OPTIONS` is answered as a CORS preflight).
 pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
-/// The license endpoint's name under `/live/<stream>/` (the origin's
-/// `keys.license_url` default points here).
+/// The license endpoint's name under `/live/<stream>/` and `/vod/<asset>/`
+/// (the origin's `keys.license_url` and `keys.asset_license_url` defaults
+/// point here).
 pub const LICENSE_NAME: &str = "license";
 
 /// Methods the license endpoint accepts (`OPTIONS`: CORS preflight).
@@ -385,6 +422,7 @@ pub fn route(path: &str) -> Route<'_> {
     }
     if path.starts_with("/vod/") {
         return match VodPath::parse(path) {
+            Ok(path) if path.name == LICENSE_NAME => Route::License(LicenseScope::Asset(path)),
             Ok(path) => {
                 let kind = vod_object(&path.name).0;
                 Route::Vod(Vod { path, kind })
@@ -396,7 +434,7 @@ pub fn route(path: &str) -> Route<'_> {
         return Route::NotFound;
     };
     if path.session.is_none() && path.name == LICENSE_NAME {
-        return Route::License(path);
+        return Route::License(LicenseScope::Stream(path));
     }
     let kind = match (&path.session, path.name.as_str()) {
         (None, "index.m3u8") => Kind::Multivariant,
@@ -591,7 +629,9 @@ mod tests {
             ),
             (
                 "/live/cam1/license".into(),
-                Route::License(LivePath::parse("/live/cam1/license").unwrap()),
+                Route::License(LicenseScope::Stream(
+                    LivePath::parse("/live/cam1/license").unwrap(),
+                )),
             ),
             (obj("license"), live(&obj("license"), Other)),
             (
@@ -783,6 +823,20 @@ mod tests {
             panic!()
         };
         assert_eq!(v.path.to_string(), format!("/vod/{A}/720p.m3u8"));
+        // The asset's license endpoint: its keys, its token path, its geo rule.
+        let Route::License(scope) = route(&format!("/vod/{A}/license")) else {
+            panic!("/vod/<asset>/license is the license endpoint")
+        };
+        assert_eq!(scope.spelled(), format!("/vod/{A}/license"));
+        assert_eq!(scope.owner(), format!("asset/{A}"));
+        assert_eq!(scope.subject(), Subject::Asset(A));
+        let Route::License(scope) = route("/live/cam1/license") else {
+            panic!()
+        };
+        assert_eq!(
+            (scope.owner(), scope.subject()),
+            ("cam1".to_owned(), Subject::Stream("cam1"))
+        );
         for path in [
             format!("/vod/{A}/..%2f{A}/index.m3u8"),
             format!("/vod/{A}/..%2Findex.m3u8"),

@@ -524,7 +524,7 @@ impl Config {
             .map_err(ConfigError::Invalid)?;
         let encrypted = self.streams.values().any(|s| s.encryption.is_some());
         self.keys
-            .validate(encrypted)
+            .validate(encrypted, self.vod.enabled && self.vod.encryption.is_some())
             .map_err(ConfigError::Invalid)?;
         for (name, s) in &self.streams {
             if s.rotate_every_segments > 0 && s.encryption.is_none() {

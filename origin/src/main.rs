@@ -183,18 +183,23 @@ fn main() -> anyhow::Result<()> {
         background.handle().clone(),
     );
     // Content keys, before any ingest can start an encrypted stream.
-    let keys = if config.streams.values().any(|s| s.encryption.is_some()) {
+    // Streams need it when one is encrypted; on-demand assets whenever a
+    // master key is given (an upload may ask for encryption).
+    let streams_encrypted = config.streams.values().any(|s| s.encryption.is_some());
+    let vod_keys =
+        config.vod.enabled && std::env::var_os(brook_origin::keys::MASTER_KEY_ENV).is_some();
+    let keys = if streams_encrypted || vod_keys || config.vod.encryption.is_some() {
         let master = brook_origin::keys::MasterKey::from_env()
             .with_context(|| {
                 format!(
-                    "an encrypted stream needs the master key in {}",
+                    "encryption needs the master key in {}",
                     brook_origin::keys::MASTER_KEY_ENV
                 )
             })?
             .context("the master key")?;
         let keys = brook_origin::keys::KeyService::open(&config.keys, master)
             .context("opening the key store")?;
-        info!(store = ?config.keys.dir, "key service for encrypted streams");
+        info!(store = ?config.keys.dir, "key service for encrypted streams and assets");
         let keys = Arc::new(keys);
         publisher.set_keys(keys.clone());
         Some(keys)
@@ -286,6 +291,7 @@ fn main() -> anyhow::Result<()> {
                 config.ladder.clone(),
                 storage.clone(),
                 archive.clone(),
+                keys.clone(),
             )
             .context("starting video on demand")?;
             brook_origin::vod::worker::start(&vod, background.handle());
@@ -305,6 +311,7 @@ fn main() -> anyhow::Result<()> {
                     |(keys, token)| brook_origin::serve::http::keys::KeyEndpoint {
                         keys: keys.clone(),
                         token: token.clone(),
+                        assets: vod.clone(),
                     },
                 ),
         )

@@ -504,7 +504,7 @@ mod vod {
                 ..VodConfig::default()
             };
             config.validate().unwrap();
-            Vod::open(config, Default::default(), bucket.clone(), None).unwrap()
+            Vod::open(config, Default::default(), bucket.clone(), None, None).unwrap()
         };
         let (a, b) = (machine("a"), machine("b"));
         assert_ne!(a.worker_id, b.worker_id);

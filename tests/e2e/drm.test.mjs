@@ -4,10 +4,13 @@
 // the video's token checks, fetching keys from the origin with the shared
 // KEY_FETCH_TOKEN; hls.js, dash.js and Shaka Player (when installed) play in
 // headless Chromium with a token and fail with a key error without one; hls.js
-// plays across key rotations; the admin API revokes a key.
+// plays across key rotations; the admin API revokes a key. The same for an
+// on-demand asset uploaded with `"encryption": "cbcs"` (tus, the VOD worker's
+// transcode and packaging, its key sealed in the asset database).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +33,9 @@ const SOURCE = 'testsrc2=size=640x360:rate=30';
 // `npm install --prefix /tmp/shaka shaka-player`).
 const SHAKA_JS = process.env.SHAKA_PLAYER_JS ?? join(ROOT, 'node_modules/shaka-player/dist/shaka-player.compiled.js');
 
-let origin, cam1Pub, rotPub, edge, browser, keyDir;
+const VOD_API = 'drm-vod-api-token-0123456789';
+
+let origin, cam1Pub, rotPub, edge, browser, keyDir, assetId;
 
 before(async () => {
   keyDir = mkdtempSync(join(tmpdir(), 'brook-drm-keys-'));
@@ -42,7 +47,12 @@ before(async () => {
       // Transcoded into two rungs (published only during its test).
       + `[streams.lad]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\n[streams.lad.ladder]\nmode = "transcode"\naudio_bitrate_kbps = 32\n`
       + '[[streams.lad.ladder.rungs]]\nheight = 360\nbitrate_kbps = 600\npreset = "ultrafast"\n'
-      + '[[streams.lad.ladder.rungs]]\nheight = 240\nbitrate_kbps = 400\npreset = "ultrafast"\n',
+      + '[[streams.lad.ladder.rungs]]\nheight = 240\nbitrate_kbps = 400\npreset = "ultrafast"\n'
+      // On-demand assets: the same key service, keys in the asset database.
+      + `[storage]\nkind = "fs"\ndir = "${mkdtempSync(join(tmpdir(), 'brook-drm-bucket-'))}"\n`
+      + '[ladder]\nrungs = [{ height = 360, bitrate_kbps = 600 }, { height = 240, bitrate_kbps = 300 }]\naudio_bitrate_kbps = 64\n'
+      + `[vod]\nenabled = true\ndata_dir = "${mkdtempSync(join(tmpdir(), 'brook-drm-vod-'))}"\napi_token = "${VOD_API}"\n`
+      + '[vod.encode]\npreset = "ultrafast"\n',
   });
   cam1Pub = startPublisher(origin.srtPort, { video: SOURCE });
   rotPub = startPublisher(origin.srtPort, { streamid: `publish:live/rot:${DEV_KEY}`, video: SOURCE });
@@ -53,12 +63,47 @@ before(async () => {
     KEY_FETCH_TOKEN: FETCH_TOKEN,
     METRICS_TOKEN: METRICS,
   });
+  // The encrypted asset transcodes while the live tests run.
+  assetId = await uploadAsset({ encryption: 'cbcs' });
 });
 
 after(async () => {
   await browser?.close();
   await Promise.all([cam1Pub, rotPub, edge, origin].map((p) => p?.stop()));
 });
+
+const vodApi = (path, init = {}) => fetch(`${origin.url}/api/v1/${path}`, {
+  ...init, headers: { authorization: `Bearer ${VOD_API}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+});
+
+/** An 8 s 640x360 file with sound, uploaded with tus (creation, one PATCH); the asset's id. */
+async function uploadAsset(request) {
+  const file = join(mkdtempSync(join(tmpdir(), 'brook-drm-src-')), 'src.mp4');
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30:duration=8',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:duration=8', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
+    '-c:a', 'aac', '-shortest', file]);
+  const data = readFileSync(file);
+  const created = await vodApi('uploads', { method: 'POST', body: JSON.stringify(request) });
+  assert.equal(created.status, 201, await created.clone().text());
+  const up = await created.json();
+  assert.equal(up.encryption, request.encryption);
+  const tus = { 'tus-resumable': '1.0.0' };
+  const made = await fetch(up.url, { method: 'POST', headers: { ...tus, 'upload-length': String(data.length) } });
+  assert.equal(made.status, 201, await made.text());
+  const patched = await fetch(new URL(made.headers.get('location'), up.url), {
+    method: 'PATCH', headers: { ...tus, 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, body: data,
+  });
+  assert.equal(patched.status, 204, await patched.text());
+  return up.asset_id;
+}
+
+async function readyAsset(id) {
+  return waitFor(`asset ${id} ready`, async () => {
+    const a = await (await vodApi(`assets/${id}`)).json();
+    if (a.status === 'errored') throw new Error(`asset errored: ${a.error}`);
+    return a.status === 'ready' ? a : null;
+  }, { timeout: 180000, interval: 500 });
+}
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 const licenseUrl = (stream, token) => `${edge.url}/live/${stream}/license${token ? `?${tokenQuery(token)}` : ''}`;
@@ -208,6 +253,14 @@ async function playerPage() {
 }
 
 async function hlsPage(stream, token, licenseToken = token) {
+  return hlsPlayer(
+    `${edge.url}/live/${stream}/index.m3u8${token ? `?${tokenQuery(token)}` : ''}`,
+    licenseUrl(stream, licenseToken),
+  );
+}
+
+/** hls.js playing `src` with ClearKey licenses from `lic`. */
+async function hlsPlayer(src, lic) {
   const page = await playerPage();
   if (process.env.DRM_DEBUG) {
     page.on('console', (m) => { if (/EME|key|Key|license/.test(m.text())) console.log(`# page: ${m.text().slice(0, 300)}`); });
@@ -250,11 +303,7 @@ async function hlsPage(stream, token, licenseToken = token) {
     hls.loadSource(src);
     hls.attachMedia(video);
     window.player = state;
-  }, {
-    src: `${edge.url}/live/${stream}/index.m3u8${token ? `?${tokenQuery(token)}` : ''}`,
-    licenseUrl: licenseUrl(stream, licenseToken),
-    debug: !!process.env.DRM_DEBUG,
-  });
+  }, { src, licenseUrl: lic, debug: !!process.env.DRM_DEBUG });
   return page;
 }
 
@@ -457,4 +506,117 @@ test('a revoked key is no longer served (origin at once, edge within its 30 s ca
   assert.equal(rotated.kids.length, 1);
   const current = keyIds((await mediaPlaylist('cam1')).body);
   assert.ok(!current.includes(rotated.kids[0]), 'the running session keeps its key');
+});
+
+/** A VOD asset's URL at the edge, with a token for the asset. */
+const vodUrl = (id, name, token) => `${edge.url}/vod/${id}/${name}${token ? `?${tokenQuery(token)}` : ''}`;
+const assetToken = (id) => signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: `/vod/${id}/*`, id: 'drm-vod', ttl: 3600 });
+
+test('an encrypted VOD asset: every rendition encrypted under its one key, ClearKey signalled, the key never in a manifest, not decodable without it', async () => {
+  const asset = await readyAsset(assetId);
+  assert.equal(asset.encryption.scheme, 'cbcs');
+  assert.match(asset.encryption.kid, /^[0-9a-f]{32}$/);
+  assert.equal(asset.encryption.revoked, false);
+  assert.ok(!('key' in asset.encryption), 'the API never shows the key');
+  const kid = asset.encryption.kid;
+  const base = `${origin.url}/vod/${assetId}/`;
+  const mv = (await text(`${base}index.m3u8`)).body;
+  const uris = mv.split('\n').filter((l) => l && !l.startsWith('#'))
+    .concat([...mv.matchAll(/#EXT-X-MEDIA:[^\n]*URI="([^"]+)"/g)].map((m) => m[1]));
+  assert.ok(uris.length >= 3, `two rungs and the audio: ${uris.join(' ')}`);
+  const key = await (await fetch(`${origin.url}/keys/asset/${assetId}/${kid}`, { headers: { authorization: `Bearer ${FETCH_TOKEN}` } })).json();
+  const spellings = [key.key, key.key.toUpperCase(), b64url(Buffer.from(key.key, 'hex'))];
+  for (const uri of new Set(uris)) {
+    const body = (await text(new URL(uri, base).href)).body;
+    assert.match(body, new RegExp(`#EXT-X-KEY:METHOD=SAMPLE-AES,URI="/vod/${assetId}/license\\?kid=${kid}",KEYFORMAT="org.w3.clearkey"`), uri);
+    assert.deepEqual([...new Set(keyIds(body))], [kid], `${uri}: the asset's one KID`);
+    assert.ok(spellings.every((k) => !body.includes(k)), `${uri}: the key is not in the playlist`);
+    const map = body.match(/#EXT-X-MAP:URI="([^"]+)"/)[1];
+    const init = Buffer.from(await (await fetch(new URL(map, base))).arrayBuffer());
+    assert.ok(init.includes(Buffer.from('encv')) || init.includes(Buffer.from('enca')), `${uri}: encrypted sample entry`);
+    if (init.includes(Buffer.from('encv'))) {
+      const seg = body.split('\n').find((l) => l && !l.startsWith('#'));
+      const media = Buffer.from(await (await fetch(new URL(seg, base))).arrayBuffer());
+      const decoded = await ffmpegDecode(init, media);
+      assert.ok(decoded.code !== 0 || decoded.output.trim() !== '', `${uri}: ffmpeg complains without the key`);
+    }
+  }
+  const mpd = (await text(`${base}manifest.mpd`)).body;
+  assert.match(mpd, /urn:mpeg:dash:mp4protection:2011/);
+  assert.match(mpd, /urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e/);
+  assert.ok(mpd.toLowerCase().includes(kid.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-')), 'cenc:default_KID');
+  assert.ok(spellings.every((k) => !mpd.includes(k)), 'the key is not in the MPD');
+  // The poster stays in the clear (an image), as everywhere.
+  assert.equal((await fetch(`${base}poster.jpg`)).status, 200);
+});
+
+test('the origin serves an asset key only to the edge: bearer token, that asset, its KID', async () => {
+  const { kid } = (await readyAsset(assetId)).encryption;
+  const get = (path, token = FETCH_TOKEN) => fetch(`${origin.url}/keys/${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  assert.equal((await get(`asset/${assetId}/${kid}`, null)).status, 401);
+  assert.equal((await get(`asset/${assetId}/${kid}`, 'not-the-fetch-token')).status, 401);
+  assert.equal((await get(`asset/${assetId}/${kid}`)).status, 200);
+  assert.equal((await get(`asset/${assetId}/${'00'.repeat(16)}`)).status, 404, 'not its KID');
+  assert.equal((await get(`asset/${'0'.repeat(32)}/${kid}`)).status, 404, 'another asset');
+  assert.equal((await get(`asset/${assetId.toUpperCase()}/${kid}`)).status, 404, 'not an asset id');
+  assert.equal((await get(`asset/${kid}`)).status, 404, 'no asset');
+});
+
+test('hls.js and dash.js play the encrypted asset through the edge with a token; without one the license is refused', async () => {
+  await readyAsset(assetId);
+  const token = assetToken(assetId);
+  const lic = vodUrl(assetId, 'license', token);
+  const hls = await hlsPlayer(vodUrl(assetId, 'index.m3u8', token), lic);
+  const a = await plays(hls, 4, 'hls.js on the encrypted asset');
+  console.log(`# encrypted asset: hls.js played to ${a.t.toFixed(1)} s`);
+  await hls.close();
+  const dash = await dashPage(vodUrl(assetId, 'manifest.mpd', token), lic);
+  const b = await plays(dash, 4, 'dash.js on the encrypted asset');
+  console.log(`# encrypted asset: dash.js played to ${b.t.toFixed(1)} s`);
+  await dash.close();
+  // A token for another asset, or none: the license is refused, nothing decoded.
+  const other = assetToken('0'.repeat(32));
+  const denied = await hlsPlayer(vodUrl(assetId, 'index.m3u8', token), vodUrl(assetId, 'license', other));
+  const r = await refused(denied);
+  assert.equal(r.frames, 0, 'no frame decoded');
+  assert.ok(r.errors.some((e) => /^keySystemError\//.test(e)), `a key system error, got ${r.errors.join(', ')}`);
+  await denied.close();
+  const kid = (await readyAsset(assetId)).encryption.kid;
+  const asked = JSON.stringify({ kids: [b64url(Buffer.from(kid, 'hex'))], type: 'temporary' });
+  const post = (url) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: asked });
+  assert.equal((await post(vodUrl(assetId, 'license'))).status, 401, 'no token');
+  assert.equal((await post(vodUrl(assetId, 'license', TOKEN))).status, 403, 'a live token is not an asset token');
+  assert.equal((await post(vodUrl('0'.repeat(32), 'license', other))).status, 404, "another asset has not this KID");
+});
+
+test('asset encryption requests are checked; a revoked asset key is refused at once by the origin; a deleted asset has no key', async () => {
+  for (const [body, want] of [
+    [{ encryption: 'aes-128' }, /encryption must be "cbcs", "cenc" or "none"/],
+    [{ encryption: 7 }, /not an upload request/],
+  ]) {
+    const r = await vodApi('uploads', { method: 'POST', body: JSON.stringify(body) });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).error, want);
+  }
+  const clear = await (await vodApi('uploads', { method: 'POST', body: JSON.stringify({ encryption: 'none' }) })).json();
+  assert.equal(clear.encryption, null);
+  assert.equal((await vodApi(`assets/${clear.asset_id}/key/revoke`, { method: 'POST' })).status, 404, 'not encrypted');
+  const cenc = await (await vodApi('uploads', { method: 'POST', body: JSON.stringify({ encryption: 'cenc' }) })).json();
+  assert.equal(cenc.encryption, 'cenc');
+
+  const { kid } = (await readyAsset(assetId)).encryption;
+  const key = () => fetch(`${origin.url}/keys/asset/${assetId}/${kid}`, { headers: { authorization: `Bearer ${FETCH_TOKEN}` } });
+  assert.equal((await key()).status, 200);
+  assert.equal((await fetch(`${origin.url}/api/v1/assets/${assetId}/key/revoke`, { method: 'POST' })).status, 401);
+  assert.equal((await vodApi(`assets/${assetId}/key/revoke`, { method: 'GET' })).status, 405);
+  const revoked = await vodApi(`assets/${assetId}/key/revoke`, { method: 'POST' });
+  assert.equal(revoked.status, 200);
+  assert.equal((await revoked.json()).encryption.revoked, true);
+  assert.equal((await key()).status, 404, 'the origin no longer serves it');
+  // The cenc asset (still waiting for its upload) has its key from creation; deleting it removes it.
+  const cencKid = (await (await vodApi(`assets/${cenc.asset_id}`)).json()).encryption.kid;
+  const cencKey = () => fetch(`${origin.url}/keys/asset/${cenc.asset_id}/${cencKid}`, { headers: { authorization: `Bearer ${FETCH_TOKEN}` } });
+  assert.equal((await cencKey()).status, 200);
+  assert.equal((await vodApi(`assets/${cenc.asset_id}`, { method: 'DELETE' })).status, 202);
+  assert.equal((await cencKey()).status, 404, 'deleting: no key');
 });

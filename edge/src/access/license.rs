@@ -118,7 +118,8 @@ pub fn render_license(keys: &[(Kid, Kid)]) -> String {
     serde_json::json!({ "keys": keys, "type": "temporary" }).to_string()
 }
 
-/// The origin's key path for `stream`/`kid` (`GET`, bearer `KEY_FETCH_TOKEN`).
+/// The origin's key path for `stream`/`kid` (`GET`, bearer `KEY_FETCH_TOKEN`);
+/// `stream` is a stream's name or `asset/<id>`.
 pub fn origin_key_path(stream: &str, kid: &Kid) -> String {
     format!("/keys/{stream}/{}", hex(kid))
 }

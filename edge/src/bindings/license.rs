@@ -1,20 +1,18 @@
-//! `/live/<stream>/license`: the ClearKey license endpoint on the Workers
-//! runtime. Decisions are in `access::license` (request, response, cache)
+//! `/live/<stream>/license` and `/vod/<asset>/license`: the ClearKey license
+//! endpoint on the Workers runtime. Decisions are in `access::license` (request, response, cache)
 //! and `access::admit` (token, geo); here: the body read with its limit, the
 //! origin's key endpoint (`KEY_FETCH_TOKEN`), the per-isolate key cache, the
 //! counters. See docs/drm.md.
 
-use brook_common::LivePath;
 use worker::{console_error, console_warn, Env, Fetch, Request, RequestInit, Response, Result};
 
 use super::fetch::{count, deny, load, now_ms, with_state, Client};
 use super::io::{headers, plain, preflight, read_limited, read_response, with_timeout};
-use crate::access::geo::Subject;
 use crate::access::license::{self, Kid, LicenseError};
 use crate::access::{self};
 use crate::config::Edge;
 use crate::delivery::origins::{self, Region};
-use crate::route::LICENSE_METHODS;
+use crate::route::{LicenseScope, LICENSE_METHODS};
 
 /// The secret the origin's `/keys/` endpoint expects (its `keys.fetch_token`).
 const KEY_FETCH_TOKEN: &str = "KEY_FETCH_TOKEN";
@@ -34,7 +32,7 @@ pub(super) async fn serve(
     req: &Request,
     env: &Env,
     url: &worker::Url,
-    path: &LivePath,
+    scope: &LicenseScope,
 ) -> Result<Response> {
     let method = req.inner().method();
     if method == "OPTIONS" {
@@ -50,12 +48,14 @@ pub(super) async fn serve(
         Err(answer) => return answer,
     };
     let client = Client::of(req)?;
-    let stream = path.stream.as_str();
-    let spelled = path.to_string();
+    // The stream's name or `asset/<id>`: whose keys, in the cache and at the origin.
+    let owner = scope.owner();
+    let stream = owner.as_str();
+    let spelled = scope.spelled();
     if let Err(denied) = access::admit(
         &edge,
         &keys,
-        &client.access(&spelled, url.query(), Subject::Stream(stream)),
+        &client.access(&spelled, url.query(), scope.subject()),
     ) {
         count(
             "brook_edge_license_denied_total",

@@ -56,6 +56,10 @@ pub struct KeysConfig {
     /// hls.js tells keys apart by their URI, the edge reads the KIDs from the
     /// request body).
     pub license_url: String,
+    /// The license URL of on-demand assets' playlists and MPDs; `{asset}` is
+    /// the asset id, `{kid}` the KID in hex. Default
+    /// `/vod/{asset}/license?kid={kid}` (the edge's endpoint).
+    pub asset_license_url: String,
     /// Keys in the cycle of a stream with `rotate_every_segments` (segment
     /// `msn` uses key `(msn / rotate_every_segments) % rotation_keys`).
     /// Default 16, at most 256.
@@ -68,6 +72,7 @@ impl Default for KeysConfig {
             dir: None,
             fetch_token: None,
             license_url: "/live/{stream}/license?kid={kid}".into(),
+            asset_license_url: "/vod/{asset}/license?kid={kid}".into(),
             rotation_keys: 16,
         }
     }
@@ -82,14 +87,18 @@ impl std::fmt::Debug for KeysConfig {
                 &self.fetch_token.as_ref().map(|_| "<redacted>"),
             )
             .field("license_url", &self.license_url)
+            .field("asset_license_url", &self.asset_license_url)
             .field("rotation_keys", &self.rotation_keys)
             .finish()
     }
 }
 
 impl KeysConfig {
-    /// Checks the section, given whether any stream is encrypted.
-    pub fn validate(&self, needed: bool) -> Result<(), String> {
+    /// Checks the section, given whether any stream is encrypted
+    /// (`needed`: the store and the edge's token are required) and whether
+    /// on-demand assets are encrypted by default (`assets`: the edge's token
+    /// is; their keys live in the asset database).
+    pub fn validate(&self, needed: bool, assets: bool) -> Result<(), String> {
         if let Some(t) = &self.fetch_token {
             if t.len() < 16 {
                 return Err("keys.fetch_token is too short (at least 16 characters)".into());
@@ -106,10 +115,26 @@ impl KeysConfig {
         // The file is checked before the environment is applied (main):
         // a token only in the environment counts.
         let from_env = std::env::var(FETCH_TOKEN_ENV).is_ok_and(|t| !t.is_empty());
-        if needed && self.fetch_token.is_none() && !from_env {
+        if (needed || assets) && self.fetch_token.is_none() && !from_env {
             return Err(format!(
-                "an encrypted stream needs keys.fetch_token (or {FETCH_TOKEN_ENV}) for the edge"
+                "encryption (streams.<name>.encryption or vod.encryption) needs keys.fetch_token \
+                 (or {FETCH_TOKEN_ENV}) for the edge"
             ));
+        }
+        for (name, url, holes) in [
+            ("license_url", &self.license_url, ["{stream}", "{kid}"]),
+            (
+                "asset_license_url",
+                &self.asset_license_url,
+                ["{asset}", "{kid}"],
+            ),
+        ] {
+            if !holes.iter().all(|h| url.contains(h)) {
+                return Err(format!(
+                    "keys.{name} must contain {} and {}",
+                    holes[0], holes[1]
+                ));
+            }
         }
         Ok(())
     }
@@ -132,6 +157,23 @@ impl KeysConfig {
 pub enum EncryptionScheme {
     Cbcs,
     Cenc,
+}
+
+impl EncryptionScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncryptionScheme::Cbcs => "cbcs",
+            EncryptionScheme::Cenc => "cenc",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cbcs" => Some(EncryptionScheme::Cbcs),
+            "cenc" => Some(EncryptionScheme::Cenc),
+            _ => None,
+        }
+    }
 }
 
 impl From<EncryptionScheme> for Scheme {
@@ -211,6 +253,8 @@ pub struct KeyService {
     streams: Mutex<BTreeMap<String, StreamKeys>>,
     /// The `{stream}`/`{kid}` template of the license URL.
     license_url: String,
+    /// The `{asset}`/`{kid}` template of assets' license URL.
+    asset_license_url: String,
     rotation_keys: usize,
 }
 
@@ -274,6 +318,7 @@ impl KeyService {
             path,
             streams: Mutex::new(streams),
             license_url: config.license_url.clone(),
+            asset_license_url: config.asset_license_url.clone(),
             rotation_keys: config.rotation_keys,
         })
     }
@@ -337,17 +382,7 @@ impl KeyService {
         let now = crate::serve::hub::unix_ms();
         let mut current = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut random = [0u8; 48];
-            getrandom::fill(&mut random).map_err(|_| KeyError::NoRandomness)?;
-            let mut kid = [0u8; 16];
-            let mut key = [0u8; 16];
-            let mut iv = [0u8; 16];
-            kid.copy_from_slice(&random[..16]);
-            key.copy_from_slice(&random[16..32]);
-            iv.copy_from_slice(&random[32..]);
-            // RFC 4122 version 4 bits: KIDs are written as UUIDs in the MPD.
-            kid[6] = (kid[6] & 0x0f) | 0x40;
-            kid[8] = (kid[8] & 0x3f) | 0x80;
+            let ContentKey { kid, key, iv } = random_key()?;
             let sealed = store::seal(&self.master, stream, &kid, &key, &iv)?;
             s.keys.insert(
                 kid,
@@ -399,6 +434,45 @@ impl KeyService {
         (!e.revoked).then_some(e.key)
     }
 
+    /// A new content key for on-demand asset `asset`, and the key sealed
+    /// under the master key for the asset database (bound to the asset and
+    /// the KID like a stream's keys; the owner `asset/<id>` cannot be a
+    /// stream name, which has no `/`).
+    pub fn new_asset_key(&self, asset: &str) -> Result<(ContentKey, String), KeyError> {
+        let k = random_key()?;
+        let sealed = store::seal(&self.master, &asset_owner(asset), &k.kid, &k.key, &k.iv)?;
+        info!(asset, kid = %hex(&k.kid), "new content key for an asset");
+        Ok((k, sealed))
+    }
+
+    /// Opens an asset's key sealed by [`KeyService::new_asset_key`].
+    pub fn open_asset_key(
+        &self,
+        asset: &str,
+        kid: &[u8; 16],
+        sealed: &str,
+    ) -> Result<ContentKey, KeyError> {
+        let (key, iv) = store::open(&self.master, &asset_owner(asset), kid, sealed)?;
+        Ok(ContentKey { kid: *kid, key, iv })
+    }
+
+    /// The encryption of an asset's packaging: its one key, the ClearKey
+    /// license URL of `keys.asset_license_url`.
+    pub fn asset_encryption(
+        &self,
+        asset: &str,
+        scheme: EncryptionScheme,
+        key: ContentKey,
+    ) -> Encryption {
+        let license_url = self.asset_license_url.replace("{asset}", asset);
+        Encryption {
+            scheme: scheme.into(),
+            keys: vec![key],
+            key_systems: vec![KeySystem::ClearKey { license_url }],
+            ..Encryption::default()
+        }
+    }
+
     /// The keys of `stream` (KIDs and state, never key bytes).
     pub fn list(&self, stream: &str) -> Vec<KeyInfo> {
         let streams = self.lock();
@@ -444,6 +518,30 @@ impl KeyService {
         };
         store::save(path, &file)
     }
+}
+
+/// A random KID (a version 4 UUID: KIDs are written as UUIDs in the MPD),
+/// key and IV, from the OS.
+fn random_key() -> Result<ContentKey, KeyError> {
+    let mut random = [0u8; 48];
+    getrandom::fill(&mut random).map_err(|_| KeyError::NoRandomness)?;
+    let mut k = ContentKey {
+        kid: [0u8; 16],
+        key: [0u8; 16],
+        iv: [0u8; 16],
+    };
+    k.kid.copy_from_slice(&random[..16]);
+    k.key.copy_from_slice(&random[16..32]);
+    k.iv.copy_from_slice(&random[32..]);
+    k.kid[6] = (k.kid[6] & 0x0f) | 0x40;
+    k.kid[8] = (k.kid[8] & 0x3f) | 0x80;
+    random.fill(0);
+    Ok(k)
+}
+
+/// Whose key a sealed asset key is, in its additional data.
+fn asset_owner(asset: &str) -> String {
+    format!("asset/{asset}")
 }
 
 /// Lowercase hex.
@@ -562,17 +660,44 @@ mod tests {
     }
 
     #[test]
+    fn asset_keys_are_sealed_to_their_asset_and_master() {
+        let svc = KeyService::open(&KeysConfig::default(), master()).unwrap();
+        let (k, sealed) = svc.new_asset_key("a1").unwrap();
+        assert_eq!(k.kid[6] >> 4, 4, "version 4 UUID");
+        assert!(!sealed.contains(&hex(&k.key)) && !sealed.contains(&hex(&k.iv)));
+        assert_eq!(svc.open_asset_key("a1", &k.kid, &sealed).unwrap(), k);
+        assert!(svc.open_asset_key("a2", &k.kid, &sealed).is_err());
+        assert!(svc.open_asset_key("a1", &[1u8; 16], &sealed).is_err());
+        let other = KeyService::open(
+            &KeysConfig::default(),
+            MasterKey::from_hex(&"cd".repeat(32)).unwrap(),
+        )
+        .unwrap();
+        assert!(other.open_asset_key("a1", &k.kid, &sealed).is_err());
+        let enc = svc.asset_encryption("a1", EncryptionScheme::Cenc, k.clone());
+        assert_eq!(enc.scheme, Scheme::Cenc);
+        assert_eq!(enc.keys, vec![k]);
+        assert_eq!(
+            enc.key_systems,
+            vec![KeySystem::ClearKey {
+                license_url: "/vod/a1/license?kid={kid}".into()
+            }]
+        );
+    }
+
+    #[test]
     fn master_key_and_config_checks() {
         assert!(MasterKey::from_hex("00").is_err());
         assert!(MasterKey::from_hex(&"zz".repeat(32)).is_err());
         let c = KeysConfig::default();
-        assert!(c.validate(false).is_ok());
-        assert!(c.validate(true).is_err());
+        assert!(c.validate(false, false).is_ok());
+        assert!(c.validate(true, false).is_err());
+        assert!(c.validate(false, true).is_err());
         let short = KeysConfig {
             fetch_token: Some("short".into()),
             ..KeysConfig::default()
         };
-        assert!(short.validate(false).is_err());
+        assert!(short.validate(false, false).is_err());
         assert_eq!(kid_from_hex(&"0A".repeat(16)), Some([10u8; 16]));
         assert_eq!(kid_from_hex("0a"), None);
     }

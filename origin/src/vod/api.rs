@@ -87,6 +87,8 @@ struct NewUpload {
     passthrough: Option<String>,
     /// The poster's time, s; default: a representative frame.
     poster_time_s: Option<f64>,
+    /// `"cbcs"`, `"cenc"` or `"none"`; default `vod.encryption`.
+    encryption: Option<String>,
 }
 
 fn now_ms() -> u64 {
@@ -135,6 +137,9 @@ impl Vod {
             "error": a.error,
             "passthrough": a.passthrough,
         });
+        if let Some(e) = self.encryption_json(&a.id) {
+            v["encryption"] = e;
+        }
         if a.status == Status::Ready {
             let p = format!("{base}/vod/{}", a.id);
             v["playback"] = json!({
@@ -179,6 +184,29 @@ impl Vod {
                     ApiReply::json(StatusCode::OK, &json!({ "assets": list }))
                 })
                 .map_err(|e| e.to_string()),
+            (m, r) if r.starts_with("assets/") && r.ends_with("/key/revoke") => {
+                let id = &r["assets/".len()..r.len() - "/key/revoke".len()];
+                if !valid_asset_id(id) {
+                    return ApiReply::error(StatusCode::NOT_FOUND, "no such asset");
+                }
+                if *m != Method::POST {
+                    return method_not_allowed("POST");
+                }
+                match self.db.revoke_asset_key(id) {
+                    Ok(true) => {
+                        tracing::info!(asset = id, "asset content key revoked");
+                        Ok(ApiReply::json(
+                            StatusCode::OK,
+                            &json!({ "id": id, "encryption": self.encryption_json(id) }),
+                        ))
+                    }
+                    Ok(false) => Ok(ApiReply::error(
+                        StatusCode::NOT_FOUND,
+                        "no such asset, or it is not encrypted",
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             (m, r) if r.starts_with("assets/") => {
                 let id = &r["assets/".len()..];
                 if !valid_asset_id(id) {
@@ -277,6 +305,10 @@ impl Vod {
                 "poster_time_s must be a number of seconds >= 0",
             ));
         }
+        let scheme = match self.requested_scheme(req.encryption.as_deref()) {
+            Ok(s) => s,
+            Err(e) => return Ok(ApiReply::error(StatusCode::BAD_REQUEST, &e)),
+        };
         let id = new_asset_id();
         let now = now_ms();
         let spec = upload_url::DirectUploadSpec {
@@ -299,6 +331,14 @@ impl Vod {
                 Some(&direct.grant.id),
             )
             .map_err(|e| e.to_string())?;
+        // The key before anyone can upload: an encrypted asset is never
+        // packaged in the clear.
+        if let Some(scheme) = scheme {
+            if let Err(e) = self.create_key(&id, scheme, now) {
+                let _ = self.db.remove_asset(&id);
+                return Err(format!("creating the asset's key: {e}"));
+            }
+        }
         if let Some(t) = req.poster_time_s {
             self.db
                 .set_details(&id, &json!({ "request": { "poster_time_s": t } }))
@@ -315,6 +355,7 @@ impl Vod {
                 "expires_at_ms": expires_s * 1000,
                 "max_size_bytes": max_size,
                 "max_duration_s": max_duration,
+                "encryption": scheme.map(|s| s.as_str()),
             }),
         ))
     }

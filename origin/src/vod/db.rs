@@ -116,6 +116,29 @@ pub struct Asset {
     pub max_duration_s: Option<u64>,
 }
 
+/// An encrypted asset's content key, sealed under the master key
+/// (`keys::KeyService::new_asset_key`): the database never holds it in the
+/// clear.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AssetKey {
+    /// `cbcs` or `cenc`.
+    pub scheme: String,
+    /// The KID, 32 hex digits.
+    pub kid: String,
+    pub sealed: String,
+    pub revoked: bool,
+}
+
+impl std::fmt::Debug for AssetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssetKey")
+            .field("scheme", &self.scheme)
+            .field("kid", &self.kid)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
@@ -268,8 +291,25 @@ impl Db {
         each!(self, db => db.start_delete(id, now_ms))
     }
 
+    /// Removes the asset's row and its key.
     pub fn remove_asset(&self, id: &str) -> Result<(), DbError> {
         each!(self, db => db.remove_asset(id))
+    }
+
+    /// Stores an asset's content key (once: a key already there is kept).
+    pub fn put_asset_key(&self, asset: &str, key: &AssetKey, now_ms: u64) -> Result<(), DbError> {
+        each!(self, db => db.put_asset_key(asset, key, now_ms))
+    }
+
+    /// The asset's content key, if it is encrypted.
+    pub fn asset_key(&self, asset: &str) -> Result<Option<AssetKey>, DbError> {
+        each!(self, db => db.asset_key(asset))
+    }
+
+    /// Revokes the asset's key: never served again. `false`: the asset has
+    /// no key.
+    pub fn revoke_asset_key(&self, asset: &str) -> Result<bool, DbError> {
+        each!(self, db => db.revoke_asset_key(asset))
     }
 
     pub fn enqueue(
@@ -435,6 +475,38 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(db.assets(10).unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn asset_keys_are_kept_once_revoked_and_removed_with_the_asset() {
+        let (db, dir) = db();
+        db.create_asset("a3", Status::Waiting, 1, None, None, None)
+            .unwrap();
+        assert_eq!(db.asset_key("a3").unwrap(), None);
+        let key = AssetKey {
+            scheme: "cbcs".into(),
+            kid: "0".repeat(32),
+            sealed: "ab".repeat(60),
+            revoked: false,
+        };
+        db.put_asset_key("a3", &key, 2).unwrap();
+        let other = AssetKey {
+            kid: "1".repeat(32),
+            ..key.clone()
+        };
+        db.put_asset_key("a3", &other, 3).unwrap();
+        assert_eq!(
+            db.asset_key("a3").unwrap().as_ref(),
+            Some(&key),
+            "the first is kept"
+        );
+        assert!(!format!("{key:?}").contains(&key.sealed));
+        assert!(db.revoke_asset_key("a3").unwrap());
+        assert!(db.asset_key("a3").unwrap().unwrap().revoked);
+        assert!(!db.revoke_asset_key("nope").unwrap());
+        db.remove_asset("a3").unwrap();
+        assert_eq!(db.asset_key("a3").unwrap(), None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

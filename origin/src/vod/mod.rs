@@ -14,6 +14,7 @@
 pub mod api;
 pub mod db;
 pub mod http;
+pub mod keys;
 pub mod package;
 pub mod probe;
 pub mod thumbnails;
@@ -89,6 +90,11 @@ pub struct VodConfig {
     pub thumbnails: thumbnails::SpriteConfig,
     /// The poster's largest width, pixels. Default 1280.
     pub poster_max_width: u32,
+    /// Common Encryption of every upload that does not say otherwise
+    /// (`"cbcs"` or `"cenc"`; an upload request's `encryption` overrides
+    /// it, `"none"` included). Needs the master key (`BROOK_KEY_MASTER`)
+    /// and `keys.fetch_token`. Default: none, in the clear.
+    pub encryption: Option<crate::keys::EncryptionScheme>,
 }
 
 impl Default for VodConfig {
@@ -113,6 +119,7 @@ impl Default for VodConfig {
             encode: transcode::VodEncode::default(),
             thumbnails: thumbnails::SpriteConfig::default(),
             poster_max_width: 1280,
+            encryption: None,
         }
     }
 }
@@ -284,6 +291,9 @@ pub struct Vod {
     /// The origin is stopping: running jobs are abandoned as they are (they
     /// run again at the next start), nothing new is claimed.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Content keys of encrypted assets (sealed in the database under its
+    /// master key); `None` without `BROOK_KEY_MASTER`: no encryption.
+    pub keys: Option<Arc<crate::keys::KeyService>>,
 }
 
 impl std::fmt::Debug for Vod {
@@ -300,8 +310,15 @@ impl Vod {
         ladder: LadderConfig,
         storage: ObjectStorage,
         archive: Option<Arc<crate::store::archive::Archive>>,
+        keys: Option<Arc<crate::keys::KeyService>>,
     ) -> anyhow::Result<Arc<Self>> {
         use anyhow::Context;
+        if config.encryption.is_some() && keys.is_none() {
+            anyhow::bail!(
+                "vod.encryption needs the master key in {}",
+                crate::keys::MASTER_KEY_ENV
+            );
+        }
         let data = &config.data_dir;
         std::fs::create_dir_all(data)
             .with_context(|| format!("creating vod.data_dir {}", data.display()))?;
@@ -356,6 +373,7 @@ impl Vod {
             http_client,
             worker_id,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            keys,
         });
         Ok(vod)
     }

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use brook_packager::cmaf::cenc::Encryption;
 use brook_packager::thumbnail::ThumbnailTrack;
 use brook_packager::{Event, ObjectKind, Packager, PackagerConfig, UnixMillis, MPD_NAME};
 
@@ -36,6 +37,8 @@ pub struct PackageInput<'a> {
     /// The trick-play sprites already made, described in the MPD (image
     /// adaptation set) and the multivariant playlist (image playlist).
     pub thumbnails: Option<ThumbnailTrack>,
+    /// Common Encryption of every rendition (the asset's key).
+    pub encryption: Option<Encryption>,
 }
 
 const READ_BYTES: usize = 1 << 20;
@@ -50,6 +53,7 @@ pub fn package(input: &PackageInput<'_>) -> Result<Packaged> {
     config.segmenter.part_target_ms = config.segmenter.part_target_ms.min(input.segment_ms);
     config.window_segments = usize::MAX;
     config.max_video_tracks = brook_packager::frontend::ts::MAX_VIDEO_STREAMS;
+    config.encryption = input.encryption.clone();
     let mut p = Packager::new(config);
     if !input.rendition_names.is_empty() {
         p.set_rendition_names(input.rendition_names.clone());

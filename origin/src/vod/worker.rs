@@ -503,7 +503,10 @@ async fn process(
     let _ = vod.db.set_progress(&asset_id, 91.0, now_ms());
 
     lap("thumbnails");
-    // 4. Package.
+    // 4. Package (encrypted with the asset's key, if it has one).
+    let encryption = vod
+        .packaging_encryption(&asset_id)
+        .map_err(Failure::Asset)?;
     let names = plan.rendition_names();
     let segment_ms = vod.config.encode.segment_ms;
     let (ts2, out2) = (ts.clone(), out.clone());
@@ -514,6 +517,7 @@ async fn process(
             rendition_names: names,
             segment_ms,
             thumbnails: Some(track),
+            encryption,
         })
     })
     .await?

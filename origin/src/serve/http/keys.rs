@@ -1,8 +1,10 @@
-//! `GET /keys/<stream>/<kid>`: the edge's authenticated channel to content
-//! keys (`Authorization: Bearer <keys.fetch_token>`, compared in constant
-//! time). `200 {"kid":"<hex>","key":"<hex>"}` with `no-store`; an unknown or
-//! revoked KID, or another stream's, is a 404; a missing or wrong token a
-//! 401 that does not say which. Never cached, never logged.
+//! `GET /keys/<stream>/<kid>` and `GET /keys/asset/<asset id>/<kid>`: the
+//! edge's authenticated channel to content keys of live streams and of
+//! on-demand assets (`Authorization: Bearer <keys.fetch_token>`, compared in
+//! constant time). `200 {"kid":"<hex>","key":"<hex>"}` with `no-store`; an
+//! unknown or revoked KID, or another stream's or asset's, is a 404; a
+//! missing or wrong token a 401 that does not say which. Never cached,
+//! never logged.
 
 use std::sync::Arc;
 
@@ -16,6 +18,8 @@ use crate::keys::{hex, kid_from_hex, KeyService};
 pub struct KeyEndpoint {
     pub keys: Arc<KeyService>,
     pub token: String,
+    /// On-demand assets' keys, when VOD is on.
+    pub assets: Option<Arc<crate::vod::Vod>>,
 }
 
 impl std::fmt::Debug for KeyEndpoint {
@@ -40,13 +44,22 @@ impl KeyEndpoint {
                 .header("www-authenticate", "Bearer realm=\"brook keys\"");
         }
         let rest = req.path.strip_prefix("/keys/").unwrap_or("");
-        let found = rest.split_once('/').and_then(|(stream, kid)| {
-            let kid = kid_from_hex(kid)?;
-            if !crate::valid_stream_name(stream) {
-                return None;
-            }
-            Some((kid, self.keys.lookup(stream, &kid)?))
-        });
+        let found = match rest.strip_prefix("asset/") {
+            Some(rest) => rest.split_once('/').and_then(|(asset, kid)| {
+                let kid = kid_from_hex(kid)?;
+                if !crate::vod::valid_asset_id(asset) {
+                    return None;
+                }
+                Some((kid, self.assets.as_ref()?.content_key(asset, &kid)?))
+            }),
+            None => rest.split_once('/').and_then(|(stream, kid)| {
+                let kid = kid_from_hex(kid)?;
+                if !crate::valid_stream_name(stream) {
+                    return None;
+                }
+                Some((kid, self.keys.lookup(stream, &kid)?))
+            }),
+        };
         match found {
             Some((kid, key)) => {
                 let body = format!(r#"{{"kid":"{}","key":"{}"}}"#, hex(&kid), hex(&key));
@@ -91,6 +104,7 @@ mod tests {
         let e = KeyEndpoint {
             keys: keys.clone(),
             token: "fetch-token-0123456789".into(),
+            assets: None,
         };
         let path = format!("/keys/cam1/{}", hex(&k.kid));
         let good = Some("Bearer fetch-token-0123456789");

@@ -29,7 +29,7 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row};
 
-use super::{Asset, DbError, Job, JobKind, Status};
+use super::{Asset, AssetKey, DbError, Job, JobKind, Status};
 
 /// Tables as in SQLite, with PostgreSQL's types. Created under an advisory
 /// lock: two origins starting at once would otherwise race in
@@ -62,6 +62,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_ms BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_after_ms);
+CREATE TABLE IF NOT EXISTS asset_keys (
+    asset_id TEXT PRIMARY KEY,
+    scheme TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    revoked BOOLEAN NOT NULL DEFAULT FALSE,
+    created_ms BIGINT NOT NULL
+);
 ";
 
 /// The advisory lock key the schema is created under ("brookvod").
@@ -383,8 +391,57 @@ impl PgDb {
     }
 
     pub fn remove_asset(&self, id: &str) -> Result<(), DbError> {
-        self.update("DELETE FROM assets WHERE id = $1", vec![arg(id.to_owned())])
-            .map(drop)
+        let id = id.to_owned();
+        self.run(move |c| {
+            let mut tx = c.transaction()?;
+            tx.execute("DELETE FROM asset_keys WHERE asset_id = $1", &[&id])?;
+            tx.execute("DELETE FROM assets WHERE id = $1", &[&id])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn put_asset_key(&self, asset: &str, key: &AssetKey, now_ms: u64) -> Result<(), DbError> {
+        self.update(
+            "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (asset_id) DO NOTHING",
+            vec![
+                arg(asset.to_owned()),
+                arg(key.scheme.clone()),
+                arg(key.kid.clone()),
+                arg(key.sealed.clone()),
+                arg(key.revoked),
+                arg(i64_of(now_ms)),
+            ],
+        )
+        .map(drop)
+    }
+
+    pub fn asset_key(&self, asset: &str) -> Result<Option<AssetKey>, DbError> {
+        let asset = asset.to_owned();
+        self.run(move |c| {
+            let Some(r) = c.query_opt(
+                "SELECT scheme, kid, sealed, revoked FROM asset_keys WHERE asset_id = $1",
+                &[&asset],
+            )?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(AssetKey {
+                scheme: r.try_get(0).map_err(row_err)?,
+                kid: r.try_get(1).map_err(row_err)?,
+                sealed: r.try_get(2).map_err(row_err)?,
+                revoked: r.try_get(3).map_err(row_err)?,
+            }))
+        })
+    }
+
+    pub fn revoke_asset_key(&self, asset: &str) -> Result<bool, DbError> {
+        self.update(
+            "UPDATE asset_keys SET revoked = TRUE WHERE asset_id = $1",
+            vec![arg(asset.to_owned())],
+        )
+        .map(|n| n == 1)
     }
 
     pub fn enqueue(

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Asset, DbError, Job, JobKind, Status};
+use super::{Asset, AssetKey, DbError, Job, JobKind, Status};
 
 #[derive(Debug)]
 pub struct SqliteDb {
@@ -44,6 +44,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_after_ms);
+CREATE TABLE IF NOT EXISTS asset_keys (
+    asset_id TEXT PRIMARY KEY,
+    scheme TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
 ";
 
 fn asset_of(row: &Row<'_>) -> rusqlite::Result<Asset> {
@@ -231,9 +239,54 @@ impl SqliteDb {
     }
 
     pub fn remove_asset(&self, id: &str) -> Result<(), DbError> {
-        self.conn()
-            .execute("DELETE FROM assets WHERE id = ?1", [id])?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM asset_keys WHERE asset_id = ?1", [id])?;
+        tx.execute("DELETE FROM assets WHERE id = ?1", [id])?;
+        tx.commit()?;
         Ok(())
+    }
+
+    pub fn put_asset_key(&self, asset: &str, key: &AssetKey, now_ms: u64) -> Result<(), DbError> {
+        self.conn().execute(
+            "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (asset_id) DO NOTHING",
+            params![
+                asset,
+                key.scheme,
+                key.kid,
+                key.sealed,
+                key.revoked,
+                now_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn asset_key(&self, asset: &str) -> Result<Option<AssetKey>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT scheme, kid, sealed, revoked FROM asset_keys WHERE asset_id = ?1",
+                [asset],
+                |r| {
+                    Ok(AssetKey {
+                        scheme: r.get(0)?,
+                        kid: r.get(1)?,
+                        sealed: r.get(2)?,
+                        revoked: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn revoke_asset_key(&self, asset: &str) -> Result<bool, DbError> {
+        let n = self.conn().execute(
+            "UPDATE asset_keys SET revoked = 1 WHERE asset_id = ?1",
+            [asset],
+        )?;
+        Ok(n == 1)
     }
 
     pub fn enqueue(
