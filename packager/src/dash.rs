@@ -62,6 +62,18 @@ pub struct Protection {
     pub default_kid: String,
     /// W3C ClearKey license URL (`dashif:laurl`), when ClearKey is offered.
     pub clearkey_laurl: Option<String>,
+    /// Commercial DRM systems, as their key provider describes them.
+    pub drm: Vec<DrmProtection>,
+}
+
+/// One DRM system's `ContentProtection`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrmProtection {
+    /// The system id as a UUID.
+    pub system_id: String,
+    pub value: Option<String>,
+    /// The element's content, well-formed XML (`<cenc:pssh>`, `<mspr:pro>`).
+    pub children: String,
 }
 
 fn protection_xml(out: &mut String, p: &Protection) {
@@ -79,6 +91,19 @@ fn protection_xml(out: &mut String, p: &Protection) {
              <dashif:laurl>{}</dashif:laurl>\n      </ContentProtection>",
             crate::cmaf::cenc::CLEARKEY_SYSTEM_ID,
             xml_escape(url)
+        );
+    }
+    for d in &p.drm {
+        let value = d
+            .value
+            .as_ref()
+            .map(|v| format!(" value=\"{}\"", xml_escape(v)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "      <ContentProtection schemeIdUri=\"urn:uuid:{}\"{value}>\n        {}\n      </ContentProtection>",
+            xml_escape(&d.system_id),
+            d.children
         );
     }
 }
@@ -246,7 +271,7 @@ pub fn render_mpd(m: &Manifest) -> String {
         duration(m.max_segment_duration)
     );
     if m.representations.iter().any(|r| r.protection.is_some()) {
-        out.push_str(" xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\"");
+        out.push_str(" xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\" xmlns:mspr=\"urn:microsoft:playready\"");
     }
     if m.live {
         let _ = write!(

@@ -580,6 +580,22 @@ impl Packager {
             independent_segments: !self.keyless,
             ..Default::default()
         };
+        // The key of every rendition, so players can ask for its license
+        // before they read a media playlist (RFC 8216bis §4.4.6.5: the same
+        // METHOD, URI and KEYFORMAT as the media playlists' EXT-X-KEY). Only
+        // without rotation: a rotating stream's key changes every few
+        // segments, and a preloaded one would be the wrong one soon.
+        if let Some(enc) = self
+            .encryption
+            .as_deref()
+            .filter(|e| e.rotate_every_segments == 0)
+        {
+            pl.other_tags.extend(
+                hls_session_keys(enc)
+                    .iter()
+                    .map(|a| format!("EXT-X-SESSION-KEY:{a}")),
+            );
+        }
         let audio_variant = |a: &Rendition, group: Option<String>| Variant {
             uri: playlist_name(&a.name),
             bandwidth: a.peak_or_average(),
@@ -811,6 +827,18 @@ impl Packager {
                                 KeySystem::ClearKey { .. } => Some(k.url_for(&kid)),
                                 _ => None,
                             }),
+                            drm: enc
+                                .key_systems
+                                .iter()
+                                .filter_map(|k| match k {
+                                    KeySystem::Drm(d) => Some(dash::DrmProtection {
+                                        system_id: cenc::uuid(&d.system_id),
+                                        value: d.dash_value.clone(),
+                                        children: d.dash_children.clone()?,
+                                    }),
+                                    _ => None,
+                                })
+                                .collect(),
                         }
                     }),
                     timeline: r
@@ -1363,16 +1391,44 @@ pub(crate) fn hls_keys(enc: &Encryption, period: u64) -> Vec<Key> {
         return Vec::new();
     };
     let method = enc.scheme.hls_method();
-    enc.key_systems
-        .iter()
-        .map(|k| {
-            let format = match k {
-                KeySystem::ClearKey { .. } => "org.w3.clearkey",
-                KeySystem::Identity { .. } => "identity",
-            };
-            Key::new(method, k.url_for(&key.kid), format, &key.kid)
-        })
-        .collect()
+    let mut keys = Vec::new();
+    for k in &enc.key_systems {
+        let format = match k {
+            KeySystem::ClearKey { .. } => "org.w3.clearkey",
+            KeySystem::Identity { .. } => "identity",
+            KeySystem::Drm(d) => {
+                // The provider's tags (checked when they were received).
+                keys.extend(d.hls_keys.iter().filter_map(|a| Key::from_attrs(a).ok()));
+                continue;
+            }
+        };
+        keys.push(Key::new(method, k.url_for(&key.kid), format, &key.kid));
+    }
+    keys
+}
+
+/// The multivariant playlist's `EXT-X-SESSION-KEY` attribute lists: the
+/// media playlists' keys, or a DRM system's own session keys.
+fn hls_session_keys(enc: &Encryption) -> Vec<String> {
+    let mut out = Vec::new();
+    for k in &enc.key_systems {
+        match k {
+            KeySystem::Drm(d) if !d.hls_session_keys.is_empty() => out.extend(
+                d.hls_session_keys
+                    .iter()
+                    .filter_map(|a| Key::from_attrs(a).ok())
+                    .map(|k| k.attrs()),
+            ),
+            _ => {
+                let one = Encryption {
+                    key_systems: vec![k.clone()],
+                    ..enc.clone()
+                };
+                out.extend(hls_keys(&one, 0).iter().map(|k| k.attrs()));
+            }
+        }
+    }
+    out
 }
 
 /// Before the first part (or segment) of segment `msn` is listed: when it

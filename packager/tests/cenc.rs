@@ -64,6 +64,7 @@ fn encryption(scheme: Scheme, rotate: u64) -> Encryption {
 struct Out {
     objects: BTreeMap<String, Vec<u8>>,
     playlists: BTreeMap<String, String>,
+    multivariant: Option<String>,
     mpd: Option<String>,
 }
 
@@ -110,6 +111,7 @@ fn package_cfg(ts: &[u8], config: PackagerConfig) -> Out {
     Out {
         objects,
         playlists,
+        multivariant: p.multivariant().map(|m| m.to_string()),
         mpd,
     }
 }
@@ -506,6 +508,12 @@ fn playlists_and_mpd_signal_the_keys() {
         );
         let reparsed: brook_packager::hls::MediaPlaylist = video.parse().unwrap();
         assert_eq!(reparsed.to_string(), *video);
+        // The multivariant playlist names the same key, for preloading.
+        let mv = out.multivariant.as_deref().unwrap();
+        let session = key.replace("#EXT-X-KEY:", "#EXT-X-SESSION-KEY:");
+        assert_eq!(mv.matches(&session).count(), 1, "{mv}");
+        let reparsed: brook_packager::hls::MultivariantPlaylist = mv.parse().unwrap();
+        assert_eq!(reparsed.to_string(), mv);
         let mpd = out.mpd.unwrap();
         assert!(mpd.contains(&format!(
             "<ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{}\" \
@@ -555,6 +563,10 @@ fn rotation_puts_the_new_key_before_its_first_part() {
             assert!(n > msn, "{video}");
         }
     }
+    assert!(
+        !out.multivariant.as_deref().unwrap().contains("SESSION-KEY"),
+        "no session key while keys rotate"
+    );
     let kid2 = format!("KEYID=0x{}", hex(&KID2));
     assert!(lines[keys[1]].contains(&kid2));
     assert!(lines[keys[2]].contains(&format!("KEYID=0x{}", hex(&KID))));
@@ -911,4 +923,82 @@ fn shaka_comparison() {
             );
         }
     }
+}
+
+/// A DRM key provider's signalling (SPEKE v2): its `pssh` in the init, its
+/// `EXT-X-KEY` and `EXT-X-SESSION-KEY` in the playlists, its
+/// `ContentProtection` content in the MPD, each as given, beside ClearKey.
+#[test]
+fn drm_signalling_from_a_key_provider_is_written_as_given() {
+    use brook_packager::cmaf::cenc::DrmSignalling;
+    const WIDEVINE: [u8; 16] = [
+        0xed, 0xef, 0x8b, 0xa9, 0x79, 0xd6, 0x4a, 0xce, 0xa3, 0xc8, 0x27, 0xdc, 0xd5, 0x1d, 0x21,
+        0xed,
+    ];
+    // A version 0 pssh box of the Widevine system with a small payload.
+    let mut pssh = Vec::new();
+    pssh.extend_from_slice(&(32u32 + 4).to_be_bytes());
+    pssh.extend_from_slice(b"pssh");
+    pssh.extend_from_slice(&[0, 0, 0, 0]);
+    pssh.extend_from_slice(&WIDEVINE);
+    pssh.extend_from_slice(&4u32.to_be_bytes());
+    pssh.extend_from_slice(b"\x12\x10ab");
+    let mut enc = encryption(Scheme::Cbcs, 0);
+    enc.keys.truncate(1);
+    enc.extra_pssh = vec![pssh.clone()];
+    let media_key = format!(
+        "METHOD=SAMPLE-AES,URI=\"data:text/plain;base64,AAAA\",KEYID=0x{},KEYFORMAT=\"urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed\",KEYFORMATVERSIONS=\"1\"",
+        hex(&KID)
+    );
+    enc.key_systems.push(KeySystem::Drm(DrmSignalling {
+        system_id: WIDEVINE,
+        dash_value: Some("Widevine".into()),
+        dash_children: Some("<cenc:pssh>AAAAJHBzc2g=</cenc:pssh>".into()),
+        hls_keys: vec![media_key.clone()],
+        hls_session_keys: Vec::new(),
+    }));
+    let out = package(ZEROLATENCY, Some(enc));
+    let init = out
+        .objects
+        .iter()
+        .find(|(n, _)| n.starts_with("video-init"))
+        .map(|(_, d)| d)
+        .unwrap();
+    let bodies = pssh_bodies(init);
+    assert_eq!(bodies.len(), 2, "the common pssh and the provider's");
+    assert!(
+        init.windows(pssh.len()).any(|w| w == pssh.as_slice()),
+        "the provider's pssh as given"
+    );
+    let video = &out.playlists["video.m3u8"];
+    assert!(video.contains("KEYFORMAT=\"org.w3.clearkey\""), "{video}");
+    // Re-rendered from its attributes, in the writer's order.
+    let written = brook_packager::hls::Key::from_attrs(&media_key).unwrap();
+    assert_eq!(written.method, "SAMPLE-AES");
+    assert!(
+        video.contains("KEYFORMAT=\"urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed\""),
+        "{video}"
+    );
+    assert!(video.contains("KEYFORMATVERSIONS=\"1\""), "{video}");
+    let reparsed: brook_packager::hls::MediaPlaylist = video.parse().unwrap();
+    assert_eq!(reparsed.to_string(), *video);
+    let mv = out.multivariant.unwrap();
+    assert_eq!(mv.matches("#EXT-X-SESSION-KEY:").count(), 2, "{mv}");
+    assert!(
+        mv.contains("#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"data:text/plain;base64,AAAA\""),
+        "{mv}"
+    );
+    let mpd = out.mpd.unwrap();
+    assert!(mpd.contains(
+        "<ContentProtection schemeIdUri=\"urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed\" value=\"Widevine\">\n        <cenc:pssh>AAAAJHBzc2g=</cenc:pssh>\n      </ContentProtection>"
+    ), "{mpd}");
+    assert!(mpd.contains("xmlns:mspr=\"urn:microsoft:playready\""));
+    assert!(
+        mpd.contains("urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"),
+        "ClearKey still offered"
+    );
+    assert!(
+        brook_packager::hls::Key::from_attrs("URI=\"x\"").is_err(),
+        "METHOD is required"
+    );
 }

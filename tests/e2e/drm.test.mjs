@@ -2,7 +2,7 @@
 // from its key service, sealed at rest under BROOK_KEY_MASTER), the edge Worker
 // (wrangler dev, the real wasm build) answers W3C ClearKey license requests after
 // the video's token checks, fetching keys from the origin with the shared
-// KEY_FETCH_TOKEN; hls.js, dash.js and Shaka Player (when installed) play in
+// KEY_FETCH_TOKEN; hls.js, dash.js and Shaka Player play in
 // headless Chromium with a token and fail with a key error without one; hls.js
 // plays across key rotations; the admin API revokes a key. The same for an
 // on-demand asset uploaded with `"encryption": "cbcs"` (tus, the VOD worker's
@@ -28,9 +28,7 @@ const CAM1_ONLY = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/cam1/
 const EXPIRED = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', exp: Math.floor(Date.now() / 1000) - 10 });
 const WRONG_KEY = signToken({ key: KEYS.k2026b, kid: 'k2026a', acl: '/live/*', ttl: 3600 });
 const SOURCE = 'testsrc2=size=640x360:rate=30';
-// Shaka Player is not a dependency (88 MB unpacked): the test runs when it is
-// in node_modules, or where SHAKA_PLAYER_JS points (e.g. after
-// `npm install --prefix /tmp/shaka shaka-player`).
+// Shaka Player from node_modules (a dev dependency); SHAKA_PLAYER_JS may name another build.
 const SHAKA_JS = process.env.SHAKA_PLAYER_JS ?? join(ROOT, 'node_modules/shaka-player/dist/shaka-player.compiled.js');
 
 const VOD_API = 'drm-vod-api-token-0123456789';
@@ -413,8 +411,8 @@ test('dash.js plays the encrypted MPD through the edge; without a token the lice
   await denied.close();
 });
 
-const shakaInstalled = existsSync(SHAKA_JS);
-test('Shaka Player plays the encrypted MPD through the edge; without a token the license is refused', { skip: !shakaInstalled && 'shaka-player is not in node_modules' }, async () => {
+test('Shaka Player plays the encrypted MPD through the edge; without a token the license is refused', async () => {
+  assert.ok(existsSync(SHAKA_JS), `Shaka Player at ${SHAKA_JS} (cargo xtask setup installs it)`);
   const page = await dashPage(await cam1Mpd(TOKEN), licenseUrl('cam1', TOKEN), { shaka: true });
   const s = await plays(page, 6, 'Shaka');
   console.log(`# Shaka played to ${s.t.toFixed(1)} s`);
@@ -524,6 +522,10 @@ test('an encrypted VOD asset: every rendition encrypted under its one key, Clear
   const uris = mv.split('\n').filter((l) => l && !l.startsWith('#'))
     .concat([...mv.matchAll(/#EXT-X-MEDIA:[^\n]*URI="([^"]+)"/g)].map((m) => m[1]));
   assert.ok(uris.length >= 3, `two rungs and the audio: ${uris.join(' ')}`);
+  // EXT-X-SESSION-KEY: the same key, for players that preload it; kept by the edge.
+  const sessionKey = new RegExp(`#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI="/vod/${assetId}/license\\?kid=${kid}[^"]*",KEYFORMAT="org.w3.clearkey",KEYID=0x${kid}`);
+  assert.match(mv, sessionKey);
+  assert.match((await text(vodUrl(assetId, 'index.m3u8', assetToken(assetId)))).body, sessionKey);
   const key = await (await fetch(`${origin.url}/keys/asset/${assetId}/${kid}`, { headers: { authorization: `Bearer ${FETCH_TOKEN}` } })).json();
   const spellings = [key.key, key.key.toUpperCase(), b64url(Buffer.from(key.key, 'hex'))];
   for (const uri of new Set(uris)) {
@@ -562,7 +564,7 @@ test('the origin serves an asset key only to the edge: bearer token, that asset,
   assert.equal((await get(`asset/${kid}`)).status, 404, 'no asset');
 });
 
-test('hls.js and dash.js play the encrypted asset through the edge with a token; without one the license is refused', async () => {
+test('hls.js, dash.js and Shaka Player play the encrypted asset through the edge with a token; without one the license is refused', async () => {
   await readyAsset(assetId);
   const token = assetToken(assetId);
   const lic = vodUrl(assetId, 'license', token);
@@ -574,6 +576,10 @@ test('hls.js and dash.js play the encrypted asset through the edge with a token;
   const b = await plays(dash, 4, 'dash.js on the encrypted asset');
   console.log(`# encrypted asset: dash.js played to ${b.t.toFixed(1)} s`);
   await dash.close();
+  const shaka = await dashPage(vodUrl(assetId, 'manifest.mpd', token), lic, { shaka: true });
+  const c = await plays(shaka, 4, 'Shaka Player on the encrypted asset');
+  console.log(`# encrypted asset: Shaka Player played to ${c.t.toFixed(1)} s`);
+  await shaka.close();
   // A token for another asset, or none: the license is refused, nothing decoded.
   const other = assetToken('0'.repeat(32));
   const denied = await hlsPlayer(vodUrl(assetId, 'index.m3u8', token), vodUrl(assetId, 'license', other));

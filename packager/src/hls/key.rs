@@ -30,6 +30,22 @@ impl Key {
         }
     }
 
+    /// A key from an attribute list as written after `#EXT-X-KEY:` (a DRM
+    /// key provider's signalling): `METHOD` required.
+    pub fn from_attrs(text: &str) -> Result<Self, super::ParseError> {
+        let mut a = AttributeList::parse(text, 0)?;
+        let method = a
+            .take_str("METHOD")
+            .ok_or_else(|| super::ParseError::new(0, "EXT-X-KEY without METHOD"))?;
+        Ok(Self {
+            method,
+            uri: a.take_str("URI"),
+            keyformat: a.take_str("KEYFORMAT"),
+            keyid: a.take("KEYID").map(|v| v.as_str().to_string()),
+            extra: a,
+        })
+    }
+
     pub(crate) fn attrs(&self) -> String {
         let mut w = AttrWriter::default();
         w.bare("METHOD", &self.method);

@@ -99,14 +99,39 @@ pub enum KeySystem {
     /// HLS `KEYFORMAT="identity"`, which Shaka Player maps to ClearKey; `{kid}`
     /// as above. Not signalled in DASH.
     Identity { uri: String },
+    /// A commercial DRM system (Widevine, PlayReady, FairPlay) whose
+    /// signalling its key provider wrote (SPEKE v2 / CPIX): written as given,
+    /// for the one key it was made for (no rotation).
+    Drm(DrmSignalling),
+}
+
+/// A DRM system's signalling from its key provider. Its `pssh` box goes in
+/// [`Encryption::extra_pssh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrmSignalling {
+    /// The DRM system id (DASH `urn:uuid:`).
+    pub system_id: [u8; 16],
+    /// The DASH `ContentProtection@value` (`Widevine`, `MSPR 2.0`), if any.
+    pub dash_value: Option<String>,
+    /// What goes inside the DASH `ContentProtection` element (`<cenc:pssh>`,
+    /// `<mspr:pro>`), well-formed XML; `None`: not offered in DASH.
+    pub dash_children: Option<String>,
+    /// Attribute lists of the media playlists' `EXT-X-KEY` tags (after
+    /// `#EXT-X-KEY:`); empty: not offered in HLS.
+    pub hls_keys: Vec<String>,
+    /// Attribute lists of the multivariant playlist's `EXT-X-SESSION-KEY`
+    /// tags; empty: the `hls_keys` serve.
+    pub hls_session_keys: Vec<String>,
 }
 
 impl KeySystem {
-    /// The URL for `kid`, the template's `{kid}` filled in.
+    /// The URL for `kid`, the template's `{kid}` filled in (`None` for a DRM
+    /// system, whose URIs are its provider's).
     pub fn url_for(&self, kid: &[u8; 16]) -> String {
         let template = match self {
             KeySystem::ClearKey { license_url } => license_url,
             KeySystem::Identity { uri } => uri,
+            KeySystem::Drm(_) => return String::new(),
         };
         template.replace("{kid}", &hex(kid))
     }
