@@ -380,7 +380,8 @@ mod tests {
         assert!(matches!(&items[1], Item::Frame(f, UnixMillis(20)) if f.dts == 960));
         assert!(matches!(items[2], Item::End));
         assert_eq!(items.len(), 3);
-        assert_eq!(woken.load(Ordering::Relaxed), 2);
+        // The track list on subscribing, the frame, the end.
+        assert_eq!(woken.load(Ordering::Relaxed), 3);
         assert!(feeds.get("cam1").is_none());
     }
 

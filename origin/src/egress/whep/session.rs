@@ -368,7 +368,7 @@ impl Viewer {
             };
             let profile_idc = v.profile_idc;
             let (session, wall) = self.clock.map(media, now);
-            let rtp = MediaTime::new((session * 90_000.0) as u64, Frequency::NINETY_KHZ);
+            let rtp = MediaTime::new((session * 90_000.0).round() as u64, Frequency::NINETY_KHZ);
             let Some(mid) = self.video_mid else {
                 return;
             };
@@ -392,7 +392,7 @@ impl Viewer {
             };
             let media = frame.pts as f64 / f64::from(timescale);
             let (session, wall) = self.clock.map(media, now);
-            let rtp = MediaTime::new((session * 48_000.0) as u64, Frequency::FORTY_EIGHT_KHZ);
+            let rtp = MediaTime::new((session * 48_000.0).round() as u64, Frequency::FORTY_EIGHT_KHZ);
             if self.audio_pt.is_none() {
                 self.audio_pt = self.rtc.writer(mid).and_then(|w| {
                     w.payload_params()
@@ -593,6 +593,9 @@ pub fn annexb(sample: &[u8], keyframe: bool, parameter_sets: &[u8]) -> Option<Ve
         let (nal, tail) = tail.split_at(len);
         nals.push(nal);
         rest = tail;
+    }
+    if nals.is_empty() {
+        return None;
     }
     let has_sps = nals.iter().any(|n| n.first().is_some_and(|b| b & 0x1f == SPS));
     let mut out = Vec::with_capacity(sample.len() + parameter_sets.len());

@@ -361,12 +361,10 @@ fn a_viewer_connects_and_receives_the_stream_from_a_keyframe() {
         if t % 20 == 0 {
             feed.push_frame(&audio(t / 20), arrived);
         }
-        // 30 fps: frame n at n * 100 / 3 ms.
-        if (t * 3) % 100 < 3 {
-            let n = t * 3 / 100;
-            if n * 100 / 3 == t {
-                feed.push_frame(&video(n, n % 30 == 0), arrived);
-            }
+        // 30 fps: frame n at floor(n * 100 / 3) ms.
+        let n = (t * 3).div_ceil(100);
+        if n * 100 / 3 == t {
+            feed.push_frame(&video(n, n % 30 == 0), arrived);
         }
         let _ = h;
     });
