@@ -265,14 +265,14 @@ fn main() -> anyhow::Result<()> {
         None
     };
     let whep = match (&whip, feeds) {
-        (Some(whip), Some(feeds)) => Some(brook_origin::egress::whep::start(
-            &config.whep,
-            whip,
-            feeds,
-        )),
+        (Some(whip), Some(feeds)) => {
+            Some(brook_origin::egress::whep::start(&config.whep, whip, feeds))
+        }
         _ => {
             if config.whep.enabled {
-                info!("whip.enabled = false: no WebRTC playback either (WHEP uses the WHIP socket)");
+                info!(
+                    "whip.enabled = false: no WebRTC playback either (WHEP uses the WHIP socket)"
+                );
             }
             None
         }

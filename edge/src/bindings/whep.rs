@@ -46,7 +46,13 @@ pub(super) async fn serve(
     }
     let body = if WhepPath::takes_body(&method) {
         let declared = req.headers().get("content-length")?;
-        match read_limited(req.clone()?.stream().ok(), declared.as_deref(), whep::MAX_BODY).await? {
+        match read_limited(
+            req.clone()?.stream().ok(),
+            declared.as_deref(),
+            whep::MAX_BODY,
+        )
+        .await?
+        {
             Ok(b) => Some(b),
             Err(_) => return plain(413, "offer too large\n"),
         }
@@ -83,19 +89,18 @@ pub(super) async fn serve(
             "brook_edge_origin_requests_total",
             &[("origin", &region.id)],
         );
-        let mut res = match with_timeout(Fetch::Request(request).send(), edge.origins.timeout_ms)
-            .await
-        {
-            Some(Ok(res)) => res,
-            Some(Err(e)) => {
-                console_error!("WHEP to {} failed: {e}", region.id);
-                continue;
-            }
-            None => {
-                console_error!("WHEP to {} timed out", region.id);
-                continue;
-            }
-        };
+        let mut res =
+            match with_timeout(Fetch::Request(request).send(), edge.origins.timeout_ms).await {
+                Some(Ok(res)) => res,
+                Some(Err(e)) => {
+                    console_error!("WHEP to {} failed: {e}", region.id);
+                    continue;
+                }
+                None => {
+                    console_error!("WHEP to {} timed out", region.id);
+                    continue;
+                }
+            };
         let status = res.status_code();
         if status >= 500 && status != 503 {
             console_error!("WHEP at {} answered {status}", region.id);

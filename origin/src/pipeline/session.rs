@@ -42,7 +42,11 @@ impl PublishSession {
     ) -> Self {
         let (stream, session, feed) = {
             let l = lock(&live);
-            (l.stream().clone(), l.session().to_string(), l.feed().cloned())
+            (
+                l.stream().clone(),
+                l.session().to_string(),
+                l.feed().cloned(),
+            )
         };
         Self {
             pipelines,

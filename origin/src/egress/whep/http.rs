@@ -153,7 +153,10 @@ impl Endpoint {
             return Reply::text(StatusCode::NOT_FOUND, "the stream is not live");
         };
         let Some(id) = new_id() else {
-            return Reply::text(StatusCode::SERVICE_UNAVAILABLE, "no randomness for a session id");
+            return Reply::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no randomness for a session id",
+            );
         };
         let etag = format!("\"{}\"", &id[..16]);
         {

@@ -107,12 +107,7 @@ pub fn check_offer(text: &str) -> Result<(str0m::change::SdpOffer, Accepted), Of
 /// less than they could), else the first offered.
 pub fn pick_profile(offered: &[u32], source_profile_idc: Option<u8>) -> Option<u32> {
     source_profile_idc
-        .and_then(|idc| {
-            offered
-                .iter()
-                .copied()
-                .find(|p| (p >> 16) as u8 == idc)
-        })
+        .and_then(|idc| offered.iter().copied().find(|p| (p >> 16) as u8 == idc))
         .or_else(|| offered.first().copied())
 }
 
@@ -155,14 +150,24 @@ mod tests {
         };
         let cases: &[(&str, &str, u16, &str)] = &[
             ("not SDP", "hello", 400, "does not start with v=0"),
-            ("no media", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", 400, "no media"),
+            (
+                "no media",
+                "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+                400,
+                "no media",
+            ),
             (
                 "no ICE credentials",
                 "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 H264/90000\r\n",
                 400,
                 "ICE",
             ),
-            ("a publisher's offer", WHIP_OFFER, 422, "recvonly or sendrecv"),
+            (
+                "a publisher's offer",
+                WHIP_OFFER,
+                422,
+                "recvonly or sendrecv",
+            ),
             ("no H.264", &no_h264, 422, "no H.264"),
             ("audio only", &audio_only, 422, "no video"),
         ];

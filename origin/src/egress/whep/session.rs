@@ -84,22 +84,25 @@ struct VideoTrack {
 
 impl Tracks {
     fn of(list: &[TrackInfo]) -> Self {
-        let video = list.iter().enumerate().find_map(|(index, t)| match &t.codec {
-            CodecConfig::Avc(c) => {
-                let mut parameter_sets = Vec::new();
-                for nal in [&c.sps_nal, &c.pps_nal] {
-                    parameter_sets.extend_from_slice(&[0, 0, 0, 1]);
-                    parameter_sets.extend_from_slice(nal);
+        let video = list
+            .iter()
+            .enumerate()
+            .find_map(|(index, t)| match &t.codec {
+                CodecConfig::Avc(c) => {
+                    let mut parameter_sets = Vec::new();
+                    for nal in [&c.sps_nal, &c.pps_nal] {
+                        parameter_sets.extend_from_slice(&[0, 0, 0, 1]);
+                        parameter_sets.extend_from_slice(nal);
+                    }
+                    Some(VideoTrack {
+                        index,
+                        timescale: t.timescale.max(1),
+                        parameter_sets,
+                        profile_idc: c.sps.profile_idc,
+                    })
                 }
-                Some(VideoTrack {
-                    index,
-                    timescale: t.timescale.max(1),
-                    parameter_sets,
-                    profile_idc: c.sps.profile_idc,
-                })
-            }
-            _ => None,
-        });
+                _ => None,
+            });
         let audio = list
             .iter()
             .enumerate()
@@ -392,7 +395,10 @@ impl Viewer {
             };
             let media = frame.pts as f64 / f64::from(timescale);
             let (session, wall) = self.clock.map(media, now);
-            let rtp = MediaTime::new((session * 48_000.0).round() as u64, Frequency::FORTY_EIGHT_KHZ);
+            let rtp = MediaTime::new(
+                (session * 48_000.0).round() as u64,
+                Frequency::FORTY_EIGHT_KHZ,
+            );
             if self.audio_pt.is_none() {
                 self.audio_pt = self.rtc.writer(mid).and_then(|w| {
                     w.payload_params()
@@ -597,7 +603,9 @@ pub fn annexb(sample: &[u8], keyframe: bool, parameter_sets: &[u8]) -> Option<Ve
     if nals.is_empty() {
         return None;
     }
-    let has_sps = nals.iter().any(|n| n.first().is_some_and(|b| b & 0x1f == SPS));
+    let has_sps = nals
+        .iter()
+        .any(|n| n.first().is_some_and(|b| b & 0x1f == SPS));
     let mut out = Vec::with_capacity(sample.len() + parameter_sets.len());
     if keyframe && !has_sps {
         out.extend_from_slice(parameter_sets);
@@ -654,7 +662,11 @@ mod tests {
         assert_eq!((s, w), (CLOCK_START_SECS, t0));
         let (s, w) = c.map(100.5, t0 + Duration::from_millis(700));
         assert!((s - (CLOCK_START_SECS + 0.5)).abs() < 1e-9);
-        assert_eq!(w, t0 + Duration::from_millis(500), "the wall clock follows media time");
+        assert_eq!(
+            w,
+            t0 + Duration::from_millis(500),
+            "the wall clock follows media time"
+        );
         // Audio slightly older than the anchor maps before it.
         let (s, _) = c.map(99.98, t0);
         assert!(s < CLOCK_START_SECS + 0.5);

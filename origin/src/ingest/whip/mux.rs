@@ -23,8 +23,13 @@ pub trait Peer: Send + std::fmt::Debug {
     /// The ICE username fragment of this session's answer.
     fn local_ufrag(&self) -> &str;
     /// Whether the session claims this datagram (STUN: by ICE credentials).
-    fn accepts(&self, now: Instant, source: SocketAddr, destination: SocketAddr, data: &[u8])
-        -> bool;
+    fn accepts(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool;
     fn handle_datagram(
         &mut self,
         now: Instant,

@@ -31,8 +31,11 @@ pub struct Guest {
     /// frames arrived): every session's [`Peer::handle_wakeup`] runs.
     pub wake: Arc<Notify>,
     /// Told when a session ended on its own (its resource goes).
-    pub forget: Box<dyn Fn(&str) + Send>,
+    pub forget: Forget,
 }
+
+/// Tells a guest's endpoint that a session of its ended.
+pub type Forget = Box<dyn Fn(&str) + Send>;
 
 impl std::fmt::Debug for Guest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,7 +156,7 @@ async fn run(
     let mut buf = vec![0u8; RECV_BUF];
     let mut guest_commands: Option<UnboundedReceiver<GuestCommand>> = None;
     let mut guest_wake: Option<Arc<Notify>> = None;
-    let mut forget: Option<Box<dyn Fn(&str) + Send>> = None;
+    let mut forget: Option<Forget> = None;
     loop {
         flush(&socket, &mut mux, &endpoint, forget.as_deref());
         let deadline = mux

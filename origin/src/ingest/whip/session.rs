@@ -399,8 +399,8 @@ impl Session {
         self.forward_frames();
         // The segmenter's keyframes, or viewers' (WHEP: joining, or recovering
         // from loss; coalesced by the pipeline).
-        let for_viewers = self.state == State::Live
-            && self.sink.as_mut().is_some_and(|s| s.keyframe_wanted(now));
+        let for_viewers =
+            self.state == State::Live && self.sink.as_mut().is_some_and(|s| s.keyframe_wanted(now));
         if self.state == State::Live && (self.frames.keyframe_wanted(now) || for_viewers) {
             self.request_keyframe();
             // A keyframe request is a mutation: drain again (str0m's contract).

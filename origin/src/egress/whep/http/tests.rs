@@ -45,7 +45,13 @@ fn harness(max_sessions: usize, queue_frames: usize) -> Harness {
         queue_frames,
     };
     Harness {
-        endpoint: Endpoint::new(feeds.clone(), session, settings, tx, Arc::new(Notify::new())),
+        endpoint: Endpoint::new(
+            feeds.clone(),
+            session,
+            settings,
+            tx,
+            Arc::new(Notify::new()),
+        ),
         control: rx,
         mux: Mux::new(candidates),
         feeds,
@@ -99,7 +105,13 @@ fn audio(k: u64) -> Frame {
 }
 
 impl Harness {
-    fn request(&mut self, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.append(
@@ -209,12 +221,20 @@ fn statuses_for_bad_requests_and_the_resource_lifecycle() {
         "a new ufrag is an ICE restart"
     );
     assert_eq!(
-        h.request(Method::PATCH, &location, &with_etag, "a=candidate:1 1 udp 1 10.0.0.2 5 typ host\r\n")
-            .status,
+        h.request(
+            Method::PATCH,
+            &location,
+            &with_etag,
+            "a=candidate:1 1 udp 1 10.0.0.2 5 typ host\r\n"
+        )
+        .status,
         StatusCode::NO_CONTENT
     );
 
-    assert_eq!(h.request(Method::DELETE, &location, &[], "").status, StatusCode::OK);
+    assert_eq!(
+        h.request(Method::DELETE, &location, &[], "").status,
+        StatusCode::OK
+    );
     assert_eq!(h.endpoint.sessions(), 0);
     assert_eq!(h.mux.len(), 0, "the socket loop ended the session");
     assert_eq!(
@@ -276,9 +296,10 @@ impl Client {
                     let number = if video {
                         // Annex B out of str0m's depacketizer: the number
                         // follows the slice's NAL header.
-                        let slice = d.data.windows(5).position(|w| {
-                            w[..4] == [0, 0, 0, 1] && (w[4] == 0x65 || w[4] == 0x41)
-                        });
+                        let slice = d
+                            .data
+                            .windows(5)
+                            .position(|w| w[..4] == [0, 0, 0, 1] && (w[4] == 0x65 || w[4] == 0x41));
                         slice
                             .and_then(|i| d.data.get(i + 5..i + 17))
                             .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
