@@ -21,6 +21,16 @@
 //   switches     every rendition switch hls.js made: { at, level, height,
 //                bitrate } (the adaptive bitrate ladder at work)
 //   chat         the chat panel's state (web/chat.js)
+//   mode         'hls' or 'webrtc' (?mode=webrtc plays over WHEP, below)
+//   webrtc       with ?mode=webrtc: { state, resource (the WHEP session URL),
+//                error, fellBack (why it gave up and played LL-HLS, or null),
+//                delayMs (receive-side delay estimate) }
+//
+// ?mode=webrtc plays over WebRTC (WHEP, draft-ietf-wish-whep): a recvonly
+// RTCPeerConnection posts its offer to /whep/<stream> with the token as
+// `Authorization: Bearer`; sub-second, no ABR ladder (the source as sent). If
+// WebRTC cannot start (no RTCPeerConnection, refused offer, no connection
+// within 10 s) or fails before playing, the page plays LL-HLS instead.
 //
 // Text from the URL or the network only ever reaches the page through
 // textContent, never as HTML.
@@ -39,6 +49,7 @@
 
   const brook = {
     hls: null, video, fatalErrors: [], errors: [], status: '', latency: null, steering: null, switches: [],
+    mode: 'hls', webrtc: null,
   };
   window.brook = brook;
 
@@ -205,8 +216,122 @@
     play();
   }
 
+  // --- WebRTC (WHEP) ----------------------------------------------------------
+  const WEBRTC_CONNECT_MS = 10000;
+
+  async function startWebRtc() {
+    brook.mode = 'webrtc';
+    const state = { state: 'connecting', resource: null, error: null, fellBack: null, delayMs: null };
+    brook.webrtc = state;
+    setStatus('connecting (WebRTC)');
+    const pc = new RTCPeerConnection();
+    state.pc = pc;
+    let played = false;
+    const media = new MediaStream();
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.ontrack = (e) => {
+      media.addTrack(e.track);
+      // As little playout delay as the network allows (Chromium's hint).
+      if ('jitterBufferTarget' in e.receiver) e.receiver.jitterBufferTarget = 0;
+      if (video.srcObject !== media) video.srcObject = media;
+      play();
+    };
+    video.addEventListener('playing', () => { played = true; }, { once: true });
+
+    const fallBack = (why) => {
+      if (state.fellBack || brook.mode !== 'webrtc') return;
+      state.fellBack = why;
+      state.state = 'failed';
+      leave();
+      pc.close();
+      video.srcObject = null;
+      brook.mode = 'hls';
+      setStatus(`WebRTC: ${why}; playing LL-HLS`);
+      startHlsOrNative();
+    };
+    const leave = () => {
+      if (!state.resource) return;
+      const headers = token ? { authorization: `Bearer ${token}` } : {};
+      fetch(state.resource, { method: 'DELETE', headers, keepalive: true }).catch(() => {});
+      state.resource = null;
+    };
+    window.addEventListener('pagehide', leave);
+
+    pc.onconnectionstatechange = () => {
+      state.state = pc.connectionState;
+      if (pc.connectionState === 'connected') setStatus('live (WebRTC)');
+      if (pc.connectionState === 'failed') {
+        if (!played) fallBack('the connection failed');
+        else setStatus('WebRTC connection lost');
+      }
+    };
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      // Brook is ICE-lite: the host candidates gathered by now are enough.
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.addEventListener('icegatheringstatechange', () => {
+          if (pc.iceGatheringState === 'complete') resolve();
+        });
+        setTimeout(resolve, 1000);
+      });
+      const headers = { 'content-type': 'application/sdp' };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const res = await fetch(`/whep/${encodeURIComponent(stream)}`, {
+        method: 'POST', headers, body: pc.localDescription.sdp,
+      });
+      const body = await res.text();
+      if (res.status !== 201) {
+        state.error = `${res.status} ${body.trim()}`;
+        const why = DENIED[res.status] || (res.status === 404 ? 'the stream is not live' : `offer refused (${res.status})`);
+        fallBack(why);
+        return;
+      }
+      const where = res.headers.get('location');
+      state.resource = where ? new URL(where, location.href).href : null;
+      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    } catch (e) {
+      state.error = String(e && e.message ? e.message : e);
+      fallBack('could not start');
+      return;
+    }
+    setTimeout(() => {
+      if (!played && pc.connectionState !== 'connected') fallBack('no connection within 10 s');
+    }, WEBRTC_CONNECT_MS);
+    // Receive-side delay: jitter buffer plus half the round trip.
+    setInterval(async () => {
+      if (brook.mode !== 'webrtc') return;
+      let buffer = null;
+      let rtt = null;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video' && r.jitterBufferEmittedCount > 0) {
+          buffer = r.jitterBufferDelay / r.jitterBufferEmittedCount;
+        }
+        if (r.type === 'candidate-pair' && r.nominated && r.currentRoundTripTime != null) rtt = r.currentRoundTripTime;
+      });
+      state.delayMs = buffer === null ? null : Math.round((buffer + (rtt || 0) / 2) * 1000);
+    }, 1000);
+  }
+
+  function startHlsOrNative() {
+    if (window.Hls && window.Hls.isSupported()) {
+      startHls();
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      startNative();
+    } else if (!window.Hls) {
+      setStatus('hls.js is missing (run `cargo xtask setup`)');
+    } else {
+      setStatus('this browser cannot play HLS');
+    }
+  }
+
   // --- latency: wall clock minus the program date-time being shown ----------
   function playingDate() {
+    if (brook.mode === 'webrtc') {
+      const d = brook.webrtc && brook.webrtc.delayMs;
+      return d == null ? null : new Date(Date.now() - d);
+    }
     if (brook.hls) return brook.hls.playingDate;
     if (typeof video.getStartDate === 'function') {
       const start = video.getStartDate().getTime();
@@ -224,13 +349,11 @@
     latencyEl.textContent = brook.latency === null ? '' : `${brook.latency.toFixed(1)} s behind live`;
   }, 500);
 
-  if (window.Hls && window.Hls.isSupported()) {
-    startHls();
-  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
-    startNative();
-  } else if (!window.Hls) {
-    setStatus('hls.js is missing (run `cargo xtask setup`)');
+  const mode = new URLSearchParams(location.search).get('mode');
+  if (mode === 'webrtc' && typeof RTCPeerConnection === 'function') {
+    startWebRtc();
   } else {
-    setStatus('this browser cannot play HLS');
+    if (mode === 'webrtc') setStatus('no WebRTC in this browser; playing LL-HLS');
+    startHlsOrNative();
   }
 })();

@@ -21,6 +21,7 @@
 //! /vod/<asset>/poster.jpg, sprites.vtt, sprite-N.jpg  images     (cached for good)
 //! /vod/<asset>/status                    processing state (JSON)    (never cached)
 //! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
+//! /whep/<stream>[/<session>]             WHEP offer / session       (to the origin, docs/whep.md)
 //! /chat/<stream>                         chat room WebSocket        (docs/chat.md)
 //! /chat/<stream>/history                 chat by PDT range (VOD replay)
 //! /chat/<stream>/moderate                moderation API             (moderator token)
@@ -60,6 +61,10 @@ pub enum Route<'a> {
     /// licenses for the stream's or the asset's keys (`access::license`),
     /// after the video's token and geo checks.
     License(LicenseScope),
+    /// `/whep/<stream>[/<session>]`: WebRTC playback signalling, passed to
+    /// the origin after the stream's token and geo checks
+    /// ([`crate::delivery::whep`]).
+    Whep(crate::delivery::whep::WhepPath),
     /// Anything else. Static files never get here: the assets layer answers
     /// them before the Worker runs.
     NotFound,
@@ -420,6 +425,12 @@ pub fn route(path: &str) -> Route<'_> {
     if let Some(rest) = path.strip_prefix("/chat/") {
         return chat_route(rest);
     }
+    if path.starts_with(crate::delivery::whep::PREFIX) {
+        return match crate::delivery::whep::WhepPath::parse(path) {
+            Some(p) => Route::Whep(p),
+            None => Route::NotFound,
+        };
+    }
     if path.starts_with("/vod/") {
         return match VodPath::parse(path) {
             Ok(path) if path.name == LICENSE_NAME => Route::License(LicenseScope::Asset(path)),
@@ -596,6 +607,17 @@ mod tests {
 
     fn chat(stream: &str, kind: ChatKind) -> Route<'_> {
         Route::Chat(Chat { stream, kind })
+    }
+
+    #[test]
+    fn whep_routes() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(matches!(route("/whep/cam1"), Route::Whep(p) if p.session.is_none()));
+        assert!(
+            matches!(route(&format!("/whep/cam1/{id}")), Route::Whep(p) if p.session.as_deref() == Some(id))
+        );
+        assert_eq!(route("/whep/cam1/nope"), Route::NotFound);
+        assert_eq!(route("/whep/"), Route::NotFound);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// WebRTC ingest (WHIP, RFC 9725); see `docs/whip.md`.
     pub whip: crate::ingest::whip::WhipConfig,
+    /// WebRTC playback (WHEP) on the WHIP socket; see `docs/whep.md`.
+    pub whep: crate::egress::whep::WhepConfig,
     /// The adaptive bitrate ladder every stream is transcoded into (unless a
     /// stream sets its own); see `docs/ladder.md`.
     pub ladder: LadderConfig,
@@ -72,6 +74,7 @@ impl Default for Config {
             vod: crate::vod::VodConfig::default(),
             admin: AdminConfig::default(),
             whip: crate::ingest::whip::WhipConfig::default(),
+            whep: crate::egress::whep::WhepConfig::default(),
             ladder: LadderConfig::default(),
             keys: crate::keys::KeysConfig::default(),
             streams,
@@ -496,6 +499,7 @@ impl Config {
             ));
         }
         self.whip.validate().map_err(ConfigError::Invalid)?;
+        self.whep.validate().map_err(ConfigError::Invalid)?;
         let r = &self.rtmp;
         if r.app.is_empty() || r.app.contains('/') {
             return Err(ConfigError::Invalid(

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod config;
+pub mod egress;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;

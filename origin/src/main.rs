@@ -182,6 +182,12 @@ fn main() -> anyhow::Result<()> {
         archive.clone(),
         background.handle().clone(),
     );
+    // Source frames for WHEP viewers, before any ingest starts a stream.
+    let feeds = (config.whep.enabled && config.whip.enabled)
+        .then(|| Arc::new(brook_origin::egress::feed::Feeds::default()));
+    if let Some(f) = &feeds {
+        publisher.set_feeds(f.clone());
+    }
     // Content keys, before any ingest can start an encrypted stream.
     // Streams need it when one is encrypted; on-demand assets whenever a
     // master key is given (an upload may ask for encryption).
@@ -263,6 +269,19 @@ fn main() -> anyhow::Result<()> {
         info!("whip.enabled = false: no WebRTC ingest");
         None
     };
+    let whep = match (&whip, feeds) {
+        (Some(whip), Some(feeds)) => {
+            Some(brook_origin::egress::whep::start(&config.whep, whip, feeds))
+        }
+        _ => {
+            if config.whep.enabled {
+                info!(
+                    "whip.enabled = false: no WebRTC playback either (WHEP uses the WHIP socket)"
+                );
+            }
+            None
+        }
+    };
 
     let conf = ServerConf {
         threads: config.http.worker_threads(),
@@ -316,7 +335,8 @@ fn main() -> anyhow::Result<()> {
                 ),
         )
         .with_admin(config.admin.listen.is_none().then(admin))
-        .with_whip(whip.as_ref().map(|w| w.endpoint()));
+        .with_whip(whip.as_ref().map(|w| w.endpoint()))
+        .with_whep(whep);
     let mut http = Service::new("brook http".to_string(), app);
     http.add_tcp(&config.http.listen.to_string());
     if let Some(tls) = &config.http.tls {

@@ -104,6 +104,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             count_request("license", &res);
             with_cors(res)
         }
+        Route::Whep(path) => {
+            let res = super::whep::serve(&req, &env, &url, &path).await?;
+            count_request("whep", &res);
+            with_cors(res)
+        }
         Route::Chat(chat) => {
             let res = serve_chat(&req, &env, &url, chat).await?;
             count_request(chat.kind.as_str(), &res);

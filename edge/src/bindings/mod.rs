@@ -9,5 +9,6 @@ mod fetch;
 mod io;
 mod license;
 mod upstream;
+mod whep;
 
 pub(crate) use chat_room::random_hex;

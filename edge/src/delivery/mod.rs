@@ -12,3 +12,4 @@ pub mod headers;
 pub mod origins;
 pub mod shared;
 pub mod upstream;
+pub mod whep;

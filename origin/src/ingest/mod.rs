@@ -176,6 +176,13 @@ pub trait Publish: Send {
     fn tracks(&mut self, tracks: Vec<TrackInfo>) -> Result<(), Stop>;
     /// One frame in decoding order within its track, and when it arrived.
     fn frame(&mut self, frame: Frame, arrived: UnixMillis) -> Result<(), Stop>;
+    /// Whether a viewer of the stream needs a keyframe the publisher should be
+    /// asked for now (WebRTC viewers joining or recovering; the answer is
+    /// already coalesced, so an ingest that can ask does so whenever this
+    /// says true). Ingests that cannot ask never call it.
+    fn keyframe_wanted(&mut self, _now: std::time::Instant) -> bool {
+        false
+    }
     /// Link statistics, about once a second.
     fn link(&mut self, _stats: &LinkStats) {}
     /// The connection ended; `reason` is for logs.

@@ -30,6 +30,7 @@ use tracing::{error, info, warn};
 use super::ladder::{self, LadderConfig, Mode, Plan};
 use super::output::Output;
 use super::transcoder::{self, Event, Transcoder};
+use crate::egress::feed::{Feed, Feeds};
 use crate::ingest::{Protocol, Stop};
 use crate::metrics::Metrics;
 use crate::serve::hub::Stream;
@@ -47,6 +48,12 @@ pub struct Live {
     failed: bool,
     ended: bool,
     metrics: Arc<Metrics>,
+    /// Where the source's frames go for real-time egress (WHEP), and the
+    /// registry it is closed in when the session ends.
+    feed: Option<(Arc<Feeds>, Arc<Feed>)>,
+    /// Demuxes a passthrough MPEG-TS source for the feed, while someone watches
+    /// (the packager demuxes it for itself).
+    tap: Option<TsFrontEnd>,
     /// For the transcoder's reader thread to find its way back.
     this: Weak<Mutex<Live>>,
 }
@@ -76,6 +83,7 @@ impl Live {
         segment_target_ms: u32,
         archive: Option<Arc<Archive>>,
         metrics: Arc<Metrics>,
+        feed: Option<(Arc<Feeds>, Arc<Feed>)>,
     ) -> Arc<Mutex<Live>> {
         if let Ok(mut st) = stream.stats.lock() {
             st.peer = Some(peer);
@@ -105,6 +113,8 @@ impl Live {
                 failed: false,
                 ended: false,
                 metrics,
+                feed,
+                tap: None,
                 this: this.clone(),
             })
         })
@@ -120,6 +130,12 @@ impl Live {
 
     pub fn stream(&self) -> &Arc<Stream> {
         &self.output.stream
+    }
+
+    /// The stream session's real-time feed (none for encrypted streams, or
+    /// without WHEP).
+    pub fn feed(&self) -> Option<&Arc<Feed>> {
+        self.feed.as_ref().map(|(_, f)| f)
     }
 
     pub fn connected(&self) -> bool {
@@ -204,6 +220,10 @@ impl Live {
     /// `EXT-X-DISCONTINUITY`.
     fn input_ended(&mut self) {
         let now = crate::unix_now();
+        self.tap = None;
+        if let Some((_, feed)) = &self.feed {
+            feed.restart();
+        }
         match &mut self.route {
             Route::Passthrough => self.output.restart_input(now),
             Route::Transcode(l) => {
@@ -230,6 +250,9 @@ impl Live {
             l.stop();
         }
         let now = crate::unix_now();
+        if let Some((feeds, feed)) = self.feed.take() {
+            feeds.close(&feed);
+        }
         self.output.finish(now);
         self.output.stream.set_publishing(false);
         self.output.stream.end_publish();
@@ -249,11 +272,27 @@ impl Live {
     }
 
     pub fn push_ts(&mut self, bytes: &[u8], now: UnixMillis) -> Result<(), Stop> {
+        let feed = self.feed.as_ref().map(|(_, f)| f);
         let result = match &mut self.route {
-            Route::Passthrough => self.output.push_ts(bytes, now),
+            Route::Passthrough => {
+                if let Some(feed) = feed.filter(|f| f.watched()) {
+                    let tap = self.tap.get_or_insert_with(TsFrontEnd::default);
+                    // The packager reports what is wrong with the input.
+                    let _ = tap.push(bytes);
+                    while let Some(ev) = tap.poll() {
+                        to_feed(feed, &ev, now);
+                    }
+                } else {
+                    self.tap = None;
+                }
+                self.output.push_ts(bytes, now)
+            }
             Route::Transcode(l) => {
                 let result = l.demux.push(bytes);
                 while let Some(ev) = l.demux.poll() {
+                    if let Some(feed) = feed {
+                        to_feed(feed, &ev, now);
+                    }
                     l.on_source(ev, &mut self.output, &self.metrics, &self.this, now);
                 }
                 if let Ok(mut st) = self.output.stream.stats.lock() {
@@ -269,6 +308,9 @@ impl Live {
     }
 
     pub fn push_tracks(&mut self, tracks: Vec<TrackInfo>, now: UnixMillis) {
+        if let Some((_, feed)) = &self.feed {
+            feed.push_tracks(&tracks);
+        }
         match &mut self.route {
             Route::Passthrough => self.output.push_tracks(tracks, now),
             Route::Transcode(l) => l.on_source(
@@ -282,6 +324,9 @@ impl Live {
     }
 
     pub fn push_frame(&mut self, frame: Frame, now: UnixMillis) {
+        if let Some((_, feed)) = &self.feed {
+            feed.push_frame(&frame, now);
+        }
         match &mut self.route {
             Route::Passthrough => self.output.push_frame(frame, now),
             Route::Transcode(l) => l.on_source(
@@ -309,6 +354,15 @@ impl Live {
             &self.metrics,
             crate::unix_now(),
         );
+    }
+}
+
+/// A source event into the real-time feed.
+fn to_feed(feed: &Feed, ev: &FrontEndEvent, now: UnixMillis) {
+    match ev {
+        FrontEndEvent::Tracks(t) => feed.push_tracks(t),
+        FrontEndEvent::Frame(f) => feed.push_frame(f, now),
+        FrontEndEvent::Discontinuity => feed.restart(),
     }
 }
 

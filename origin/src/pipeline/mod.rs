@@ -37,6 +37,7 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use crate::config::{Config, OnConflict};
+use crate::egress::feed::Feeds;
 use crate::ingest::{Admission, Claim, LinkEncryption, Publish, Refusal};
 use crate::keys::KeyService;
 use crate::metrics::Metrics;
@@ -45,6 +46,10 @@ use crate::serve::hub::Hub;
 use crate::store::archive::Archive;
 use live::Live;
 pub use session::PublishSession;
+
+/// Viewers' keyframe requests reach a publisher that can be asked (WHIP) at
+/// most this often, however many viewers ask.
+const KEYFRAME_REQUEST_INTERVAL_MS: u64 = 500;
 
 /// Admits publishers by stream key and runs one [`Live`] stream per name.
 #[derive(Clone)]
@@ -64,6 +69,10 @@ struct Inner {
     /// Content keys of encrypted streams (set once at start, before any
     /// publisher; without it an encrypted stream is refused).
     keys: OnceLock<Arc<KeyService>>,
+    /// Where each stream's source frames go for real-time egress (WHEP); set
+    /// once at start. Encrypted streams get none: their media leaves only
+    /// encrypted.
+    feeds: OnceLock<Arc<Feeds>>,
 }
 
 impl Pipelines {
@@ -84,6 +93,7 @@ impl Pipelines {
                 lives: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
                 keys: OnceLock::new(),
+                feeds: OnceLock::new(),
             }),
         }
     }
@@ -92,6 +102,12 @@ impl Pipelines {
     /// before ingest starts.
     pub fn set_keys(&self, keys: Arc<KeyService>) {
         let _ = self.inner.keys.set(keys);
+    }
+
+    /// Where streams' source frames go for WHEP viewers. Call once, before
+    /// ingest starts.
+    pub fn set_feeds(&self, feeds: Arc<Feeds>) {
+        let _ = self.inner.feeds.set(feeds);
     }
 
     /// The packager settings of a new session of `name`: with its encryption
@@ -203,6 +219,17 @@ impl Pipelines {
             .map_err(|e| Refusal::Unavailable(e.to_string()))?;
         let config = &self.inner.config;
         let ladder = config.ladder_for(name).clone();
+        let encrypted = config
+            .streams
+            .get(name)
+            .is_some_and(|s| s.encryption.is_some());
+        let feed = match self.inner.feeds.get() {
+            Some(feeds) if !encrypted => Some((
+                feeds.clone(),
+                feeds.open(name, Duration::from_millis(KEYFRAME_REQUEST_INTERVAL_MS)),
+            )),
+            _ => None,
+        };
         let live = Live::start(
             stream,
             peer,
@@ -212,6 +239,7 @@ impl Pipelines {
             config.packager.segment_target_ms,
             self.inner.archive.clone(),
             self.inner.metrics.clone(),
+            feed,
         );
         lives.insert(name.to_string(), live.clone());
         Ok((live, 1))

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::live::Live;
 use super::{lock, Pipelines};
+use crate::egress::feed::Feed;
 use crate::ingest::{Claim, LinkStats, Protocol, Publish, Stop};
 use crate::serve::hub::Stream;
 
@@ -28,6 +29,8 @@ pub struct PublishSession {
     /// The link's totals at the previous report (they count from connect;
     /// the stream's counters span reconnects).
     last_link: LinkStats,
+    /// The stream's real-time feed: its viewers' keyframe requests.
+    feed: Option<Arc<Feed>>,
 }
 
 impl PublishSession {
@@ -37,9 +40,13 @@ impl PublishSession {
         generation: u64,
         claim: &Claim<'_>,
     ) -> Self {
-        let (stream, session) = {
+        let (stream, session, feed) = {
             let l = lock(&live);
-            (l.stream().clone(), l.session().to_string())
+            (
+                l.stream().clone(),
+                l.session().to_string(),
+                l.feed().cloned(),
+            )
         };
         Self {
             pipelines,
@@ -52,6 +59,7 @@ impl PublishSession {
             started: Instant::now(),
             bytes: 0,
             last_link: LinkStats::default(),
+            feed,
         }
     }
 
@@ -84,6 +92,12 @@ impl Publish for PublishSession {
         self.count(frame.data.len());
         self.current()?.push_frame(frame, arrived);
         Ok(())
+    }
+
+    fn keyframe_wanted(&mut self, now: Instant) -> bool {
+        self.feed
+            .as_ref()
+            .is_some_and(|f| f.take_keyframe_request(now))
     }
 
     fn link(&mut self, stats: &LinkStats) {

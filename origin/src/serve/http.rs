@@ -159,6 +159,8 @@ pub struct OriginHttp {
     admin: Option<admin::Admin>,
     /// Answers `/whip/...` (none: WHIP is off).
     whip: Option<Arc<crate::ingest::whip::Endpoint>>,
+    /// Answers `/whep/...` (none: WHEP is off).
+    whep: Option<Arc<crate::egress::whep::Endpoint>>,
     /// Answers `/api/v1/...`, `/uploads/...` and `/vod/...` (none: VOD is off).
     vod: Option<Arc<crate::vod::Vod>>,
     /// Answers `/keys/...` (none: no stream is encrypted, 404).
@@ -177,6 +179,7 @@ impl OriginHttp {
             archive: None,
             admin: None,
             whip: None,
+            whep: None,
             vod: None,
             keys: None,
             options,
@@ -198,6 +201,12 @@ impl OriginHttp {
     /// Serve WHIP ingest (`/whip/...`) from this endpoint.
     pub fn with_whip(mut self, whip: Option<Arc<crate::ingest::whip::Endpoint>>) -> Self {
         self.whip = whip;
+        self
+    }
+
+    /// Serve WHEP playback (`/whep/...`) from this endpoint.
+    pub fn with_whep(mut self, whep: Option<Arc<crate::egress::whep::Endpoint>>) -> Self {
+        self.whep = whep;
         self
     }
 
@@ -821,6 +830,31 @@ impl OriginHttp {
         }
     }
 
+    /// `/whep/...`: the WHEP endpoint (`egress::whep::http`) answers.
+    fn whep_request(
+        &self,
+        http: &ServerSession,
+        whep: &crate::egress::whep::Endpoint,
+        peer: Option<SocketAddr>,
+        body: Bytes,
+    ) -> Reply {
+        let h = http.req_header();
+        let req = crate::ingest::whip::WhipRequest {
+            method: &h.method,
+            path: h.uri.path(),
+            headers: &h.headers,
+            body,
+            peer,
+        };
+        let r = whep.handle(&req, std::time::Instant::now());
+        Reply {
+            status: r.status,
+            headers: r.headers,
+            body: Body::Full(r.body),
+            part_published: None,
+        }
+    }
+
     /// `/api/v1/...` (a small JSON body) and `/uploads/...` (tus: the body
     /// streams to disk). On an unread or partly read body the connection is
     /// not reused.
@@ -934,12 +968,18 @@ impl HttpServerApp for OriginHttp {
                 .path()
                 .starts_with(crate::ingest::whip::http::PREFIX)
         });
-        // Only WHIP's offer and trickle take a body; every body is read here,
-        // within its limit (`body`).
-        let takes_body =
-            whip.is_some() && matches!(http.req_header().method, Method::POST | Method::PATCH);
-        let limit = match &whip {
-            Some(w) if takes_body => w.max_offer_bytes(),
+        let whep = self.whep.clone().filter(|_| {
+            http.req_header()
+                .uri
+                .path()
+                .starts_with(crate::egress::whep::http::PREFIX)
+        });
+        // Only WHIP's and WHEP's offers and trickles take a body; every body
+        // is read here, within its limit (`body`).
+        let takes_body = matches!(http.req_header().method, Method::POST | Method::PATCH);
+        let limit = match (&whip, &whep) {
+            (Some(w), _) if takes_body => w.max_offer_bytes(),
+            (_, Some(w)) if takes_body => w.max_offer_bytes(),
             _ => body::UNUSED_BODY_LIMIT,
         };
         let vod = self.vod.clone().filter(|_| {
@@ -952,15 +992,17 @@ impl HttpServerApp for OriginHttp {
             match (
                 body::read(&mut http, limit, REQUEST_BODY_TIMEOUT).await,
                 whip,
+                whep,
             ) {
-                (Err(e), _) => {
+                (Err(e), _, _) => {
                     debug!(?peer, "request body refused: {e}");
                     // The rest of the body is not read: the connection cannot be reused.
                     http.set_keepalive(None);
                     body_error(&e)
                 }
-                (Ok(body), Some(whip)) => self.whip_request(&http, &whip, peer, body),
-                (Ok(_), None) => {
+                (Ok(body), Some(whip), _) => self.whip_request(&http, &whip, peer, body),
+                (Ok(body), None, Some(whep)) => self.whep_request(&http, &whep, peer, body),
+                (Ok(_), None, None) => {
                     let h = http.req_header();
                     let req = Request {
                         method: &h.method,

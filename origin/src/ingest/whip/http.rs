@@ -37,8 +37,8 @@ use crate::constant_time_eq;
 use crate::ingest::{Admission, Claim, Protocol, Refusal};
 
 pub const PREFIX: &str = "/whip/";
-const SDP: &str = "application/sdp";
-const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+pub(crate) const SDP: &str = "application/sdp";
+pub(crate) const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 const TEXT: &str = "text/plain; charset=utf-8";
 /// Headers a cross-origin page may read (RFC 9725 §4.2 needs `Location`).
 pub const EXPOSE: &str = "location, link, etag, accept-patch, accept-post, content-type";
@@ -74,6 +74,8 @@ pub enum Command {
     Start(Box<Session>),
     /// End a session (DELETE).
     End { id: String, reason: String },
+    /// Host another kind of session on the socket (WHEP viewers).
+    Host(Box<super::server::Guest>),
     /// End every session and stop.
     Shutdown,
 }
@@ -91,12 +93,12 @@ pub struct WhipRequest<'a> {
 }
 
 impl WhipRequest<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The media type of `Content-Type`, without parameters, lowercased.
-    fn content_type(&self) -> Option<String> {
+    pub(crate) fn content_type(&self) -> Option<String> {
         self.header("content-type").map(|v| {
             v.split(';')
                 .next()
@@ -123,7 +125,7 @@ pub struct WhipReply {
 }
 
 impl WhipReply {
-    fn new(status: StatusCode) -> Self {
+    pub(crate) fn new(status: StatusCode) -> Self {
         Self {
             status,
             headers: vec![("cache-control", "no-store".into())],
@@ -131,14 +133,14 @@ impl WhipReply {
         }
     }
 
-    fn text(status: StatusCode, msg: impl std::fmt::Display) -> Self {
+    pub(crate) fn text(status: StatusCode, msg: impl std::fmt::Display) -> Self {
         let mut r = Self::new(status);
         r.headers.push(("content-type", TEXT.into()));
         r.body = Bytes::from(format!("{msg}\n"));
         r
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
@@ -209,6 +211,10 @@ impl Endpoint {
             resources: Mutex::new(HashMap::new()),
             control,
         }
+    }
+
+    pub fn session_config(&self) -> &SessionConfig {
+        &self.session
     }
 
     pub fn max_offer_bytes(&self) -> usize {
@@ -438,7 +444,7 @@ impl Endpoint {
                 });
                 WhipReply::new(StatusCode::OK)
             }
-            Method::PATCH => patch(req, &resource),
+            Method::PATCH => patch(req, &resource.etag, resource.remote_ufrag.as_deref()),
             Method::GET | Method::HEAD => WhipReply::new(StatusCode::NO_CONTENT),
             _ => WhipReply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                 .header("allow", "PATCH, DELETE, OPTIONS"),
@@ -449,7 +455,7 @@ impl Endpoint {
 /// Trickle ICE and ICE restarts (RFC 9725 §4.3). Brook is ICE-lite: it learns
 /// the client's address from the client's own connectivity checks, so trickled
 /// candidates are accepted and need no action; ICE restarts are not supported.
-fn patch(req: &WhipRequest<'_>, resource: &Resource) -> WhipReply {
+pub(crate) fn patch(req: &WhipRequest<'_>, etag: &str, remote_ufrag: Option<&str>) -> WhipReply {
     if req.content_type().as_deref() != Some(SDPFRAG) {
         return WhipReply::text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -466,7 +472,7 @@ fn patch(req: &WhipRequest<'_>, resource: &Resource) -> WhipReply {
     match req.header("if-match").map(str::trim) {
         None => return WhipReply::text(StatusCode::PRECONDITION_REQUIRED, "PATCH needs If-Match"),
         Some("*") => return restart(),
-        Some(tag) if tag != resource.etag => {
+        Some(tag) if tag != etag => {
             return WhipReply::text(
                 StatusCode::PRECONDITION_FAILED,
                 "stale ETag for this ICE session",
@@ -494,7 +500,7 @@ fn patch(req: &WhipRequest<'_>, resource: &Resource) -> WhipReply {
             );
         }
         if let Some(ufrag) = line.strip_prefix("a=ice-ufrag:") {
-            if resource.remote_ufrag.as_deref() != Some(ufrag.trim()) {
+            if remote_ufrag != Some(ufrag.trim()) {
                 return restart();
             }
         }
@@ -505,7 +511,7 @@ fn patch(req: &WhipRequest<'_>, resource: &Resource) -> WhipReply {
 /// A preflight's answer (brook-common's, as every answer Brook gives); the
 /// headers a WHIP client sends are allowed even when the browser does not
 /// list them (`*` would not cover `Authorization`).
-fn cors(mut r: WhipReply, req: &WhipRequest<'_>, methods: &str) -> WhipReply {
+pub(crate) fn cors(mut r: WhipReply, req: &WhipRequest<'_>, methods: &str) -> WhipReply {
     let requested = req
         .header("access-control-request-headers")
         .unwrap_or("authorization, content-type, if-match, link");
@@ -532,14 +538,14 @@ fn refused(refusal: &Refusal) -> WhipReply {
     }
 }
 
-fn offer_error(e: &OfferError, stream: &str, peer: Option<SocketAddr>) -> WhipReply {
+pub(crate) fn offer_error(e: &OfferError, stream: &str, peer: Option<SocketAddr>) -> WhipReply {
     warn!(%stream, ?peer, "WHIP offer refused: {e}");
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     WhipReply::text(status, e)
 }
 
 /// The offer's `a=ice-ufrag` (to tell a trickle PATCH from an ICE restart).
-fn remote_ufrag(offer: &str) -> Option<String> {
+pub(crate) fn remote_ufrag(offer: &str) -> Option<String> {
     offer
         .lines()
         .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
@@ -547,13 +553,13 @@ fn remote_ufrag(offer: &str) -> Option<String> {
 }
 
 /// 128 random bits, hex: session URLs cannot be guessed.
-fn new_id() -> Option<String> {
+pub(crate) fn new_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).ok()?;
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()

@@ -45,7 +45,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Deserialize;
 
 pub use http::{Endpoint, EndpointSettings, WhipReply, WhipRequest};
-pub use server::{start, WhipServer};
+pub use server::{start, Guest, GuestCommand, WhipServer};
 
 /// `[whip]`: WebRTC ingest.
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,129 @@ use std::time::Instant;
 use super::session::{Datagram, Session, State};
 use super::stun;
 
+/// What the mux needs of a session on the shared port: WHIP publishers
+/// ([`Session`]) and WHEP viewers (`egress::whep`) alike. The drive contract is
+/// str0m's (see [`Session`]).
+pub trait Peer: Send + std::fmt::Debug {
+    fn id(&self) -> &str;
+    /// The ICE username fragment of this session's answer.
+    fn local_ufrag(&self) -> &str;
+    /// Whether the session claims this datagram (STUN: by ICE credentials).
+    fn accepts(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool;
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    );
+    fn handle_timeout(&mut self, now: Instant);
+    /// Something outside the socket has work for the session (a viewer's
+    /// frames arrived). Default: nothing to do.
+    fn handle_wakeup(&mut self, _now: Instant) {}
+    fn deadline(&self) -> Instant;
+    fn poll_transmit(&mut self) -> Option<Datagram>;
+    /// `Some(reason)` once the session ended.
+    fn ended(&self) -> Option<&str>;
+    fn end(&mut self, reason: &str);
+}
+
+impl Peer for Session {
+    fn id(&self) -> &str {
+        Session::id(self)
+    }
+    fn local_ufrag(&self) -> &str {
+        Session::local_ufrag(self)
+    }
+    fn accepts(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        Session::accepts(self, now, source, destination, data)
+    }
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        Session::handle_datagram(self, now, source, destination, data)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Session::handle_timeout(self, now)
+    }
+    fn deadline(&self) -> Instant {
+        Session::deadline(self)
+    }
+    fn poll_transmit(&mut self) -> Option<Datagram> {
+        Session::poll_transmit(self)
+    }
+    fn ended(&self) -> Option<&str> {
+        match self.state() {
+            State::Ended(reason) => Some(reason),
+            _ => None,
+        }
+    }
+    fn end(&mut self, reason: &str) {
+        Session::end(self, reason)
+    }
+}
+
+impl<P: Peer + ?Sized> Peer for Box<P> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn local_ufrag(&self) -> &str {
+        (**self).local_ufrag()
+    }
+    fn accepts(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        (**self).accepts(now, source, destination, data)
+    }
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        (**self).handle_datagram(now, source, destination, data)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now)
+    }
+    fn handle_wakeup(&mut self, now: Instant) {
+        (**self).handle_wakeup(now)
+    }
+    fn deadline(&self) -> Instant {
+        (**self).deadline()
+    }
+    fn poll_transmit(&mut self) -> Option<Datagram> {
+        (**self).poll_transmit()
+    }
+    fn ended(&self) -> Option<&str> {
+        (**self).ended()
+    }
+    fn end(&mut self, reason: &str) {
+        (**self).end(reason)
+    }
+}
+
 /// Counters for the socket loop's logs and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MuxStats {
@@ -25,9 +148,9 @@ pub struct MuxStats {
     pub sessions_ended: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct Mux {
-    sessions: HashMap<String, Session>,
+#[derive(Debug)]
+pub struct Mux<S: Peer = Session> {
+    sessions: HashMap<String, S>,
     by_ufrag: HashMap<String, String>,
     by_addr: HashMap<SocketAddr, String>,
     /// Host candidates of this socket (what clients send to).
@@ -37,11 +160,16 @@ pub struct Mux {
     stats: MuxStats,
 }
 
-impl Mux {
+impl<S: Peer> Mux<S> {
     pub fn new(candidates: Vec<SocketAddr>) -> Self {
         Self {
+            sessions: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
             candidates,
-            ..Default::default()
+            out: VecDeque::new(),
+            ended: VecDeque::new(),
+            stats: MuxStats::default(),
         }
     }
 
@@ -57,17 +185,17 @@ impl Mux {
         self.stats
     }
 
-    pub fn session(&self, id: &str) -> Option<&Session> {
+    pub fn session(&self, id: &str) -> Option<&S> {
         self.sessions.get(id)
     }
 
-    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+    pub fn sessions(&self) -> impl Iterator<Item = &S> {
         self.sessions.values()
     }
 
     /// Takes a new session (its answer was sent). A session with the same id
     /// or ufrag replaces nothing: ids and ufrags are random.
-    pub fn insert(&mut self, mut session: Session) {
+    pub fn insert(&mut self, mut session: S) {
         self.stats.sessions_started += 1;
         self.by_ufrag
             .insert(session.local_ufrag().to_string(), session.id().to_string());
@@ -144,7 +272,18 @@ impl Mux {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.sessions.values().map(Session::deadline).min()
+        self.sessions.values().map(S::deadline).min()
+    }
+
+    /// Work from outside the socket (viewers' frames): every session looks.
+    pub fn handle_wakeup(&mut self, now: Instant) {
+        let ids: Vec<String> = self.sessions.keys().cloned().collect();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.handle_wakeup(now);
+            }
+            self.collect(&id);
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Datagram> {
@@ -164,8 +303,8 @@ impl Mux {
         while let Some(d) = s.poll_transmit() {
             self.out.push_back(d);
         }
-        if let State::Ended(reason) = s.state() {
-            let reason = reason.clone();
+        if let Some(reason) = s.ended() {
+            let reason = reason.to_string();
             if let Some(s) = self.sessions.remove(id) {
                 self.by_ufrag.remove(s.local_ufrag());
             }
@@ -197,7 +336,7 @@ impl Mux {
         for (ufrag, id) in &self.by_ufrag {
             let s = &self.sessions[id];
             assert_eq!(s.local_ufrag(), ufrag);
-            assert!(!matches!(s.state(), State::Ended(_)));
+            assert!(s.ended().is_none());
         }
         for id in self.by_addr.values() {
             assert!(self.sessions.contains_key(id));

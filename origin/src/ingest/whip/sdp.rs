@@ -313,7 +313,7 @@ fn rank(profile_level_id: u32) -> usize {
 }
 
 /// Codec names of a media section, auxiliary formats left out, each once.
-fn codec_list(m: &Media) -> String {
+pub(crate) fn codec_list(m: &Media) -> String {
     let mut names: Vec<String> = Vec::new();
     for f in m.formats.iter().filter(|f| !f.is_auxiliary()) {
         let name = match f.h264_profile() {

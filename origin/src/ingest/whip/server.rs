@@ -8,17 +8,49 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use super::frames::FramesConfig;
 use super::http::{Command, Endpoint, EndpointSettings};
-use super::mux::Mux;
+use super::mux::{Mux, Peer};
 use super::session::SessionConfig;
 use super::WhipConfig;
 use crate::ingest::Admission;
 
 /// Largest datagram read (WebRTC keeps packets under the ~1200-byte MTU).
 const RECV_BUF: usize = 2048;
+
+/// Another kind of session on this socket: WHEP viewers (`egress::whep`)
+/// share the port, the demultiplexer and the DTLS certificate with WHIP
+/// publishers.
+pub struct Guest {
+    /// Sessions to start and end.
+    pub commands: UnboundedReceiver<GuestCommand>,
+    /// Notified when guest sessions have work from outside the socket (their
+    /// frames arrived): every session's [`Peer::handle_wakeup`] runs.
+    pub wake: Arc<Notify>,
+    /// Told when a session ended on its own (its resource goes).
+    pub forget: Forget,
+}
+
+/// Tells a guest's endpoint that a session of its ended.
+pub type Forget = Box<dyn Fn(&str) + Send>;
+
+impl std::fmt::Debug for Guest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guest").finish_non_exhaustive()
+    }
+}
+
+/// What a guest's endpoint tells the socket loop.
+#[derive(Debug)]
+pub enum GuestCommand {
+    /// A session whose answer is being sent.
+    Start(Box<dyn Peer>),
+    /// End a session (DELETE).
+    End { id: String, reason: String },
+}
 
 /// A running WHIP ingest: its endpoint for the HTTP layer, and its socket.
 pub struct WhipServer {
@@ -41,6 +73,17 @@ impl WhipServer {
     /// The host candidates every answer carries.
     pub fn candidates(&self) -> &[SocketAddr] {
         &self.candidates
+    }
+
+    /// The DTLS certificate, crypto and host candidates every session on this
+    /// socket uses (for a guest's sessions).
+    pub fn session_config(&self) -> SessionConfig {
+        self.endpoint.session_config().clone()
+    }
+
+    /// Hosts `guest`'s sessions on this socket (one guest).
+    pub fn host(&self, guest: Guest) {
+        let _ = self.control.send(Command::Host(Box::new(guest)));
     }
 
     /// Ends every session (their sinks are closed) and stops the socket loop.
@@ -82,7 +125,7 @@ pub fn start(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mux = Mux::new(candidates.clone());
+    let mux: Mux<Box<dyn Peer>> = Mux::new(candidates.clone());
     let ep = endpoint.clone();
     let thread = std::thread::Builder::new()
         .name("brook-whip".into())
@@ -107,12 +150,15 @@ pub fn start(
 async fn run(
     socket: tokio::net::UdpSocket,
     mut rx: UnboundedReceiver<Command>,
-    mut mux: Mux,
+    mut mux: Mux<Box<dyn Peer>>,
     endpoint: Arc<Endpoint>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
+    let mut guest_commands: Option<UnboundedReceiver<GuestCommand>> = None;
+    let mut guest_wake: Option<Arc<Notify>> = None;
+    let mut forget: Option<Forget> = None;
     loop {
-        flush(&socket, &mut mux, &endpoint);
+        flush(&socket, &mut mux, &endpoint, forget.as_deref());
         let deadline = mux
             .next_deadline()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
@@ -123,17 +169,31 @@ async fn run(
                 Err(e) => debug!("WHIP socket: {e}"),
             },
             cmd = rx.recv() => match cmd {
-                Some(Command::Start(session)) => mux.insert(*session),
+                Some(Command::Start(session)) => mux.insert(session as Box<dyn Peer>),
                 Some(Command::End { id, reason }) => {
                     mux.end(&id, &reason);
                 }
+                Some(Command::Host(g)) => {
+                    let Guest { commands, wake, forget: f } = *g;
+                    guest_commands = Some(commands);
+                    guest_wake = Some(wake);
+                    forget = Some(f);
+                }
                 Some(Command::Shutdown) | None => break,
             },
+            cmd = guest_command(guest_commands.as_mut()) => match cmd {
+                Some(GuestCommand::Start(session)) => mux.insert(session),
+                Some(GuestCommand::End { id, reason }) => {
+                    mux.end(&id, &reason);
+                }
+                None => guest_commands = None,
+            },
+            _ = wakeup(guest_wake.as_deref()) => mux.handle_wakeup(Instant::now()),
             _ = tokio::time::sleep_until(deadline.into()) => mux.handle_timeout(Instant::now()),
         }
     }
     mux.end_all("the origin is shutting down");
-    flush(&socket, &mut mux, &endpoint);
+    flush(&socket, &mut mux, &endpoint, forget.as_deref());
     let s = mux.stats();
     info!(
         datagrams = s.datagrams,
@@ -145,13 +205,38 @@ async fn run(
 
 /// Sends what the sessions produced (dropping what the socket cannot take now,
 /// as UDP would), and retires ended sessions' resources.
-fn flush(socket: &tokio::net::UdpSocket, mux: &mut Mux, endpoint: &Endpoint) {
+async fn guest_command(
+    commands: Option<&mut UnboundedReceiver<GuestCommand>>,
+) -> Option<GuestCommand> {
+    match commands {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wakeup(wake: Option<&Notify>) {
+    match wake {
+        Some(w) => w.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn flush(
+    socket: &tokio::net::UdpSocket,
+    mux: &mut Mux<Box<dyn Peer>>,
+    endpoint: &Endpoint,
+    forget: Option<&(dyn Fn(&str) + Send)>,
+) {
     while let Some(d) = mux.poll_transmit() {
         if let Err(e) = socket.try_send_to(&d.data, d.destination) {
             debug!(to = %d.destination, "WHIP send: {e}");
         }
     }
     while let Some((id, _reason)) = mux.poll_ended() {
+        // Ids are 128 random bits: each endpoint forgets only its own.
         endpoint.forget(&id);
+        if let Some(f) = forget {
+            f(&id);
+        }
     }
 }

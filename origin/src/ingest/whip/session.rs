@@ -397,7 +397,11 @@ impl Session {
             }
         }
         self.forward_frames();
-        if self.state == State::Live && self.frames.keyframe_wanted(now) {
+        // The segmenter's keyframes, or viewers' (WHEP: joining, or recovering
+        // from loss; coalesced by the pipeline).
+        let for_viewers =
+            self.state == State::Live && self.sink.as_mut().is_some_and(|s| s.keyframe_wanted(now));
+        if self.state == State::Live && (self.frames.keyframe_wanted(now) || for_viewers) {
             self.request_keyframe();
             // A keyframe request is a mutation: drain again (str0m's contract).
             self.drain(now);

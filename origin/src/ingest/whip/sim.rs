@@ -549,6 +549,7 @@ impl Sim {
                     self.mux.end(&id, &reason);
                 }
                 Command::Shutdown => self.mux.end_all("shutdown"),
+                Command::Host(_) => {}
             }
         }
         self.flush();

@@ -106,6 +106,7 @@ impl Harness {
                     self.mux.end(&id, &reason);
                 }
                 Command::Shutdown => self.mux.end_all("shutdown"),
+                Command::Host(_) => {}
             }
         }
         self.settle();
