@@ -20,6 +20,7 @@
 //! (playback of a session still encrypting with it stops at the next license
 //! request; end the stream to restart it with fresh keys). See docs/drm.md.
 
+pub mod speke;
 mod store;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,10 @@ pub struct KeysConfig {
     /// the asset id, `{kid}` the KID in hex. Default
     /// `/vod/{asset}/license?kid={kid}` (the edge's endpoint).
     pub asset_license_url: String,
+    /// A commercial multi-DRM service's SPEKE v2 endpoint (`[keys.speke]`):
+    /// encrypted assets get their key and Widevine/PlayReady/FairPlay
+    /// signalling from it. Default: none.
+    pub speke: Option<speke::SpekeConfig>,
     /// Keys in the cycle of a stream with `rotate_every_segments` (segment
     /// `msn` uses key `(msn / rotate_every_segments) % rotation_keys`).
     /// Default 16, at most 256.
@@ -73,6 +78,7 @@ impl Default for KeysConfig {
             fetch_token: None,
             license_url: "/live/{stream}/license?kid={kid}".into(),
             asset_license_url: "/vod/{asset}/license?kid={kid}".into(),
+            speke: None,
             rotation_keys: 16,
         }
     }
@@ -88,6 +94,7 @@ impl std::fmt::Debug for KeysConfig {
             )
             .field("license_url", &self.license_url)
             .field("asset_license_url", &self.asset_license_url)
+            .field("speke", &self.speke)
             .field("rotation_keys", &self.rotation_keys)
             .finish()
     }
@@ -121,6 +128,9 @@ impl KeysConfig {
                  (or {FETCH_TOKEN_ENV}) for the edge"
             ));
         }
+        if let Some(s) = &self.speke {
+            s.validate()?;
+        }
         for (name, url, holes) in [
             ("license_url", &self.license_url, ["{stream}", "{kid}"]),
             (
@@ -147,6 +157,7 @@ impl KeysConfig {
         {
             self.fetch_token = Some(t);
         }
+        self.speke = self.speke.take().map(speke::SpekeConfig::with_env);
         self
     }
 }
@@ -255,6 +266,8 @@ pub struct KeyService {
     license_url: String,
     /// The `{asset}`/`{kid}` template of assets' license URL.
     asset_license_url: String,
+    /// The DRM key provider, when `[keys.speke]` is set.
+    speke: Option<speke::SpekeClient>,
     rotation_keys: usize,
 }
 
@@ -319,6 +332,13 @@ impl KeyService {
             streams: Mutex::new(streams),
             license_url: config.license_url.clone(),
             asset_license_url: config.asset_license_url.clone(),
+            speke: match &config.speke {
+                Some(c) => Some(
+                    speke::SpekeClient::new(c.clone())
+                        .map_err(|e| KeyError::Io(format!("the SPEKE client: {e}")))?,
+                ),
+                None => None,
+            },
             rotation_keys: config.rotation_keys,
         })
     }
@@ -445,6 +465,17 @@ impl KeyService {
         Ok((k, sealed))
     }
 
+    /// The DRM key provider, if one is configured.
+    pub fn speke(&self) -> Option<&speke::SpekeClient> {
+        self.speke.as_ref()
+    }
+
+    /// Seals a key that came from elsewhere (a DRM key provider) for the
+    /// asset database, bound to `asset` as [`KeyService::new_asset_key`]'s.
+    pub fn seal_asset_key(&self, asset: &str, k: &ContentKey) -> Result<String, KeyError> {
+        store::seal(&self.master, &asset_owner(asset), &k.kid, &k.key, &k.iv)
+    }
+
     /// Opens an asset's key sealed by [`KeyService::new_asset_key`].
     pub fn open_asset_key(
         &self,
@@ -458,17 +489,30 @@ impl KeyService {
 
     /// The encryption of an asset's packaging: its one key, the ClearKey
     /// license URL of `keys.asset_license_url`.
+    /// With `drm` (a key provider's signalling): its systems, its `pssh`
+    /// boxes, and ClearKey only when `clearkey`.
     pub fn asset_encryption(
         &self,
         asset: &str,
         scheme: EncryptionScheme,
         key: ContentKey,
+        drm: &[speke::SystemSignalling],
+        clearkey: bool,
     ) -> Encryption {
         let license_url = self.asset_license_url.replace("{asset}", asset);
+        let mut key_systems = Vec::new();
+        if clearkey {
+            key_systems.push(KeySystem::ClearKey { license_url });
+        }
+        key_systems.extend(drm.iter().map(|s| KeySystem::Drm(s.to_packager())));
         Encryption {
             scheme: scheme.into(),
             keys: vec![key],
-            key_systems: vec![KeySystem::ClearKey { license_url }],
+            key_systems,
+            extra_pssh: drm
+                .iter()
+                .filter_map(speke::SystemSignalling::pssh_box)
+                .collect(),
             ..Encryption::default()
         }
     }
@@ -674,7 +718,7 @@ mod tests {
         )
         .unwrap();
         assert!(other.open_asset_key("a1", &k.kid, &sealed).is_err());
-        let enc = svc.asset_encryption("a1", EncryptionScheme::Cenc, k.clone());
+        let enc = svc.asset_encryption("a1", EncryptionScheme::Cenc, k.clone(), &[], true);
         assert_eq!(enc.scheme, Scheme::Cenc);
         assert_eq!(enc.keys, vec![k]);
         assert_eq!(

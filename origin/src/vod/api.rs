@@ -175,7 +175,7 @@ impl Vod {
         let base = self.base_url(headers);
         let rest = path.strip_prefix("/api/v1/").unwrap_or("");
         let result = match (method, rest) {
-            (&Method::POST, "uploads") => self.create_upload(body, &base),
+            (&Method::POST, "uploads") => self.create_upload(body, &base).await,
             (&Method::GET, "assets") => self
                 .db
                 .assets(1000)
@@ -250,7 +250,7 @@ impl Vod {
         })
     }
 
-    fn create_upload(&self, body: &[u8], base: &str) -> Result<ApiReply, String> {
+    async fn create_upload(&self, body: &[u8], base: &str) -> Result<ApiReply, String> {
         let req: NewUpload = if body.iter().all(u8::is_ascii_whitespace) {
             NewUpload::default()
         } else {
@@ -334,9 +334,20 @@ impl Vod {
         // The key before anyone can upload: an encrypted asset is never
         // packaged in the clear.
         if let Some(scheme) = scheme {
-            if let Err(e) = self.create_key(&id, scheme, now) {
+            if let Err(e) = self.create_key(&id, scheme, now).await {
                 let _ = self.db.remove_asset(&id);
-                return Err(format!("creating the asset's key: {e}"));
+                return match e {
+                    super::keys::KeyFailure::Provider(e) => {
+                        tracing::warn!(asset = %id, "DRM key provider: {e}");
+                        Ok(ApiReply::error(
+                            StatusCode::BAD_GATEWAY,
+                            &format!("the DRM key provider: {e}"),
+                        ))
+                    }
+                    super::keys::KeyFailure::Internal(e) => {
+                        Err(format!("creating the asset's key: {e}"))
+                    }
+                };
             }
         }
         if let Some(t) = req.poster_time_s {

@@ -127,6 +127,11 @@ pub struct AssetKey {
     pub kid: String,
     pub sealed: String,
     pub revoked: bool,
+    /// Whether the edge's ClearKey license may hand the key out.
+    pub clearkey: bool,
+    /// A DRM key provider's signalling (JSON of
+    /// `keys::speke::SystemSignalling`s), when the key came from one.
+    pub drm: Option<String>,
 }
 
 impl std::fmt::Debug for AssetKey {
@@ -135,6 +140,8 @@ impl std::fmt::Debug for AssetKey {
             .field("scheme", &self.scheme)
             .field("kid", &self.kid)
             .field("revoked", &self.revoked)
+            .field("clearkey", &self.clearkey)
+            .field("drm", &self.drm.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -489,6 +496,8 @@ mod tests {
             kid: "0".repeat(32),
             sealed: "ab".repeat(60),
             revoked: false,
+            clearkey: false,
+            drm: Some("[]".into()),
         };
         db.put_asset_key("a3", &key, 2).unwrap();
         let other = AssetKey {

@@ -4,7 +4,8 @@
 //! master key) can package the asset and hand its key to the edge.
 //!
 //! ```text
-//! POST /api/v1/uploads {"encryption":"cbcs"} ─▶ KeyService::new_asset_key ─▶ db.put_asset_key (sealed)
+//! POST /api/v1/uploads {"encryption":"cbcs"} ─▶ KeyService::new_asset_key, or the DRM key
+//!     provider (SPEKE v2: key + Widevine/PlayReady/FairPlay signalling) ─▶ db.put_asset_key (sealed)
 //! worker: package ─▶ Vod::packaging_encryption ─▶ open ─▶ Encryption { one key, ClearKey URL }
 //! edge: GET /keys/asset/<id>/<kid> ─▶ Vod::content_key: not revoked, not deleting, same KID
 //! POST /api/v1/assets/<id>/key/revoke ─▶ never served again
@@ -17,6 +18,7 @@ use brook_packager::cmaf::cenc::Encryption;
 
 use super::db::{AssetKey, Status};
 use super::Vod;
+use crate::keys::speke::SystemSignalling;
 use crate::keys::{hex, kid_from_hex, EncryptionScheme};
 
 impl Vod {
@@ -43,24 +45,54 @@ impl Vod {
         Ok(scheme)
     }
 
-    /// Makes and stores the asset's content key.
-    pub(super) fn create_key(
+    /// Makes and stores the asset's content key: from the DRM key provider
+    /// (`[keys.speke]`) with its signalling, else a random one. `Err`: why
+    /// (a provider's refusal or bad answer is the caller's 502).
+    pub(super) async fn create_key(
         &self,
         asset: &str,
         scheme: EncryptionScheme,
         now_ms: u64,
-    ) -> Result<(), String> {
-        let keys = self.keys.as_ref().ok_or("no key service")?;
-        let (key, sealed) = keys.new_asset_key(asset).map_err(|e| e.to_string())?;
-        let row = AssetKey {
-            scheme: scheme.as_str().to_owned(),
-            kid: hex(&key.kid),
-            sealed,
-            revoked: false,
+    ) -> Result<(), KeyFailure> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or(KeyFailure::Internal("no key service".into()))?;
+        let internal = |e: crate::keys::KeyError| KeyFailure::Internal(e.to_string());
+        let row = match keys.speke() {
+            Some(speke) => {
+                let got = speke
+                    .new_key(asset, scheme.into())
+                    .await
+                    .map_err(|e| KeyFailure::Provider(e.to_string()))?;
+                tracing::info!(asset, kid = %hex(&got.key.kid), systems = got.systems.len(), "content key from the DRM key provider");
+                AssetKey {
+                    scheme: scheme.as_str().to_owned(),
+                    kid: hex(&got.key.kid),
+                    sealed: keys.seal_asset_key(asset, &got.key).map_err(internal)?,
+                    revoked: false,
+                    clearkey: speke.config().clearkey,
+                    drm: Some(
+                        serde_json::to_string(&got.systems)
+                            .map_err(|e| KeyFailure::Internal(e.to_string()))?,
+                    ),
+                }
+            }
+            None => {
+                let (key, sealed) = keys.new_asset_key(asset).map_err(internal)?;
+                AssetKey {
+                    scheme: scheme.as_str().to_owned(),
+                    kid: hex(&key.kid),
+                    sealed,
+                    revoked: false,
+                    clearkey: true,
+                    drm: None,
+                }
+            }
         };
         self.db
             .put_asset_key(asset, &row, now_ms)
-            .map_err(|e| e.to_string())
+            .map_err(|e| KeyFailure::Internal(e.to_string()))
     }
 
     /// How the asset is packaged: `None` in the clear, else its key and the
@@ -89,7 +121,18 @@ impl Vod {
         let key = keys
             .open_asset_key(asset, &kid, &row.sealed)
             .map_err(|e| format!("the asset's content key: {e}"))?;
-        Ok(Some(keys.asset_encryption(asset, scheme, key)))
+        let drm: Vec<SystemSignalling> = match &row.drm {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| format!("the asset's DRM signalling: {e}"))?,
+            None => Vec::new(),
+        };
+        Ok(Some(keys.asset_encryption(
+            asset,
+            scheme,
+            key,
+            &drm,
+            row.clearkey,
+        )))
     }
 
     /// The key the edge asks for (`GET /keys/asset/<id>/<kid>`): the asset
@@ -98,7 +141,9 @@ impl Vod {
     pub fn content_key(&self, asset: &str, kid: &[u8; 16]) -> Option<[u8; 16]> {
         let keys = self.keys.as_ref()?;
         let row = self.db.asset_key(asset).ok()??;
-        if row.revoked || kid_from_hex(&row.kid)? != *kid {
+        // A DRM provider's key stays with its license service unless
+        // ClearKey was asked for too.
+        if row.revoked || !row.clearkey || kid_from_hex(&row.kid)? != *kid {
             return None;
         }
         match self.db.asset(asset) {
@@ -117,10 +162,31 @@ impl Vod {
     /// What the API shows of the asset's encryption (never the key).
     pub(super) fn encryption_json(&self, asset: &str) -> Option<serde_json::Value> {
         let row = self.db.asset_key(asset).ok()??;
+        let systems: Vec<SystemSignalling> = row
+            .drm
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default();
+        let mut drm: Vec<serde_json::Value> = systems
+            .iter()
+            .map(|s| serde_json::to_value(s.system).unwrap_or_default())
+            .collect();
+        if row.clearkey {
+            drm.insert(0, serde_json::json!("clearkey"));
+        }
         Some(serde_json::json!({
             "scheme": row.scheme,
             "kid": row.kid,
             "revoked": row.revoked,
+            "key_systems": drm,
         }))
     }
+}
+
+/// Why an asset's key could not be made.
+#[derive(Debug)]
+pub(super) enum KeyFailure {
+    /// The DRM key provider refused or answered badly (the API's 502).
+    Provider(String),
+    Internal(String),
 }

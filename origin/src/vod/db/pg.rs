@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS asset_keys (
     kid TEXT NOT NULL,
     sealed TEXT NOT NULL,
     revoked BOOLEAN NOT NULL DEFAULT FALSE,
+    clearkey BOOLEAN NOT NULL DEFAULT TRUE,
+    drm TEXT,
     created_ms BIGINT NOT NULL
 );
 ";
@@ -403,14 +405,16 @@ impl PgDb {
 
     pub fn put_asset_key(&self, asset: &str, key: &AssetKey, now_ms: u64) -> Result<(), DbError> {
         self.update(
-            "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (asset_id) DO NOTHING",
+            "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, clearkey, drm, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (asset_id) DO NOTHING",
             vec![
                 arg(asset.to_owned()),
                 arg(key.scheme.clone()),
                 arg(key.kid.clone()),
                 arg(key.sealed.clone()),
                 arg(key.revoked),
+                arg(key.clearkey),
+                arg(key.drm.clone()),
                 arg(i64_of(now_ms)),
             ],
         )
@@ -421,7 +425,7 @@ impl PgDb {
         let asset = asset.to_owned();
         self.run(move |c| {
             let Some(r) = c.query_opt(
-                "SELECT scheme, kid, sealed, revoked FROM asset_keys WHERE asset_id = $1",
+                "SELECT scheme, kid, sealed, revoked, clearkey, drm FROM asset_keys WHERE asset_id = $1",
                 &[&asset],
             )?
             else {
@@ -432,6 +436,8 @@ impl PgDb {
                 kid: r.try_get(1).map_err(row_err)?,
                 sealed: r.try_get(2).map_err(row_err)?,
                 revoked: r.try_get(3).map_err(row_err)?,
+                clearkey: r.try_get(4).map_err(row_err)?,
+                drm: r.try_get(5).map_err(row_err)?,
             }))
         })
     }

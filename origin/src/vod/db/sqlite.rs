@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS asset_keys (
     kid TEXT NOT NULL,
     sealed TEXT NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0,
+    clearkey INTEGER NOT NULL DEFAULT 1,
+    drm TEXT,
     created_ms INTEGER NOT NULL
 );
 ";
@@ -249,14 +251,16 @@ impl SqliteDb {
 
     pub fn put_asset_key(&self, asset: &str, key: &AssetKey, now_ms: u64) -> Result<(), DbError> {
         self.conn().execute(
-            "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (asset_id) DO NOTHING",
+            "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, clearkey, drm, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (asset_id) DO NOTHING",
             params![
                 asset,
                 key.scheme,
                 key.kid,
                 key.sealed,
                 key.revoked,
+                key.clearkey,
+                key.drm,
                 now_ms as i64
             ],
         )?;
@@ -267,7 +271,7 @@ impl SqliteDb {
         Ok(self
             .conn()
             .query_row(
-                "SELECT scheme, kid, sealed, revoked FROM asset_keys WHERE asset_id = ?1",
+                "SELECT scheme, kid, sealed, revoked, clearkey, drm FROM asset_keys WHERE asset_id = ?1",
                 [asset],
                 |r| {
                     Ok(AssetKey {
@@ -275,6 +279,8 @@ impl SqliteDb {
                         kid: r.get(1)?,
                         sealed: r.get(2)?,
                         revoked: r.get(3)?,
+                        clearkey: r.get(4)?,
+                        drm: r.get(5)?,
                     })
                 },
             )
