@@ -973,8 +973,16 @@ fn encrypted_output_is_pinned() {
         ("zerolatency cbcs", ZEROLATENCY, encryption(Scheme::Cbcs, 0)),
         ("zerolatency cenc", ZEROLATENCY, encryption(Scheme::Cenc, 0)),
         ("zerolatency cenc iv16", ZEROLATENCY, cenc16(0)),
-        ("zerolatency cbcs rotate", ZEROLATENCY, encryption(Scheme::Cbcs, 1)),
-        ("zerolatency cenc rotate", ZEROLATENCY, encryption(Scheme::Cenc, 1)),
+        (
+            "zerolatency cbcs rotate",
+            ZEROLATENCY,
+            encryption(Scheme::Cbcs, 1),
+        ),
+        (
+            "zerolatency cenc rotate",
+            ZEROLATENCY,
+            encryption(Scheme::Cenc, 1),
+        ),
         ("bframes cbcs", BFRAMES, encryption(Scheme::Cbcs, 0)),
         ("bframes cenc", BFRAMES, encryption(Scheme::Cenc, 0)),
         ("bframes cenc iv16 rotate", BFRAMES, cenc16(2)),

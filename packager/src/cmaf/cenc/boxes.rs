@@ -60,7 +60,7 @@ pub(crate) fn write_common_pssh(w: &mut BoxWriter, kids: &[[u8; 16]]) {
 /// The `traf` boxes after `trun`. Returns where `saio`'s offset is, to be
 /// patched once the moof is complete with [`aux_offset`]'s value, if any.
 pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usize, usize)> {
-    let count = c.samples.len() as u32;
+    let count = c.len() as u32;
     if let Some(key) = &c.rotated {
         w.full(b"sbgp", 0, 0, |w| {
             w.bytes(b"seig");
@@ -83,11 +83,10 @@ pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usiz
             }
         });
     }
-    let subsamples = c.samples.iter().any(|(_, s)| !s.is_empty());
-    let sizes: Vec<u8> = c
-        .samples
-        .iter()
-        .map(|(iv, s)| {
+    let subsamples = !c.subsamples.is_empty();
+    let sizes: Vec<u8> = (0..c.len())
+        .map(|i| {
+            let (iv, s) = c.sample(i);
             let n = iv.len() + if subsamples { 2 + 6 * s.len() } else { 0 };
             n.min(255) as u8
         })
@@ -118,7 +117,8 @@ pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usiz
     w.full(b"senc", 0, if subsamples { 0x2 } else { 0 }, |w| {
         w.u32(count);
         senc_data = w.pos();
-        for (iv, subs) in &c.samples {
+        for i in 0..c.len() {
+            let (iv, subs) = c.sample(i);
             w.bytes(iv);
             if subsamples {
                 w.u16(subs.len() as u16);
