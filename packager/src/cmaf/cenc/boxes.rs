@@ -84,27 +84,33 @@ pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usiz
         });
     }
     let subsamples = !c.subsamples.is_empty();
-    let sizes: Vec<u8> = (0..c.len())
-        .map(|i| {
-            let (iv, s) = c.sample(i);
-            let n = iv.len() + if subsamples { 2 + 6 * s.len() } else { 0 };
-            n.min(255) as u8
-        })
-        .collect();
+    let iv_size = usize::from(c.iv_size).min(16);
+    // Sample i's auxiliary information size (saiz).
+    let size = |i: usize| {
+        let n = iv_size
+            + if subsamples {
+                2 + 6 * c.subsamples(i).len()
+            } else {
+                0
+            };
+        n.min(255) as u8
+    };
     // Constant IV, whole samples (cbcs audio): no auxiliary information, as
     // shaka-packager writes it: `senc` lists the samples, no `saiz`/`saio`.
-    let has_aux = sizes.iter().any(|&s| s > 0);
+    let has_aux = (0..c.len()).any(|i| size(i) > 0);
     let mut saio_field = None;
     if has_aux {
         w.full(b"saiz", 0, 0, |w| {
-            let first = sizes.first().copied().unwrap_or(0);
-            if sizes.iter().all(|&s| s == first) {
+            let first = if c.len() > 0 { size(0) } else { 0 };
+            if (0..c.len()).all(|i| size(i) == first) {
                 w.u8(first);
                 w.u32(count);
             } else {
                 w.u8(0);
                 w.u32(count);
-                w.bytes(&sizes);
+                for i in 0..c.len() {
+                    w.u8(size(i));
+                }
             }
         });
         w.full(b"saio", 0, 0, |w| {
@@ -118,8 +124,9 @@ pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usiz
         w.u32(count);
         senc_data = w.pos();
         for i in 0..c.len() {
-            let (iv, subs) = c.sample(i);
-            w.bytes(iv);
+            let iv = c.iv(i);
+            let subs = c.subsamples(i);
+            w.bytes(&iv[..iv_size]);
             if subsamples {
                 w.u16(subs.len() as u16);
                 for s in subs {

@@ -233,8 +233,12 @@ pub(crate) struct TrafCrypt {
     pub(crate) scheme: Scheme,
     /// The fragment's key schedule (`None`: nothing to encrypt).
     pub(crate) cipher: Option<crypt::Cipher>,
-    /// Per sample: its IV (`cbcs`: the constant IV, not written in `senc`).
-    pub(crate) ivs: Vec<[u8; 16]>,
+    /// The key's IV: `cbcs`, every sample's; `cenc`, the base of each
+    /// sample's ([`sample_iv`] of `track`, `msn`, `first_index + i`).
+    key_iv: [u8; 16],
+    track: u8,
+    msn: u64,
+    first_index: u32,
     /// Every sample's subsamples, one after the other (none for whole-sample
     /// encryption)...
     pub(crate) subsamples: Vec<Subsample>,
@@ -265,28 +269,40 @@ impl TrafCrypt {
         self.ends.len()
     }
 
-    /// Sample `i`'s IV as `senc` writes it (empty for a constant IV) and its
-    /// subsamples (empty for whole-sample encryption).
-    pub(crate) fn sample(&self, i: usize) -> (&[u8], &[Subsample]) {
-        let iv = self
-            .ivs
-            .get(i)
-            .map_or(&[][..], |iv| &iv[..usize::from(self.iv_size).min(16)]);
+    /// Sample `i`'s IV (`senc` writes its first `iv_size` bytes).
+    pub(crate) fn iv(&self, i: usize) -> [u8; 16] {
+        match self.scheme {
+            Scheme::Cbcs => self.key_iv,
+            Scheme::Cenc => sample_iv(
+                &self.key_iv,
+                self.track,
+                self.msn,
+                self.first_index.wrapping_add(i as u32),
+            ),
+        }
+    }
+
+    /// Sample `i`'s subsamples (empty for whole-sample encryption).
+    pub(crate) fn subsamples(&self, i: usize) -> &[Subsample] {
         let from = i
             .checked_sub(1)
             .map_or(0, |p| self.ends.get(p).copied().unwrap_or(0));
         let to = self.ends.get(i).copied().unwrap_or(from);
-        (iv, self.subsamples.get(from..to).unwrap_or(&[]))
+        self.subsamples.get(from..to).unwrap_or(&[])
     }
 
     /// Encrypts sample `i`, `data`, in place (in the fragment's `mdat`); a
     /// sample beyond those described is left as it is.
     pub(crate) fn encrypt_sample(&self, i: usize, data: &mut [u8]) {
-        let (Some(cipher), Some(iv)) = (&self.cipher, self.ivs.get(i)) else {
+        let Some(cipher) = &self.cipher else {
             return;
         };
-        let (_, subsamples) = self.sample(i);
-        crypt::encrypt_sample_with(cipher, self.scheme, iv, self.pattern, data, subsamples);
+        if i >= self.len() {
+            return;
+        }
+        let iv = self.iv(i);
+        let subsamples = self.subsamples(i);
+        crypt::encrypt_sample_with(cipher, self.scheme, &iv, self.pattern, data, subsamples);
     }
 }
 
@@ -344,24 +360,26 @@ impl TrackCrypt {
         let mut out = TrafCrypt {
             scheme,
             cipher: Some(crypt::Cipher::new(&key.key)),
-            ivs: Vec::with_capacity(samples.len()),
-            subsamples: Vec::new(),
+            key_iv: key.iv,
+            track: self.track,
+            msn,
+            first_index,
+            // About one subsample per video sample (two with a long clear run
+            // or several slices): one allocation per fragment.
+            subsamples: match self.layout {
+                SampleLayout::Avc(_) => Vec::with_capacity(samples.len() * 2),
+                SampleLayout::Whole => Vec::new(),
+            },
             ends: Vec::with_capacity(samples.len()),
             rotated: (key.kid != self.default_kid).then(|| key.clone()),
             pattern: pattern(scheme, self.kind),
             iv_size: enc.iv_size(),
         };
-        for (i, s) in samples.iter().enumerate() {
+        for s in samples {
             if let SampleLayout::Avc(parser) = &self.layout {
                 subsample::avc_into(&s.data, parser, scheme, &mut out.subsamples);
             }
             out.ends.push(out.subsamples.len());
-            out.ivs.push(match scheme {
-                Scheme::Cbcs => key.iv,
-                Scheme::Cenc => {
-                    sample_iv(&key.iv, self.track, msn, first_index.wrapping_add(i as u32))
-                }
-            });
         }
         out
     }
