@@ -754,14 +754,14 @@ impl Segmenter {
     }
 
     fn write_chunk(&mut self, t: usize) {
-        let mut samples = std::mem::take(&mut self.tracks[t].pending);
+        let samples = std::mem::take(&mut self.tracks[t].pending);
         if samples.is_empty() {
             return;
         }
         let data = match self.crypts.get(t).and_then(Option::as_ref) {
             Some(crypt) => {
                 let track = &self.tracks[t];
-                let traf = crypt.encrypt(track.msn, track.segment_samples, &mut samples);
+                let traf = crypt.prepare(track.msn, track.segment_samples, &samples);
                 Bytes::from(cmaf::fragment::write_protected_fragment(
                     self.sequence,
                     &self.infos[t],

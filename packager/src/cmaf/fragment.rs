@@ -24,9 +24,10 @@ pub fn write_fragment(sequence: u32, tracks: &[TrackInfo], samples: &[Vec<Sample
     write(sequence, tracks, samples, &[])
 }
 
-/// [`write_fragment`] for one track whose `samples` were encrypted by
-/// [`cenc::TrackCrypt`]: its `traf` also carries what `crypt` describes
-/// (`senc`, `saiz`, `saio`; `sbgp`/`sgpd` and a `pssh` after a rotation).
+/// [`write_fragment`] for one track whose clear `samples` are encrypted as
+/// `crypt` ([`cenc::TrackCrypt::prepare`]) says, each where it lands in the
+/// `mdat`: the `traf` also carries what `crypt` describes (`senc`, `saiz`,
+/// `saio`; `sbgp`/`sgpd` and a `pssh` after a rotation).
 pub(crate) fn write_protected_fragment(
     sequence: u32,
     track: &TrackInfo,
@@ -36,27 +37,32 @@ pub(crate) fn write_protected_fragment(
     write(
         sequence,
         std::slice::from_ref(track),
-        &[samples.to_vec()],
+        &[samples],
         std::slice::from_ref(crypt),
     )
 }
 
 /// `crypts[i]`, when present, protects `tracks[i]`.
-fn write(
+fn write<S: AsRef<[Sample]>>(
     sequence: u32,
     tracks: &[TrackInfo],
-    samples: &[Vec<Sample>],
+    samples: &[S],
     crypts: &[TrafCrypt],
 ) -> Vec<u8> {
     // Size it once: the moof is ~100 bytes per track plus 16 per sample.
-    let count: usize = samples.iter().map(Vec::len).sum();
-    let media: usize = samples.iter().flatten().map(|s| s.data.len()).sum();
+    let count: usize = samples.iter().map(|ss| ss.as_ref().len()).sum();
+    let media: usize = samples
+        .iter()
+        .flat_map(AsRef::as_ref)
+        .map(|s| s.data.len())
+        .sum();
     let mut w = BoxWriter::with_capacity(64 + 112 * tracks.len() + 16 * count + 8 + media);
     let mut offset_fields = Vec::new();
     let mut aux_fields = Vec::new();
     w.bx(b"moof", |w| {
         w.full(b"mfhd", 0, 0, |w| w.u32(sequence));
         for (i, (t, ss)) in tracks.iter().zip(samples).enumerate() {
+            let ss = ss.as_ref();
             let Some(first) = ss.first() else { continue };
             w.bx(b"traf", |w| {
                 w.full(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, |w| w.u32(t.id));
@@ -97,20 +103,29 @@ fn write(
         w.patch_u32(field, senc_data as u32);
     }
     let moof_len = w.pos();
-    let mdat_len: usize = samples.iter().flatten().map(|s| s.data.len()).sum();
+    let mdat_len = media;
     // data_offset is relative to the start of the moof (default-base-is-moof).
     let mut data_start = moof_len + 8;
     for (at, ss) in offset_fields
         .into_iter()
-        .zip(samples.iter().filter(|s| !s.is_empty()))
+        .zip(samples.iter().map(AsRef::as_ref).filter(|s| !s.is_empty()))
     {
         w.patch_u32(at, data_start as u32);
         data_start += ss.iter().map(|s| s.data.len()).sum::<usize>();
     }
     w.u32((8 + mdat_len) as u32);
     w.bytes(b"mdat");
-    for s in samples.iter().flatten() {
-        w.bytes(&s.data);
+    for (i, ss) in samples.iter().enumerate() {
+        let crypt = crypts.get(i);
+        for (j, s) in ss.as_ref().iter().enumerate() {
+            let at = w.pos();
+            w.bytes(&s.data);
+            if let Some(c) = crypt {
+                // Encrypted in place while the sample is in cache; the
+                // sample itself stays clear.
+                c.encrypt_sample(j, &mut w.buf[at..]);
+            }
+        }
     }
     w.buf
 }

@@ -73,6 +73,26 @@ pub(crate) fn rbsp(nal: &[u8]) -> Vec<u8> {
     out
 }
 
+/// [`rbsp`] of `nal`'s first bytes into `out`, without allocating: as many as
+/// fill `out` (or all of `nal`). Returns the RBSP bytes written, a prefix of
+/// `rbsp(nal)`.
+pub(crate) fn rbsp_prefix(nal: &[u8], out: &mut [u8]) -> usize {
+    let (mut zeros, mut n) = (0, 0);
+    for &b in nal {
+        if n == out.len() {
+            break;
+        }
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out[n] = b;
+        n += 1;
+    }
+    n
+}
+
 /// Where the first `rbsp_len` bytes of the RBSP of `payload` end in `payload`
 /// itself, counting the emulation prevention bytes among them.
 pub(crate) fn rbsp_len_in_payload(payload: &[u8], rbsp_len: usize) -> Option<usize> {
@@ -110,5 +130,17 @@ mod tests {
     #[test]
     fn removes_emulation_prevention() {
         assert_eq!(rbsp(&[0, 0, 3, 1, 0, 0, 3]), vec![0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn rbsp_prefix_is_a_prefix_of_rbsp() {
+        let nal = [0, 0, 3, 1, 0, 0, 3, 0, 0, 3, 3, 7, 0, 0, 3];
+        let full = rbsp(&nal);
+        for room in 0..20 {
+            let mut out = [0xAAu8; 20];
+            let n = rbsp_prefix(&nal, &mut out[..room]);
+            assert_eq!(n, room.min(full.len()));
+            assert_eq!(&out[..n], &full[..n]);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! H.264 / AVC (ITU-T H.264): Annex B NAL units, the sequence parameter set fields
 //! CMAF and HLS need, and the `avcC` decoder configuration (ISO/IEC 14496-15 §5.3.3).
 
-use super::bits::{rbsp, rbsp_len_in_payload, BitReader};
+use super::bits::{rbsp, rbsp_len_in_payload, rbsp_prefix, BitReader};
 use super::CodecError;
 
 pub const NAL_SLICE: u8 = 1;
@@ -565,9 +565,23 @@ impl SliceHeaderParser {
             return Some(nal.len());
         }
         let payload = nal.get(1..)?;
-        // The slice header is short: parse a bounded prefix.
-        let data = rbsp(&payload[..payload.len().min(512)]);
-        let bits = self.slice_header_bits(&data, t, nal[0] >> 5 & 3)?;
+        // The slice header is short: parse a bounded prefix (512 bytes of
+        // payload at most), on the stack. Most headers fit in the first 64
+        // RBSP bytes; a parse that runs out of them is redone on the whole
+        // prefix. Reads only depend on the bits before them, so a parse that
+        // succeeds on fewer bytes gives the same answer.
+        let payload_prefix = &payload[..payload.len().min(512)];
+        let mut buf = [0u8; 512];
+        let short = rbsp_prefix(payload_prefix, &mut buf[..64]);
+        let ref_idc = nal[0] >> 5 & 3;
+        let bits = match self.slice_header_bits(&buf[..short], t, ref_idc) {
+            Some(bits) => bits,
+            None if short == 64 => {
+                let n = rbsp_prefix(payload_prefix, &mut buf);
+                self.slice_header_bits(&buf[..n], t, ref_idc)?
+            }
+            None => return None,
+        };
         let in_payload = rbsp_len_in_payload(payload, bits.div_ceil(8))?;
         Some(1 + in_payload)
     }

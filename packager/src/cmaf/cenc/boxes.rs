@@ -60,7 +60,7 @@ pub(crate) fn write_common_pssh(w: &mut BoxWriter, kids: &[[u8; 16]]) {
 /// The `traf` boxes after `trun`. Returns where `saio`'s offset is, to be
 /// patched once the moof is complete with [`aux_offset`]'s value, if any.
 pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usize, usize)> {
-    let count = c.samples.len() as u32;
+    let count = c.len() as u32;
     if let Some(key) = &c.rotated {
         w.full(b"sbgp", 0, 0, |w| {
             w.bytes(b"seig");
@@ -83,29 +83,34 @@ pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usiz
             }
         });
     }
-    let subsamples = c.samples.iter().any(|(_, s)| !s.is_empty());
-    let sizes: Vec<u8> = c
-        .samples
-        .iter()
-        .map(|(iv, s)| {
-            let n = iv.len() + if subsamples { 2 + 6 * s.len() } else { 0 };
-            n.min(255) as u8
-        })
-        .collect();
+    let subsamples = !c.subsamples.is_empty();
+    let iv_size = usize::from(c.iv_size).min(16);
+    // Sample i's auxiliary information size (saiz).
+    let size = |i: usize| {
+        let n = iv_size
+            + if subsamples {
+                2 + 6 * c.subsamples(i).len()
+            } else {
+                0
+            };
+        n.min(255) as u8
+    };
     // Constant IV, whole samples (cbcs audio): no auxiliary information, as
     // shaka-packager writes it: `senc` lists the samples, no `saiz`/`saio`.
-    let has_aux = sizes.iter().any(|&s| s > 0);
+    let has_aux = (0..c.len()).any(|i| size(i) > 0);
     let mut saio_field = None;
     if has_aux {
         w.full(b"saiz", 0, 0, |w| {
-            let first = sizes.first().copied().unwrap_or(0);
-            if sizes.iter().all(|&s| s == first) {
+            let first = if c.len() > 0 { size(0) } else { 0 };
+            if (0..c.len()).all(|i| size(i) == first) {
                 w.u8(first);
                 w.u32(count);
             } else {
                 w.u8(0);
                 w.u32(count);
-                w.bytes(&sizes);
+                for i in 0..c.len() {
+                    w.u8(size(i));
+                }
             }
         });
         w.full(b"saio", 0, 0, |w| {
@@ -118,8 +123,10 @@ pub(crate) fn write_traf_boxes(w: &mut BoxWriter, c: &TrafCrypt) -> Option<(usiz
     w.full(b"senc", 0, if subsamples { 0x2 } else { 0 }, |w| {
         w.u32(count);
         senc_data = w.pos();
-        for (iv, subs) in &c.samples {
-            w.bytes(iv);
+        for i in 0..c.len() {
+            let iv = c.iv(i);
+            let subs = c.subsamples(i);
+            w.bytes(&iv[..iv_size]);
             if subsamples {
                 w.u16(subs.len() as u16);
                 for s in subs {

@@ -250,17 +250,85 @@ pub struct TrackCrypt {
     pub(crate) default_kid: [u8; 16],
 }
 
-/// What a fragment's `traf` carries for its encrypted samples.
-#[derive(Debug, Clone, Default)]
+/// What a fragment's `traf` carries for its encrypted samples, and how the
+/// fragment writer encrypts them where they land in the `mdat`
+/// ([`TrafCrypt::encrypt_sample`]).
+#[derive(Clone, Default)]
 pub(crate) struct TrafCrypt {
-    /// Per sample: its IV (empty for a constant IV) and subsamples (empty for
-    /// whole-sample encryption).
-    pub(crate) samples: Vec<(Vec<u8>, Vec<Subsample>)>,
+    pub(crate) scheme: Scheme,
+    /// The fragment's key schedule (`None`: nothing to encrypt).
+    pub(crate) cipher: Option<crypt::Cipher>,
+    /// The key's IV: `cbcs`, every sample's; `cenc`, the base of each
+    /// sample's ([`sample_iv`] of `track`, `msn`, `first_index + i`).
+    key_iv: [u8; 16],
+    track: u8,
+    msn: u64,
+    first_index: u32,
+    /// Every sample's subsamples, one after the other (none for whole-sample
+    /// encryption)...
+    pub(crate) subsamples: Vec<Subsample>,
+    /// ...sample `i`'s being `subsamples[ends[i - 1]..ends[i]]`.
+    pub(crate) ends: Vec<usize>,
     /// The key, when it is not the init segment's default (a rotation): the
     /// fragment then carries a `seig` sample group and a `pssh` for it.
     pub(crate) rotated: Option<ContentKey>,
     pub(crate) pattern: (u8, u8),
     pub(crate) iv_size: u8,
+}
+
+impl std::fmt::Debug for TrafCrypt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrafCrypt")
+            .field("scheme", &self.scheme)
+            .field("samples", &self.ends.len())
+            .field("rotated", &self.rotated)
+            .field("pattern", &self.pattern)
+            .field("iv_size", &self.iv_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrafCrypt {
+    /// The number of samples described.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Sample `i`'s IV (`senc` writes its first `iv_size` bytes).
+    pub(crate) fn iv(&self, i: usize) -> [u8; 16] {
+        match self.scheme {
+            Scheme::Cbcs => self.key_iv,
+            Scheme::Cenc => sample_iv(
+                &self.key_iv,
+                self.track,
+                self.msn,
+                self.first_index.wrapping_add(i as u32),
+            ),
+        }
+    }
+
+    /// Sample `i`'s subsamples (empty for whole-sample encryption).
+    pub(crate) fn subsamples(&self, i: usize) -> &[Subsample] {
+        let from = i
+            .checked_sub(1)
+            .map_or(0, |p| self.ends.get(p).copied().unwrap_or(0));
+        let to = self.ends.get(i).copied().unwrap_or(from);
+        self.subsamples.get(from..to).unwrap_or(&[])
+    }
+
+    /// Encrypts sample `i`, `data`, in place (in the fragment's `mdat`); a
+    /// sample beyond those described is left as it is.
+    pub(crate) fn encrypt_sample(&self, i: usize, data: &mut [u8]) {
+        let Some(cipher) = &self.cipher else {
+            return;
+        };
+        if i >= self.len() {
+            return;
+        }
+        let iv = self.iv(i);
+        let subsamples = self.subsamples(i);
+        crypt::encrypt_sample_with(cipher, self.scheme, &iv, self.pattern, data, subsamples);
+    }
 }
 
 impl TrackCrypt {
@@ -304,38 +372,39 @@ impl TrackCrypt {
         self.enc.keys.iter().find(|k| k.kid == self.default_kid)
     }
 
-    /// Encrypts `samples` of segment `msn` in place, the first being the
-    /// segment's `first_index`th sample; returns what the `traf` must carry.
-    pub(crate) fn encrypt(&self, msn: u64, first_index: u32, samples: &mut [Sample]) -> TrafCrypt {
+    /// What the `traf` of `samples` of segment `msn` carries, the first being
+    /// the segment's `first_index`th sample: their IVs and subsample maps, and
+    /// the key the fragment writer encrypts them with as it writes the `mdat`
+    /// (the samples themselves stay clear).
+    pub(crate) fn prepare(&self, msn: u64, first_index: u32, samples: &[Sample]) -> TrafCrypt {
         let enc = &*self.enc;
         let Some(key) = enc.key_for(msn) else {
             return TrafCrypt::default();
         };
         let scheme = enc.scheme;
-        let pattern = pattern(scheme, self.kind);
-        let iv_size = enc.iv_size();
         let mut out = TrafCrypt {
-            samples: Vec::with_capacity(samples.len()),
-            rotated: (key.kid != self.default_kid).then(|| key.clone()),
-            pattern,
-            iv_size,
-        };
-        for (i, s) in samples.iter_mut().enumerate() {
-            let subsamples = match &self.layout {
-                SampleLayout::Avc(parser) => subsample::avc(&s.data, parser, scheme),
+            scheme,
+            cipher: Some(crypt::Cipher::new(&key.key)),
+            key_iv: key.iv,
+            track: self.track,
+            msn,
+            first_index,
+            // About one subsample per video sample (two with a long clear run
+            // or several slices): one allocation per fragment.
+            subsamples: match self.layout {
+                SampleLayout::Avc(_) => Vec::with_capacity(samples.len() * 2),
                 SampleLayout::Whole => Vec::new(),
-            };
-            let iv = match scheme {
-                Scheme::Cbcs => key.iv,
-                Scheme::Cenc => {
-                    sample_iv(&key.iv, self.track, msn, first_index.wrapping_add(i as u32))
-                }
-            };
-            let mut data = s.data.to_vec();
-            crypt::encrypt_sample(scheme, &key.key, &iv, pattern, &mut data, &subsamples);
-            s.data = bytes::Bytes::from(data);
-            let written_iv = iv[..usize::from(iv_size)].to_vec();
-            out.samples.push((written_iv, subsamples));
+            },
+            ends: Vec::with_capacity(samples.len()),
+            rotated: (key.kid != self.default_kid).then(|| key.clone()),
+            pattern: pattern(scheme, self.kind),
+            iv_size: enc.iv_size(),
+        };
+        for s in samples {
+            if let SampleLayout::Avc(parser) = &self.layout {
+                subsample::avc_into(&s.data, parser, scheme, &mut out.subsamples);
+            }
+            out.ends.push(out.subsamples.len());
         }
         out
     }

@@ -29,6 +29,17 @@ const NAL_LENGTH: usize = 4;
 /// NAL structure does not account for (a truncated last unit) stay clear.
 pub fn avc(sample: &[u8], parser: &SliceHeaderParser, scheme: Scheme) -> Vec<Subsample> {
     let mut out = Vec::new();
+    avc_into(sample, parser, scheme, &mut out);
+    out
+}
+
+/// [`avc`], appending the map to `out` (one buffer for a whole fragment).
+pub fn avc_into(
+    sample: &[u8],
+    parser: &SliceHeaderParser,
+    scheme: Scheme,
+    out: &mut Vec<Subsample>,
+) {
     let mut clear = 0usize;
     let mut rest = sample;
     while rest.len() >= NAL_LENGTH {
@@ -47,15 +58,14 @@ pub fn avc(sample: &[u8], parser: &SliceHeaderParser, scheme: Scheme) -> Vec<Sub
         }
         clear += nal_clear;
         if protected > 0 {
-            push(&mut out, clear, protected as u32);
+            push(out, clear, protected as u32);
             clear = 0;
         }
     }
     clear += rest.len();
     if clear > 0 {
-        push(&mut out, clear, 0);
+        push(out, clear, 0);
     }
-    out
 }
 
 /// Adds (clear, protected), splitting clear runs over 65535 bytes.
