@@ -11,7 +11,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -33,13 +34,112 @@ const SHAKA_JS = process.env.SHAKA_PLAYER_JS ?? join(ROOT, 'node_modules/shaka-p
 
 const VOD_API = 'drm-vod-api-token-0123456789';
 
-let origin, cam1Pub, rotPub, edge, browser, keyDir, assetId;
+let origin, cam1Pub, rotPub, edge, browser, keyDir, assetId, speke;
+
+// ---- A SPEKE v2.0 key provider (test double) ------------------------------
+// Follows the published SPEKE v2.0 / CPIX 2.3 request and response schema
+// (docs.aws.amazon.com/speke): it checks what Brook asks (headers, CPIX
+// version, contentId, the ContentKey's KID and scheme, a DRMSystem per
+// system, the usage rule) and answers with a content key derived from its
+// secret, an explicit IV, and per system a pssh box, the DASH
+// ContentProtection content and the HLS tags, as Widevine, PlayReady and
+// FairPlay services do. Never a real DRM service: no CDM can play its
+// Widevine/PlayReady/FairPlay signalling here (docs/drm.md).
+const SPEKE_TOKEN = 'speke-bearer-0123456789';
+const SPEKE_SECRET = randomBytes(16);
+const SYSTEMS = {
+  widevine: 'edef8ba9-79d6-4ace-a3c8-27dcd51d21ed',
+  playready: '9a04f079-9840-4286-ab92-e65be0885f95',
+  fairplay: '94ce86fb-07ff-4f43-adb8-93d2fa968ca2',
+};
+const spekeKey = (contentId, kid) => createHmac('sha256', SPEKE_SECRET).update(`${contentId}/${kid}`).digest().subarray(0, 16);
+function psshBox(systemUuid, payload) {
+  const head = Buffer.alloc(12);
+  head.writeUInt32BE(32 + payload.length, 0);
+  head.write('pssh', 4);
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(payload.length);
+  return Buffer.concat([head, Buffer.from(systemUuid.replace(/-/g, ''), 'hex'), size, payload]);
+}
+const b64 = (x) => Buffer.from(x).toString('base64');
+
+async function startSpeke() {
+  const state = { requests: [], fail: null };
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      const refuse = (status, why) => { res.writeHead(status, { 'content-type': 'text/plain' }); res.end(why); };
+      state.requests.push({ headers: req.headers, body });
+      if (req.headers.authorization !== `Bearer ${SPEKE_TOKEN}`) return refuse(401, 'unauthorized');
+      if (req.method !== 'POST' || req.headers['content-type'] !== 'application/xml') return refuse(400, 'POST application/xml');
+      if (req.headers['x-speke-version'] !== '2.0') return refuse(422, 'Unsupported SPEKE version');
+      if (state.fail === '422') return refuse(422, 'Non compliant ContentKey@commonEncryptionScheme combination');
+      const root = body.match(/<cpix:CPIX [^>]*xmlns:cpix="urn:dashif:org:cpix"[^>]*>/)?.[0] ?? '';
+      const contentId = root.match(/contentId="([^"]+)"/)?.[1];
+      if (!contentId) return refuse(422, 'Missing CPIX@contentId');
+      if (!/version="2\.3"/.test(root)) return refuse(422, 'Unsupported CPIX@version');
+      const ck = body.match(/<cpix:ContentKey kid="([0-9a-f-]{36})" commonEncryptionScheme="(cbcs|cenc)"\/>/);
+      if (!ck) return refuse(422, 'Missing ContentKey@commonEncryptionScheme');
+      const [, kid, scheme] = ck;
+      if (!body.includes(`<cpix:ContentKeyUsageRule kid="${kid}" intendedTrackType="ALL"/>`)) return refuse(422, 'no usage rule');
+      const asked = Object.entries(SYSTEMS).filter(([, id]) => body.includes(`<cpix:DRMSystem kid="${kid}" systemId="${id}">`));
+      if (asked.length !== 3) return refuse(422, 'a DRMSystem per system');
+      const kidHex = kid.replace(/-/g, '');
+      const method = scheme === 'cbcs' ? 'SAMPLE-AES' : 'SAMPLE-AES-CTR';
+      const wv = psshBox(SYSTEMS.widevine, Buffer.concat([Buffer.from([0x12, 0x10]), Buffer.from(kidHex, 'hex')]));
+      const pro = Buffer.from(`<WRMHEADER version="4.0.0.0"><DATA><KID>${b64(Buffer.from(kidHex, 'hex'))}</KID></DATA></WRMHEADER>`, 'utf16le');
+      const pr = psshBox(SYSTEMS.playready, pro);
+      const corrupt = state.fail === 'pssh';
+      const drm = {
+        widevine: {
+          pssh: corrupt ? psshBox(SYSTEMS.playready, Buffer.from('x')) : wv,
+          cpd: `<cenc:pssh>${b64(wv)}</cenc:pssh>`,
+          media: `#EXT-X-KEY:METHOD=${method},URI="data:text/plain;base64,${b64(wv)}",KEYID=0x${kidHex},KEYFORMAT="urn:uuid:${SYSTEMS.widevine}",KEYFORMATVERSIONS="1"`,
+          master: `#EXT-X-SESSION-KEY:METHOD=${method},URI="data:text/plain;base64,${b64(wv)}",KEYID=0x${kidHex},KEYFORMAT="urn:uuid:${SYSTEMS.widevine}",KEYFORMATVERSIONS="1"`,
+        },
+        playready: {
+          pssh: pr,
+          cpd: `<cenc:pssh>${b64(pr)}</cenc:pssh><mspr:pro>${b64(pro)}</mspr:pro>`,
+          media: `#EXT-X-KEY:METHOD=${method},URI="data:text/plain;charset=UTF-16;base64,${b64(pro)}",KEYFORMAT="com.microsoft.playready",KEYFORMATVERSIONS="1"`,
+        },
+        fairplay: {
+          media: `#EXT-X-KEY:METHOD=${method},URI="skd://${kidHex}",KEYFORMAT="com.apple.streamingkeydelivery",KEYFORMATVERSIONS="1"`,
+        },
+      };
+      const systems = asked.map(([name, id]) => {
+        const d = drm[name];
+        return `<cpix:DRMSystem kid="${kid}" systemId="${id}">`
+          + (d.pssh ? `<cpix:PSSH>${b64(d.pssh)}</cpix:PSSH>` : '')
+          + (d.cpd ? `<cpix:ContentProtectionData>${b64(d.cpd)}</cpix:ContentProtectionData>` : '')
+          + `<cpix:HLSSignalingData playlist="media">${b64(d.media)}</cpix:HLSSignalingData>`
+          + (d.master ? `<cpix:HLSSignalingData playlist="master">${b64(d.master)}</cpix:HLSSignalingData>` : '')
+          + '</cpix:DRMSystem>';
+      }).join('');
+      const answer = `<?xml version="1.0" encoding="UTF-8"?><cpix:CPIX xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" contentId="${contentId}" version="2.3">`
+        + `<cpix:ContentKeyList><cpix:ContentKey kid="${kid}" commonEncryptionScheme="${scheme}" explicitIV="${b64(randomBytes(16))}">`
+        + `<cpix:Data><pskc:Secret><pskc:PlainValue>${b64(spekeKey(contentId, kidHex))}</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey></cpix:ContentKeyList>`
+        + `<cpix:DRMSystemList>${systems}</cpix:DRMSystemList>`
+        + `<cpix:ContentKeyUsageRuleList><cpix:ContentKeyUsageRule kid="${kid}" intendedTrackType="ALL"/></cpix:ContentKeyUsageRuleList></cpix:CPIX>`;
+      res.writeHead(200, { 'content-type': 'application/xml', 'x-speke-version': '2.0', 'x-speke-user-agent': 'brook-test-double' });
+      res.end(answer);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  state.url = `http://127.0.0.1:${server.address().port}/speke/v2`;
+  state.stop = () => new Promise((r) => server.close(r));
+  return state;
+}
 
 before(async () => {
   keyDir = mkdtempSync(join(tmpdir(), 'brook-drm-keys-'));
+  speke = await startSpeke();
   origin = await startOrigin({
     env: { BROOK_KEY_MASTER: MASTER, BROOK_KEY_FETCH_TOKEN: FETCH_TOKEN },
     config: `[admin]\ntoken = "${ADMIN}"\n[keys]\ndir = "${keyDir}"\nrotation_keys = 8\n`
+      // Assets' keys from the DRM key provider, ClearKey offered too (for the players here).
+      + `[keys.speke]\nurl = "${speke.url}"\ntoken = "${SPEKE_TOKEN}"\nclearkey = true\n`
       + `[streams.cam1]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\n`
       + `[streams.rot]\nkey = "${DEV_KEY}"\nencryption = "cbcs"\nrotate_every_segments = 2\n`
       // Transcoded into two rungs (published only during its test).
@@ -67,7 +167,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await Promise.all([cam1Pub, rotPub, edge, origin].map((p) => p?.stop()));
+  await Promise.all([cam1Pub, rotPub, edge, origin, speke].map((p) => p?.stop()));
 });
 
 const vodApi = (path, init = {}) => fetch(`${origin.url}/api/v1/${path}`, {
@@ -550,6 +650,60 @@ test('an encrypted VOD asset: every rendition encrypted under its one key, Clear
   assert.ok(spellings.every((k) => !mpd.includes(k)), 'the key is not in the MPD');
   // The poster stays in the clear (an image), as everywhere.
   assert.equal((await fetch(`${base}poster.jpg`)).status, 200);
+});
+
+test('SPEKE v2: the asset key and the Widevine, PlayReady and FairPlay signalling come from the DRM key provider, as it wrote them', async () => {
+  const asset = await readyAsset(assetId);
+  const { kid } = asset.encryption;
+  assert.deepEqual(asset.encryption.key_systems, ['clearkey', 'widevine', 'playready', 'fairplay']);
+  // What Brook asked: one CPIX 2.3 request for this asset and KID.
+  const asked = speke.requests.filter((r) => r.body.includes(`contentId="${assetId}"`));
+  assert.equal(asked.length, 1);
+  assert.equal(asked[0].headers['x-speke-version'], '2.0');
+  const uuidKid = kid.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+  assert.ok(asked[0].body.includes(`<cpix:ContentKey kid="${uuidKid}" commonEncryptionScheme="cbcs"/>`), asked[0].body);
+  // The media is encrypted with the provider's key: the origin holds exactly
+  // that key (and the players in the next tests decrypt with it).
+  const key = await (await fetch(`${origin.url}/keys/asset/${assetId}/${kid}`, { headers: { authorization: `Bearer ${FETCH_TOKEN}` } })).json();
+  assert.equal(key.key, spekeKey(assetId, kid).toString('hex'));
+  const base = `${origin.url}/vod/${assetId}/`;
+  const mv = (await text(`${base}index.m3u8`)).body;
+  assert.match(mv, new RegExp(`#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI="data:text/plain;base64,[^"]+",KEYFORMAT="urn:uuid:${SYSTEMS.widevine}",KEYID=0x${kid},KEYFORMATVERSIONS="1"`));
+  const video = mv.split('\n').find((l) => l && !l.startsWith('#'));
+  const media = (await text(new URL(video, base).href)).body;
+  assert.match(media, new RegExp(`#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://${kid}",KEYFORMAT="com.apple.streamingkeydelivery",KEYFORMATVERSIONS="1"`));
+  assert.match(media, new RegExp(`#EXT-X-KEY:METHOD=SAMPLE-AES,URI="data:text/plain;base64,[^"]+",KEYFORMAT="urn:uuid:${SYSTEMS.widevine}",KEYID=0x${kid},KEYFORMATVERSIONS="1"`));
+  assert.match(media, /#EXT-X-KEY:METHOD=SAMPLE-AES,URI="data:text\/plain;charset=UTF-16;base64,[^"]+",KEYFORMAT="com.microsoft.playready",KEYFORMATVERSIONS="1"/);
+  // The pssh boxes the provider gave, byte for byte, in the init segment.
+  const map = media.match(/#EXT-X-MAP:URI="([^"]+)"/)[1];
+  const init = Buffer.from(await (await fetch(new URL(map, base))).arrayBuffer());
+  const wv = psshBox(SYSTEMS.widevine, Buffer.concat([Buffer.from([0x12, 0x10]), Buffer.from(kid, 'hex')]));
+  assert.ok(init.includes(wv), 'the Widevine pssh in the init');
+  assert.ok(init.includes(Buffer.from(SYSTEMS.playready.replace(/-/g, ''), 'hex')), 'the PlayReady pssh in the init');
+  const mpd = (await text(`${base}manifest.mpd`)).body;
+  assert.ok(mpd.includes(`<ContentProtection schemeIdUri="urn:uuid:${SYSTEMS.widevine}" value="Widevine">\n        <cenc:pssh>${b64(wv)}</cenc:pssh>`), mpd);
+  assert.match(mpd, new RegExp(`<ContentProtection schemeIdUri="urn:uuid:${SYSTEMS.playready}" value="MSPR 2.0">\\s*<cenc:pssh>[^<]+</cenc:pssh><mspr:pro>[^<]+</mspr:pro>`));
+  assert.ok(!mpd.includes(SYSTEMS.fairplay), 'FairPlay is HLS only');
+  console.log(`# SPEKE: key and 3 DRM systems' signalling from the provider; ${speke.requests.length} request(s) so far`);
+});
+
+test('SPEKE v2: a provider that refuses or answers badly gets the upload creation a clear 502, and no asset is left', async () => {
+  const count = async () => (await (await vodApi('assets')).json()).assets.length;
+  const before = await count();
+  for (const [fail, want] of [['422', /DRM key provider: key provider answered 422: Non compliant/], ['pssh', /DRM key provider: .*another system's/]]) {
+    speke.fail = fail;
+    try {
+      const r = await vodApi('uploads', { method: 'POST', body: JSON.stringify({ encryption: 'cbcs' }) });
+      assert.equal(r.status, 502);
+      assert.match((await r.json()).error, want);
+    } finally {
+      speke.fail = null;
+    }
+  }
+  assert.equal(await count(), before, 'no asset made');
+  // A clear upload needs no provider.
+  const clear = await vodApi('uploads', { method: 'POST', body: JSON.stringify({ encryption: 'none' }) });
+  assert.equal(clear.status, 201);
 });
 
 test('the origin serves an asset key only to the edge: bearer token, that asset, its KID', async () => {
