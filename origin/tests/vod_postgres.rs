@@ -21,7 +21,7 @@ mod vod {
     use std::process::Command;
     use std::sync::{Arc, Barrier};
 
-    use brook_origin::vod::db::{Db, JobKind, Status};
+    use brook_origin::vod::db::{AssetKey, Db, JobKind, Status};
 
     /// A PostgreSQL server of this test's own.
     struct PgServer {
@@ -429,6 +429,45 @@ mod vod {
     #[test]
     fn vod_deletes_once() {
         both(deletes_once);
+    }
+
+    /// An encrypted asset's sealed key: stored once (a second put keeps the
+    /// first), seen by the other handle with its DRM signalling, revoked,
+    /// removed with the asset.
+    fn asset_keys(a: &Db, b: &Db) {
+        a.create_asset("k1", Status::Waiting, 1, None, None, None)
+            .unwrap();
+        assert_eq!(b.asset_key("k1").unwrap(), None);
+        let key = AssetKey {
+            scheme: "cenc".into(),
+            kid: "ab".repeat(16),
+            sealed: "cd".repeat(60),
+            revoked: false,
+            clearkey: false,
+            drm: Some("[{\"system\":\"widevine\"}]".into()),
+        };
+        a.put_asset_key("k1", &key, 2).unwrap();
+        b.put_asset_key(
+            "k1",
+            &AssetKey {
+                kid: "ef".repeat(16),
+                ..key.clone()
+            },
+            3,
+        )
+        .unwrap();
+        assert_eq!(b.asset_key("k1").unwrap().as_ref(), Some(&key));
+        assert!(b.revoke_asset_key("k1").unwrap());
+        assert!(a.asset_key("k1").unwrap().unwrap().revoked);
+        assert!(!a.revoke_asset_key("nope").unwrap());
+        b.remove_asset("k1").unwrap();
+        assert_eq!(a.asset_key("k1").unwrap(), None);
+        assert!(a.asset("k1").unwrap().is_none());
+    }
+
+    #[test]
+    fn vod_asset_keys() {
+        both(asset_keys);
     }
 
     /// The queue outlives the process: a new handle (a restarted origin)
