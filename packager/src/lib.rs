@@ -42,6 +42,7 @@ pub mod frontend;
 pub mod hls;
 pub mod media;
 mod packager;
+pub mod scte35;
 pub mod segmenter;
 pub mod thumbnail;
 pub mod time;

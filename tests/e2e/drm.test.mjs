@@ -477,7 +477,11 @@ async function refused(page, ms = 20000) {
 }
 
 async function cam1Mpd(token) {
-  const media = new URL(await mediaPlaylistUrl(origin.url, 'cam1'));
+  return streamMpd('cam1', token);
+}
+
+async function streamMpd(stream, token) {
+  const media = new URL(await mediaPlaylistUrl(origin.url, stream));
   const path = media.pathname.replace(/[^/]+$/, 'manifest.mpd');
   return `${edge.url}${path}${token ? `?${tokenQuery(token)}` : ''}`;
 }
@@ -544,7 +548,7 @@ test('hls.js keeps playing across key rotations (a new key every 2 segments)', a
   await page.close();
 });
 
-test('the transcoded ladder: every rung and the audio encrypted under the stream key, hls.js plays it through the edge', async () => {
+test('the transcoded ladder: every rung and the audio encrypted under the stream key, hls.js, dash.js and Shaka Player play it through the edge', async () => {
   const pub = startPublisher(origin.srtPort, { streamid: `publish:live/lad:${DEV_KEY}`, video: SOURCE, gop: 60 });
   try {
     const mv = await waitFor('the ladder in the multivariant playlist', async () => {
@@ -572,6 +576,14 @@ test('the transcoded ladder: every rung and the audio encrypted under the stream
     const s = await plays(page, 6, 'hls.js on the transcoded ladder');
     console.log(`# transcoded ladder (${uris.length} renditions, one KID): hls.js played to ${s.t.toFixed(1)} s`);
     await page.close();
+    // DASH players on the same encrypted ladder.
+    for (const shaka of [false, true]) {
+      const name = shaka ? 'Shaka Player' : 'dash.js';
+      const dash = await dashPage(await streamMpd('lad', TOKEN), licenseUrl('lad', TOKEN), { shaka });
+      const d = await plays(dash, 4, `${name} on the transcoded ladder`);
+      console.log(`# transcoded ladder: ${name} played to ${d.t.toFixed(1)} s`);
+      await dash.close();
+    }
   } finally {
     await pub.stop();
   }

@@ -75,6 +75,9 @@ pub const PIP_PACKAGES: &[(&str, &str)] = &[
     ("moto", "5.2.6"),
     ("Flask", "3.1.3"),
     ("flask-cors", "6.0.5"),
+    // An independent SCTE-35 decoder the packager's parser is checked
+    // against (packager/tests/scte35.rs); no dependencies.
+    ("threefive", "3.1.5"),
 ];
 
 pub fn run(ctx: &Ctx) -> Result {
