@@ -268,6 +268,8 @@ pub struct KeyService {
     asset_license_url: String,
     /// The DRM key provider, when `[keys.speke]` is set.
     speke: Option<speke::SpekeClient>,
+    /// `keys.fetch_token` is set: the edge can fetch keys for ClearKey.
+    edge_can_fetch: bool,
     rotation_keys: usize,
 }
 
@@ -339,6 +341,7 @@ impl KeyService {
                 ),
                 None => None,
             },
+            edge_can_fetch: config.fetch_token.is_some(),
             rotation_keys: config.rotation_keys,
         })
     }
@@ -463,6 +466,11 @@ impl KeyService {
         let sealed = store::seal(&self.master, &asset_owner(asset), &k.kid, &k.key, &k.iv)?;
         info!(asset, kid = %hex(&k.kid), "new content key for an asset");
         Ok((k, sealed))
+    }
+
+    /// Whether the edge can fetch keys (`keys.fetch_token` is set).
+    pub fn edge_can_fetch(&self) -> bool {
+        self.edge_can_fetch
     }
 
     /// The DRM key provider, if one is configured.

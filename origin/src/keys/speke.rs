@@ -122,8 +122,22 @@ impl std::fmt::Debug for SpekeConfig {
 impl SpekeConfig {
     pub fn validate(&self) -> Result<(), String> {
         let u = url::Url::parse(&self.url).map_err(|e| format!("keys.speke.url: {e}"))?;
-        if !matches!(u.scheme(), "http" | "https") {
-            return Err("keys.speke.url must be an http(s) URL".into());
+        // The answer carries the content key in the clear (pskc:PlainValue):
+        // HTTPS, except to this machine (a local proxy or a test double).
+        let loopback = match u.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match u.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err(
+                    "keys.speke.url must be an https URL (http only to a loopback address)".into(),
+                )
+            }
         }
         if self.systems.is_empty() {
             return Err("keys.speke.systems must name at least one DRM system".into());
@@ -460,6 +474,11 @@ fn check_system(
             let attrs = line
                 .strip_prefix(tag)
                 .ok_or_else(|| bad(format!("{name}: HLSSignalingData {what}: not a {tag} tag")))?;
+            if line.contains(|c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
+                return Err(bad(format!(
+                    "{name}: HLSSignalingData {what}: a control character or line separator"
+                )));
+            }
             let key = brook_packager::hls::Key::from_attrs(attrs)
                 .map_err(|e| bad(format!("{name}: HLSSignalingData {what}: {e:?}")))?;
             if key.method != scheme.hls_method() {
@@ -469,16 +488,52 @@ fn check_system(
                     scheme.name()
                 )));
             }
-            out.push(attrs.to_owned());
+            let hex_kid = |k: &str| {
+                k.strip_prefix("0x")
+                    .or_else(|| k.strip_prefix("0X"))
+                    .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            };
+            if key.keyid.as_deref().is_some_and(|k| !hex_kid(k)) || key.extra.get("KEYID").is_some()
+            {
+                return Err(bad(format!(
+                    "{name}: HLSSignalingData {what}: KEYID is not a 128-bit hexadecimal-sequence"
+                )));
+            }
+            let line = key.attrs();
+            if !out.contains(&line) {
+                out.push(line);
+            }
         }
         Ok(out)
     };
+    // Absent, KEYFORMATVERSIONS is "1" (RFC 8216bis §4.4.4.4).
+    let versions =
+        |k: &brook_packager::hls::Key| k.extra.get("KEYFORMATVERSIONS").unwrap_or("1").to_owned();
+    let hls_keys = tags("media", &r.hls_media, "#EXT-X-KEY:")?;
+    let hls_session_keys = tags("master", &r.hls_master, "#EXT-X-SESSION-KEY:")?;
+    // RFC 8216bis §4.4.6.5: a session key with a media key's URI has its
+    // METHOD, KEYFORMAT and KEYFORMATVERSIONS.
+    for sk in &hls_session_keys {
+        let sk = brook_packager::hls::Key::from_attrs(sk).map_err(|e| bad(format!("{e:?}")))?;
+        for mk in &hls_keys {
+            let mk = brook_packager::hls::Key::from_attrs(mk).map_err(|e| bad(format!("{e:?}")))?;
+            if mk.uri == sk.uri
+                && (mk.method != sk.method
+                    || mk.keyformat != sk.keyformat
+                    || versions(&mk) != versions(&sk))
+            {
+                return Err(bad(format!(
+                    "{name}: an EXT-X-SESSION-KEY differs from the EXT-X-KEY with its URI"
+                )));
+            }
+        }
+    }
     Ok(SystemSignalling {
         system,
         pssh,
         dash_children,
-        hls_keys: tags("media", &r.hls_media, "#EXT-X-KEY:")?,
-        hls_session_keys: tags("master", &r.hls_master, "#EXT-X-SESSION-KEY:")?,
+        hls_keys,
+        hls_session_keys,
     })
 }
 
@@ -497,19 +552,62 @@ fn check_pssh(b: &[u8], system: &[u8; 16]) -> Result<(), String> {
     Ok(())
 }
 
-/// Well-formed XML fragment without a DTD or processing instructions.
+/// Whether `xml` can go inside the MPD's `ContentProtection` as it is:
+/// well-formed (end names, attributes checked: quoted, no duplicates),
+/// elements and attributes only in the prefixes the MPD declares (`cenc`,
+/// `mspr`, `dashif`, or none), only the predefined entities and character
+/// references, comments without `--`, no DTD, declaration, processing
+/// instruction, and no character XML forbids.
 fn check_xml(xml: &str) -> Result<(), String> {
+    const PREFIXES: &[&[u8]] = &[b"cenc", b"mspr", b"dashif", b"xml"];
     if xml.len() > 64 * 1024 {
         return Err("too long".into());
     }
+    if xml.contains(|c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err("holds a character XML forbids".into());
+    }
+    let prefix_ok = |name: quick_xml::name::QName<'_>| match name.prefix() {
+        None => true,
+        Some(p) => PREFIXES.contains(&p.as_ref()),
+    };
     let mut reader = quick_xml::Reader::from_str(xml);
-    reader.config_mut().check_end_names = true;
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.check_comments = true;
     let mut depth = 0usize;
     loop {
         match reader.read_event() {
             Ok(Event::Eof) => break,
-            Ok(Event::Start(_)) => depth += 1,
+            Ok(ev @ (Event::Start(_) | Event::Empty(_))) => {
+                let (Event::Start(e) | Event::Empty(e)) = &ev else {
+                    unreachable!()
+                };
+                if !prefix_ok(e.name()) {
+                    return Err("uses a namespace prefix the MPD does not declare".into());
+                }
+                for a in e.attributes().with_checks(true) {
+                    let a = a.map_err(|e| format!("has a bad attribute: {e}"))?;
+                    if a.key.as_ref().starts_with(b"xmlns") {
+                        return Err("declares a namespace".into());
+                    }
+                    if !prefix_ok(a.key) {
+                        return Err("uses a namespace prefix the MPD does not declare".into());
+                    }
+                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| format!("has a bad attribute value: {e}"))?;
+                }
+                if matches!(ev, Event::Start(_)) {
+                    depth += 1;
+                }
+            }
             Ok(Event::End(_)) => depth = depth.checked_sub(1).ok_or("unbalanced")?,
+            Ok(Event::GeneralRef(r)) => {
+                let ok =
+                    r.is_char_ref() || matches!(&r[..], b"lt" | b"gt" | b"amp" | b"quot" | b"apos");
+                if !ok {
+                    return Err("uses an entity XML does not predefine".into());
+                }
+            }
             Ok(Event::DocType(_) | Event::PI(_) | Event::Decl(_)) => {
                 return Err("holds a declaration, DTD or processing instruction".into())
             }
@@ -521,6 +619,16 @@ fn check_xml(xml: &str) -> Result<(), String> {
         return Err("unbalanced".into());
     }
     Ok(())
+}
+
+/// Of `systems`, those that can signal a `scheme` key: FairPlay is `cbcs`
+/// only.
+pub fn systems_for(systems: &[DrmSystem], scheme: Scheme) -> Vec<DrmSystem> {
+    systems
+        .iter()
+        .copied()
+        .filter(|s| *s != DrmSystem::Fairplay || scheme == Scheme::Cbcs)
+        .collect()
 }
 
 /// The client: one HTTP client, the provider's config.
@@ -542,6 +650,9 @@ impl SpekeClient {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_millis(config.timeout_ms))
+            // A redirect could send the request (and its bearer token) and
+            // take the key from anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SpekeError::Http(e.to_string()))?;
         Ok(Self { config, http })
@@ -557,7 +668,14 @@ impl SpekeClient {
         getrandom::fill(&mut kid).map_err(|_| bad("no randomness from the OS"))?;
         kid[6] = (kid[6] & 0x0f) | 0x40;
         kid[8] = (kid[8] & 0x3f) | 0x80;
-        let body = request_document(content_id, &kid, scheme, &self.config.systems);
+        let systems = self.systems_for(scheme);
+        if systems.is_empty() {
+            return Err(bad(format!(
+                "none of keys.speke.systems supports {} (FairPlay is cbcs only)",
+                scheme.name()
+            )));
+        }
+        let body = request_document(content_id, &kid, scheme, &systems);
         let mut req = self
             .http
             .post(&self.config.url)
@@ -598,7 +716,25 @@ impl SpekeClient {
                 version.unwrap_or_default()
             )));
         }
-        parse_answer(&body, &kid, scheme, &self.config.systems)
+        let got = parse_answer(&body, &kid, scheme, &systems)?;
+        // Encrypted media must be playable in both formats: some system (or
+        // ClearKey, which Brook signals itself) has to say where keys are.
+        if !self.config.clearkey {
+            if got.systems.iter().all(|s| s.hls_keys.is_empty()) {
+                return Err(bad("no DRM system gave HLS signalling (EXT-X-KEY)"));
+            }
+            if got.systems.iter().all(|s| s.dash_children.is_none()) {
+                return Err(bad(
+                    "no DRM system gave DASH signalling (ContentProtection)",
+                ));
+            }
+        }
+        Ok(got)
+    }
+
+    /// The systems asked for with `scheme`: FairPlay only with `cbcs`.
+    pub fn systems_for(&self, scheme: Scheme) -> Vec<DrmSystem> {
+        systems_for(&self.config.systems, scheme)
     }
 }
 
@@ -662,7 +798,17 @@ mod tests {
         assert_eq!(doc.matches("<cpix:DRMSystem ").count(), 3);
         assert_eq!(doc.matches("<cpix:PSSH/>").count(), 2, "none for FairPlay");
         assert!(doc.contains("intendedTrackType=\"ALL\""));
-        check_xml(doc.trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")).unwrap();
+        let mut r = quick_xml::Reader::from_str(&doc);
+        let mut depth = 0i32;
+        loop {
+            match r.read_event().expect("well-formed") {
+                Event::Eof => break,
+                Event::Start(_) => depth += 1,
+                Event::End(_) => depth -= 1,
+                _ => {}
+            }
+        }
+        assert_eq!(depth, 0);
     }
 
     #[test]
@@ -739,6 +885,35 @@ mod tests {
                 .to_string();
             assert!(e.contains(want), "{e} should say {want}");
         }
+        // Injection attempts in the HLS data: a CR inside a quoted string, a
+        // quoted KEYID (written back bare it would add attributes), a
+        // session key that contradicts the media key with its URI.
+        let cr = "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\r#EXTINF:4,\rhttps://evil/s.m4s\",KEYFORMAT=\"x\"\n";
+        let quoted_kid = "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"x\",KEYID=\"0x1,URI=//x\"\n";
+        for (media, want) in [(cr, "control character"), (quoted_kid, "KEYID")] {
+            let e = parse_answer(
+                answer(&[7u8; 16], media).as_bytes(),
+                &KID,
+                Scheme::Cbcs,
+                SYSTEMS,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        let other_format = WV_MEDIA.replace(
+            "KEYFORMAT=\"urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed\"",
+            "KEYFORMAT=\"com.widevine\"",
+        );
+        let e = parse_answer(
+            answer(&[7u8; 16], &other_format).as_bytes(),
+            &KID,
+            Scheme::Cbcs,
+            SYSTEMS,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("EXT-X-SESSION-KEY differs"), "{e}");
         // Playready asked for but not answered.
         let e = parse_answer(
             answer(&[7u8; 16], WV_MEDIA).as_bytes(),
@@ -751,6 +926,34 @@ mod tests {
     }
 
     #[test]
+    fn dash_data_must_fit_the_mpd_as_it_is() {
+        for good in [
+            "<cenc:pssh>AAAA</cenc:pssh>",
+            "<cenc:pssh>AAAA</cenc:pssh><mspr:pro>AA&amp;&#65;</mspr:pro>",
+            "<dashif:laurl Lic_type=\"EME-1.0\">https://x/?a=1&amp;b=2</dashif:laurl>",
+            "<!-- a comment --><cenc:pssh/>",
+        ] {
+            assert_eq!(check_xml(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "<a '>",
+            "<a b=\"1\" b=\"2\"/>",
+            "<a b=1/>",
+            "<a>&nbsp;</a>",
+            "<widevine:x/>",
+            "<x xmlns:w=\"urn:w\"/>",
+            "<!-- a -- b --><a/>",
+            "<a>",
+            "</a>",
+            "<a></b>",
+            "<?pi x?><a/>",
+            "<a>\u{1}</a>",
+        ] {
+            assert!(check_xml(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn config_is_checked_and_the_token_never_printed() {
         let c: SpekeConfig =
             toml::from_str("url = \"https://drm.example/speke/v2\"\ntoken = \"s3cret-token\"\n")
@@ -759,7 +962,21 @@ mod tests {
         assert!(!c.clearkey);
         c.validate().unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
+        for ok in [
+            "url = \"http://127.0.0.1:9/speke\"",
+            "url = \"http://localhost/s\"",
+            "url = \"http://[::1]/s\"",
+        ] {
+            let c: SpekeConfig = toml::from_str(ok).unwrap();
+            assert_eq!(c.validate(), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            systems_for(&all_systems(), Scheme::Cenc),
+            vec![DrmSystem::Widevine, DrmSystem::Playready]
+        );
+        assert_eq!(systems_for(&all_systems(), Scheme::Cbcs), all_systems());
         for bad in [
+            "url = \"http://drm.example/speke\"",
             "url = \"ftp://x\"",
             "url = \"not a url\"",
             "url = \"https://x\"\nsystems = []",

@@ -184,8 +184,15 @@ impl Vod {
                     ApiReply::json(StatusCode::OK, &json!({ "assets": list }))
                 })
                 .map_err(|e| e.to_string()),
-            (m, r) if r.starts_with("assets/") && r.ends_with("/key/revoke") => {
-                let id = &r["assets/".len()..r.len() - "/key/revoke".len()];
+            (m, r)
+                if r.strip_prefix("assets/")
+                    .and_then(|r| r.strip_suffix("/key/revoke"))
+                    .is_some() =>
+            {
+                let id = r
+                    .strip_prefix("assets/")
+                    .and_then(|r| r.strip_suffix("/key/revoke"))
+                    .unwrap_or_default();
                 if !valid_asset_id(id) {
                     return ApiReply::error(StatusCode::NOT_FOUND, "no such asset");
                 }
@@ -310,6 +317,23 @@ impl Vod {
             Err(e) => return Ok(ApiReply::error(StatusCode::BAD_REQUEST, &e)),
         };
         let id = new_asset_id();
+        // The key before the asset (a provider may take seconds to answer),
+        // stored with it before anyone can upload: an asset that asked for
+        // encryption is never packaged in the clear.
+        let key = match scheme {
+            Some(scheme) => match self.make_key(&id, scheme).await {
+                Ok(k) => Some(k),
+                Err(super::keys::KeyFailure::Provider(e)) => {
+                    tracing::warn!(asset = %id, "DRM key provider: {e}");
+                    return Ok(ApiReply::error(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("the DRM key provider: {e}"),
+                    ));
+                }
+                Err(e) => return Err(format!("making the asset's key: {e}")),
+            },
+            None => None,
+        };
         let now = now_ms();
         let spec = upload_url::DirectUploadSpec {
             ttl_s: ttl,
@@ -331,23 +355,10 @@ impl Vod {
                 Some(&direct.grant.id),
             )
             .map_err(|e| e.to_string())?;
-        // The key before anyone can upload: an encrypted asset is never
-        // packaged in the clear.
-        if let Some(scheme) = scheme {
-            if let Err(e) = self.create_key(&id, scheme, now).await {
+        if let Some(key) = &key {
+            if let Err(e) = self.store_key(&id, key, now) {
                 let _ = self.db.remove_asset(&id);
-                return match e {
-                    super::keys::KeyFailure::Provider(e) => {
-                        tracing::warn!(asset = %id, "DRM key provider: {e}");
-                        Ok(ApiReply::error(
-                            StatusCode::BAD_GATEWAY,
-                            &format!("the DRM key provider: {e}"),
-                        ))
-                    }
-                    super::keys::KeyFailure::Internal(e) => {
-                        Err(format!("creating the asset's key: {e}"))
-                    }
-                };
+                return Err(format!("storing the asset's key: {e}"));
             }
         }
         if let Some(t) = req.poster_time_s {

@@ -36,30 +36,50 @@ impl Vod {
                 format!("encryption must be \"cbcs\", \"cenc\" or \"none\", not {s:?}")
             })?),
         };
-        if scheme.is_some() && self.keys.is_none() {
+        let Some(scheme) = scheme else {
+            return Ok(None);
+        };
+        let Some(keys) = &self.keys else {
             return Err(format!(
                 "encryption is not available: this origin has no master key ({})",
                 crate::keys::MASTER_KEY_ENV
             ));
+        };
+        // ClearKey licenses need the edge's channel to the keys; a DRM
+        // provider's licenses do not.
+        let clearkey = keys.speke().is_none_or(|s| s.config().clearkey);
+        if clearkey && !keys.edge_can_fetch() {
+            return Err(
+                "encryption is not available: keys.fetch_token (the edge's channel to the keys) is not set"
+                    .into(),
+            );
         }
-        Ok(scheme)
+        if let Some(speke) = keys.speke() {
+            if speke.systems_for(scheme.into()).is_empty() {
+                return Err(format!(
+                    "encryption {:?}: none of keys.speke.systems supports it (FairPlay is cbcs only)",
+                    scheme.as_str()
+                ));
+            }
+        }
+        Ok(Some(scheme))
     }
 
-    /// Makes and stores the asset's content key: from the DRM key provider
-    /// (`[keys.speke]`) with its signalling, else a random one. `Err`: why
-    /// (a provider's refusal or bad answer is the caller's 502).
-    pub(super) async fn create_key(
+    /// Makes the asset's content key: from the DRM key provider
+    /// (`[keys.speke]`) with its signalling, else a random one; sealed for
+    /// the database. `Err`: why (a provider's refusal or bad answer is the
+    /// caller's 502).
+    pub(super) async fn make_key(
         &self,
         asset: &str,
         scheme: EncryptionScheme,
-        now_ms: u64,
-    ) -> Result<(), KeyFailure> {
+    ) -> Result<AssetKey, KeyFailure> {
         let keys = self
             .keys
             .as_ref()
             .ok_or(KeyFailure::Internal("no key service".into()))?;
         let internal = |e: crate::keys::KeyError| KeyFailure::Internal(e.to_string());
-        let row = match keys.speke() {
+        Ok(match keys.speke() {
             Some(speke) => {
                 let got = speke
                     .new_key(asset, scheme.into())
@@ -89,41 +109,70 @@ impl Vod {
                     drm: None,
                 }
             }
-        };
+        })
+    }
+
+    /// Stores the key of an asset just created; the asset must still be
+    /// there (not deleted meanwhile), or nothing is kept.
+    pub(super) fn store_key(
+        &self,
+        asset: &str,
+        key: &AssetKey,
+        now_ms: u64,
+    ) -> Result<(), KeyFailure> {
+        let internal = |e: super::db::DbError| KeyFailure::Internal(e.to_string());
         self.db
-            .put_asset_key(asset, &row, now_ms)
-            .map_err(|e| KeyFailure::Internal(e.to_string()))
+            .put_asset_key(asset, key, now_ms)
+            .map_err(internal)?;
+        match self.db.asset(asset).map_err(internal)? {
+            Some(a) if a.status != Status::Deleting => Ok(()),
+            _ => {
+                self.db.remove_asset(asset).map_err(internal)?;
+                Err(KeyFailure::Internal(
+                    "the asset was deleted while its key was made".into(),
+                ))
+            }
+        }
     }
 
     /// How the asset is packaged: `None` in the clear, else its key and the
-    /// license URL. `Err`: why it cannot be (the asset fails rather than be
-    /// packaged in the clear).
-    pub(super) fn packaging_encryption(&self, asset: &str) -> Result<Option<Encryption>, String> {
+    /// license URL(s). `Err(Internal)`: this origin cannot now (the database,
+    /// no or another master key): the job runs again, here or elsewhere.
+    /// `Err(Refused)`: it never can (revoked, a corrupt row): the asset fails
+    /// rather than be packaged in the clear.
+    pub(super) fn packaging_encryption(
+        &self,
+        asset: &str,
+    ) -> Result<Option<Encryption>, KeyFailure> {
         let row = self
             .db
             .asset_key(asset)
-            .map_err(|e| format!("reading the asset's key: {e}"))?;
+            .map_err(|e| KeyFailure::Internal(format!("reading the asset's key: {e}")))?;
         let Some(row) = row else {
             return Ok(None);
         };
         let keys = self.keys.as_ref().ok_or_else(|| {
-            format!(
+            KeyFailure::Internal(format!(
                 "the asset is encrypted but this origin has no master key ({})",
                 crate::keys::MASTER_KEY_ENV
-            )
+            ))
         })?;
+        let refused = |e: String| KeyFailure::Refused(e);
         if row.revoked {
-            return Err("the asset's content key was revoked".into());
+            return Err(refused("the asset's content key was revoked".into()));
         }
         let scheme = EncryptionScheme::parse(&row.scheme)
-            .ok_or_else(|| format!("unknown encryption scheme {:?}", row.scheme))?;
-        let kid = kid_from_hex(&row.kid).ok_or("the asset's KID is not 32 hex digits")?;
-        let key = keys
-            .open_asset_key(asset, &kid, &row.sealed)
-            .map_err(|e| format!("the asset's content key: {e}"))?;
+            .ok_or_else(|| refused(format!("unknown encryption scheme {:?}", row.scheme)))?;
+        let kid = kid_from_hex(&row.kid)
+            .ok_or_else(|| refused("the asset's KID is not 32 hex digits".into()))?;
+        let key = keys.open_asset_key(asset, &kid, &row.sealed).map_err(|e| {
+            KeyFailure::Internal(format!(
+                "the asset's content key (another master key?): {e}"
+            ))
+        })?;
         let drm: Vec<SystemSignalling> = match &row.drm {
             Some(json) => serde_json::from_str(json)
-                .map_err(|e| format!("the asset's DRM signalling: {e}"))?,
+                .map_err(|e| refused(format!("the asset's DRM signalling: {e}")))?,
             None => Vec::new(),
         };
         Ok(Some(keys.asset_encryption(
@@ -137,24 +186,41 @@ impl Vod {
 
     /// The key the edge asks for (`GET /keys/asset/<id>/<kid>`): the asset
     /// exists and is not being deleted, the KID is its key's, the key is not
-    /// revoked.
-    pub fn content_key(&self, asset: &str, kid: &[u8; 16]) -> Option<[u8; 16]> {
-        let keys = self.keys.as_ref()?;
-        let row = self.db.asset_key(asset).ok()??;
-        // A DRM provider's key stays with its license service unless
-        // ClearKey was asked for too.
-        if row.revoked || !row.clearkey || kid_from_hex(&row.kid)? != *kid {
-            return None;
+    /// revoked and may be handed out as a ClearKey (a DRM provider's key only
+    /// while `keys.speke.clearkey` is on, now and when the key was made).
+    /// `Err`: this origin cannot tell now (the database, the master key): the
+    /// edge tries another origin or answers 503.
+    pub fn content_key(
+        &self,
+        asset: &str,
+        kid: &[u8; 16],
+    ) -> Result<Option<[u8; 16]>, Unavailable> {
+        let keys = self.keys.as_ref().ok_or(Unavailable)?;
+        let row = match self.db.asset_key(asset) {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::error!(asset, "asset key: {e}");
+                return Err(Unavailable);
+            }
+        };
+        let clearkey_now = row.drm.is_none() || keys.speke().is_some_and(|s| s.config().clearkey);
+        if row.revoked || !row.clearkey || !clearkey_now || kid_from_hex(&row.kid) != Some(*kid) {
+            return Ok(None);
         }
         match self.db.asset(asset) {
             Ok(Some(a)) if a.status != Status::Deleting => {}
-            _ => return None,
+            Ok(_) => return Ok(None),
+            Err(e) => {
+                tracing::error!(asset, "asset key: {e}");
+                return Err(Unavailable);
+            }
         }
         match keys.open_asset_key(asset, kid, &row.sealed) {
-            Ok(k) => Some(k.key),
+            Ok(k) => Ok(Some(k.key)),
             Err(e) => {
                 tracing::error!(asset, kid = %row.kid, "asset key: {e}");
-                None
+                Err(Unavailable)
             }
         }
     }
@@ -183,10 +249,28 @@ impl Vod {
     }
 }
 
-/// Why an asset's key could not be made.
+/// This origin cannot answer for an asset's key now (its database, its
+/// master key): another origin may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+/// Why an asset's key could not be made or used.
 #[derive(Debug)]
 pub(super) enum KeyFailure {
     /// The DRM key provider refused or answered badly (the API's 502).
     Provider(String),
+    /// This origin, now (retry).
     Internal(String),
+    /// Never (the asset fails).
+    Refused(String),
+}
+
+impl std::fmt::Display for KeyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyFailure::Provider(e) | KeyFailure::Internal(e) | KeyFailure::Refused(e) => {
+                f.write_str(e)
+            }
+        }
+    }
 }

@@ -313,6 +313,13 @@ async fn process(
         Ok(None) => return Err(Failure::Deleted),
         Err(e) => return Err(Failure::Retry(e.to_string())),
     };
+    // The asset's key first: an origin that cannot open it leaves the job
+    // to another (or to a later try) before any work is done.
+    let encryption = match vod.packaging_encryption(&asset_id) {
+        Ok(e) => e,
+        Err(super::keys::KeyFailure::Refused(e)) => return Err(Failure::Asset(e)),
+        Err(e) => return Err(Failure::Retry(e.to_string())),
+    };
     let work = vod.work_dir(&asset_id);
     // A previous attempt's leftovers (a restart mid-job) start over.
     let _ = std::fs::remove_dir_all(&work);
@@ -504,9 +511,6 @@ async fn process(
 
     lap("thumbnails");
     // 4. Package (encrypted with the asset's key, if it has one).
-    let encryption = vod
-        .packaging_encryption(&asset_id)
-        .map_err(Failure::Asset)?;
     let names = plan.rendition_names();
     let segment_ms = vod.config.encode.segment_ms;
     let (ts2, out2) = (ts.clone(), out.clone());

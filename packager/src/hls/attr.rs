@@ -48,7 +48,19 @@ impl AttributeList {
                 let end = quoted
                     .find('"')
                     .ok_or(ParseError::new(line, "unterminated quoted string"))?;
-                let v = AttrValue::Quoted(quoted[..end].to_string());
+                let inner = &quoted[..end];
+                // A quoted-string holds no CR or LF (§4.2); no control
+                // character nor a Unicode line separator either, which some
+                // parsers would take for a line end.
+                if inner.contains(|c: char| {
+                    (c.is_control() && c != '\t') || c == '\u{2028}' || c == '\u{2029}'
+                }) {
+                    return Err(ParseError::new(
+                        line,
+                        "line break or control character in a quoted string",
+                    ));
+                }
+                let v = AttrValue::Quoted(inner.to_string());
                 rest = &quoted[end + 1..];
                 v
             } else {
@@ -196,6 +208,19 @@ mod tests {
         assert_eq!(a.get("CODECS"), Some("avc1.64001f,mp4a.40.2"));
         assert_eq!(a.get("RESOLUTION"), Some("1280x720"));
         assert_eq!(a.to_string(), text);
+    }
+
+    #[test]
+    fn quoted_strings_hold_no_line_break() {
+        for bad in [
+            "URI=\"a\rb\"",
+            "URI=\"a\nb\"",
+            "URI=\"a\u{2028}b\"",
+            "URI=\"a\u{0}\"",
+        ] {
+            assert!(AttributeList::parse(bad, 1).is_err(), "{bad:?}");
+        }
+        assert!(AttributeList::parse("URI=\"a\tb\"", 1).is_ok());
     }
 
     #[test]

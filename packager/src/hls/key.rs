@@ -33,20 +33,34 @@ impl Key {
     /// A key from an attribute list as written after `#EXT-X-KEY:` (a DRM
     /// key provider's signalling): `METHOD` required.
     pub fn from_attrs(text: &str) -> Result<Self, super::ParseError> {
+        use super::attr::AttrValue;
         let mut a = AttributeList::parse(text, 0)?;
-        let method = a
-            .take_str("METHOD")
-            .ok_or_else(|| super::ParseError::new(0, "EXT-X-KEY without METHOD"))?;
+        let method = match a.take("METHOD") {
+            Some(AttrValue::Bare(m)) => m,
+            _ => return Err(super::ParseError::new(0, "EXT-X-KEY without a bare METHOD")),
+        };
+        // KEYID is a hexadecimal-sequence, written bare: a quoted one stays
+        // as written (among the other attributes).
+        let bare_keyid = matches!(
+            a.0.iter().find(|(n, _)| n == "KEYID"),
+            Some((_, AttrValue::Bare(_)))
+        );
+        let keyid = if bare_keyid {
+            a.take("KEYID").map(|v| v.as_str().to_string())
+        } else {
+            None
+        };
         Ok(Self {
             method,
             uri: a.take_str("URI"),
             keyformat: a.take_str("KEYFORMAT"),
-            keyid: a.take("KEYID").map(|v| v.as_str().to_string()),
+            keyid,
             extra: a,
         })
     }
 
-    pub(crate) fn attrs(&self) -> String {
+    /// The attribute list as written after `#EXT-X-KEY:`.
+    pub fn attrs(&self) -> String {
         let mut w = AttrWriter::default();
         w.bare("METHOD", &self.method);
         if let Some(u) = &self.uri {

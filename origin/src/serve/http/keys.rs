@@ -44,21 +44,36 @@ impl KeyEndpoint {
                 .header("www-authenticate", "Bearer realm=\"brook keys\"");
         }
         let rest = req.path.strip_prefix("/keys/").unwrap_or("");
-        let found = match rest.strip_prefix("asset/") {
-            Some(rest) => rest.split_once('/').and_then(|(asset, kid)| {
-                let kid = kid_from_hex(kid)?;
-                if !crate::vod::valid_asset_id(asset) {
-                    return None;
-                }
-                Some((kid, self.assets.as_ref()?.content_key(asset, &kid)?))
-            }),
-            None => rest.split_once('/').and_then(|(stream, kid)| {
-                let kid = kid_from_hex(kid)?;
+        // `<stream>/<kid>` or `asset/<id>/<kid>` (a stream may be named
+        // `asset`: two segments are always a stream's).
+        let parts: Vec<&str> = rest.split('/').collect();
+        let found = match parts.as_slice() {
+            [stream, kid] => kid_from_hex(kid).and_then(|kid| {
                 if !crate::valid_stream_name(stream) {
                     return None;
                 }
                 Some((kid, self.keys.lookup(stream, &kid)?))
             }),
+            ["asset", asset, kid] => {
+                let Some(kid) = kid_from_hex(kid).filter(|_| crate::vod::valid_asset_id(asset))
+                else {
+                    return Reply::text(StatusCode::NOT_FOUND, "not found");
+                };
+                // An origin without VOD, or that cannot tell now: not a
+                // "no such key" (the edge tries another origin).
+                let Some(vod) = &self.assets else {
+                    return Reply::text(StatusCode::SERVICE_UNAVAILABLE, "no on-demand keys here")
+                        .header("retry-after", "2");
+                };
+                match vod.content_key(asset, &kid) {
+                    Ok(found) => found.map(|key| (kid, key)),
+                    Err(crate::vod::keys::Unavailable) => {
+                        return Reply::text(StatusCode::SERVICE_UNAVAILABLE, "try again")
+                            .header("retry-after", "2")
+                    }
+                }
+            }
+            _ => None,
         };
         match found {
             Some((kid, key)) => {
@@ -137,6 +152,33 @@ mod tests {
             get(&e, &path, good, &Method::POST).status,
             StatusCode::METHOD_NOT_ALLOWED
         );
+        // A stream named `asset` is a stream: two segments.
+        let a = keys.session_keys("asset", 1).unwrap().remove(0);
+        let r = get(
+            &e,
+            &format!("/keys/asset/{}", hex(&a.kid)),
+            good,
+            &Method::GET,
+        );
+        assert_eq!(r.status, StatusCode::OK);
+        // An asset's key on an origin without VOD: not "unknown" (another
+        // origin may have it), and a malformed asset path is a 404.
+        let asset_path = format!("/keys/asset/{}/{}", "0".repeat(32), hex(&a.kid));
+        assert_eq!(
+            get(&e, &asset_path, good, &Method::GET).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        for p in [
+            format!("/keys/asset/{}/{}", "0".repeat(31), hex(&a.kid)),
+            format!("/keys/asset/{}/zz", "0".repeat(32)),
+            format!("/keys/asset/{}/{}/x", "0".repeat(32), hex(&a.kid)),
+        ] {
+            assert_eq!(
+                get(&e, &p, good, &Method::GET).status,
+                StatusCode::NOT_FOUND,
+                "{p}"
+            );
+        }
         keys.revoke("cam1", &k.kid).unwrap();
         assert_eq!(
             get(&e, &path, good, &Method::GET).status,
