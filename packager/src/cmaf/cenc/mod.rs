@@ -19,6 +19,7 @@ pub mod crypt;
 pub mod subsample;
 
 use crate::codec::h264::SliceHeaderParser;
+use crate::codec::h265::HevcSliceHeaderParser;
 use crate::media::{CodecConfig, Sample, TrackInfo, TrackKind};
 pub use subsample::Subsample;
 
@@ -222,10 +223,10 @@ pub(crate) fn pattern(scheme: Scheme, kind: TrackKind) -> (u8, u8) {
 pub enum CencError {
     #[error("no usable key (keys must not be empty, per-sample IV size 8 or 16)")]
     NoKey,
-    #[error("H.265 tracks are not encrypted yet (no slice header parser)")]
-    HevcUnsupported,
     #[error("H.264 parameter sets unusable for slice header parsing")]
     BadParameterSets,
+    #[error("H.265 parameter sets unusable for slice segment header parsing")]
+    BadHevcParameterSets,
 }
 
 /// How one track's samples are split into clear and protected ranges.
@@ -234,6 +235,9 @@ pub(crate) enum SampleLayout {
     /// Length-prefixed H.264 NAL units; slice headers parsed with the track's
     /// SPS and PPS.
     Avc(SliceHeaderParser),
+    /// Length-prefixed H.265 NAL units; slice segment headers parsed with
+    /// the track's SPS and PPS.
+    Hevc(Box<HevcSliceHeaderParser>),
     /// Audio: the whole sample.
     Whole,
 }
@@ -348,7 +352,10 @@ impl TrackCrypt {
                 SliceHeaderParser::new(&c.sps_nal, &c.pps_nal)
                     .ok_or(CencError::BadParameterSets)?,
             ),
-            CodecConfig::Hevc(_) => return Err(CencError::HevcUnsupported),
+            CodecConfig::Hevc(c) => SampleLayout::Hevc(Box::new(
+                HevcSliceHeaderParser::new(&c.sps_nal, &c.pps_nal)
+                    .ok_or(CencError::BadHevcParameterSets)?,
+            )),
             CodecConfig::Aac(_) | CodecConfig::Opus(_) => SampleLayout::Whole,
         };
         if !enc.keys.iter().any(|k| k.kid == default_kid) {
@@ -392,7 +399,9 @@ impl TrackCrypt {
             // About one subsample per video sample (two with a long clear run
             // or several slices): one allocation per fragment.
             subsamples: match self.layout {
-                SampleLayout::Avc(_) => Vec::with_capacity(samples.len() * 2),
+                SampleLayout::Avc(_) | SampleLayout::Hevc(_) => {
+                    Vec::with_capacity(samples.len() * 2)
+                }
                 SampleLayout::Whole => Vec::new(),
             },
             ends: Vec::with_capacity(samples.len()),
@@ -401,8 +410,14 @@ impl TrackCrypt {
             iv_size: enc.iv_size(),
         };
         for s in samples {
-            if let SampleLayout::Avc(parser) = &self.layout {
-                subsample::avc_into(&s.data, parser, scheme, &mut out.subsamples);
+            match &self.layout {
+                SampleLayout::Avc(parser) => {
+                    subsample::avc_into(&s.data, parser, scheme, &mut out.subsamples)
+                }
+                SampleLayout::Hevc(parser) => {
+                    subsample::hevc_into(&s.data, parser, scheme, &mut out.subsamples)
+                }
+                SampleLayout::Whole => {}
             }
             out.ends.push(out.subsamples.len());
         }

@@ -13,6 +13,7 @@
 
 use super::Scheme;
 use crate::codec::h264::SliceHeaderParser;
+use crate::codec::h265::HevcSliceHeaderParser;
 
 /// One `senc` subsample entry: clear bytes, then protected bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,37 @@ pub fn avc_into(
     scheme: Scheme,
     out: &mut Vec<Subsample>,
 ) {
+    nal_units_into(sample, |nal| parser.clear_bytes(nal), scheme, out);
+}
+
+/// The subsample map of an H.265 sample (length-prefixed NAL units): the
+/// same rules as [`avc`], with HEVC's 2-byte NAL headers and slice segment
+/// headers. VPS, SPS, PPS, SEI and every other non-VCL unit stay clear whole.
+pub fn hevc(sample: &[u8], parser: &HevcSliceHeaderParser, scheme: Scheme) -> Vec<Subsample> {
+    let mut out = Vec::new();
+    hevc_into(sample, parser, scheme, &mut out);
+    out
+}
+
+/// [`hevc`], appending the map to `out`.
+pub fn hevc_into(
+    sample: &[u8],
+    parser: &HevcSliceHeaderParser,
+    scheme: Scheme,
+    out: &mut Vec<Subsample>,
+) {
+    nal_units_into(sample, |nal| parser.clear_bytes(nal), scheme, out);
+}
+
+/// The map of length-prefixed NAL units, `clear_bytes` saying how many bytes
+/// of each unit (from its header) stay clear; a unit it cannot tell
+/// (`None`: a slice header that does not parse) stays clear whole.
+fn nal_units_into(
+    sample: &[u8],
+    clear_bytes: impl Fn(&[u8]) -> Option<usize>,
+    scheme: Scheme,
+    out: &mut Vec<Subsample>,
+) {
     let mut clear = 0usize;
     let mut rest = sample;
     while rest.len() >= NAL_LENGTH {
@@ -48,7 +80,7 @@ pub fn avc_into(
             break; // truncated: the rest stays clear
         };
         rest = &rest[NAL_LENGTH + len..];
-        let header = parser.clear_bytes(nal).unwrap_or(len);
+        let header = clear_bytes(nal).unwrap_or(len);
         let mut nal_clear = NAL_LENGTH + header.min(len);
         let mut protected = len - header.min(len);
         if scheme == Scheme::Cenc {
