@@ -85,7 +85,9 @@ async function startSpeke() {
       const [, kid, scheme] = ck;
       if (!body.includes(`<cpix:ContentKeyUsageRule kid="${kid}" intendedTrackType="ALL"/>`)) return refuse(422, 'no usage rule');
       const asked = Object.entries(SYSTEMS).filter(([, id]) => body.includes(`<cpix:DRMSystem kid="${kid}" systemId="${id}">`));
-      if (asked.length !== 3) return refuse(422, 'a DRMSystem per system');
+      // FairPlay is cbcs only: asked for with cbcs, never with cenc.
+      const want = scheme === 'cbcs' ? ['widevine', 'playready', 'fairplay'] : ['widevine', 'playready'];
+      if (asked.map(([n]) => n).join() !== want.join()) return refuse(422, 'a DRMSystem per system the scheme allows');
       const kidHex = kid.replace(/-/g, '');
       const method = scheme === 'cbcs' ? 'SAMPLE-AES' : 'SAMPLE-AES-CTR';
       const wv = psshBox(SYSTEMS.widevine, Buffer.concat([Buffer.from([0x12, 0x10]), Buffer.from(kidHex, 'hex')]));
@@ -774,7 +776,9 @@ test('asset encryption requests are checked; a revoked asset key is refused at o
   assert.equal(clear.encryption, null);
   assert.equal((await vodApi(`assets/${clear.asset_id}/key/revoke`, { method: 'POST' })).status, 404, 'not encrypted');
   const cenc = await (await vodApi('uploads', { method: 'POST', body: JSON.stringify({ encryption: 'cenc' }) })).json();
-  assert.equal(cenc.encryption, 'cenc');
+  assert.equal(cenc.encryption, 'cenc', JSON.stringify(cenc));
+  assert.deepEqual((await (await vodApi(`assets/${cenc.asset_id}`)).json()).encryption.key_systems,
+    ['clearkey', 'widevine', 'playready'], 'no FairPlay with cenc');
 
   const { kid } = (await readyAsset(assetId)).encryption;
   const key = () => fetch(`${origin.url}/keys/asset/${assetId}/${kid}`, { headers: { authorization: `Bearer ${FETCH_TOKEN}` } });
