@@ -273,22 +273,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// MPEG-2 CRC-32 (polynomial 0x04C11DB7, initial all ones, no reflection, no
-/// final XOR), as every PSI section uses.
-pub fn crc32_mpeg2(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
+/// MPEG-2 CRC-32, as every PSI section uses (the PAT/PMT parser's).
+pub use crate::ts::psi::crc32_mpeg2;
 
 /// `splice_time()`: a PTS when `time_specified_flag` is set.
 fn splice_time(c: &mut Cursor<'_>) -> Result<Option<u64>, Scte35Error> {
@@ -502,12 +488,6 @@ pub fn parse(section: &[u8]) -> Result<SpliceInfo, Scte35Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc_of_the_check_string() {
-        // The CRC-32/MPEG-2 check value.
-        assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_E6E7);
-    }
 
     #[test]
     fn short_and_wrong_input_is_an_error() {
