@@ -354,11 +354,22 @@ pub struct RtspPullConfig {
     /// `"tcp"` (RTP interleaved in the RTSP connection) or `"udp"`. Default `"tcp"`.
     #[serde(default)]
     pub transport: crate::ingest::rtsp::RtspTransport,
-    /// Start the pull when the first viewer asks and stop it when idle. Not
-    /// implemented yet (docs/rtsp.md says why): `true` is refused at start.
+    /// Call the camera when a viewer asks for the stream (a playlist
+    /// request; the first one is held up to `hls.startup_wait_ms` until the
+    /// stream plays) and hang up after `idle_stop_ms` without viewers.
     /// Default false: pulled for as long as the origin runs.
     #[serde(default)]
     pub on_demand: bool,
+    /// With `on_demand`: how long the stream may go without a viewer before
+    /// the pull stops, ms. A client counts as a viewer until 10 s after its
+    /// last playlist request (the hub's viewer window); WebRTC viewers while
+    /// connected. Default 20000.
+    #[serde(default = "default_idle_stop_ms")]
+    pub idle_stop_ms: u64,
+}
+
+fn default_idle_stop_ms() -> u64 {
+    20_000
 }
 
 /// The URL is shown only redacted.
@@ -370,6 +381,7 @@ impl std::fmt::Debug for RtspPullConfig {
             .field("url", &url)
             .field("transport", &self.transport)
             .field("on_demand", &self.on_demand)
+            .field("idle_stop_ms", &self.idle_stop_ms)
             .finish()
     }
 }
@@ -560,10 +572,9 @@ impl Config {
             if let Some(r) = &s.rtsp {
                 crate::ingest::rtsp::CameraUrl::parse(&r.url)
                     .map_err(|e| ConfigError::Invalid(format!("streams.{name}.rtsp.url: {e}")))?;
-                if r.on_demand {
+                if r.on_demand && r.idle_stop_ms == 0 {
                     return Err(ConfigError::Invalid(format!(
-                        "streams.{name}.rtsp.on_demand: not implemented yet, the pull \
-                         runs always (remove the key; see docs/rtsp.md)"
+                        "streams.{name}.rtsp.idle_stop_ms must be above 0 with on_demand"
                     )));
                 }
             }
@@ -591,6 +602,9 @@ impl Config {
                     key: s.key.clone(),
                     url: crate::ingest::rtsp::CameraUrl::parse(&r.url).ok()?,
                     transport: r.transport,
+                    on_demand: r
+                        .on_demand
+                        .then(|| std::time::Duration::from_millis(r.idle_stop_ms)),
                 })
             })
             .collect()
@@ -716,7 +730,26 @@ mod tests {
             "{bad}"
         );
         assert!(!bad.contains("hunter22"), "{bad}");
-        assert!(err("url = \"rtsp://cam/x\"\non_demand = true\n").contains("not implemented"));
+        assert_eq!(tcp.rtsp_pulls()[0].on_demand, None, "always on by default");
+        let on_demand = Config::from_toml(
+            &stream("url = \"rtsp://cam/x\"\non_demand = true\nidle_stop_ms = 3000\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            on_demand.rtsp_pulls()[0].on_demand,
+            Some(std::time::Duration::from_secs(3))
+        );
+        let default_idle =
+            Config::from_toml(&stream("url = \"rtsp://cam/x\"\non_demand = true\n"), "t").unwrap();
+        assert_eq!(
+            default_idle.rtsp_pulls()[0].on_demand,
+            Some(std::time::Duration::from_secs(20))
+        );
+        assert!(
+            err("url = \"rtsp://cam/x\"\non_demand = true\nidle_stop_ms = 0\n")
+                .contains("idle_stop_ms must be above 0")
+        );
         assert!(err("url = \"rtsp://cam/x\"\ntransport = \"sctp\"\n").contains("unknown variant"));
         assert!(err("url = \"rtsp://cam/x\"\nlatency = 1\n").contains("unknown field"));
         assert!(err("transport = \"tcp\"\n").contains("missing field `url`"));

@@ -251,10 +251,23 @@ fn main() -> anyhow::Result<()> {
         None
     } else {
         let n = pulls.len();
+        // On-demand pulls stop when this has been 0 for their idle time.
+        let audience: rtsp::Audience = {
+            let (hub, feeds) = (hub.clone(), feeds.clone());
+            Arc::new(move |stream: &str| {
+                let hls = hub.stream(stream).map_or(0, |s| s.viewers());
+                let webrtc = feeds
+                    .as_ref()
+                    .and_then(|f| f.get(stream))
+                    .map_or(0, |f| f.subscribers());
+                hls + webrtc
+            })
+        };
         let running = rtsp::start(
             pulls,
             rtsp::PullSettings::default(),
             Arc::new(publisher.clone()),
+            audience,
         )
         .context("starting the RTSP pulls")?;
         info!(pulls = n, "RTSP pulls started");
@@ -336,7 +349,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_admin(config.admin.listen.is_none().then(admin))
         .with_whip(whip.as_ref().map(|w| w.endpoint()))
-        .with_whep(whep);
+        .with_whep(whep)
+        .with_demand(rtsp_pulls.as_ref().and_then(|p| p.demand()));
     let mut http = Service::new("brook http".to_string(), app);
     http.add_tcp(&config.http.listen.to_string());
     if let Some(tls) = &config.http.tls {

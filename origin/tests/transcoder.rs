@@ -78,6 +78,14 @@ fn transcode(plan: &ladder::Plan, tracks: Vec<TrackInfo>, frames: &[Frame]) -> V
 }
 
 fn package(ts: &[u8], names: Vec<String>) -> (Packager, BTreeMap<String, bytes::Bytes>) {
+    package_skipping(ts, names, Vec::new())
+}
+
+fn package_skipping(
+    ts: &[u8],
+    names: Vec<String>,
+    skipped: Vec<usize>,
+) -> (Packager, BTreeMap<String, bytes::Bytes>) {
     let mut config = PackagerConfig {
         max_video_tracks: 8,
         ..PackagerConfig::default()
@@ -85,6 +93,7 @@ fn package(ts: &[u8], names: Vec<String>) -> (Packager, BTreeMap<String, bytes::
     config.segmenter.segment_target_ms = 1000;
     let mut p = Packager::new(config);
     p.set_rendition_names(names);
+    p.set_skipped_tracks(skipped);
     let mut objects = BTreeMap::new();
     for chunk in ts.chunks(1316) {
         p.push_ts(chunk, UnixMillis(1_795_000_000_000)).unwrap();
@@ -231,4 +240,69 @@ fn an_opus_source_gets_aac_and_its_opus_kept() {
     assert_eq!(errors, "", "the kept Opus decodes");
     let mv = p.multivariant().unwrap().to_string();
     assert!(mv.contains("GROUP-ID=\"audio-opus\""), "{mv}");
+}
+
+/// An AAC source with WebRTC viewers possible: the transcoder also makes
+/// Opus (which decodes; skipped by the packager: not a rendition), on the
+/// source's clock: the first Opus frame is where the source's audio starts
+/// (within the codec's pre-skip and one frame), and the Opus covers the
+/// source's audio.
+#[test]
+fn an_aac_source_gets_opus_made_on_its_clock() {
+    let (tracks, frames) = source();
+    let config = LadderConfig {
+        rungs: vec![Rung::new(240, 300)],
+        ..LadderConfig::default()
+    };
+    let mut plan = ladder::plan(&config, &tracks, Some(30.0), None, &Default::default()).unwrap();
+    assert_eq!(plan.make_opus, None, "only when the pipeline asks");
+    plan.make_opus = Some(96);
+    assert_eq!(plan.rendition_names(), ["240p", "audio"]);
+    assert_eq!(plan.webrtc_only_outputs(), [2]);
+    let aac = tracks
+        .iter()
+        .position(|t| matches!(t.codec, brook_packager::media::CodecConfig::Aac(_)))
+        .unwrap();
+    let seconds = |f: &Frame, t: &TrackInfo| f.dts as f64 / f64::from(t.timescale);
+    let source_audio: Vec<f64> = frames
+        .iter()
+        .filter(|f| f.track == aac)
+        .map(|f| seconds(f, &tracks[aac]))
+        .collect();
+    let ts = transcode(&plan, tracks.clone(), &frames);
+
+    let (out_tracks, out_frames) = source_from(&ts);
+    let opus = out_tracks
+        .iter()
+        .position(|t| matches!(t.codec, brook_packager::media::CodecConfig::Opus(_)))
+        .expect("an Opus track in the output");
+    let opus_times: Vec<f64> = out_frames
+        .iter()
+        .filter(|f| f.track == opus)
+        .map(|f| seconds(f, &out_tracks[opus]))
+        .collect();
+    let (first_in, last_in) = (source_audio[0], *source_audio.last().unwrap());
+    let (first_out, last_out) = (opus_times[0], *opus_times.last().unwrap());
+    assert!(
+        (first_out - first_in).abs() <= 0.030,
+        "Opus starts at {first_out:.4} s, the source's AAC at {first_in:.4} s"
+    );
+    assert!(
+        (last_out - last_in).abs() <= 0.060,
+        "Opus ends at {last_out:.4} s, the source's AAC at {last_in:.4} s"
+    );
+
+    // Packaged with it skipped, as the pipeline does: the AAC alone.
+    let (p, objects) = package_skipping(&ts, plan.rendition_names(), plan.webrtc_only_outputs());
+    let codecs: Vec<String> = p.tracks().iter().map(|t| t.codec_string()).collect();
+    assert_eq!(codecs.len(), 2, "{codecs:?}");
+    assert_eq!(codecs[1], "mp4a.40.2");
+    assert!(!objects.keys().any(|n| n.starts_with("opus")));
+    // Packaged as a rendition (for this check only), the made Opus decodes.
+    let mut names = plan.rendition_names();
+    names.push(ladder::OPUS.into());
+    let (_, objects) = package(&ts, names);
+    let (_, _, errors) =
+        ffprobe_keyframes_and_size(&objects["opus-init.mp4"], &objects["opus-seg0.m4s"]);
+    assert_eq!(errors, "", "the made Opus decodes");
 }

@@ -314,6 +314,11 @@ pub struct Packager {
     latest_lead: Option<(i64, i64, u32)>,
     /// Names for the tracks of the next track list, by index.
     names: Vec<String>,
+    /// Indexes of input tracks not packaged ([`Packager::set_skipped_tracks`]).
+    skipped: Vec<usize>,
+    /// For the current track list: input index -> packaged index (None:
+    /// skipped). Empty when nothing is skipped.
+    input_map: Vec<Option<usize>>,
     /// The next segment starts a new timeline (`EXT-X-DISCONTINUITY`).
     discontinuity_pending: bool,
     stats: PackagerStats,
@@ -347,6 +352,8 @@ impl Packager {
             next_anchor: None,
             latest_lead: None,
             names: Vec::new(),
+            skipped: Vec::new(),
+            input_map: Vec::new(),
             discontinuity_pending: false,
             keyless: false,
             stats: PackagerStats::default(),
@@ -931,6 +938,16 @@ impl Packager {
         }
     }
 
+    /// The input's tracks at these indexes (of the next track list, from the
+    /// PMT or [`Packager::push_tracks`]) are not packaged: their frames are
+    /// dropped, the others keep their order; rendition names
+    /// ([`Packager::set_rendition_names`]) index the tracks that remain. For
+    /// input that carries a stream meant for someone else (the transcoder's
+    /// Opus for WebRTC viewers). Empty: every track is packaged.
+    pub fn set_skipped_tracks(&mut self, skipped: Vec<usize>) {
+        self.skipped = skipped;
+    }
+
     /// Media time `media_secs` (of the lead track, in the next timeline) is
     /// wall-clock time `wall`: what `EXT-X-PROGRAM-DATE-TIME` and the MPD's
     /// availability start derive from, instead of the arrival time of the
@@ -976,7 +993,27 @@ impl Packager {
 
     fn handle(&mut self, ev: FrontEndEvent) {
         match ev {
-            FrontEndEvent::Tracks(tracks) => {
+            FrontEndEvent::Tracks(mut tracks) => {
+                self.input_map.clear();
+                if !self.skipped.is_empty() {
+                    let mut next = 0;
+                    self.input_map = (0..tracks.len())
+                        .map(|i| {
+                            (!self.skipped.contains(&i)).then(|| {
+                                next += 1;
+                                next - 1
+                            })
+                        })
+                        .collect();
+                    let mut i = 0;
+                    tracks.retain(|_| {
+                        i += 1;
+                        !self.skipped.contains(&(i - 1))
+                    });
+                    if tracks.is_empty() {
+                        return;
+                    }
+                }
                 if self.segmenter.is_some() {
                     self.end_timeline();
                     self.discontinuity_pending = true;
@@ -990,7 +1027,13 @@ impl Packager {
                     self.start_timeline(tracks);
                 }
             }
-            FrontEndEvent::Frame(frame) => {
+            FrontEndEvent::Frame(mut frame) => {
+                if !self.input_map.is_empty() {
+                    match self.input_map.get(frame.track) {
+                        Some(Some(i)) => frame.track = *i,
+                        _ => return,
+                    }
+                }
                 if self.is_timeline_jump(&frame) {
                     // Gap parts for it would have no end (an hour of them is
                     // 18,000): a jump this far is a new timeline instead.

@@ -742,6 +742,49 @@ fn opus_beside_aac_is_a_second_audio_group() {
     assert_eq!(mpd.matches("contentType=\"audio\"").count(), 2, "{mpd}");
 }
 
+/// A track the caller skips (the origin's transcoder's Opus, made for WebRTC
+/// viewers only) is not packaged: no rendition, no objects, one audio group;
+/// the tracks after it keep their names and order.
+#[test]
+fn a_skipped_track_is_not_packaged() {
+    let mut p = Packager::new(PackagerConfig::default());
+    p.set_skipped_tracks(vec![2]);
+    p.set_rendition_names(vec!["360p".into(), "audio".into()]);
+    let mut objects = BTreeMap::new();
+    for chunk in AAC_AND_OPUS.chunks(1316) {
+        p.push_ts(chunk, UnixMillis(1_795_000_000_000)).unwrap();
+        while let Some(ev) = p.poll() {
+            if let Event::Object { name, data, .. } = ev {
+                objects.insert(name, data);
+            }
+        }
+    }
+    p.finish();
+    while let Some(ev) = p.poll() {
+        if let Event::Object { name, data, .. } = ev {
+            objects.insert(name, data);
+        }
+    }
+    let codecs: Vec<String> = p.tracks().iter().map(|t| t.codec_string()).collect();
+    assert_eq!(codecs.len(), 2, "{codecs:?}");
+    assert_eq!(codecs[1], "mp4a.40.2");
+    let names: Vec<String> = p.media_playlists().map(|(n, _)| n).collect();
+    assert_eq!(names, ["360p.m3u8", "audio.m3u8"]);
+    assert!(
+        objects
+            .keys()
+            .all(|n| n.starts_with("360p-") || n.starts_with("audio-")),
+        "{:?}",
+        objects.keys()
+    );
+    assert_eq!(
+        ffmpeg_decode(&objects["audio-init.mp4"], &objects["audio-seg0.m4s"]),
+        ""
+    );
+    let mv = p.multivariant().unwrap().to_string();
+    assert!(!mv.contains("opus"), "{mv}");
+}
+
 /// Every playlist rendered: `TARGETDURATION` the same from the first to the
 /// last, no segment longer (once rounded, RFC 8216bis §4.4.3.1) and no part
 /// longer than `PART-TARGET` (§4.4.4.9).

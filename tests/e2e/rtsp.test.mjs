@@ -4,8 +4,10 @@
 // the camera's 320x240); the camera is killed and restarted and the stream
 // resumes on the same session after an EXT-X-DISCONTINUITY; H.265 is
 // packaged and G.711 audio dropped with one warning; a wrong password is
-// refused and retried; hls.js plays the pulled stream through the edge; no credential ever
-// reaches the origin's log.
+// refused and retried; hls.js plays the pulled stream through the edge; an
+// on-demand camera is called only when a viewer asks, hung up after its idle
+// time without viewers, and called again by the next viewer; no credential
+// ever reaches the origin's log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -26,7 +28,9 @@ let origin;
 let door;
 let hevc;
 let locked;
+let lazy;
 const ports = {};
+const IDLE_STOP_MS = 3000;
 
 /** The camera: GStreamer's RTSP server on `port`, resolved once it listens. */
 async function camera(port, { video = 'h264', audio = 'aac', auth = true } = {}) {
@@ -44,24 +48,29 @@ function kill(c) {
 }
 
 before(async () => {
-  for (const name of ['door', 'hevc', 'locked']) ports[name] = await freePort();
-  [door, hevc, locked] = await Promise.all([
+  for (const name of ['door', 'hevc', 'locked', 'lazy']) ports[name] = await freePort();
+  [door, hevc, locked, lazy] = await Promise.all([
     camera(ports.door),
     camera(ports.hevc, { video: 'h265', audio: 'pcmu', auth: false }),
     camera(ports.locked),
+    camera(ports.lazy),
   ]);
   const pull = (name, url, extra = '') => `[streams.${name}]\nkey = "${KEY}"\n[streams.${name}.rtsp]\nurl = "${url}"\n${extra}`;
   origin = await startOrigin({
     args: ['--reconnect-grace-ms', '20000'],
     config: pull('door', `rtsp://${USER}:${PASSWORD}@127.0.0.1:${ports.door}/cam`, 'transport = "tcp"\n')
       + pull('hevc', `rtsp://127.0.0.1:${ports.hevc}/cam`)
-      + pull('locked', `rtsp://${USER}:${WRONG}@127.0.0.1:${ports.locked}/cam`),
+      + pull('locked', `rtsp://${USER}:${WRONG}@127.0.0.1:${ports.locked}/cam`)
+      + pull('lazy', `rtsp://${USER}:${PASSWORD}@127.0.0.1:${ports.lazy}/cam`,
+        `on_demand = true\nidle_stop_ms = ${IDLE_STOP_MS}\n`)
+      // Calling the camera, its first keyframe and the first part: more than the default 5 s on a busy CI host.
+      + '[hls]\nstartup_wait_ms = 20000\n',
   });
 });
 
 after(async () => {
   await origin?.stop();
-  await Promise.all([door, hevc, locked].filter(Boolean).map((c) => c.stop()));
+  await Promise.all([door, hevc, locked, lazy].filter(Boolean).map((c) => c.stop()));
   for (const secret of [PASSWORD, WRONG, USER, KEY]) {
     assert.ok(!origin.log.includes(secret), `${secret} reached the origin's log`);
   }
@@ -164,4 +173,48 @@ test('hls.js plays the pulled stream through the edge', async () => {
     await browser.close();
     await edge.stop();
   }
+});
+
+test('on demand: no call before a viewer, held first request, hung up when idle, called again', async () => {
+  const calls = () => (lazy.log.match(/^client connected$/gm) ?? []).length;
+  const hangups = () => (lazy.log.match(/^client closed$/gm) ?? []).length;
+  // The always-on cameras have long been playing: this one has not been called.
+  await waitFor('the always-on pull to play', () => /RTSP pull playing stream=door/.test(origin.log), { timeout: 20000 });
+  assert.match(origin.log, /RTSP pull ready: on demand stream=lazy/);
+  assert.equal(calls(), 0, 'no call before a viewer asked');
+  assert.doesNotMatch(origin.log, /RTSP pull playing stream=lazy/);
+
+  // The first request starts the pull and is held until the stream has its playlist.
+  const first = await text(`${origin.url}/live/lazy/index.m3u8`);
+  assert.equal(first.status, 200, first.body);
+  assert.match(first.body, /CODECS="avc1\.[0-9a-fA-F]{6},mp4a\.40\.2"/, first.body);
+  assert.equal(calls(), 1, 'one call to the camera');
+  const media = new URL(first.body.split('\n').find((l) => l && !l.startsWith('#')), `${origin.url}/live/lazy/index.m3u8`).href;
+  const probe = await decodes(media, await segments(media));
+  assert.deepEqual([probe.width, probe.height], [320, 240]);
+
+  // The viewer leaves (its last playlist request is the one above): the pull
+  // stops once nobody has watched for the idle time, and the camera sees the
+  // connection close.
+  const left = Date.now();
+  await waitFor('the camera to be hung up', () => hangups() >= 1, { timeout: 40000, interval: 250 });
+  assert.ok(Date.now() - left >= IDLE_STOP_MS, `hung up ${Date.now() - left} ms after the last request`);
+  assert.match(origin.log, /RTSP pull stopping: no viewers \(on demand\) stream=lazy/);
+  assert.match(origin.log, /RTSP pull session ended stream=lazy[^\n]*reason=no viewers \(on demand\)/);
+  assert.doesNotMatch(origin.log, /calling again stream=lazy/, 'a stop, not a failure to retry');
+  // Nobody asks: no new call.
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(calls(), 1, 'not called again while nobody watches');
+
+  // The next viewer calls the camera again, and the stream plays again.
+  const before = origin.log.length;
+  const again = await text(`${origin.url}/live/lazy/index.m3u8`);
+  assert.equal(again.status, 200, again.body);
+  await waitFor('a second call', () => calls() === 2, { timeout: 15000 });
+  const media2 = new URL(again.body.split('\n').find((l) => l && !l.startsWith('#')), `${origin.url}/live/lazy/index.m3u8`).href;
+  // Back within the reconnect grace (20 s here): the same session continues after a discontinuity.
+  const body = await segments(media2, { afterDiscontinuity: true, n: 2, timeout: 40000 });
+  assert.match(origin.log.slice(before), /RTSP pull playing stream=lazy/);
+  const probe2 = await decodes(media2, body, body.lastIndexOf('#EXT-X-DISCONTINUITY\n'));
+  assert.equal(probe2.keyframes[0], 0);
 });

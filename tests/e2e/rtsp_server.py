@@ -7,7 +7,9 @@ Video: 320x240 at 30 fps, H.264 (x264enc, zerolatency, a keyframe a second)
 or H.265 (x265enc). Audio: AAC (avenc_aac, RTP mpeg4-generic), G.711 (PCMU),
 or none. With --user/--password the server asks for Basic authentication.
 
-Prints "ready <url>" (without credentials) once it listens. Run with
+Prints "ready <url>" (without credentials) once it listens, and "client
+connected" / "client closed" as RTSP clients come and go (the on-demand test
+reads them: the camera's own view of the origin's calls). Run with
 Debian's python3 (/usr/bin/python3): the gi bindings are Debian packages.
 """
 import argparse
@@ -69,6 +71,12 @@ def main():
         permissions.add_permission_for_role("viewer", "media.factory.construct", True)
         factory.set_permissions(permissions)
     server.get_mount_points().add_factory(args.path, factory)
+
+    def on_client(_server, client):
+        print("client connected", flush=True)
+        client.connect("closed", lambda _c: print("client closed", flush=True))
+
+    server.connect("client-connected", on_client)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
         sys.exit(1)

@@ -7,7 +7,8 @@
 // (requestVideoFrameCallback + canvas pixels) and the test prints both
 // glass-to-glass latencies (the publisher's and the viewers' clocks are one:
 // one machine, one browser). Then ffmpeg publishes over SRT (High profile
-// H.264, AAC) and Chromium plays that over WHEP too; and the refusals.
+// H.264, AAC) into a transcoded ladder and Chromium plays that over WHEP too,
+// with sound: Opus made from the AAC by the ladder; and the refusals.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -25,7 +26,10 @@ let origin, edge, browser;
 before(async () => {
   origin = await startOrigin({
     args: ['--reconnect-grace-ms', '0'],
-    config: '[streams.cam1]\nkey = "dev-key"\n[streams.cam2]\nkey = "dev-key"\n[streams.idle]\nkey = "dev-key"\n',
+    config: '[streams.cam1]\nkey = "dev-key"\n[streams.cam2]\nkey = "dev-key"\n[streams.idle]\nkey = "dev-key"\n'
+      // cam2 goes through the transcoder (the source copied as the top rung,
+      // one small rung): its AAC becomes Opus there for WebRTC viewers.
+      + '[streams.cam2.ladder]\nmode = "transcode"\nsource_rung = true\n[[streams.cam2.ladder.rungs]]\nheight = 180\nbitrate_kbps = 200\n',
   });
   edge = await startWranglerEdge({ ORIGIN_URL: origin.url, TOKEN_KEYS: keyList('k2026a') });
   browser = await launchChromium({ args: WEBRTC_LOOPBACK_FLAGS });
@@ -211,18 +215,50 @@ test('Chromium plays over WHEP through the edge; glass-to-glass latency beside L
   await publisher.close();
 });
 
-test('ffmpeg over SRT (High profile H.264, AAC): Chromium plays its video over WHEP', async () => {
+/** The viewer page's inbound audio and video as getStats() reports them. */
+async function inbound(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    (await window.brook.webrtc.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') {
+        out[r.kind] = {
+          packets: r.packetsReceived, samples: r.totalSamplesReceived ?? null,
+          concealed: r.concealedSamples ?? null, frames: r.framesDecoded ?? null,
+          jitterBufferMs: r.jitterBufferEmittedCount ? Math.round((1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount) : null,
+        };
+      }
+    });
+    return out;
+  });
+}
+
+test('ffmpeg over SRT (High profile H.264, AAC) into the ladder: Chromium plays its video and Opus audio over WHEP', async () => {
   const ffmpeg = startPublisher(origin.srtPort, { streamid: `publish:live/cam2:${DEV_KEY}`, video: 'testsrc2=size=640x360:rate=30' });
   try {
     await waitFor('cam2 live', async () => (await fetch(`${origin.url}/live/cam2/index.m3u8`)).ok, { timeout: 20000 });
     const page = await openWebRtcViewer('cam2');
+    // Audio joins when the transcoder's Opus reaches the feed.
+    await waitFor('Opus packets', async () => (await inbound(page)).audio?.packets > 0, { timeout: 15000 });
+    const s0 = await inbound(page);
     const f0 = await framesOf(page);
     await sleep(4000);
     const f1 = await framesOf(page);
+    const s1 = await inbound(page);
     const mode = await page.evaluate(() => window.brook.mode);
     assert.equal(mode, 'webrtc');
     assert.ok(f1 - f0 >= 60, `frames decoded in 4 s: ${f1 - f0}`);
-    console.log(`# WHEP from an SRT source: ${f1 - f0} frames in 4 s (video only: the source's audio is AAC)`);
+    // 20 ms Opus frames: ~200 packets in 4 s; decoded samples at 48 kHz, few of them concealment.
+    const packets = s1.audio.packets - s0.audio.packets;
+    const samples = s1.audio.samples - s0.audio.samples;
+    const concealed = s1.audio.concealed - s0.audio.concealed;
+    assert.ok(packets >= 150, `Opus packets in 4 s: ${packets} ${JSON.stringify(s1)}`);
+    assert.ok(samples >= 3 * 48000, `audio samples played in 4 s: ${samples}`);
+    assert.ok(concealed < samples / 10, `concealed ${concealed} of ${samples} samples`);
+    console.log(`# WHEP from an SRT source: ${f1 - f0} frames, ${packets} Opus packets, ${samples} samples (${concealed} concealed) in 4 s; `
+      + `receiver jitter buffers: video ${s1.video?.jitterBufferMs} ms, audio ${s1.audio.jitterBufferMs} ms`);
+    const mv = (await (await fetch(`${origin.url}/live/cam2/index.m3u8`)).text());
+    assert.doesNotMatch(mv, /opus/, 'the made Opus is for WebRTC only: HLS keeps its AAC');
+    assert.match(mv, /mp4a\.40\.2/, mv);
     await page.close();
   } finally {
     await ffmpeg.stop();

@@ -53,9 +53,10 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
         Some("ladder") => return ladder(ctx, args.get(1)),
         Some("package") => return package(ctx, args.get(1)),
         Some("vod") => return crate::bench_vod::run(ctx, args.get(1)),
+        Some("whep") => return crate::bench_whep::run(ctx, args.get(1)),
         _ => {
             return Err(Error::msg(
-                "usage: cargo xtask bench origin [VIEWERS] [SECONDS] | ladder [SECONDS] | package [RUNS]",
+                "usage: cargo xtask bench origin [VIEWERS] [SECONDS] | ladder [SECONDS] | package [RUNS] | vod [RUNS] | whep [RUNS]",
             ))
         }
     }
@@ -322,23 +323,23 @@ fn make_input(dir: &Path) -> Result<PathBuf> {
     Ok(input)
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| Error::msg(format!("no free port: {e}")))
 }
 
-fn write(path: &Path, text: &str) -> Result {
+pub(crate) fn write(path: &Path, text: &str) -> Result {
     fs::write(path, text).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
 }
 
-fn file(path: &Path) -> Result<fs::File> {
+pub(crate) fn file(path: &Path) -> Result<fs::File> {
     fs::File::create(path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
 }
 
 /// A GET over a fresh connection; the body when the status is 200.
-fn http_get_bytes(port: u16, path: &str) -> Result<Vec<u8>> {
+pub(crate) fn http_get_bytes(port: u16, path: &str) -> Result<Vec<u8>> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| Error::msg(e.to_string()))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     write!(
@@ -363,11 +364,11 @@ fn http_get_bytes(port: u16, path: &str) -> Result<Vec<u8>> {
     Ok(buf[split + 4..].to_vec())
 }
 
-fn http_get(port: u16, path: &str) -> Result<String> {
+pub(crate) fn http_get(port: u16, path: &str) -> Result<String> {
     http_get_bytes(port, path).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn wait_http(port: u16, path: &str, timeout: Duration) -> Result {
+pub(crate) fn wait_http(port: u16, path: &str, timeout: Duration) -> Result {
     let end = Instant::now() + timeout;
     loop {
         match http_get_bytes(port, path) {
@@ -378,7 +379,7 @@ fn wait_http(port: u16, path: &str, timeout: Duration) -> Result {
     }
 }
 
-fn json_number(json: &str, key: &str) -> Option<f64> {
+pub(crate) fn json_number(json: &str, key: &str) -> Option<f64> {
     let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
     let rest = &json[at..];
     let end = rest.find([',', '}']).unwrap_or(rest.len());
@@ -386,7 +387,7 @@ fn json_number(json: &str, key: &str) -> Option<f64> {
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat =
         fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| Error::msg(e.to_string()))?;
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
@@ -396,7 +397,7 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(n(11) + n(12))
 }
 
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -413,10 +414,10 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
 
 /// Children of the bench, all stopped when it ends (also on error).
 #[derive(Default)]
-struct Procs(Vec<Child>);
+pub(crate) struct Procs(Vec<Child>);
 
 impl Procs {
-    fn spawn(&mut self, cmd: &mut Command) -> Result<u32> {
+    pub(crate) fn spawn(&mut self, cmd: &mut Command) -> Result<u32> {
         let child = cmd
             .stdout(Stdio::null())
             .spawn()
@@ -426,7 +427,7 @@ impl Procs {
         Ok(pid)
     }
 
-    fn spawn_piped(&mut self, cmd: &mut Command) -> Result<u32> {
+    pub(crate) fn spawn_piped(&mut self, cmd: &mut Command) -> Result<u32> {
         let child = cmd
             .stdout(Stdio::piped())
             .spawn()
@@ -436,7 +437,7 @@ impl Procs {
         Ok(pid)
     }
 
-    fn take(&mut self, pid: u32) -> Option<Child> {
+    pub(crate) fn take(&mut self, pid: u32) -> Option<Child> {
         let i = self.0.iter().position(|c| c.id() == pid)?;
         Some(self.0.swap_remove(i))
     }
@@ -452,7 +453,7 @@ impl Procs {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn kill(&mut self, pid: u32) {
+    pub(crate) fn kill(&mut self, pid: u32) {
         if let Some(mut c) = self.take(pid) {
             let _ = c.kill();
             let _ = c.wait();
@@ -460,7 +461,7 @@ impl Procs {
     }
 
     /// SIGTERM (graceful), then SIGKILL after 10 s.
-    fn term(&mut self, pid: u32) {
+    pub(crate) fn term(&mut self, pid: u32) {
         if let Some(mut c) = self.take(pid) {
             let _ = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])

@@ -10,12 +10,14 @@
 //! cargo xtask ops        # just the dashboard and alert rule checks
 //! cargo xtask dev     # origin + wrangler dev + an ffmpeg test publisher
 //! cargo xtask bench origin  # 5,000 LL-HLS viewers; parts/s against nginx
+//! cargo xtask bench whep    # WebRTC viewers per core for one 720p stream
 //! ```
 //!
 //! See `docs/development.md` for what each step does and where caches live.
 
 mod bench;
 mod bench_vod;
+mod bench_whep;
 mod dev;
 mod setup;
 mod sys;
@@ -55,6 +57,10 @@ commands:
   bench origin [VIEWERS] [SECONDS]
           load benchmark: simulated LL-HLS viewers (default 5000) on one stream,
           and Brook's parts/s against nginx on the same files (docs/origin.md)
+  bench whep [RUNS]
+          WebRTC fan-out cost: one 720p30 stream, 0/10/50/100 WHEP viewers (str0m
+          peers), the origin's CPU time per second, RUNS times (default 3),
+          medians and viewers per core (docs/whep.md)
 
 environment:
   BROOK_CACHE        cache root outside the clone (default: $HOME/.cache/brook)

@@ -149,6 +149,15 @@ impl Feed {
         lock(&self.state).ended
     }
 
+    /// Subscribers whose subscription is still held (viewers connected).
+    pub fn subscribers(&self) -> usize {
+        lock(&self.state)
+            .subscribers
+            .iter()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
     /// The current track list, if the source has sent one.
     pub fn tracks(&self) -> Option<Arc<Vec<TrackInfo>>> {
         lock(&self.state).tracks.clone()
@@ -372,6 +381,11 @@ mod tests {
             }),
         );
         assert!(feed.watched());
+        assert_eq!(feed.subscribers(), 1);
+        let gone = feed.subscribe(8, Arc::new(|| {}));
+        assert_eq!(feed.subscribers(), 2);
+        drop(gone);
+        assert_eq!(feed.subscribers(), 1, "a viewer that left is not counted");
         feed.push_frame(&frame(1), UnixMillis(20));
         feed.push_tracks(&tracks()); // unchanged: not repeated
         feeds.close(&feed);

@@ -269,6 +269,11 @@ pub struct Plan {
     /// The source's Opus (WebRTC), kept as it is beside the AAC for the
     /// players that take it: its index among the source's audio streams.
     pub keep_opus: Option<usize>,
+    /// Opus at this bit rate made from the source's AAC, for WebRTC viewers
+    /// (WHEP) only: set by the live pipeline when the stream has a real-time
+    /// feed and its source has no Opus. Not a rendition: HLS and DASH players
+    /// have the AAC ([`Plan::webrtc_only_outputs`]).
+    pub make_opus: Option<u32>,
     /// Frames per second the source was seen at, if known.
     pub source_fps: Option<f64>,
 }
@@ -285,6 +290,15 @@ impl Plan {
             names.push(OPUS.to_string());
         }
         names
+    }
+
+    /// Indexes of the transcoder's output streams that are not renditions
+    /// (the made Opus, after the video rungs and the AAC).
+    pub fn webrtc_only_outputs(&self) -> Vec<usize> {
+        match self.make_opus {
+            Some(_) => vec![self.rungs.len() + usize::from(self.audio_kbps.is_some())],
+            None => Vec::new(),
+        }
     }
 
     /// The rungs ffmpeg encodes (not the copied source rung), with their
@@ -367,6 +381,7 @@ pub fn plan(
             rungs: Vec::new(),
             audio_kbps,
             keep_opus,
+            make_opus: None,
             source_fps,
         });
     };
@@ -381,6 +396,7 @@ pub fn plan(
         rungs,
         audio_kbps,
         keep_opus,
+        make_opus: None,
         source_fps,
     })
 }
@@ -408,6 +424,7 @@ pub fn plan_for_file(
         rungs,
         audio_kbps: has_audio.then_some(config.audio_bitrate_kbps),
         keep_opus: None,
+        make_opus: None,
         source_fps,
     })
 }

@@ -94,7 +94,9 @@ impl Live {
             Mode::Transcode => {
                 // Every rung of the transcoder's output is a rendition.
                 packager.max_video_tracks = brook_packager::frontend::ts::MAX_VIDEO_STREAMS;
-                Route::Transcode(Box::new(Ladder::new(ladder, segment_target_ms)))
+                // WebRTC viewers get Opus: made from AAC by the transcoder.
+                let webrtc = feed.is_some();
+                Route::Transcode(Box::new(Ladder::new(ladder, segment_target_ms, webrtc)))
             }
         };
         let mode = match route {
@@ -347,6 +349,9 @@ impl Live {
         if self.ended {
             return;
         }
+        if let (Event::Output(bytes), Some((_, feed))) = (&event, &self.feed) {
+            l.opus_to_feed(id, bytes, feed, crate::unix_now());
+        }
         l.on_transcoder(
             id,
             event,
@@ -427,6 +432,24 @@ struct Ladder {
     restart_reason: Option<String>,
     /// The source rung served without the transcoder while it is down.
     fallback: Option<Fallback>,
+    /// Make Opus from AAC for the real-time feed (the stream has one).
+    webrtc_opus: bool,
+    /// The running transcoder's Opus, demuxed back from its output for the
+    /// feed while someone watches.
+    opus_tap: Option<OpusTap>,
+}
+
+/// Opus bit rate made for WebRTC viewers from an AAC source (stereo).
+const WEBRTC_OPUS_KBPS: u32 = 96;
+
+/// Opus out of the transcoder's MPEG-TS, into the feed beside the source's
+/// tracks. Its timestamps are the source's (`-copyts`), so it lines up with
+/// the source's video there.
+#[derive(Default)]
+struct OpusTap {
+    demux: TsFrontEnd,
+    /// The Opus track's index in the output's track list.
+    opus: Option<usize>,
 }
 
 /// The source's video and AAC audio, packaged directly while the transcoder
@@ -453,7 +476,7 @@ struct Running {
 }
 
 impl Ladder {
-    fn new(config: Arc<LadderConfig>, segment_target_ms: u32) -> Self {
+    fn new(config: Arc<LadderConfig>, segment_target_ms: u32, webrtc_opus: bool) -> Self {
         let settings = transcoder::Settings {
             ffmpeg: config.ffmpeg.clone(),
             keyframe_interval_ms: segment_target_ms,
@@ -478,6 +501,49 @@ impl Ladder {
             not_before: None,
             restart_reason: None,
             fallback: None,
+            webrtc_opus,
+            opus_tap: None,
+        }
+    }
+
+    /// The running transcoder's output, for the feed: its Opus track is
+    /// appended to the source's tracks there, with its frames. WebRTC viewers
+    /// take the first Opus track (`egress::whep`); the source's AAC beside it
+    /// is ignored by them.
+    fn opus_to_feed(&mut self, id: u64, bytes: &[u8], feed: &Feed, now: UnixMillis) {
+        let makes_opus = self.plan.as_ref().is_some_and(|p| p.make_opus.is_some());
+        if self.running.as_ref().map(|r| r.id) != Some(id) || !makes_opus {
+            return;
+        }
+        let Some(source) = &self.tracks else {
+            return;
+        };
+        if !feed.watched() {
+            // Demuxed only for viewers; a new one starts on the next PSI.
+            self.opus_tap = None;
+            return;
+        }
+        let tap = self.opus_tap.get_or_insert_with(OpusTap::default);
+        // The packager reports what is wrong with the output.
+        let _ = tap.demux.push(bytes);
+        while let Some(ev) = tap.demux.poll() {
+            match ev {
+                FrontEndEvent::Tracks(tracks) => {
+                    tap.opus = tracks
+                        .iter()
+                        .position(|t| matches!(t.codec, CodecConfig::Opus(_)));
+                    if let Some(opus) = tap.opus.and_then(|i| tracks.get(i)) {
+                        let mut list = source.clone();
+                        list.push(opus.clone());
+                        feed.push_tracks(&list);
+                    }
+                }
+                FrontEndEvent::Frame(mut f) if Some(f.track) == tap.opus => {
+                    f.track = source.len();
+                    feed.push_frame(&f, now);
+                }
+                _ => {}
+            }
         }
     }
 
@@ -590,6 +656,7 @@ impl Ladder {
             })
             .collect();
         output.set_rendition_names(names);
+        output.set_skipped_tracks(Vec::new());
         warn!(stream = %output.stream.name, "the transcoder is down: serving the source rung directly until it is back; the other rungs pause");
         self.fallback = Some(Fallback {
             tracks: out,
@@ -709,7 +776,16 @@ impl Ladder {
             self.plan.as_ref(),
             &self.dropped,
         ) {
-            Ok(p) => p,
+            Ok(mut p) => {
+                let aac = tracks
+                    .iter()
+                    .find(|t| t.kind() == TrackKind::Audio)
+                    .is_some_and(|t| matches!(t.codec, CodecConfig::Aac(_)));
+                if self.webrtc_opus && aac && p.keep_opus.is_none() {
+                    p.make_opus = Some(WEBRTC_OPUS_KBPS);
+                }
+                p
+            }
             Err(e) => {
                 error!(stream = %output.stream.name, "no ladder for this source: {e}");
                 self.not_before = Some(at + RESTART_BACKOFF);
@@ -749,6 +825,7 @@ impl Ladder {
             info!(stream = %output.stream.name, "the transcoder is back: every rung again");
         }
         output.set_rendition_names(plan.rendition_names());
+        output.set_skipped_tracks(plan.webrtc_only_outputs());
         output.restart_input(now);
         let copy_lead = plan.rungs.first().is_some_and(|r| r.copy);
         let lead_time = |f: &Frame| if copy_lead { f.dts } else { f.pts };
@@ -782,6 +859,7 @@ impl Ladder {
             st.renditions = plan.rungs.len() as u64;
         }
         self.plan = Some(plan);
+        self.opus_tap = None;
         self.running = Some(Running {
             id,
             transcoder,

@@ -85,6 +85,12 @@ impl Output {
         self.packager.set_rendition_names(names);
     }
 
+    /// Input tracks of the next track list not to package
+    /// ([`Packager::set_skipped_tracks`]).
+    pub fn set_skipped_tracks(&mut self, skipped: Vec<usize>) {
+        self.packager.set_skipped_tracks(skipped);
+    }
+
     /// The input that fed the packager ended (a publisher went away, a
     /// transcoder restarts): what it left goes out, and the next input starts
     /// after a discontinuity.

@@ -213,6 +213,29 @@ pub fn ffmpeg_args(plan: &Plan, settings: &Settings) -> Vec<String> {
         // its `Opus` registration; the packager makes it a second audio group).
         a.extend(["-map".to_string(), format!("0:a:{i}")]);
         a.extend(["-c:a:1", "copy"].map(String::from));
+    } else if let Some(kbps) = plan.make_opus {
+        // Opus from the source's AAC, beside it, for WebRTC viewers (browsers
+        // take no AAC over RTP). 20 ms frames, the low-delay mode (no
+        // lookahead beyond the codec's own 2.5 ms), with the same -copyts
+        // clock as the video, so the viewer's A/V sync holds.
+        a.extend(
+            [
+                "-map",
+                "0:a:0",
+                "-c:a:1",
+                "libopus",
+                "-ac:a:1",
+                "2",
+                "-ar:a:1",
+                "48000",
+                "-application:a:1",
+                "lowdelay",
+                "-frame_duration:a:1",
+                "20",
+            ]
+            .map(String::from),
+        );
+        a.extend(["-b:a:1".to_string(), format!("{kbps}k")]);
     }
     a.extend(
         [
@@ -662,6 +685,30 @@ mod tests {
         assert!(
             !all.contains("fps="),
             "30 fps source, 30 fps cap: no filter"
+        );
+    }
+
+    /// With WebRTC viewers possible, an AAC source also gets an Opus output
+    /// (the second audio stream, not a rendition), on the same clock.
+    #[test]
+    fn opus_is_made_from_aac_for_webrtc() {
+        let mut p = plan(false);
+        p.make_opus = Some(96);
+        let all = joined(&ffmpeg_args(&p, &settings()));
+        assert!(all.contains("-map 0:a:0 -c:a:0 aac"), "{all}");
+        assert!(
+            all.contains("-map 0:a:0 -c:a:1 libopus -ac:a:1 2 -ar:a:1 48000 -application:a:1 lowdelay -frame_duration:a:1 20 -b:a:1 96k"),
+            "{all}"
+        );
+        assert!(all.contains("-copyts"));
+        assert!(
+            !p.rendition_names().contains(&ladder::OPUS.to_string()),
+            "not a rendition"
+        );
+        assert_eq!(
+            p.webrtc_only_outputs(),
+            [p.rungs.len() + 1],
+            "after the rungs and the AAC"
         );
     }
 

@@ -48,6 +48,7 @@ use tracing::debug;
 
 use crate::config::HlsConfig;
 use crate::metrics::Metrics;
+use crate::serve::demand::Demand;
 use crate::serve::hub::{Growing, Hub, Rendered, Snapshot, Stream};
 use crate::store::archive::Archive;
 use brook_common::LivePath;
@@ -165,6 +166,9 @@ pub struct OriginHttp {
     vod: Option<Arc<crate::vod::Vod>>,
     /// Answers `/keys/...` (none: no stream is encrypted, 404).
     keys: Option<keys::KeyEndpoint>,
+    /// Told about playlist requests; starts streams on demand (none: every
+    /// stream is started by its publisher).
+    demand: Option<Arc<dyn Demand>>,
     options: HttpServerOptions,
 }
 
@@ -182,8 +186,15 @@ impl OriginHttp {
             whep: None,
             vod: None,
             keys: None,
+            demand: None,
             options,
         }
+    }
+
+    /// Streams that start when a viewer asks (RTSP pulls with `on_demand`).
+    pub fn with_demand(mut self, demand: Option<Arc<dyn Demand>>) -> Self {
+        self.demand = demand;
+        self
     }
 
     /// Serve content keys to the edge (`/keys/...`).
@@ -286,9 +297,26 @@ impl OriginHttp {
             return Reply::text(StatusCode::NOT_FOUND, "not found");
         };
         let (name, object) = (live.stream.as_str(), live.name.as_str());
+        // Every playlist request says "stream X is watched" (also a player
+        // that returns straight to its media playlist); the object requests
+        // that follow them need not.
+        let on_demand = (object.ends_with(".m3u8") || object == MPD_NAME)
+            && self.demand.as_ref().is_some_and(|d| d.wanted(name));
         let stream = self.hub.stream(name);
         match live.session.as_deref() {
-            None if object == "index.m3u8" => self.multivariant(req, name, stream.as_ref()).await,
+            None if object == "index.m3u8" => {
+                // One wait in all: for the stream to start, then for its playlist.
+                let deadline = Instant::now() + Duration::from_millis(self.hls.startup_wait_ms);
+                if on_demand && !stream.as_ref().is_some_and(|s| s.is_publishing()) {
+                    return match self.started(name, deadline).await {
+                        Some(s) => self.multivariant(req, name, Some(&s), deadline).await,
+                        None => Reply::text(StatusCode::SERVICE_UNAVAILABLE, "stream is starting")
+                            .header("retry-after", "1"),
+                    };
+                }
+                self.multivariant(req, name, stream.as_ref(), deadline)
+                    .await
+            }
             None => Reply::text(StatusCode::NOT_FOUND, "not found"),
             Some(_) if object == TIME_PATH => {
                 let now = UnixMillis(crate::serve::hub::unix_ms()).to_string();
@@ -329,6 +357,7 @@ impl OriginHttp {
         req: &Request<'_>,
         name: &str,
         stream: Option<&Arc<Stream>>,
+        deadline: Instant,
     ) -> Reply {
         let Some(stream) = stream else {
             // Not in memory (e.g. after a restart): the newest archived session.
@@ -349,7 +378,6 @@ impl OriginHttp {
                 None => Reply::text(StatusCode::NOT_FOUND, "unknown stream"),
             };
         };
-        let deadline = Instant::now() + Duration::from_millis(self.hls.startup_wait_ms);
         let ready = {
             let _held = stream.hold();
             wait_for(stream, deadline, |s| s.multivariant.is_some() || s.ended).await
@@ -781,6 +809,24 @@ fn body_error(e: &body::BodyError) -> Reply {
         _ => StatusCode::BAD_REQUEST,
     };
     Reply::text(status, &e.to_string())
+}
+
+impl OriginHttp {
+    /// Waits until stream `name` has a publisher (a session started on
+    /// demand) or `deadline` passes.
+    async fn started(&self, name: &str, deadline: Instant) -> Option<Arc<Stream>> {
+        let mut started = self.hub.subscribe_started();
+        loop {
+            started.borrow_and_update();
+            if let Some(s) = self.hub.stream(name).filter(|s| s.is_publishing()) {
+                return Some(s);
+            }
+            match tokio::time::timeout_at(deadline, started.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return None,
+            }
+        }
+    }
 }
 
 /// Waits until `ready(snapshot)` holds or `deadline` passes; returns the snapshot

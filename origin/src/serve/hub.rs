@@ -550,9 +550,21 @@ impl Drop for HeldGuard {
 }
 
 /// All streams this origin knows, by name (`cam1` for `live/cam1`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     streams: RwLock<HashMap<String, Arc<Stream>>>,
+    /// Bumped after every [`Hub::begin_publish`]: what a request for a stream
+    /// that is not publishing yet (started on demand) waits on.
+    started: watch::Sender<u64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            streams: RwLock::default(),
+            started: watch::channel(0).0,
+        }
+    }
 }
 
 /// Returned by [`Hub::begin_publish`] when the stream already has a publisher.
@@ -579,6 +591,21 @@ impl Hub {
     /// previous session's objects are dropped (they live on in the archive and in
     /// caches, under the old session's URLs).
     pub fn begin_publish(&self, name: &str) -> Result<Arc<Stream>, AlreadyPublishing> {
+        let started = self.begin_publish_inner(name);
+        if started.is_ok() {
+            self.started.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        started
+    }
+
+    /// Changes after every publish session that starts (any stream): wait on
+    /// it, then look the stream up. Subscribe before looking, so a start in
+    /// between is not missed.
+    pub fn subscribe_started(&self) -> watch::Receiver<u64> {
+        self.started.subscribe()
+    }
+
+    fn begin_publish_inner(&self, name: &str) -> Result<Arc<Stream>, AlreadyPublishing> {
         let mut streams = self
             .streams
             .write()
@@ -679,6 +706,29 @@ mod tests {
         assert_ne!(again.snapshot().session, first);
         assert!(again.object("seg0.m4s").is_none());
         assert_eq!(hub.stream_names(), vec!["cam1".to_string()]);
+    }
+
+    /// What a request for a stream started on demand waits on: one change per
+    /// session that starts, none for a refused one.
+    #[test]
+    fn every_started_session_is_signalled() {
+        let hub = Hub::default();
+        let mut started = hub.subscribe_started();
+        assert!(!started.has_changed().unwrap());
+        let s = hub.begin_publish("cam1").unwrap();
+        assert!(started.has_changed().unwrap());
+        started.mark_unchanged();
+        assert!(hub.begin_publish("cam1").is_err());
+        assert!(
+            !started.has_changed().unwrap(),
+            "a refused start is no start"
+        );
+        hub.end_publish(&s);
+        hub.begin_publish("cam1").unwrap();
+        assert!(
+            started.has_changed().unwrap(),
+            "a new session of a known stream"
+        );
     }
 
     #[tokio::test]

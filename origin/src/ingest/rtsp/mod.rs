@@ -6,7 +6,9 @@
 //! - `mod.rs`: the supervisor: one thread per pull, each with its own
 //!   current-thread tokio runtime, running sessions one after another with a
 //!   backoff (1 s doubling to 30 s; back to 1 s once a session delivered
-//!   media) until the origin stops.
+//!   media) while the pull should play, until the origin stops.
+//! - `demand.rs`: when a pull plays: always, or on demand (from a viewer's
+//!   request until its idle time passed with nobody watching).
 //! - `session.rs`: one session with the camera through `retina` (DESCRIBE,
 //!   SETUP over TCP interleaved or UDP, PLAY, depacketized frames), into the
 //!   pipeline's [`Publish`](crate::ingest::Publish).
@@ -18,12 +20,15 @@
 //!
 //! ```text
 //! thread rtsp-<stream> ─ current-thread runtime
-//!   loop { session::run ─ retina ─▶ RtspMedia ─▶ Admission::open(Claim { key: the stream's own })
+//!   demand::control ─ Run (Play / Idle / Shutdown) ─┐
+//!   loop { while Run::Play:                          ▼
+//!          session::run ─ retina ─▶ RtspMedia ─▶ Admission::open(Claim { key: the stream's own })
 //!          ─▶ Publish::tracks/frame ... close; sleep(backoff) }
 //! ```
 //!
 //! See docs/rtsp.md.
 
+mod demand;
 pub mod media;
 mod session;
 pub mod url;
@@ -36,6 +41,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::ingest::Admission;
+use crate::serve::demand::Demand;
+pub use demand::Audience;
+use demand::{OnDemand, Run};
 pub use url::{CameraUrl, UrlError};
 
 /// How the camera sends RTP.
@@ -59,6 +67,9 @@ pub struct Pull {
     pub key: String,
     pub url: CameraUrl,
     pub transport: RtspTransport,
+    /// Some: played only while watched, stopped after this long without a
+    /// viewer. None: always on.
+    pub on_demand: Option<Duration>,
 }
 
 /// The key is never shown, the URL only redacted.
@@ -69,6 +80,7 @@ impl std::fmt::Debug for Pull {
             .field("key", &"<redacted>")
             .field("url", &self.url)
             .field("transport", &self.transport)
+            .field("on_demand", &self.on_demand)
             .finish()
     }
 }
@@ -102,6 +114,7 @@ impl Default for PullSettings {
 pub struct RtspPulls {
     stop: watch::Sender<bool>,
     threads: Vec<(String, JoinHandle<()>)>,
+    demand: Option<Arc<OnDemand>>,
 }
 
 /// Starts one thread per pull. They run until [`RtspPulls::shutdown`].
@@ -114,32 +127,72 @@ pub struct RtspPulls {
 /// stream, and `spawn_blocking` per frame would give up the ordering. A camera
 /// is one long-lived connection, so a thread per pull is what the RTMP
 /// ingest's thread per connection already is.
+///
+/// `audience` tells on-demand pulls how many viewers their stream has; the
+/// serving layer tells them it was asked for through [`RtspPulls::demand`].
 pub fn start(
     pulls: Vec<Pull>,
     settings: PullSettings,
     admission: Arc<dyn Admission>,
+    audience: Audience,
 ) -> io::Result<RtspPulls> {
     let (stop, stopped) = watch::channel(false);
+    let mut on_demand = OnDemand::new();
+    let asked: Vec<_> = pulls
+        .iter()
+        .map(|p| p.on_demand.map(|idle| (on_demand.add(&p.stream), idle)))
+        .collect();
     let mut threads = Vec::new();
-    for pull in pulls {
+    for (pull, asked) in pulls.into_iter().zip(asked) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (settings, admission, mut stopped) =
-            (settings.clone(), admission.clone(), stopped.clone());
+        let (settings, admission, stopped) = (settings.clone(), admission.clone(), stopped.clone());
         let name = pull.stream.clone();
-        tracing::info!(stream = %pull.stream, camera = %pull.url, transport = ?pull.transport, "RTSP pull starting");
+        let first = if asked.is_some() {
+            Run::Idle
+        } else {
+            Run::Play
+        };
+        let (run_tx, mut run) = watch::channel(first);
+        let control = demand::control(
+            name.clone(),
+            asked.map(|(rx, idle)| (rx, idle, audience.clone())),
+            stopped,
+            run_tx,
+        );
+        match pull.on_demand {
+            Some(idle) => {
+                tracing::info!(stream = %pull.stream, camera = %pull.url, transport = ?pull.transport, idle_stop_ms = idle.as_millis() as u64, "RTSP pull ready: on demand")
+            }
+            None => {
+                tracing::info!(stream = %pull.stream, camera = %pull.url, transport = ?pull.transport, "RTSP pull starting")
+            }
+        }
         let thread = thread::Builder::new()
             .name(format!("rtsp-{name}"))
             .spawn(move || {
-                runtime.block_on(supervise(&pull, &settings, &*admission, &mut stopped));
+                runtime.block_on(async {
+                    tokio::spawn(control);
+                    supervise(&pull, &settings, &*admission, &mut run).await;
+                });
             })?;
         threads.push((name, thread));
     }
-    Ok(RtspPulls { stop, threads })
+    let demand = (!on_demand.is_empty()).then(|| Arc::new(on_demand));
+    Ok(RtspPulls {
+        stop,
+        threads,
+        demand,
+    })
 }
 
 impl RtspPulls {
+    /// What the serving layer tells about requests, when a pull is on demand.
+    pub fn demand(&self) -> Option<Arc<dyn Demand>> {
+        self.demand.clone().map(|d| d as Arc<dyn Demand>)
+    }
+
     /// Stops every pull: playing sessions end with reason "shutdown".
     pub fn shutdown(mut self) {
         self.stop_all();
@@ -161,21 +214,40 @@ impl Drop for RtspPulls {
     }
 }
 
-/// Sessions one after another, with a backoff between them.
+/// Sessions one after another while the pull should play, with a backoff
+/// between them.
 async fn supervise(
     pull: &Pull,
     settings: &PullSettings,
     admission: &dyn Admission,
-    stop: &mut watch::Receiver<bool>,
+    run: &mut watch::Receiver<Run>,
 ) {
     let mut backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
     let mut memory = session::Memory::default();
-    while !*stop.borrow() {
-        // The session watches `stop` itself, so a playing one closes its
+    loop {
+        let now = *run.borrow_and_update();
+        match now {
+            Run::Shutdown => break,
+            Run::Idle => {
+                if run.changed().await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Run::Play => {}
+        }
+        // The session watches `run` itself, so a playing one closes its
         // publisher before it returns.
-        let ended = session::run(pull, settings, admission, stop, &mut memory).await;
-        if *stop.borrow() {
-            break;
+        let ended = session::run(pull, settings, admission, run, &mut memory).await;
+        let now = *run.borrow();
+        match now {
+            Run::Shutdown => break,
+            Run::Idle => {
+                // Stopped, not failed: the next viewer's call is a first one.
+                backoff.reset();
+                continue;
+            }
+            Run::Play => {}
         }
         if ended.delivered {
             backoff.reset();
@@ -190,7 +262,7 @@ async fn supervise(
         );
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => break,
+            r = run.wait_for(|r| *r != Run::Play) => if r.is_err() { break },
         }
     }
     tracing::info!(stream = %pull.stream, "RTSP pull stopped");
@@ -246,6 +318,7 @@ mod tests {
             key: "the-stream-key".into(),
             url: CameraUrl::parse("rtsp://operator:pa55word@10.1.2.3/h264").unwrap(),
             transport: RtspTransport::Tcp,
+            on_demand: None,
         };
         let shown = format!("{pull:?}");
         for secret in ["pa55word", "operator", "the-stream-key"] {

@@ -16,6 +16,7 @@ use retina::client::{Demuxed, PlayOptions, SessionOptions, SetupOptions, Transpo
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 
+use super::demand::Run;
 use super::media::{self, AudioIn, MediaError, Out, RtspMedia, VideoCodec, VideoIn};
 use super::{Pull, PullSettings, RtspTransport};
 use crate::ingest::{Admission, Claim, LinkStats, Protocol, Publish, Refusal};
@@ -52,13 +53,13 @@ pub(super) async fn run(
     pull: &Pull,
     settings: &PullSettings,
     admission: &dyn Admission,
-    stop: &mut watch::Receiver<bool>,
+    run: &mut watch::Receiver<Run>,
     memory: &mut Memory,
 ) -> Ended {
     let timeout = settings.connect_timeout;
     let connecting = tokio::time::timeout(timeout, connect(pull, memory));
     let (peer, mut demuxed, video, audio) = tokio::select! {
-        _ = stop.changed() => return Ended::before_media("shutdown".into()),
+        why = halted(run) => return Ended::before_media(why.into()),
         r = connecting => match r {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => return Ended::before_media(e),
@@ -100,7 +101,7 @@ pub(super) async fn run(
         lost: 0,
         next_report: Instant::now() + STATS_INTERVAL,
     };
-    let reason = feed.pump(pull, settings, &mut demuxed, stop).await;
+    let reason = feed.pump(pull, settings, &mut demuxed, run).await;
     let stats = feed.media.stats;
     tracing::info!(
         stream = %pull.stream,
@@ -207,14 +208,14 @@ impl Feed {
         pull: &Pull,
         settings: &PullSettings,
         demuxed: &mut Demuxed,
-        stop: &mut watch::Receiver<bool>,
+        run: &mut watch::Receiver<Run>,
     ) -> String {
         if let Err(e) = self.parameters(demuxed, true, pull) {
             return e;
         }
         loop {
             let item = tokio::select! {
-                _ = stop.changed() => return "shutdown".into(),
+                why = halted(run) => return why.into(),
                 item = tokio::time::timeout(settings.idle_timeout, demuxed.next()) => item,
             };
             let item = match item {
@@ -336,6 +337,14 @@ impl Feed {
             packets_lost: Some(self.lost),
             ..LinkStats::default()
         });
+    }
+}
+
+/// Resolves once the pull should stop playing, with the reason for the log.
+async fn halted(run: &mut watch::Receiver<Run>) -> &'static str {
+    match run.wait_for(|r| *r != Run::Play).await.map(|r| *r) {
+        Ok(Run::Idle) => "no viewers (on demand)",
+        _ => "shutdown",
     }
 }
 

@@ -648,3 +648,102 @@ fn parsed(entry: &crate::serve::hub::PlaylistEntry) -> brook_packager::hls::Medi
         .parse()
         .unwrap()
 }
+
+/// A [`Demand`] that starts `cam1` (the fixture, through the real pipeline)
+/// a moment after it is asked for, and says `cam2` is on demand but never
+/// starts it.
+struct StartsCam1 {
+    asked: std::sync::Mutex<Vec<String>>,
+    start: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl Demand for StartsCam1 {
+    fn wanted(&self, stream: &str) -> bool {
+        self.asked.lock().unwrap().push(stream.to_owned());
+        if stream == "cam1" {
+            let _ = self.start.send(());
+        }
+        stream == "cam1" || stream == "cam2"
+    }
+}
+
+/// A stream started on demand: the multivariant request that asks for it is
+/// held until the stream has its playlist, and answered 200; asking again
+/// after the session ended waits for the next session, not the ended one; a
+/// stream that is not on demand is still a 404 at once, and one that does not
+/// start within `startup_wait_ms` a 503.
+#[tokio::test]
+async fn on_demand_streams_are_held_until_they_start() {
+    let mut config = Config {
+        hls: HlsConfig {
+            startup_wait_ms: 1500,
+            ..HlsConfig::default()
+        },
+        ..Config::default()
+    };
+    config.publish.reconnect_grace_ms = 0;
+    config.ladder.mode = LadderMode::Passthrough;
+    let config = Arc::new(config);
+    let hub = Arc::new(Hub::default());
+    let publisher = Pipelines::new(
+        hub.clone(),
+        config.clone(),
+        Arc::new(Metrics::default()),
+        None,
+        tokio::runtime::Handle::current(),
+    );
+    let (start, mut starts) = tokio::sync::mpsc::unbounded_channel();
+    let demand = Arc::new(StartsCam1 {
+        asked: Default::default(),
+        start,
+    });
+    let http = OriginHttp::new(hub.clone(), config.hls.clone()).with_demand(Some(demand.clone()));
+    let (sessions_tx, mut sessions) = tokio::sync::mpsc::unbounded_channel();
+    // The "pull": each request starts a session (once per start signal
+    // while none runs), 100 ms later, and keeps it until the test ends it.
+    let p = publisher.clone();
+    tokio::spawn(async move {
+        while starts.recv().await.is_some() {
+            if p.is_publishing("cam1") {
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut session = p.open(&claim()).unwrap();
+            feed(&mut session, FIXTURE);
+            sessions_tx.send(session).unwrap();
+        }
+    });
+
+    assert!(hub.stream("cam1").is_none());
+    let mv = get(&http, "/live/cam1/index.m3u8", None).await;
+    assert_eq!(mv.status, StatusCode::OK, "{}", body(&mv));
+    let first = session_id(&hub);
+    assert!(
+        body(&mv).contains(&format!("{first}/video.m3u8")),
+        "{}",
+        body(&mv)
+    );
+    let media = get(&http, &format!("/live/cam1/{first}/video.m3u8"), None).await;
+    assert_eq!(media.status, StatusCode::OK);
+    assert_eq!(
+        demand.asked.lock().unwrap().as_slice(),
+        ["cam1", "cam1"],
+        "the multivariant and the media playlist requests both told"
+    );
+
+    sessions.recv().await.unwrap().close("idle");
+    assert!(hub.stream("cam1").unwrap().snapshot().ended);
+    let again = get(&http, "/live/cam1/index.m3u8", None).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let second = session_id(&hub);
+    assert_ne!(second, first);
+    assert!(body(&again).contains(&format!("{second}/video.m3u8")));
+
+    let started = Instant::now();
+    let other = get(&http, "/live/other/index.m3u8", None).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert!(started.elapsed() < Duration::from_millis(500), "not held");
+    let late = get(&http, "/live/cam2/index.m3u8", None).await;
+    assert_eq!(late.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(late.get("retry-after"), Some("1"));
+}
