@@ -236,6 +236,21 @@ pub(crate) fn with_cors(res: Response) -> Result<Response> {
     Ok(res)
 }
 
+/// An endpoint's method check: `OPTIONS` answered as a CORS preflight, a
+/// method it does not take (`allowed` false) a 405 naming `methods`; `None`
+/// for a request to serve.
+pub(crate) fn method_gate(req: &Request, methods: &str, allowed: bool) -> Result<Option<Response>> {
+    if req.inner().method() == "OPTIONS" {
+        return preflight(req, methods).map(Some);
+    }
+    if !allowed {
+        let res = plain(405, "method not allowed\n")?;
+        res.headers().set("allow", methods)?;
+        return Ok(Some(res));
+    }
+    Ok(None)
+}
+
 pub(crate) fn preflight(req: &Request, methods: &str) -> Result<Response> {
     let asked = req.headers().get("access-control-request-headers")?;
     let res = Response::builder().with_status(204).empty();

@@ -7,11 +7,11 @@
 use worker::{console_error, console_warn, Env, Fetch, Request, RequestInit, Response, Result};
 
 use super::fetch::{count, deny, load, now_ms, with_state, Client};
-use super::io::{headers, plain, preflight, read_limited, read_response, with_timeout};
+use super::io::{headers, method_gate, plain, read_limited, read_response, with_timeout};
+use super::upstream::origin_order;
 use crate::access::license::{self, Kid, LicenseError};
 use crate::access::{self};
 use crate::config::Edge;
-use crate::delivery::origins::{self, Region};
 use crate::route::{LicenseScope, LICENSE_METHODS};
 
 /// The secret the origin's `/keys/` endpoint expects (its `keys.fetch_token`).
@@ -34,14 +34,9 @@ pub(super) async fn serve(
     url: &worker::Url,
     scope: &LicenseScope,
 ) -> Result<Response> {
-    let method = req.inner().method();
-    if method == "OPTIONS" {
-        return preflight(req, LICENSE_METHODS);
-    }
-    if method != "POST" {
-        let res = plain(405, "method not allowed\n")?;
-        res.headers().set("allow", LICENSE_METHODS)?;
-        return Ok(res);
+    let post = req.inner().method() == "POST";
+    if let Some(answer) = method_gate(req, LICENSE_METHODS, post)? {
+        return Ok(answer);
     }
     let (edge, keys) = match load(env).await {
         Ok(loaded) => loaded,
@@ -129,13 +124,7 @@ async fn fetch_key(
     kid: &Kid,
     token: &str,
 ) -> Result<KeyFetch> {
-    let now = now_ms();
-    let order: Vec<Region> = with_state(|s| {
-        origins::order(&edge.regions, &client.location(), &s.health, now)
-            .into_iter()
-            .cloned()
-            .collect()
-    });
+    let order = origin_order(edge, &client.location());
     let path = license::origin_key_path(stream, kid);
     for region in &order {
         let url = region.origin.url_for(&path, None);

@@ -242,6 +242,18 @@ pub(super) async fn buffer(mut res: Response, limit: u64) -> Result<Fetched> {
 
 /// Tries the regions in order; see [`origins`] for the rules. `shared`
 /// requests go out without the client's conditional headers.
+/// The origins to ask for a viewer at `location`, in failover order
+/// (`delivery::origins::order`: nearness, then this isolate's health view).
+pub(super) fn origin_order(edge: &Edge, location: &Location<'_>) -> Vec<Region> {
+    let now = now_ms();
+    with_state(|s| {
+        origins::order(&edge.regions, location, &s.health, now)
+            .into_iter()
+            .cloned()
+            .collect()
+    })
+}
+
 async fn fetch_origins(
     req: &Request,
     edge: &Edge,
@@ -250,13 +262,7 @@ async fn fetch_origins(
     method: &str,
     shared: bool,
 ) -> Result<Response> {
-    let now = now_ms();
-    let order: Vec<Region> = with_state(|s| {
-        origins::order(&edge.regions, &location, &s.health, now)
-            .into_iter()
-            .cloned()
-            .collect()
-    });
+    let order = origin_order(edge, &location);
     let holdable = lookup.is_holdable();
     let timeout = edge.origins.timeout_for(holdable);
     let upstream_query = lookup.upstream_query();

@@ -6,11 +6,11 @@
 use worker::js_sys::Uint8Array;
 use worker::{console_error, Env, Fetch, Request, RequestInit, Response, Result};
 
-use super::fetch::{count, deny, load, now_ms, with_state, Client};
-use super::io::{headers, plain, preflight, read_limited, read_response, response, with_timeout};
+use super::fetch::{count, deny, load, Client};
+use super::io::{headers, method_gate, plain, read_limited, read_response, response, with_timeout};
+use super::upstream::origin_order;
 use crate::access::geo::Subject;
 use crate::access::{self};
-use crate::delivery::origins::{self, Region};
 use crate::delivery::whep::{self, WhepPath};
 
 /// Largest origin answer passed back (an SDP answer is a few KiB).
@@ -23,13 +23,8 @@ pub(super) async fn serve(
     path: &WhepPath,
 ) -> Result<Response> {
     let method = req.inner().method();
-    if method == "OPTIONS" {
-        return preflight(req, path.methods());
-    }
-    if !path.allows(&method) {
-        let res = plain(405, "method not allowed\n")?;
-        res.headers().set("allow", path.methods())?;
-        return Ok(res);
+    if let Some(answer) = method_gate(req, path.methods(), path.allows(&method))? {
+        return Ok(answer);
     }
     let (edge, keys) = match load(env).await {
         Ok(loaded) => loaded,
@@ -65,13 +60,7 @@ pub(super) async fn serve(
             forwarded.push((name.to_string(), v));
         }
     }
-    let now = now_ms();
-    let order: Vec<Region> = with_state(|s| {
-        origins::order(&edge.regions, &client.location(), &s.health, now)
-            .into_iter()
-            .cloned()
-            .collect()
-    });
+    let order = origin_order(&edge, &client.location());
     // An offer goes to the first origin that answers; a session lives on the
     // origin that answered its offer, which is first in the same order unless
     // it went down (then the session is gone anyway).

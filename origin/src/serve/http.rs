@@ -850,13 +850,16 @@ async fn wait_for(
 }
 
 impl OriginHttp {
-    /// `/whip/...`: the WHIP endpoint (`whip::http`) answers.
-    fn whip_request(
+    /// `/whip/...` and `/whep/...`: the endpoint (`ingest::whip::http`,
+    /// `egress::whep::http`) answers the request `handle` is given.
+    fn webrtc_request(
         &self,
         http: &ServerSession,
-        whip: &crate::ingest::whip::Endpoint,
         peer: Option<SocketAddr>,
         body: Bytes,
+        handle: impl FnOnce(
+            &crate::ingest::whip::WhipRequest<'_>,
+        ) -> crate::ingest::whip::http::WhipReply,
     ) -> Reply {
         let h = http.req_header();
         let req = crate::ingest::whip::WhipRequest {
@@ -866,33 +869,7 @@ impl OriginHttp {
             body,
             peer,
         };
-        let now_unix = brook_packager::UnixMillis(crate::serve::hub::unix_ms());
-        let r = whip.handle(&req, std::time::Instant::now(), now_unix);
-        Reply {
-            status: r.status,
-            headers: r.headers,
-            body: Body::Full(r.body),
-            part_published: None,
-        }
-    }
-
-    /// `/whep/...`: the WHEP endpoint (`egress::whep::http`) answers.
-    fn whep_request(
-        &self,
-        http: &ServerSession,
-        whep: &crate::egress::whep::Endpoint,
-        peer: Option<SocketAddr>,
-        body: Bytes,
-    ) -> Reply {
-        let h = http.req_header();
-        let req = crate::ingest::whip::WhipRequest {
-            method: &h.method,
-            path: h.uri.path(),
-            headers: &h.headers,
-            body,
-            peer,
-        };
-        let r = whep.handle(&req, std::time::Instant::now());
+        let r = handle(&req);
         Reply {
             status: r.status,
             headers: r.headers,
@@ -1046,8 +1023,13 @@ impl HttpServerApp for OriginHttp {
                     http.set_keepalive(None);
                     body_error(&e)
                 }
-                (Ok(body), Some(whip), _) => self.whip_request(&http, &whip, peer, body),
-                (Ok(body), None, Some(whep)) => self.whep_request(&http, &whep, peer, body),
+                (Ok(body), Some(whip), _) => self.webrtc_request(&http, peer, body, |req| {
+                    let now_unix = brook_packager::UnixMillis(crate::serve::hub::unix_ms());
+                    whip.handle(req, std::time::Instant::now(), now_unix)
+                }),
+                (Ok(body), None, Some(whep)) => self.webrtc_request(&http, peer, body, |req| {
+                    whep.handle(req, std::time::Instant::now())
+                }),
                 (Ok(_), None, None) => {
                     let h = http.req_header();
                     let req = Request {
