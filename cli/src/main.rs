@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! brook package INPUT.ts OUTDIR [--segment-ms 2000] [--all-video]
+//! brook inject-scte35 [--at-ms 6000] [--duration-ms 10000] [--preroll-ms 2000] < in.ts > out.ts
 //! ```
 //!
 //! Reads an MPEG-TS file (H.264/H.265 + AAC, as an encoder or ffmpeg writes
@@ -17,6 +18,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use brook_packager::ts::inject::{Injection, SpliceInjector};
 use brook_packager::{Event, ObjectKind, Packager, PackagerConfig, UnixMillis, MPD_NAME};
 use clap::{Parser, Subcommand};
 
@@ -43,6 +45,26 @@ enum Cmd {
         #[arg(long)]
         all_video: bool,
     },
+    /// Copy MPEG-TS from stdin to stdout with an SCTE-35 ad break in it, as a
+    /// broadcaster's splicer would put one (ffmpeg cannot): a `splice_insert`
+    /// on a new PID of stream type 0x86, for tests and demos. Streams: use it
+    /// in a pipe between a live encoder and its transport.
+    InjectScte35 {
+        /// Splice time after the first video frame, ms.
+        #[arg(long, default_value_t = 6000)]
+        at_ms: u64,
+        /// Break duration, ms (the break returns by itself).
+        #[arg(long, default_value_t = 10_000)]
+        duration_ms: u64,
+        /// The cue is sent once a second from this long before the splice, ms.
+        #[arg(long, default_value_t = 2000)]
+        preroll_ms: u64,
+        #[arg(long, default_value_t = 1)]
+        event_id: u32,
+        /// PID of the SCTE-35 stream.
+        #[arg(long, default_value_t = 0x1F0)]
+        pid: u16,
+    },
 }
 
 fn main() -> Result<()> {
@@ -53,7 +75,46 @@ fn main() -> Result<()> {
             segment_ms,
             all_video,
         } => package(&input, &outdir, segment_ms, all_video),
+        Cmd::InjectScte35 {
+            at_ms,
+            duration_ms,
+            preroll_ms,
+            event_id,
+            pid,
+        } => inject_scte35(Injection {
+            pid,
+            event_id,
+            at_ms,
+            duration_ms,
+            preroll_ms,
+        }),
     }
+}
+
+fn inject_scte35(cfg: Injection) -> Result<()> {
+    if !(0x20..0x1FFF).contains(&cfg.pid) {
+        bail!("--pid must be within 0x20..0x1FFF");
+    }
+    let mut inj = SpliceInjector::new(cfg);
+    let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading stdin"),
+        };
+        output
+            .write_all(&inj.push(&buf[..n]))
+            .context("writing stdout")?;
+        // Live input: pass each read on at once.
+        output.flush().context("writing stdout")?;
+    }
+    output.write_all(&inj.finish()).context("writing stdout")?;
+    output.flush().context("writing stdout")?;
+    eprintln!("brook inject-scte35: {} cue(s) sent", inj.sent);
+    Ok(())
 }
 
 /// How much of the file is read at a time.

@@ -47,6 +47,7 @@ fn load(path: &str, seconds: f64) -> Source {
             FrontEndEvent::Tracks(t) => tracks = t,
             FrontEndEvent::Frame(f) => frames.push(f),
             FrontEndEvent::Discontinuity => break,
+            FrontEndEvent::Cue(_) => {}
         }
     }
     let video = tracks

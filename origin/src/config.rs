@@ -260,6 +260,18 @@ pub struct PackagerSettings {
     pub max_segment_ms: Option<u32>,
     /// Complete segments kept in the live playlist. Default 10.
     pub window_segments: usize,
+    /// How ad breaks are marked in the media playlists: `"daterange"`
+    /// (`EXT-X-DATERANGE` with SCTE35-OUT/IN, default) or `"cue-out"`
+    /// (`EXT-X-CUE-OUT` / `-CONT` / `EXT-X-CUE-IN`). docs/ads.md.
+    pub ad_markers: AdMarkerStyle,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdMarkerStyle {
+    #[default]
+    Daterange,
+    CueOut,
 }
 
 impl Default for PackagerSettings {
@@ -270,6 +282,7 @@ impl Default for PackagerSettings {
             segment_target_ms: d.segmenter.segment_target_ms,
             max_segment_ms: None,
             window_segments: d.window_segments,
+            ad_markers: AdMarkerStyle::default(),
         }
     }
 }
@@ -287,6 +300,10 @@ impl PackagerSettings {
         c.segmenter.segment_target_ms = self.segment_target_ms;
         c.segmenter.max_segment_ms = self.max_segment_ms();
         c.window_segments = self.window_segments;
+        c.ad_markers = match self.ad_markers {
+            AdMarkerStyle::Daterange => brook_packager::breaks::AdMarkers::DateRange,
+            AdMarkerStyle::CueOut => brook_packager::breaks::AdMarkers::CueOut,
+        };
         c
     }
 }

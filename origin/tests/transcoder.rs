@@ -30,6 +30,7 @@ fn source_from(ts: &[u8]) -> (Vec<TrackInfo>, Vec<Frame>) {
             FrontEndEvent::Tracks(t) => tracks = t,
             FrontEndEvent::Frame(f) => frames.push(f),
             FrontEndEvent::Discontinuity => panic!("no jump in the fixture"),
+            FrontEndEvent::Cue(_) => {}
         }
     }
     (tracks, frames)

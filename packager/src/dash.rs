@@ -108,6 +108,51 @@ fn protection_xml(out: &mut String, p: &Protection) {
     }
 }
 
+/// The period's SCTE-35 events (SCTE 214-1 §6.7, `urn:scte:scte35:2014:xml+bin`):
+/// each break's `splice_info_section` in base64, at its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpliceEvents {
+    pub timescale: u32,
+    pub events: Vec<SpliceEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpliceEvent {
+    pub id: u64,
+    /// Media time of the break's start, ticks (the period starts at 0).
+    pub presentation_time: u64,
+    pub duration: Option<u64>,
+    pub section: Vec<u8>,
+}
+
+fn splice_events_xml(out: &mut String, e: &SpliceEvents) {
+    use base64::Engine as _;
+    if e.events.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "    <EventStream schemeIdUri=\"urn:scte:scte35:2014:xml+bin\" timescale=\"{}\">",
+        e.timescale
+    );
+    for ev in &e.events {
+        let _ = write!(
+            out,
+            "      <Event presentationTime=\"{}\" id=\"{}\"",
+            ev.presentation_time, ev.id
+        );
+        if let Some(d) = ev.duration {
+            let _ = write!(out, " duration=\"{d}\"");
+        }
+        let _ = writeln!(
+            out,
+            "><Signal xmlns=\"http://www.scte.org/schemas/35/2016\"><Binary>{}</Binary></Signal></Event>",
+            base64::engine::general_purpose::STANDARD.encode(&ev.section)
+        );
+    }
+    out.push_str("    </EventStream>\n");
+}
+
 /// Everything an MPD says; see [`render_mpd`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
@@ -131,6 +176,8 @@ pub struct Manifest {
     /// one was cut at the longest segment without one.
     pub start_with_sap: bool,
     pub representations: Vec<Representation>,
+    /// Ad breaks: one SCTE-35 `EventStream` in the period.
+    pub splice_events: Option<SpliceEvents>,
     /// Trick-play thumbnail sheets: an image adaptation set after the media
     /// (DASH-IF IOP 4.3 §6.2.6), when given and valid.
     pub thumbnails: Option<ThumbnailTrack>,
@@ -306,6 +353,9 @@ pub fn render_mpd(m: &Manifest) -> String {
         );
     }
     out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
+    if let Some(e) = &m.splice_events {
+        splice_events_xml(&mut out, e);
+    }
     // One adaptation set for the video (a ladder's rungs are switchable: same
     // codec family, aligned segments), one per audio codec.
     let mut sets: Vec<(&str, String, Vec<&Representation>)> = Vec::new();
@@ -399,6 +449,7 @@ mod tests {
             target_latency_ms: 1500,
             utc_timing: Some("/time".into()),
             start_with_sap: true,
+            splice_events: None,
             representations: vec![
                 Representation {
                     id: "video".into(),

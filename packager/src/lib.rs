@@ -35,6 +35,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod breaks;
 pub mod cmaf;
 pub mod codec;
 pub mod dash;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::breaks::{AdMarkers, BreakStats, Breaks, CueAt, SpliceCue};
 use crate::cmaf;
 use crate::cmaf::cenc::{self, Encryption, KeySystem, TrackCrypt};
 use crate::codec::opus::OPUS_CLOCK;
@@ -45,6 +46,8 @@ fn sort_variants(variants: &mut [Variant]) {
 const AUDIO_GROUP: &str = "audio";
 /// Complete segments whose parts stay listed, besides the segment being made.
 const PARTS_KEPT_SEGMENTS: usize = 2;
+/// Cues held until the stream has a frame.
+const MAX_HELD_CUES: usize = 8;
 /// Segment timing kept for the DASH timeline (about 24 h of 2 s segments).
 const MAX_TIMELINE: usize = 43_200;
 
@@ -105,6 +108,8 @@ pub struct PackagerConfig {
     /// Common Encryption of every track (default `None`: clear). See
     /// [`Encryption`] and docs/packager.md.
     pub encryption: Option<Encryption>,
+    /// How ad breaks are marked in the HLS media playlists.
+    pub ad_markers: AdMarkers,
 }
 
 impl Default for PackagerConfig {
@@ -114,6 +119,7 @@ impl Default for PackagerConfig {
             window_segments: 10,
             max_video_tracks: 1,
             encryption: None,
+            ad_markers: AdMarkers::default(),
         }
     }
 }
@@ -163,6 +169,8 @@ pub struct PackagerStats {
     pub jumps: u64,
     /// What the segmenter did to keep parts and segments within their targets.
     pub segmenter: SegmenterStats,
+    /// Ad-break cues and breaks.
+    pub breaks: BreakStats,
 }
 
 /// One track's output: its playlist, init segment and bit rate measurements.
@@ -334,6 +342,10 @@ pub struct Packager {
     refused: Option<Error>,
     /// Thumbnail sheets for the finished presentation's manifests.
     thumbnails: Option<ThumbnailTrack>,
+    /// Ad breaks of the current timeline.
+    breaks: Breaks,
+    /// Cues that came before the first lead frame.
+    held_cues: Vec<SpliceCue>,
 }
 
 impl Packager {
@@ -342,6 +354,8 @@ impl Packager {
             encryption: config.encryption.clone().map(Arc::new),
             refused: None,
             thumbnails: None,
+            breaks: Breaks::new(config.ad_markers),
+            held_cues: Vec::new(),
             front: TsFrontEnd::with_max_video(config.max_video_tracks),
             config,
             segmenter: None,
@@ -410,6 +424,44 @@ impl Packager {
         self.handle(FrontEndEvent::Frame(frame));
         self.set_anchor(now);
         self.drain_segmenter();
+    }
+
+    /// An ad break starts or ends (from the admin API, or SCTE-35 the caller
+    /// read itself; SCTE-35 in the transport stream given to
+    /// [`Packager::push_ts`] is read here). The break starts and ends on
+    /// segments cut at the first keyframe at or after its time (docs/ads.md);
+    /// a time already past means the next keyframe. Cues that arrive before
+    /// the stream has a timeline, repeats and an end without a break are
+    /// counted and ignored ([`PackagerStats::breaks`]).
+    pub fn push_cue(&mut self, cue: SpliceCue) {
+        if self.finished {
+            return;
+        }
+        let (Some(seg), Some((_, latest, _))) = (self.segmenter.as_mut(), self.latest_lead) else {
+            // Before the first frame (a splicer's cue ahead of the stream's
+            // start): placed once the lead track has a frame.
+            if self.held_cues.len() < MAX_HELD_CUES {
+                self.held_cues.push(cue);
+            } else {
+                self.breaks.ignore();
+            }
+            return;
+        };
+        let ts = seg.lead_timescale();
+        let at = match cue.at {
+            CueAt::Now => latest,
+            CueAt::Pts(p) => crate::time::rescale(p, crate::time::TS_TIMESCALE, ts),
+            CueAt::Wall(w) => match self.anchor {
+                Some((secs, wall)) => {
+                    let ms = w.0 as f64 - wall.0 as f64;
+                    ((secs + ms / 1000.0) * f64::from(ts)).round() as i64
+                }
+                None => latest,
+            },
+        };
+        for cut in self.breaks.schedule(cue, at.max(latest), ts) {
+            seg.cut_at(cut);
+        }
     }
 
     /// The timeline of pushed frames breaks before the next frame.
@@ -542,6 +594,7 @@ impl Packager {
             demux: self.front.demux_stats(),
             frames: self.front.stats(),
             segmenter,
+            breaks: self.breaks.stats(),
             ..self.stats
         }
     }
@@ -880,8 +933,28 @@ impl Packager {
             utc_timing: utc_timing.map(str::to_string),
             start_with_sap: !self.keyless,
             representations: reps,
+            splice_events: self.splice_events(),
             thumbnails: self.vod_thumbnails().cloned(),
         }))
+    }
+
+    /// The breaks of this timeline, for the MPD's SCTE-35 event stream.
+    fn splice_events(&self) -> Option<dash::SpliceEvents> {
+        let timescale = self.breaks.timescale();
+        let events: Vec<dash::SpliceEvent> = self
+            .breaks
+            .placed()
+            .map(|b| dash::SpliceEvent {
+                id: b.number,
+                presentation_time: b.start.max(0) as u64,
+                duration: b
+                    .end
+                    .map(|e| (e - b.start).max(0) as u64)
+                    .or_else(|| b.planned_ms.map(|ms| ms * u64::from(timescale) / 1000)),
+                section: b.out_section.to_vec(),
+            })
+            .collect();
+        (!events.is_empty()).then_some(dash::SpliceEvents { timescale, events })
     }
 
     /// The frame rate a rendition announces (`FRAME-RATE`, DASH `frameRate`):
@@ -1020,6 +1093,7 @@ impl Packager {
                 }
                 self.start_timeline(tracks);
             }
+            FrontEndEvent::Cue(cue) => self.push_cue(cue),
             FrontEndEvent::Discontinuity => {
                 if let Some(tracks) = self.segmenter.as_ref().map(|s| s.tracks().to_vec()) {
                     self.end_timeline();
@@ -1043,10 +1117,19 @@ impl Packager {
                 let Some(seg) = self.segmenter.as_mut() else {
                     return;
                 };
-                if frame.track == seg.lead() {
+                let lead = frame.track == seg.lead();
+                if lead {
                     let ts = seg.tracks()[frame.track].timescale;
                     self.latest_lead = Some((frame.dts, frame.pts, ts));
                 }
+                if lead && !self.held_cues.is_empty() {
+                    for cue in std::mem::take(&mut self.held_cues) {
+                        self.push_cue(cue);
+                    }
+                }
+                let Some(seg) = self.segmenter.as_mut() else {
+                    return;
+                };
                 if let Some(r) = self
                     .track_rendition
                     .get(frame.track)
@@ -1186,6 +1269,9 @@ impl Packager {
             self.apply_outputs(&mut seg);
             self.stats.segmenter.add(seg.stats());
         }
+        // The next timeline's clock is another: a break in progress ends
+        // where it begins, cues not yet placed are dropped.
+        self.breaks.end_timeline();
     }
 
     fn drain_segmenter(&mut self) {
@@ -1216,7 +1302,8 @@ impl Packager {
                     if p.track == lead {
                         self.stats.parts += 1;
                     }
-                    self.on_part(p);
+                    let lead = p.track == lead;
+                    self.on_part(p, lead);
                     changed = true;
                 }
                 SegmenterOutput::Segment(s) => {
@@ -1256,10 +1343,28 @@ impl Packager {
         });
     }
 
-    fn on_part(&mut self, p: PartOut) {
+    fn on_part(&mut self, p: PartOut, lead: bool) {
         let Some(ri) = self.rendition_of(p.track) else {
             return;
         };
+        if p.index == 0 {
+            if lead {
+                let timescale = self.renditions[ri].info.timescale;
+                let date = self.anchor.map(|(anchor_secs, wall)| {
+                    let start = p.start as f64 / f64::from(timescale);
+                    wall.offset_by(((start - anchor_secs) * 1000.0).round() as i64, 1000)
+                });
+                // Half a frame at 25 fps and above.
+                let tolerance = i64::from(timescale / 50);
+                self.breaks
+                    .segment_started(p.msn, p.start, date, timescale, tolerance);
+            }
+            if let Some(mark) = self.breaks.mark(p.msn) {
+                let tags = &mut self.renditions[ri].playlist.trailing_tags;
+                tags.date_ranges.extend(mark.date_ranges.iter().cloned());
+                tags.other.extend(mark.tags.iter().cloned());
+            }
+        }
         let r = &mut self.renditions[ri];
         if let Some(enc) = &self.encryption {
             note_key_period(r, enc, p.msn);

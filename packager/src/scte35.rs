@@ -364,6 +364,55 @@ fn segmentation(data: &[u8]) -> Result<SegmentationDescriptor, Scte35Error> {
     Ok(s)
 }
 
+/// Writes a `splice_info_section` with one `splice_insert` (program splice,
+/// no descriptors, clear, `sap_type` unspecified): out of the network (a
+/// break starts) or back, at `pts` (90 kHz, 33 bits) or immediately, with
+/// a `break_duration` when `duration` (90 kHz ticks) is given. What Brook
+/// puts in the markers of a break that came without SCTE-35 (the admin API).
+pub fn write_splice_insert(
+    event_id: u32,
+    out_of_network: bool,
+    pts: Option<u64>,
+    duration: Option<u64>,
+    auto_return: bool,
+) -> bytes::Bytes {
+    let mut cmd = Vec::with_capacity(20);
+    cmd.extend_from_slice(&event_id.to_be_bytes());
+    cmd.push(0x7F); // not cancelled, reserved
+    cmd.push(
+        (u8::from(out_of_network) << 7)
+            | 0x40 // program_splice_flag
+            | (u8::from(duration.is_some()) << 5)
+            | (u8::from(pts.is_none()) << 4)
+            | 0x0F,
+    );
+    let time33 = |first: u8, t: u64| {
+        let t = t & PTS_MASK;
+        let mut b = [first | ((t >> 32) as u8 & 1), 0, 0, 0, 0];
+        b[1..].copy_from_slice(&(t as u32).to_be_bytes());
+        b
+    };
+    if let Some(pts) = pts {
+        cmd.extend_from_slice(&time33(0xFE, pts)); // time_specified_flag
+    }
+    if let Some(d) = duration {
+        cmd.extend_from_slice(&time33((u8::from(auto_return) << 7) | 0x7E, d));
+    }
+    cmd.extend_from_slice(&[0, 0, 0, 0]); // unique_program_id, avail_num, avails_expected
+    let mut s = vec![0xFC, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF];
+    let cmd_len = cmd.len() as u16;
+    // tier 0xFFF, splice_command_length, splice_command_type
+    s.extend_from_slice(&[0xFF, 0xF0 | (cmd_len >> 8) as u8, cmd_len as u8, 0x05]);
+    s.extend_from_slice(&cmd);
+    s.extend_from_slice(&[0, 0]); // descriptor_loop_length
+    let section_length = (s.len() - 3 + 4) as u16;
+    s[1] = 0x30 | (section_length >> 8) as u8; // sap_type 3
+    s[2] = section_length as u8;
+    let crc = crc32_mpeg2(&s);
+    s.extend_from_slice(&crc.to_be_bytes());
+    bytes::Bytes::from(s)
+}
+
 /// Decodes one whole `splice_info_section` (from `table_id` to `CRC_32`).
 pub fn parse(section: &[u8]) -> Result<SpliceInfo, Scte35Error> {
     let mut c = Cursor {

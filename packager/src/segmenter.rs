@@ -300,6 +300,9 @@ pub struct Segmenter {
     out: VecDeque<SegmenterOutput>,
     /// Per track: its Common Encryption, if encrypted.
     crypts: Vec<Option<TrackCrypt>>,
+    /// Lead presentation times (ticks) where a segment must start: at the
+    /// first keyframe at or after each ([`Segmenter::cut_at`]).
+    cuts: VecDeque<i64>,
 }
 
 impl Segmenter {
@@ -335,6 +338,30 @@ impl Segmenter {
             stats: SegmenterStats::default(),
             out: VecDeque::new(),
             crypts: Vec::new(),
+            cuts: VecDeque::new(),
+        }
+    }
+
+    /// Starts a segment at the first lead keyframe presented at or after `at`
+    /// (lead ticks; within half a frame), whatever the segment target says:
+    /// an ad break's splice point.
+    pub fn cut_at(&mut self, at: i64) {
+        let i = self.cuts.partition_point(|c| *c <= at);
+        if self.cuts.get(i) != Some(&at) && (i == 0 || self.cuts[i - 1] != at) {
+            self.cuts.insert(i, at);
+        }
+    }
+
+    /// A forced cut is due at lead keyframe `s`.
+    fn cut_due(&self, s: &Sample) -> bool {
+        let pts = s.dts + i64::from(s.cts_offset) + i64::from(s.duration / 2);
+        s.keyframe && self.cuts.front().is_some_and(|c| *c <= pts)
+    }
+
+    fn pop_due_cuts(&mut self, s: &Sample) {
+        let pts = s.dts + i64::from(s.cts_offset) + i64::from(s.duration / 2);
+        while self.cuts.front().is_some_and(|c| *c <= pts) {
+            self.cuts.pop_front();
         }
     }
 
@@ -486,6 +513,7 @@ impl Segmenter {
                 return; // wait for the first keyframe
             }
             self.origin.get_or_insert(s.dts);
+            self.pop_due_cuts(&s);
             let at = s.dts;
             self.begin_segment(at);
             self.place_lead_sample(s, at);
@@ -500,6 +528,9 @@ impl Segmenter {
         let at = s.dts.max(placed);
         self.fill_lead_gap(at);
         self.cut_segment_before(&s, at);
+        if s.keyframe {
+            self.pop_due_cuts(&s);
+        }
         self.place_lead_sample(s, at);
     }
 
@@ -544,7 +575,8 @@ impl Segmenter {
         let seg_target = self.ms_to_lead(self.config.segment_target_ms);
         let on_keyframe = s.keyframe
             && (at - seg_start + duration / 2 >= seg_target
-                || self.segment_first_keyframe == Some(false));
+                || self.segment_first_keyframe == Some(false)
+                || self.cut_due(s));
         let too_long = at + duration.min(room) - seg_start > self.max_segment();
         if !on_keyframe && !too_long {
             return;

@@ -682,7 +682,8 @@ fn an_explicit_anchor_dates_the_timeline() {
             brook_packager::frontend::FrontEndEvent::Frame(f) => {
                 p.push_frame(f, UnixMillis(1_795_000_005_000))
             }
-            brook_packager::frontend::FrontEndEvent::Discontinuity => {}
+            brook_packager::frontend::FrontEndEvent::Discontinuity
+            | brook_packager::frontend::FrontEndEvent::Cue(_) => {}
         }
     }
     while p.poll().is_some() {}

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use brook_packager::breaks::AdMarkers;
 use brook_packager::hls::{MediaPlaylist, MultivariantPlaylist};
+use brook_packager::ts::inject::{Injection, SpliceInjector};
 use brook_packager::{Event, Packager, PackagerConfig, UnixMillis};
 
 fn cases() -> Vec<(String, String)> {
@@ -71,11 +73,26 @@ fn live_renders() -> Vec<(String, String)> {
             lossy.extend_from_slice(packet);
         }
     }
+    // An SCTE-35 break 1 s in, 1 s long (date ranges, and the CUE-OUT style).
+    let mut inj = SpliceInjector::new(Injection {
+        at_ms: 1000,
+        duration_ms: 1000,
+        preroll_ms: 900,
+        ..Injection::default()
+    });
+    let mut ads = inj.push(zerolatency);
+    ads.extend(inj.finish());
+    let cue_out = PackagerConfig {
+        ad_markers: AdMarkers::CueOut,
+        ..PackagerConfig::default()
+    };
     let mut out = Vec::new();
     for (label, ts, config) in [
         ("live", &zerolatency[..], PackagerConfig::default()),
         ("gop5s", &gop5s[..], short),
         ("lossy", &lossy[..], PackagerConfig::default()),
+        ("ads", &ads[..], PackagerConfig::default()),
+        ("adscueout", &ads[..], cue_out),
     ] {
         out.extend(renders(label, ts, config));
     }

@@ -225,7 +225,11 @@ fn e2e_tests(ctx: &Ctx, notes: &mut Vec<String>) -> Result {
         notes.push("e2e tests: skipped (no tests/e2e/*.test.mjs)".into());
         return Ok(());
     }
-    run_cmd(&mut cargo(ctx, &["build", "-p", "brook-origin"]))?;
+    // The origin, and the `brook` command (its SCTE-35 splicer feeds the ads suite).
+    run_cmd(&mut cargo(
+        ctx,
+        &["build", "-p", "brook-origin", "-p", "brook-cli"],
+    ))?;
     let origin_bin = origin_bin(ctx);
     let mut cmd = node_test(ctx, &["--test-concurrency=1"], &files);
     cmd.env("BROOK_ORIGIN_BIN", &origin_bin)

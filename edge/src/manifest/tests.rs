@@ -656,6 +656,7 @@ mod mpd_caps {
             target_latency_ms: 1500,
             utc_timing: Some("time".into()),
             start_with_sap: true,
+            splice_events: None,
             representations: vec![
                 rep("1080p", Some(1080), 5_000_000),
                 rep("720p", Some(720), 2_500_000),

@@ -150,6 +150,13 @@ pub struct LadderConfig {
     /// The DRM render node `h264_vaapi` rungs encode on. Default
     /// `/dev/dri/renderD128`.
     pub vaapi_device: String,
+    /// Keyframe spacing of the encoded rungs, ms (100..=the segment target).
+    /// Default: the segment target. Ad breaks start and end on the first
+    /// keyframe at or after their splice points (ffmpeg cannot be asked for
+    /// a keyframe at a time it learns while running), so a shorter spacing
+    /// puts them closer to where SCTE-35 or the API asks, at some cost in
+    /// compression; segments still follow the segment target (docs/ads.md).
+    pub keyframe_interval_ms: Option<u32>,
 }
 
 impl Default for LadderConfig {
@@ -170,6 +177,7 @@ impl Default for LadderConfig {
             max_lag_ms: 3000,
             max_restarts_per_minute: 5,
             vaapi_device: "/dev/dri/renderD128".into(),
+            keyframe_interval_ms: None,
         }
     }
 }
@@ -195,6 +203,14 @@ impl LadderConfig {
         }
         if !(16..=512).contains(&self.audio_bitrate_kbps) {
             return Err(format!("{at}.audio_bitrate_kbps must be within 16..=512"));
+        }
+        if self
+            .keyframe_interval_ms
+            .is_some_and(|k| !(100..=60_000).contains(&k))
+        {
+            return Err(format!(
+                "{at}.keyframe_interval_ms must be within 100..=60000"
+            ));
         }
         if self.max_lag_ms < 500 {
             return Err(format!("{at}.max_lag_ms must be at least 500"));

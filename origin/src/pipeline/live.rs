@@ -309,6 +309,11 @@ impl Live {
         })
     }
 
+    /// An ad break from the admin API, for the packager of the renditions.
+    pub fn push_cue(&mut self, cue: brook_packager::breaks::SpliceCue, now: UnixMillis) {
+        self.output.push_cue(cue, now);
+    }
+
     pub fn push_tracks(&mut self, tracks: Vec<TrackInfo>, now: UnixMillis) {
         if let Some((_, feed)) = &self.feed {
             feed.push_tracks(&tracks);
@@ -368,6 +373,7 @@ fn to_feed(feed: &Feed, ev: &FrontEndEvent, now: UnixMillis) {
         FrontEndEvent::Tracks(t) => feed.push_tracks(t),
         FrontEndEvent::Frame(f) => feed.push_frame(f, now),
         FrontEndEvent::Discontinuity => feed.restart(),
+        FrontEndEvent::Cue(_) => {}
     }
 }
 
@@ -479,7 +485,9 @@ impl Ladder {
     fn new(config: Arc<LadderConfig>, segment_target_ms: u32, webrtc_opus: bool) -> Self {
         let settings = transcoder::Settings {
             ffmpeg: config.ffmpeg.clone(),
-            keyframe_interval_ms: segment_target_ms,
+            keyframe_interval_ms: config
+                .keyframe_interval_ms
+                .map_or(segment_target_ms, |k| k.min(segment_target_ms)),
             threads: config.threads,
             queue_frames: QUEUE_FRAMES,
             filter_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
@@ -576,6 +584,9 @@ impl Ladder {
                 self.source_changed(output, metrics, "the source's timestamps jumped", now);
             }
             FrontEndEvent::Frame(frame) => self.on_frame(frame, output, metrics, this, now),
+            // The source's SCTE-35: the rungs keep the source's timestamps,
+            // so its splice times hold for the packager of the ladder.
+            FrontEndEvent::Cue(cue) => output.push_cue(cue, now),
         }
     }
 

@@ -373,6 +373,22 @@ impl StreamControl for Pipelines {
     fn end(&self, stream: &str) -> bool {
         Pipelines::end(self, stream)
     }
+
+    fn cue(&self, stream: &str, cue: brook_packager::breaks::SpliceCue) -> bool {
+        let Some(live) = self.live(stream) else {
+            return false;
+        };
+        let mut l = lock(&live);
+        if l.ended() {
+            return false;
+        }
+        info!(stream = %stream, out = cue.out, duration_ms = ?cue.duration_ms, "ad break cue from the admin API");
+        l.push_cue(
+            cue,
+            brook_packager::UnixMillis(crate::serve::hub::unix_ms()),
+        );
+        true
+    }
 }
 
 fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use brook_packager::breaks::SpliceCue;
 use brook_packager::hls::MediaPlaylist;
 use brook_packager::media::{Frame, TrackInfo};
 use brook_packager::{Event, ObjectKind, Packager, PackagerConfig, UnixMillis, MPD_NAME};
@@ -66,6 +67,12 @@ impl Output {
 
     pub fn push_tracks(&mut self, tracks: Vec<TrackInfo>, now: UnixMillis) {
         self.packager.push_tracks(tracks);
+        self.apply(now);
+    }
+
+    /// An ad break starts or ends ([`Packager::push_cue`]).
+    pub fn push_cue(&mut self, cue: SpliceCue, now: UnixMillis) {
+        self.packager.push_cue(cue);
         self.apply(now);
     }
 

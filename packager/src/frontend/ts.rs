@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::breaks::SpliceCue;
 use crate::codec::aac::{self, AacConfig};
 use crate::codec::h264::{self, AvcConfig, Sps};
 use crate::codec::h265::{self, HevcConfig, HevcSps};
@@ -48,6 +49,9 @@ pub enum FrontEndEvent {
     /// The timeline breaks before the next frame (timestamps jumped).
     Discontinuity,
     Frame(Frame),
+    /// An ad break starts or ends (SCTE-35 on a stream of type 0x86), its
+    /// time on the frames' clock.
+    Cue(SpliceCue),
 }
 
 /// Counters for what the front end saw and could not use.
@@ -61,6 +65,9 @@ pub struct FrontEndStats {
     pub timestamp_jumps: u64,
     /// Decoder configuration changes after the start.
     pub config_changes: u64,
+    /// SCTE-35 sections read, and those refused (bad CRC, encrypted, truncated).
+    pub splice_sections: u64,
+    pub splice_errors: u64,
 }
 
 /// One video elementary stream and its decoder state.
@@ -253,6 +260,7 @@ impl TsFrontEnd {
         while let Some(ev) = self.demux.poll() {
             match ev {
                 DemuxEvent::Program(streams) => self.on_program(streams)?,
+                DemuxEvent::Section { data, .. } => self.on_splice(&data),
                 DemuxEvent::Pes(pes) => {
                     if let Some(i) = self.videos.iter().position(|v| v.pid == pes.pid) {
                         self.on_video(i, pes);
@@ -325,6 +333,27 @@ impl TsFrontEnd {
             track: None,
         });
         Ok(())
+    }
+
+    /// A `splice_info_section`: its cue, timed on the first video stream's
+    /// clock (the one frames are unwrapped on).
+    fn on_splice(&mut self, section: &[u8]) {
+        self.stats.splice_sections += 1;
+        let info = match crate::scte35::parse(section) {
+            Ok(info) => info,
+            Err(_) => {
+                self.stats.splice_errors += 1;
+                return;
+            }
+        };
+        let clock = self.videos.first().map(|v| v.clock.clone());
+        let unwrap = |pts: u64| match clock {
+            Some(mut c) => c.unwrap(pts),
+            None => pts as i64,
+        };
+        if let Some(cue) = SpliceCue::from_section(&info, section, unwrap) {
+            self.out.push_back(FrontEndEvent::Cue(cue));
+        }
     }
 
     fn on_video(&mut self, i: usize, pes: Pes) {

@@ -28,6 +28,18 @@ impl AttrValue {
 pub struct AttributeList(pub Vec<(String, AttrValue)>);
 
 impl AttributeList {
+    /// Appends `NAME="value"` (the caller keeps `"`, CR and LF out of `value`).
+    pub fn push_quoted(&mut self, name: &str, value: &str) {
+        self.0
+            .push((name.to_string(), AttrValue::Quoted(value.to_string())));
+    }
+
+    /// Appends `NAME=value`.
+    pub fn push_bare(&mut self, name: &str, value: &str) {
+        self.0
+            .push((name.to_string(), AttrValue::Bare(value.to_string())));
+    }
+
     pub fn parse(text: &str, line: usize) -> Result<Self, ParseError> {
         let mut out = Vec::new();
         let mut rest = text;

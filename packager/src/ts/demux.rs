@@ -51,6 +51,12 @@ pub enum DemuxEvent {
     /// A (new) PMT: the elementary streams of the program, in PMT order.
     Program(Vec<EsInfo>),
     Pes(Pes),
+    /// A complete section on the PID of a section-carrying elementary stream
+    /// (SCTE-35, stream type 0x86), CRC not checked here (its parser does).
+    Section {
+        pid: u16,
+        data: Bytes,
+    },
 }
 
 /// Counters for what the demuxer recovered from.
@@ -137,6 +143,8 @@ pub struct Demuxer {
     program: Vec<EsInfo>,
     have_program: bool,
     sections: HashMap<u16, SectionAssembler>,
+    /// PIDs of the program's elementary streams carried in sections (SCTE-35).
+    section_pids: Vec<u16>,
     streams: PidMap<PesAssembler>,
     events: VecDeque<DemuxEvent>,
     stats: DemuxStats,
@@ -237,7 +245,7 @@ impl Demuxer {
         if p.transport_error || p.pid == NULL_PID {
             return;
         }
-        if p.pid == 0 || Some(p.pid) == self.pmt_pid {
+        if p.pid == 0 || Some(p.pid) == self.pmt_pid || self.section_pids.contains(&p.pid) {
             self.handle_psi(p);
         } else if self.streams.contains_key(&p.pid) {
             self.handle_pes_packet(p, offset);
@@ -301,9 +309,15 @@ impl Demuxer {
             }
             return;
         }
-        let section = std::mem::take(&mut asm.buf);
+        let mut section = std::mem::take(&mut asm.buf);
         let pid = p.pid;
-        if pid == 0 {
+        if self.section_pids.contains(&pid) && pid != 0 && Some(pid) != self.pmt_pid {
+            section.truncate(len);
+            self.events.push_back(DemuxEvent::Section {
+                pid,
+                data: Bytes::from(section),
+            });
+        } else if pid == 0 {
             match psi::parse_pat(pid, &section) {
                 Ok(pat) => {
                     let first = pat.programs.first().map(|&(_, pmt)| pmt);
@@ -342,7 +356,15 @@ impl Demuxer {
             self.finish_pes(pid);
             self.streams.remove(&pid);
         }
-        for s in &streams {
+        self.section_pids = streams
+            .iter()
+            .filter(|s| s.stream_type == StreamType::Scte35)
+            .map(|s| s.pid)
+            .collect();
+        for s in streams
+            .iter()
+            .filter(|s| s.stream_type != StreamType::Scte35)
+        {
             self.streams.get_or_insert_with(s.pid, || PesAssembler {
                 stream_type: s.stream_type,
                 buf: Vec::new(),

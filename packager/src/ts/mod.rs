@@ -3,6 +3,7 @@
 //! [`demux`] (the push/poll state machine that ties them together).
 
 pub mod demux;
+pub mod inject;
 pub mod packet;
 pub mod pes;
 pub mod psi;

@@ -11,6 +11,8 @@ pub enum StreamType {
     /// Opus in MPEG-TS (ETSI TS 102 366 style private stream: stream type 0x06
     /// with an `Opus` registration descriptor).
     Opus,
+    /// SCTE-35 splice information (stream type 0x86): sections, not PES.
+    Scte35,
     Other(u8),
 }
 
@@ -20,6 +22,7 @@ impl StreamType {
             0x1B => StreamType::H264,
             0x24 => StreamType::H265,
             0x0F => StreamType::AacAdts,
+            0x86 => StreamType::Scte35,
             other => StreamType::Other(other),
         }
     }

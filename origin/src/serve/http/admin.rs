@@ -7,6 +7,12 @@
 //! POST /admin/streams/<name>/kick     disconnect the publisher (it may reconnect
 //!                                     within the grace period)
 //! POST /admin/streams/<name>/end      end the stream now (ENDLIST; archive -> VOD)
+//! POST /admin/streams/<name>/break?duration_s=N[&at=T]
+//!                                     an ad break of N seconds (1..=10800), now or
+//!                                     at T (RFC 3339 date or Unix ms), marked like
+//!                                     an SCTE-35 one (docs/ads.md)
+//! POST /admin/streams/<name>/break/end
+//!                                     the break in progress ends now
 //! GET  /admin/archive                 archived sessions (JSON)
 //! GET  /admin/streams/<name>/keys     the stream's content keys: KIDs, state (never keys)
 //! POST /admin/streams/<name>/keys/rotate
@@ -21,6 +27,8 @@
 
 use std::sync::Arc;
 
+use brook_packager::breaks::{CueAt, SpliceCue, MAX_BREAK_MS};
+use brook_packager::UnixMillis;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -38,6 +46,9 @@ pub trait StreamControl: Send + Sync {
     fn kick(&self, stream: &str) -> bool;
     /// Ends the stream now; `false` when it is not live.
     fn end(&self, stream: &str) -> bool;
+    /// Starts (`cue.out`) or ends an ad break; `false` when the stream is
+    /// not live.
+    fn cue(&self, stream: &str, cue: SpliceCue) -> bool;
 }
 
 pub struct Admin {
@@ -121,8 +132,43 @@ impl Admin {
                     )
                 }
             }
+            (Method::POST, ["streams", name, "break", rest @ ..]) if rest.len() <= 1 => {
+                let Some(p) = &self.publisher else {
+                    return Reply::text(StatusCode::NOT_FOUND, "no publisher");
+                };
+                let cue = match rest {
+                    [] => match break_request(req.query.unwrap_or("")) {
+                        Ok(cue) => cue,
+                        Err(e) => {
+                            return json_reply(
+                                StatusCode::BAD_REQUEST,
+                                json!({ "ok": false, "error": e }),
+                            )
+                        }
+                    },
+                    ["end"] => SpliceCue {
+                        id: String::new(),
+                        out: false,
+                        at: CueAt::Now,
+                        duration_ms: None,
+                        auto_return: false,
+                        scte35: None,
+                    },
+                    _ => return Reply::text(StatusCode::NOT_FOUND, "not found"),
+                };
+                let id = cue.id.clone();
+                if p.cue(name, cue) {
+                    json_reply(StatusCode::ACCEPTED, json!({ "ok": true, "id": id }))
+                } else {
+                    json_reply(
+                        StatusCode::NOT_FOUND,
+                        json!({ "ok": false, "error": "stream is not publishing" }),
+                    )
+                }
+            }
             (method, ["streams", name, "keys", rest @ ..]) => self.keys(&method, name, rest),
-            (_, ["streams"] | ["archive"] | ["streams", _, "kick" | "end"]) => {
+            (_, ["streams"] | ["archive"] | ["streams", _, "kick" | "end" | "break"])
+            | (_, ["streams", _, "break", "end"]) => {
                 Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
             }
             _ => Reply::text(StatusCode::NOT_FOUND, "not found"),
@@ -241,4 +287,49 @@ impl Admin {
             json!({ "enabled": true, "sessions": sessions }),
         )
     }
+}
+
+/// `duration_s=N[&at=T]` of `POST /admin/streams/<name>/break`: a break of N
+/// seconds (whole or decimal, at most 3 hours), now or at T (an RFC 3339
+/// date or Unix milliseconds), returning on its own.
+fn break_request(query: &str) -> Result<SpliceCue, String> {
+    let (mut duration, mut at) = (None, CueAt::Now);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "duration_s" => {
+                let d: f64 = v
+                    .parse()
+                    .map_err(|_| format!("duration_s: not a number: {v:?}"))?;
+                let ms = (d * 1000.0).round();
+                if !(1000.0..=MAX_BREAK_MS as f64).contains(&ms) {
+                    return Err(format!(
+                        "duration_s must be within 1..={}",
+                        MAX_BREAK_MS / 1000
+                    ));
+                }
+                duration = Some(ms as u64);
+            }
+            "at" => {
+                let wall = match v.parse::<u64>() {
+                    Ok(ms) => UnixMillis(ms),
+                    Err(_) => UnixMillis::parse_iso8601(&v)
+                        .ok_or_else(|| format!("at: not a date or Unix ms: {v:?}"))?,
+                };
+                at = CueAt::Wall(wall);
+            }
+            other => return Err(format!("unknown parameter {other:?}")),
+        }
+    }
+    let duration = duration.ok_or("duration_s is required")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Ok(SpliceCue {
+        id: format!("break-{now}"),
+        out: true,
+        at,
+        duration_ms: Some(duration),
+        auto_return: true,
+        scte35: None,
+    })
 }
