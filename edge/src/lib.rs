@@ -39,6 +39,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), forbid(unsafe_code))]
 
 pub mod access;
+pub mod ads;
 pub mod chat;
 pub mod config;
 pub mod delivery;
