@@ -244,6 +244,24 @@ impl Metrics {
                 &|s| s.segments_without_keyframe as f64,
             ),
             family(
+                "brook_ad_cues_total",
+                "Ad-break cues received in the current session (SCTE-35 or the admin API).",
+                Type::Counter,
+                &|s| s.ad_cues as f64,
+            ),
+            family(
+                "brook_ad_cues_ignored_total",
+                "Ad-break cues that changed nothing: repeats, an end without a break, a start during one.",
+                Type::Counter,
+                &|s| s.ad_cues_ignored as f64,
+            ),
+            family(
+                "brook_ad_breaks_total",
+                "Ad breaks placed in the current session (segments cut and marked).",
+                Type::Counter,
+                &|s| s.ad_breaks as f64,
+            ),
+            family(
                 "brook_transcoder_latency_seconds",
                 "How long the latest frame took through the stream's transcoder.",
                 Type::Gauge,

@@ -68,7 +68,7 @@ pub enum CueAt {
     Wall(UnixMillis),
 }
 
-/// A break starting or ending.
+/// A break starting, ending or called off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpliceCue {
     /// The break's identity (`EXT-X-DATERANGE` ID): repeated cues with the same
@@ -76,27 +76,66 @@ pub struct SpliceCue {
     pub id: String,
     /// True: the break starts (out of the network); false: it ends.
     pub out: bool,
+    /// The break with this id, not started yet, is called off
+    /// (`splice_event_cancel_indicator`).
+    pub cancel: bool,
     pub at: CueAt,
-    /// Planned length of a starting break, ms.
+    /// Planned length of a starting break, ms: it ends then unless an end
+    /// cue comes first.
     pub duration_ms: Option<u64>,
-    /// The break ends by itself after `duration_ms` (no closing cue comes).
-    pub auto_return: bool,
+    /// The `splice_event_id` / `segmentation_event_id`, when the cue came in
+    /// SCTE-35 (the end Brook writes for it carries the same).
+    pub event_id: Option<u32>,
     /// The `splice_info_section` that carried the cue, as it came.
     pub scte35: Option<Bytes>,
 }
 
 impl SpliceCue {
-    /// The cue a decoded section carries, if it starts or ends a break;
-    /// `unwrap` maps its 33-bit PTS onto the frames' timeline.
+    /// A break of `duration_ms` starting at `at` (the admin API).
+    pub fn start(id: impl Into<String>, at: CueAt, duration_ms: u64) -> Self {
+        SpliceCue {
+            id: id.into(),
+            out: true,
+            cancel: false,
+            at,
+            duration_ms: Some(duration_ms),
+            event_id: None,
+            scte35: None,
+        }
+    }
+
+    /// The break in progress ends at `at`; one not started yet is called
+    /// off (the admin API).
+    pub fn end(at: CueAt) -> Self {
+        SpliceCue {
+            id: String::new(),
+            out: false,
+            cancel: false,
+            at,
+            duration_ms: None,
+            event_id: None,
+            scte35: None,
+        }
+    }
+
+    /// The cue a decoded section carries, if it starts, ends or cancels a
+    /// break; `unwrap` maps its 33-bit PTS onto the frames' timeline.
     pub fn from_section(
         info: &SpliceInfo,
         raw: &[u8],
         unwrap: impl FnOnce(u64) -> i64,
     ) -> Option<Self> {
-        let auto_return = match &info.command {
-            scte35::SpliceCommand::Insert(i) => i.duration.is_some_and(|d| d.auto_return),
-            _ => false,
-        };
+        if let Some(event_id) = cancelled_event(info) {
+            return Some(SpliceCue {
+                id: format!("splice-{event_id}"),
+                out: true,
+                cancel: true,
+                at: CueAt::Now,
+                duration_ms: None,
+                event_id: Some(event_id),
+                scte35: Some(Bytes::copy_from_slice(raw)),
+            });
+        }
         let (out, pts, duration, event_id) = match info.cue()? {
             Cue::Out {
                 pts,
@@ -108,11 +147,25 @@ impl SpliceCue {
         Some(SpliceCue {
             id: format!("splice-{event_id}"),
             out,
+            cancel: false,
             at: pts.map_or(CueAt::Now, |p| CueAt::Pts(unwrap(p))),
             duration_ms: duration.map(|d| d / 90),
-            auto_return,
+            event_id: Some(event_id),
             scte35: Some(Bytes::copy_from_slice(raw)),
         })
+    }
+}
+
+/// The event a section calls off: a cancelled `splice_insert`, or a
+/// `time_signal` whose segmentation descriptor is cancelled.
+fn cancelled_event(info: &SpliceInfo) -> Option<u32> {
+    match &info.command {
+        scte35::SpliceCommand::Insert(i) if i.cancel => Some(i.event_id),
+        scte35::SpliceCommand::TimeSignal { .. } => info.descriptors.iter().find_map(|d| match d {
+            scte35::SpliceDescriptor::Segmentation(s) if s.cancel => Some(s.event_id),
+            _ => None,
+        }),
+        _ => None,
     }
 }
 
@@ -133,6 +186,10 @@ pub struct Break {
     pub msn: u64,
     /// 1 for the stream's first break, then 2, ... (the MPD event's id).
     pub number: u64,
+    event_id: u32,
+    /// Started on a timeline that has since ended (its ticks are another
+    /// clock's): not for the MPD.
+    stale: bool,
 }
 
 /// What a rendition writes before one segment.
@@ -147,10 +204,16 @@ pub struct Mark {
 struct Pending {
     id: String,
     out: bool,
-    /// Lead ticks.
+    /// Lead ticks; `i64::MIN`: at the next segment, whatever it is.
     at: i64,
     planned_ms: Option<u64>,
+    /// Start: the OUT section. End: the IN section once an end cue came
+    /// (empty: one without a section), `None` while the end is the planned one.
     section: Option<Bytes>,
+    event_id: u32,
+    /// An end carried over a timeline change: where the break's content
+    /// ended, on the old clock.
+    ended_at: Option<i64>,
 }
 
 /// Counters for cues.
@@ -161,6 +224,17 @@ pub struct BreakStats {
     /// during a break, a cue before the stream had a timeline.
     pub ignored: u64,
     pub breaks: u64,
+}
+
+/// What [`Breaks::schedule`] asks of the segmenter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The cue changed the schedule.
+    pub accepted: bool,
+    /// Lead ticks where a segment must start.
+    pub cuts: Vec<i64>,
+    /// Cuts asked for earlier that are no longer wanted.
+    pub cancelled: Vec<i64>,
 }
 
 /// The break schedule of one stream's timeline.
@@ -198,73 +272,140 @@ impl Breaks {
         self.stats.ignored += 1;
     }
 
-    /// Schedules `cue` at lead tick `at` (`timescale`: the lead's). Returns the
-    /// lead ticks where the segmenter must start a segment, if any.
-    pub fn schedule(&mut self, cue: SpliceCue, at: i64, timescale: u32) -> Vec<i64> {
+    fn ignored(&mut self) -> Scheduled {
+        self.stats.ignored += 1;
+        Scheduled::default()
+    }
+
+    /// Schedules `cue` at lead tick `at` (`timescale`: the lead's).
+    pub fn schedule(&mut self, cue: SpliceCue, at: i64, timescale: u32) -> Scheduled {
         self.stats.cues += 1;
         self.timescale = timescale;
-        let known =
-            |id: &str, out: bool, p: &[Pending]| p.iter().any(|c| c.id == id && c.out == out);
+        if cue.cancel {
+            return self.call_off(|p| p.id == cue.id);
+        }
         if cue.out {
-            let busy = self.active.is_some() || self.pending.iter().any(|p| p.out);
-            if busy || known(&cue.id, true, &self.pending) {
-                self.stats.ignored += 1;
-                return Vec::new();
-            }
-            let planned = cue.duration_ms.map(|d| d.min(MAX_BREAK_MS));
-            let section = cue.scte35.clone().unwrap_or_else(|| {
-                let id = self.take_event_id();
-                scte35::write_splice_insert(
-                    id,
-                    true,
-                    None,
-                    planned.map(|d| d * 90),
-                    cue.auto_return,
-                )
-            });
-            self.pending.push(Pending {
-                id: cue.id.clone(),
-                out: true,
-                at,
-                planned_ms: planned,
-                section: Some(section),
-            });
-            let mut cuts = vec![at];
-            let end_after = if cue.auto_return { planned } else { None };
-            let end_after = end_after.unwrap_or(MAX_BREAK_MS);
-            let end = at.saturating_add(rescale(end_after as i64, 1000, timescale));
-            self.pending.push(Pending {
-                id: cue.id,
-                out: false,
-                at: end,
-                planned_ms: None,
-                section: None,
-            });
-            cuts.push(end);
-            cuts
+            self.schedule_start(cue, at, timescale)
         } else {
-            // An end: of the break in progress, or of one about to start.
-            let open = self
-                .active
-                .as_ref()
-                .map(|b| b.id.clone())
-                .or_else(|| self.pending.iter().find(|p| p.out).map(|p| p.id.clone()));
-            let Some(id) = open else {
-                self.stats.ignored += 1;
-                return Vec::new();
-            };
-            let Some(end) = self.pending.iter_mut().find(|p| !p.out && p.id == id) else {
-                self.stats.ignored += 1;
-                return Vec::new();
-            };
-            if end.section.is_some() {
-                // Ended by a cue already (SCTE-35 encoders repeat theirs).
-                self.stats.ignored += 1;
-                return Vec::new();
+            self.schedule_end(cue, at)
+        }
+    }
+
+    /// Removes a break not started yet (and its end).
+    fn call_off(&mut self, which: impl Fn(&Pending) -> bool) -> Scheduled {
+        let Some(start) = self.pending.iter().find(|p| p.out && which(p)).cloned() else {
+            return self.ignored();
+        };
+        let mut cancelled = Vec::new();
+        self.pending.retain(|p| {
+            let gone = p.id == start.id;
+            if gone {
+                cancelled.push(p.at);
             }
-            end.at = end.at.min(at);
-            end.section = Some(cue.scte35.unwrap_or_default());
-            vec![end.at]
+            !gone
+        });
+        Scheduled {
+            accepted: true,
+            cuts: Vec::new(),
+            cancelled,
+        }
+    }
+
+    fn schedule_start(&mut self, cue: SpliceCue, at: i64, timescale: u32) -> Scheduled {
+        // The same break again (splicers repeat their cues, before and even
+        // after the splice): one break per id.
+        let known = self.active.as_ref().is_some_and(|b| b.id == cue.id)
+            || self.done.iter().any(|b| b.id == cue.id)
+            || self.pending.iter().any(|p| p.id == cue.id);
+        // One break at a time: a start during a break counts only at or after
+        // its end (back-to-back avails).
+        let busy = self.pending.iter().any(|p| p.out)
+            || self.active.as_ref().is_some_and(|b| {
+                self.pending
+                    .iter()
+                    .find(|p| !p.out && p.id == b.id)
+                    .is_some_and(|end| end.at > at)
+            });
+        if known || busy {
+            return self.ignored();
+        }
+        let planned = cue.duration_ms.map(|d| d.min(MAX_BREAK_MS));
+        let event_id = match cue.event_id {
+            Some(id) => id,
+            None => self.take_event_id(),
+        };
+        let section = cue.scte35.clone().unwrap_or_else(|| {
+            scte35::write_splice_insert(
+                event_id,
+                true,
+                None,
+                planned.map(|d| d * 90),
+                planned.is_some(),
+            )
+        });
+        // The break ends when planned, unless an end cue comes first; with
+        // neither, after the longest break.
+        let end_after = planned.unwrap_or(MAX_BREAK_MS);
+        let end = at.saturating_add(rescale(end_after as i64, 1000, timescale));
+        self.pending.push(Pending {
+            id: cue.id.clone(),
+            out: true,
+            at,
+            planned_ms: planned,
+            section: Some(section),
+            event_id,
+            ended_at: None,
+        });
+        self.pending.push(Pending {
+            id: cue.id,
+            out: false,
+            at: end,
+            planned_ms: None,
+            section: None,
+            event_id,
+            ended_at: None,
+        });
+        Scheduled {
+            accepted: true,
+            cuts: vec![at, end],
+            cancelled: Vec::new(),
+        }
+    }
+
+    fn schedule_end(&mut self, cue: SpliceCue, at: i64) -> Scheduled {
+        // An end: of the break in progress, or of one about to start.
+        let open = self
+            .active
+            .as_ref()
+            .map(|b| b.id.clone())
+            .or_else(|| self.pending.iter().find(|p| p.out).map(|p| p.id.clone()));
+        let Some(id) = open else {
+            return self.ignored();
+        };
+        if self.active.is_none() && cue.scte35.is_none() {
+            // "End the break" before it began: it is called off.
+            return self.call_off(|p| p.id == id);
+        }
+        let Some(end) = self.pending.iter_mut().find(|p| !p.out && p.id == id) else {
+            return self.ignored();
+        };
+        if end.section.is_some() {
+            // Ended by a cue already (SCTE-35 encoders repeat theirs).
+            self.stats.ignored += 1;
+            return Scheduled::default();
+        }
+        let planned = end.at;
+        end.at = planned.min(at);
+        end.section = Some(cue.scte35.unwrap_or_default());
+        let at = end.at;
+        Scheduled {
+            accepted: true,
+            cuts: vec![at],
+            cancelled: if planned != at {
+                vec![planned]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -274,19 +415,23 @@ impl Breaks {
         id
     }
 
-    /// The lead track began segment `msn` at lead tick `start` (`date`: its
-    /// `PROGRAM-DATE-TIME`); `tolerance`: half a frame. Places the breaks
-    /// that start or end here and returns the markers for `msn`, which every
-    /// rendition writes before its segment `msn` ([`Breaks::mark`]).
+    /// The lead track began segment `msn` at lead tick `start`, at the
+    /// segmenter's forced cut `cut` if it made one there (`date`: the
+    /// segment's `PROGRAM-DATE-TIME`). Places the breaks that start or end
+    /// here; every rendition then writes [`Breaks::mark`]`(msn)` before its
+    /// segment `msn`.
     pub fn segment_started(
         &mut self,
         msn: u64,
         start: i64,
+        cut: Option<i64>,
         date: Option<UnixMillis>,
         timescale: u32,
-        tolerance: i64,
     ) {
-        let due = |p: &Pending| p.at <= start.saturating_add(tolerance);
+        // Cues are due where the segmenter honoured their cut: it compares
+        // presentation times; a segment's start is its first frame's decode
+        // time.
+        let due = |p: &Pending| p.at == i64::MIN || cut.is_some_and(|c| p.at <= c);
         let mut mark = Mark {
             msn,
             date_ranges: Vec::new(),
@@ -303,27 +448,27 @@ impl Breaks {
             if let Some(mut b) = self.active.take() {
                 let in_section = match p.section.filter(|s| !s.is_empty()) {
                     Some(s) => s,
-                    None => {
-                        let id = self.take_event_id();
-                        scte35::write_splice_insert(id, false, None, None, false)
-                    }
+                    None => scte35::write_splice_insert(b.event_id, false, None, None, false),
                 };
-                b.end = Some(start);
+                let end = p.ended_at.unwrap_or(start);
+                b.end = Some(end);
                 b.in_section = Some(in_section.clone());
                 match self.style {
                     AdMarkers::DateRange => {
-                        let mut a = AttributeList::default();
-                        a.push_quoted("ID", &b.id);
                         if let Some(d) = b.start_date {
+                            let mut a = AttributeList::default();
+                            a.push_quoted("ID", &b.id);
                             a.push_quoted("START-DATE", &d.to_string());
+                            a.push_bare("DURATION", &fmt_secs(secs((end - b.start).max(0))));
+                            a.push_bare("SCTE35-IN", &hex(&in_section));
+                            mark.date_ranges.push(a);
                         }
-                        a.push_bare("DURATION", &fmt_secs(secs(start - b.start)));
-                        a.push_bare("SCTE35-IN", &hex(&in_section));
-                        mark.date_ranges.push(a);
                     }
                     AdMarkers::CueOut => mark.tags.push("EXT-X-CUE-IN".into()),
                 }
-                self.done.push_back(b);
+                if !b.stale {
+                    self.done.push_back(b);
+                }
             }
         }
         if self.active.is_none() {
@@ -339,45 +484,47 @@ impl Breaks {
                     in_section: None,
                     msn,
                     number: self.stats.breaks + 1,
+                    event_id: p.event_id,
+                    stale: false,
                 };
                 self.stats.breaks += 1;
                 match self.style {
+                    // START-DATE is required: without a date anchor (no
+                    // frame has arrived with a clock yet) the break is
+                    // placed but not marked.
                     AdMarkers::DateRange => {
-                        let mut a = AttributeList::default();
-                        a.push_quoted("ID", &b.id);
                         if let Some(d) = date {
+                            let mut a = AttributeList::default();
+                            a.push_quoted("ID", &b.id);
                             a.push_quoted("START-DATE", &d.to_string());
+                            if let Some(ms) = b.planned_ms {
+                                a.push_bare("PLANNED-DURATION", &fmt_secs(ms as f64 / 1000.0));
+                            }
+                            a.push_bare("SCTE35-OUT", &hex(&b.out_section));
+                            mark.date_ranges.push(a);
                         }
-                        if let Some(ms) = b.planned_ms {
-                            a.push_bare("PLANNED-DURATION", &fmt_secs(ms as f64 / 1000.0));
+                    }
+                    AdMarkers::CueOut => mark.tags.push(match b.planned_ms {
+                        Some(ms) => {
+                            format!("EXT-X-CUE-OUT:DURATION={}", fmt_secs(ms as f64 / 1000.0))
                         }
-                        a.push_bare("SCTE35-OUT", &hex(&b.out_section));
-                        mark.date_ranges.push(a);
-                    }
-                    AdMarkers::CueOut => {
-                        let d = b.planned_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
-                        mark.tags
-                            .push(format!("EXT-X-CUE-OUT:DURATION={}", fmt_secs(d)));
-                    }
+                        None => "EXT-X-CUE-OUT".into(),
+                    }),
                 }
                 self.active = Some(b);
             }
         } else if let (Some(b), AdMarkers::CueOut) = (&self.active, self.style) {
-            {
-                if b.msn != msn {
-                    let d = b.planned_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
-                    mark.tags.push(format!(
-                        "EXT-X-CUE-OUT-CONT:ElapsedTime={},Duration={}",
-                        fmt_secs(secs(start - b.start)),
-                        fmt_secs(d)
-                    ));
-                }
+            if b.msn != msn {
+                let elapsed = fmt_secs(secs((start - b.start).max(0)));
+                mark.tags.push(match b.planned_ms {
+                    Some(ms) => format!(
+                        "EXT-X-CUE-OUT-CONT:ElapsedTime={elapsed},Duration={}",
+                        fmt_secs(ms as f64 / 1000.0)
+                    ),
+                    None => format!("EXT-X-CUE-OUT-CONT:ElapsedTime={elapsed}"),
+                });
             }
         }
-        // Ends whose break never started (cancelled by a later cue) go.
-        let mut live: Vec<String> = self.active.iter().map(|b| b.id.clone()).collect();
-        live.extend(self.pending.iter().filter(|p| p.out).map(|p| p.id.clone()));
-        self.pending.retain(|p| p.out || live.contains(&p.id));
         while self.done.len() > KEPT {
             self.done.pop_front();
         }
@@ -401,21 +548,38 @@ impl Breaks {
 
     /// Breaks placed on this timeline (the one in progress last), for the MPD.
     pub fn placed(&self) -> impl Iterator<Item = &Break> {
-        self.done.iter().chain(self.active.iter())
+        self.done
+            .iter()
+            .chain(self.active.iter().filter(|b| !b.stale))
     }
 
-    /// The timeline ends (discontinuity, end of stream): cues not yet placed
-    /// are dropped; a break in progress ends at the next segment (its times
-    /// were on the old clock).
-    pub fn end_timeline(&mut self) {
+    /// The timeline ends at lead tick `last_end` (its last segment's end):
+    /// cues not yet placed are dropped. A break in progress ends there: at
+    /// the end of the stream (`finishing`) it stays open in the playlists
+    /// (no segment follows for its end marker) and its end is kept for the
+    /// MPD; at a discontinuity its end marker goes on the next timeline's
+    /// first segment, with the duration measured on the old clock, and the
+    /// old timeline's breaks leave the MPD.
+    pub fn end_timeline(&mut self, last_end: Option<i64>, finishing: bool) {
         self.pending.clear();
-        if let Some(b) = &self.active {
+        if finishing {
+            if let Some(mut b) = self.active.take() {
+                b.end = last_end;
+                self.done.push_back(b);
+            }
+            return;
+        }
+        self.done.clear();
+        if let Some(b) = &mut self.active {
+            b.stale = true;
             self.pending.push(Pending {
                 id: b.id.clone(),
                 out: false,
                 at: i64::MIN,
                 planned_ms: None,
                 section: None,
+                event_id: b.event_id,
+                ended_at: last_end,
             });
         }
     }
@@ -446,32 +610,36 @@ mod tests {
 
     const TS: u32 = 90_000;
 
-    fn api(id: &str, out: bool, ms: Option<u64>) -> SpliceCue {
-        SpliceCue {
-            id: id.into(),
-            out,
-            at: CueAt::Now,
-            duration_ms: ms,
-            auto_return: true,
-            scte35: None,
-        }
+    fn api(id: &str, ms: u64) -> SpliceCue {
+        SpliceCue::start(id, CueAt::Now, ms)
+    }
+
+    /// The lead began segment `msn` at `start`, at a cut the segmenter made
+    /// for every cue due by then.
+    fn seg(b: &mut Breaks, msn: u64, start: i64) {
+        let due = b.pending.iter().map(|p| p.at).filter(|a| *a <= start).max();
+        b.segment_started(msn, start, due, Some(UnixMillis(start as u64 / 90)), TS);
+    }
+
+    fn hex_of(section: &[u8]) -> String {
+        hex(section)
     }
 
     #[test]
-    fn an_auto_return_break_starts_and_ends_on_segment_boundaries() {
+    fn a_break_starts_and_ends_on_segment_boundaries_with_one_event_id() {
         let mut b = Breaks::new(AdMarkers::DateRange);
-        let cuts = b.schedule(api("b1", true, Some(4000)), 180_000, TS);
-        assert_eq!(cuts, vec![180_000, 180_000 + 360_000]);
+        let s = b.schedule(api("b1", 4000), 180_000, TS);
+        assert_eq!(s.cuts, vec![180_000, 180_000 + 360_000]);
         // A segment before the splice point carries nothing.
-        b.segment_started(1, 90_000, Some(UnixMillis(1_000)), TS, 1500);
+        seg(&mut b, 1, 90_000);
         assert!(b.mark(1).is_none());
-        b.segment_started(2, 180_000, Some(UnixMillis(2_000)), TS, 1500);
+        seg(&mut b, 2, 180_000);
         let m = b.mark(2).unwrap().date_ranges[0].to_string();
         assert!(m.starts_with("ID=\"b1\",START-DATE=\"1970-01-01T00:00:02.000Z\",PLANNED-DURATION=4,SCTE35-OUT=0xFC"), "{m}");
         assert!(b.in_break());
-        b.segment_started(3, 360_000, Some(UnixMillis(4_000)), TS, 1500);
+        seg(&mut b, 3, 360_000);
         assert!(b.mark(3).is_none());
-        b.segment_started(4, 540_000, Some(UnixMillis(6_000)), TS, 1500);
+        seg(&mut b, 4, 540_000);
         let m = b.mark(4).unwrap().date_ranges[0].to_string();
         assert!(
             m.starts_with(
@@ -480,26 +648,62 @@ mod tests {
             "{m}"
         );
         assert!(!b.in_break());
-        assert_eq!(b.placed().count(), 1);
+        // The IN Brook wrote carries the OUT's splice_event_id.
+        let placed: Vec<&Break> = b.placed().collect();
+        let id = |s: &Bytes| match scte35::parse(s).unwrap().cue() {
+            Some(Cue::Out { event_id, .. } | Cue::In { event_id, .. }) => event_id,
+            None => panic!(),
+        };
+        assert_eq!(
+            id(&placed[0].out_section),
+            id(placed[0].in_section.as_ref().unwrap())
+        );
     }
 
     #[test]
-    fn repeated_and_stray_cues_change_nothing() {
+    fn a_cue_is_due_where_the_segmenter_cut_for_it_not_by_decode_time() {
+        // B-frames: the keyframe presented at the splice (180 000) is decoded
+        // 6 000 ticks earlier; the segment starts at its decode time.
         let mut b = Breaks::new(AdMarkers::DateRange);
-        assert!(b.schedule(api("x", false, None), 0, TS).is_empty());
-        assert_eq!(b.schedule(api("b", true, Some(1000)), 0, TS).len(), 2);
-        assert!(b.schedule(api("b", true, Some(1000)), 10, TS).is_empty());
-        assert!(b.schedule(api("c", true, Some(1000)), 10, TS).is_empty());
-        assert_eq!(b.stats().ignored, 3);
+        b.schedule(api("b", 2000), 180_000, TS);
+        b.segment_started(2, 174_000, Some(180_000), Some(UnixMillis(1_934)), TS);
+        assert!(b.mark(2).is_some());
+        // A natural cut just before it is not the break's.
+        let mut b = Breaks::new(AdMarkers::DateRange);
+        b.schedule(api("b", 2000), 180_000, TS);
+        b.segment_started(2, 179_000, None, Some(UnixMillis(1_989)), TS);
+        assert!(b.mark(2).is_none());
+    }
+
+    #[test]
+    fn repeats_stray_ends_and_starts_during_a_break_change_nothing() {
+        let mut b = Breaks::new(AdMarkers::DateRange);
+        assert!(!b.schedule(SpliceCue::end(CueAt::Now), 0, TS).accepted);
+        assert!(b.schedule(api("b", 1000), 0, TS).accepted);
+        assert!(!b.schedule(api("b", 1000), 10, TS).accepted);
+        assert!(!b.schedule(api("c", 1000), 10, TS).accepted);
+        seg(&mut b, 0, 0);
+        // During the break, before its end: ignored; at its end: back to back.
+        assert!(!b.schedule(api("d", 1000), 45_000, TS).accepted);
+        assert!(b.schedule(api("e", 1000), 90_000, TS).accepted);
+        seg(&mut b, 1, 90_000);
+        let m = b.mark(1).unwrap();
+        assert_eq!(m.date_ranges.len(), 2, "{m:?}");
+        assert!(m.date_ranges[0].to_string().contains("ID=\"b\""));
+        assert!(m.date_ranges[1].to_string().contains("ID=\"e\""));
+        // A repeat of an id already used is not a second break.
+        seg(&mut b, 2, 180_000);
+        assert!(!b.schedule(api("b", 1000), 200_000, TS).accepted);
+        assert_eq!(b.stats().ignored, 5);
     }
 
     #[test]
     fn an_early_end_cuts_the_break_short_and_cue_out_style_counts_elapsed_time() {
         let mut b = Breaks::new(AdMarkers::CueOut);
-        b.schedule(api("b", true, Some(30_000)), 0, TS);
-        b.segment_started(5, 0, None, TS, 0);
+        b.schedule(api("b", 30_000), 0, TS);
+        seg(&mut b, 5, 0);
         assert_eq!(b.mark(5).unwrap().tags, vec!["EXT-X-CUE-OUT:DURATION=30"]);
-        b.segment_started(6, 180_000, None, TS, 0);
+        seg(&mut b, 6, 180_000);
         assert_eq!(
             b.mark(6).unwrap().tags,
             vec!["EXT-X-CUE-OUT-CONT:ElapsedTime=2,Duration=30"]
@@ -507,12 +711,77 @@ mod tests {
         let section = scte35::write_splice_insert(9, false, None, None, false);
         let end = SpliceCue {
             scte35: Some(section),
-            ..api("other", false, None)
+            ..SpliceCue::end(CueAt::Now)
         };
-        assert_eq!(b.schedule(end, 270_000, TS), vec![270_000]);
-        b.segment_started(7, 270_000, None, TS, 0);
+        let s = b.schedule(end, 270_000, TS);
+        assert_eq!(s.cuts, vec![270_000]);
+        assert_eq!(
+            s.cancelled,
+            vec![30 * 90_000],
+            "the planned end's cut is withdrawn"
+        );
+        seg(&mut b, 7, 270_000);
         assert_eq!(b.mark(7).unwrap().tags, vec!["EXT-X-CUE-IN"]);
         assert!(!b.in_break());
+        // Without a planned duration the markers say so.
+        let mut b = Breaks::new(AdMarkers::CueOut);
+        let mut open = api("o", 0);
+        open.duration_ms = None;
+        b.schedule(open, 0, TS);
+        seg(&mut b, 1, 0);
+        seg(&mut b, 2, 90_000);
+        assert_eq!(b.mark(1).unwrap().tags, vec!["EXT-X-CUE-OUT"]);
+        assert_eq!(
+            b.mark(2).unwrap().tags,
+            vec!["EXT-X-CUE-OUT-CONT:ElapsedTime=1"]
+        );
+    }
+
+    #[test]
+    fn a_cancel_or_an_api_end_before_the_start_calls_the_break_off() {
+        let mut b = Breaks::new(AdMarkers::DateRange);
+        let raw = scte35::write_splice_insert(7, true, Some(900_000), Some(90_000), true);
+        let info = scte35::parse(&raw).unwrap();
+        let cue = SpliceCue::from_section(&info, &raw, |p| p as i64).unwrap();
+        assert!(b.schedule(cue, 900_000, TS).accepted);
+        let mut cancel = raw.to_vec();
+        cancel[18] |= 0x80; // splice_event_cancel_indicator
+        let n = cancel.len();
+        let crc = crate::ts::psi::crc32_mpeg2(&cancel[..n - 4]);
+        cancel[n - 4..].copy_from_slice(&crc.to_be_bytes());
+        let info = scte35::parse(&cancel).unwrap();
+        let cue = SpliceCue::from_section(&info, &cancel, |p| p as i64).unwrap();
+        assert!(cue.cancel);
+        let s = b.schedule(cue, 0, TS);
+        assert_eq!(s.cancelled, vec![900_000, 990_000]);
+        seg(&mut b, 10, 900_000);
+        assert!(b.mark(10).is_none());
+
+        let mut b = Breaks::new(AdMarkers::DateRange);
+        b.schedule(api("x", 4000), 900_000, TS);
+        let s = b.schedule(SpliceCue::end(CueAt::Now), 100, TS);
+        assert!(s.accepted);
+        assert_eq!(s.cancelled.len(), 2);
+        assert_eq!(b.stats().breaks, 0);
+    }
+
+    #[test]
+    fn a_break_across_a_timeline_change_ends_on_the_new_one_measured_on_the_old_clock() {
+        let mut b = Breaks::new(AdMarkers::DateRange);
+        b.schedule(api("b", 30_000), 900_000, TS);
+        seg(&mut b, 10, 900_000);
+        b.end_timeline(Some(1_080_000), false);
+        // The new timeline's clock restarted near zero.
+        b.segment_started(12, 3_000, None, Some(UnixMillis(99_000)), TS);
+        let m = b.mark(12).unwrap().date_ranges[0].to_string();
+        assert!(m.contains("DURATION=2,"), "{m}");
+        assert_eq!(b.placed().count(), 0, "old-clock breaks leave the MPD");
+        // At the end of the stream the open break is kept, with its end.
+        let mut b = Breaks::new(AdMarkers::DateRange);
+        b.schedule(api("b", 30_000), 0, TS);
+        seg(&mut b, 0, 0);
+        b.end_timeline(Some(180_000), true);
+        assert_eq!(b.placed().next().unwrap().end, Some(180_000));
     }
 
     #[test]
@@ -521,8 +790,10 @@ mod tests {
         let info = scte35::parse(&raw).unwrap();
         let cue = SpliceCue::from_section(&info, &raw, |p| p as i64 + (1 << 33)).unwrap();
         assert_eq!(cue.id, "splice-42");
-        assert!(cue.out && cue.auto_return);
+        assert!(cue.out && !cue.cancel);
+        assert_eq!(cue.event_id, Some(42));
         assert_eq!(cue.at, CueAt::Pts(1000 + (1 << 33)));
         assert_eq!(cue.duration_ms, Some(10_000));
+        assert!(hex_of(&raw).starts_with("0xFC"));
     }
 }

@@ -346,6 +346,8 @@ pub struct Packager {
     breaks: Breaks,
     /// Cues that came before the first lead frame.
     held_cues: Vec<SpliceCue>,
+    /// Where the lead's last part ended (its ticks), on this timeline.
+    lead_end: Option<i64>,
 }
 
 impl Packager {
@@ -356,6 +358,7 @@ impl Packager {
             thumbnails: None,
             breaks: Breaks::new(config.ad_markers),
             held_cues: Vec::new(),
+            lead_end: None,
             front: TsFrontEnd::with_max_video(config.max_video_tracks),
             config,
             segmenter: None,
@@ -433,24 +436,38 @@ impl Packager {
     /// a time already past means the next keyframe. Cues that arrive before
     /// the stream has a timeline, repeats and an end without a break are
     /// counted and ignored ([`PackagerStats::breaks`]).
-    pub fn push_cue(&mut self, cue: SpliceCue) {
+    ///
+    /// Returns whether the cue changed the schedule (or waits for the first
+    /// frame).
+    pub fn push_cue(&mut self, cue: SpliceCue) -> bool {
         if self.finished {
-            return;
+            return false;
         }
         let (Some(seg), Some((_, latest, _))) = (self.segmenter.as_mut(), self.latest_lead) else {
             // Before the first frame (a splicer's cue ahead of the stream's
             // start): placed once the lead track has a frame.
             if self.held_cues.len() < MAX_HELD_CUES {
                 self.held_cues.push(cue);
-            } else {
-                self.breaks.ignore();
+                return true;
             }
-            return;
+            self.breaks.ignore();
+            return false;
         };
         let ts = seg.lead_timescale();
         let at = match cue.at {
             CueAt::Now => latest,
-            CueAt::Pts(p) => crate::time::rescale(p, crate::time::TS_TIMESCALE, ts),
+            CueAt::Pts(p) => {
+                // On the newest frame's side of the 33-bit wrap: the caller
+                // may have unwrapped it on another clock (a ladder's source).
+                const WRAP: i64 = 1 << 33;
+                let latest90 = crate::time::rescale(latest, ts, crate::time::TS_TIMESCALE);
+                let base = latest90 - latest90.rem_euclid(WRAP) + p.rem_euclid(WRAP);
+                let p = [base - WRAP, base, base + WRAP]
+                    .into_iter()
+                    .min_by_key(|c| (c - latest90).abs())
+                    .unwrap_or(base);
+                crate::time::rescale(p, crate::time::TS_TIMESCALE, ts)
+            }
             CueAt::Wall(w) => match self.anchor {
                 Some((secs, wall)) => {
                     let ms = w.0 as f64 - wall.0 as f64;
@@ -459,9 +476,14 @@ impl Packager {
                 None => latest,
             },
         };
-        for cut in self.breaks.schedule(cue, at.max(latest), ts) {
+        let s = self.breaks.schedule(cue, at.max(latest), ts);
+        for cut in s.cancelled {
+            seg.cancel_cut(cut);
+        }
+        for cut in s.cuts {
             seg.cut_at(cut);
         }
+        s.accepted
     }
 
     /// The timeline of pushed frames breaks before the next frame.
@@ -1093,7 +1115,9 @@ impl Packager {
                 }
                 self.start_timeline(tracks);
             }
-            FrontEndEvent::Cue(cue) => self.push_cue(cue),
+            FrontEndEvent::Cue(cue) => {
+                self.push_cue(cue);
+            }
             FrontEndEvent::Discontinuity => {
                 if let Some(tracks) = self.segmenter.as_ref().map(|s| s.tracks().to_vec()) {
                     self.end_timeline();
@@ -1270,8 +1294,9 @@ impl Packager {
             self.stats.segmenter.add(seg.stats());
         }
         // The next timeline's clock is another: a break in progress ends
-        // where it begins, cues not yet placed are dropped.
-        self.breaks.end_timeline();
+        // where this one did, cues not yet placed are dropped.
+        self.breaks
+            .end_timeline(self.lead_end.take(), self.finished);
     }
 
     fn drain_segmenter(&mut self) {
@@ -1354,16 +1379,17 @@ impl Packager {
                     let start = p.start as f64 / f64::from(timescale);
                     wall.offset_by(((start - anchor_secs) * 1000.0).round() as i64, 1000)
                 });
-                // Half a frame at 25 fps and above.
-                let tolerance = i64::from(timescale / 50);
                 self.breaks
-                    .segment_started(p.msn, p.start, date, timescale, tolerance);
+                    .segment_started(p.msn, p.start, p.cut, date, timescale);
             }
             if let Some(mark) = self.breaks.mark(p.msn) {
                 let tags = &mut self.renditions[ri].playlist.trailing_tags;
                 tags.date_ranges.extend(mark.date_ranges.iter().cloned());
                 tags.other.extend(mark.tags.iter().cloned());
             }
+        }
+        if lead {
+            self.lead_end = Some(p.start + p.duration);
         }
         let r = &mut self.renditions[ri];
         if let Some(enc) = &self.encryption {

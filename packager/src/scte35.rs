@@ -151,22 +151,18 @@ pub struct SegmentationDescriptor {
 }
 
 impl SegmentationDescriptor {
-    /// Type ids that open a break an ad may replace: (provider/distributor)
-    /// advertisement, placement opportunity, overlay placement opportunity,
-    /// (provider/distributor) ad block.
+    /// Type ids that open a break an ad may replace: break start,
+    /// (provider/distributor) advertisement, (provider/distributor)
+    /// placement opportunity, (provider/distributor) ad block. Overlay
+    /// placement opportunities (0x38, 0x3A) do not cut the content, and
+    /// promos (0x3C, 0x3E) are not ad breaks.
     pub fn starts_break(&self) -> bool {
-        matches!(
-            self.type_id,
-            0x22 | 0x30 | 0x32 | 0x34 | 0x36 | 0x38 | 0x3A | 0x3C | 0x3E | 0x44 | 0x46
-        )
+        matches!(self.type_id, 0x22 | 0x30 | 0x32 | 0x34 | 0x36 | 0x44 | 0x46)
     }
 
     /// The matching ends (start + 1).
     pub fn ends_break(&self) -> bool {
-        matches!(
-            self.type_id,
-            0x23 | 0x31 | 0x33 | 0x35 | 0x37 | 0x39 | 0x3B | 0x3D | 0x3F | 0x45 | 0x47
-        )
+        matches!(self.type_id, 0x23 | 0x31 | 0x33 | 0x35 | 0x37 | 0x45 | 0x47)
     }
 }
 

@@ -167,6 +167,9 @@ pub struct PartOut {
     /// The next part of this track will most likely start a new segment (for the
     /// preload hint; the segmenter only knows for sure once the next frame came).
     pub next_starts_segment: bool,
+    /// On the lead's first part of a segment that starts at a forced cut
+    /// ([`Segmenter::cut_at`]): the latest cut point it honours.
+    pub cut: Option<i64>,
     pub data: Bytes,
 }
 
@@ -303,6 +306,9 @@ pub struct Segmenter {
     /// Lead presentation times (ticks) where a segment must start: at the
     /// first keyframe at or after each ([`Segmenter::cut_at`]).
     cuts: VecDeque<i64>,
+    /// The latest cut the lead segment being made started for, until its
+    /// first part is out.
+    segment_cut: Option<i64>,
 }
 
 impl Segmenter {
@@ -339,6 +345,7 @@ impl Segmenter {
             out: VecDeque::new(),
             crypts: Vec::new(),
             cuts: VecDeque::new(),
+            segment_cut: None,
         }
     }
 
@@ -358,10 +365,18 @@ impl Segmenter {
         s.keyframe && self.cuts.front().is_some_and(|c| *c <= pts)
     }
 
+    /// Removes a cut asked for earlier (a break that was called off or
+    /// ended early); one already made stays.
+    pub fn cancel_cut(&mut self, at: i64) {
+        self.cuts.retain(|c| *c != at);
+    }
+
+    /// Lead keyframe `s` starts a segment: the cuts it honours are done.
     fn pop_due_cuts(&mut self, s: &Sample) {
         let pts = s.dts + i64::from(s.cts_offset) + i64::from(s.duration / 2);
-        while self.cuts.front().is_some_and(|c| *c <= pts) {
+        while let Some(c) = self.cuts.front().copied().filter(|c| *c <= pts) {
             self.cuts.pop_front();
+            self.segment_cut = Some(c);
         }
     }
 
@@ -892,6 +907,11 @@ impl Segmenter {
         if follower_video && track.index == 0 && !gap && !track.part_independent {
             self.stats.follower_segments_without_keyframe += 1;
         }
+        let cut = if t == self.lead && track.index == 0 {
+            self.segment_cut.take()
+        } else {
+            None
+        };
         self.out.push_back(SegmenterOutput::Part(PartOut {
             track: t,
             msn: track.msn,
@@ -901,6 +921,7 @@ impl Segmenter {
             independent: !gap && track.part_independent,
             gap,
             next_starts_segment,
+            cut,
             data,
         }));
         track.index += 1;

@@ -11,7 +11,14 @@ use brook_packager::{Packager, PackagerConfig, UnixMillis, MPD_NAME};
 const T0: u64 = 1_795_000_000_000;
 
 fn injected(at_ms: u64, duration_ms: u64) -> Vec<u8> {
-    let ts = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
+    inject(
+        include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts"),
+        at_ms,
+        duration_ms,
+    )
+}
+
+fn inject(ts: &[u8], at_ms: u64, duration_ms: u64) -> Vec<u8> {
     let mut inj = SpliceInjector::new(Injection {
         at_ms,
         duration_ms,
@@ -148,14 +155,7 @@ fn an_api_break_is_marked_with_a_splice_insert_brook_writes_and_cue_out_style_wo
     let text = clean.media_playlist("video.m3u8").unwrap().to_string();
     let first = segments(&text)[0].0.clone();
     let one_s_in = UnixMillis(UnixMillis::parse_iso8601(&first).unwrap().0 + 1000);
-    let cue = SpliceCue {
-        id: "break-1".into(),
-        out: true,
-        at: CueAt::Wall(one_s_in),
-        duration_ms: Some(1000),
-        auto_return: true,
-        scte35: None,
-    };
+    let cue = SpliceCue::start("break-1", CueAt::Wall(one_s_in), 1000);
     let p = package(ts, AdMarkers::CueOut, Some((20, cue)));
     let text = p.media_playlist("video.m3u8").unwrap().to_string();
     let segs = segments(&text);
@@ -167,14 +167,7 @@ fn an_api_break_is_marked_with_a_splice_insert_brook_writes_and_cue_out_style_wo
     );
     assert_eq!(tags[2], &vec!["#EXT-X-CUE-IN".to_string()], "{text}");
 
-    let cue = SpliceCue {
-        id: "break-2".into(),
-        out: true,
-        at: CueAt::Wall(one_s_in),
-        duration_ms: Some(1000),
-        auto_return: true,
-        scte35: None,
-    };
+    let cue = SpliceCue::start("break-2", CueAt::Wall(one_s_in), 1000);
     let p = package(ts, AdMarkers::DateRange, Some((20, cue)));
     let text = p.media_playlist("video.m3u8").unwrap().to_string();
     let out = text
@@ -199,17 +192,61 @@ fn an_api_break_is_marked_with_a_splice_insert_brook_writes_and_cue_out_style_wo
 #[test]
 fn a_stray_end_is_counted_not_applied() {
     let ts = include_bytes!("fixtures/lavfi_h264_aac_zerolatency.ts");
-    let cue = SpliceCue {
-        id: "x".into(),
-        out: false,
-        at: CueAt::Now,
-        duration_ms: None,
-        auto_return: false,
-        scte35: None,
-    };
+    let cue = SpliceCue::end(CueAt::Now);
     let p = package(ts, AdMarkers::DateRange, Some((20, cue)));
     assert_eq!(p.stats().breaks.ignored, 1);
     assert_eq!(p.stats().breaks.breaks, 0);
     let text = p.media_playlist("video.m3u8").unwrap().to_string();
     assert!(!text.contains("DATERANGE"), "{text}");
+}
+
+#[test]
+fn with_b_frames_the_break_is_marked_on_the_segment_cut_for_it() {
+    // A keyframe is decoded before it is presented: the segment starts at
+    // its decode time, the splice is a presentation time.
+    let ts = inject(
+        include_bytes!("fixtures/lavfi_h264_bframes_aac.ts"),
+        1000,
+        1000,
+    );
+    let p = package(&ts, AdMarkers::DateRange, None);
+    let text = p.media_playlist("video.m3u8").unwrap().to_string();
+    let segs = segments(&text);
+    let durations: Vec<f64> = segs.iter().map(|s| (s.1 * 10.0).round() / 10.0).collect();
+    assert_eq!(&durations[..2], &[1.0, 1.0], "{text}");
+    assert!(segs[1].2[0].contains("SCTE35-OUT"), "{text}");
+    assert!(segs[2].2[0].contains("SCTE35-IN"), "{text}");
+    assert!(segs[2].2[0].contains("DURATION=1,"), "{text}");
+}
+
+#[test]
+fn a_break_across_an_encoder_restart_ends_after_the_discontinuity() {
+    // The second half's timestamps jump back (a restarted encoder): the
+    // break (1 s in, 5 s planned) ends where the first half ends (its last
+    // segment: 0.967 s).
+    let ts = inject(
+        include_bytes!("fixtures/lavfi_h264_aac_timestamp_jump.ts"),
+        1000,
+        5000,
+    );
+    let p = package(&ts, AdMarkers::DateRange, None);
+    let text = p.media_playlist("video.m3u8").unwrap().to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let out = lines
+        .iter()
+        .position(|l| l.contains("SCTE35-OUT"))
+        .expect(&text);
+    let inn = lines
+        .iter()
+        .position(|l| l.contains("SCTE35-IN"))
+        .expect(&text);
+    let disc = lines
+        .iter()
+        .position(|l| *l == "#EXT-X-DISCONTINUITY")
+        .expect(&text);
+    assert!(out < disc && disc < inn, "{text}");
+    assert!(lines[inn].contains("DURATION=0.967,"), "{text}");
+    // The MPD keeps no event of the old clock.
+    let mpd = p.dash_manifest(UnixMillis(T0 + 10_000), None).unwrap();
+    assert!(!mpd.contains("EventStream"), "{mpd}");
 }

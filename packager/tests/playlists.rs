@@ -148,6 +148,14 @@ fn renders(label: &str, ts: &[u8], config: PackagerConfig) -> Vec<(String, Strin
 fn live_renders_reparse_to_the_same_model() {
     let renders = live_renders();
     assert!(renders.len() > 10);
+    // The ad cases carry their markers (so the parsers below see them).
+    let has = |label: &str, tag: &str| {
+        renders
+            .iter()
+            .any(|(name, text)| name.starts_with(label) && text.contains(tag))
+    };
+    assert!(has("ads_", "SCTE35-OUT") && has("ads_", "SCTE35-IN"));
+    assert!(has("adscueout_", "#EXT-X-CUE-OUT:DURATION=1") && has("adscueout_", "#EXT-X-CUE-IN"));
     for (name, text) in renders {
         if name.starts_with("multivariant") {
             let pl: MultivariantPlaylist = text.parse().unwrap();

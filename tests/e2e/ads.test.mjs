@@ -174,6 +174,11 @@ test('a break started through the admin API is marked the same way, with a splic
   const section = Buffer.from(out['SCTE35-OUT'].slice(2), 'hex');
   assert.equal(section[13], 0x05, 'a splice_insert');
   assert.equal(section[19] & 0x80, 0x80, 'out of network');
+  // Counted in the origin's metrics: both breaks, and the splicer's repeats ignored.
+  const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+  const value = (name) => Number(metrics.match(new RegExp(`^${name}\\{[^}]*stream="cam1"[^}]*\\} (\\S+)`, 'm'))?.[1]);
+  assert.equal(value('brook_ad_breaks_total'), 2, metrics);
+  assert.ok(value('brook_ad_cues_ignored_total') >= 1, 'the splicer repeats its cue once a second');
 });
 
 test('hls.js plays through the edge across the breaks with no fatal error and sees the date ranges', async () => {

@@ -310,8 +310,8 @@ impl Live {
     }
 
     /// An ad break from the admin API, for the packager of the renditions.
-    pub fn push_cue(&mut self, cue: brook_packager::breaks::SpliceCue, now: UnixMillis) {
-        self.output.push_cue(cue, now);
+    pub fn push_cue(&mut self, cue: brook_packager::breaks::SpliceCue, now: UnixMillis) -> bool {
+        self.output.push_cue(cue, now)
     }
 
     pub fn push_tracks(&mut self, tracks: Vec<TrackInfo>, now: UnixMillis) {
@@ -586,7 +586,9 @@ impl Ladder {
             FrontEndEvent::Frame(frame) => self.on_frame(frame, output, metrics, this, now),
             // The source's SCTE-35: the rungs keep the source's timestamps,
             // so its splice times hold for the packager of the ladder.
-            FrontEndEvent::Cue(cue) => output.push_cue(cue, now),
+            FrontEndEvent::Cue(cue) => {
+                output.push_cue(cue, now);
+            }
         }
     }
 

@@ -374,20 +374,17 @@ impl StreamControl for Pipelines {
         Pipelines::end(self, stream)
     }
 
-    fn cue(&self, stream: &str, cue: brook_packager::breaks::SpliceCue) -> bool {
-        let Some(live) = self.live(stream) else {
-            return false;
-        };
+    fn cue(&self, stream: &str, cue: brook_packager::breaks::SpliceCue) -> Option<bool> {
+        let live = self.live(stream)?;
         let mut l = lock(&live);
         if l.ended() {
-            return false;
+            return None;
         }
-        info!(stream = %stream, out = cue.out, duration_ms = ?cue.duration_ms, "ad break cue from the admin API");
-        l.push_cue(
-            cue,
-            brook_packager::UnixMillis(crate::serve::hub::unix_ms()),
-        );
-        true
+        let (out, duration_ms) = (cue.out, cue.duration_ms);
+        let now = brook_packager::UnixMillis(crate::serve::hub::unix_ms());
+        let accepted = l.push_cue(cue, now);
+        info!(stream = %stream, out, ?duration_ms, accepted, "ad break cue from the admin API");
+        Some(accepted)
     }
 }
 

@@ -71,9 +71,11 @@ impl Output {
     }
 
     /// An ad break starts or ends ([`Packager::push_cue`]).
-    pub fn push_cue(&mut self, cue: SpliceCue, now: UnixMillis) {
-        self.packager.push_cue(cue);
+    /// Whether it changed the schedule.
+    pub fn push_cue(&mut self, cue: SpliceCue, now: UnixMillis) -> bool {
+        let accepted = self.packager.push_cue(cue);
         self.apply(now);
+        accepted
     }
 
     pub fn push_frame(&mut self, frame: Frame, now: UnixMillis) {
@@ -232,6 +234,9 @@ impl Output {
             st.parts = stats.parts;
             st.segments = stats.segments;
             st.segments_without_keyframe = without_keyframe;
+            st.ad_cues = stats.breaks.cues;
+            st.ad_cues_ignored = stats.breaks.ignored;
+            st.ad_breaks = stats.breaks.breaks;
             if self.demuxes_source {
                 st.continuity_errors = stats.demux.continuity_errors;
             }

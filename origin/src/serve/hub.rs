@@ -263,6 +263,11 @@ pub struct IngestStats {
     pub segments: u64,
     /// Segments cut at the longest segment because no keyframe came.
     pub segments_without_keyframe: u64,
+    /// Ad-break cues (SCTE-35 or the admin API), those ignored (repeats,
+    /// strays, before the stream started), and breaks placed.
+    pub ad_cues: u64,
+    pub ad_cues_ignored: u64,
+    pub ad_breaks: u64,
     /// Unix ms the current session started.
     pub started_unix_ms: u64,
     /// The running transcoder's process id (transcoded streams).

@@ -269,6 +269,9 @@ impl Demuxer {
         result
     }
 
+    /// Sections on a PSI or section-carrying PID (ISO/IEC 13818-1 §2.4.4):
+    /// one may span packets, and a packet may end one section and start
+    /// the next (its `pointer_field` says where), or hold several.
     fn handle_psi(&mut self, p: &Packet<'_>) {
         let asm = self.sections.entry(p.pid).or_default();
         let (duplicate, lost) = Self::continuity(&mut asm.last_cc, p);
@@ -279,40 +282,58 @@ impl Demuxer {
             self.stats.continuity_errors += 1;
             asm.buf.clear();
         }
-        let payload = p.payload;
+        let mut buf = std::mem::take(&mut asm.buf);
         if p.unit_start {
-            let Some((&pointer, rest)) = payload.split_first() else {
+            let Some((&pointer, rest)) = p.payload.split_first() else {
                 return;
             };
-            let Some(start) = rest.get(usize::from(pointer)..) else {
+            let Some(tail) = rest.get(..usize::from(pointer)) else {
                 self.stats.psi_errors += 1;
                 return;
             };
-            asm.buf.clear();
-            asm.buf.extend_from_slice(start);
-        } else if !asm.buf.is_empty() {
-            asm.buf.extend_from_slice(payload);
+            if !buf.is_empty() {
+                // The end of the section in progress.
+                buf.extend_from_slice(tail);
+                self.take_sections(p.pid, &mut buf);
+            }
+            buf.clear();
+            buf.extend_from_slice(&rest[usize::from(pointer)..]);
+        } else if !buf.is_empty() {
+            buf.extend_from_slice(p.payload);
         } else {
             return;
         }
-        let Some(len) = psi::section_len(&asm.buf) else {
-            return;
-        };
-        if asm.buf.first() == Some(&0xFF) {
-            asm.buf.clear(); // stuffing only
-            return;
+        self.take_sections(p.pid, &mut buf);
+        if let Some(asm) = self.sections.get_mut(&p.pid) {
+            asm.buf = buf;
         }
-        if asm.buf.len() < len {
-            if len > 4096 {
-                asm.buf.clear();
-                self.stats.psi_errors += 1;
+    }
+
+    /// Handles every complete section at the start of `buf`, leaving an
+    /// incomplete one there (or nothing: stuffing ends the packet's sections).
+    fn take_sections(&mut self, pid: u16, buf: &mut Vec<u8>) {
+        loop {
+            if buf.first() == Some(&0xFF) {
+                buf.clear(); // stuffing only
+                return;
             }
-            return;
+            let Some(len) = psi::section_len(buf) else {
+                return;
+            };
+            if buf.len() < len {
+                if len > 4096 {
+                    buf.clear();
+                    self.stats.psi_errors += 1;
+                }
+                return;
+            }
+            let section: Vec<u8> = buf.drain(..len).collect();
+            self.on_section(pid, section);
         }
-        let mut section = std::mem::take(&mut asm.buf);
-        let pid = p.pid;
+    }
+
+    fn on_section(&mut self, pid: u16, section: Vec<u8>) {
         if self.section_pids.contains(&pid) && pid != 0 && Some(pid) != self.pmt_pid {
-            section.truncate(len);
             self.events.push_back(DemuxEvent::Section {
                 pid,
                 data: Bytes::from(section),
@@ -327,7 +348,7 @@ impl Demuxer {
                 }
                 Err(_) => self.stats.psi_errors += 1,
             }
-        } else {
+        } else if Some(pid) == self.pmt_pid {
             match psi::parse_pmt(pid, &section) {
                 Ok(pmt) => self.apply_pmt(pmt.streams),
                 Err(_) => self.stats.psi_errors += 1,
@@ -511,6 +532,62 @@ pub(crate) mod tests {
         let mut cc = 0;
         out.extend(packetize(0x1000, &section(2, 1, &pmt), &mut cc, true));
         out
+    }
+
+    #[test]
+    fn sections_that_share_and_span_packets_all_come_out() {
+        // PAT, then a PMT with H.264 on 0x100 and SCTE-35 on 0x1F0.
+        let mut input = Vec::new();
+        let mut cc = 0;
+        input.extend(packetize(
+            0,
+            &section(0, 1, &[0, 1, 0xF0, 0x00]),
+            &mut cc,
+            true,
+        ));
+        let pmt = [
+            0xE1, 0x00, 0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x00, 0x86, 0xE1, 0xF0, 0xF0, 0x00,
+        ];
+        let mut cc = 0;
+        input.extend(packetize(0x1000, &section(2, 1, &pmt), &mut cc, true));
+        // Eight splice_insert sections packed back to back: one starts in
+        // the first packet and ends in the second, whose pointer_field
+        // skips its tail.
+        let sections: Vec<Vec<u8>> = (1..=8)
+            .map(|id| {
+                crate::scte35::write_splice_insert(id, true, Some(90_000), None, false).to_vec()
+            })
+            .collect();
+        let all: Vec<u8> = sections.concat();
+        let first = 183;
+        // The section that straddles the packet boundary.
+        let mut k = 0;
+        let mut before = 0;
+        while before + sections[k].len() <= first {
+            before += sections[k].len();
+            k += 1;
+        }
+        assert!(k >= 2 && k + 1 < sections.len());
+        let mut p1 = vec![SYNC_BYTE, 0x41, 0xF0, 0x10, 0];
+        p1.extend_from_slice(&all[..first]);
+        let tail = sections[k].len() - (first - before);
+        let mut p2 = vec![SYNC_BYTE, 0x41, 0xF0, 0x11, tail as u8];
+        p2.extend_from_slice(&all[first..]);
+        assert!(p2.len() <= PACKET_SIZE);
+        p2.resize(PACKET_SIZE, 0xFF);
+        input.extend(p1);
+        input.extend(p2);
+        let mut d = Demuxer::default();
+        d.push(&input).unwrap();
+        let got: Vec<Vec<u8>> = drain(&mut d)
+            .into_iter()
+            .filter_map(|e| match e {
+                DemuxEvent::Section { pid: 0x1F0, data } => Some(data.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, sections);
+        assert_eq!(d.stats().psi_errors, 0);
     }
 
     fn drain(d: &mut Demuxer) -> Vec<DemuxEvent> {

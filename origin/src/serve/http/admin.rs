@@ -46,9 +46,10 @@ pub trait StreamControl: Send + Sync {
     fn kick(&self, stream: &str) -> bool;
     /// Ends the stream now; `false` when it is not live.
     fn end(&self, stream: &str) -> bool;
-    /// Starts (`cue.out`) or ends an ad break; `false` when the stream is
-    /// not live.
-    fn cue(&self, stream: &str, cue: SpliceCue) -> bool;
+    /// Starts (`cue.out`) or ends an ad break: `None` when the stream is
+    /// not live, `Some(false)` when the cue changed nothing (a break is
+    /// already scheduled or under way; nothing to end).
+    fn cue(&self, stream: &str, cue: SpliceCue) -> Option<bool>;
 }
 
 pub struct Admin {
@@ -146,24 +147,27 @@ impl Admin {
                             )
                         }
                     },
-                    ["end"] => SpliceCue {
-                        id: String::new(),
-                        out: false,
-                        at: CueAt::Now,
-                        duration_ms: None,
-                        auto_return: false,
-                        scte35: None,
-                    },
+                    ["end"] => SpliceCue::end(CueAt::Now),
                     _ => return Reply::text(StatusCode::NOT_FOUND, "not found"),
                 };
-                let id = cue.id.clone();
-                if p.cue(name, cue) {
-                    json_reply(StatusCode::ACCEPTED, json!({ "ok": true, "id": id }))
-                } else {
-                    json_reply(
+                let (id, out) = (cue.id.clone(), cue.out);
+                match p.cue(name, cue) {
+                    Some(true) if out => {
+                        json_reply(StatusCode::ACCEPTED, json!({ "ok": true, "id": id }))
+                    }
+                    Some(true) => json_reply(StatusCode::ACCEPTED, json!({ "ok": true })),
+                    Some(false) => json_reply(
+                        StatusCode::CONFLICT,
+                        json!({ "ok": false, "error": if out {
+                            "a break is already scheduled or under way"
+                        } else {
+                            "no break to end"
+                        } }),
+                    ),
+                    None => json_reply(
                         StatusCode::NOT_FOUND,
                         json!({ "ok": false, "error": "stream is not publishing" }),
-                    )
+                    ),
                 }
             }
             (method, ["streams", name, "keys", rest @ ..]) => self.keys(&method, name, rest),
@@ -289,6 +293,10 @@ impl Admin {
     }
 }
 
+/// How far in the past (a break "now" sent late) and the future `at` may be.
+const MAX_PAST_MS: u64 = 5 * 60 * 1000;
+const MAX_AHEAD_MS: u64 = 60 * 60 * 1000;
+
 /// `duration_s=N[&at=T]` of `POST /admin/streams/<name>/break`: a break of N
 /// seconds (whole or decimal, at most 3 hours), now or at T (an RFC 3339
 /// date or Unix milliseconds), returning on its own.
@@ -315,6 +323,16 @@ fn break_request(query: &str) -> Result<SpliceCue, String> {
                     Err(_) => UnixMillis::parse_iso8601(&v)
                         .ok_or_else(|| format!("at: not a date or Unix ms: {v:?}"))?,
                 };
+                let now = crate::serve::hub::unix_ms();
+                if wall.0.saturating_add(MAX_PAST_MS) < now
+                    || wall.0 > now.saturating_add(MAX_AHEAD_MS)
+                {
+                    return Err(format!(
+                        "at: must be within {} s before and {} s after now",
+                        MAX_PAST_MS / 1000,
+                        MAX_AHEAD_MS / 1000
+                    ));
+                }
                 at = CueAt::Wall(wall);
             }
             other => return Err(format!("unknown parameter {other:?}")),
@@ -324,12 +342,5 @@ fn break_request(query: &str) -> Result<SpliceCue, String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    Ok(SpliceCue {
-        id: format!("break-{now}"),
-        out: true,
-        at,
-        duration_ms: Some(duration),
-        auto_return: true,
-        scte35: None,
-    })
+    Ok(SpliceCue::start(format!("break-{now}"), at, duration))
 }
