@@ -167,13 +167,33 @@ test('a break started through the admin API is marked the same way, with a splic
   assert.equal(r.status, 202);
   const { id } = await r.json();
   assert.match(id, /^break-\d+$/);
+  // One break at a time: another now is refused, and says why.
+  const again = await fetch(`${origin.url}/admin/streams/cam1/break?duration_s=4`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN}` },
+  });
+  assert.equal(again.status, 409);
+  assert.match((await again.json()).error, /already/);
+  const far = await fetch(`${origin.url}/admin/streams/cam1/break?duration_s=4&at=${Date.now() + 86400000}`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN}` },
+  });
+  assert.equal(far.status, 400);
   const mv = await playlist('index.m3u8');
-  const name = mv.split('\n').find((l) => l && !l.startsWith('#'));
-  const text = await withEnd(name, id);
-  const { out } = checkBreak(name, text, id, 4);
-  const section = Buffer.from(out['SCTE35-OUT'].slice(2), 'hex');
-  assert.equal(section[13], 0x05, 'a splice_insert');
-  assert.equal(section[19] & 0x80, 0x80, 'out of network');
+  const names = new Set(mv.split('\n').filter((l) => l && !l.startsWith('#'))
+    .concat([...mv.matchAll(/URI="([^"]+\.m3u8)"/g)].map((m) => m[1])));
+  const starts = new Set();
+  for (const name of names) {
+    const text = await withEnd(name, id);
+    const { out, inn } = checkBreak(name, text, id, 4);
+    starts.add(out['START-DATE']);
+    const section = Buffer.from(out['SCTE35-OUT'].slice(2), 'hex');
+    assert.equal(section[13], 0x05, 'a splice_insert');
+    assert.equal(section[19] & 0x80, 0x80, 'out of network');
+    // Its end: back to the network, the same splice_event_id.
+    const end = Buffer.from(inn['SCTE35-IN'].slice(2), 'hex');
+    assert.equal(end[19] & 0x80, 0, 'back to the network');
+    assert.equal(end.readUInt32BE(14), section.readUInt32BE(14));
+  }
+  assert.equal(starts.size, 1, 'every rendition starts the break at once');
   // Counted in the origin's metrics: both breaks, and the splicer's repeats ignored.
   const metrics = await (await fetch(`${origin.url}/metrics`)).text();
   const value = (name) => Number(metrics.match(new RegExp(`^${name}\\{[^}]*stream="cam1"[^}]*\\} (\\S+)`, 'm'))?.[1]);
@@ -184,8 +204,13 @@ test('a break started through the admin API is marked the same way, with a splic
 test('hls.js plays through the edge across the breaks with no fatal error and sees the date ranges', async () => {
   browser = await launchChromium();
   const { page } = await openViewer(browser, `${edge.url}/?stream=cam1&token=${encodeURIComponent(TOKEN)}`);
-  const { first, last } = await watchPlayback(page, 6);
-  assert.ok(last.currentTime - first.currentTime > 5, JSON.stringify({ first, last }));
+  const r = await fetch(`${origin.url}/admin/streams/cam1/break?duration_s=3`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN}` },
+  });
+  assert.equal(r.status, 202);
+  const { id } = await r.json();
+  const { first, last } = await watchPlayback(page, 8);
+  assert.ok(last.currentTime - first.currentTime > 7, JSON.stringify({ first, last }));
   const seen = await page.evaluate(() => {
     const h = window.brook.hls;
     const details = h.levels[h.currentLevel >= 0 ? h.currentLevel : 0]?.details;
@@ -195,5 +220,5 @@ test('hls.js plays through the edge across the breaks with no fatal error and se
     };
   });
   assert.deepEqual(seen.fatal, []);
-  assert.ok(seen.ranges.some((d) => d.out), JSON.stringify(seen.ranges));
+  assert.ok(seen.ranges.some((d) => d.id === id && d.out), JSON.stringify(seen.ranges));
 });
