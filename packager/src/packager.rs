@@ -1194,14 +1194,33 @@ impl Packager {
             r.active = false;
         }
         self.track_rendition.clear();
-        let part_targets = track_part_targets(&tracks, self.config.segmenter.part_target_ms);
         let lead = tracks
             .iter()
             .position(|t| t.kind() == TrackKind::Video)
             .unwrap_or(0);
-        let lead_part_target = part_targets.get(lead).map_or(0.2, |&ticks| {
-            ticks as f64 / f64::from(tracks[lead].timescale.max(1))
-        });
+        let lead_secs = |part_target_ms: u32| {
+            track_part_targets(&tracks, part_target_ms)
+                .get(lead)
+                .map(|&ticks| ticks as f64 / f64::from(tracks[lead].timescale.max(1)))
+        };
+        // `PART-TARGET` is fixed for a playlist's life: a timeline whose lead
+        // makes longer parts (audio alone after the video went away: whole
+        // AAC frames, 0.2133 s for 0.2 s) gets a part target that keeps
+        // them within what the playlists announced.
+        let mut seg_config = self.config.segmenter;
+        if let Some(announced) = self
+            .renditions
+            .iter()
+            .filter_map(|r| r.playlist.part_target)
+            .reduce(f64::min)
+        {
+            while seg_config.part_target_ms > 1
+                && lead_secs(seg_config.part_target_ms).is_some_and(|s| s > announced + 1e-9)
+            {
+                seg_config.part_target_ms -= 1;
+            }
+        }
+        let lead_part_target = lead_secs(seg_config.part_target_ms).unwrap_or(0.2);
         let mut crypts: Vec<Option<TrackCrypt>> = Vec::with_capacity(tracks.len());
         for (t, info) in tracks.iter().enumerate() {
             let name = match self.names.get(t) {
@@ -1279,7 +1298,7 @@ impl Packager {
         self.discontinuity_pending = false;
         self.anchor = self.next_anchor.take();
         self.latest_lead = None;
-        let mut segmenter = Segmenter::new(self.config.segmenter, tracks, next_msn);
+        let mut segmenter = Segmenter::new(seg_config, tracks, next_msn);
         if self.encryption.is_some() {
             segmenter.set_encryption(crypts);
         }

@@ -222,3 +222,55 @@ fn the_preload_hint_names_the_next_part_once_the_keyframe_interval_is_known() {
         assert!(checked > 100, "GOP {gop}: {checked} parts checked");
     }
 }
+
+/// Found by the `packager` fuzz target: a stream whose video goes away (its
+/// PMT changes, an encoder restart) continues with AAC alone as the lead,
+/// whose parts are whole frames (0.2133 s for a 0.2 s target); the
+/// playlists announced `PART-TARGET=0.2` with the video and cannot change
+/// it, so the audio-led timeline must keep its parts within 0.2 s.
+#[test]
+fn a_timeline_led_by_audio_keeps_the_part_target_the_playlists_announced() {
+    let data = include_bytes!("regressions/audio_lead_after_video_went_away.bin");
+    let (&chunk, input) = data.split_first().unwrap();
+    // As the fuzz target drives it: chunk byte 0x10 (clear), pushes of
+    // 16 x 11 bytes, a restart after the fourth.
+    assert_eq!(chunk, 0x10);
+    let mut p = Packager::new(PackagerConfig {
+        window_segments: 4,
+        ..PackagerConfig::default()
+    });
+    let check = |p: &Packager| {
+        for (name, pl) in p.media_playlists() {
+            let target = pl.part_target.unwrap();
+            for part in pl
+                .segments
+                .iter()
+                .flat_map(|s| &s.parts)
+                .chain(&pl.trailing_parts)
+            {
+                assert!(
+                    part.duration <= target,
+                    "{name}: {} {} > {target}\n{pl}",
+                    part.uri,
+                    part.duration
+                );
+            }
+        }
+    };
+    for (i, c) in input.chunks(usize::from(chunk) * 11).enumerate() {
+        let r = p.push_ts(c, UnixMillis(i as u64 * 20));
+        while p.poll().is_some() {}
+        check(&p);
+        if r.is_err() {
+            break;
+        }
+        if i == 3 {
+            p.restart_input();
+        }
+    }
+    p.finish();
+    while p.poll().is_some() {}
+    check(&p);
+    let audio = p.media_playlist("audio.m3u8").unwrap().to_string();
+    assert!(audio.contains("#EXT-X-DISCONTINUITY"), "{audio}");
+}

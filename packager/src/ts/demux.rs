@@ -9,6 +9,7 @@
 //!     match event {
 //!         DemuxEvent::Program(streams) => { /* the PMT announced these */ }
 //!         DemuxEvent::Pes(pes) => { /* one complete PES packet */ }
+//!         DemuxEvent::Section { .. } => { /* a section of an SCTE-35 stream */ }
 //!     }
 //! }
 //! # Ok::<(), brook_packager::ts::TsError>(())
