@@ -99,10 +99,14 @@ export async function startOrigin({
   return origin;
 }
 
-/** An SRT caller URL; `params`: more query parameters (e.g. `{ passphrase }`). */
+/**
+ * An SRT caller URL; `params`: more query parameters (e.g. `{ passphrase }`),
+ * or other values for the defaults (`latency` in µs: 120 ms).
+ */
 export function srtUrl(port, streamid, params = {}) {
-  const more = Object.entries(params).map(([k, v]) => `&${k}=${encodeURIComponent(v)}`).join('');
-  return `srt://127.0.0.1:${port}?mode=caller&latency=120000&pkt_size=1316${more}&streamid=${streamid}`;
+  const all = { mode: 'caller', latency: 120000, pkt_size: 1316, ...params };
+  const query = Object.entries(all).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+  return `srt://127.0.0.1:${port}?${query}&streamid=${streamid}`;
 }
 
 /**

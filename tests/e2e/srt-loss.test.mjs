@@ -10,7 +10,10 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { setTimeout as sleep } from 'node:timers/promises';
 import HLS from 'hls-parser';
-import { startOrigin, startPublisher, mediaPlaylistUrl, text, DEV_KEY } from './lib.mjs';
+import {
+  startOrigin, startPublisher, mediaPlaylistUrl, text, DEV_KEY, startViewerSite, launchChromium, openViewer,
+  watchPlayback,
+} from './lib.mjs';
 
 const running = new Set();
 after(async () => { await Promise.all([...running].map((p) => p.stop())); });
@@ -112,7 +115,7 @@ function attrs(line) {
 
 /** A metric's value for stream cam1 (0 when absent). */
 function metric(body, name) {
-  return Number(new RegExp(`^${name}\\{stream="cam1"\\} ([\\d.e+]+)$`, 'm').exec(body)?.[1] ?? 0);
+  return Number(new RegExp(`^${name}\\{stream="cam1"\\} ([\\d.e+-]+)$`, 'm').exec(body)?.[1] ?? 0);
 }
 
 /**
@@ -229,4 +232,104 @@ test('parts stay within PART-TARGET and TARGETDURATION holds while SRT loses pac
     assert.ok(seen[name].msn > seen[name].firstMsn, `media sequence never grew: ${summary(name)}`);
     assert.ok(seen[name].next - seen[name].firstNext >= 5, `fewer than 5 new segments: ${summary(name)}`);
   }
+});
+
+/**
+ * A UDP relay that loses `loss` of the packets in each direction (uniformly,
+ * seeded; handshakes pass) and delays every packet by `delayMs` each way: a
+ * long-haul contribution link, in user space (this kernel has no netem).
+ */
+async function startImpairedRelay(targetPort, { loss, delayMs, seed = 18 }) {
+  const rand = [prng(seed), prng(seed + 1)];
+  const stats = { forwarded: 0, dropped: 0 };
+  const pass = (dir, msg) => {
+    if ((msg[0] & 0x80) && ((msg[0] & 0x7f) << 8 | msg[1]) === 0) return true;
+    const lost = rand[dir]() < loss;
+    stats[lost ? 'dropped' : 'forwarded'] += 1;
+    return !lost;
+  };
+  // Packets in flight when the relay stops are lost with it.
+  let closed = false;
+  const timers = new Set();
+  const later = (fn) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!closed) fn();
+    }, delayMs);
+    timers.add(t);
+  };
+  const front = dgram.createSocket('udp4');
+  const peers = new Map();
+  front.on('message', (msg, from) => {
+    const key = `${from.address}:${from.port}`;
+    let back = peers.get(key);
+    if (!back) {
+      back = dgram.createSocket('udp4');
+      back.on('error', () => {});
+      back.on('message', (reply) => {
+        if (pass(1, reply)) later(() => front.send(reply, from.port, from.address));
+      });
+      peers.set(key, back);
+      back.pending = [];
+      back.connect(targetPort, '127.0.0.1', () => {
+        for (const m of back.pending) back.send(m);
+        back.pending = null;
+      });
+    }
+    if (!pass(0, msg)) return;
+    later(() => { if (back.pending) back.pending.push(msg); else back.send(msg); });
+  });
+  await new Promise((res) => front.bind(0, '127.0.0.1', res));
+  return {
+    port: front.address().port,
+    stats,
+    stop: async () => {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      for (const s of [front, ...peers.values()]) { try { s.close(); } catch { /* closed */ } }
+    },
+  };
+}
+
+test('a long lossy link (5 % loss each way, 80 ms RTT): SRT recovers by retransmission and hls.js plays on', async () => {
+  // SRT's latency a few round trips long, as for any contribution link: lost
+  // packets are asked for again (NAK) and arrive in time.
+  const origin = await startOrigin({
+    config: `[srt]\nlatency_ms = 500\n[streams.cam1]\nkey = "${DEV_KEY}"\n`,
+  });
+  running.add(origin);
+  const relay = await startImpairedRelay(origin.srtPort, { loss: 0.05, delayMs: 40 });
+  running.add(relay);
+  const publisher = startPublisher(relay.port, {
+    video: 'testsrc2=size=640x360:rate=30', srtParams: { latency: 500000 },
+  });
+  running.add(publisher);
+  await mediaPlaylistUrl(origin.url);
+  const site = await startViewerSite(origin.url);
+  running.add(site);
+  const browser = await launchChromium();
+  const closer = { stop: () => browser.close() };
+  running.add(closer);
+  const { page } = await openViewer(browser, `${site.url}/?stream=cam1`);
+  const { first, last } = await watchPlayback(page, 12);
+  const fatal = await page.evaluate(() => window.brook.fatalErrors.map((e) => `${e.details} ${e.url}`));
+  const m = (await text(`${origin.url}/metrics`)).body;
+  const counters = Object.fromEntries(['brook_srt_packets_received_total', 'brook_srt_packets_lost_total',
+    'brook_srt_packets_retransmitted_total', 'brook_srt_packets_dropped_total', 'brook_srt_rtt_seconds']
+    .map((k) => [k.replace(/^brook_/, ''), metric(m, k)]));
+  console.log(`# relay: ${relay.stats.dropped} of ${relay.stats.dropped + relay.stats.forwarded} packets dropped`);
+  console.log(`# origin: ${JSON.stringify(counters)}`);
+  console.log(`# played ${(last.currentTime - first.currentTime).toFixed(1)} s`);
+  assert.deepEqual(fatal, []);
+  assert.ok(last.currentTime - first.currentTime >= 11, JSON.stringify({ first, last }));
+  // The loss and the round trip show in the origin's metrics.
+  assert.ok(counters.srt_packets_lost_total > 0, JSON.stringify(counters));
+  assert.ok(counters.srt_packets_retransmitted_total > 0, JSON.stringify(counters));
+  assert.ok(counters.srt_rtt_seconds >= 0.06 && counters.srt_rtt_seconds < 0.5, JSON.stringify(counters));
+  assert.equal(publisher.exitCode, null, `ffmpeg gave up on the link:\n${publisher.log}`);
+  for (const p of [closer, site, publisher, relay, origin]) {
+    running.delete(p);
+  }
+  await browser.close();
+  await Promise.all([site.stop(), publisher.stop(), relay.stop(), origin.stop()]);
 });
