@@ -82,6 +82,37 @@ impl ObjectType {
     }
 }
 
+/// What is being played (`st`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamType {
+    /// `v`: video on demand.
+    Vod,
+    /// `l`: live.
+    Live,
+    /// `ll`: low-latency live (CTA-5004-A; hls.js sends it for LL-HLS).
+    LowLatency,
+}
+
+impl StreamType {
+    fn parse(token: &str) -> Option<Self> {
+        Some(match token {
+            "v" => Self::Vod,
+            "l" => Self::Live,
+            "ll" => Self::LowLatency,
+            _ => return None,
+        })
+    }
+
+    /// The CTA-5004 token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vod => "v",
+            Self::Live => "l",
+            Self::LowLatency => "ll",
+        }
+    }
+}
+
 /// One request's CMCD. Numbers in the units CTA-5004 gives them: kbps for
 /// `br`, `mtp`, `tb`; milliseconds for `bl`, `d`, `dl`, `rtp` (which is
 /// kbps: requested maximum throughput).
@@ -115,8 +146,8 @@ pub struct Cmcd {
     pub sf: Option<char>,
     /// `sid`: session id.
     pub sid: Option<String>,
-    /// `st`: stream type token (`v` VOD, `l` live).
-    pub st: Option<char>,
+    /// `st`: stream type.
+    pub st: Option<StreamType>,
     /// `su`: startup (the object is needed urgently, at start or after a
     /// rebuffer).
     pub su: bool,
@@ -270,7 +301,12 @@ impl Cmcd {
             "rtp" => self.rtp = Some(int(&value)?),
             "sf" => self.sf = Some(token_char(&value, "hdso")?),
             "sid" => self.sid = Some(string(value, MAX_ID_LEN)?),
-            "st" => self.st = Some(token_char(&value, "vl")?),
+            "st" => {
+                self.st = Some(match &value {
+                    Value::Token(t) => StreamType::parse(t).ok_or_else(|| bad("unknown token"))?,
+                    _ => return Err(bad("not a token")),
+                })
+            }
             "su" => self.su = flag(&value)?,
             "tb" => self.tb = Some(int(&value)?),
             "v" => self.v = Some(int(&value)?),
@@ -305,7 +341,7 @@ impl fmt::Display for Cmcd {
             num("rtp", self.rtp),
             token("sf", self.sf),
             string("sid", &self.sid),
-            token("st", self.st),
+            self.st.map(|t| format!("st={}", t.as_str())),
             flag("su", self.su),
             num("tb", self.tb),
             num("v", self.v),
@@ -450,7 +486,7 @@ mod tests {
         assert_eq!(c.mtp, Some(25400));
         assert_eq!(c.ot, Some(ObjectType::Video));
         assert_eq!(c.sf, Some('h'));
-        assert_eq!(c.st, Some('l'));
+        assert_eq!(c.st, Some(StreamType::Live));
         assert!(c.su && !c.bs);
         assert_eq!(c.tb, Some(6000));
         assert_eq!(
@@ -463,6 +499,20 @@ mod tests {
         assert_eq!(c.cid.as_deref(), Some("live\"cam1\\"));
         assert_eq!(c.pr, Some(1.08));
         assert_eq!(c.to_string(), canonical);
+        assert_eq!(Cmcd::parse(&c.to_string()).unwrap(), c);
+
+        // What hls.js 1.7 sent for an LL-HLS part (seen in tests/e2e/qoe).
+        let part = r#"bl=0,br=510,cid="cam1",d=200,dl=0,mtp=500,nor="240p-part1.1.m4s?__token__=exp%3D1796515188~acl%3D%2Flive%2F%2A~kid%3Dk2026a~hmac%3Dad35",ot=v,pr=1.5,rtp=2500,sf=h,sid="56aca978-36c2-4d2c-a2c5-691d4c18edf6",st=ll,su"#;
+        let c = Cmcd::parse(part).unwrap();
+        assert_eq!(
+            (c.st, c.d, c.br, c.pr),
+            (
+                Some(StreamType::LowLatency),
+                Some(200),
+                Some(510),
+                Some(1.5)
+            )
+        );
         assert_eq!(Cmcd::parse(&c.to_string()).unwrap(), c);
 
         assert_eq!(Cmcd::parse("").unwrap(), Cmcd::default());

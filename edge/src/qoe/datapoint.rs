@@ -68,7 +68,7 @@ pub fn cmcd_row(at: Origin<'_>, c: &Cmcd) -> DataPoint {
     let (index, mut blobs) = common("cmcd", at, c.sid.as_deref().unwrap_or(""));
     blobs.push(c.ot.map(|o| o.as_str()).unwrap_or("").to_owned());
     blobs.push(c.sf.map(String::from).unwrap_or_default());
-    blobs.push(c.st.map(String::from).unwrap_or_default());
+    blobs.push(c.st.map(|t| t.as_str()).unwrap_or("").to_owned());
     DataPoint {
         index,
         blobs,

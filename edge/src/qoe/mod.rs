@@ -20,7 +20,7 @@ pub mod datapoint;
 
 pub use aggregate::{Aggregator, Filter, Origin, Report};
 pub use beacon::{Beacon, BeaconError};
-pub use cmcd::{Cmcd, CmcdError};
+pub use cmcd::{Cmcd, CmcdError, StreamType};
 
 /// The `CMCD=` value of a query string (decoded), if there is one.
 pub fn cmcd_param(query: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
