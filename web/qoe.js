@@ -1,6 +1,6 @@
 // Viewer QoE for Brook's player pages (web/player.js, web/vod.js): the
-// Common Media Client Data settings for hls.js and dash.js (CTA-5004, query
-// mode: one CMCD= parameter, no custom headers, so no CORS preflight), and a
+// Common Media Client Data settings for hls.js (CTA-5004, query mode: one
+// CMCD= parameter, no custom headers, so no CORS preflight), and a
 // small beacon of our own for what CMCD lacks: startup time, stalls and
 // their duration, fatal errors, live latency, exits before the video started.
 //
@@ -12,7 +12,7 @@
 // docs/qoe.md has the definitions.
 //
 //   const qoe = BrookQoe.start({ video, path: '/live/cam1', token, content: 'cam1' });
-//   new Hls({ ...options, cmcd: qoe.hlsCmcd });   // dash.js: qoe.dashCmcd
+//   new Hls({ ...options, cmcd: qoe.hlsCmcd });
 //   qoe.fatal('networkError:manifestLoadError');  // when the player gives up
 //   qoe.latency = () => seconds behind live, or null
 //
@@ -111,13 +111,9 @@
     // Query mode only (useHeaders false): custom request headers would make
     // every segment request cross-origin-preflighted on a steered CDN.
     const hlsCmcd = { sessionId: state.sid, contentId: content, useHeaders: false };
-    const dashCmcd = {
-      enabled: true, sid: state.sid, cid: content, mode: 'query', version: 1,
-    };
     return {
       sid: state.sid,
       hlsCmcd,
-      dashCmcd,
       set latency(fn) { state.latency = fn; },
       fatal(code) {
         const clean = String(code).replace(/[^A-Za-z0-9_:.-]/g, '').slice(0, 64);
