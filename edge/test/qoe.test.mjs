@@ -162,3 +162,13 @@ test('/_brook/qoe needs METRICS_TOKEN or an admin token the origin accepts; /_br
   assert.equal((await mf.dispatchFetch(`${EDGE}/_brook/streams`, { headers: { authorization: 'Bearer nope' } })).status, 401);
   assert.equal((await mf.dispatchFetch(`${EDGE}/_brook/streams`)).status, 401);
 });
+
+test('the edge asks the origin about at most 5 unknown tokens per 10 s', async () => {
+  const asked = () => seen.filter((u) => u === '/admin/streams').length;
+  const before = asked();
+  for (let i = 0; i < 8; i += 1) {
+    const res = await mf.dispatchFetch(`${EDGE}/_brook/qoe`, { headers: { authorization: `Bearer guess-${i}` } });
+    assert.equal(res.status, 401);
+  }
+  assert.ok(asked() - before <= 5, `origin asked ${asked() - before} times for 8 guesses`);
+});

@@ -34,6 +34,8 @@ pub(super) struct QoeState {
     pub(super) aggregator: qoe::Aggregator,
     /// SHA-256 of the admin token the origin last accepted, and when.
     admin: Option<([u8; 32], u64)>,
+    /// Questions to the origin about other tokens.
+    admin_checks: qoe::AdminChecks,
 }
 
 /// After a media request was admitted: its CMCD, if any, recorded. Invalid
@@ -233,7 +235,8 @@ async fn origin_streams(
 }
 
 /// `None` when the caller may read the aggregates: `METRICS_TOKEN`, or an
-/// admin token the origin accepts (remembered for [`ADMIN_TRUST_MS`]).
+/// admin token the origin accepts (remembered for [`ADMIN_TRUST_MS`]; the
+/// origin asked at most `qoe::AdminChecks::MAX` times per 10 s).
 async fn authorize(req: &Request, env: &Env) -> Result<Option<Response>> {
     let authorization = req.headers().get("authorization")?;
     let expected = env
@@ -259,6 +262,12 @@ async fn authorize(req: &Request, env: &Env) -> Result<Option<Response>> {
     });
     if trusted {
         return Ok(None);
+    }
+    if !with_state(|s| s.qoe.admin_checks.allow(now)) {
+        console_warn!(
+            "/_brook/qoe: admin token checks over the limit; 401 without asking the origin"
+        );
+        return unauthorized().map(Some);
     }
     match origin_streams(req, env, &authorization).await? {
         Some((200, _)) => {

@@ -51,9 +51,53 @@ pub fn filter_from_query(query: Option<&str>) -> Result<Filter, &'static str> {
     Ok(f)
 }
 
+/// How often this isolate may ask the origin whether a bearer token is an
+/// admin token (for `/_brook/qoe`): at most [`AdminChecks::MAX`] questions
+/// per [`AdminChecks::WINDOW_MS`], so the edge is no faster a way to guess
+/// the origin's admin token than the origin itself. Accepted tokens are
+/// trusted for a while (the caller keeps that), so a dashboard polling
+/// every 2 s asks once per trust period.
+#[derive(Debug, Default)]
+pub struct AdminChecks {
+    asked: std::collections::VecDeque<u64>,
+}
+
+impl AdminChecks {
+    pub const MAX: usize = 5;
+    pub const WINDOW_MS: u64 = 10_000;
+
+    /// Whether one more question may go to the origin now (and counts it).
+    pub fn allow(&mut self, now: u64) -> bool {
+        while self
+            .asked
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) >= Self::WINDOW_MS)
+        {
+            self.asked.pop_front();
+        }
+        if self.asked.len() >= Self::MAX {
+            return false;
+        }
+        self.asked.push_back(now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_checks_are_rate_limited() {
+        let mut c = AdminChecks::default();
+        let t = 1_000_000;
+        for i in 0..AdminChecks::MAX as u64 {
+            assert!(c.allow(t + i));
+        }
+        assert!(!c.allow(t + 100));
+        assert!(!c.allow(t + AdminChecks::WINDOW_MS - 1));
+        assert!(c.allow(t + AdminChecks::WINDOW_MS));
+    }
 
     #[test]
     fn finds_cmcd_among_other_parameters() {
