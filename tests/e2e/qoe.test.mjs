@@ -6,8 +6,9 @@
 // request and the QoE beacon; the edge's aggregates must show 2 viewers, the
 // throttled one with the lower bitrate and more rebuffering; the ops dashboard
 // (web/dashboard.html) must render those numbers and its charts (checked in
-// the DOM and in a screenshot's pixels); and CMCD requests must hit the cache
-// entries of plain ones.
+// the DOM and in a screenshot's pixels); a viewer who leaves before the video
+// starts must count as an exit before start; and CMCD requests must hit the
+// cache entries of plain ones.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -224,6 +225,28 @@ test('two viewers for 30 s, one throttled: the aggregates and the dashboard show
   }
   console.log(`qoe: dashboard screenshots in ${shots}; ${detail}`);
   await page.close();
+});
+
+test('a viewer who leaves before the video starts is an exit before start; the report needs a token', async () => {
+  // A stream nobody publishes: the page keeps waiting for its playlist.
+  const page = await browser.newPage();
+  await page.goto(`${edge.url}/?stream=nostream&token=${encodeURIComponent(TOKEN)}`, { waitUntil: 'domcontentloaded' });
+  const sid = await page.evaluate(() => window.brookQoe.sid);
+  await sleep(3000);
+  assert.equal(await page.evaluate(() => window.brookQoe.startupMs), null, 'never started');
+  await page.goto('about:blank'); // pagehide: the page's last beacon
+  const r = await waitFor('the exit beacon', async () => {
+    const got = await qoe('?stream=nostream');
+    return got.totals.exits_before_start === 1 ? got : null;
+  }, { timeout: 10000, interval: 250 });
+  assert.deepEqual(r.sessions.map((s) => [s.sid, s.state]), [[sid, 'exited before start']]);
+  assert.equal(r.totals.viewers, 0);
+  assert.equal(r.totals.exit_before_start_rate, 1);
+  await page.close();
+
+  assert.equal((await fetch(`${edge.url}/_brook/qoe`)).status, 401);
+  assert.equal((await fetch(`${edge.url}/_brook/qoe`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  assert.equal((await fetch(`${edge.url}/_brook/streams`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
 });
 
 test('CMCD requests hit the cache entries of plain ones', async () => {
