@@ -154,6 +154,11 @@ fn write(env: &Env, row: datapoint::DataPoint) {
 /// `GET /_brook/qoe[?stream=&country=&rendition=]`: this isolate's
 /// aggregates as JSON.
 pub(super) async fn serve_report(req: &Request, env: &Env, url: &worker::Url) -> Result<Response> {
+    if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
+        let res = plain(405, "method not allowed\n")?;
+        res.headers().set("allow", "GET, HEAD")?;
+        return Ok(res);
+    }
     if let Some(refused) = authorize(req, env).await? {
         return Ok(refused);
     }
@@ -172,9 +177,9 @@ pub(super) async fn serve_report(req: &Request, env: &Env, url: &worker::Url) ->
 /// `GET /_brook/streams`: the origin's `/admin/streams`, asked with the
 /// caller's bearer token (the origin checks it), first origin that answers.
 pub(super) async fn serve_streams(req: &Request, env: &Env) -> Result<Response> {
-    if req.inner().method() != "GET" {
+    if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
         let res = plain(405, "method not allowed\n")?;
-        res.headers().set("allow", "GET")?;
+        res.headers().set("allow", "GET, HEAD")?;
         return Ok(res);
     }
     let Some(authorization) = req.headers().get("authorization")? else {

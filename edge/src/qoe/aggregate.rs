@@ -18,7 +18,7 @@
 //!
 //! Sessions are kept per (stream, `sid`). Memory is bounded whatever viewers
 //! send: at most [`MAX_SESSIONS`] sessions (the least recently seen go
-//! first), [`MAX_RENDITIONS`] renditions each, [`MAX_POINTS`] history
+//! first, [`EVICT_BATCH`] at a time), [`MAX_RENDITIONS`] renditions each, [`MAX_POINTS`] history
 //! points; sessions quiet for [`RETAIN_MS`] are dropped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -34,6 +34,8 @@ pub const ACTIVE_MS: u64 = 20_000;
 pub const RETAIN_MS: u64 = 15 * 60_000;
 /// Most sessions kept.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Sessions dropped at once when [`MAX_SESSIONS`] is reached.
+pub const EVICT_BATCH: usize = 100;
 /// Most renditions tracked per session; more are counted under `other`.
 pub const MAX_RENDITIONS: usize = 8;
 /// One history point per this interval.
@@ -347,15 +349,21 @@ impl Aggregator {
         self.sessions
             .retain(|_, s| now.saturating_sub(s.last_ms) <= RETAIN_MS);
         if make_room && self.sessions.len() >= MAX_SESSIONS {
-            // Ended sessions first, then the longest quiet.
-            let victim = self
+            // Ended sessions first, then the longest quiet; a batch at a
+            // time, so a flood of new session ids costs one scan per
+            // [`EVICT_BATCH`] sessions, not one per session.
+            let mut order: Vec<((bool, u64), (String, String))> = self
                 .sessions
                 .iter()
-                .min_by_key(|(_, s)| (!s.ended, s.last_ms))
-                .map(|(k, _)| k.clone());
-            if let Some(k) = victim {
-                self.sessions.remove(&k);
-                self.evicted += 1;
+                .map(|(k, s)| ((!s.ended, s.last_ms), k.clone()))
+                .collect();
+            let n = EVICT_BATCH.min(order.len());
+            if n > 0 {
+                order.select_nth_unstable_by_key(n - 1, |e| e.0);
+                for (_, k) in order.into_iter().take(n) {
+                    self.sessions.remove(&k);
+                    self.evicted += 1;
+                }
             }
         }
     }
@@ -805,13 +813,16 @@ mod tests {
             let c = cmcd(&format!(r#"br=1,d=1,sid="s{i}""#));
             agg.record_cmcd(at("cam1", "NL", "720p"), &c, T0 + i);
         }
-        assert_eq!(agg.len(), MAX_SESSIONS);
+        // One batch went when the table was full: the oldest.
+        assert_eq!(agg.len(), MAX_SESSIONS + 50 - EVICT_BATCH);
         agg.check_invariants();
         let r = agg.report(&Filter::default(), T0 + MAX_SESSIONS as u64 + 50);
-        assert_eq!(r.sessions_evicted, 50);
+        assert_eq!(r.sessions_evicted, EVICT_BATCH as u64);
         assert_eq!(r.sessions.len(), MAX_LISTED_SESSIONS);
-        // The oldest went first.
-        assert!(!r.sessions.iter().any(|s| s.sid == "s0"));
+        assert!(agg
+            .sessions
+            .keys()
+            .all(|(_, sid)| sid[1..].parse::<usize>().unwrap() >= EVICT_BATCH));
 
         let mut one = Aggregator::default();
         for i in 0..(MAX_RENDITIONS as u64 + 5) {
