@@ -17,7 +17,7 @@
 //   qoe.latency = () => seconds behind live, or null
 //
 // State for tests: window.brookQoe (sid, startupMs, stalls, stallMs, sent;
-// beat() sends a heartbeat now).
+// beat() sends a heartbeat now and returns it).
 'use strict';
 
 (() => {
@@ -87,18 +87,21 @@
       };
     }
 
+    // Sends a beacon; returns what it sent (null once the page has ended).
     function send(ev) {
-      if (state.ended) return;
+      if (state.ended) return null;
       if (ev === 'end') state.ended = true;
-      const body = JSON.stringify(snapshot(ev));
+      const beacon = snapshot(ev);
+      const body = JSON.stringify(beacon);
       const blob = new Blob([body], { type: 'text/plain' });
       if (navigator.sendBeacon && navigator.sendBeacon(url, blob)) {
         state.sent += 1;
-        return;
+        return beacon;
       }
       fetch(url, { method: 'POST', body, keepalive: true, headers: { 'content-type': 'text/plain' } })
         .then((r) => { state.lastStatus = r.status; state.sent += 1; })
         .catch(() => {});
+      return beacon;
     }
 
     const timer = setInterval(() => send('hb'), HEARTBEAT_MS);
