@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEV_KEY, start, startOrigin, launchChromium, srtUrl, text, waitFor, throttle } from './lib.mjs';
+import { ROOT, DEV_KEY, start, startOrigin, launchChromium, srtUrl, text, waitFor, throttle } from './lib.mjs';
 import { startWranglerEdge, signToken, KEYS, keyList } from './edge-lib.mjs';
 
 const RUNGS = [
@@ -46,6 +46,7 @@ before(async () => {
     ORIGIN_URL: origin.url,
     TOKEN_KEYS: keyList('k2026a'),
     EDGE_CONFIG: JSON.stringify({}),
+    METRICS_TOKEN: 'qoe-e2e-metrics',
   });
   await waitFor('the ladder', async () => {
     const r = await text(`${origin.url}/live/cam1/index.m3u8`);
@@ -248,6 +249,40 @@ test('a viewer who leaves before the video starts is an exit before start; the r
   assert.equal((await fetch(`${edge.url}/_brook/qoe`)).status, 401);
   assert.equal((await fetch(`${edge.url}/_brook/qoe`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
   assert.equal((await fetch(`${edge.url}/_brook/streams`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+});
+
+test('dash.js streaming.cmcd (query mode) through the edge is recorded too; no player\'s CMCD was refused', async () => {
+  const q = `__token__=${encodeURIComponent(TOKEN)}`;
+  const mv = await text(`${edge.url}/live/cam1/index.m3u8?${q}`);
+  const session = mv.body.split('\n').find((l) => l && !l.startsWith('#')).split('/')[0];
+  const mpd = `/live/cam1/${session}/manifest.mpd?${q}`;
+  // A test harness page (dash.js injected), same origin as the edge.
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  await page.goto(`${edge.url}/vod.html`);
+  await page.addScriptTag({ path: join(ROOT, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js') });
+  await page.evaluate((url) => {
+    document.body.innerHTML = '<video id="dash" muted autoplay playsinline></video>';
+    const player = window.dashjs.MediaPlayer().create();
+    player.updateSettings({ streaming: { cmcd: { enabled: true, sid: 'dashjs-viewer', cid: 'cam1', mode: 'query' } } });
+    player.initialize(document.getElementById('dash'), url, true);
+    window.dash = { player, video: document.getElementById('dash') };
+  }, mpd);
+  // A live MPD's timeline starts at its availability start: wait for 4 s
+  // played, not for currentTime 4.
+  await page.waitForFunction(() => window.dash.video.currentTime > 0, null, { timeout: 40000 });
+  const first = await page.evaluate(() => window.dash.video.currentTime);
+  await page.waitForFunction((t) => window.dash.video.currentTime > t + 4, first, { timeout: 40000 });
+  const metrics = await text(`${edge.url}/_brook/metrics`, { headers: { authorization: 'Bearer qoe-e2e-metrics' } });
+  const r = await qoe('?stream=cam1');
+  const row = r.sessions.find((x) => x.sid === 'dashjs-viewer');
+  assert.ok(row, `dash.js's session is recorded: ${JSON.stringify(r.sessions.map((x) => x.sid))}`);
+  const counters = metrics.body.split('\n').filter((l) => l.startsWith('brook_edge_cmcd'));
+  assert.ok(row.avg_bitrate_kbps > 0 && ['360p', '240p', '160p'].includes(row.rendition), `${JSON.stringify(row)} ${counters}`);
+  await context.close();
+
+  assert.match(metrics.body, /brook_edge_cmcd_total\{result="recorded"\} \d+/);
+  assert.doesNotMatch(metrics.body, /brook_edge_cmcd_total\{result="invalid"\}/, 'hls.js and dash.js CMCD all parsed');
 });
 
 test('CMCD requests hit the cache entries of plain ones', async () => {
