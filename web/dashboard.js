@@ -119,7 +119,7 @@
   // --- data ------------------------------------------------------------------
   async function get(path, token) {
     const res = await fetch(path, { headers: { authorization: `Bearer ${token}` }, cache: 'no-store' });
-    if (res.status === 401) throw new Error('the admin token was refused');
+    if (res.status === 401) throw Object.assign(new Error('the admin token was refused'), { refused: true });
     if (!res.ok) throw new Error(`${path}: ${res.status}`);
     return res.json();
   }
@@ -193,6 +193,8 @@
       state.error = e.message;
       $('state').className = 'state error';
       $('state').textContent = e.message;
+      // A refused token stays refused: wait for another one.
+      if (e.refused) return;
     }
     timer = setTimeout(refresh, REFRESH_MS);
   }

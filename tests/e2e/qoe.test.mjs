@@ -249,6 +249,16 @@ test('a viewer who leaves before the video starts is an exit before start; the r
   assert.equal((await fetch(`${edge.url}/_brook/qoe`)).status, 401);
   assert.equal((await fetch(`${edge.url}/_brook/qoe`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
   assert.equal((await fetch(`${edge.url}/_brook/streams`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+  // The dashboard with a wrong token shows nothing but the refusal.
+  const dash = await browser.newPage();
+  await dash.goto(`${edge.url}/dashboard.html#token=wrong`);
+  await dash.waitForFunction(() => window.brookDashboard.error !== null, null, { timeout: 10000 });
+  const shown = await dash.evaluate(() => ({
+    error: window.brookDashboard.error, updates: window.brookDashboard.updates,
+    viewers: document.getElementById('stat-viewers').textContent, rows: document.querySelectorAll('#sessions tbody tr').length,
+  }));
+  assert.deepEqual(shown, { error: 'the admin token was refused', updates: 0, viewers: '–', rows: 0 });
+  await dash.close();
 });
 
 test('dash.js streaming.cmcd (query mode) through the edge is recorded too; no player\'s CMCD was refused', async () => {
