@@ -22,6 +22,8 @@
 //                bitrate } (the adaptive bitrate ladder at work)
 //   chat         the chat panel's state (web/chat.js)
 //   mode         'hls' or 'webrtc' (?mode=webrtc plays over WHEP, below)
+//   qoe          web/qoe.js's state: sid (also CMCD's), startupMs, stalls,
+//                stallMs, sent (beacons)
 //   webrtc       with ?mode=webrtc: { state, resource (the WHEP session URL),
 //                error, fellBack (why it gave up and played LL-HLS, or null),
 //                delayMs (receive-side delay estimate) }
@@ -72,6 +74,12 @@
   document.title = `${stream} · Brook live`;
   const token = new URLSearchParams(location.search).get('token');
   const src = `/live/${encodeURIComponent(stream)}/index.m3u8${token ? `?__token__=${encodeURIComponent(token)}` : ''}`;
+  // Viewer QoE (web/qoe.js): CMCD on every hls.js request, and the beacon.
+  const qoe = window.BrookQoe
+    ? window.BrookQoe.start({ video, path: `/live/${encodeURIComponent(stream)}`, token, content: stream })
+    : null;
+  if (qoe) qoe.latency = () => brook.latency;
+  brook.qoe = window.brookQoe || null;
   const DENIED = {
     401: 'this stream needs a viewer token (?token=)',
     403: 'access denied (token invalid, expired or not for this stream)',
@@ -128,6 +136,7 @@
       // samples. Go up at 80 % of the estimate (not 70 %), or a viewer who
       // dropped to a low rendition may never climb back (docs/ladder.md).
       abrBandWidthUpFactor: 0.8,
+      ...(qoe ? { cmcd: qoe.hlsCmcd } : {}),
     });
     brook.hls = hls;
     if (retryTimer === null) setStatus('connecting');
@@ -183,6 +192,7 @@
         hls.destroy();
         brook.hls = null;
         setStatus(DENIED[entry.status]);
+        if (qoe) qoe.fatal(`${data.type}:${data.details}`);
         return;
       }
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && Date.now() - lastMediaRecovery > 5000) {

@@ -92,11 +92,19 @@
     setStatus('playing (native)');
     return;
   }
-  const hls = new Hls({ lowLatencyMode: false });
+  // Viewer QoE (web/qoe.js): CMCD on every request, and the beacon.
+  const qoe = window.BrookQoe
+    ? window.BrookQoe.start({ video, path: `${base}/vod/${asset}`, token, content: asset })
+    : null;
+  state.qoe = window.brookQoe || null;
+  const hls = new Hls({ lowLatencyMode: false, ...(qoe ? { cmcd: qoe.hlsCmcd } : {}) });
   state.hls = hls;
   hls.on(Hls.Events.ERROR, (_e, d) => {
     state.errors.push({ type: d.type, details: d.details, fatal: d.fatal, status: d.response?.code });
-    if (d.fatal) setStatus(`error: ${d.details}`);
+    if (d.fatal) {
+      setStatus(`error: ${d.details}`);
+      if (qoe) qoe.fatal(`${d.type}:${d.details}`);
+    }
   });
   hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => {
     state.levels = d.levels.map((l) => ({ height: l.height, bitrate: l.bitrate }));

@@ -9,6 +9,7 @@
 //!     Route::Live(live) | Route::Vod(vod) => {                      // one serving path (route::Media)
 //!         let edge = Edge::new(EDGE_CONFIG, ORIGIN_URL)?;            // config.rs   (500 if invalid)
 //!         let ok = access::admit(&edge, &keys, &request)?;          // access/     401 / 403 / 451
+//!         if the query has CMCD=: qoe::Cmcd::parse, recorded          // qoe/        Analytics Engine + this isolate
 //!         if token has caps && live is a rendition's playlist/object:
 //!             ladders.check(..) (the stream's/asset's multivariant) // access/caps.rs  403 / 503
 //!         match live.kind {
@@ -27,6 +28,10 @@
 //!     Route::License(path) => same token check and geo rule, then  // access/license.rs (docs/drm.md)
 //!         ClearKey keys from the origin (KEY_FETCH_TOKEN), cached <= 30 s
 //!     Route::Metrics => metrics::Metrics::render()                  // metrics.rs  (METRICS_TOKEN)
+//!     Route::Beacon(path) => same token check and geo rule, then   // qoe/beacon.rs (docs/qoe.md)
+//!         the player's beacon recorded like CMCD
+//!     Route::Qoe => qoe::Aggregator::report() as JSON              // qoe/aggregate.rs (METRICS_TOKEN or admin token)
+//!     Route::Streams => the origin's /admin/streams                 // (the caller's admin token)
 //!     Route::NotFound => 404,
 //! }
 //! ```
@@ -45,6 +50,7 @@ pub mod config;
 pub mod delivery;
 pub mod manifest;
 pub mod metrics;
+pub mod qoe;
 pub mod query;
 pub mod route;
 pub mod steering;

@@ -18,6 +18,9 @@
 //! | `brook_edge_coalesced_total` | `kind` (requests answered by another request's origin fetch) |
 //! | `brook_edge_manifest_fallbacks_total` | (playlists the model refused, personalized line by line) |
 //! | `brook_edge_steering_manifests_total` | `flavor` |
+//! | `brook_edge_cmcd_total` | `result` (`recorded`, `no_session`, `invalid`) |
+//! | `brook_edge_qoe_beacons_total` | `result` (`recorded`, `invalid`) |
+//! | `brook_edge_qoe_writes_failed_total` | (Analytics Engine writes that failed) |
 
 use std::collections::BTreeMap;
 

@@ -21,6 +21,9 @@
 //! /vod/<asset>/poster.jpg, sprites.vtt, sprite-N.jpg  images     (cached for good)
 //! /vod/<asset>/status                    processing state (JSON)    (never cached)
 //! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
+//! /_brook/qoe                            viewer QoE aggregates      (METRICS_TOKEN or admin token; docs/qoe.md)
+//! /_brook/streams                        the origin's /admin/streams (admin token)
+//! /live/<stream>/qoe, /vod/<asset>/qoe   player QoE beacon (POST)   (viewer token; docs/qoe.md)
 //! /whep/<stream>[/<session>]             WHEP offer / session       (to the origin, docs/whep.md)
 //! /chat/<stream>                         chat room WebSocket        (docs/chat.md)
 //! /chat/<stream>/history                 chat by PDT range (VOD replay)
@@ -52,6 +55,15 @@ pub enum Route<'a> {
     Vod(Vod),
     /// `/_brook/metrics`: Prometheus text of this isolate's counters.
     Metrics,
+    /// `/_brook/qoe`: this isolate's viewer QoE aggregates as JSON
+    /// (`crate::qoe`; `METRICS_TOKEN`, or the origin's admin token).
+    Qoe,
+    /// `/_brook/streams`: the origin's `/admin/streams` (ingest health) for
+    /// the ops dashboard, with the caller's admin token.
+    Streams,
+    /// `/live/<stream>/qoe` and `/vod/<asset>/qoe`: the player's QoE beacon
+    /// (`crate::qoe::beacon`), after the video's token and geo checks.
+    Beacon(LicenseScope),
     /// `/_brook/bench/rewrite`: the manifest rewrite benchmark (only when the
     /// `BROOK_BENCH` var is set).
     Bench,
@@ -70,7 +82,8 @@ pub enum Route<'a> {
     NotFound,
 }
 
-/// Whose keys a license request asks for.
+/// Whose keys a license request asks for, or whose viewer a QoE beacon
+/// reports on: a stream or an asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LicenseScope {
     Stream(LivePath),
@@ -412,6 +425,12 @@ pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 /// point here).
 pub const LICENSE_NAME: &str = "license";
 
+/// The QoE beacon's name under `/live/<stream>/` and `/vod/<asset>/`.
+pub const BEACON_NAME: &str = "qoe";
+
+/// Methods the beacon endpoint accepts (`OPTIONS`: CORS preflight).
+pub const BEACON_METHODS: &str = "POST, OPTIONS";
+
 /// Methods the license endpoint accepts (`OPTIONS`: CORS preflight).
 pub const LICENSE_METHODS: &str = "POST, OPTIONS";
 
@@ -419,6 +438,8 @@ pub const LICENSE_METHODS: &str = "POST, OPTIONS";
 pub fn route(path: &str) -> Route<'_> {
     match path {
         "/_brook/metrics" => return Route::Metrics,
+        "/_brook/qoe" => return Route::Qoe,
+        "/_brook/streams" => return Route::Streams,
         "/_brook/bench/rewrite" => return Route::Bench,
         _ => {}
     }
@@ -434,6 +455,7 @@ pub fn route(path: &str) -> Route<'_> {
     if path.starts_with("/vod/") {
         return match VodPath::parse(path) {
             Ok(path) if path.name == LICENSE_NAME => Route::License(LicenseScope::Asset(path)),
+            Ok(path) if path.name == BEACON_NAME => Route::Beacon(LicenseScope::Asset(path)),
             Ok(path) => {
                 let kind = vod_object(&path.name).0;
                 Route::Vod(Vod { path, kind })
@@ -446,6 +468,9 @@ pub fn route(path: &str) -> Route<'_> {
     };
     if path.session.is_none() && path.name == LICENSE_NAME {
         return Route::License(LicenseScope::Stream(path));
+    }
+    if path.session.is_none() && path.name == BEACON_NAME {
+        return Route::Beacon(LicenseScope::Stream(path));
     }
     let kind = match (&path.session, path.name.as_str()) {
         (None, "index.m3u8") => Kind::Multivariant,
@@ -714,6 +739,16 @@ mod tests {
             ("/live/%2E./admin".into(), Route::NotFound),
             ("/live/cam1/..".into(), Route::NotFound),
             ("/_brook/metrics".into(), Route::Metrics),
+            ("/_brook/qoe".into(), Route::Qoe),
+            ("/_brook/streams".into(), Route::Streams),
+            ("/_brook/qoe/x".into(), Route::NotFound),
+            (
+                "/live/cam1/qoe".into(),
+                Route::Beacon(LicenseScope::Stream(
+                    LivePath::parse("/live/cam1/qoe").unwrap(),
+                )),
+            ),
+            (obj("qoe"), live(&obj("qoe"), Other)),
             ("/_brook/bench/rewrite".into(), Route::Bench),
             ("/_brook/other".into(), Route::NotFound),
             ("/chat/cam1".into(), chat("cam1", ChatKind::Socket)),
@@ -852,6 +887,10 @@ mod tests {
         assert_eq!(scope.spelled(), format!("/vod/{A}/license"));
         assert_eq!(scope.owner(), format!("asset/{A}"));
         assert_eq!(scope.subject(), Subject::Asset(A));
+        let Route::Beacon(scope) = route(&format!("/vod/{A}/qoe")) else {
+            panic!("/vod/<asset>/qoe is the QoE beacon")
+        };
+        assert_eq!(scope.owner(), format!("asset/{A}"));
         let Route::License(scope) = route("/live/cam1/license") else {
             panic!()
         };

@@ -57,9 +57,13 @@ class CheckTest(unittest.TestCase):
 
     def test_new_analytics_engine_dataset_in_wrangler(self):
         self.edit("wrangler.toml", "[[durable_objects.bindings]]",
-                  '[[analytics_engine_datasets]]\nbinding = "QOE"\ndataset = "brook_qoe"\n\n'
+                  '[[analytics_engine_datasets]]\nbinding = "ADS"\ndataset = "brook_ads"\n\n'
                   "[[durable_objects.bindings]]")
-        self.assertProblem(r"no binding 'QOE' \(type analytics_engine\)")
+        self.assertProblem(r"no binding 'ADS' \(type analytics_engine\)")
+
+    def test_analytics_engine_dataset_differs(self):
+        self.edit(EDGE_TF, 'dataset = "brook_qoe"', 'dataset = "qoe"')
+        self.assertProblem(r"binding 'QOE' has dataset = 'qoe'")
 
     def test_unknown_binding_table(self):
         self.edit("wrangler.toml", "[[durable_objects.bindings]]",

@@ -145,6 +145,8 @@ fn supervise(ctx: &Ctx, children: &mut Children, access: &DevAccess) -> Result {
            (OBS: Server = rtmp://127.0.0.1/live, Stream Key = {STREAM}?key={STREAM_KEY})\n  \
            origin:      http://{ORIGIN_HTTP}/live/{STREAM}/index.m3u8\n  \
            edge stats:  curl -H 'authorization: Bearer {DEV_METRICS_TOKEN}' http://{EDGE_HTTP}/_brook/metrics\n  \
+           viewer QoE:  http://{EDGE_HTTP}/dashboard.html#token={DEV_METRICS_TOKEN}\n               \
+           (the streams table needs the origin's admin token instead; docs/qoe.md)\n  \
            more tokens: TOKEN_KEYS={keys} {bin} sign --acl '/live/{STREAM}/*'\n",
         keys = access.keys,
         bin = ctx.target_dir.join("debug").join("brook-token").display(),

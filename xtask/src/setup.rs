@@ -321,7 +321,8 @@ fn cargo_tool(ctx: &Ctx, krate: &str, bin: &str, version: &str) -> Result {
     )
 }
 
-/// The viewer page loads hls.js (and the upload page tus-js-client) from
+/// The viewer page loads hls.js (the upload page tus-js-client, the ops
+/// dashboard uPlot) from
 /// /vendor/, copied from node_modules so the pages need no build step and no
 /// third-party CDN.
 fn vendor_hls_js(ctx: &Ctx) -> Result {
@@ -345,6 +346,25 @@ fn vendor_hls_js(ctx: &Ctx) -> Result {
         (
             ctx.node_modules().join("tus-js-client").join("LICENSE"),
             vendor.join("tus-js-client.LICENSE.txt"),
+        ),
+        // The ops dashboard's charts (web/dashboard.html).
+        (
+            ctx.node_modules()
+                .join("uplot")
+                .join("dist")
+                .join("uPlot.iife.min.js"),
+            vendor.join("uPlot.iife.min.js"),
+        ),
+        (
+            ctx.node_modules()
+                .join("uplot")
+                .join("dist")
+                .join("uPlot.min.css"),
+            vendor.join("uPlot.min.css"),
+        ),
+        (
+            ctx.node_modules().join("uplot").join("LICENSE"),
+            vendor.join("uPlot.LICENSE.txt"),
         ),
     ];
     let mut copied = 0;

@@ -63,6 +63,8 @@ pub(super) struct State {
     ladders: Ladders,
     /// Content keys from the origin, for ClearKey licenses.
     pub(super) license_keys: crate::access::license::KeyCache,
+    /// Viewer sessions and QoE aggregates (`qoe.rs`).
+    pub(super) qoe: super::qoe::QoeState,
 }
 
 thread_local! {
@@ -88,6 +90,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     match route(url.path()) {
         Route::NotFound => plain(404, "not found\n"),
         Route::Metrics => serve_metrics(&req, &env),
+        Route::Qoe => super::qoe::serve_report(&req, &env, &url).await,
+        Route::Streams => super::qoe::serve_streams(&req, &env).await,
+        Route::Beacon(scope) => {
+            let res = super::qoe::serve_beacon(&req, &env, &url, &scope).await?;
+            count_request("qoe_beacon", &res);
+            with_cors(res)
+        }
         Route::Bench => bench(&req, &env),
         Route::Live(live) => {
             let res = serve_media(&req, &env, &ctx, &url, Media::Live(&live)).await?;
@@ -165,6 +174,10 @@ impl Client {
         &self.cf
     }
 
+    pub(super) fn country(&self) -> Option<&str> {
+        self.cf.country.as_deref()
+    }
+
     pub(super) fn location(&self) -> Location<'_> {
         Location {
             country: self.cf.country.as_deref(),
@@ -223,6 +236,7 @@ async fn serve_media(
         Ok(a) => a,
         Err(denied) => return deny(denied, url.path(), &client.cf),
     };
+    super::qoe::record_request(env, url, media, &client);
     let location = client.location();
     let viewer_key = access::viewer_key(admitted.grant.as_ref(), client.ip.as_deref());
     let now = now_ms();

@@ -8,6 +8,7 @@ mod chat_room;
 mod fetch;
 mod io;
 mod license;
+mod qoe;
 mod upstream;
 mod whep;
 

@@ -115,6 +115,13 @@ resource "cloudflare_worker_version" "edge" {
       type         = "kv_namespace"
       namespace_id = cloudflare_workers_kv_namespace.edge.id
     },
+    # Viewer QoE (docs/qoe.md): a row per media request with CMCD and per
+    # player beacon; the dataset is created on first write.
+    {
+      name    = "QOE"
+      type    = "analytics_engine"
+      dataset = "brook_qoe"
+    },
   ]
 
   # Applied when the version is deployed. Append later migrations as `steps`

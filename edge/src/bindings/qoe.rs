@@ -1,0 +1,290 @@
+//! Viewer QoE on the Workers runtime: each admitted media request's CMCD
+//! and each beacon go to Workers Analytics Engine (the `QOE` dataset, when
+//! bound) and to this isolate's aggregator, which `GET /_brook/qoe` reports
+//! (the ops dashboard, `web/dashboard.html`, reads it). Parsing and the
+//! math are `crate::qoe`; see docs/qoe.md.
+
+use sha2::{Digest, Sha256};
+use worker::{
+    console_error, console_warn, AnalyticsEngineDataPointBuilder, Env, Fetch, Request, RequestInit,
+    Response, Result,
+};
+
+use super::fetch::{count, deny, load, now_ms, with_state, Client};
+use super::io::{headers, method_gate, plain, read_limited, read_response, with_timeout};
+use super::upstream::origin_order;
+use crate::access;
+use crate::metrics;
+use crate::qoe::{self, datapoint, Beacon, Cmcd, Origin};
+use crate::route::{LicenseScope, Media, BEACON_METHODS};
+
+/// The Analytics Engine dataset binding (wrangler.toml, terraform).
+const AE_BINDING: &str = "QOE";
+/// The origin's admin API that lists streams and their ingest health.
+const ORIGIN_STREAMS: &str = "/admin/streams";
+/// Largest `/admin/streams` answer passed on.
+const STREAMS_MAX_BYTES: usize = 1 << 20;
+/// How long an admin token the origin accepted is trusted without asking
+/// it again, ms.
+const ADMIN_TRUST_MS: u64 = 30_000;
+
+/// What this isolate keeps for QoE.
+#[derive(Default)]
+pub(super) struct QoeState {
+    pub(super) aggregator: qoe::Aggregator,
+    /// SHA-256 of the admin token the origin last accepted, and when.
+    admin: Option<([u8; 32], u64)>,
+    /// Questions to the origin about other tokens.
+    admin_checks: qoe::AdminChecks,
+}
+
+/// After a media request was admitted: its CMCD, if any, recorded. Invalid
+/// CMCD is counted and otherwise ignored: the request is served the same.
+pub(super) fn record_request(env: &Env, url: &worker::Url, media: Media<'_>, client: &Client) {
+    let Some(value) = qoe::cmcd_param(url.query()) else {
+        return;
+    };
+    let cmcd = match Cmcd::parse(&value) {
+        Ok(c) => c,
+        Err(e) => {
+            count("brook_edge_cmcd_total", &[("result", "invalid")]);
+            console_warn!("CMCD refused on {}: {e}", url.path());
+            return;
+        }
+    };
+    let stream = match media {
+        Media::Live(l) => l.stream(),
+        Media::Vod(v) => v.asset(),
+    };
+    let at = Origin {
+        stream,
+        country: client.country(),
+        rendition: media.rendition(),
+        media_object: matches!(
+            media.kind(),
+            crate::Kind::Init | crate::Kind::Part | crate::Kind::Segment
+        ) || matches!(
+            media.kind(),
+            crate::Kind::Vod(crate::VodKind::Init | crate::VodKind::Segment)
+        ),
+    };
+    let recorded = with_state(|s| s.qoe.aggregator.record_cmcd(at, &cmcd, now_ms()));
+    let label = match recorded {
+        qoe::aggregate::Recorded::Yes => "recorded",
+        qoe::aggregate::Recorded::NoSession => "no_session",
+    };
+    count("brook_edge_cmcd_total", &[("result", label)]);
+    write(env, datapoint::cmcd_row(at, &cmcd));
+}
+
+/// `POST /live/<stream>/qoe` (and `/vod/<asset>/qoe`): the video's token and
+/// geo checks, then the beacon recorded. 204 when taken, 400 when refused.
+pub(super) async fn serve_beacon(
+    req: &Request,
+    env: &Env,
+    url: &worker::Url,
+    scope: &LicenseScope,
+) -> Result<Response> {
+    let post = req.inner().method() == "POST";
+    if let Some(answer) = method_gate(req, BEACON_METHODS, post)? {
+        return Ok(answer);
+    }
+    let (edge, keys) = match load(env).await {
+        Ok(loaded) => loaded,
+        Err(answer) => return answer,
+    };
+    let client = Client::of(req)?;
+    let spelled = scope.spelled();
+    if let Err(denied) = access::admit(
+        &edge,
+        &keys,
+        &client.access(&spelled, url.query(), scope.subject()),
+    ) {
+        return deny(denied, url.path(), client.cf());
+    }
+    let declared = req.headers().get("content-length")?;
+    let body = req.clone()?.stream().ok();
+    let beacon = match read_limited(body, declared.as_deref(), qoe::beacon::MAX_BYTES).await? {
+        Err(_) => Err(qoe::BeaconError::TooLarge),
+        Ok(body) => Beacon::parse(&body),
+    };
+    let beacon = match beacon {
+        Ok(b) => b,
+        Err(e) => {
+            count("brook_edge_qoe_beacons_total", &[("result", "invalid")]);
+            console_warn!("beacon refused on {}: {e}", url.path());
+            return plain(400, "bad beacon\n");
+        }
+    };
+    let owner = match scope {
+        LicenseScope::Stream(p) => p.stream.as_str(),
+        LicenseScope::Asset(p) => p.asset.as_str(),
+    };
+    let at = Origin {
+        stream: owner,
+        country: client.country(),
+        rendition: None,
+        media_object: false,
+    };
+    with_state(|s| s.qoe.aggregator.record_beacon(at, &beacon, now_ms()));
+    count("brook_edge_qoe_beacons_total", &[("result", "recorded")]);
+    write(env, datapoint::beacon_row(at, &beacon));
+    let res = Response::builder().with_status(204).empty();
+    res.headers().set("cache-control", "no-store")?;
+    Ok(res)
+}
+
+/// One row to Analytics Engine, when the dataset is bound. A failed write
+/// is logged; the viewer's request never waits on or fails with it.
+fn write(env: &Env, row: datapoint::DataPoint) {
+    let Ok(dataset) = env.analytics_engine(AE_BINDING) else {
+        return;
+    };
+    let written = AnalyticsEngineDataPointBuilder::new()
+        .indexes([row.index.as_str()])
+        .blobs(row.blobs)
+        .doubles(row.doubles)
+        .write_to(&dataset);
+    if let Err(e) = written {
+        count("brook_edge_qoe_writes_failed_total", &[]);
+        console_error!("Analytics Engine write failed: {e}");
+    }
+}
+
+/// `GET /_brook/qoe[?stream=&country=&rendition=]`: this isolate's
+/// aggregates as JSON.
+pub(super) async fn serve_report(req: &Request, env: &Env, url: &worker::Url) -> Result<Response> {
+    if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
+        let res = plain(405, "method not allowed\n")?;
+        res.headers().set("allow", "GET, HEAD")?;
+        return Ok(res);
+    }
+    if let Some(refused) = authorize(req, env).await? {
+        return Ok(refused);
+    }
+    let filter = match qoe::filter_from_query(url.query()) {
+        Ok(f) => f,
+        Err(why) => return plain(400, &format!("{why}\n")),
+    };
+    let report = with_state(|s| s.qoe.aggregator.report(&filter, now_ms()));
+    let body = serde_json::to_vec(&report).unwrap_or_default();
+    let res = Response::builder().with_status(200).fixed(body);
+    res.headers().set("content-type", "application/json")?;
+    res.headers().set("cache-control", "no-store")?;
+    Ok(res)
+}
+
+/// `GET /_brook/streams`: the origin's `/admin/streams`, asked with the
+/// caller's bearer token (the origin checks it), first origin that answers.
+pub(super) async fn serve_streams(req: &Request, env: &Env) -> Result<Response> {
+    if !matches!(req.inner().method().as_str(), "GET" | "HEAD") {
+        let res = plain(405, "method not allowed\n")?;
+        res.headers().set("allow", "GET, HEAD")?;
+        return Ok(res);
+    }
+    let Some(authorization) = req.headers().get("authorization")? else {
+        return unauthorized();
+    };
+    match origin_streams(req, env, &authorization).await? {
+        Some((200, body)) => {
+            let res = Response::builder().with_status(200).fixed(body);
+            res.headers().set("content-type", "application/json")?;
+            res.headers().set("cache-control", "no-store")?;
+            Ok(res)
+        }
+        Some((401 | 403 | 404, _)) => unauthorized(),
+        Some((status, _)) => plain(502, &format!("origin answered {status}\n")),
+        None => plain(502, "no origin answered\n"),
+    }
+}
+
+/// The origin's answer to `/admin/streams` with `authorization`: status and
+/// body, or `None` when no origin answered.
+async fn origin_streams(
+    req: &Request,
+    env: &Env,
+    authorization: &str,
+) -> Result<Option<(u16, Vec<u8>)>> {
+    let (edge, _) = match load(env).await {
+        Ok(loaded) => loaded,
+        Err(_) => return Ok(None),
+    };
+    let client = Client::of(req)?;
+    for region in origin_order(&edge, &client.location()) {
+        let mut init = RequestInit::new();
+        init.with_headers(headers(&[("authorization", authorization)])?);
+        let request = Request::new_with_init(&region.origin.url_for(ORIGIN_STREAMS, None), &init)?;
+        let answer = with_timeout(Fetch::Request(request).send(), edge.origins.timeout_ms).await;
+        let mut res = match answer {
+            Some(Ok(res)) => res,
+            Some(Err(e)) => {
+                console_error!("admin streams from {} failed: {e}", region.id);
+                continue;
+            }
+            None => {
+                console_error!("admin streams from {} timed out", region.id);
+                continue;
+            }
+        };
+        let status = res.status_code();
+        if status >= 500 {
+            console_error!("admin streams from {} answered {status}", region.id);
+            continue;
+        }
+        let body = read_response(&mut res, STREAMS_MAX_BYTES)
+            .await?
+            .unwrap_or_default();
+        return Ok(Some((status, body)));
+    }
+    Ok(None)
+}
+
+/// `None` when the caller may read the aggregates: `METRICS_TOKEN`, or an
+/// admin token the origin accepts (remembered for [`ADMIN_TRUST_MS`]; the
+/// origin asked at most `qoe::AdminChecks::MAX` times per 10 s).
+async fn authorize(req: &Request, env: &Env) -> Result<Option<Response>> {
+    let authorization = req.headers().get("authorization")?;
+    let expected = env
+        .secret("METRICS_TOKEN")
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if metrics::authorized(&expected, authorization.as_deref()) {
+        return Ok(None);
+    }
+    let Some(authorization) = authorization else {
+        return unauthorized().map(Some);
+    };
+    let Some(token) = brook_common::credentials::bearer(&authorization) else {
+        return unauthorized().map(Some);
+    };
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let now = now_ms();
+    let trusted = with_state(|s| {
+        s.qoe.admin.is_some_and(|(d, at)| {
+            brook_common::secret::constant_time_eq(&d, &digest)
+                && now.saturating_sub(at) < ADMIN_TRUST_MS
+        })
+    });
+    if trusted {
+        return Ok(None);
+    }
+    if !with_state(|s| s.qoe.admin_checks.allow(now)) {
+        console_warn!(
+            "/_brook/qoe: admin token checks over the limit; 401 without asking the origin"
+        );
+        return unauthorized().map(Some);
+    }
+    match origin_streams(req, env, &authorization).await? {
+        Some((200, _)) => {
+            with_state(|s| s.qoe.admin = Some((digest, now)));
+            Ok(None)
+        }
+        _ => unauthorized().map(Some),
+    }
+}
+
+fn unauthorized() -> Result<Response> {
+    let res = plain(401, "unauthorized\n")?;
+    res.headers().set("www-authenticate", "Bearer")?;
+    Ok(res)
+}
