@@ -34,6 +34,11 @@ before(async () => {
     seen.push(req.url);
     const path = new URL(req.url, 'http://x').pathname;
     if (path === '/admin/streams') {
+      // An auth proxy's login page: a 200 that is not the admin API.
+      if (req.headers.authorization === 'Bearer login-page') {
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<html>sign in</html>');
+        return;
+      }
       if (req.headers.authorization !== `Bearer ${ADMIN}`) {
         res.writeHead(401).end();
         return;
@@ -155,6 +160,12 @@ test('/_brook/qoe needs METRICS_TOKEN or an admin token the origin accepts; /_br
   const wrong = await mf.dispatchFetch(`${EDGE}/_brook/qoe`, { headers: { authorization: 'Bearer nope' } });
   assert.equal(wrong.status, 401);
   assert.equal((await report('', ADMIN)).filter.stream, null);
+  // Trusting one token trusts no other; a 200 that is not the admin API's
+  // JSON trusts nothing.
+  const other = await mf.dispatchFetch(`${EDGE}/_brook/qoe`, { headers: { authorization: 'Bearer other' } });
+  assert.equal(other.status, 401);
+  const login = await mf.dispatchFetch(`${EDGE}/_brook/qoe`, { headers: { authorization: 'Bearer login-page' } });
+  assert.equal(login.status, 502);
   assert.equal((await mf.dispatchFetch(`${EDGE}/_brook/qoe?stream=%3Cb%3E`, { headers: { authorization: `Bearer ${ADMIN}` } })).status, 400);
   const streams = await mf.dispatchFetch(`${EDGE}/_brook/streams`, { headers: { authorization: `Bearer ${ADMIN}` } });
   assert.equal(streams.status, 200);
@@ -163,12 +174,20 @@ test('/_brook/qoe needs METRICS_TOKEN or an admin token the origin accepts; /_br
   assert.equal((await mf.dispatchFetch(`${EDGE}/_brook/streams`)).status, 401);
 });
 
-test('the edge asks the origin about at most 5 unknown tokens per 10 s', async () => {
+test('the edge asks the origin about at most 5 unknown tokens per 10 s, for the report and the streams alike', async () => {
+  // A fresh window (the tests before used some of it).
+  await new Promise((r) => setTimeout(r, 10_200));
   const asked = () => seen.filter((u) => u === '/admin/streams').length;
   const before = asked();
+  const statuses = [];
   for (let i = 0; i < 8; i += 1) {
-    const res = await mf.dispatchFetch(`${EDGE}/_brook/qoe`, { headers: { authorization: `Bearer guess-${i}` } });
-    assert.equal(res.status, 401);
+    const path = i % 2 ? '/_brook/streams' : '/_brook/qoe';
+    const res = await mf.dispatchFetch(`${EDGE}${path}`, { headers: { authorization: `Bearer guess-${i}` } });
+    statuses.push(res.status);
   }
-  assert.ok(asked() - before <= 5, `origin asked ${asked() - before} times for 8 guesses`);
+  assert.equal(asked() - before, 5, `origin asked ${asked() - before} times for 8 guesses`);
+  // Over the limit: "try again", not "refused" (the dashboard keeps polling).
+  assert.deepEqual(statuses, [401, 401, 401, 401, 401, 503, 503, 503]);
+  // A token already trusted is not held up by the limit.
+  assert.equal((await mf.dispatchFetch(`${EDGE}/_brook/qoe`, { headers: { authorization: `Bearer ${ADMIN}` } })).status, 200);
 });

@@ -182,6 +182,11 @@ pub(super) async fn serve_streams(req: &Request, env: &Env) -> Result<Response> 
         res.headers().set("allow", "GET, HEAD")?;
         return Ok(res);
     }
+    // The same gate as the report (and its limit on asking the origin about
+    // tokens): never a faster way to guess the admin token than the origin.
+    if let Some(refused) = authorize(req, env).await? {
+        return Ok(refused);
+    }
     let Some(authorization) = req.headers().get("authorization")? else {
         return unauthorized();
     };
@@ -194,8 +199,16 @@ pub(super) async fn serve_streams(req: &Request, env: &Env) -> Result<Response> 
         }
         Some((401 | 403 | 404, _)) => unauthorized(),
         Some((status, _)) => plain(502, &format!("origin answered {status}\n")),
-        None => plain(502, "no origin answered\n"),
+        None => unavailable("no origin answered"),
     }
+}
+
+/// The caller's token could not be checked now (no origin answered, or the
+/// checks are over their limit): not a refusal; try again shortly.
+fn unavailable(why: &str) -> Result<Response> {
+    let res = plain(503, &format!("{why}\n"))?;
+    res.headers().set("retry-after", "10")?;
+    Ok(res)
 }
 
 /// The origin's answer to `/admin/streams` with `authorization`: status and
@@ -213,6 +226,8 @@ async fn origin_streams(
     for region in origin_order(&edge, &client.location()) {
         let mut init = RequestInit::new();
         init.with_headers(headers(&[("authorization", authorization)])?);
+        // A redirect (to a login page, say) is not the origin's answer.
+        init.with_redirect(worker::RequestRedirect::Manual);
         let request = Request::new_with_init(&region.origin.url_for(ORIGIN_STREAMS, None), &init)?;
         let answer = with_timeout(Fetch::Request(request).send(), edge.origins.timeout_ms).await;
         let mut res = match answer {
@@ -231,9 +246,24 @@ async fn origin_streams(
             console_error!("admin streams from {} answered {status}", region.id);
             continue;
         }
+        let json = res
+            .headers()
+            .get("content-type")?
+            .is_some_and(|t| t.starts_with("application/json"));
         let body = read_response(&mut res, STREAMS_MAX_BYTES)
             .await?
             .unwrap_or_default();
+        // Only the admin API's own answer says yes: JSON with its `streams`.
+        let streams_json = json
+            && serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v.get("streams").is_some_and(|s| s.is_array()));
+        if status == 200 && !streams_json {
+            console_error!(
+                "admin streams from {}: 200 without the admin API's JSON",
+                region.id
+            );
+            return Ok(Some((502, Vec::new())));
+        }
         return Ok(Some((status, body)));
     }
     Ok(None)
@@ -270,16 +300,18 @@ async fn authorize(req: &Request, env: &Env) -> Result<Option<Response>> {
     }
     if !with_state(|s| s.qoe.admin_checks.allow(now)) {
         console_warn!(
-            "/_brook/qoe: admin token checks over the limit; 401 without asking the origin"
+            "/_brook/qoe: admin token checks over the limit; 503 without asking the origin"
         );
-        return unauthorized().map(Some);
+        return unavailable("too many token checks; try again shortly").map(Some);
     }
     match origin_streams(req, env, &authorization).await? {
         Some((200, _)) => {
             with_state(|s| s.qoe.admin = Some((digest, now)));
             Ok(None)
         }
-        _ => unauthorized().map(Some),
+        Some((401 | 403, _)) => unauthorized().map(Some),
+        Some((status, _)) => plain(502, &format!("origin answered {status}\n")).map(Some),
+        None => unavailable("no origin answered").map(Some),
     }
 }
 

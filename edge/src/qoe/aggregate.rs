@@ -23,6 +23,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+/// The largest CMCD `br` (kbit/s) and `d` (ms) counted: 1 Gbit/s and a
+/// minute-long segment; larger values are not a real player's.
+const MAX_CMCD_KBPS: u32 = 1_000_000;
+const MAX_CMCD_DURATION_MS: u32 = 60_000;
+
 use serde::Serialize;
 
 use super::beacon::{valid_sid, Beacon, Event};
@@ -155,7 +160,9 @@ impl Session {
         self.renditions
             .iter()
             .filter(|r| rendition.is_none_or(|want| r.name == want))
-            .fold((0, 0), |(kd, d), r| (kd + r.kbps_ms, d + r.media_ms))
+            .fold((0u64, 0u64), |(kd, d), r| {
+                (kd.saturating_add(r.kbps_ms), d.saturating_add(r.media_ms))
+            })
     }
 }
 
@@ -289,7 +296,13 @@ impl Aggregator {
             Some(ot) => ot.is_media() && ot != super::cmcd::ObjectType::Audio,
             None => at.media_object,
         };
+        // Plausible values only: a segment of at most a minute at up to
+        // 1 Gbit/s (one viewer's CMCD must not set everyone's averages).
+        let plausible = |br: u32, d: u32| br <= MAX_CMCD_KBPS && d <= MAX_CMCD_DURATION_MS;
         if let (true, Some(br), Some(d)) = (video, cmcd.br, cmcd.d) {
+            if !plausible(br, d) {
+                return Recorded::Yes;
+            }
             let r = s.rendition_mut(at.rendition.unwrap_or("unknown"));
             r.media_ms = r.media_ms.saturating_add(u64::from(d));
             r.kbps_ms = r
@@ -453,12 +466,12 @@ impl Aggregator {
             for r in &s.renditions {
                 if rendition.is_none_or(|want| want == r.name) {
                     let e = mix.entry(r.name.as_str()).or_default();
-                    e.0 += r.media_ms;
-                    e.1 += r.kbps_ms;
+                    e.0 = e.0.saturating_add(r.media_ms);
+                    e.1 = e.1.saturating_add(r.kbps_ms);
                 }
             }
         }
-        let all_ms: u64 = mix.values().map(|v| v.0).sum();
+        let all_ms: u64 = mix.values().fold(0u64, |a, v| a.saturating_add(v.0));
         let mut renditions: Vec<RenditionShare> = mix
             .into_iter()
             .map(|(name, (ms, kms))| RenditionShare {
@@ -592,8 +605,8 @@ fn aggregate<'a>(
         if s.active(now) {
             a.viewers += 1;
         }
-        watch += s.watch_ms;
-        stall += s.stall_ms;
+        watch = watch.saturating_add(s.watch_ms);
+        stall = stall.saturating_add(s.stall_ms);
         a.stalls += u64::from(s.stalls);
         a.starved_requests += u64::from(s.starved);
         if let Some(st) = s.startup_ms {
@@ -609,8 +622,8 @@ fn aggregate<'a>(
             a.exits_before_start += 1;
         }
         let (k, m) = s.bitrate(rendition);
-        kms += k;
-        ms += m;
+        kms = kms.saturating_add(k);
+        ms = ms.saturating_add(m);
     }
     startups.sort_unstable();
     latencies.sort_unstable();
@@ -804,6 +817,27 @@ mod tests {
             agg.record_cmcd(o, &cmcd(r#"sid="bad id""#), T0),
             Recorded::NoSession
         );
+    }
+
+    /// One viewer's absurd CMCD does not set the averages, and sums of many
+    /// sessions saturate instead of wrapping.
+    #[test]
+    fn implausible_cmcd_is_not_counted_and_sums_do_not_wrap() {
+        let mut agg = Aggregator::default();
+        agg.record_cmcd(at("cam1", "NL", "720p"), &cmcd(r#"br=2500,d=2000,ot=v,sid="a""#), T0);
+        for sid in ["x", "y", "z"] {
+            let c = cmcd(&format!(r#"br=4294967295,d=4294967295,ot=v,sid="{sid}""#));
+            agg.record_cmcd(at("cam1", "NL", "720p"), &c, T0);
+            let c = cmcd(&format!(r#"br=1000000,d=60000,ot=v,sid="{sid}""#));
+            for _ in 0..1000 {
+                agg.record_cmcd(at("cam1", "NL", "720p"), &c, T0);
+            }
+        }
+        let r = agg.report(&Filter::default(), T0 + 1000);
+        let mix = &r.renditions[0];
+        assert!(mix.avg_bitrate_kbps.is_some_and(|k| k <= 1_000_000.0), "{mix:?}");
+        let a = r.sessions.iter().find(|s| s.sid == "a").unwrap();
+        assert_eq!(a.avg_bitrate_kbps, Some(2500.0));
     }
 
     #[test]
