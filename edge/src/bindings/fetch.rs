@@ -236,7 +236,6 @@ async fn serve_media(
         Ok(a) => a,
         Err(denied) => return deny(denied, url.path(), &client.cf),
     };
-    super::qoe::record_request(env, url, media, &client);
     let location = client.location();
     let viewer_key = access::viewer_key(admitted.grant.as_ref(), client.ip.as_deref());
     let now = now_ms();
@@ -253,6 +252,8 @@ async fn serve_media(
             return Ok(refusal);
         }
     }
+    // Admitted (token, geo, rendition caps): its CMCD counts.
+    super::qoe::record_request(env, url, media, &client);
 
     match media.kind() {
         kind @ (Kind::SteeringHls | Kind::SteeringDash) => {
