@@ -824,7 +824,11 @@ mod tests {
     #[test]
     fn implausible_cmcd_is_not_counted_and_sums_do_not_wrap() {
         let mut agg = Aggregator::default();
-        agg.record_cmcd(at("cam1", "NL", "720p"), &cmcd(r#"br=2500,d=2000,ot=v,sid="a""#), T0);
+        agg.record_cmcd(
+            at("cam1", "NL", "720p"),
+            &cmcd(r#"br=2500,d=2000,ot=v,sid="a""#),
+            T0,
+        );
         for sid in ["x", "y", "z"] {
             let c = cmcd(&format!(r#"br=4294967295,d=4294967295,ot=v,sid="{sid}""#));
             agg.record_cmcd(at("cam1", "NL", "720p"), &c, T0);
@@ -835,7 +839,10 @@ mod tests {
         }
         let r = agg.report(&Filter::default(), T0 + 1000);
         let mix = &r.renditions[0];
-        assert!(mix.avg_bitrate_kbps.is_some_and(|k| k <= 1_000_000.0), "{mix:?}");
+        assert!(
+            mix.avg_bitrate_kbps.is_some_and(|k| k <= 1_000_000.0),
+            "{mix:?}"
+        );
         let a = r.sessions.iter().find(|s| s.sid == "a").unwrap();
         assert_eq!(a.avg_bitrate_kbps, Some(2500.0));
     }
