@@ -35,7 +35,9 @@ async function dashPage(mpdPath) {
   // The viewer page's CSP allows no inline script; this page is a test harness.
   const context = await browser.newContext({ bypassCSP: true });
   const page = await context.newPage();
-  await page.goto(`${site.url}/`); // same origin as /live/, for the proxy
+  // Same origin as /live/, for the proxy; not the `load` event (the viewer
+  // page's own player holds it until its first frame).
+  await page.goto(`${site.url}/`, { waitUntil: 'domcontentloaded' });
   await page.addScriptTag({ path: join(ROOT, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js') });
   await page.evaluate((mpd) => {
     document.body.innerHTML = '<video id="dash" muted autoplay playsinline></video>';

@@ -348,7 +348,10 @@ async function playerPage() {
   browser ??= await launchChromium();
   const context = await browser.newContext({ bypassCSP: true });
   const page = await context.newPage();
-  await page.goto(`${edge.url}/`); // the edge's origin: same-origin playlists and licenses
+  // The edge's origin: same-origin playlists and licenses. Not the `load`
+  // event: the viewer page's own player holds it until its first frame,
+  // which never comes while its stream needs a token.
+  await page.goto(`${edge.url}/`, { waitUntil: 'domcontentloaded' });
   return page;
 }
 
