@@ -65,15 +65,37 @@ function lossProcess(rand, { burst, burstLen = [1, 8], goodMs, outageMs = [150, 
 async function startLossyRelay(targetPort, { seed = 16 } = {}) {
   const up = lossProcess(prng(seed), { burst: 0.012 }); // publisher -> origin: data
   const down = lossProcess(prng(seed + 1), { burst: 0.005, goodMs: [1000, 3000] }); // ACK, NAK
-  const stats = { forwarded: 0, dropped: 0, get outages() { return down.outages; } };
-  const lose = (dir, msg) => {
-    // SRT control packets have the top bit set; control type 0 is the handshake.
-    if ((msg[0] & 0x80) && ((msg[0] & 0x7f) << 8 | msg[1]) === 0) return false;
-    const lost = dir.lose();
-    stats[lost ? 'dropped' : 'forwarded'] += 1;
-    return lost;
-  };
+  const relay = await startRelay(targetPort, { lose: (dir) => (dir === 0 ? up : down).lose() });
+  Object.defineProperty(relay.stats, 'outages', { get: () => down.outages });
+  return relay;
+}
 
+/**
+ * A UDP relay on a free loopback port in front of `targetPort`: `lose(dir)`
+ * (0 towards the target, 1 back) says whether a packet is dropped (SRT
+ * handshakes always pass, so the link comes up), and every packet that
+ * passes waits `delayMs` first.
+ */
+async function startRelay(targetPort, { lose, delayMs = 0 }) {
+  const stats = { forwarded: 0, dropped: 0 };
+  const pass = (dir, msg) => {
+    // SRT control packets have the top bit set; control type 0 is the handshake.
+    if ((msg[0] & 0x80) && ((msg[0] & 0x7f) << 8 | msg[1]) === 0) return true;
+    const lost = lose(dir);
+    stats[lost ? 'dropped' : 'forwarded'] += 1;
+    return !lost;
+  };
+  // Packets in flight when the relay stops are lost with it.
+  let closed = false;
+  const timers = new Set();
+  const later = (fn) => {
+    if (delayMs === 0) { fn(); return; }
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!closed) fn();
+    }, delayMs);
+    timers.add(t);
+  };
   const front = dgram.createSocket('udp4');
   const peers = new Map(); // caller address -> socket towards the target
   front.on('message', (msg, from) => {
@@ -84,7 +106,7 @@ async function startLossyRelay(targetPort, { seed = 16 } = {}) {
       // ICMP port unreachable (the origin not listening yet) is just more loss.
       back.on('error', () => {});
       back.on('message', (reply) => {
-        if (!lose(down, reply)) front.send(reply, from.port, from.address);
+        if (pass(1, reply)) later(() => front.send(reply, from.port, from.address));
       });
       peers.set(key, back);
       // Packets that come before the connect completes are sent once it has.
@@ -94,14 +116,18 @@ async function startLossyRelay(targetPort, { seed = 16 } = {}) {
         back.pending = null;
       });
     }
-    if (lose(up, msg)) return;
-    if (back.pending) back.pending.push(msg); else back.send(msg);
+    if (!pass(0, msg)) return;
+    later(() => { if (back.pending) back.pending.push(msg); else back.send(msg); });
   });
   await new Promise((res) => front.bind(0, '127.0.0.1', res));
   return {
     port: front.address().port,
     stats,
-    stop: async () => { for (const s of [front, ...peers.values()]) s.close(); },
+    stop: async () => {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      for (const s of [front, ...peers.values()]) { try { s.close(); } catch { /* closed */ } }
+    },
   };
 }
 
@@ -235,60 +261,13 @@ test('parts stay within PART-TARGET and TARGETDURATION holds while SRT loses pac
 });
 
 /**
- * A UDP relay that loses `loss` of the packets in each direction (uniformly,
- * seeded; handshakes pass) and delays every packet by `delayMs` each way: a
- * long-haul contribution link, in user space (this kernel has no netem).
+ * A relay that loses `loss` of the packets in each direction (uniformly,
+ * seeded) and delays every packet by `delayMs` each way: a long-haul
+ * contribution link, in user space (this kernel has no netem).
  */
-async function startImpairedRelay(targetPort, { loss, delayMs, seed = 18 }) {
+function startImpairedRelay(targetPort, { loss, delayMs, seed = 18 }) {
   const rand = [prng(seed), prng(seed + 1)];
-  const stats = { forwarded: 0, dropped: 0 };
-  const pass = (dir, msg) => {
-    if ((msg[0] & 0x80) && ((msg[0] & 0x7f) << 8 | msg[1]) === 0) return true;
-    const lost = rand[dir]() < loss;
-    stats[lost ? 'dropped' : 'forwarded'] += 1;
-    return !lost;
-  };
-  // Packets in flight when the relay stops are lost with it.
-  let closed = false;
-  const timers = new Set();
-  const later = (fn) => {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      if (!closed) fn();
-    }, delayMs);
-    timers.add(t);
-  };
-  const front = dgram.createSocket('udp4');
-  const peers = new Map();
-  front.on('message', (msg, from) => {
-    const key = `${from.address}:${from.port}`;
-    let back = peers.get(key);
-    if (!back) {
-      back = dgram.createSocket('udp4');
-      back.on('error', () => {});
-      back.on('message', (reply) => {
-        if (pass(1, reply)) later(() => front.send(reply, from.port, from.address));
-      });
-      peers.set(key, back);
-      back.pending = [];
-      back.connect(targetPort, '127.0.0.1', () => {
-        for (const m of back.pending) back.send(m);
-        back.pending = null;
-      });
-    }
-    if (!pass(0, msg)) return;
-    later(() => { if (back.pending) back.pending.push(msg); else back.send(msg); });
-  });
-  await new Promise((res) => front.bind(0, '127.0.0.1', res));
-  return {
-    port: front.address().port,
-    stats,
-    stop: async () => {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      for (const s of [front, ...peers.values()]) { try { s.close(); } catch { /* closed */ } }
-    },
-  };
+  return startRelay(targetPort, { lose: (dir) => rand[dir]() < loss, delayMs });
 }
 
 test('a long lossy link (5 % loss each way, 80 ms RTT): SRT recovers by retransmission and hls.js plays on', async () => {
