@@ -101,7 +101,22 @@ test('WHIP into the ladder: Opus becomes AAC (and stays as Opus), hls.js plays e
   const down = Date.now() - t0;
   const t1 = Date.now();
   await throttle(cdp, 0);
-  await waitFor('back on 360p', async () => (await current()) === 360, { timeout: 120000, interval: 250 });
+  // On a timeout, say what hls.js's ABR saw: the estimate against the rungs,
+  // whether something caps it, and the buffer it had.
+  const abrState = () => page.evaluate(() => {
+    const { hls } = window.brook;
+    const v = document.querySelector('video');
+    const buffered = v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0;
+    return JSON.stringify({
+      estimate: Math.round(hls.bandwidthEstimate), ttfb: Math.round(hls.ttfbEstimate ?? -1),
+      levels: hls.levels.map((l) => l.bitrate), current: hls.currentLevel, next: hls.nextAutoLevel,
+      auto: hls.autoLevelEnabled, capping: hls.autoLevelCapping, buffered: buffered.toFixed(2),
+      latency: hls.latency?.toFixed(2), switches: window.brook.switches.slice(-5),
+      errors: window.brook.errors?.slice(-5),
+    });
+  });
+  await waitFor('back on 360p', async () => (await current()) === 360, { timeout: 120000, interval: 250 })
+    .catch(async (e) => { throw new Error(`${e.message}; hls.js: ${await abrState().catch((x) => x.message)}`); });
   const up = Date.now() - t1;
   const after = await watchPlayback(page, 4);
   assert.ok(after.last.currentTime > after.first.currentTime + 3, 'keeps playing');
