@@ -52,6 +52,10 @@ module "edge" {
   origin_dns_ttl  = var.origin_dns_ttl
   origin_url      = local.origin_url
   edge_config     = var.edge_config
+
+  tiered_cache          = var.tiered_cache
+  regional_tiered_cache = var.regional_tiered_cache
+
   token_keys      = var.token_keys
   metrics_token   = var.metrics_token
   key_fetch_token = var.key_fetch_token

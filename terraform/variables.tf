@@ -64,6 +64,18 @@ variable "edge_config" {
   }
 }
 
+variable "tiered_cache" {
+  description = "Cloudflare Tiered Cache with the Smart topology on the zone: one upper-tier data center per origin asks the origin, the others ask it (docs/scale.md). false turns both zone settings off."
+  type        = bool
+  default     = true
+}
+
+variable "regional_tiered_cache" {
+  description = "Also turn on Regional Tiered Cache, a regional hub between the data centers viewers reach and the upper tier. Enterprise plans only; false leaves the zone setting alone."
+  type        = bool
+  default     = false
+}
+
 variable "token_keys" {
   description = "TOKEN_KEYS secret: viewer token signing keys, `id:hexsecret[,id:hexsecret...]` (docs/tokens.md). Pass as TF_VAR_token_keys, never in a file."
   type        = string

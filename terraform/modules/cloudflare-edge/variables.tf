@@ -75,3 +75,13 @@ variable "key_fetch_token" {
   type        = string
   sensitive   = true
 }
+
+variable "tiered_cache" {
+  description = "Tiered Cache with the Smart topology for the zone (one upper-tier data center per origin): \"on\" when true, \"off\" when false."
+  type        = bool
+}
+
+variable "regional_tiered_cache" {
+  description = "Also turn on Regional Tiered Cache (a regional hub between lower and upper tiers; Enterprise plans only)."
+  type        = bool
+}
