@@ -12,7 +12,8 @@
 //!   "origins":    { "regions": [ { "id": "eu", "url": "https://eu.origin.example", "continents": ["EU"] } ] },
 //!   "steering":   { "pathways": [ { "id": "cf" }, { "id": "cdn-b", "base_url": "https://b.example" } ] },
 //!   "cache":      { "blocking_playlist_ttl_s": 6 },
-//!   "renditions": { "mobile_max_height": 720 }
+//!   "renditions": { "mobile_max_height": 720 },
+//!   "ads":        { "mode": "interstitials", "vast_url": "https://ads.example/vast?d=[DURATION]&sid=[SESSION]" }
 //! }
 //! ```
 //!
@@ -24,6 +25,7 @@ use serde::Deserialize;
 
 use crate::access::geo::GeoConfig;
 use crate::access::token::TOKEN_NAME;
+use crate::ads::AdsConfig;
 use crate::delivery::cache::CachePolicy;
 use crate::delivery::origins::{OriginsConfig, Region};
 use crate::manifest::RenditionConfig;
@@ -40,6 +42,7 @@ pub struct Config {
     pub steering: SteeringConfig,
     pub cache: CachePolicy,
     pub renditions: RenditionConfig,
+    pub ads: AdsConfig,
 }
 
 /// `auth`.
@@ -72,6 +75,8 @@ pub struct Edge {
     pub steering: Option<Steering>,
     pub cache: CachePolicy,
     pub renditions: RenditionConfig,
+    /// Server-side ad insertion (`crate::ads`).
+    pub ads: AdsConfig,
 }
 
 impl Edge {
@@ -94,6 +99,7 @@ impl Edge {
             steering,
             cache,
             renditions,
+            ads,
         } = config;
         if auth.token_name.is_empty()
             || !auth
@@ -106,6 +112,7 @@ impl Edge {
             ));
         }
         geo.validate()?;
+        ads.check().map_err(Error::InvalidConfig)?;
         let regions = origins.resolve(origin_url)?;
         let steering = Steering::new(steering)?;
         Ok(Self {
@@ -116,6 +123,7 @@ impl Edge {
             steering,
             cache,
             renditions,
+            ads,
         })
     }
 }

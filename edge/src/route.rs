@@ -24,6 +24,7 @@
 //! /_brook/qoe                            viewer QoE aggregates      (METRICS_TOKEN or admin token; docs/qoe.md)
 //! /_brook/streams                        the origin's /admin/streams (admin token)
 //! /live/<stream>/qoe, /vod/<asset>/qoe   player QoE beacon (POST)   (viewer token; docs/qoe.md)
+//! /live/<stream>/ads.json                a break's ad asset list    (viewer token, per viewer; docs/ads.md)
 //! /whep/<stream>[/<session>]             WHEP offer / session       (to the origin, docs/whep.md)
 //! /chat/<stream>                         chat room WebSocket        (docs/chat.md)
 //! /chat/<stream>/history                 chat by PDT range (VOD replay)
@@ -64,6 +65,9 @@ pub enum Route<'a> {
     /// `/live/<stream>/qoe` and `/vod/<asset>/qoe`: the player's QoE beacon
     /// (`crate::qoe::beacon`), after the video's token and geo checks.
     Beacon(LicenseScope),
+    /// `/live/<stream>/ads.json`: a break's HLS interstitial asset list for
+    /// one viewer (`crate::ads`), after the stream's token and geo checks.
+    AdList(LivePath),
     /// `/_brook/bench/rewrite`: the manifest rewrite benchmark (only when the
     /// `BROOK_BENCH` var is set).
     Bench,
@@ -472,6 +476,9 @@ pub fn route(path: &str) -> Route<'_> {
     if path.session.is_none() && path.name == BEACON_NAME {
         return Route::Beacon(LicenseScope::Stream(path));
     }
+    if path.session.is_none() && path.name == crate::ads::interstitial::ASSET_LIST_NAME {
+        return Route::AdList(path);
+    }
     let kind = match (&path.session, path.name.as_str()) {
         (None, "index.m3u8") => Kind::Multivariant,
         (None, "steering.json") => Kind::SteeringHls,
@@ -740,6 +747,11 @@ mod tests {
             ("/live/cam1/..".into(), Route::NotFound),
             ("/_brook/metrics".into(), Route::Metrics),
             ("/_brook/qoe".into(), Route::Qoe),
+            (
+                "/live/cam1/ads.json".into(),
+                Route::AdList(LivePath::parse("/live/cam1/ads.json").unwrap()),
+            ),
+            (obj("ads.json"), live(&obj("ads.json"), Other)),
             ("/_brook/streams".into(), Route::Streams),
             ("/_brook/qoe/x".into(), Route::NotFound),
             (

@@ -65,6 +65,8 @@ pub(super) struct State {
     pub(super) license_keys: crate::access::license::KeyCache,
     /// Viewer sessions and QoE aggregates (`qoe.rs`).
     pub(super) qoe: super::qoe::QoeState,
+    /// Prepared creatives, ad decisions, fired beacons (`ads.rs`).
+    pub(super) ads: super::ads::AdState,
 }
 
 thread_local! {
@@ -98,6 +100,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             with_cors(res)
         }
         Route::Bench => bench(&req, &env),
+        Route::AdList(path) => {
+            let res = super::ads::serve_asset_list(&req, &env, &ctx, &url, &path).await?;
+            count_request("ad_list", &res);
+            with_cors(res)
+        }
         Route::Live(live) => {
             let res = serve_media(&req, &env, &ctx, &url, Media::Live(&live)).await?;
             count_request(live.kind.as_str(), &res);
@@ -254,6 +261,13 @@ async fn serve_media(
     }
     // Admitted (token, geo, rendition caps): its CMCD counts.
     super::qoe::record_request(env, url, media, &client);
+    // An ad's segment (its token names the viewer's ad decision): the
+    // beacons it makes due.
+    if let Media::Vod(vod) = media {
+        if vod.kind == crate::route::VodKind::Segment {
+            super::ads::on_vod_segment(ctx, url, admitted.grant.as_ref(), &vod.path.name);
+        }
+    }
 
     match media.kind() {
         kind @ (Kind::SteeringHls | Kind::SteeringDash) => {
@@ -709,6 +723,7 @@ fn bench(req: &Request, env: &Env) -> Result<Response> {
         soft: Limits::default(),
         steering: None,
         path: "/live/cam1/S/media.m3u8",
+        interstitials: false,
     };
     let mut bytes = 0usize;
     for _ in 0..n {

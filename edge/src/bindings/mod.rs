@@ -4,6 +4,7 @@
 //! ([`io`]). They translate between `worker` types and the plain-Rust
 //! modules of this crate, which decide everything.
 
+mod ads;
 mod chat_room;
 mod fetch;
 mod io;

@@ -456,6 +456,8 @@ fn finish_manifest(
         soft: hints.limits(&edge.renditions),
         steering,
         path: lookup.path,
+        interstitials: lookup.kind == Kind::MediaPlaylist
+            && edge.ads.mode == crate::ads::AdMode::Interstitials,
     };
     let out = match manifest::personalize(lookup.kind, &text, &p) {
         Ok(out) => out,

@@ -130,6 +130,9 @@ pub struct Personalization<'a> {
     /// (`/live/cam1/index.m3u8`): pathway URIs on another host are this
     /// path's directory plus the variant's relative URI.
     pub path: &'a str,
+    /// Live media playlists: an HLS interstitial beside every ad break
+    /// (`crate::ads::interstitial`), its asset list at this edge.
+    pub interstitials: bool,
 }
 
 impl Personalization<'_> {
@@ -140,6 +143,7 @@ impl Personalization<'_> {
             && self.hard.is_unlimited()
             && self.soft.is_unlimited()
             && self.steering.is_none()
+            && !self.interstitials
     }
 
     fn add_token(&self, uri: &mut String) {
@@ -265,6 +269,9 @@ pub fn personalize_multivariant(
 /// [`rewrite_lines`] for the fallback.
 pub fn personalize_media(text: &str, p: &Personalization<'_>) -> Result<String, ParseError> {
     let mut pl: MediaPlaylist = text.parse()?;
+    if p.interstitials {
+        crate::ads::interstitial::add(&mut pl);
+    }
     pl.for_each_uri_mut(|_, uri| p.add_token(uri));
     Ok(pl.to_string())
 }

@@ -1,0 +1,697 @@
+//! Ad insertion on the Workers runtime (HLS interstitials mode). What to do
+//! is decided in `crate::ads`; here: the break's asset list for one viewer
+//! (`/live/<stream>/ads.json`: the ad decision server's VAST and wrappers
+//! within the time budget, the creatives the origin prepared, the signed
+//! ad-asset URIs, the slate), and the tracking beacons fired when that
+//! viewer fetches the ads' segments. docs/ads.md.
+//!
+//! State kept per isolate: prepared creatives by media file URL, decisions
+//! (which beacons each ad fires, with which segment) and the events already
+//! fired. Decisions and fired events are also in the Cache API, so another
+//! isolate of the same data center finds them; two isolates racing on the
+//! same event within one round trip could both fire it (documented).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::{
+    console_error, console_warn, Cache, Context, Env, Fetch, Method, Request, RequestInit,
+    Response, Result,
+};
+
+use super::fetch::{count, deny, load, now_ms, with_state, Client};
+use super::io::{headers, plain, preflight, read_response, with_timeout};
+use super::upstream::origin_order;
+use crate::access::geo::Subject;
+use crate::access::token::{self, Grant, KeySet};
+use crate::access::{self};
+use crate::ads::decision::{
+    self, ad_claim, parse_ad_claim, pick_media_file, segment_index, Asset, AssetList, BeaconPlan,
+    Event, Macros,
+};
+use crate::ads::vast::{self, Resolver};
+use crate::ads::AdMode;
+use crate::config::Edge;
+use crate::query::{self, encode_component};
+use crate::{is_allowed_method, ALLOWED_METHODS};
+use brook_common::LivePath;
+
+/// The origin's asset API token (its `vod.api_token`): creatives are made
+/// into assets through it.
+const VOD_API_TOKEN: &str = "VOD_API_TOKEN";
+/// Largest origin API answer or VOD playlist read here.
+const ORIGIN_ANSWER_MAX_BYTES: usize = 256 * 1024;
+/// How long a creative the origin is still preparing is not asked about
+/// again by this isolate.
+const PREPARING_RETRY_MS: u64 = 5_000;
+/// Bounds of the per-isolate maps.
+const MAX_PREPARED: usize = 2_000;
+const MAX_DECISIONS: usize = 20_000;
+const MAX_FIRED: usize = 200_000;
+/// A beacon call's time budget, and how often a failed one is tried.
+const BEACON_TIMEOUT_MS: u64 = 3_000;
+const BEACON_ATTEMPTS: u32 = 3;
+/// Cache API keys (under the request's own host, never shared with media).
+const DECISION_KEY: &str = "/_brook/ads/decision/";
+const FIRED_KEY: &str = "/_brook/ads/fired/";
+
+/// A creative the origin prepared.
+#[derive(Debug, Clone)]
+struct Prepared {
+    asset: String,
+    /// Its segments' durations (s), from its first variant.
+    segments: Vec<f64>,
+}
+
+/// One viewer's ads for one break: each ad's beacons.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Decision {
+    ads: Vec<BeaconPlan>,
+    expires_ms: u64,
+}
+
+/// What one isolate keeps.
+#[derive(Default)]
+pub(super) struct AdState {
+    prepared: HashMap<String, Prepared>,
+    /// Media file URL -> when the origin last said "not ready".
+    preparing: HashMap<String, u64>,
+    decisions: HashMap<String, Rc<Decision>>,
+    fired: HashSet<(String, usize, Event)>,
+    /// Events claimed and waiting to be sent, per (decision, ad), sent in
+    /// order by one task at a time.
+    queues: HashMap<(String, usize), VecDeque<(Event, Vec<String>)>>,
+}
+
+impl AdState {
+    fn trim(&mut self, now: u64) {
+        if self.decisions.len() > MAX_DECISIONS {
+            self.decisions.retain(|_, d| d.expires_ms > now);
+            if self.decisions.len() > MAX_DECISIONS {
+                self.decisions.clear();
+            }
+        }
+        if self.fired.len() > MAX_FIRED {
+            self.fired.clear();
+        }
+        if self.prepared.len() > MAX_PREPARED {
+            self.prepared.clear();
+        }
+        if self.preparing.len() > MAX_PREPARED {
+            self.preparing.clear();
+        }
+    }
+}
+
+fn json_answer(body: String) -> Result<Response> {
+    let res = Response::builder()
+        .with_status(200)
+        .fixed(body.into_bytes());
+    res.headers().set("content-type", "application/json")?;
+    res.headers().set("cache-control", "no-store")?;
+    Ok(res)
+}
+
+/// `/live/<stream>/ads.json?break=<id>&dur=<s>[&_HLS_primary_id=<session>]`.
+pub(super) async fn serve_asset_list(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    url: &worker::Url,
+    path: &LivePath,
+) -> Result<Response> {
+    let method = req.inner().method();
+    if method == "OPTIONS" {
+        return preflight(req, ALLOWED_METHODS);
+    }
+    if !is_allowed_method(&method) {
+        let res = plain(405, "method not allowed\n")?;
+        res.headers().set("allow", ALLOWED_METHODS)?;
+        return Ok(res);
+    }
+    let (edge, keys) = match load(env).await {
+        Ok(loaded) => loaded,
+        Err(answer) => return answer,
+    };
+    if edge.ads.mode == AdMode::Off {
+        return plain(404, "not found\n");
+    }
+    let client = Client::of(req)?;
+    let spelled = path.to_string();
+    let admitted = match access::admit(
+        &edge,
+        &keys,
+        &client.access(&spelled, url.query(), Subject::Stream(&path.stream)),
+    ) {
+        Ok(a) => a,
+        Err(denied) => return deny(denied, url.path(), client.cf()),
+    };
+    let q = url.query();
+    let param = |name: &str| {
+        q.and_then(|q| query::param(q, name))
+            .map(|v| v.into_owned())
+    };
+    let Some(break_id) = param("break").filter(|b| !b.is_empty() && b.len() <= 128) else {
+        return plain(400, "break: missing or too long\n");
+    };
+    let Some(break_s) = param("dur")
+        .and_then(|d| d.parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d > 0.0 && *d <= crate::ads::interstitial::MAX_BREAK_S)
+    else {
+        return plain(400, "dur: a duration in seconds, at most 600\n");
+    };
+    // The player's session (hls.js adds `_HLS_primary_id`), else the
+    // token's viewer id, else a fresh one: what the ad server and the
+    // beacons' de-duplication know the viewer by.
+    let session = param("_HLS_primary_id")
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .or_else(|| admitted.grant.as_ref().and_then(|g| g.session_id.clone()))
+        .unwrap_or_else(super::random_hex);
+    let started = now_ms();
+    let deadline = started + edge.ads.timeout_ms;
+
+    let ua = req.headers().get("user-agent")?.unwrap_or_default();
+    let hints = crate::manifest::DeviceHints::from_headers(|n| match n {
+        "user-agent" => Some(ua.as_str()),
+        _ => None,
+    });
+    let macros = Macros {
+        stream: &path.stream,
+        break_id: &break_id,
+        duration_s: break_s,
+        session: &session,
+        country: client.country(),
+        device: if hints.mobile { "mobile" } else { "desktop" },
+        cachebuster: (worker::js_sys::Math::random() * 1e8) as u32,
+        now_ms: started,
+    };
+    let template = edge.ads.vast_url.as_deref().unwrap_or_default();
+    let pod = match decision::vast_url(template, &macros) {
+        Some(vast_url) => resolve_pod(&edge, &vast_url, &ua, deadline).await,
+        None => {
+            console_error!("ads.vast_url does not make an http(s) URL for {spelled}");
+            None
+        }
+    };
+
+    // The creatives the origin has ready, in pod order.
+    let mut ads: Vec<(Asset, BeaconPlan)> = Vec::new();
+    if let Some(pod) = &pod {
+        for ad in pod.ads.iter().take(edge.ads.max_ads) {
+            let Some(file) = pick_media_file(ad) else {
+                count("brook_edge_ads_total", &[("result", "unplayable")]);
+                continue;
+            };
+            match prepared(&edge, &client, env, &file.url, deadline).await {
+                Some(p) => {
+                    let duration = (p.segments.iter().sum::<f64>() * 1000.0).round() / 1000.0;
+                    let uri = format!("/vod/{}/index.m3u8", p.asset);
+                    ads.push((Asset { uri, duration }, BeaconPlan::new(ad, &p.segments)));
+                }
+                None => count("brook_edge_ads_total", &[("result", "not_prepared")]),
+            }
+        }
+    }
+    let candidates: Vec<Asset> = ads.iter().map(|(a, _)| a.clone()).collect();
+    let slate = edge
+        .ads
+        .slate_asset
+        .as_ref()
+        .map(|s| format!("/vod/{s}/index.m3u8"));
+    let (mut list, played) = AssetList::fill(&candidates, slate.as_deref(), break_s);
+    for _ in &played {
+        count("brook_edge_ads_total", &[("result", "played")]);
+    }
+    let too_long = candidates.len() - played.len();
+    for _ in 0..too_long {
+        count("brook_edge_ads_total", &[("result", "too_long")]);
+    }
+
+    // Each played ad's URI carries a token for its asset with the beacon
+    // context; the slate's a token without one.
+    let decision_id = format!("{}{}", super::random_hex(), super::random_hex());
+    let plans: Vec<BeaconPlan> = played.iter().map(|&i| ads[i].1.clone()).collect();
+    let signer = signing_key(&keys, admitted.grant.as_ref());
+    let now_s = started / 1000;
+    let expires = now_s + edge.ads.ad_token_ttl_s;
+    let no_grant = Grant::default();
+    let grant = admitted.grant.as_ref().unwrap_or(&no_grant);
+    for (n, asset) in list.assets.iter_mut().enumerate() {
+        let Some(key) = signer else {
+            continue;
+        };
+        let asset_id = asset
+            .uri
+            .trim_start_matches("/vod/")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut data: Vec<String> = grant.entitlements().to_data().into_iter().collect();
+        if n < plans.len() {
+            data.push(ad_claim(&decision_id, n));
+        }
+        let ad_grant = Grant {
+            expires,
+            start: None,
+            acl: vec![format!("/vod/{asset_id}/*")],
+            ip: grant.ip.clone(),
+            session_id: Some(session.clone()),
+            data: (!data.is_empty()).then(|| data.join(",")),
+            key_id: Some(key.id().to_owned()),
+        };
+        let signed = token::sign(&ad_grant, key);
+        asset.uri = format!(
+            "{}?{}={}",
+            asset.uri,
+            edge.auth.token_name,
+            encode_component(&signed)
+        );
+    }
+    if signer.is_none() && !plans.is_empty() {
+        console_warn!("ads: no TOKEN_KEYS to sign ad URIs with; no beacons for {spelled}");
+    }
+    let outcome = match (pod.is_some(), played.len()) {
+        (false, _) => "no_decision",
+        (true, 0) => "empty",
+        (true, n) if n < candidates.len() || list.assets.len() > n => "partial",
+        _ => "filled",
+    };
+    count("brook_edge_ad_decisions_total", &[("result", outcome)]);
+    if !plans.is_empty() && signer.is_some() {
+        let d = Decision {
+            ads: plans,
+            expires_ms: started + edge.ads.ad_token_ttl_s * 1000,
+        };
+        if let Ok(text) = serde_json::to_string(&d) {
+            let key = cache_key(url, DECISION_KEY, &decision_id);
+            let ttl = edge.ads.ad_token_ttl_s;
+            ctx.wait_until(async move {
+                if let Err(e) = cache_put(&key, text, ttl).await {
+                    console_error!("ads: storing decision {key}: {e}");
+                }
+            });
+        }
+        with_state(|s| {
+            s.ads.trim(started);
+            s.ads.decisions.insert(decision_id, Rc::new(d));
+        });
+    }
+    let body = serde_json::to_string(&list).unwrap_or_else(|_| "{\"ASSETS\":[]}".into());
+    json_answer(body)
+}
+
+/// The key ad URIs are signed with: the viewer token's, else the first.
+fn signing_key<'a>(keys: &'a KeySet, grant: Option<&Grant>) -> Option<&'a token::Key> {
+    grant
+        .and_then(|g| g.key_id.as_deref())
+        .and_then(|id| keys.get(id))
+        .or_else(|| keys.ids().next().and_then(|id| keys.get(id)))
+}
+
+fn cache_key(url: &worker::Url, prefix: &str, id: &str) -> String {
+    format!(
+        "{}://{}{prefix}{id}",
+        url.scheme(),
+        url.host_str().unwrap_or("edge")
+    )
+}
+
+async fn cache_put(key: &str, body: String, ttl_s: u64) -> Result<()> {
+    let res = Response::builder()
+        .with_status(200)
+        .fixed(body.into_bytes());
+    res.headers()
+        .set("cache-control", &format!("public, max-age={ttl_s}"))?;
+    Cache::default().put(key, res).await
+}
+
+async fn cache_get(key: &str) -> Option<String> {
+    match Cache::default().get(key, false).await {
+        Ok(Some(mut res)) => res.text().await.ok(),
+        Ok(None) => None,
+        Err(e) => {
+            console_error!("ads: cache lookup {key}: {e}");
+            None
+        }
+    }
+}
+
+/// GET `url` within what is left until `deadline`; the body up to `limit`.
+async fn fetch_text(
+    url: &str,
+    init: &RequestInit,
+    deadline: u64,
+    limit: usize,
+) -> std::result::Result<(u16, String), String> {
+    let left = deadline.saturating_sub(now_ms());
+    if left == 0 {
+        return Err("out of time".into());
+    }
+    let request = Request::new_with_init(url, init).map_err(|e| e.to_string())?;
+    let mut res = match with_timeout(Fetch::Request(request).send(), left).await {
+        Some(Ok(res)) => res,
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("timed out".into()),
+    };
+    let status = res.status_code();
+    let body = match with_timeout(
+        read_response(&mut res, limit),
+        deadline.saturating_sub(now_ms()).max(1),
+    )
+    .await
+    {
+        Some(Ok(Ok(b))) => b,
+        Some(Ok(Err(_))) => return Err(format!("answer over {limit} bytes")),
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("timed out reading".into()),
+    };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The ad decision server's pod, wrappers followed, within the budget.
+async fn resolve_pod(edge: &Edge, vast_url: &str, ua: &str, deadline: u64) -> Option<vast::Pod> {
+    let mut init = RequestInit::new();
+    if let Ok(h) = headers(&[("x-device-user-agent", ua)]) {
+        init.with_headers(h);
+    }
+    let text = match fetch_text(vast_url, &init, deadline, vast::MAX_DOCUMENT_BYTES).await {
+        Ok((200, text)) => text,
+        Ok((status, _)) => {
+            console_warn!("ads: the ad server answered {status}");
+            count(
+                "brook_edge_ad_server_failures_total",
+                &[("reason", "status")],
+            );
+            return None;
+        }
+        Err(why) => {
+            console_warn!("ads: the ad server: {why}");
+            let reason = if why.contains("time") {
+                "timeout"
+            } else {
+                "fetch"
+            };
+            count("brook_edge_ad_server_failures_total", &[("reason", reason)]);
+            return None;
+        }
+    };
+    let doc = match vast::parse(&text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            console_warn!("ads: the ad server's answer: {e}");
+            count(
+                "brook_edge_ad_server_failures_total",
+                &[("reason", "invalid")],
+            );
+            return None;
+        }
+    };
+    let mut resolver = Resolver::new(
+        &doc,
+        edge.ads.max_wrapper_depth,
+        edge.ads.max_wrapper_fetches,
+    );
+    while let Some(next) = resolver.next_fetch() {
+        let answer = match fetch_text(&next.url, &init, deadline, vast::MAX_DOCUMENT_BYTES).await {
+            Ok((200, text)) => Ok(text),
+            Ok((status, _)) => Err(format!("wrapper answered {status}")),
+            Err(why) => Err(why),
+        };
+        resolver.answer(next.id, answer.as_deref().map_err(|e| e.clone()));
+    }
+    let pod = resolver.finish();
+    for why in &pod.failures {
+        console_warn!("ads: {why}");
+    }
+    Some(pod)
+}
+
+/// The creative made from `media_url`, if the origin has it ready; asks the
+/// origin to make it otherwise (this viewer goes without it).
+async fn prepared(
+    edge: &Edge,
+    client: &Client,
+    env: &Env,
+    media_url: &str,
+    deadline: u64,
+) -> Option<Prepared> {
+    let now = now_ms();
+    if let Some(p) = with_state(|s| s.ads.prepared.get(media_url).cloned()) {
+        return Some(p);
+    }
+    let asked = with_state(|s| s.ads.preparing.get(media_url).copied());
+    if asked.is_some_and(|at| now.saturating_sub(at) < PREPARING_RETRY_MS) {
+        return None;
+    }
+    let Ok(api_token) = env.secret(VOD_API_TOKEN).map(|s| s.to_string()) else {
+        console_error!("ads: the {VOD_API_TOKEN} secret is not set: no creative can be prepared");
+        return None;
+    };
+    let region = origin_order(edge, &client.location()).into_iter().next()?;
+    let body = serde_json::json!({ "input_url": media_url, "dedupe": true }).to_string();
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
+    init.with_headers(
+        headers(&[
+            ("authorization", format!("Bearer {api_token}")),
+            ("content-type", "application/json".to_owned()),
+        ])
+        .ok()?,
+    );
+    let api = region.origin.url_for("/api/v1/assets", None);
+    let asset: serde_json::Value =
+        match fetch_text(&api, &init, deadline, ORIGIN_ANSWER_MAX_BYTES).await {
+            Ok((200 | 201, text)) => serde_json::from_str(&text).ok()?,
+            Ok((status, text)) => {
+                console_error!(
+                    "ads: preparing {media_url}: the origin answered {status}: {}",
+                    text.trim()
+                );
+                with_state(|s| s.ads.preparing.insert(media_url.to_owned(), now));
+                return None;
+            }
+            Err(why) => {
+                console_error!("ads: preparing {media_url}: {why}");
+                return None;
+            }
+        };
+    let id = asset.get("id")?.as_str()?.to_owned();
+    if !brook_common::names::valid_asset_id(&id) {
+        return None;
+    }
+    if asset.get("status").and_then(|s| s.as_str()) != Some("ready") {
+        with_state(|s| s.ads.preparing.insert(media_url.to_owned(), now));
+        return None;
+    }
+    // Its segments, from the first variant (the ladder's renditions are
+    // cut at the same times).
+    let get = RequestInit::new();
+    let mv = match fetch_text(
+        &region
+            .origin
+            .url_for(&format!("/vod/{id}/index.m3u8"), None),
+        &get,
+        deadline,
+        ORIGIN_ANSWER_MAX_BYTES,
+    )
+    .await
+    {
+        Ok((200, t)) => t,
+        _ => return None,
+    };
+    let variant = decision::first_variant(&mv)?;
+    let variant = variant.split('?').next().unwrap_or(variant);
+    if variant.contains('/') || variant.contains("..") {
+        return None;
+    }
+    let media = match fetch_text(
+        &region.origin.url_for(&format!("/vod/{id}/{variant}"), None),
+        &get,
+        deadline,
+        ORIGIN_ANSWER_MAX_BYTES,
+    )
+    .await
+    {
+        Ok((200, t)) => t,
+        _ => return None,
+    };
+    let segments = decision::segment_durations(&media);
+    if segments.is_empty() {
+        return None;
+    }
+    let p = Prepared {
+        asset: id,
+        segments,
+    };
+    with_state(|s| {
+        s.ads.trim(now);
+        s.ads.preparing.remove(media_url);
+        s.ads.prepared.insert(media_url.to_owned(), p.clone());
+    });
+    Some(p)
+}
+
+/// A VOD segment request admitted with `grant`: if its token carries an ad
+/// context, the beacons this segment makes due are sent (after the answer).
+pub(super) fn on_vod_segment(ctx: &Context, url: &worker::Url, grant: Option<&Grant>, name: &str) {
+    let Some(data) = grant.and_then(|g| g.data.as_deref()) else {
+        return;
+    };
+    let Some((decision, ad)) = parse_ad_claim(data) else {
+        return;
+    };
+    let Some(index) = segment_index(name) else {
+        return;
+    };
+    let decision = decision.to_owned();
+    let url = url.clone();
+    ctx.wait_until(async move {
+        fire_due(&url, decision, ad, index).await;
+    });
+}
+
+async fn fire_due(url: &worker::Url, decision_id: String, ad: usize, index: usize) {
+    let now = now_ms();
+    let known = with_state(|s| s.ads.decisions.get(&decision_id).cloned());
+    let decision = match known {
+        Some(d) => d,
+        None => {
+            let Some(text) = cache_get(&cache_key(url, DECISION_KEY, &decision_id)).await else {
+                console_warn!("ads: decision {decision_id} unknown here (expired?)");
+                return;
+            };
+            let Ok(d) = serde_json::from_str::<Decision>(&text) else {
+                return;
+            };
+            let d = Rc::new(d);
+            with_state(|s| s.ads.decisions.insert(decision_id.clone(), d.clone()));
+            d
+        }
+    };
+    if decision.expires_ms < now {
+        return;
+    }
+    let Some(plan) = decision.ads.get(ad) else {
+        return;
+    };
+    let candidates: Vec<(Event, Vec<String>)> = with_state(|s| {
+        plan.due(index, |e| {
+            s.ads.fired.contains(&(decision_id.clone(), ad, e))
+        })
+        .into_iter()
+        .map(|(e, _, urls)| (*e, urls.clone()))
+        .collect()
+    });
+    if candidates.is_empty() {
+        return;
+    }
+    // Another isolate may have fired some: its markers.
+    let mut due = Vec::with_capacity(candidates.len());
+    for (e, urls) in candidates {
+        let marker = cache_key(
+            url,
+            FIRED_KEY,
+            &format!("{decision_id}/{ad}/{}", e.vast_name()),
+        );
+        if cache_get(&marker).await.is_some() {
+            with_state(|s| s.ads.fired.insert((decision_id.clone(), ad, e)));
+            continue;
+        }
+        due.push((e, urls, marker));
+    }
+    // Claimed here, synchronously: a concurrent request finds them fired.
+    let (claimed, start_sender) = with_state(|s| {
+        let mut claimed = Vec::new();
+        for (e, urls, marker) in due {
+            if s.ads.fired.insert((decision_id.clone(), ad, e)) {
+                claimed.push((e, urls, marker));
+            }
+        }
+        let q = s.ads.queues.entry((decision_id.clone(), ad));
+        let starting = matches!(q, std::collections::hash_map::Entry::Vacant(_));
+        let queue = q.or_default();
+        for (e, urls, _) in &claimed {
+            queue.push_back((*e, urls.clone()));
+        }
+        (claimed, starting)
+    });
+    let ttl = (decision.expires_ms.saturating_sub(now) / 1000).max(60);
+    for (_, _, marker) in &claimed {
+        if let Err(e) = cache_put(marker, "1".into(), ttl).await {
+            console_error!("ads: beacon marker {marker}: {e}");
+        }
+    }
+    if !start_sender {
+        // The task already sending this ad's beacons sends these too, in order.
+        return;
+    }
+    loop {
+        let next = with_state(|s| {
+            let key = (decision_id.clone(), ad);
+            let next = s.ads.queues.get_mut(&key).and_then(VecDeque::pop_front);
+            if next.is_none() {
+                s.ads.queues.remove(&key);
+            }
+            next
+        });
+        let Some((event, urls)) = next else {
+            break;
+        };
+        for u in urls {
+            send_beacon(event, &u).await;
+        }
+    }
+}
+
+async fn send_beacon(event: Event, url: &str) {
+    let iso: String = worker::js_sys::Date::new_0().to_iso_string().into();
+    let target = decision::tracking_url(url, (worker::js_sys::Math::random() * 1e8) as u32, &iso);
+    for attempt in 1..=BEACON_ATTEMPTS {
+        let init = RequestInit::new();
+        let Ok(request) = Request::new_with_init(&target, &init) else {
+            count(
+                "brook_edge_ad_beacons_total",
+                &[("event", event.vast_name()), ("result", "invalid")],
+            );
+            return;
+        };
+        match with_timeout(Fetch::Request(request).send(), BEACON_TIMEOUT_MS).await {
+            Some(Ok(res)) if res.status_code() < 400 => {
+                count(
+                    "brook_edge_ad_beacons_total",
+                    &[("event", event.vast_name()), ("result", "sent")],
+                );
+                return;
+            }
+            Some(Ok(res)) if res.status_code() < 500 && res.status_code() != 429 => {
+                // The tracker refused it: trying again changes nothing.
+                console_warn!(
+                    "ads: beacon {} answered {}",
+                    event.vast_name(),
+                    res.status_code()
+                );
+                break;
+            }
+            Some(Ok(res)) => console_warn!(
+                "ads: beacon {} answered {} (attempt {attempt})",
+                event.vast_name(),
+                res.status_code()
+            ),
+            Some(Err(e)) => {
+                console_warn!("ads: beacon {}: {e} (attempt {attempt})", event.vast_name())
+            }
+            None => console_warn!(
+                "ads: beacon {} timed out (attempt {attempt})",
+                event.vast_name()
+            ),
+        }
+    }
+    count(
+        "brook_edge_ad_beacons_total",
+        &[("event", event.vast_name()), ("result", "failed")],
+    );
+}
