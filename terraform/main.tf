@@ -59,6 +59,7 @@ module "edge" {
   token_keys      = var.token_keys
   metrics_token   = var.metrics_token
   key_fetch_token = var.key_fetch_token
+  vod_api_token   = var.vod_api_token
 }
 
 locals {

@@ -88,6 +88,12 @@ variable "metrics_token" {
   sensitive   = true
 }
 
+variable "vod_api_token" {
+  description = "VOD_API_TOKEN secret: the origin's asset API token (its BROOK_API_TOKEN), with which the edge has ad creatives prepared as assets for server-side ad insertion (docs/ads.md). Pass as TF_VAR_vod_api_token, never in a file."
+  type        = string
+  sensitive   = true
+}
+
 variable "key_fetch_token" {
   description = "KEY_FETCH_TOKEN secret: bearer token the edge presents at the origin's GET /keys/<stream>/<kid> for ClearKey licenses; the origin's BROOK_KEY_FETCH_TOKEN must match (docs/drm.md). Pass as TF_VAR_key_fetch_token, never in a file."
   type        = string

@@ -48,7 +48,7 @@ fn main() {
         soft: Limits::default(),
         steering: None,
         path: "/live/cam1/S/media.m3u8",
-        interstitials: false,
+        interstitials: None,
     };
     println!(
         "input: 7-segment LL-HLS media playlist, 5 parts/segment + 2 trailing, {} bytes; token {} bytes",

@@ -21,6 +21,10 @@
 //! | `brook_edge_cmcd_total` | `result` (`recorded`, `no_session`, `invalid`) |
 //! | `brook_edge_qoe_beacons_total` | `result` (`recorded`, `invalid`) |
 //! | `brook_edge_qoe_writes_failed_total` | (Analytics Engine writes that failed) |
+//! | `brook_edge_ad_decisions_total` | `result` (`filled`, `partial`, `empty`, `no_decision`) |
+//! | `brook_edge_ad_server_failures_total` | `reason` (`timeout`, `fetch`, `status`, `invalid`) |
+//! | `brook_edge_ads_total` | `result` (`played`, `not_prepared`, `unplayable`, `too_long`) |
+//! | `brook_edge_ad_beacons_total` | `event`, `result` (`sent`, `failed`, `invalid`) |
 
 use std::collections::BTreeMap;
 

@@ -35,9 +35,15 @@ async function dashPage(mpdPath) {
   // The viewer page's CSP allows no inline script; this page is a test harness.
   const context = await browser.newContext({ bypassCSP: true });
   const page = await context.newPage();
-  // Same origin as /live/, for the proxy; not the `load` event (the viewer
-  // page's own player holds it until its first frame).
-  await page.goto(`${site.url}/`, { waitUntil: 'domcontentloaded' });
+  // An empty page at the site's origin (same-origin playlists), made by the
+  // browser itself: not the viewer page, whose own player and scripts are
+  // not this harness's (a navigation to it timed out now and then in CI).
+  const harness = `${site.url}/_harness.html`;
+  await page.route(harness, (route) => route.fulfill({
+    contentType: 'text/html', body: '<!doctype html><html><head><title>harness</title></head><body></body></html>',
+  }));
+  await page.goto(harness);
+  page.on('close', () => { context.close().catch(() => {}); });
   await page.addScriptTag({ path: join(ROOT, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js') });
   await page.evaluate((mpd) => {
     document.body.innerHTML = '<video id="dash" muted autoplay playsinline></video>';

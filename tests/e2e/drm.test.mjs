@@ -348,10 +348,15 @@ async function playerPage() {
   browser ??= await launchChromium();
   const context = await browser.newContext({ bypassCSP: true });
   const page = await context.newPage();
-  // The edge's origin: same-origin playlists and licenses. Not the `load`
-  // event: the viewer page's own player holds it until its first frame,
-  // which never comes while its stream needs a token.
-  await page.goto(`${edge.url}/`, { waitUntil: 'domcontentloaded' });
+  // An empty page at the edge's origin (same-origin playlists and licenses), made by the
+  // browser itself: not the viewer page, whose own player and scripts are
+  // not this harness's (a navigation to it timed out now and then in CI).
+  const harness = `${edge.url}/_harness.html`;
+  await page.route(harness, (route) => route.fulfill({
+    contentType: 'text/html', body: '<!doctype html><html><head><title>harness</title></head><body></body></html>',
+  }));
+  await page.goto(harness);
+  page.on('close', () => { context.close().catch(() => {}); });
   return page;
 }
 

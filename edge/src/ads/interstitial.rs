@@ -3,12 +3,14 @@
 //! `EXT-X-DATERANGE` carrying `SCTE35-OUT` and `PLANNED-DURATION`, the
 //! viewer's media playlist gains a second date range of class
 //! `com.apple.hls.interstitial` whose `X-ASSET-LIST` points at this edge's
-//! asset list for the break (`ads.json`, answered per viewer).
+//! asset list for the break (`/live/<stream>/ads.json`, answered per
+//! viewer; an absolute path, as media playlists live at the stream's level
+//! or in a session's directory).
 //!
 //! ```text
 //! #EXT-X-DATERANGE:ID="splice-7",START-DATE="2026-12-06T02:00:07.000Z",PLANNED-DURATION=12,SCTE35-OUT=0xFC...
 //! #EXT-X-DATERANGE:ID="brook-ad-splice-7",CLASS="com.apple.hls.interstitial",START-DATE="2026-12-06T02:00:07.000Z",
-//!   X-ASSET-LIST="ads.json?break=splice-7&dur=12",X-RESUME-OFFSET=12,X-PLAYOUT-LIMIT=12,X-RESTRICT="SKIP,JUMP"
+//!   X-ASSET-LIST="/live/cam1/ads.json?break=splice-7&dur=12",X-RESUME-OFFSET=12,X-PLAYOUT-LIMIT=12,X-RESTRICT="SKIP,JUMP"
 //! ```
 //!
 //! Nothing else changes: media sequence numbers, parts, preload hints and
@@ -27,9 +29,15 @@ use crate::query::encode_component;
 /// The date range class players know as an interstitial.
 pub const CLASS: &str = "com.apple.hls.interstitial";
 
-/// The asset list's name under `/live/<stream>/` (relative to a media
-/// playlist at `/live/<stream>/<rendition>.m3u8`).
+/// The asset list's name under `/live/<stream>/`.
 pub const ASSET_LIST_NAME: &str = "ads.json";
+
+/// The asset list's path for the stream whose media playlist is at
+/// `playlist_path` (`/live/<stream>/...`, as checked by the router).
+pub fn asset_list_path(playlist_path: &str) -> Option<String> {
+    let stream = playlist_path.strip_prefix("/live/")?.split('/').next()?;
+    (!stream.is_empty()).then(|| format!("/live/{stream}/{ASSET_LIST_NAME}"))
+}
 
 /// The prefix of the added date ranges' IDs (the break's ID follows).
 pub const ID_PREFIX: &str = "brook-ad-";
@@ -71,23 +79,24 @@ impl Break {
         })
     }
 
-    /// The asset list's URI, relative to the media playlist.
-    pub fn asset_list_uri(&self) -> String {
+    /// The asset list's URI for this break (`list_path`: see
+    /// [`asset_list_path`]).
+    pub fn asset_list_uri(&self, list_path: &str) -> String {
         format!(
-            "{ASSET_LIST_NAME}?break={}&dur={}",
+            "{list_path}?break={}&dur={}",
             encode_component(&self.id),
             seconds(self.planned_s)
         )
     }
 
     /// The interstitial date range for this break.
-    pub fn interstitial(&self) -> AttributeList {
+    pub fn interstitial(&self, list_path: &str) -> AttributeList {
         let dur = seconds(self.planned_s);
         let mut a = AttributeList::default();
         a.push_quoted("ID", &format!("{ID_PREFIX}{}", self.id));
         a.push_quoted("CLASS", CLASS);
         a.push_quoted("START-DATE", &self.start_date);
-        a.push_quoted("X-ASSET-LIST", &self.asset_list_uri());
+        a.push_quoted("X-ASSET-LIST", &self.asset_list_uri(list_path));
         a.push_bare("X-RESUME-OFFSET", &dur);
         a.push_bare("X-PLAYOUT-LIMIT", &dur);
         // A viewer may neither skip the ads nor seek past them.
@@ -109,7 +118,7 @@ fn seconds(s: f64) -> String {
 
 /// Adds an interstitial beside every break in `pl` that has none yet;
 /// returns how many were added.
-pub fn add(pl: &mut MediaPlaylist) -> usize {
+pub fn add(pl: &mut MediaPlaylist, list_path: &str) -> usize {
     let mut added = 0;
     let mut visit = |tags: &mut SegmentTags| {
         let breaks: Vec<Break> = tags.date_ranges.iter().filter_map(Break::of).collect();
@@ -118,7 +127,7 @@ pub fn add(pl: &mut MediaPlaylist) -> usize {
             if tags.date_ranges.iter().any(|d| d.get("ID") == Some(&id)) {
                 continue;
             }
-            tags.date_ranges.push(b.interstitial());
+            tags.date_ranges.push(b.interstitial(list_path));
             added += 1;
         }
     };
@@ -132,6 +141,8 @@ pub fn add(pl: &mut MediaPlaylist) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const L: &str = "/live/cam1/ads.json";
 
     const LIVE: &str = "#EXTM3U
 #EXT-X-VERSION:9
@@ -155,7 +166,7 @@ s1/360p-seg41.m4s
     #[test]
     fn a_break_gains_an_interstitial_and_nothing_else_changes() {
         let mut pl: MediaPlaylist = LIVE.parse().unwrap();
-        assert_eq!(add(&mut pl), 1);
+        assert_eq!(add(&mut pl, L), 1);
         let out = pl.to_string();
         let line = out
             .lines()
@@ -164,7 +175,7 @@ s1/360p-seg41.m4s
         assert_eq!(
             line,
             "#EXT-X-DATERANGE:ID=\"brook-ad-splice-7\",CLASS=\"com.apple.hls.interstitial\",\
-             START-DATE=\"2026-12-06T02:00:07.000Z\",X-ASSET-LIST=\"ads.json?break=splice-7&dur=12.5\",\
+             START-DATE=\"2026-12-06T02:00:07.000Z\",X-ASSET-LIST=\"/live/cam1/ads.json?break=splice-7&dur=12.5\",\
              X-RESUME-OFFSET=12.5,X-PLAYOUT-LIMIT=12.5,X-RESTRICT=\"SKIP,JUMP\""
         );
         // Everything else as the origin wrote it.
@@ -178,7 +189,7 @@ s1/360p-seg41.m4s
             .collect();
         assert_eq!(without, origin);
         // Idempotent: a second pass adds nothing.
-        assert_eq!(add(&mut pl), 0);
+        assert_eq!(add(&mut pl, L), 0);
         // And the result parses again.
         assert!(out.parse::<MediaPlaylist>().is_ok());
     }
@@ -191,7 +202,7 @@ s1/360p-seg41.m4s
         ))
         .unwrap();
         assert_eq!(b.planned_s, 30.0);
-        assert_eq!(b.asset_list_uri(), "ads.json?break=a&dur=30");
+        assert_eq!(b.asset_list_uri(L), "/live/cam1/ads.json?break=a&dur=30");
         for no in [
             // The break's end (same ID, DURATION, SCTE35-IN).
             "ID=\"a\",START-DATE=\"2026-12-06T02:00:07Z\",DURATION=30,SCTE35-IN=0xFC",
@@ -219,9 +230,15 @@ s1/360p-seg41.m4s
             planned_s: 8.0,
         };
         assert_eq!(
-            b.asset_list_uri(),
-            "ads.json?break=a%20b%26c%3Dd%2F%C3%A9&dur=8"
+            b.asset_list_uri(L),
+            "/live/cam1/ads.json?break=a%20b%26c%3Dd%2F%C3%A9&dur=8"
         );
+        assert_eq!(
+            asset_list_path("/live/cam1/s1/360p.m3u8").as_deref(),
+            Some(L)
+        );
+        assert_eq!(asset_list_path("/live/cam1/360p.m3u8").as_deref(), Some(L));
+        assert_eq!(asset_list_path("/vod/x/360p.m3u8"), None);
     }
 
     #[test]
@@ -240,7 +257,7 @@ s1/360p-seg40.m4s
 #EXT-X-PART:DURATION=0.5,URI=\"s1/360p-part41.0.m4s\",INDEPENDENT=YES
 ";
         let mut pl: MediaPlaylist = text.parse().unwrap();
-        assert_eq!(add(&mut pl), 1);
+        assert_eq!(add(&mut pl, L), 1);
         let out = pl.to_string();
         let at = |needle: &str| out.find(needle).unwrap();
         assert!(at("brook-ad-splice-8") < at("360p-part41.0"), "{out}");

@@ -723,7 +723,7 @@ fn bench(req: &Request, env: &Env) -> Result<Response> {
         soft: Limits::default(),
         steering: None,
         path: "/live/cam1/S/media.m3u8",
-        interstitials: false,
+        interstitials: None,
     };
     let mut bytes = 0usize;
     for _ in 0..n {

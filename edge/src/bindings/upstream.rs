@@ -445,6 +445,11 @@ fn finish_manifest(
         }
         _ => None,
     };
+    // Live media playlists announce ad breaks as interstitials.
+    let ad_list = (lookup.kind == Kind::MediaPlaylist
+        && edge.ads.mode == crate::ads::AdMode::Interstitials)
+        .then(|| crate::ads::interstitial::asset_list_path(lookup.path))
+        .flatten();
     let p = Personalization {
         token_name: &edge.auth.token_name,
         token: admitted.token.as_deref(),
@@ -456,8 +461,7 @@ fn finish_manifest(
         soft: hints.limits(&edge.renditions),
         steering,
         path: lookup.path,
-        interstitials: lookup.kind == Kind::MediaPlaylist
-            && edge.ads.mode == crate::ads::AdMode::Interstitials,
+        interstitials: ad_list.as_deref(),
     };
     let out = match manifest::personalize(lookup.kind, &text, &p) {
         Ok(out) => out,

@@ -131,8 +131,8 @@ pub struct Personalization<'a> {
     /// path's directory plus the variant's relative URI.
     pub path: &'a str,
     /// Live media playlists: an HLS interstitial beside every ad break
-    /// (`crate::ads::interstitial`), its asset list at this edge.
-    pub interstitials: bool,
+    /// (`crate::ads::interstitial`), with this asset list path.
+    pub interstitials: Option<&'a str>,
 }
 
 impl Personalization<'_> {
@@ -143,7 +143,7 @@ impl Personalization<'_> {
             && self.hard.is_unlimited()
             && self.soft.is_unlimited()
             && self.steering.is_none()
-            && !self.interstitials
+            && self.interstitials.is_none()
     }
 
     fn add_token(&self, uri: &mut String) {
@@ -269,8 +269,8 @@ pub fn personalize_multivariant(
 /// [`rewrite_lines`] for the fallback.
 pub fn personalize_media(text: &str, p: &Personalization<'_>) -> Result<String, ParseError> {
     let mut pl: MediaPlaylist = text.parse()?;
-    if p.interstitials {
-        crate::ads::interstitial::add(&mut pl);
+    if let Some(list) = p.interstitials {
+        crate::ads::interstitial::add(&mut pl, list);
     }
     pl.for_each_uri_mut(|_, uri| p.add_token(uri));
     Ok(pl.to_string())

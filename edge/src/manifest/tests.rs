@@ -46,7 +46,7 @@ fn viewer(token: Option<&'static str>) -> Personalization<'static> {
         soft: Limits::default(),
         steering: None,
         path: "/live/cam1/index.m3u8",
-        interstitials: false,
+        interstitials: None,
     }
 }
 
@@ -893,7 +893,7 @@ fn vod_viewer(hard: Limits) -> Personalization<'static> {
     Personalization {
         hard,
         path: "/vod/0123456789abcdef0123456789abcdef/index.m3u8",
-        interstitials: false,
+        interstitials: None,
         ..viewer(Some(TOKEN))
     }
 }

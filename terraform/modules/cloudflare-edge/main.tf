@@ -101,6 +101,11 @@ resource "cloudflare_worker_version" "edge" {
       type = "secret_text"
       text = var.key_fetch_token
     },
+    {
+      name = "VOD_API_TOKEN"
+      type = "secret_text"
+      text = var.vod_api_token
+    },
     # The chat rooms (docs/chat.md): one SQLite-backed object per stream.
     {
       name       = "CHAT"

@@ -76,6 +76,12 @@ variable "key_fetch_token" {
   sensitive   = true
 }
 
+variable "vod_api_token" {
+  description = "VOD_API_TOKEN secret: the origin's asset API bearer token, with which the edge has ad creatives prepared as assets (docs/ads.md)."
+  type        = string
+  sensitive   = true
+}
+
 variable "tiered_cache" {
   description = "Tiered Cache with the Smart topology for the zone (one upper-tier data center per origin): \"on\" when true, \"off\" when false."
   type        = bool
