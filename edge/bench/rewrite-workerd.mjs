@@ -30,6 +30,7 @@ try {
   for (const [kind, label] of [
     ['model', 'media playlist: parse + token on every URI + render'],
     ['lines', 'media playlist: line rewriter (fallback)'],
+    ['break', 'media playlist with an ad break: + interstitial'],
   ]) {
     await timed(N, kind); // warm up (JIT tiers for the glue, wasm compiled)
     const per = [];

@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use brook_edge::manifest::{
-    bench_playlist, personalize_media, personalize_multivariant, rewrite_lines, Limits,
-    Personalization, SteeringPlan,
+    bench_playlist, bench_playlist_with_break, personalize_media, personalize_multivariant,
+    rewrite_lines, Limits, Personalization, SteeringPlan,
 };
 use brook_edge::steering::BasePathway;
 
@@ -66,6 +66,29 @@ fn main() {
     time("media playlist: line rewriter (fallback)", 2000, 15, || {
         black_box(rewrite_lines(black_box(&media), &p));
     });
+    // The same with an ad break in the window, without and with its
+    // interstitial (ads.mode = interstitials).
+    let with_break = bench_playlist_with_break();
+    time(
+        "media playlist with an ad break: token only",
+        2000,
+        15,
+        || {
+            black_box(personalize_media(black_box(&with_break), &p).ok());
+        },
+    );
+    let ads = Personalization {
+        interstitials: Some("/live/cam1/ads.json"),
+        ..p.clone()
+    };
+    time(
+        "media playlist with an ad break: + interstitial",
+        2000,
+        15,
+        || {
+            black_box(personalize_media(black_box(&with_break), &ads).ok());
+        },
+    );
     let steer = Personalization {
         steering: Some(SteeringPlan {
             pathways: vec![

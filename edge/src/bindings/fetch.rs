@@ -696,7 +696,8 @@ fn serve_metrics(req: &Request, env: &Env) -> Result<Response> {
     Ok(res)
 }
 
-/// `GET /_brook/bench/rewrite?n=N&kind=media|multivariant`: runs the rewrite
+/// `GET /_brook/bench/rewrite?n=N&kind=media|lines|break` (`break`: a
+/// playlist with an ad break, given its interstitial): runs the rewrite
 /// N times inside workerd. Only with the `BROOK_BENCH` var set to `1`.
 /// Workers freeze the clock while code runs, so the caller times the
 /// request from outside (see edge/bench/rewrite-workerd.mjs).
@@ -715,8 +716,12 @@ fn bench(req: &Request, env: &Env) -> Result<Response> {
         .unwrap_or(1000)
         .min(1_000_000);
     let kind = query::param(q, "kind").map(|k| k.into_owned());
-    let media = manifest::bench_playlist();
-    let p = Personalization {
+    let media = if kind.as_deref() == Some("break") {
+        manifest::bench_playlist_with_break()
+    } else {
+        manifest::bench_playlist()
+    };
+    let mut p = Personalization {
         token_name: "__token__",
         token: Some("st=1795440000~exp=1795443600~acl=/live/cam1/*~id=viewer-42~data=maxh:720~kid=2026a~hmac=5e0c81c7bc3a63b7ff5b28c2ff66b7a8e0e7b9b1d8f0f4de7bb46b3fa2bbb4e1"),
         hard: Limits::default(),
@@ -725,6 +730,9 @@ fn bench(req: &Request, env: &Env) -> Result<Response> {
         path: "/live/cam1/S/media.m3u8",
         interstitials: None,
     };
+    if kind.as_deref() == Some("break") {
+        p.interstitials = Some("/live/cam1/ads.json");
+    }
     let mut bytes = 0usize;
     for _ in 0..n {
         let out = match kind.as_deref() {

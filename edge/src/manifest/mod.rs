@@ -614,6 +614,22 @@ pub fn bench_playlist() -> String {
     pl.to_string()
 }
 
+/// [`bench_playlist`] with an ad break in its window (the origin's
+/// `SCTE35-OUT` date range on its third segment, `SCTE35-IN` on its sixth),
+/// for the interstitial rewrite's cost.
+pub fn bench_playlist_with_break() -> String {
+    let mut pl: MediaPlaylist = bench_playlist().parse().expect("the bench playlist parses");
+    let section = "0xFC302F000000000000FFFFF014054800008F7FEFFE7369C02EFE0052CCF500000000000A0008435545490000013562DBA30A";
+    let id = "splice-4242";
+    let start = "2026-11-24T06:04:12.000Z";
+    let out = format!("ID=\"{id}\",START-DATE=\"{start}\",PLANNED-DURATION=3,SCTE35-OUT={section}");
+    let end = format!("ID=\"{id}\",START-DATE=\"{start}\",DURATION=3,SCTE35-IN={section}");
+    let attrs = |t: &str| brook_packager::hls::AttributeList::parse(t, 0).expect("a date range");
+    pl.segments[2].tags.date_ranges.push(attrs(&out));
+    pl.segments[5].tags.date_ranges.push(attrs(&end));
+    pl.to_string()
+}
+
 mod mpd;
 pub use mpd::{filter_representations, personalize_mpd, MpdError};
 
