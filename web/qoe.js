@@ -46,6 +46,28 @@
     };
     window.brookQoe = state;
 
+    // Watch time (Mux Data's: from the view's start, startup and stalls
+    // included, paused time not): the page starts playing on its own, so it
+    // counts from t0 until the viewer pauses (or the video ends, which
+    // pauses it), and again from each play.
+    let activeMs = 0;
+    let activeSince = t0;
+    video.addEventListener('pause', () => {
+      const now = performance.now();
+      if (activeSince !== null) {
+        activeMs += now - activeSince;
+        activeSince = null;
+      }
+      // A stall the viewer paused out of is over.
+      if (state.stallSince !== null) {
+        state.stallMs += now - state.stallSince;
+        state.stallSince = null;
+      }
+    });
+    video.addEventListener('play', () => {
+      if (activeSince === null) activeSince = performance.now();
+    });
+
     // A stall is the video waiting for data after it started, not a seek.
     video.addEventListener('playing', () => {
       const now = performance.now();
@@ -56,7 +78,7 @@
       }
     });
     video.addEventListener('waiting', () => {
-      if (state.startupMs === null || video.seeking || state.stallSince !== null) return;
+      if (state.startupMs === null || video.seeking || video.paused || state.stallSince !== null) return;
       state.stalls += 1;
       state.stallSince = performance.now();
     });
@@ -65,7 +87,7 @@
 
     function snapshot(ev) {
       const now = performance.now();
-      const watchMs = Math.round(now - t0);
+      const watchMs = Math.round(activeMs + (activeSince !== null ? now - activeSince : 0));
       const stallMs = Math.round(state.stallMs + (state.stallSince !== null ? now - state.stallSince : 0));
       let latency = null;
       try {

@@ -168,6 +168,20 @@ test('two viewers for 30 s, one throttled: the aggregates and the dashboard show
   assert.equal(r.countries[0].viewers, 2, detail);
   const country = r.countries[0].key;
 
+  // Paused time is not watch time (nor a stall).
+  const paused = await fast.page.evaluate(async () => {
+    const before = window.brookQoe.beat();
+    window.brook.video.pause();
+    await new Promise((r) => { setTimeout(r, 3000); });
+    const during = window.brookQoe.beat();
+    await window.brook.video.play();
+    await new Promise((r) => { setTimeout(r, 1000); });
+    return { before, during, after: window.brookQoe.beat() };
+  });
+  assert.ok(paused.during.watch_ms - paused.before.watch_ms < 500, `paused: ${JSON.stringify(paused)}`);
+  assert.ok(paused.after.watch_ms - paused.during.watch_ms > 500, `playing again counts: ${JSON.stringify(paused)}`);
+  assert.equal(paused.during.stalls, paused.before.stalls, 'a pause is not a stall');
+
   // The dashboard, behind the admin token, renders the same numbers and both charts.
   const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
   await page.goto(`${edge.url}/dashboard.html#token=${encodeURIComponent(ADMIN)}`);
