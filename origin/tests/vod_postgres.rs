@@ -21,7 +21,7 @@ mod vod {
     use std::process::Command;
     use std::sync::{Arc, Barrier};
 
-    use brook_origin::vod::db::{AssetKey, Db, JobKind, Status};
+    use brook_origin::vod::db::{AssetKey, Db, Imported, JobKind, NewImport, Status};
 
     /// A PostgreSQL server of this test's own.
     struct PgServer {
@@ -257,6 +257,72 @@ mod vod {
     #[test]
     fn vod_claims_are_exclusive_across_two_machines() {
         both(claims_are_exclusive);
+    }
+
+    /// Sixteen identical dedupe requests for one URL at once, half through
+    /// each machine: one asset, one process job, every answer names it; once
+    /// it errored, the next request makes a new one.
+    fn dedupe_makes_one_asset_across_two_machines(a: &Db, b: &Db) {
+        const N: usize = 16;
+        let url = "https://cdn.example/ads/one.mp4";
+        let new = |id: String| NewImport {
+            id,
+            input_url: url.into(),
+            dedupe: true,
+            passthrough: None,
+            max_duration_s: Some(60),
+            details: None,
+            key: None,
+            payload: format!("url:{url}"),
+            now_ms: 5,
+        };
+        let start = Arc::new(Barrier::new(N));
+        let threads: Vec<_> = (0..N)
+            .map(|i| {
+                let db = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (start, new) = (start.clone(), new(format!("dd{i:02}")));
+                std::thread::spawn(move || {
+                    start.wait();
+                    match db.create_import(&new).unwrap() {
+                        Imported::Created(x) => (true, x.id),
+                        Imported::Existing(x) => (false, x.id),
+                    }
+                })
+            })
+            .collect();
+        let answers: Vec<(bool, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            answers.iter().filter(|(created, _)| *created).count(),
+            1,
+            "{answers:?}"
+        );
+        let id = &answers[0].1;
+        assert!(answers.iter().all(|(_, x)| x == id), "{answers:?}");
+        assert_eq!(a.assets(100).unwrap().len(), 1);
+        let job = b
+            .claim(&[JobKind::Process], "w", 10, 1000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&job.asset_id, id);
+        assert!(a
+            .claim(&[JobKind::Process], "w", 10, 1000)
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            b.asset(id).unwrap().unwrap().input_url.as_deref(),
+            Some(url)
+        );
+        assert!(a.set_errored(id, "gone", 20).unwrap());
+        assert!(b.live_asset_from_url(url).unwrap().is_none());
+        assert!(matches!(
+            b.create_import(&new("fresh".into())).unwrap(),
+            Imported::Created(x) if x.id == "fresh"
+        ));
+    }
+
+    #[test]
+    fn vod_dedupe_makes_one_asset_across_two_machines() {
+        both(dedupe_makes_one_asset_across_two_machines);
     }
 
     /// A worker that stops renewing loses its job to the other after the
@@ -543,7 +609,15 @@ mod vod {
                 ..VodConfig::default()
             };
             config.validate().unwrap();
-            Vod::open(config, Default::default(), bucket.clone(), None, None).unwrap()
+            Vod::open(
+                config,
+                Default::default(),
+                bucket.clone(),
+                None,
+                None,
+                Default::default(),
+            )
+            .unwrap()
         };
         let (a, b) = (machine("a"), machine("b"));
         assert_ne!(a.worker_id, b.worker_id);

@@ -114,6 +114,37 @@ pub struct Asset {
     pub passthrough: Option<String>,
     /// Longest video this asset may be, seconds (from its upload URL).
     pub max_duration_s: Option<u64>,
+    /// The URL it is made from (an asset from a URL), in its normal form
+    /// (`import::check::parse_input_url`).
+    pub input_url: Option<String>,
+}
+
+/// A new asset made from a URL, created `queued` with its process job (and
+/// its key, if encrypted) in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewImport {
+    pub id: String,
+    /// The normal form of the URL (the dedupe key).
+    pub input_url: String,
+    /// Answer with a live asset already made from the same URL instead.
+    pub dedupe: bool,
+    pub passthrough: Option<String>,
+    pub max_duration_s: Option<u64>,
+    /// `{"request": {...}}`, as `set_details` takes it.
+    pub details: Option<serde_json::Value>,
+    pub key: Option<AssetKey>,
+    /// The process job's payload.
+    pub payload: String,
+    pub now_ms: u64,
+}
+
+/// What `create_import` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Imported {
+    Created(Asset),
+    /// `dedupe`: the live asset (not errored, not being deleted) already
+    /// made from the same URL; nothing was created.
+    Existing(Asset),
 }
 
 /// An encrypted asset's content key, sealed under the master key
@@ -243,6 +274,32 @@ impl Db {
         direct_id: Option<&str>,
     ) -> Result<(), DbError> {
         each!(self, db => db.create_asset(id, status, now_ms, passthrough, max_duration_s, direct_id))
+    }
+
+    /// A new asset from a URL (see [`NewImport`]). With `dedupe`, at most
+    /// one is created per URL however many ask at once: the SQLite backend
+    /// decides under its lock, PostgreSQL through a unique index on the URL
+    /// of the assets that were created with `dedupe` (`assets_dedupe`);
+    /// the key is released when that asset errors or is deleted, so the next
+    /// request makes a new one.
+    pub fn create_import(&self, new: &NewImport) -> Result<Imported, DbError> {
+        // `None`: the asset that held the URL went (errored, deleted)
+        // between the conflict and the look at it; ask again.
+        for _ in 0..3 {
+            if let Some(done) = each!(self, db => db.create_import(new))? {
+                return Ok(done);
+            }
+        }
+        Err(DbError::Row(format!(
+            "no asset for {} after three tries",
+            new.input_url
+        )))
+    }
+
+    /// The oldest live asset (not errored, not being deleted) made from
+    /// `input_url` (its normal form).
+    pub fn live_asset_from_url(&self, input_url: &str) -> Result<Option<Asset>, DbError> {
+        each!(self, db => db.live_asset_from_url(input_url))
     }
 
     /// The asset a direct upload fills.
@@ -482,6 +539,144 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(db.assets(10).unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn import(id: &str, url: &str, dedupe: bool) -> NewImport {
+        NewImport {
+            id: id.into(),
+            input_url: url.into(),
+            dedupe,
+            passthrough: Some("ad-1".into()),
+            max_duration_s: Some(120),
+            details: Some(serde_json::json!({"request": {"max_size_bytes": 1000}})),
+            key: None,
+            payload: format!("url:{url}"),
+            now_ms: 100,
+        }
+    }
+
+    #[test]
+    fn imports_are_queued_with_their_job_and_deduped_per_url() {
+        let (db, dir) = db();
+        let u = "https://cdn.example/ad.mp4";
+        let Imported::Created(a) = db.create_import(&import("i1", u, true)).unwrap() else {
+            panic!("created");
+        };
+        assert_eq!(
+            (a.status, a.input_url.as_deref(), a.passthrough.as_deref()),
+            (Status::Queued, Some(u), Some("ad-1"))
+        );
+        assert_eq!(a.details.unwrap()["request"]["max_size_bytes"], 1000);
+        let job = db
+            .claim(&[JobKind::Process], "w", 200, 1000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (job.asset_id.as_str(), job.payload.as_str()),
+            ("i1", "url:https://cdn.example/ad.mp4")
+        );
+        // Same URL with dedupe: the first asset, nothing new.
+        assert_eq!(
+            db.create_import(&import("i2", u, true)).unwrap(),
+            Imported::Existing(db.asset("i1").unwrap().unwrap())
+        );
+        assert!(db.asset("i2").unwrap().is_none());
+        // Without dedupe: a second asset from the same URL.
+        assert!(matches!(
+            db.create_import(&import("i3", u, false)).unwrap(),
+            Imported::Created(_)
+        ));
+        assert_eq!(db.live_asset_from_url(u).unwrap().unwrap().id, "i1");
+        // The first errors: the dedupe key goes with it; the live one left
+        // is the answer, and once that is deleted a new asset is made.
+        assert!(db.set_errored("i1", "boom", 300).unwrap());
+        assert_eq!(db.live_asset_from_url(u).unwrap().unwrap().id, "i3");
+        assert!(matches!(
+            db.create_import(&import("i4", u, true)).unwrap(),
+            Imported::Existing(a) if a.id == "i3"
+        ));
+        assert!(db.start_delete("i3", 400).unwrap());
+        assert!(db.live_asset_from_url(u).unwrap().is_none());
+        assert!(matches!(
+            db.create_import(&import("i5", u, true)).unwrap(),
+            Imported::Created(a) if a.id == "i5"
+        ));
+        // The unique index, not only the look-up, holds the rule: a row
+        // from a dedupe request cannot be added twice for one URL.
+        let Db::Sqlite(inner) = &db else {
+            panic!("sqlite")
+        };
+        assert!(matches!(
+            inner.create_import_unchecked(&import("i6", u, true)).unwrap(),
+            Some(Imported::Existing(a)) if a.id == "i5"
+        ));
+        assert!(db.asset("i6").unwrap().is_none());
+        // Another URL is another asset.
+        assert!(matches!(
+            db.create_import(&import("i7", "https://cdn.example/other.mp4", true))
+                .unwrap(),
+            Imported::Created(_)
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_dedupe_requests_make_one_asset() {
+        let (db, dir) = db();
+        let u = "https://cdn.example/same.mp4";
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|n| {
+                    let db = db.clone();
+                    s.spawn(move || {
+                        match db
+                            .create_import(&import(&format!("c{n}"), u, true))
+                            .unwrap()
+                        {
+                            Imported::Created(a) | Imported::Existing(a) => a.id,
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        assert_eq!(db.assets(100).unwrap().len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_old_database_gets_the_new_columns() {
+        let dir = std::env::temp_dir().join(format!(
+            "brook-vod-db-old-{}",
+            crate::serve::hub::new_session_id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("brook.db");
+        {
+            // The assets table as releases before input URLs made it.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE assets (id TEXT PRIMARY KEY, status TEXT NOT NULL,
+                 created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+                 progress REAL NOT NULL DEFAULT 0, duration_s REAL, error TEXT, details TEXT,
+                 passthrough TEXT, max_duration_s INTEGER, direct_id TEXT UNIQUE);
+                 INSERT INTO assets (id, status, created_ms, updated_ms) VALUES ('old', 'ready', 1, 1);",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.asset("old").unwrap().unwrap().input_url, None);
+        assert!(matches!(
+            db.create_import(&import("new", "https://h.example/a.mp4", true))
+                .unwrap(),
+            Imported::Created(_)
+        ));
+        drop(db);
+        // Opening again changes nothing.
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.assets(10).unwrap().len(), 2);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row};
 
-use super::{Asset, AssetKey, DbError, Job, JobKind, Status};
+use super::{Asset, AssetKey, DbError, Imported, Job, JobKind, NewImport, Status};
 
 /// Tables as in SQLite, with PostgreSQL's types. Created under an advisory
 /// lock: two origins starting at once would otherwise race in
@@ -72,7 +72,21 @@ CREATE TABLE IF NOT EXISTS asset_keys (
     drm TEXT,
     created_ms BIGINT NOT NULL
 );
+-- Added since the first schema (a database made before gets them here):
+-- assets from a URL, the URL in its normal form, and the same for the
+-- assets created with `dedupe` while they are live (unique: one per URL,
+-- however many origins ask at once).
+ALTER TABLE assets ADD COLUMN IF NOT EXISTS input_url TEXT;
+ALTER TABLE assets ADD COLUMN IF NOT EXISTS dedupe_key TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS assets_dedupe ON assets (dedupe_key) WHERE dedupe_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS assets_input_url ON assets (input_url);
 ";
+
+/// The live asset (not errored, not being deleted) made from a URL: the one
+/// holding the dedupe key first, else the oldest.
+const LIVE_FROM_URL: &str = "SELECT * FROM assets WHERE input_url = $1
+    AND status NOT IN ('errored', 'deleting')
+    ORDER BY (dedupe_key IS NULL), created_ms, id LIMIT 1";
 
 /// The advisory lock key the schema is created under ("brookvod").
 const SCHEMA_LOCK: i64 = 0x62726f6f6b766f64;
@@ -152,6 +166,7 @@ fn asset_of(row: &Row) -> Result<Asset, DbError> {
             .try_get::<_, Option<i64>>("max_duration_s")
             .map_err(row_err)?
             .map(|v| v as u64),
+        input_url: row.try_get("input_url").map_err(row_err)?,
     })
 }
 
@@ -240,6 +255,75 @@ impl PgDb {
                 &[&id, &status.as_str(), &i64_of(now_ms), &passthrough, &max, &direct_id],
             )?;
             Ok(())
+        })
+    }
+
+    /// A new asset from a URL; `None`: the dedupe key's holder went away
+    /// between the conflict and the look-up (the caller asks again). Two
+    /// origins inserting the same URL at once: the unique index makes the
+    /// second `INSERT ... ON CONFLICT DO NOTHING` wait for the first to
+    /// commit, then insert nothing; it answers with the first's asset.
+    pub fn create_import(&self, new: &NewImport) -> Result<Option<Imported>, DbError> {
+        let new = new.clone();
+        self.run(move |c| {
+            let now = i64_of(new.now_ms);
+            let mut tx = c.transaction()?;
+            if new.dedupe {
+                if let Some(row) = tx.query_opt(LIVE_FROM_URL, &[&new.input_url])? {
+                    return Ok(Some(Imported::Existing(asset_of(&row)?)));
+                }
+            }
+            let details = new.details.as_ref().map(|d| d.to_string());
+            let dedupe_key = new.dedupe.then(|| new.input_url.clone());
+            let inserted = tx.execute(
+                "INSERT INTO assets (id, status, created_ms, updated_ms, passthrough, max_duration_s,
+                                     details, input_url, dedupe_key)
+                 VALUES ($1, 'queued', $2, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
+                &[
+                    &new.id,
+                    &now,
+                    &new.passthrough,
+                    &new.max_duration_s.map(i64_of),
+                    &details,
+                    &new.input_url,
+                    &dedupe_key,
+                ],
+            )?;
+            if inserted == 0 {
+                let holder = tx
+                    .query_opt("SELECT * FROM assets WHERE dedupe_key = $1", &[&new.input_url])?
+                    .as_ref()
+                    .map(asset_of)
+                    .transpose()?;
+                return Ok(holder.map(Imported::Existing));
+            }
+            if let Some(key) = &new.key {
+                tx.execute(
+                    "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, clearkey, drm, created_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[&new.id, &key.scheme, &key.kid, &key.sealed, &key.revoked, &key.clearkey, &key.drm, &now],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO jobs (kind, asset_id, payload, created_ms, run_after_ms)
+                 VALUES ('process', $1, $2, $3, $3)",
+                &[&new.id, &new.payload, &now],
+            )?;
+            let row = tx.query_one("SELECT * FROM assets WHERE id = $1", &[&new.id])?;
+            let asset = asset_of(&row)?;
+            tx.commit()?;
+            Ok(Some(Imported::Created(asset)))
+        })
+    }
+
+    pub fn live_asset_from_url(&self, input_url: &str) -> Result<Option<Asset>, DbError> {
+        let input_url = input_url.to_owned();
+        self.run(move |c| {
+            c.query_opt(LIVE_FROM_URL, &[&input_url])?
+                .as_ref()
+                .map(asset_of)
+                .transpose()
         })
     }
 
@@ -346,7 +430,7 @@ impl PgDb {
 
     pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<bool, DbError> {
         self.update(
-            "UPDATE assets SET status = 'errored', error = $2, updated_ms = $3
+            "UPDATE assets SET status = 'errored', error = $2, updated_ms = $3, dedupe_key = NULL
              WHERE id = $1 AND status <> 'deleting'",
             vec![
                 arg(id.to_owned()),
@@ -374,7 +458,7 @@ impl PgDb {
             if status != "deleting" {
                 let now = i64_of(now_ms);
                 tx.execute(
-                    "UPDATE assets SET status = 'deleting', updated_ms = $2 WHERE id = $1",
+                    "UPDATE assets SET status = 'deleting', updated_ms = $2, dedupe_key = NULL WHERE id = $1",
                     &[&id, &now],
                 )?;
                 // The asset's other jobs stop mattering.

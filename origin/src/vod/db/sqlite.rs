@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Asset, AssetKey, DbError, Job, JobKind, Status};
+use super::{Asset, AssetKey, DbError, Imported, Job, JobKind, NewImport, Status};
 
 #[derive(Debug)]
 pub struct SqliteDb {
@@ -56,6 +56,44 @@ CREATE TABLE IF NOT EXISTS asset_keys (
 );
 ";
 
+/// Columns added to `assets` since the first schema: a database made before
+/// them gets them when it is opened (`ALTER TABLE ... ADD COLUMN`, which
+/// keeps every row).
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    // Assets from a URL: the URL (normal form), and the same for the assets
+    // created with `dedupe` while they are live (unique: one per URL).
+    ("input_url", "TEXT"),
+    ("dedupe_key", "TEXT"),
+];
+
+/// Indexes over added columns, made after them.
+const ADDED_INDEXES: &str = "
+CREATE UNIQUE INDEX IF NOT EXISTS assets_dedupe ON assets (dedupe_key) WHERE dedupe_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS assets_input_url ON assets (input_url);
+";
+
+/// Brings an existing database up to the current schema.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let have: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('assets')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (column, kind) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == column) {
+            tx.execute_batch(&format!("ALTER TABLE assets ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    tx.execute_batch(ADDED_INDEXES)?;
+    tx.commit()
+}
+
+/// The live asset (not errored, not being deleted) made from a URL: the one
+/// holding the dedupe key first, else the oldest.
+const LIVE_FROM_URL: &str = "SELECT * FROM assets WHERE input_url = ?1
+    AND status NOT IN ('errored', 'deleting')
+    ORDER BY (dedupe_key IS NULL), created_ms, id LIMIT 1";
+
 fn asset_of(row: &Row<'_>) -> rusqlite::Result<Asset> {
     let details: Option<String> = row.get("details")?;
     Ok(Asset {
@@ -71,6 +109,7 @@ fn asset_of(row: &Row<'_>) -> rusqlite::Result<Asset> {
         max_duration_s: row
             .get::<_, Option<i64>>("max_duration_s")?
             .map(|v| v as u64),
+        input_url: row.get("input_url")?,
     })
 }
 
@@ -80,11 +119,12 @@ impl SqliteDb {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_owned(),
@@ -124,6 +164,88 @@ impl SqliteDb {
             ],
         )?;
         Ok(())
+    }
+
+    /// A new asset from a URL; `None`: the dedupe key's holder went away
+    /// between the conflict and the look-up (the caller asks again). Under
+    /// the connection's lock: the look-up and the insert see one state.
+    pub fn create_import(&self, new: &NewImport) -> Result<Option<Imported>, DbError> {
+        self.insert_import(new, true)
+    }
+
+    /// The insert without the look-up first: only the unique index stands
+    /// between two dedupe assets of one URL (the tests show it does).
+    #[cfg(test)]
+    pub(super) fn create_import_unchecked(
+        &self,
+        new: &NewImport,
+    ) -> Result<Option<Imported>, DbError> {
+        self.insert_import(new, false)
+    }
+
+    fn insert_import(
+        &self,
+        new: &NewImport,
+        look_first: bool,
+    ) -> Result<Option<Imported>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if new.dedupe && look_first {
+            if let Some(a) = tx
+                .query_row(LIVE_FROM_URL, [&new.input_url], asset_of)
+                .optional()?
+            {
+                return Ok(Some(Imported::Existing(a)));
+            }
+        }
+        let now = new.now_ms as i64;
+        let inserted = tx.execute(
+            "INSERT INTO assets (id, status, created_ms, updated_ms, passthrough, max_duration_s,
+                                 details, input_url, dedupe_key)
+             VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
+            params![
+                new.id,
+                now,
+                new.passthrough,
+                new.max_duration_s.map(|v| v as i64),
+                new.details.as_ref().map(|d| d.to_string()),
+                new.input_url,
+                new.dedupe.then_some(&new.input_url),
+            ],
+        )?;
+        if inserted == 0 {
+            return Ok(tx
+                .query_row(
+                    "SELECT * FROM assets WHERE dedupe_key = ?1",
+                    [&new.input_url],
+                    asset_of,
+                )
+                .optional()?
+                .map(Imported::Existing));
+        }
+        if let Some(key) = &new.key {
+            tx.execute(
+                "INSERT INTO asset_keys (asset_id, scheme, kid, sealed, revoked, clearkey, drm, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![new.id, key.scheme, key.kid, key.sealed, key.revoked, key.clearkey, key.drm, now],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO jobs (kind, asset_id, payload, created_ms, run_after_ms)
+             VALUES ('process', ?1, ?2, ?3, ?3)",
+            params![new.id, new.payload, now],
+        )?;
+        let asset = tx.query_row("SELECT * FROM assets WHERE id = ?1", [&new.id], asset_of)?;
+        tx.commit()?;
+        Ok(Some(Imported::Created(asset)))
+    }
+
+    pub fn live_asset_from_url(&self, input_url: &str) -> Result<Option<Asset>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(LIVE_FROM_URL, [input_url], asset_of)
+            .optional()?)
     }
 
     /// The asset a direct upload fills.
@@ -201,7 +323,7 @@ impl SqliteDb {
 
     pub fn set_errored(&self, id: &str, reason: &str, now_ms: u64) -> Result<bool, DbError> {
         let n = self.conn().execute(
-            "UPDATE assets SET status = 'errored', error = ?2, updated_ms = ?3
+            "UPDATE assets SET status = 'errored', error = ?2, updated_ms = ?3, dedupe_key = NULL
              WHERE id = ?1 AND status <> 'deleting'",
             params![id, reason, now_ms as i64],
         )?;
@@ -223,7 +345,7 @@ impl SqliteDb {
         };
         if status != "deleting" {
             tx.execute(
-                "UPDATE assets SET status = 'deleting', updated_ms = ?2 WHERE id = ?1",
+                "UPDATE assets SET status = 'deleting', updated_ms = ?2, dedupe_key = NULL WHERE id = ?1",
                 params![id, now_ms as i64],
             )?;
             // The asset's other jobs stop mattering.
