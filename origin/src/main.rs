@@ -324,6 +324,7 @@ fn main() -> anyhow::Result<()> {
                 storage.clone(),
                 archive.clone(),
                 keys.clone(),
+                metrics.clone(),
             )
             .context("starting video on demand")?;
             brook_origin::vod::worker::start(&vod, background.handle());

@@ -104,6 +104,68 @@ impl RestartCounts {
     }
 }
 
+/// What `POST /api/v1/assets` answered: a new asset (201), the live one of
+/// the same URL (`dedupe`, 200), or a URL refused (400/422).
+pub const IMPORT_REQUEST_RESULTS: [&str; 3] = ["created", "deduped", "refused"];
+/// How an asset's fetch from its URL ended: the file is here; a server or
+/// network failure (the job runs again); a refused address or redirect; any
+/// other failure (a 4xx, too large, too slow).
+pub const IMPORT_FETCH_RESULTS: [&str; 4] = ["fetched", "retried", "refused", "failed"];
+
+/// Assets from a URL (`vod::import`).
+#[derive(Debug, Default)]
+pub struct ImportCounts {
+    requests: [AtomicU64; IMPORT_REQUEST_RESULTS.len()],
+    fetches: [AtomicU64; IMPORT_FETCH_RESULTS.len()],
+    /// Bytes of fetched files.
+    pub bytes: AtomicU64,
+}
+
+impl ImportCounts {
+    /// One of [`IMPORT_REQUEST_RESULTS`]; others are ignored.
+    pub fn request(&self, result: &str) {
+        if let Some(i) = IMPORT_REQUEST_RESULTS.iter().position(|r| *r == result) {
+            self.requests[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One of [`IMPORT_FETCH_RESULTS`]; others are ignored.
+    pub fn fetch(&self, result: &str) {
+        if let Some(i) = IMPORT_FETCH_RESULTS.iter().position(|r| *r == result) {
+            self.fetches[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn render(&self, out: &mut Text) {
+        let families = [
+            (
+                "brook_vod_import_requests_total",
+                "Requests for an asset from a URL, by result.",
+                &IMPORT_REQUEST_RESULTS[..],
+                &self.requests[..],
+            ),
+            (
+                "brook_vod_import_fetches_total",
+                "Fetches of an asset's input URL, by result.",
+                &IMPORT_FETCH_RESULTS[..],
+                &self.fetches[..],
+            ),
+        ];
+        for (name, help, results, counts) in families {
+            out.family(name, Type::Counter, help);
+            for (result, n) in results.iter().zip(counts) {
+                out.sample(name, &[("result", *result)], n.load(Ordering::Relaxed));
+            }
+        }
+        counter(
+            out,
+            "brook_vod_import_fetched_bytes_total",
+            "Bytes fetched from assets' input URLs.",
+            self.bytes.load(Ordering::Relaxed),
+        );
+    }
+}
+
 /// Process-wide metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -121,6 +183,7 @@ pub struct Metrics {
     /// Source frames not given to a transcoder whose input queue was full.
     pub transcoder_input_dropped: AtomicU64,
     pub transcoder_rungs_dropped: AtomicU64,
+    pub vod_imports: ImportCounts,
 }
 
 fn counter(out: &mut Text, name: &str, help: &str, value: u64) {
@@ -400,6 +463,7 @@ impl Metrics {
             "Segments not archived because the writer was too far behind.",
             c(&self.archive_dropped),
         );
+        self.vod_imports.render(&mut out);
         out.finish()
     }
 }
@@ -428,6 +492,14 @@ mod tests {
         assert!(text.contains("brook_ingest_bytes_total{stream=\"cam1\"} 0\n"));
         assert!(text.contains("brook_streams_active 1\n"));
         assert!(text.contains("brook_stream_publishing{stream=\"cam1\"} 1\n"));
+        m.vod_imports.request("deduped");
+        m.vod_imports.fetch("refused");
+        m.vod_imports.fetch("nonsense"); // ignored
+        let text = m.render(&hub);
+        assert!(text.contains("brook_vod_import_requests_total{result=\"deduped\"} 1\n"));
+        assert!(text.contains("brook_vod_import_requests_total{result=\"created\"} 0\n"));
+        assert!(text.contains("brook_vod_import_fetches_total{result=\"refused\"} 1\n"));
+        assert!(text.contains("brook_vod_import_fetched_bytes_total 0\n"));
         // Every sample line belongs to a family declared with # TYPE.
         let declared: Vec<&str> = text
             .lines()

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! POST   /api/v1/uploads          a direct upload URL (and its asset, `waiting`)
+//! POST   /api/v1/assets           an asset from a URL (`queued`; with `dedupe`, the live one of that URL)
 //! GET    /api/v1/assets           assets, newest first
 //! GET    /api/v1/assets/<id>      one asset: status, progress, duration, renditions, URLs
 //! DELETE /api/v1/assets/<id>      removes every object, then the asset (202)
@@ -91,6 +92,29 @@ struct NewUpload {
     encryption: Option<String>,
 }
 
+/// `POST /api/v1/assets`: an asset from a URL. The same options as an
+/// upload request, but for `expires_in_s` (nothing waits for a browser).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAsset {
+    /// http or https.
+    input_url: String,
+    /// Answer with the live asset already made from the same URL, if any.
+    #[serde(default)]
+    dedupe: bool,
+    /// The largest file fetched; default and most `vod.import_max_bytes`.
+    #[serde(default)]
+    max_size_bytes: Option<u64>,
+    #[serde(default)]
+    max_duration_s: Option<u64>,
+    #[serde(default)]
+    passthrough: Option<String>,
+    #[serde(default)]
+    poster_time_s: Option<f64>,
+    #[serde(default)]
+    encryption: Option<String>,
+}
+
 fn now_ms() -> u64 {
     crate::serve::hub::unix_ms()
 }
@@ -136,6 +160,7 @@ impl Vod {
             "duration_s": a.duration_s,
             "error": a.error,
             "passthrough": a.passthrough,
+            "input_url": a.input_url,
         });
         if let Some(e) = self.encryption_json(&a.id) {
             v["encryption"] = e;
@@ -176,6 +201,7 @@ impl Vod {
         let rest = path.strip_prefix("/api/v1/").unwrap_or("");
         let result = match (method, rest) {
             (&Method::POST, "uploads") => self.create_upload(body, &base).await,
+            (&Method::POST, "assets") => self.create_from_url(body, &base).await,
             (&Method::GET, "assets") => self
                 .db
                 .assets(1000)
@@ -248,7 +274,7 @@ impl Vod {
             }
             (_, "recordings") => Ok(method_not_allowed("GET")),
             (_, "uploads") => Ok(method_not_allowed("POST")),
-            (_, "assets") => Ok(method_not_allowed("GET")),
+            (_, "assets") => Ok(method_not_allowed("GET, POST")),
             _ => Ok(ApiReply::error(StatusCode::NOT_FOUND, "no such API path")),
         };
         result.unwrap_or_else(|e| {
@@ -380,6 +406,132 @@ impl Vod {
                 "encryption": scheme.map(|s| s.as_str()),
             }),
         ))
+    }
+
+    /// `POST /api/v1/assets`: an asset made from `input_url`, fetched by its
+    /// process job. 201 and the asset; 200 and the live asset already made
+    /// from the same URL with `dedupe`; 400 for a bad request or URL, 422
+    /// for a URL whose host Brook does not fetch from (a private address,
+    /// a name that does not resolve).
+    async fn create_from_url(&self, body: &[u8], base: &str) -> Result<ApiReply, String> {
+        let bad = |msg: &str| Ok(ApiReply::error(StatusCode::BAD_REQUEST, msg));
+        let req: NewAsset = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return bad(&format!(
+                    "the request body is not an asset request (input_url is required): {e}"
+                ))
+            }
+        };
+        let c = &self.config;
+        let limits = super::import::Limits::from_config(c);
+        let max_size = req.max_size_bytes.unwrap_or(limits.max_bytes);
+        let max_duration = req.max_duration_s.unwrap_or(c.max_duration_s);
+        if max_size == 0 || max_size > limits.max_bytes {
+            return bad(&format!(
+                "max_size_bytes must be within 1..={}",
+                limits.max_bytes
+            ));
+        }
+        if max_duration == 0 || max_duration > c.max_duration_s {
+            return bad(&format!(
+                "max_duration_s must be within 1..={}",
+                c.max_duration_s
+            ));
+        }
+        if req
+            .passthrough
+            .as_ref()
+            .is_some_and(|p| p.len() > upload_url::MAX_PASSTHROUGH)
+        {
+            return bad(&format!(
+                "passthrough is limited to {} bytes",
+                upload_url::MAX_PASSTHROUGH
+            ));
+        }
+        if req.poster_time_s.is_some_and(|t| !t.is_finite() || t < 0.0) {
+            return bad("poster_time_s must be a number of seconds >= 0");
+        }
+        let scheme = match self.requested_scheme(req.encryption.as_deref()) {
+            Ok(s) => s,
+            Err(e) => return bad(&e),
+        };
+        let imports = &self.metrics.vod_imports;
+        let url = match super::import::check::parse_input_url(&req.input_url) {
+            Ok(u) => u,
+            Err(e) => {
+                imports.request("refused");
+                return bad(&e.to_string());
+            }
+        };
+        if let Err(e) =
+            super::import::precheck(&url, limits.allow_private, limits.connect_timeout).await
+        {
+            let status = if e.is_about_the_host() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            imports.request("refused");
+            return Ok(ApiReply::error(status, &e.to_string()));
+        }
+        let input_url = url.to_string();
+        // The common case of a repeated request answers before a key is
+        // made; `create_import` decides for good.
+        if req.dedupe {
+            if let Some(a) = self
+                .db
+                .live_asset_from_url(&input_url)
+                .map_err(|e| e.to_string())?
+            {
+                imports.request("deduped");
+                return Ok(ApiReply::json(StatusCode::OK, &self.asset_json(&a, base)));
+            }
+        }
+        let id = new_asset_id();
+        let key = match scheme {
+            Some(scheme) => match self.make_key(&id, scheme).await {
+                Ok(k) => Some(k),
+                Err(super::keys::KeyFailure::Provider(e)) => {
+                    tracing::warn!(asset = %id, "DRM key provider: {e}");
+                    return Ok(ApiReply::error(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("the DRM key provider: {e}"),
+                    ));
+                }
+                Err(e) => return Err(format!("making the asset's key: {e}")),
+            },
+            None => None,
+        };
+        let mut request = json!({ "max_size_bytes": max_size });
+        if let Some(t) = req.poster_time_s {
+            request["poster_time_s"] = json!(t);
+        }
+        let new = super::db::NewImport {
+            id: id.clone(),
+            input_url: input_url.clone(),
+            dedupe: req.dedupe,
+            passthrough: req.passthrough,
+            max_duration_s: Some(max_duration),
+            details: Some(json!({ "request": request })),
+            key,
+            payload: format!("{}{input_url}", super::SOURCE_AT_URL),
+            now_ms: now_ms(),
+        };
+        match self.db.create_import(&new).map_err(|e| e.to_string())? {
+            super::db::Imported::Created(a) => {
+                imports.request("created");
+                tracing::info!(asset = %a.id, dedupe = req.dedupe, "asset from a URL queued");
+                Ok(ApiReply::json(
+                    StatusCode::CREATED,
+                    &self.asset_json(&a, base),
+                ))
+            }
+            super::db::Imported::Existing(a) => {
+                imports.request("deduped");
+                Ok(ApiReply::json(StatusCode::OK, &self.asset_json(&a, base)))
+            }
+        }
     }
 
     /// Live-to-VOD recordings: every archived session.

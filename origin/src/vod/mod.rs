@@ -5,7 +5,8 @@
 //! ```text
 //! backend ─POST /api/v1/uploads─▶ api.rs ──▶ db (asset `waiting`) + upload_url (signed, one-time)
 //! browser ─tus─▶ /uploads/ ──▶ tus.rs (disk, resumable) ──complete──▶ db: asset `queued`, process job
-//! worker.rs: claim (lease) ─▶ probe.rs ─▶ transcode.rs (ffmpeg, one MPEG-TS, every rung)
+//! backend ─POST /api/v1/assets {input_url}─▶ api.rs ──▶ import::check (URL, addresses) ──▶ db (asset `queued`, process job)
+//! worker.rs: claim (lease) ─▶ [import.rs: fetch the URL, every hop's addresses checked] ─▶ probe.rs ─▶ transcode.rs (ffmpeg, one MPEG-TS, every rung)
 //!            ─▶ package.rs (brook_packager: CMAF, HLS VOD + I-frames, DASH) ─▶ thumbnails.rs
 //!            ─▶ store::storage (`videos/<id>/...`, manifests last) ─▶ `ready` ─▶ webhook.rs
 //! viewer ◀── /vod/<id>/<object> ◀── storage, only while the asset is `ready`
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod db;
 pub mod http;
+pub mod import;
 pub mod keys;
 pub mod package;
 pub mod probe;
@@ -95,6 +97,26 @@ pub struct VodConfig {
     /// it, `"none"` included). Needs the master key (`BROOK_KEY_MASTER`)
     /// and `keys.fetch_token`. Default: none, in the clear.
     pub encryption: Option<crate::keys::EncryptionScheme>,
+    /// Assets from a URL (`POST /api/v1/assets`): the largest file fetched,
+    /// bytes. Default: `max_upload_bytes`.
+    pub import_max_bytes: Option<u64>,
+    /// Assets from a URL: the whole fetch (every redirect, every byte) must
+    /// end within this, s. Default 3600.
+    pub import_timeout_s: u64,
+    /// Assets from a URL: connecting to the server (each hop), s. Default 10.
+    pub import_connect_timeout_s: u64,
+    /// Assets from a URL: the longest wait for the next bytes of an answer,
+    /// s (a server that stops sending fails before the whole budget is
+    /// spent). Default 60.
+    pub import_read_timeout_s: u64,
+    /// Assets from a URL: redirects followed (each target checked like the
+    /// first URL). Default 5.
+    pub import_max_redirects: u32,
+    /// Assets from a URL may name hosts on loopback, private (RFC 1918,
+    /// fc00::/7), link-local, CGNAT and other non-public addresses. Only for
+    /// tests and closed networks: with it, anyone holding the API token can
+    /// make the origin fetch from inside its network. Default false.
+    pub import_allow_private: bool,
 }
 
 impl Default for VodConfig {
@@ -120,6 +142,12 @@ impl Default for VodConfig {
             thumbnails: thumbnails::SpriteConfig::default(),
             poster_max_width: 1280,
             encryption: None,
+            import_max_bytes: None,
+            import_timeout_s: 3600,
+            import_connect_timeout_s: 10,
+            import_read_timeout_s: 60,
+            import_max_redirects: 5,
+            import_allow_private: false,
         }
     }
 }
@@ -189,6 +217,18 @@ impl VodConfig {
         if self.max_upload_bytes == 0 || self.max_duration_s == 0 {
             return Err("vod.max_upload_bytes and vod.max_duration_s must be positive".into());
         }
+        if self.import_max_bytes == Some(0) {
+            return Err("vod.import_max_bytes must be positive".into());
+        }
+        if self.import_timeout_s == 0
+            || self.import_connect_timeout_s == 0
+            || self.import_read_timeout_s == 0
+        {
+            return Err("vod.import_timeout_s, vod.import_connect_timeout_s and vod.import_read_timeout_s must be positive".into());
+        }
+        if self.import_max_redirects > 20 {
+            return Err("vod.import_max_redirects must be within 0..=20".into());
+        }
         Ok(())
     }
 
@@ -238,6 +278,10 @@ pub fn source_key(id: &str) -> Result<Key, crate::store::storage::StorageError> 
 /// A process job's payload that names a storage key rather than a local
 /// file: `storage:sources/<id>`.
 pub const SOURCE_IN_STORAGE: &str = "storage:";
+
+/// A process job's payload that names a URL to fetch first (an asset from
+/// a URL): `url:<input URL>`.
+pub const SOURCE_AT_URL: &str = "url:";
 
 /// This process's name in job leases: the host name and a random id kept in
 /// `data_dir/worker-id`. A restart over the same directory keeps the name (and
@@ -294,6 +338,8 @@ pub struct Vod {
     /// Content keys of encrypted assets (sealed in the database under its
     /// master key); `None` without `BROOK_KEY_MASTER`: no encryption.
     pub keys: Option<Arc<crate::keys::KeyService>>,
+    /// The process's metrics (VOD counts assets from a URL).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Vod {
@@ -311,6 +357,7 @@ impl Vod {
         storage: ObjectStorage,
         archive: Option<Arc<crate::store::archive::Archive>>,
         keys: Option<Arc<crate::keys::KeyService>>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         use anyhow::Context;
         if config.encryption.is_some() && keys.is_none() {
@@ -374,6 +421,7 @@ impl Vod {
             worker_id,
             stopping: std::sync::atomic::AtomicBool::new(false),
             keys,
+            metrics,
         });
         Ok(vod)
     }

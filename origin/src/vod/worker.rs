@@ -118,8 +118,12 @@ impl Vod {
     }
 
     /// Removes a process job's uploaded file (the asset is ready, errored or
-    /// deleted): the local file, or storage's copy (`sources/<asset>`).
+    /// deleted): the local file, or storage's copy (`sources/<asset>`). A
+    /// file fetched from a URL is in the work directory, which goes with it.
     async fn drop_source(&self, job: &Job) {
+        if job.payload.starts_with(super::SOURCE_AT_URL) {
+            return;
+        }
         match job.payload.strip_prefix(super::SOURCE_IN_STORAGE) {
             Some(key) => {
                 if let Ok(key) = Key::new(key) {
@@ -294,6 +298,57 @@ enum Failure {
     Deleted,
 }
 
+/// An asset from a URL: the file fetched into the job's work directory
+/// (`import::fetch`, every hop checked again: what resolved to a public
+/// address when the API looked may not now). A refusal, a 4xx, a file too
+/// large fail the asset; a server or network failure runs the job again
+/// (from the start: a fetch is not resumed).
+async fn fetch_input(
+    vod: &Arc<Vod>,
+    asset: &super::db::Asset,
+    input: &str,
+    work: &std::path::Path,
+    lost: &AtomicBool,
+) -> Result<PathBuf, Failure> {
+    let url = super::import::check::parse_input_url(input)
+        .map_err(|e| Failure::Asset(format!("the input URL: {e}")))?;
+    let mut limits = super::import::Limits::from_config(&vod.config);
+    // The request's own limit, within the configured one.
+    if let Some(n) = asset
+        .details
+        .as_ref()
+        .and_then(|d| d.pointer("/request/max_size_bytes"))
+        .and_then(serde_json::Value::as_u64)
+    {
+        limits.max_bytes = limits.max_bytes.min(n);
+    }
+    let dest = work.join("source");
+    match super::import::fetch(&url, &limits, &dest, lost).await {
+        Ok(f) => {
+            info!(asset = %asset.id, bytes = f.bytes, redirects = f.redirects, "input URL fetched");
+            let m = &vod.metrics.vod_imports;
+            m.fetch("fetched");
+            m.bytes.fetch_add(f.bytes, Ordering::Relaxed);
+            Ok(dest)
+        }
+        Err(super::import::FetchError::Stopped) => Err(Failure::Retry("stopped mid-fetch".into())),
+        Err(e) if e.is_transient() => {
+            vod.metrics.vod_imports.fetch("retried");
+            Err(Failure::Retry(format!("fetching the input URL: {e}")))
+        }
+        Err(e) => {
+            vod.metrics
+                .vod_imports
+                .fetch(if matches!(e, super::import::FetchError::Refused(_)) {
+                    "refused"
+                } else {
+                    "failed"
+                });
+            Err(Failure::Asset(format!("fetching the input URL: {e}")))
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
         .await
@@ -325,21 +380,29 @@ async fn process(
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)
         .map_err(|e| Failure::Retry(format!("creating {}: {e}", work.display())))?;
-    let source = match job.payload.strip_prefix(super::SOURCE_IN_STORAGE) {
-        // A shared queue: the upload may have arrived at another origin.
-        Some(key) => {
-            let key = Key::new(key)
-                .map_err(|e| Failure::Asset(format!("the upload's key {key}: {e}")))?;
-            let local = work.join("source");
-            match vod.storage.get_to_file(&key, &local).await {
-                Ok(Some(bytes)) => info!(asset = %asset_id, bytes, "upload fetched from storage"),
-                Ok(None) => return Err(Failure::Asset("the uploaded file is gone".into())),
-                Err(e) => return Err(Failure::Retry(format!("fetching the upload: {e}"))),
+    let download_started = std::time::Instant::now();
+    let source = if let Some(input) = job.payload.strip_prefix(super::SOURCE_AT_URL) {
+        fetch_input(vod, &asset, input, &work, &lost).await?
+    } else {
+        match job.payload.strip_prefix(super::SOURCE_IN_STORAGE) {
+            // A shared queue: the upload may have arrived at another origin.
+            Some(key) => {
+                let key = Key::new(key)
+                    .map_err(|e| Failure::Asset(format!("the upload's key {key}: {e}")))?;
+                let local = work.join("source");
+                match vod.storage.get_to_file(&key, &local).await {
+                    Ok(Some(bytes)) => {
+                        info!(asset = %asset_id, bytes, "upload fetched from storage")
+                    }
+                    Ok(None) => return Err(Failure::Asset("the uploaded file is gone".into())),
+                    Err(e) => return Err(Failure::Retry(format!("fetching the upload: {e}"))),
+                }
+                local
             }
-            local
+            None => PathBuf::from(&job.payload),
         }
-        None => PathBuf::from(&job.payload),
     };
+    let download_ms = download_started.elapsed().as_millis() as u64;
     if !source.is_file() {
         return Err(Failure::Asset("the uploaded file is gone".into()));
     }
@@ -347,6 +410,9 @@ async fn process(
     // How long each step took, for the asset's details (and the benchmark).
     let mut step = std::time::Instant::now();
     let mut timings = serde_json::Map::new();
+    if job.payload.starts_with(super::SOURCE_AT_URL) {
+        timings.insert("download".to_owned(), json!(download_ms));
+    }
     let mut lap = |name: &str| {
         timings.insert(name.to_owned(), json!(step.elapsed().as_millis() as u64));
         step = std::time::Instant::now();
