@@ -356,6 +356,55 @@ mod tests {
         assert_eq!(status(404).to_string(), "http://h/ answered HTTP 404");
     }
 
+    fn limits(allow_private: bool) -> Limits {
+        Limits {
+            max_bytes: 1 << 20,
+            budget: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            max_redirects: 2,
+            allow_private,
+        }
+    }
+
+    /// The refusals come from Brook's own checks, not from a connection
+    /// that failed: a literal address before the request, a name in the
+    /// resolver reqwest connects through (its refusal reported as such,
+    /// not as reqwest's "error sending request"). Nothing is written.
+    #[tokio::test]
+    async fn private_hosts_are_refused_before_any_connection() {
+        // As brook-origin's main does (reqwest is built without a provider).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!(
+            "brook-import-{}",
+            crate::serve::hub::new_session_id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("source");
+        let stop = AtomicBool::new(false);
+        for (url, why) in [
+            ("http://127.0.0.1:9/a.mp4", "loopback"),
+            ("http://[::ffff:10.0.0.1]:9/a.mp4", "RFC 1918"),
+            ("http://localhost:9/a.mp4", "loopback"),
+        ] {
+            let url = check::parse_input_url(url).unwrap();
+            match fetch(&url, &limits(false), &dest, &stop).await {
+                Err(FetchError::Refused(UrlRefusal::Address { why: got, .. })) => {
+                    assert!(got.contains(why), "{url}: {got}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+            assert!(!dest.exists() && !part_path(&dest).exists());
+        }
+        // The same name with private addresses allowed gets as far as
+        // connecting (nothing listens on the discard port).
+        let url = check::parse_input_url("http://localhost:9/a.mp4").unwrap();
+        let e = fetch(&url, &limits(true), &dest, &stop).await.unwrap_err();
+        assert!(matches!(e, FetchError::Network { .. }), "{e:?}");
+        assert!(e.is_transient());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn the_partial_file_sits_next_to_the_destination() {
         assert_eq!(
