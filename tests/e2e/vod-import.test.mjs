@@ -1,8 +1,8 @@
 // Assets from a URL end to end (POST /api/v1/assets {"input_url"}), with real
 // peers: brook-origin (storage on the local disk), ffmpeg (the source, the
 // transcoder, the decode check), a small node HTTP server the origin fetches
-// from (the file, redirects, a 404, garbage, a file too large, a fetch that
-// stalls) and a webhook receiver.
+// from (the file, redirects, a 404, garbage, a file too large, a 503 once, a
+// fetch that stalls) and a webhook receiver.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -135,6 +135,9 @@ before(async () => {
         res.on('close', () => { sent = Infinity; });
         return more();
       }
+      case '/flaky.mp4': // a server failing once
+        if (n === 1) return res.writeHead(503, { 'retry-after': '1' }).end('busy');
+        return res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': bytes.length }).end(bytes);
       case '/stall.mp4':
         if (n === 1) {
           res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': bytes.length });
@@ -245,6 +248,16 @@ test('a URL that 404s, garbage, a file over the limit: errored with the reason, 
   const retry = await importAsset(origin, { input_url: fileUrl('/missing.mp4'), dedupe: true });
   assert.equal(retry.status, 201);
   assert.notEqual((await retry.json()).id, missing.id);
+});
+
+test('a server error is retried: the next attempt fetches the file', async () => {
+  const r = await importAsset(origin, { input_url: fileUrl('/flaky.mp4') });
+  assert.equal(r.status, 201);
+  const a = await waitAsset((await r.json()).id, 'ready');
+  assert.equal(a.error, null);
+  assert.equal(seen.get('/flaky.mp4'), 2);
+  const metrics = await (await fetch(`${origin.url}/metrics`)).text();
+  assert.match(metrics, /brook_vod_import_fetches_total\{result="retried"\} [1-9]/);
 });
 
 test('bad requests are refused before an asset is made', async () => {
