@@ -5,6 +5,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use brook_edge::access::token::KeySet;
+use brook_edge::ads::interstitial::AdMarks;
 use brook_edge::manifest::{
     bench_playlist, bench_playlist_with_break, personalize_media, personalize_multivariant,
     rewrite_lines, Limits, Personalization, SteeringPlan,
@@ -77,8 +79,12 @@ fn main() {
             black_box(personalize_media(black_box(&with_break), &p).ok());
         },
     );
+    let keys = KeySet::parse("bench:00112233445566778899aabbccddeeff").expect("a key");
     let ads = Personalization {
-        interstitials: Some("/live/cam1/ads.json"),
+        interstitials: Some(AdMarks {
+            list_path: "/live/cam1/ads.json",
+            keys: &keys,
+        }),
         ..p.clone()
     };
     time(

@@ -221,6 +221,13 @@ test('dedupe: concurrent and later requests for one URL get one asset, fetched o
   assert.equal(fresh.status, 201);
   const freshId = (await fresh.json()).id;
   assert.notEqual(freshId, id);
+  // An asset made without dedupe is never a dedupe request's answer (the
+  // edge dedupes ad creatives that ad servers name): a new one is made.
+  const only = fileUrl('/ad.mp4?v=private');
+  const priv = await (await importAsset(origin, { input_url: only })).json();
+  const ad = await importAsset(origin, { input_url: only, dedupe: true });
+  assert.equal(ad.status, 201);
+  assert.notEqual((await ad.json()).id, priv.id);
   assert.equal((await api(origin, `assets/${freshId}`, { method: 'DELETE' })).status, 202);
 });
 

@@ -78,6 +78,20 @@ impl Key {
         // HMAC takes keys of any length; this cannot fail.
         HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!())
     }
+
+    /// A MAC of `message` under this key, for values the edge writes and
+    /// later reads back (an ad break's asset list URI): the first 16 bytes
+    /// of HMAC-SHA256, hex. Domain-separated from tokens by the caller's
+    /// `message` prefix.
+    pub fn tag(&self, message: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(message.as_bytes());
+        let mut out = String::with_capacity(32);
+        for b in &mac.finalize().into_bytes()[..16] {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
 }
 
 /// The keys tokens may be signed with, all valid at once.
@@ -121,6 +135,19 @@ impl KeySet {
 
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().map(|k| k.id.as_str())
+    }
+
+    /// The key new values are signed with (the first).
+    pub fn current(&self) -> Option<&Key> {
+        self.keys.first()
+    }
+
+    /// Whether `tag` is [`Key::tag`] of `message` under one of the keys
+    /// (compared in constant time).
+    pub fn check_tag(&self, message: &str, tag: &str) -> bool {
+        self.keys.iter().fold(false, |ok, k| {
+            ok | brook_common::secret::constant_time_eq(k.tag(message).as_bytes(), tag.as_bytes())
+        })
     }
 }
 
@@ -200,23 +227,39 @@ impl Entitlements {
 
 /// Signs `grant` with `key`: the token string, fields in EdgeAuth order. If
 /// `grant.key_id` is set it must be `key`'s id (it is written as `kid`).
+///
+/// A `~` inside a field (the field separator), or a `!` inside an ACL entry
+/// (the entry separator), is written `%7E` / `%21`: a value can never add a
+/// field or an entry of its own (say, an `id` carrying `~data=...`).
 pub fn sign(grant: &Grant, key: &Key) -> String {
+    fn clean(v: &str) -> std::borrow::Cow<'_, str> {
+        if v.contains('~') {
+            v.replace('~', "%7E").into()
+        } else {
+            v.into()
+        }
+    }
     let mut t = String::with_capacity(160);
     if let Some(ip) = &grant.ip {
-        let _ = write!(t, "ip={ip}~");
+        let _ = write!(t, "ip={}~", clean(ip));
     }
     if let Some(st) = grant.start {
         let _ = write!(t, "st={st}~");
     }
-    let _ = write!(t, "exp={}~acl={}", grant.expires, grant.acl.join("!"));
+    let acl: Vec<String> = grant
+        .acl
+        .iter()
+        .map(|a| clean(a).replace('!', "%21"))
+        .collect();
+    let _ = write!(t, "exp={}~acl={}", grant.expires, acl.join("!"));
     if let Some(id) = &grant.session_id {
-        let _ = write!(t, "~id={id}");
+        let _ = write!(t, "~id={}", clean(id));
     }
     if let Some(data) = &grant.data {
-        let _ = write!(t, "~data={data}");
+        let _ = write!(t, "~data={}", clean(data));
     }
     if let Some(kid) = &grant.key_id {
-        let _ = write!(t, "~kid={kid}");
+        let _ = write!(t, "~kid={}", clean(kid));
     }
     let mut mac = key.mac();
     mac.update(t.as_bytes());
@@ -483,6 +526,43 @@ mod tests {
 
     const OK_PATH: &str = "/live/cam1/abc/part3.1.m4s";
     const IP: Option<&str> = Some("203.0.113.7");
+
+    #[test]
+    fn a_value_cannot_add_fields_or_acl_entries() {
+        let k = keys();
+        let key = k.get("a").unwrap();
+        let mut g = Grant {
+            session_id: Some("x~data=ad:ffff.0".into()),
+            data: None,
+            ip: None,
+            start: None,
+            acl: vec!["/vod/a/*".into()],
+            ..grant(Some("a"))
+        };
+        let t = sign(&g, key);
+        let got = verify(&t, &k, &req(1500, "/vod/a/x", None)).unwrap();
+        assert_eq!(got.data, None, "{t}");
+        assert_eq!(got.session_id.as_deref(), Some("x%7Edata=ad:ffff.0"));
+        // An ACL entry with a `!` stays one entry: it does not open /live/*.
+        g.acl = vec!["/vod/a/*!/live/*".into()];
+        let t = sign(&g, key);
+        assert_eq!(
+            verify(&t, &k, &req(1500, OK_PATH, None)),
+            Err(Reject::PathNotAllowed)
+        );
+    }
+
+    #[test]
+    fn tags_check_under_any_key() {
+        let k = keys();
+        let tag = k.get("b").unwrap().tag("ads|cam1|b1");
+        assert_eq!(tag.len(), 32);
+        assert!(k.check_tag("ads|cam1|b1", &tag));
+        assert!(!k.check_tag("ads|cam1|b2", &tag));
+        assert!(!k.check_tag("ads|cam1|b1", &tag[..31]));
+        assert!(!KeySet::default().check_tag("ads|cam1|b1", &tag));
+        assert_eq!(k.current().unwrap().id(), "a");
+    }
 
     #[test]
     fn matches_edgeauth_reference_output() {

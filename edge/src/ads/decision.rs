@@ -79,8 +79,15 @@ impl AdsConfig {
         if self.max_ads == 0 || self.max_ads > 20 {
             return Err("ads.max_ads: 1..=20".into());
         }
-        if self.ad_token_ttl_s < 60 {
-            return Err("ads.ad_token_ttl_s: at least 60".into());
+        // An ad token must outlive the longest break and the time the
+        // player loads it ahead.
+        if self.ad_token_ttl_s < 660 || self.ad_token_ttl_s > 86_400 {
+            return Err("ads.ad_token_ttl_s: 660..=86400".into());
+        }
+        if self.max_wrapper_depth > 10 || self.max_wrapper_fetches > 20 {
+            return Err(
+                "ads.max_wrapper_depth: at most 10; ads.max_wrapper_fetches: at most 20".into(),
+            );
         }
         Ok(())
     }
@@ -201,7 +208,7 @@ impl AssetList {
         let mut used = 0.0;
         let mut played = Vec::new();
         for (i, a) in ads.iter().enumerate() {
-            if a.duration <= 0.0 || used + a.duration > break_s + 0.25 {
+            if a.duration <= 0.0 || used + a.duration > break_s + 0.001 {
                 continue;
             }
             used += a.duration;
@@ -272,6 +279,9 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BeaconPlan {
     pub events: Vec<(Event, usize, Vec<String>)>,
+    /// The asset's segment count: a request for a later index is not one
+    /// of its segments and fires nothing.
+    pub segments: usize,
 }
 
 impl BeaconPlan {
@@ -309,7 +319,10 @@ impl BeaconPlan {
                 Some((e, seg, urls))
             })
             .collect();
-        BeaconPlan { events }
+        BeaconPlan {
+            events,
+            segments: segments.len(),
+        }
     }
 
     /// The events a request for segment `index` makes due, of those not
@@ -320,6 +333,9 @@ impl BeaconPlan {
         index: usize,
         fired: impl Fn(Event) -> bool,
     ) -> Vec<&(Event, usize, Vec<String>)> {
+        if index >= self.segments {
+            return Vec::new();
+        }
         self.events
             .iter()
             .filter(|(e, seg, _)| *seg <= index && !fired(*e))
@@ -505,6 +521,9 @@ mod tests {
         // Nothing left worth a slate; no slate configured: ads only.
         let (list, _) = AssetList::fill(&[a("ad1", 14.8)], Some("slate"), 15.0);
         assert_eq!(list.assets, vec![a("ad1", 14.8)]);
+        // An ad a little longer than the break would be cut: left out.
+        let (list, _) = AssetList::fill(&[a("ad1", 15.1)], None, 15.0);
+        assert!(list.assets.is_empty());
         let (list, _) = AssetList::fill(&[], Some("slate"), 30.0);
         assert_eq!(list.assets, vec![a("slate", 30.0)]);
         let (list, _) = AssetList::fill(&[], None, 30.0);
@@ -565,7 +584,12 @@ mod tests {
             plan.events,
             vec![(Event::Complete, 0, vec!["http://t/done".to_string()])]
         );
-        assert_eq!(BeaconPlan::new(&b, &[]).events.len(), 1);
+        // No segments: nothing can fire.
+        assert!(BeaconPlan::new(&b, &[]).due(0, |_| false).is_empty());
+        // An index past the asset's segments is not one of them.
+        let plan = BeaconPlan::new(&a, &[2.0, 2.0, 2.0, 2.0]);
+        assert!(plan.due(4, |_| false).is_empty());
+        assert!(plan.due(999_999, |_| false).is_empty());
     }
 
     #[test]
@@ -603,6 +627,8 @@ mod tests {
         assert!(on(&|c| c.slate_asset = Some("nope".into())).is_err());
         assert!(on(&|c| c.slate_asset = Some("0123456789abcdef0123456789abcdef".into())).is_ok());
         assert!(on(&|c| c.timeout_ms = 0).is_err());
+        assert!(on(&|c| c.ad_token_ttl_s = 600).is_err());
+        assert!(on(&|c| c.max_wrapper_depth = 50).is_err());
         let c: AdsConfig =
             serde_json::from_str(r#"{"mode":"interstitials","vast_url":"http://a/v"}"#).unwrap();
         assert_eq!(c.mode, AdMode::Interstitials);

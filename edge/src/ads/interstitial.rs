@@ -24,7 +24,24 @@
 
 use brook_packager::hls::{AttributeList, MediaPlaylist, SegmentTags};
 
+use crate::access::token::KeySet;
 use crate::query::encode_component;
+
+/// What the interstitials of one playlist need: the asset list's path
+/// ([`asset_list_path`]) and the keys its URIs are signed with.
+#[derive(Debug, Clone, Copy)]
+pub struct AdMarks<'a> {
+    pub list_path: &'a str,
+    pub keys: &'a KeySet,
+}
+
+/// What an asset list URI's `sig` covers: the stream's list path, the
+/// break's ID, start and duration as the URI carries them. Only a break the
+/// origin marked (and this edge signed) gets an asset list, so a viewer
+/// cannot ask for decisions, impressions and ad tokens at will.
+pub fn signed_message(list_path: &str, id: &str, start_date: &str, dur: &str) -> String {
+    format!("brook-ads-v1|{list_path}|{id}|{start_date}|{dur}")
+}
 
 /// The date range class players know as an interstitial.
 pub const CLASS: &str = "com.apple.hls.interstitial";
@@ -80,33 +97,39 @@ impl Break {
     }
 
     /// The asset list's URI for this break (`list_path`: see
-    /// [`asset_list_path`]).
-    pub fn asset_list_uri(&self, list_path: &str) -> String {
-        format!(
-            "{list_path}?break={}&dur={}",
+    /// [`asset_list_path`]), signed with the current key.
+    pub fn asset_list_uri(&self, marks: &AdMarks<'_>) -> Option<String> {
+        let dur = seconds(self.planned_s);
+        let message = signed_message(marks.list_path, &self.id, &self.start_date, &dur);
+        let sig = marks.keys.current()?.tag(&message);
+        Some(format!(
+            "{}?break={}&start={}&dur={dur}&sig={sig}",
+            marks.list_path,
             encode_component(&self.id),
-            seconds(self.planned_s)
-        )
+            encode_component(&self.start_date),
+        ))
     }
 
-    /// The interstitial date range for this break.
-    pub fn interstitial(&self, list_path: &str) -> AttributeList {
+    /// The interstitial date range for this break (`None`: no key to sign
+    /// its asset list with).
+    pub fn interstitial(&self, marks: &AdMarks<'_>) -> Option<AttributeList> {
+        let list = self.asset_list_uri(marks)?;
         let dur = seconds(self.planned_s);
         let mut a = AttributeList::default();
         a.push_quoted("ID", &format!("{ID_PREFIX}{}", self.id));
         a.push_quoted("CLASS", CLASS);
         a.push_quoted("START-DATE", &self.start_date);
-        a.push_quoted("X-ASSET-LIST", &self.asset_list_uri(list_path));
+        a.push_quoted("X-ASSET-LIST", &list);
         a.push_bare("X-RESUME-OFFSET", &dur);
         a.push_bare("X-PLAYOUT-LIMIT", &dur);
         // A viewer may neither skip the ads nor seek past them.
         a.push_quoted("X-RESTRICT", "SKIP,JUMP");
-        a
+        Some(a)
     }
 }
 
 /// Milliseconds precision, no trailing zeros (`12`, `12.5`).
-fn seconds(s: f64) -> String {
+pub fn seconds(s: f64) -> String {
     let ms = (s * 1000.0).round() as u64;
     if ms % 1000 == 0 {
         format!("{}", ms / 1000)
@@ -118,7 +141,7 @@ fn seconds(s: f64) -> String {
 
 /// Adds an interstitial beside every break in `pl` that has none yet;
 /// returns how many were added.
-pub fn add(pl: &mut MediaPlaylist, list_path: &str) -> usize {
+pub fn add(pl: &mut MediaPlaylist, marks: &AdMarks<'_>) -> usize {
     let mut added = 0;
     let mut visit = |tags: &mut SegmentTags| {
         let breaks: Vec<Break> = tags.date_ranges.iter().filter_map(Break::of).collect();
@@ -127,8 +150,10 @@ pub fn add(pl: &mut MediaPlaylist, list_path: &str) -> usize {
             if tags.date_ranges.iter().any(|d| d.get("ID") == Some(&id)) {
                 continue;
             }
-            tags.date_ranges.push(b.interstitial(list_path));
-            added += 1;
+            if let Some(d) = b.interstitial(marks) {
+                tags.date_ranges.push(d);
+                added += 1;
+            }
         }
     };
     for s in &mut pl.segments {
@@ -143,6 +168,10 @@ mod tests {
     use super::*;
 
     const L: &str = "/live/cam1/ads.json";
+
+    fn keys() -> KeySet {
+        KeySet::parse("k1:00112233445566778899aabbccddeeff").unwrap()
+    }
 
     const LIVE: &str = "#EXTM3U
 #EXT-X-VERSION:9
@@ -166,17 +195,35 @@ s1/360p-seg41.m4s
     #[test]
     fn a_break_gains_an_interstitial_and_nothing_else_changes() {
         let mut pl: MediaPlaylist = LIVE.parse().unwrap();
-        assert_eq!(add(&mut pl, L), 1);
+        assert_eq!(
+            add(
+                &mut pl,
+                &AdMarks {
+                    list_path: L,
+                    keys: &keys()
+                }
+            ),
+            1
+        );
         let out = pl.to_string();
         let line = out
             .lines()
             .find(|l| l.contains(CLASS))
             .expect("an interstitial");
+        let sig = keys().current().unwrap().tag(&signed_message(
+            L,
+            "splice-7",
+            "2026-12-06T02:00:07.000Z",
+            "12.5",
+        ));
         assert_eq!(
             line,
-            "#EXT-X-DATERANGE:ID=\"brook-ad-splice-7\",CLASS=\"com.apple.hls.interstitial\",\
-             START-DATE=\"2026-12-06T02:00:07.000Z\",X-ASSET-LIST=\"/live/cam1/ads.json?break=splice-7&dur=12.5\",\
-             X-RESUME-OFFSET=12.5,X-PLAYOUT-LIMIT=12.5,X-RESTRICT=\"SKIP,JUMP\""
+            format!(
+                "#EXT-X-DATERANGE:ID=\"brook-ad-splice-7\",CLASS=\"com.apple.hls.interstitial\",\
+                 START-DATE=\"2026-12-06T02:00:07.000Z\",X-ASSET-LIST=\"/live/cam1/ads.json?break=splice-7\
+                 &start=2026-12-06T02%3A00%3A07.000Z&dur=12.5&sig={sig}\",\
+                 X-RESUME-OFFSET=12.5,X-PLAYOUT-LIMIT=12.5,X-RESTRICT=\"SKIP,JUMP\""
+            )
         );
         // Everything else as the origin wrote it.
         let without: Vec<&str> = out.lines().filter(|l| !l.contains(CLASS)).collect();
@@ -189,7 +236,16 @@ s1/360p-seg41.m4s
             .collect();
         assert_eq!(without, origin);
         // Idempotent: a second pass adds nothing.
-        assert_eq!(add(&mut pl, L), 0);
+        assert_eq!(
+            add(
+                &mut pl,
+                &AdMarks {
+                    list_path: L,
+                    keys: &keys()
+                }
+            ),
+            0
+        );
         // And the result parses again.
         assert!(out.parse::<MediaPlaylist>().is_ok());
     }
@@ -202,7 +258,29 @@ s1/360p-seg41.m4s
         ))
         .unwrap();
         assert_eq!(b.planned_s, 30.0);
-        assert_eq!(b.asset_list_uri(L), "/live/cam1/ads.json?break=a&dur=30");
+        let k = keys();
+        let marks = AdMarks {
+            list_path: L,
+            keys: &k,
+        };
+        let uri = b.asset_list_uri(&marks).unwrap();
+        let sig = k
+            .current()
+            .unwrap()
+            .tag(&signed_message(L, "a", "2026-12-06T02:00:07Z", "30"));
+        assert_eq!(
+            uri,
+            format!("/live/cam1/ads.json?break=a&start=2026-12-06T02%3A00%3A07Z&dur=30&sig={sig}")
+        );
+        // No key: no interstitial (its asset list could not be checked).
+        let none = KeySet::default();
+        assert_eq!(
+            b.interstitial(&AdMarks {
+                list_path: L,
+                keys: &none
+            }),
+            None
+        );
         for no in [
             // The break's end (same ID, DURATION, SCTE35-IN).
             "ID=\"a\",START-DATE=\"2026-12-06T02:00:07Z\",DURATION=30,SCTE35-IN=0xFC",
@@ -229,9 +307,16 @@ s1/360p-seg41.m4s
             start_date: "2026-12-06T02:00:07Z".into(),
             planned_s: 8.0,
         };
-        assert_eq!(
-            b.asset_list_uri(L),
-            "/live/cam1/ads.json?break=a%20b%26c%3Dd%2F%C3%A9&dur=8"
+        let k = keys();
+        let uri = b
+            .asset_list_uri(&AdMarks {
+                list_path: L,
+                keys: &k,
+            })
+            .unwrap();
+        assert!(
+            uri.starts_with("/live/cam1/ads.json?break=a%20b%26c%3Dd%2F%C3%A9&start="),
+            "{uri}"
         );
         assert_eq!(
             asset_list_path("/live/cam1/s1/360p.m3u8").as_deref(),
@@ -257,7 +342,16 @@ s1/360p-seg40.m4s
 #EXT-X-PART:DURATION=0.5,URI=\"s1/360p-part41.0.m4s\",INDEPENDENT=YES
 ";
         let mut pl: MediaPlaylist = text.parse().unwrap();
-        assert_eq!(add(&mut pl, L), 1);
+        assert_eq!(
+            add(
+                &mut pl,
+                &AdMarks {
+                    list_path: L,
+                    keys: &keys()
+                }
+            ),
+            1
+        );
         let out = pl.to_string();
         let at = |needle: &str| out.find(needle).unwrap();
         assert!(at("brook-ad-splice-8") < at("360p-part41.0"), "{out}");

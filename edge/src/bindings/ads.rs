@@ -25,18 +25,19 @@ use super::fetch::{count, deny, load, now_ms, with_state, Client};
 use super::io::{headers, plain, preflight, read_response, with_timeout};
 use super::upstream::origin_order;
 use crate::access::geo::Subject;
-use crate::access::token::{self, Grant, KeySet};
+use crate::access::token::{self, Grant};
 use crate::access::{self};
 use crate::ads::decision::{
     self, ad_claim, parse_ad_claim, pick_media_file, segment_index, Asset, AssetList, BeaconPlan,
     Event, Macros,
 };
+use crate::ads::interstitial;
 use crate::ads::vast::{self, Resolver};
 use crate::ads::AdMode;
 use crate::config::Edge;
 use crate::query::{self, encode_component};
-use crate::{is_allowed_method, ALLOWED_METHODS};
 use brook_common::LivePath;
+use brook_packager::UnixMillis;
 
 /// The origin's asset API token (its `vod.api_token`): creatives are made
 /// into assets through it.
@@ -46,6 +47,8 @@ const ORIGIN_ANSWER_MAX_BYTES: usize = 256 * 1024;
 /// How long a creative the origin is still preparing is not asked about
 /// again by this isolate.
 const PREPARING_RETRY_MS: u64 = 5_000;
+/// ... and one that failed.
+const FAILED_RETRY_MS: u64 = 60_000;
 /// Bounds of the per-isolate maps.
 const MAX_PREPARED: usize = 2_000;
 const MAX_DECISIONS: usize = 20_000;
@@ -55,6 +58,7 @@ const BEACON_TIMEOUT_MS: u64 = 3_000;
 const BEACON_ATTEMPTS: u32 = 3;
 /// Cache API keys (under the request's own host, never shared with media).
 const DECISION_KEY: &str = "/_brook/ads/decision/";
+const LIST_KEY: &str = "/_brook/ads/list/";
 const FIRED_KEY: &str = "/_brook/ads/fired/";
 
 /// A creative the origin prepared.
@@ -72,17 +76,35 @@ struct Decision {
     expires_ms: u64,
 }
 
+/// Beacons claimed for one ad of one decision and waiting to be sent, in
+/// order, by one task at a time.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<(Event, Vec<String>)>,
+    /// When its sender last started an event (a `waitUntil` can be cut
+    /// short: a queue that has not moved for [`QUEUE_STUCK_MS`] is taken
+    /// over by the next request).
+    progress_ms: u64,
+}
+
+/// See [`Queue::progress_ms`] (below the 30 s a `waitUntil` may run).
+const QUEUE_STUCK_MS: u64 = 20_000;
+
 /// What one isolate keeps.
 #[derive(Default)]
 pub(super) struct AdState {
     prepared: HashMap<String, Prepared>,
     /// Media file URL -> when the origin last said "not ready".
     preparing: HashMap<String, u64>,
+    /// Media file URLs the origin is being asked about now.
+    in_flight: HashSet<String>,
     decisions: HashMap<String, Rc<Decision>>,
+    /// Asset lists answered, by decision.
+    lists: HashMap<String, String>,
     fired: HashSet<(String, usize, Event)>,
     /// Events claimed and waiting to be sent, per (decision, ad), sent in
     /// order by one task at a time.
-    queues: HashMap<(String, usize), VecDeque<(Event, Vec<String>)>>,
+    queues: HashMap<(String, usize), Queue>,
 }
 
 impl AdState {
@@ -92,6 +114,14 @@ impl AdState {
             if self.decisions.len() > MAX_DECISIONS {
                 self.decisions.clear();
             }
+        }
+        if self.lists.len() > MAX_DECISIONS {
+            self.lists.clear();
+        }
+        if self.queues.len() > MAX_DECISIONS {
+            // Only stuck ones grow this: a queue is removed once sent.
+            self.queues
+                .retain(|_, q| now.saturating_sub(q.progress_ms) < QUEUE_STUCK_MS);
         }
         if self.fired.len() > MAX_FIRED {
             self.fired.clear();
@@ -124,18 +154,20 @@ pub(super) async fn serve_asset_list(
 ) -> Result<Response> {
     let method = req.inner().method();
     if method == "OPTIONS" {
-        return preflight(req, ALLOWED_METHODS);
+        return preflight(req, LIST_METHODS);
     }
-    if !is_allowed_method(&method) {
+    // Not HEAD either: a decision is made only to be played.
+    if method != "GET" {
         let res = plain(405, "method not allowed\n")?;
-        res.headers().set("allow", ALLOWED_METHODS)?;
+        res.headers().set("allow", LIST_METHODS)?;
         return Ok(res);
     }
     let (edge, keys) = match load(env).await {
         Ok(loaded) => loaded,
         Err(answer) => return answer,
     };
-    if edge.ads.mode == AdMode::Off {
+    // No keys: no interstitial points here (their URIs are signed).
+    if edge.ads.mode == AdMode::Off || keys.is_empty() {
         return plain(404, "not found\n");
     }
     let client = Client::of(req)?;
@@ -156,20 +188,57 @@ pub(super) async fn serve_asset_list(
     let Some(break_id) = param("break").filter(|b| !b.is_empty() && b.len() <= 128) else {
         return plain(400, "break: missing or too long\n");
     };
-    let Some(break_s) = param("dur")
-        .and_then(|d| d.parse::<f64>().ok())
-        .filter(|d| d.is_finite() && *d > 0.0 && *d <= crate::ads::interstitial::MAX_BREAK_S)
-    else {
+    let Some((dur, break_s)) = param("dur").and_then(|d| {
+        let s = d.parse::<f64>().ok()?;
+        (s.is_finite() && s > 0.0 && s <= interstitial::MAX_BREAK_S).then_some((d, s))
+    }) else {
         return plain(400, "dur: a duration in seconds, at most 600\n");
     };
-    // The player's session (hls.js adds `_HLS_primary_id`), else the
-    // token's viewer id, else a fresh one: what the ad server and the
-    // beacons' de-duplication know the viewer by.
-    let session = param("_HLS_primary_id")
-        .filter(|s| !s.is_empty() && s.len() <= 128)
-        .or_else(|| admitted.grant.as_ref().and_then(|g| g.session_id.clone()))
-        .unwrap_or_else(super::random_hex);
+    let start = param("start").unwrap_or_default();
+    let sig = param("sig").unwrap_or_default();
+    // Only a break this edge announced (its interstitial's signed URI)
+    // gets a decision: no asking for impressions and ad tokens at will.
+    let message = interstitial::signed_message(&spelled, &break_id, &start, &dur);
+    if !keys.check_tag(&message, &sig) {
+        count("brook_edge_ad_decisions_total", &[("result", "refused")]);
+        console_warn!("ads: asset list with a bad signature refused {spelled}");
+        return plain(403, "forbidden\n");
+    }
     let started = now_ms();
+    // A break more than an hour old, or that far ahead, is not live.
+    let fresh =
+        UnixMillis::parse_iso8601(&start).is_some_and(|t| t.0.abs_diff(started) <= 3_600_000);
+    if !fresh {
+        count("brook_edge_ad_decisions_total", &[("result", "refused")]);
+        return plain(410, "this break is over\n");
+    }
+    // Who the viewer is, for the ad server and for de-duplication: the
+    // token's `id`, else the client's address, else the player's session
+    // id (hls.js's `_HLS_primary_id`, plain characters only), else none.
+    let viewer = admitted
+        .grant
+        .as_ref()
+        .and_then(|g| g.session_id.clone())
+        .or_else(|| client.ip().map(str::to_owned))
+        .or_else(|| param("_HLS_primary_id").filter(|s| plain_id(s)))
+        .unwrap_or_else(super::random_hex);
+    // One decision per viewer and break: asking again returns it, with the
+    // same beacons (fired once), not a new one.
+    let Some(current) = keys.current() else {
+        return plain(404, "not found\n");
+    };
+    let decision_id = current.tag(&format!("brook-ads-decision-v1|{message}|{viewer}"));
+    let list_key = cache_key(url, LIST_KEY, &decision_id);
+    let known = with_state(|s| s.ads.lists.get(&decision_id).cloned());
+    let known = match known {
+        Some(l) => Some(l),
+        None => cache_get(&list_key).await,
+    };
+    if let Some(list) = known {
+        count("brook_edge_ad_decisions_total", &[("result", "repeated")]);
+        return json_answer(list);
+    }
+    let session = viewer.clone();
     let deadline = started + edge.ads.timeout_ms;
 
     let ua = req.headers().get("user-agent")?.unwrap_or_default();
@@ -231,13 +300,18 @@ pub(super) async fn serve_asset_list(
 
     // Each played ad's URI carries a token for its asset with the beacon
     // context; the slate's a token without one.
-    let decision_id = format!("{}{}", super::random_hex(), super::random_hex());
     let plans: Vec<BeaconPlan> = played.iter().map(|&i| ads[i].1.clone()).collect();
-    let signer = signing_key(&keys, admitted.grant.as_ref());
-    let now_s = started / 1000;
-    let expires = now_s + edge.ads.ad_token_ttl_s;
+    let signer = Some(current);
     let no_grant = Grant::default();
     let grant = admitted.grant.as_ref().unwrap_or(&no_grant);
+    // Never past the viewer's own token, unless the break needs it to play
+    // to its end; never longer than `ad_token_ttl_s`.
+    let now_s = started / 1000;
+    let break_end = now_s + break_s.ceil() as u64 + 120;
+    let expires = match admitted.grant.as_ref() {
+        Some(g) => (now_s + edge.ads.ad_token_ttl_s).min(g.expires.max(break_end)),
+        None => now_s + edge.ads.ad_token_ttl_s,
+    };
     for (n, asset) in list.assets.iter_mut().enumerate() {
         let Some(key) = signer else {
             continue;
@@ -270,9 +344,6 @@ pub(super) async fn serve_asset_list(
             encode_component(&signed)
         );
     }
-    if signer.is_none() && !plans.is_empty() {
-        console_warn!("ads: no TOKEN_KEYS to sign ad URIs with; no beacons for {spelled}");
-    }
     let outcome = match (pod.is_some(), played.len()) {
         (false, _) => "no_decision",
         (true, 0) => "empty",
@@ -280,7 +351,7 @@ pub(super) async fn serve_asset_list(
         _ => "filled",
     };
     count("brook_edge_ad_decisions_total", &[("result", outcome)]);
-    if !plans.is_empty() && signer.is_some() {
+    if !plans.is_empty() {
         let d = Decision {
             ads: plans,
             expires_ms: started + edge.ads.ad_token_ttl_s * 1000,
@@ -296,19 +367,37 @@ pub(super) async fn serve_asset_list(
         }
         with_state(|s| {
             s.ads.trim(started);
-            s.ads.decisions.insert(decision_id, Rc::new(d));
+            s.ads.decisions.insert(decision_id.clone(), Rc::new(d));
         });
     }
     let body = serde_json::to_string(&list).unwrap_or_else(|_| "{\"ASSETS\":[]}".into());
+    // The same answer for this viewer and break from now on (a decision
+    // that found no ad server is not kept: the next request tries again).
+    if pod.is_some() {
+        let ttl = edge.ads.ad_token_ttl_s;
+        let (key, text) = (list_key, body.clone());
+        ctx.wait_until(async move {
+            if let Err(e) = cache_put(&key, text, ttl).await {
+                console_error!("ads: storing asset list {key}: {e}");
+            }
+        });
+        with_state(|s| {
+            s.ads.trim(started);
+            s.ads.lists.insert(decision_id, body.clone());
+        });
+    }
     json_answer(body)
 }
 
-/// The key ad URIs are signed with: the viewer token's, else the first.
-fn signing_key<'a>(keys: &'a KeySet, grant: Option<&Grant>) -> Option<&'a token::Key> {
-    grant
-        .and_then(|g| g.key_id.as_deref())
-        .and_then(|id| keys.get(id))
-        .or_else(|| keys.ids().next().and_then(|id| keys.get(id)))
+/// Methods the asset list answers.
+const LIST_METHODS: &str = "GET, OPTIONS";
+
+/// A session id made only of characters that need no escaping anywhere.
+fn plain_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn cache_key(url: &worker::Url, prefix: &str, id: &str) -> String {
@@ -438,20 +527,71 @@ async fn prepared(
     media_url: &str,
     deadline: u64,
 ) -> Option<Prepared> {
-    let now = now_ms();
     if let Some(p) = with_state(|s| s.ads.prepared.get(media_url).cloned()) {
         return Some(p);
     }
-    let asked = with_state(|s| s.ads.preparing.get(media_url).copied());
-    if asked.is_some_and(|at| now.saturating_sub(at) < PREPARING_RETRY_MS) {
+    // Another request of this isolate is asking the origin right now (at a
+    // break's start every viewer's decision wants the same creatives): wait
+    // for its answer rather than ask again.
+    if with_state(|s| s.ads.in_flight.contains(media_url)) {
+        while now_ms() < deadline {
+            worker::Delay::from(std::time::Duration::from_millis(25)).await;
+            let (done, p) = with_state(|s| {
+                (
+                    !s.ads.in_flight.contains(media_url),
+                    s.ads.prepared.get(media_url).cloned(),
+                )
+            });
+            if done || p.is_some() {
+                return p;
+            }
+        }
         return None;
     }
+    // Asked about lately (not ready, or failed): not again yet.
+    let now = now_ms();
+    let asked = with_state(|s| s.ads.preparing.get(media_url).copied());
+    if asked.is_some_and(|until| now < until) {
+        return None;
+    }
+    with_state(|s| s.ads.in_flight.insert(media_url.to_owned()));
+    let p = ask_origin(edge, client, env, media_url, deadline).await;
+    with_state(|s| {
+        s.ads.in_flight.remove(media_url);
+        if p.is_none() && !s.ads.preparing.contains_key(media_url) {
+            s.ads
+                .preparing
+                .insert(media_url.to_owned(), now + PREPARING_RETRY_MS);
+        }
+    });
+    p
+}
+
+/// Asks the origin for the creative made from `media_url` (making it if
+/// there is none): `Some` once it is ready.
+async fn ask_origin(
+    edge: &Edge,
+    client: &Client,
+    env: &Env,
+    media_url: &str,
+    deadline: u64,
+) -> Option<Prepared> {
+    let now = now_ms();
     let Ok(api_token) = env.secret(VOD_API_TOKEN).map(|s| s.to_string()) else {
         console_error!("ads: the {VOD_API_TOKEN} secret is not set: no creative can be prepared");
         return None;
     };
     let region = origin_order(edge, &client.location()).into_iter().next()?;
-    let body = serde_json::json!({ "input_url": media_url, "dedupe": true }).to_string();
+    // In the clear (a creative plays in the viewer's interstitial player,
+    // with no license), no longer than a break can be.
+    let body = serde_json::json!({
+        "input_url": media_url,
+        "dedupe": true,
+        "encryption": "none",
+        "max_duration_s": interstitial::MAX_BREAK_S as u64,
+        "passthrough": "brook-ad-creative",
+    })
+    .to_string();
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(JsValue::from_str(&body)));
@@ -471,11 +611,20 @@ async fn prepared(
                     "ads: preparing {media_url}: the origin answered {status}: {}",
                     text.trim()
                 );
-                with_state(|s| s.ads.preparing.insert(media_url.to_owned(), now));
+                with_state(|s| {
+                    s.ads
+                        .preparing
+                        .insert(media_url.to_owned(), now + FAILED_RETRY_MS)
+                });
                 return None;
             }
             Err(why) => {
                 console_error!("ads: preparing {media_url}: {why}");
+                with_state(|s| {
+                    s.ads
+                        .preparing
+                        .insert(media_url.to_owned(), now + FAILED_RETRY_MS)
+                });
                 return None;
             }
         };
@@ -483,9 +632,23 @@ async fn prepared(
     if !brook_common::names::valid_asset_id(&id) {
         return None;
     }
-    if asset.get("status").and_then(|s| s.as_str()) != Some("ready") {
-        with_state(|s| s.ads.preparing.insert(media_url.to_owned(), now));
-        return None;
+    match asset.get("status").and_then(|s| s.as_str()) {
+        Some("ready") => {}
+        // A creative that failed (not media, gone, refused) is not asked
+        // for again soon: each ask would be a new download and transcode.
+        Some("errored") => {
+            console_warn!(
+                "ads: creative {media_url} could not be prepared: {}",
+                asset.get("error").and_then(|e| e.as_str()).unwrap_or("?")
+            );
+            with_state(|s| {
+                s.ads
+                    .preparing
+                    .insert(media_url.to_owned(), now + FAILED_RETRY_MS)
+            });
+            return None;
+        }
+        _ => return None,
     }
     // Its segments, from the first variant (the ladder's renditions are
     // cut at the same times).
@@ -611,11 +774,18 @@ async fn fire_due(url: &worker::Url, decision_id: String, ad: usize, index: usiz
                 claimed.push((e, urls, marker));
             }
         }
+        let now = now_ms();
         let q = s.ads.queues.entry((decision_id.clone(), ad));
-        let starting = matches!(q, std::collections::hash_map::Entry::Vacant(_));
+        let vacant = matches!(q, std::collections::hash_map::Entry::Vacant(_));
         let queue = q.or_default();
+        // No sender, or one that stopped (its waitUntil was cut): this
+        // request sends.
+        let starting = vacant || now.saturating_sub(queue.progress_ms) >= QUEUE_STUCK_MS;
+        if starting {
+            queue.progress_ms = now;
+        }
         for (e, urls, _) in &claimed {
-            queue.push_back((*e, urls.clone()));
+            queue.items.push_back((*e, urls.clone()));
         }
         (claimed, starting)
     });
@@ -632,7 +802,10 @@ async fn fire_due(url: &worker::Url, decision_id: String, ad: usize, index: usiz
     loop {
         let next = with_state(|s| {
             let key = (decision_id.clone(), ad);
-            let next = s.ads.queues.get_mut(&key).and_then(VecDeque::pop_front);
+            let next = s.ads.queues.get_mut(&key).and_then(|q| {
+                q.progress_ms = now_ms();
+                q.items.pop_front()
+            });
             if next.is_none() {
                 s.ads.queues.remove(&key);
             }
@@ -641,9 +814,8 @@ async fn fire_due(url: &worker::Url, decision_id: String, ad: usize, index: usiz
         let Some((event, urls)) = next else {
             break;
         };
-        for u in urls {
-            send_beacon(event, &u).await;
-        }
+        // An event's URLs (the ad's and its wrappers') at once.
+        futures_util::future::join_all(urls.iter().map(|u| send_beacon(event, u))).await;
     }
 }
 

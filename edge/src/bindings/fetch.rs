@@ -177,6 +177,10 @@ impl Client {
         }
     }
 
+    pub(super) fn ip(&self) -> Option<&str> {
+        self.ip.as_deref()
+    }
+
     pub(super) fn cf(&self) -> &CfInfo {
         &self.cf
     }
@@ -261,13 +265,6 @@ async fn serve_media(
     }
     // Admitted (token, geo, rendition caps): its CMCD counts.
     super::qoe::record_request(env, url, media, &client);
-    // An ad's segment (its token names the viewer's ad decision): the
-    // beacons it makes due.
-    if let Media::Vod(vod) = media {
-        if vod.kind == crate::route::VodKind::Segment {
-            super::ads::on_vod_segment(ctx, url, admitted.grant.as_ref(), &vod.path.name);
-        }
-    }
 
     match media.kind() {
         kind @ (Kind::SteeringHls | Kind::SteeringDash) => {
@@ -307,10 +304,19 @@ async fn serve_media(
                     announce_stream(env, ctx, live, &path, playlist)
                 }
             };
-            respond(
-                req, &edge, &admitted, &lookup, upstream, &viewer, now, &announce,
+            let res = respond(
+                req, &edge, &keys, &admitted, &lookup, upstream, &viewer, now, &announce,
             )
-            .await
+            .await?;
+            // An ad's segment served (its token names the viewer's ad
+            // decision): the beacons it makes due, after the answer.
+            if let Media::Vod(vod) = media {
+                let served = method == "GET" && matches!(res.status_code(), 200 | 206);
+                if served && vod.kind == crate::route::VodKind::Segment {
+                    super::ads::on_vod_segment(ctx, url, admitted.grant.as_ref(), &vod.path.name);
+                }
+            }
+            Ok(res)
         }
     }
 }
@@ -730,8 +736,12 @@ fn bench(req: &Request, env: &Env) -> Result<Response> {
         path: "/live/cam1/S/media.m3u8",
         interstitials: None,
     };
+    let bench_keys = KeySet::parse("bench:00112233445566778899aabbccddeeff").unwrap_or_default();
     if kind.as_deref() == Some("break") {
-        p.interstitials = Some("/live/cam1/ads.json");
+        p.interstitials = Some(crate::ads::interstitial::AdMarks {
+            list_path: "/live/cam1/ads.json",
+            keys: &bench_keys,
+        });
     }
     let mut bytes = 0usize;
     for _ in 0..n {

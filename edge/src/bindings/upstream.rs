@@ -17,7 +17,9 @@ use worker::{
 use super::fetch::{count, now_ms, with_state, FLIGHTS};
 use super::io::{self, headers, plain, read_response, response, with_timeout};
 use crate::access::caps::Ladder;
+use crate::access::token::KeySet;
 use crate::access::Admitted;
+use crate::ads::interstitial::AdMarks;
 use crate::config::Edge;
 use crate::delivery::cache::Lookup;
 use crate::delivery::coalesce::Join;
@@ -340,6 +342,7 @@ async fn fetch_origins(
 pub(super) async fn respond(
     req: &Request,
     edge: &Edge,
+    keys: &KeySet,
     admitted: &Admitted<'_>,
     lookup: &Lookup<'_>,
     upstream: Upstream,
@@ -356,7 +359,7 @@ pub(super) async fn respond(
                 return response(f.status, &f.headers, Some(f.body));
             }
             finish_manifest(
-                req, edge, admitted, lookup, &f, viewer, now, source, announce,
+                req, edge, keys, admitted, lookup, &f, viewer, now, source, announce,
             )
         }
         Upstream::Stream(res, source) => passthrough(res, source),
@@ -371,7 +374,7 @@ pub(super) async fn respond(
                 }
             };
             finish_manifest(
-                req, edge, admitted, lookup, &f, viewer, now, source, announce,
+                req, edge, keys, admitted, lookup, &f, viewer, now, source, announce,
             )
         }
         Upstream::Shared(flight, source) if lookup.kind == Kind::Part && flight.status == 200 => {
@@ -409,6 +412,7 @@ pub(super) async fn respond(
 fn finish_manifest(
     req: &Request,
     edge: &Edge,
+    keys: &KeySet,
     admitted: &Admitted<'_>,
     lookup: &Lookup<'_>,
     f: &Fetched,
@@ -445,11 +449,13 @@ fn finish_manifest(
         }
         _ => None,
     };
-    // Live media playlists announce ad breaks as interstitials.
+    // Live media playlists announce ad breaks as interstitials (with keys
+    // to sign their asset lists: without, none).
     let ad_list = (lookup.kind == Kind::MediaPlaylist
-        && edge.ads.mode == crate::ads::AdMode::Interstitials)
-        .then(|| crate::ads::interstitial::asset_list_path(lookup.path))
-        .flatten();
+        && edge.ads.mode == crate::ads::AdMode::Interstitials
+        && !keys.is_empty())
+    .then(|| crate::ads::interstitial::asset_list_path(lookup.path))
+    .flatten();
     let p = Personalization {
         token_name: &edge.auth.token_name,
         token: admitted.token.as_deref(),
@@ -461,7 +467,9 @@ fn finish_manifest(
         soft: hints.limits(&edge.renditions),
         steering,
         path: lookup.path,
-        interstitials: ad_list.as_deref(),
+        interstitials: ad_list
+            .as_deref()
+            .map(|list_path| AdMarks { list_path, keys }),
     };
     let out = match manifest::personalize(lookup.kind, &text, &p) {
         Ok(out) => out,

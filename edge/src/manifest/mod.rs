@@ -131,8 +131,8 @@ pub struct Personalization<'a> {
     /// path's directory plus the variant's relative URI.
     pub path: &'a str,
     /// Live media playlists: an HLS interstitial beside every ad break
-    /// (`crate::ads::interstitial`), with this asset list path.
-    pub interstitials: Option<&'a str>,
+    /// (`crate::ads::interstitial`), its asset list signed with these keys.
+    pub interstitials: Option<crate::ads::interstitial::AdMarks<'a>>,
 }
 
 impl Personalization<'_> {
@@ -269,8 +269,8 @@ pub fn personalize_multivariant(
 /// [`rewrite_lines`] for the fallback.
 pub fn personalize_media(text: &str, p: &Personalization<'_>) -> Result<String, ParseError> {
     let mut pl: MediaPlaylist = text.parse()?;
-    if let Some(list) = p.interstitials {
-        crate::ads::interstitial::add(&mut pl, list);
+    if let Some(marks) = &p.interstitials {
+        crate::ads::interstitial::add(&mut pl, marks);
     }
     pl.for_each_uri_mut(|_, uri| p.add_token(uri));
     Ok(pl.to_string())

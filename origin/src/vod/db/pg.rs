@@ -82,11 +82,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS assets_dedupe ON assets (dedupe_key) WHERE ded
 CREATE INDEX IF NOT EXISTS assets_input_url ON assets (input_url);
 ";
 
-/// The live asset (not errored, not being deleted) made from a URL: the one
-/// holding the dedupe key first, else the oldest.
-const LIVE_FROM_URL: &str = "SELECT * FROM assets WHERE input_url = $1
-    AND status NOT IN ('errored', 'deleting')
-    ORDER BY (dedupe_key IS NULL), created_ms, id LIMIT 1";
+/// The live asset (not errored, not being deleted) a dedupe request made
+/// from a URL. Only those: an asset imported without `dedupe` is never
+/// handed to a dedupe request (the edge's ad creatives come from URLs ad
+/// servers name, which must not reach the application's own assets).
+const LIVE_FROM_URL: &str = "SELECT * FROM assets WHERE dedupe_key = $1
+    AND status NOT IN ('errored', 'deleting') LIMIT 1";
 
 /// The advisory lock key the schema is created under ("brookvod").
 const SCHEMA_LOCK: i64 = 0x62726f6f6b766f64;
