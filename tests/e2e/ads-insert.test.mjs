@@ -68,12 +68,17 @@ before(async () => {
   // The ad server knows viewers by [SESSION] (the token's id): viewer-1 gets
   // pod a (ad1, then ad2 through a wrapper), anyone else pod b (ad3, then
   // ad2 through a wrapper).
-  const pods = { a: [{ ad: 'ad1' }, { ad: 'ad2', wrapped: true }], b: [{ ad: 'ad3' }, { ad: 'ad2', wrapped: true }] };
+  const pods = {
+    a: [{ ad: 'ad1' }, { ad: 'ad2', wrapped: true }],
+    b: [{ ad: 'ad3' }, { ad: 'ad2', wrapped: true }],
+    // A wrapper whose ad the server does not have (404), then ad1.
+    c: [{ ad: 'gone', wrapped: true }, { ad: 'ad1' }],
+  };
   vast = await startVastServer({
     // The slate is served from there too (any URL the origin can fetch will do).
     ads: { ...Object.fromEntries(['ad1', 'ad2', 'ad3'].map((n) => [n, { file: files[n], seconds: AD_S }])), slate: { file: files.slate, seconds: 20 } },
     pods,
-    choose: (sid) => (sid === 'viewer-1' ? 'a' : 'b'),
+    choose: (sid) => ({ 'viewer-1': 'a', errors: 'c' }[sid] ?? 'b'),
   });
   const http = await freePort();
   origin = await startOrigin({
@@ -335,4 +340,14 @@ test('beacons fire only for ad segments served to a GET, within the ad', async (
   await waitFor('every event', () => vast.beacons.length >= before + order.length, { timeout: 5000 });
   await new Promise((r) => { setTimeout(r, 500); });
   assert.deepEqual(vast.beacons.slice(before).map((b) => b.ev), order);
+});
+
+test('a wrapper that fails calls its error URL with the VAST error code; the rest of the pod plays', async () => {
+  const token = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/cam1/*', id: 'errors', ttl: 3600 });
+  const l = await (await fetch(`${edge.url}${signedList('e-1', new Date().toISOString(), 8)}&${tokenQuery(token)}`)).json();
+  assert.ok(l.ASSETS[0].URI.startsWith(`/vod/${assets.ad1}/`), JSON.stringify(l));
+  const err = await waitFor('the error URL', () => vast.beacons.find((b) => b.sid === 'errors' && b.ev === 'error'), { timeout: 5000 });
+  // 301: the wrapper's VAST URI gave no document.
+  assert.deepEqual({ ad: err.ad, code: err.code }, { ad: 'w-gone', code: '301' });
+  assert.equal(vast.beacons.filter((b) => b.sid === 'errors' && b.ev === 'error').length, 1);
 });

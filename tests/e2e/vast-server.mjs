@@ -31,6 +31,7 @@ export async function startVastServer({ ads, pods, choose }) {
     const dur = new Date(ad.seconds * 1000).toISOString().slice(11, 23);
     return `<Ad id="${name}"${seq ? ` sequence="${seq}"` : ''}><InLine><AdSystem>brook-test</AdSystem><AdTitle>${name}</AdTitle>
 <Impression><![CDATA[${track(sid, name, 'impression')}]]></Impression>
+<Error><![CDATA[${track(sid, name, 'error')}&code=[ERRORCODE]]]></Error>
 <Creatives><Creative id="c-${name}"><Linear><Duration>${dur}</Duration>
 <TrackingEvents>${tracking}</TrackingEvents>
 <MediaFiles><MediaFile delivery="progressive" type="video/mp4" width="640" height="360" bitrate="800"><![CDATA[${base}/media/${basename(ad.file)}]]></MediaFile>
@@ -40,6 +41,7 @@ export async function startVastServer({ ads, pods, choose }) {
   const wrapper = (sid, name, seq) => `<Ad id="w-${name}" sequence="${seq}"><Wrapper><AdSystem>brook-test-wrapper</AdSystem>
 <VASTAdTagURI><![CDATA[${base}/wrapper/${name}?sid=${encodeURIComponent(sid)}]]></VASTAdTagURI>
 <Impression><![CDATA[${track(sid, `w-${name}`, 'impression')}]]></Impression>
+<Error><![CDATA[${track(sid, `w-${name}`, 'error')}&code=[ERRORCODE]]]></Error>
 </Wrapper></Ad>`;
   const vast = (body) => `<?xml version="1.0" encoding="UTF-8"?><VAST version="4.0">${body}</VAST>`;
   const files = Object.fromEntries(Object.values(ads).map((a) => [basename(a.file), readFileSync(a.file)]));
@@ -78,7 +80,10 @@ export async function startVastServer({ ads, pods, choose }) {
       return res.end(data);
     }
     if (url.pathname === '/track') {
-      beacons.push({ sid, ad: url.searchParams.get('ad'), ev: url.searchParams.get('ev'), cb: url.searchParams.get('cb'), at: Date.now() });
+      beacons.push({
+        sid, ad: url.searchParams.get('ad'), ev: url.searchParams.get('ev'), cb: url.searchParams.get('cb'),
+        code: url.searchParams.get('code'), at: Date.now(),
+      });
       return send(204, 'text/plain', '');
     }
     send(404, 'text/plain', 'not found\n');

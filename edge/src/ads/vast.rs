@@ -354,9 +354,9 @@ pub struct Fetch {
 pub struct Pod {
     pub ads: Vec<ResolvedAd>,
     pub failures: Vec<String>,
-    /// Error URLs of what failed (VAST error code 303 "no ad" or 301
-    /// "wrapper timeout/failure" is the caller's to put in `[ERRORCODE]`).
-    pub error_urls: Vec<String>,
+    /// Error URLs of what failed, each with the VAST error code for its
+    /// `[ERRORCODE]` macro ([`code`]).
+    pub error_urls: Vec<(u16, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -383,7 +383,27 @@ pub struct Resolver {
     max_depth: u8,
     fetches_left: usize,
     failures: Vec<String>,
-    error_urls: Vec<String>,
+    error_urls: Vec<(u16, String)>,
+}
+
+/// VAST error codes Brook reports (VAST 4.x, section 2.3.6.3).
+pub mod code {
+    /// XML parsing error.
+    pub const XML: u16 = 100;
+    /// Not a VAST document (schema).
+    pub const SCHEMA: u16 = 101;
+    /// Trafficking error: an ad the player cannot display (no linear creative).
+    pub const TRAFFICKING: u16 = 200;
+    /// Wrapper error (general).
+    pub const WRAPPER: u16 = 300;
+    /// Timeout of a VAST URI in a wrapper (no answer in time, or no answer).
+    pub const WRAPPER_TIMEOUT: u16 = 301;
+    /// Wrapper limit reached.
+    pub const WRAPPER_LIMIT: u16 = 302;
+    /// No ads in the answer (after one or more wrappers, or at the root).
+    pub const NO_ADS: u16 = 303;
+    /// No media file of a supported type.
+    pub const NO_SUPPORTED_MEDIA: u16 = 403;
 }
 
 fn merge(into: &mut ResolvedAd, ad: &Ad) {
@@ -417,10 +437,13 @@ impl Resolver {
             max_depth,
             fetches_left: max_fetches,
             failures: Vec::new(),
-            error_urls: vast.errors.clone(),
+            error_urls: Vec::new(),
         };
+        // The root's <Error> is for an answer with no ad.
         if vast.ads.is_empty() {
             r.failures.push("no ad in the answer".into());
+            r.error_urls
+                .extend(vast.errors.iter().map(|u| (code::NO_ADS, u.clone())));
         }
         for ad in pod_of(vast) {
             let slot = r.slot_for(ad, 0, ResolvedAd::default());
@@ -448,11 +471,19 @@ impl Resolver {
                 SlotState::Waiting(ad_tag_uri.clone())
             }
             AdKind::Wrapper { .. } => {
-                self.fail(&carried, format!("ad {:?}: wrapper limit reached", ad.id));
+                self.fail(
+                    &carried,
+                    code::WRAPPER_LIMIT,
+                    format!("ad {:?}: wrapper limit reached", ad.id),
+                );
                 SlotState::Done(None)
             }
             AdKind::Unplayable => {
-                self.fail(&carried, format!("ad {:?}: no linear creative", ad.id));
+                self.fail(
+                    &carried,
+                    code::TRAFFICKING,
+                    format!("ad {:?}: no linear creative", ad.id),
+                );
                 SlotState::Done(None)
             }
         };
@@ -463,9 +494,10 @@ impl Resolver {
         }
     }
 
-    fn fail(&mut self, carried: &ResolvedAd, why: String) {
+    fn fail(&mut self, carried: &ResolvedAd, code: u16, why: String) {
         self.failures.push(why);
-        self.error_urls.extend(carried.errors.iter().cloned());
+        self.error_urls
+            .extend(carried.errors.iter().map(|u| (code, u.clone())));
     }
 
     /// The next wrapper document to fetch, if any (each is asked once).
@@ -489,23 +521,34 @@ impl Resolver {
         if !matches!(slot.state, SlotState::Asked) {
             return;
         }
-        let next = match body.and_then(|b| parse(b).map_err(|e| e.to_string())) {
+        let parsed = match body {
+            Ok(b) => parse(b).map_err(|e| {
+                let c = match e {
+                    VastError::NotVast(_) => code::SCHEMA,
+                    _ => code::XML,
+                };
+                (c, e.to_string())
+            }),
+            Err(e) => Err((code::WRAPPER_TIMEOUT, e)),
+        };
+        let next = match parsed {
             Ok(vast) => match pod_of(&vast).first() {
                 Some(ad) => {
                     let ad = (*ad).clone();
                     self.slot_for(&ad, slot.depth + 1, slot.carried.clone())
                 }
                 None => {
-                    self.error_urls.extend(vast.errors.iter().cloned());
-                    self.fail(&slot.carried, "wrapper led to no ad".into());
+                    self.error_urls
+                        .extend(vast.errors.iter().map(|u| (code::NO_ADS, u.clone())));
+                    self.fail(&slot.carried, code::NO_ADS, "wrapper led to no ad".into());
                     Slot {
                         state: SlotState::Done(None),
                         ..slot
                     }
                 }
             },
-            Err(e) => {
-                self.fail(&slot.carried, format!("wrapper: {e}"));
+            Err((c, e)) => {
+                self.fail(&slot.carried, c, format!("wrapper: {e}"));
                 Slot {
                     state: SlotState::Done(None),
                     ..slot
@@ -530,7 +573,11 @@ impl Resolver {
             match slot.state {
                 SlotState::Done(Some(ad)) => ads.push(ad),
                 SlotState::Done(None) => {}
-                _ => self.fail(&slot.carried, "wrapper not answered in time".into()),
+                _ => self.fail(
+                    &slot.carried,
+                    code::WRAPPER_TIMEOUT,
+                    "wrapper not answered in time".into(),
+                ),
             }
         }
         Pod {

@@ -56,6 +56,8 @@ const MAX_FIRED: usize = 200_000;
 /// A beacon call's time budget, and how often a failed one is tried.
 const BEACON_TIMEOUT_MS: u64 = 3_000;
 const BEACON_ATTEMPTS: u32 = 3;
+/// Error URLs called for one decision at most.
+const MAX_ERROR_REPORTS: usize = 32;
 /// Cache API keys (under the request's own host, never shared with media).
 const DECISION_KEY: &str = "/_brook/ads/decision/";
 const LIST_KEY: &str = "/_brook/ads/list/";
@@ -265,12 +267,22 @@ pub(super) async fn serve_asset_list(
         }
     };
 
-    // The creatives the origin has ready, in pod order.
+    // The creatives the origin has ready, in pod order; what failed, with
+    // its VAST error code, for the ad server's error URLs.
     let mut ads: Vec<(Asset, BeaconPlan)> = Vec::new();
+    let mut errors: Vec<(u16, String)> = pod
+        .as_ref()
+        .map(|p| p.error_urls.clone())
+        .unwrap_or_default();
     if let Some(pod) = &pod {
         for ad in pod.ads.iter().take(edge.ads.max_ads) {
             let Some(file) = pick_media_file(ad) else {
                 count("brook_edge_ads_total", &[("result", "unplayable")]);
+                errors.extend(
+                    ad.errors
+                        .iter()
+                        .map(|u| (vast::code::NO_SUPPORTED_MEDIA, u.clone())),
+                );
                 continue;
             };
             match prepared(&edge, &client, env, &file.url, deadline).await {
@@ -282,6 +294,17 @@ pub(super) async fn serve_asset_list(
                 None => count("brook_edge_ads_total", &[("result", "not_prepared")]),
             }
         }
+    }
+    // Error URLs, once per decision (this is the decision's first answer).
+    if !errors.is_empty() {
+        errors.truncate(MAX_ERROR_REPORTS);
+        ctx.wait_until(async move {
+            let sends = errors.iter().map(|(c, u)| {
+                let url = u.replace("[ERRORCODE]", &c.to_string());
+                async move { send_beacon("error", &url).await }
+            });
+            futures_util::future::join_all(sends).await;
+        });
     }
     let candidates: Vec<Asset> = ads.iter().map(|(a, _)| a.clone()).collect();
     let slate = edge
@@ -815,11 +838,12 @@ async fn fire_due(url: &worker::Url, decision_id: String, ad: usize, index: usiz
             break;
         };
         // An event's URLs (the ad's and its wrappers') at once.
-        futures_util::future::join_all(urls.iter().map(|u| send_beacon(event, u))).await;
+        futures_util::future::join_all(urls.iter().map(|u| send_beacon(event.vast_name(), u)))
+            .await;
     }
 }
 
-async fn send_beacon(event: Event, url: &str) {
+async fn send_beacon(event: &'static str, url: &str) {
     let iso: String = worker::js_sys::Date::new_0().to_iso_string().into();
     let target = decision::tracking_url(url, (worker::js_sys::Math::random() * 1e8) as u32, &iso);
     for attempt in 1..=BEACON_ATTEMPTS {
@@ -827,7 +851,7 @@ async fn send_beacon(event: Event, url: &str) {
         let Ok(request) = Request::new_with_init(&target, &init) else {
             count(
                 "brook_edge_ad_beacons_total",
-                &[("event", event.vast_name()), ("result", "invalid")],
+                &[("event", event), ("result", "invalid")],
             );
             return;
         };
@@ -835,35 +859,28 @@ async fn send_beacon(event: Event, url: &str) {
             Some(Ok(res)) if res.status_code() < 400 => {
                 count(
                     "brook_edge_ad_beacons_total",
-                    &[("event", event.vast_name()), ("result", "sent")],
+                    &[("event", event), ("result", "sent")],
                 );
                 return;
             }
             Some(Ok(res)) if res.status_code() < 500 && res.status_code() != 429 => {
                 // The tracker refused it: trying again changes nothing.
-                console_warn!(
-                    "ads: beacon {} answered {}",
-                    event.vast_name(),
-                    res.status_code()
-                );
+                console_warn!("ads: beacon {} answered {}", event, res.status_code());
                 break;
             }
             Some(Ok(res)) => console_warn!(
                 "ads: beacon {} answered {} (attempt {attempt})",
-                event.vast_name(),
+                event,
                 res.status_code()
             ),
             Some(Err(e)) => {
-                console_warn!("ads: beacon {}: {e} (attempt {attempt})", event.vast_name())
+                console_warn!("ads: beacon {}: {e} (attempt {attempt})", event)
             }
-            None => console_warn!(
-                "ads: beacon {} timed out (attempt {attempt})",
-                event.vast_name()
-            ),
+            None => console_warn!("ads: beacon {} timed out (attempt {attempt})", event),
         }
     }
     count(
         "brook_edge_ad_beacons_total",
-        &[("event", event.vast_name()), ("result", "failed")],
+        &[("event", event), ("result", "failed")],
     );
 }

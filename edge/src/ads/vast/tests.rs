@@ -152,10 +152,14 @@ fn failed_deep_or_unanswered_wrappers_drop_their_ad_and_say_why() {
         "{:?}",
         pod.failures
     );
+    // Both wrappers' error URLs, with the wrapper limit's code.
+    assert!(pod.error_urls.contains(&(
+        code::WRAPPER_LIMIT,
+        "https://wrapper.example/err".to_string()
+    )));
     assert!(pod
         .error_urls
-        .contains(&"https://wrapper.example/err".to_string()));
-    assert!(pod.error_urls.contains(&"https://x.example/e".to_string()));
+        .contains(&(code::WRAPPER_LIMIT, "https://x.example/e".to_string())));
 
     let mut r = Resolver::new(&v, 3, 5);
     let f = r.next_fetch().unwrap();
@@ -163,6 +167,11 @@ fn failed_deep_or_unanswered_wrappers_drop_their_ad_and_say_why() {
     let pod = r.finish();
     assert_eq!(pod.ads.len(), 1);
     assert!(pod.failures[0].contains("timed out"));
+    assert!(pod
+        .error_urls
+        .iter()
+        .all(|(c, _)| *c == code::WRAPPER_TIMEOUT));
+    assert!(!pod.error_urls.is_empty());
 
     let mut r = Resolver::new(&v, 3, 5);
     let _ = r.next_fetch().unwrap();
@@ -172,7 +181,9 @@ fn failed_deep_or_unanswered_wrappers_drop_their_ad_and_say_why() {
     let mut r = Resolver::new(&v, 3, 5);
     let f = r.next_fetch().unwrap();
     r.answer(f.id, Ok("<html>oops</html>"));
-    assert!(r.finish().failures[0].contains("not a VAST"));
+    let pod = r.finish();
+    assert!(pod.failures[0].contains("not a VAST"));
+    assert!(pod.error_urls.iter().all(|(c, _)| *c == code::SCHEMA));
 }
 
 #[test]
@@ -185,7 +196,13 @@ fn empty_and_hostile_documents_are_errors_or_no_ads_never_panics() {
     );
     let pod = Resolver::new(&empty, 3, 5).finish();
     assert!(pod.ads.is_empty());
-    assert_eq!(pod.error_urls.len(), 1);
+    assert_eq!(
+        pod.error_urls,
+        vec![(
+            code::NO_ADS,
+            "https://ads.example/noad?code=[ERRORCODE]".to_string()
+        )]
+    );
     assert_eq!(
         parse(r#"<!DOCTYPE VAST [<!ENTITY x "y">]><VAST/>"#),
         Err(VastError::Dtd)
@@ -225,4 +242,15 @@ fn durations() {
     ] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn the_roots_error_url_is_only_for_an_answer_without_ads() {
+    let with_ad = parse(
+        r#"<VAST version="4.0"><Error>https://ads.example/root-err</Error><Ad id="a"><InLine><AdSystem>x</AdSystem><Creatives><Creative><Linear><Duration>00:00:05</Duration><MediaFiles><MediaFile delivery="progressive" type="video/mp4" width="640" height="360">https://ads.example/a.mp4</MediaFile></MediaFiles></Linear></Creative></Creatives></InLine></Ad></VAST>"#,
+    )
+    .unwrap();
+    let pod = Resolver::new(&with_ad, 3, 5).finish();
+    assert_eq!(pod.ads.len(), 1);
+    assert!(pod.error_urls.is_empty(), "{:?}", pod.error_urls);
 }
