@@ -106,7 +106,7 @@ impl RestartCounts {
 
 /// What `POST /api/v1/assets` answered: a new asset (201), the live one of
 /// the same URL (`dedupe`, 200), or a URL refused (400/422).
-pub const IMPORT_REQUEST_RESULTS: [&str; 3] = ["created", "deduped", "refused"];
+pub const IMPORT_REQUEST_RESULTS: [&str; 4] = ["created", "deduped", "conflict", "refused"];
 /// How an asset's fetch from its URL ended: the file is here; a server or
 /// network failure (the job runs again); a refused address or redirect; any
 /// other failure (a 4xx, too large, too slow).

@@ -47,7 +47,11 @@ const api = (path, init = {}) => fetch(`${origin.url}/api/v1/${path}`, {
 });
 
 async function prepare(url) {
-  const r = await api('assets', { method: 'POST', body: JSON.stringify({ input_url: url, dedupe: true }) });
+  // As the edge asks (the same options, or dedupe answers 409).
+  const r = await api('assets', {
+    method: 'POST',
+    body: JSON.stringify({ input_url: url, dedupe: true, encryption: 'none', max_duration_s: 600, passthrough: 'brook-ad-creative' }),
+  });
   assert.ok(r.status === 200 || r.status === 201, `import ${url}: ${r.status} ${await r.clone().text()}`);
   const { id } = await r.json();
   await waitFor(`asset from ${url} ready`, async () => {
@@ -266,6 +270,8 @@ test('an ad server that is empty, broken, slow or down gives slate, never a brok
       // The slate's URI plays for this viewer through the edge.
       assert.equal((await fetch(new URL(list.ASSETS[0].URI, edge.url))).status, 200, `${behaviour}: slate playable`);
       console.log(`# ad server ${behaviour}: slate for the whole break in ${took} ms`);
+      // The edge gave up on the request it timed out (aborted it), not only on its answer.
+      if (behaviour === 'slow') await waitFor('the timed-out request aborted', () => vast.state.abandoned >= 1, { timeout: 3000 });
     }
   } finally {
     vast.state.behaviour = 'pods';

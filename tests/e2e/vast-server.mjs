@@ -47,7 +47,7 @@ export async function startVastServer({ ads, pods, choose }) {
   const files = Object.fromEntries(Object.values(ads).map((a) => [basename(a.file), readFileSync(a.file)]));
   let decisions = 0;
   /** `behaviour`: 'pods' (default), 'empty', 'broken', 'slow' (no answer) or 'down' (503). */
-  const state = { behaviour: 'pods' };
+  const state = { behaviour: 'pods', abandoned: 0 };
 
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -59,7 +59,10 @@ export async function startVastServer({ ads, pods, choose }) {
     };
     if (url.pathname === '/vast' && state.behaviour === 'empty') return send(200, 'application/xml', vast(''));
     if (url.pathname === '/vast' && state.behaviour === 'broken') return send(200, 'application/xml', '<html>not vast');
-    if (url.pathname === '/vast' && state.behaviour === 'slow') return undefined; // never answers
+    if (url.pathname === '/vast' && state.behaviour === 'slow') { // never answers; counts who gave up
+      res.on('close', () => { state.abandoned += 1; });
+      return undefined;
+    }
     if (url.pathname === '/vast' && state.behaviour === 'down') return send(503, 'text/plain', 'down\n');
     if (url.pathname === '/vast') {
       const n = decisions++;

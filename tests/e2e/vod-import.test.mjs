@@ -221,6 +221,11 @@ test('dedupe: concurrent and later requests for one URL get one asset, fetched o
   assert.equal(fresh.status, 201);
   const freshId = (await fresh.json()).id;
   assert.notEqual(freshId, id);
+  // Dedupe with other options: 409, pointing at the asset (not someone
+  // else's asset for this caller's needs).
+  const other = await importAsset(origin, { input_url: url, dedupe: true, passthrough: 'someone-else' });
+  assert.equal(other.status, 409);
+  assert.ok(other.headers.get('location').endsWith(`/api/v1/assets/${id}`));
   // An asset made without dedupe is never a dedupe request's answer (the
   // edge dedupes ad creatives that ad servers name): a new one is made.
   const only = fileUrl('/ad.mp4?v=private');

@@ -17,8 +17,8 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_warn, Cache, Context, Env, Fetch, Method, Request, RequestInit,
-    Response, Result,
+    console_error, console_warn, AbortController, Cache, Context, Env, Fetch, Method, Request,
+    RequestInit, Response, Result,
 };
 
 use super::fetch::{count, deny, load, now_ms, with_state, Client};
@@ -463,10 +463,18 @@ async fn fetch_text(
         return Err("out of time".into());
     }
     let request = Request::new_with_init(url, init).map_err(|e| e.to_string())?;
-    let mut res = match with_timeout(Fetch::Request(request).send(), left).await {
+    // A request out of time is aborted, not left holding one of the few
+    // connections a Worker request may have open.
+    let abort = AbortController::default();
+    let signal = abort.signal();
+    let mut res = match with_timeout(Fetch::Request(request).send_with_signal(&signal), left).await
+    {
         Some(Ok(res)) => res,
         Some(Err(e)) => return Err(e.to_string()),
-        None => return Err("timed out".into()),
+        None => {
+            abort.abort();
+            return Err("timed out".into());
+        }
     };
     let status = res.status_code();
     let body = match with_timeout(
@@ -476,9 +484,15 @@ async fn fetch_text(
     .await
     {
         Some(Ok(Ok(b))) => b,
-        Some(Ok(Err(_))) => return Err(format!("answer over {limit} bytes")),
+        Some(Ok(Err(_))) => {
+            abort.abort();
+            return Err(format!("answer over {limit} bytes"));
+        }
         Some(Err(e)) => return Err(e.to_string()),
-        None => return Err("timed out reading".into()),
+        None => {
+            abort.abort();
+            return Err("timed out reading".into());
+        }
     };
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
@@ -855,7 +869,17 @@ async fn send_beacon(event: &'static str, url: &str) {
             );
             return;
         };
-        match with_timeout(Fetch::Request(request).send(), BEACON_TIMEOUT_MS).await {
+        let abort = AbortController::default();
+        let signal = abort.signal();
+        let answer = with_timeout(
+            Fetch::Request(request).send_with_signal(&signal),
+            BEACON_TIMEOUT_MS,
+        )
+        .await;
+        if answer.is_none() {
+            abort.abort();
+        }
+        match answer {
             Some(Ok(res)) if res.status_code() < 400 => {
                 count(
                     "brook_edge_ad_beacons_total",

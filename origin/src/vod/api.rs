@@ -48,6 +48,16 @@ impl ApiReply {
     }
 }
 
+/// The options a deduplicated asset must share with the request.
+#[derive(Debug, Clone, PartialEq)]
+struct DedupeOptions {
+    passthrough: Option<String>,
+    max_duration_s: u64,
+    max_size_bytes: u64,
+    poster_time_s: Option<f64>,
+    scheme: Option<String>,
+}
+
 /// What `/vod/<id>/...` answers.
 #[derive(Debug)]
 pub enum VodAnswer {
@@ -476,6 +486,16 @@ impl Vod {
             return Ok(ApiReply::error(status, &e.to_string()));
         }
         let input_url = url.to_string();
+        // What a deduplicated asset must have been asked with: the same
+        // options, or the caller would get another caller's asset (say, in
+        // the clear when it asked for encryption): 409 otherwise.
+        let wanted = DedupeOptions {
+            passthrough: req.passthrough.clone(),
+            max_duration_s: max_duration,
+            max_size_bytes: max_size,
+            poster_time_s: req.poster_time_s,
+            scheme: scheme.map(|s| s.as_str().to_owned()),
+        };
         // The common case of a repeated request answers before a key is
         // made; `create_import` decides for good.
         if req.dedupe {
@@ -484,8 +504,7 @@ impl Vod {
                 .live_asset_from_url(&input_url)
                 .map_err(|e| e.to_string())?
             {
-                imports.request("deduped");
-                return Ok(ApiReply::json(StatusCode::OK, &self.asset_json(&a, base)));
+                return Ok(self.deduped(&a, &wanted, base));
             }
         }
         let id = new_asset_id();
@@ -527,11 +546,51 @@ impl Vod {
                     &self.asset_json(&a, base),
                 ))
             }
-            super::db::Imported::Existing(a) => {
-                imports.request("deduped");
-                Ok(ApiReply::json(StatusCode::OK, &self.asset_json(&a, base)))
-            }
+            super::db::Imported::Existing(a) => Ok(self.deduped(&a, &wanted, base)),
         }
+    }
+
+    /// The answer to a dedupe request that found `a`: it, or 409 when it
+    /// was made with other options.
+    fn deduped(&self, a: &Asset, wanted: &DedupeOptions, base: &str) -> ApiReply {
+        let details = a.details.as_ref().and_then(|d| d.get("request"));
+        let has = DedupeOptions {
+            passthrough: a.passthrough.clone(),
+            max_duration_s: a.max_duration_s.unwrap_or(0),
+            max_size_bytes: details
+                .and_then(|r| r.get("max_size_bytes"))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            poster_time_s: details
+                .and_then(|r| r.get("poster_time_s"))
+                .and_then(|v| v.as_f64()),
+            scheme: self
+                .encryption_json(&a.id)
+                .and_then(|e| e.get("scheme").and_then(|s| s.as_str()).map(str::to_owned)),
+        };
+        // Once made, an asset keeps no record of its download's size
+        // limit or poster time (the details become its renditions): those
+        // are compared while they are known.
+        let known = details.is_some();
+        let same = has.passthrough == wanted.passthrough
+            && has.max_duration_s == wanted.max_duration_s
+            && has.scheme == wanted.scheme
+            && (!known
+                || (has.max_size_bytes == wanted.max_size_bytes
+                    && has.poster_time_s == wanted.poster_time_s));
+        if !same {
+            self.metrics.vod_imports.request("conflict");
+            let mut r = ApiReply::error(
+                StatusCode::CONFLICT,
+                "an asset from this URL exists with other options (passthrough, max_duration_s, \
+                 max_size_bytes, poster_time_s or encryption); ask without dedupe, or with the same options",
+            );
+            r.headers
+                .push(("location", format!("{base}/api/v1/assets/{}", a.id)));
+            return r;
+        }
+        self.metrics.vod_imports.request("deduped");
+        ApiReply::json(StatusCode::OK, &self.asset_json(a, base))
     }
 
     /// Live-to-VOD recordings: every archived session.

@@ -26,7 +26,7 @@ pub enum UrlRefusal {
     #[error("input_url must not carry credentials (user:password@)")]
     Credentials,
     /// The host is, or resolves to, an address Brook does not connect to.
-    #[error("{host} is {why} ({addr}): not fetched")]
+    #[error("{host} is or resolves to a non-public address ({why}): not fetched")]
     Address {
         host: String,
         addr: IpAddr,
@@ -151,6 +151,19 @@ fn refused_v4(a: Ipv4Addr) -> Option<&'static str> {
         "multicast"
     } else if b0 >= 240 {
         "reserved (240.0.0.0/4)"
+    } else if b0 == 192 && b1 == 0 && a.octets()[2] == 0 {
+        // IETF protocol assignments: DS-Lite, NAT64 discovery, and a cloud
+        // metadata address (192.0.0.192).
+        "IETF protocol assignments (192.0.0.0/24)"
+    } else if b0 == 198 && (b1 & 0xfe) == 18 {
+        "benchmarking (198.18.0.0/15)"
+    } else if b0 == 192 && b1 == 88 && a.octets()[2] == 99 {
+        "6to4 relay anycast (192.88.99.0/24)"
+    } else if (b0, b1, a.octets()[2]) == (192, 0, 2)
+        || (b0, b1, a.octets()[2]) == (198, 51, 100)
+        || (b0, b1, a.octets()[2]) == (203, 0, 113)
+    {
+        "documentation (TEST-NET)"
     } else {
         return None;
     })
@@ -174,9 +187,20 @@ fn refused_v6(a: Ipv6Addr) -> Option<&'static str> {
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return v4([o[12], o[13], o[14], o[15]]);
     }
+    // 64:ff9b:1::/48: local-use NAT64 (RFC 8215), whatever it maps to.
+    if s[..3] == [0x64, 0xff9b, 1] {
+        return Some("local-use NAT64 (64:ff9b:1::/48)");
+    }
     // 2002:aabb:ccdd::/48: 6to4 for a.b.c.d.
     if s[0] == 0x2002 {
         return v4([o[2], o[3], o[4], o[5]]);
+    }
+    // 2001:0::/32: Teredo (tunnels to an address it hides).
+    if s[..2] == [0x2001, 0] {
+        return Some("Teredo (2001::/32)");
+    }
+    if s[..2] == [0x2001, 0xdb8] {
+        return Some("documentation (2001:db8::/32)");
     }
     Some(if (s[0] & 0xfe00) == 0xfc00 {
         "private (unique local, fc00::/7)"
@@ -186,6 +210,10 @@ fn refused_v6(a: Ipv6Addr) -> Option<&'static str> {
         "site-local (fec0::/10)"
     } else if (s[0] & 0xff00) == 0xff00 {
         "multicast"
+    } else if (s[0] & 0xe000) != 0x2000 {
+        // Only global unicast (2000::/3) is public; the rest is reserved
+        // or special (::ffff:0:0:0/96, 100::/64, ...).
+        "not global unicast (outside 2000::/3)"
     } else {
         return None;
     })
@@ -234,6 +262,18 @@ mod tests {
             ("64:ff9b::7f00:1", "loopback"),
             ("2002:7f00:1::1", "loopback"),
             ("2002:c0a8:101::1", "RFC 1918"),
+            ("192.0.0.192", "192.0.0.0/24"),
+            ("198.18.0.1", "benchmarking"),
+            ("198.19.255.255", "benchmarking"),
+            ("192.88.99.1", "6to4 relay"),
+            ("192.0.2.1", "TEST-NET"),
+            ("203.0.113.9", "TEST-NET"),
+            ("64:ff9b:1::a9fe:a9fe", "local-use NAT64"),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),
+            ("2001:db8::1", "documentation"),
+            ("100::1", "outside 2000::/3"),
+            ("::1:2:3:4", "outside 2000::/3"),
+            ("::ffff:0:7f00:1", "outside 2000::/3"),
         ] {
             let ip: IpAddr = addr.parse().unwrap();
             let got = refused_address(ip);
@@ -273,7 +313,9 @@ mod tests {
         let e = check_addrs("h", &[public, private], false).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "h is private (RFC 1918) (10.0.0.8): not fetched"
+            // The address itself stays out of the message (the API's
+            // answer and the asset's error): no oracle for internal DNS.
+            "h is or resolves to a non-public address (private (RFC 1918)): not fetched"
         );
         assert!(matches!(
             check_addrs("h", &[], true),

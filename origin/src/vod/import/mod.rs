@@ -75,7 +75,9 @@ pub enum FetchError {
     #[error("fetching {url}: {reason}")]
     Network { url: String, reason: String },
     /// Writing the file (this machine's disk).
-    #[error("writing {path}: {reason}")]
+    /// (The path stays in the log; the asset's error says only that this
+    /// machine's disk failed.)
+    #[error("writing the file on the origin failed: {reason}")]
     Disk { path: String, reason: String },
     /// The job was told to stop (the origin stops, or its lease was lost).
     #[error("stopped")]
@@ -90,6 +92,9 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             FetchError::Network { .. } | FetchError::Disk { .. } | FetchError::Stopped => true,
+            // A name that does not resolve now (SERVFAIL, a DNS timeout)
+            // may later; an address Brook does not connect to never will.
+            FetchError::Refused(UrlRefusal::Unresolved { .. }) => true,
             FetchError::Refused(_)
             | FetchError::TooManyRedirects(_)
             | FetchError::TooLarge { .. }
@@ -253,6 +258,10 @@ async fn fetch_to(
     let mut redirects = 0;
     let resp = loop {
         check::check_literal(&url, limits.allow_private)?;
+        // What the resolver refuses for this request (not an earlier one).
+        if let Ok(mut slot) = refused.lock() {
+            slot.take();
+        }
         let sent = client.get(url.clone()).send().await;
         let resp = match sent {
             Ok(r) => r,
