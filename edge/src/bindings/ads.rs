@@ -35,6 +35,7 @@ use crate::ads::interstitial;
 use crate::ads::vast::{self, Resolver};
 use crate::ads::AdMode;
 use crate::config::Edge;
+use crate::delivery::origins::Region;
 use crate::query::{self, encode_component};
 use brook_common::LivePath;
 use brook_packager::UnixMillis;
@@ -689,36 +690,13 @@ async fn ask_origin(
     }
     // Its segments, from the first variant (the ladder's renditions are
     // cut at the same times).
-    let get = RequestInit::new();
-    let mv = match fetch_text(
-        &region
-            .origin
-            .url_for(&format!("/vod/{id}/index.m3u8"), None),
-        &get,
-        deadline,
-        ORIGIN_ANSWER_MAX_BYTES,
-    )
-    .await
-    {
-        Ok((200, t)) => t,
-        _ => return None,
-    };
+    let mv = origin_text(&region, &format!("/vod/{id}/index.m3u8"), deadline).await?;
     let variant = decision::first_variant(&mv)?;
     let variant = variant.split('?').next().unwrap_or(variant);
     if variant.contains('/') || variant.contains("..") {
         return None;
     }
-    let media = match fetch_text(
-        &region.origin.url_for(&format!("/vod/{id}/{variant}"), None),
-        &get,
-        deadline,
-        ORIGIN_ANSWER_MAX_BYTES,
-    )
-    .await
-    {
-        Ok((200, t)) => t,
-        _ => return None,
-    };
+    let media = origin_text(&region, &format!("/vod/{id}/{variant}"), deadline).await?;
     let segments = decision::segment_durations(&media);
     if segments.is_empty() {
         return None;
@@ -733,6 +711,15 @@ async fn ask_origin(
         s.ads.prepared.insert(media_url.to_owned(), p.clone());
     });
     Some(p)
+}
+
+/// A GET of `path` at `region`'s origin: its body if it answered 200.
+async fn origin_text(region: &Region, path: &str, deadline: u64) -> Option<String> {
+    let url = region.origin.url_for(path, None);
+    match fetch_text(&url, &RequestInit::new(), deadline, ORIGIN_ANSWER_MAX_BYTES).await {
+        Ok((200, text)) => Some(text),
+        _ => None,
+    }
 }
 
 /// A VOD segment request admitted with `grant`: if its token carries an ad

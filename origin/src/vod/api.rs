@@ -356,19 +356,9 @@ impl Vod {
         // The key before the asset (a provider may take seconds to answer),
         // stored with it before anyone can upload: an asset that asked for
         // encryption is never packaged in the clear.
-        let key = match scheme {
-            Some(scheme) => match self.make_key(&id, scheme).await {
-                Ok(k) => Some(k),
-                Err(super::keys::KeyFailure::Provider(e)) => {
-                    tracing::warn!(asset = %id, "DRM key provider: {e}");
-                    return Ok(ApiReply::error(
-                        StatusCode::BAD_GATEWAY,
-                        &format!("the DRM key provider: {e}"),
-                    ));
-                }
-                Err(e) => return Err(format!("making the asset's key: {e}")),
-            },
-            None => None,
+        let key = match self.key_for(&id, scheme).await? {
+            Ok(k) => k,
+            Err(reply) => return Ok(reply),
         };
         let now = now_ms();
         let spec = upload_url::DirectUploadSpec {
@@ -508,19 +498,9 @@ impl Vod {
             }
         }
         let id = new_asset_id();
-        let key = match scheme {
-            Some(scheme) => match self.make_key(&id, scheme).await {
-                Ok(k) => Some(k),
-                Err(super::keys::KeyFailure::Provider(e)) => {
-                    tracing::warn!(asset = %id, "DRM key provider: {e}");
-                    return Ok(ApiReply::error(
-                        StatusCode::BAD_GATEWAY,
-                        &format!("the DRM key provider: {e}"),
-                    ));
-                }
-                Err(e) => return Err(format!("making the asset's key: {e}")),
-            },
-            None => None,
+        let key = match self.key_for(&id, scheme).await? {
+            Ok(k) => k,
+            Err(reply) => return Ok(reply),
         };
         let mut request = json!({ "max_size_bytes": max_size });
         if let Some(t) = req.poster_time_s {
@@ -547,6 +527,29 @@ impl Vod {
                 ))
             }
             super::db::Imported::Existing(a) => Ok(self.deduped(&a, &wanted, base)),
+        }
+    }
+
+    /// The new asset's content key, when `scheme` asks for one; the 502
+    /// to answer when the DRM key provider fails.
+    async fn key_for(
+        &self,
+        id: &str,
+        scheme: Option<crate::keys::EncryptionScheme>,
+    ) -> Result<Result<Option<super::db::AssetKey>, ApiReply>, String> {
+        let Some(scheme) = scheme else {
+            return Ok(Ok(None));
+        };
+        match self.make_key(id, scheme).await {
+            Ok(k) => Ok(Ok(Some(k))),
+            Err(super::keys::KeyFailure::Provider(e)) => {
+                tracing::warn!(asset = %id, "DRM key provider: {e}");
+                Ok(Err(ApiReply::error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the DRM key provider: {e}"),
+                )))
+            }
+            Err(e) => Err(format!("making the asset's key: {e}")),
         }
     }
 
