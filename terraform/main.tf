@@ -60,6 +60,8 @@ module "edge" {
   metrics_token   = var.metrics_token
   key_fetch_token = var.key_fetch_token
   vod_api_token   = var.vod_api_token
+  directory_token = var.directory_token
+  qoe_push_token  = var.qoe_push_token
 }
 
 locals {

@@ -88,8 +88,20 @@ variable "metrics_token" {
   sensitive   = true
 }
 
+variable "directory_token" {
+  description = "DIRECTORY_TOKEN secret: bearer token origins register their live streams with at the edge's POST /_brook/directory (the stream directory); each origin's BROOK_DIRECTORY_TOKEN must match. It lets its holder point a stream's viewers at any origin URL origins.directory.allow names (docs/scale.md). Pass as TF_VAR_directory_token, never in a file."
+  type        = string
+  sensitive   = true
+}
+
 variable "vod_api_token" {
   description = "VOD_API_TOKEN secret: the origin's asset API token (its BROOK_API_TOKEN), with which the edge has ad creatives prepared as assets for server-side ad insertion (docs/ads.md). Pass as TF_VAR_vod_api_token, never in a file."
+  type        = string
+  sensitive   = true
+}
+
+variable "qoe_push_token" {
+  description = "QOE_PUSH_TOKEN secret: bearer token the edge presents at the origin's POST /qoe/push with viewers' watch and stall time (the rebuffering alert); the origin's BROOK_QOE_PUSH_TOKEN must match (docs/qoe.md). Pass as TF_VAR_qoe_push_token, never in a file."
   type        = string
   sensitive   = true
 }

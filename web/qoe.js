@@ -8,8 +8,11 @@
 // request: no preflight) to /live/<stream>/qoe or /vod/<asset>/qoe, with
 // the viewer token, every 10 s and once more when the page goes away. Its
 // counters are totals since the page started, so a lost beacon loses
-// nothing. The edge checks and bounds every field (edge/src/qoe/beacon.rs);
-// docs/qoe.md has the definitions.
+// nothing for the edge's per-session view; beside them, what changed since
+// the previous beacon (d_watch_ms, d_stall_ms, d_stalls), which the edge
+// adds up per stream for the origin's Prometheus counters. The edge checks
+// and bounds every field (edge/src/qoe/beacon.rs); docs/qoe.md has the
+// definitions.
 //
 //   const qoe = BrookQoe.start({ video, path: '/live/cam1', token, content: 'cam1' });
 //   new Hls({ ...options, cmcd: qoe.hlsCmcd });
@@ -84,6 +87,8 @@
     });
 
     const url = `${path}/qoe${token ? `?__token__=${encodeURIComponent(token)}` : ''}`;
+    // The totals the previous beacon carried (its deltas start from them).
+    const prev = { watchMs: 0, stallMs: 0, stalls: 0 };
 
     function snapshot(ev) {
       const now = performance.now();
@@ -95,6 +100,17 @@
       } catch {
         latency = null;
       }
+      const watch = watchMs;
+      const stall = Math.min(stallMs, watchMs);
+      const delta = {
+        d_watch_ms: Math.min(Math.max(0, watch - prev.watchMs), 120000),
+        d_stall_ms: Math.max(0, stall - prev.stallMs),
+        d_stalls: Math.max(0, state.stalls - prev.stalls),
+      };
+      delta.d_stall_ms = Math.min(delta.d_stall_ms, delta.d_watch_ms);
+      prev.watchMs = watch;
+      prev.stallMs = stall;
+      prev.stalls = state.stalls;
       return {
         v: 1,
         sid: state.sid,
@@ -106,6 +122,7 @@
         stall_ms: Math.min(stallMs, watchMs),
         ...(latency !== null && Number.isFinite(latency) && latency >= 0 ? { latency_ms: Math.round(latency * 1000) } : {}),
         ...(state.error ? { error: state.error } : {}),
+        ...delta,
       };
     }
 

@@ -9,6 +9,7 @@
 //!     Route::Live(live) | Route::Vod(vod) => {                      // one serving path (route::Media)
 //!         let edge = Edge::new(EDGE_CONFIG, ORIGIN_URL)?;            // config.rs   (500 if invalid)
 //!         let ok = access::admit(&edge, &keys, &request)?;          // access/     401 / 403 / 451
+//!         live: the stream's origins, with origins.directory        // delivery/directory.rs  404 none
 //!         if the query has CMCD=: qoe::Cmcd::parse, recorded          // qoe/        Analytics Engine + this isolate
 //!         if token has caps && live is a rendition's playlist/object:
 //!             ladders.check(..) (the stream's/asset's multivariant) // access/caps.rs  403 / 503
@@ -32,6 +33,7 @@
 //!         the player's beacon recorded like CMCD
 //!     Route::Qoe => qoe::Aggregator::report() as JSON              // qoe/aggregate.rs (METRICS_TOKEN or admin token)
 //!     Route::Streams => the origin's /admin/streams                 // (the caller's admin token)
+//!     Route::Directory => an origin's heartbeat, to the directory   // delivery/directory.rs (DIRECTORY_TOKEN)
 //!     Route::NotFound => 404,
 //! }
 //! ```

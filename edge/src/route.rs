@@ -23,6 +23,7 @@
 //! /_brook/metrics                        this isolate's counters    (needs METRICS_TOKEN)
 //! /_brook/qoe                            viewer QoE aggregates      (METRICS_TOKEN or admin token; docs/qoe.md)
 //! /_brook/streams                        the origin's /admin/streams (admin token)
+//! /_brook/directory                      an origin's heartbeat (POST) (DIRECTORY_TOKEN; docs/scale.md)
 //! /live/<stream>/qoe, /vod/<asset>/qoe   player QoE beacon (POST)   (viewer token; docs/qoe.md)
 //! /live/<stream>/ads.json                a break's ad asset list    (viewer token, per viewer; docs/ads.md)
 //! /whep/<stream>[/<session>]             WHEP offer / session       (to the origin, docs/whep.md)
@@ -71,6 +72,9 @@ pub enum Route<'a> {
     /// `/_brook/bench/rewrite`: the manifest rewrite benchmark (only when the
     /// `BROOK_BENCH` var is set).
     Bench,
+    /// `/_brook/directory`: an origin's heartbeat for the stream directory
+    /// (`crate::delivery::directory`; `DIRECTORY_TOKEN`).
+    Directory,
     /// `/chat/<stream>[/...]`: the stream's chat room (a Durable Object).
     Chat(Chat<'a>),
     /// `/live/<stream>/license` and `/vod/<asset>/license`: ClearKey
@@ -445,6 +449,7 @@ pub fn route(path: &str) -> Route<'_> {
         "/_brook/qoe" => return Route::Qoe,
         "/_brook/streams" => return Route::Streams,
         "/_brook/bench/rewrite" => return Route::Bench,
+        "/_brook/directory" => return Route::Directory,
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/chat/") {
@@ -762,6 +767,8 @@ mod tests {
             ),
             (obj("qoe"), live(&obj("qoe"), Other)),
             ("/_brook/bench/rewrite".into(), Route::Bench),
+            ("/_brook/directory".into(), Route::Directory),
+            ("/_brook/directory/x".into(), Route::NotFound),
             ("/_brook/other".into(), Route::NotFound),
             ("/chat/cam1".into(), chat("cam1", ChatKind::Socket)),
             ("/chat/cam_1-B".into(), chat("cam_1-B", ChatKind::Socket)),

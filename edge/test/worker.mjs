@@ -9,10 +9,11 @@ export const BUILD = fileURLToPath(new URL('../build/', import.meta.url));
 /**
  * Options for `new Miniflare(...)` (or `mf.setOptions`, which replaces them
  * whole): `bindings` are the Worker's vars, `chat` adds the chat rooms' Durable
- * Object (SQLite storage, as in wrangler.toml), `cf` overrides the request's
- * location, and anything else is passed through.
+ * Object (SQLite storage, as in wrangler.toml), `directory` the stream
+ * directory's, `cf` overrides the request's location, and anything else is
+ * passed through.
  */
-export function workerOptions({ bindings = {}, chat = false, cf = {}, ...rest } = {}) {
+export function workerOptions({ bindings = {}, chat = false, directory = false, cf = {}, ...rest } = {}) {
   return {
     name: 'brook-edge',
     compatibilityDate: '2026-04-01',
@@ -22,7 +23,12 @@ export function workerOptions({ bindings = {}, chat = false, cf = {}, ...rest } 
       { type: 'CompiledWasm', path: `${BUILD}index_bg.wasm` },
     ],
     bindings,
-    ...(chat ? { durableObjects: { CHAT: { className: 'ChatRoom', useSQLite: true } } } : {}),
+    ...(chat || directory ? {
+      durableObjects: {
+        ...(chat ? { CHAT: { className: 'ChatRoom', useSQLite: true } } : {}),
+        ...(directory ? { DIRECTORY: { className: 'StreamDirectory', useSQLite: true } } : {}),
+      },
+    } : {}),
     // Never fetch Cloudflare's cf data; tests may still override it per request.
     cf: { country: 'NL', continent: 'EU', colo: 'AMS', ...cf },
     ...rest,

@@ -10,7 +10,9 @@
 //! `video-partM.P.m4s`, it sends the blocking reload `video.m3u8?_HLS_msn=M&_HLS_part=P
 //! &_HLS_skip=YES` on one connection and the hinted part on another, both held by
 //! the origin until the part exists; the playlist's next hint gives the next pair.
-//! Every part is fetched.
+//! Every part is fetched. It follows the first variant and, when the
+//! multivariant playlist has one, the audio rendition (`EXT-X-MEDIA:TYPE=AUDIO`)
+//! the same way, on two more connections, as hls.js does.
 //!
 //! Latency is measured against the part's completion: the origin's
 //! `brook-part-published-us` header (same machine, same clock). A viewer that
@@ -170,8 +172,8 @@ struct Stats {
     unresolved: Mutex<HashMap<PartKey, (String, Instant)>>,
 }
 
-/// (media sequence number, part index).
-type PartKey = (u64, u64);
+/// (track: 0 video, 1 audio; media sequence number, part index).
+type PartKey = (u8, u64, u64);
 
 struct Fetch {
     part: PartKey,
@@ -257,22 +259,44 @@ fn hint(playlist: &[u8]) -> Option<(u64, u64, String)> {
     Some((m.parse().ok()?, p.parse().ok()?, uri.to_owned()))
 }
 
+/// One viewer: the video playlist's chain and, with `audio_path`, the audio's.
 async fn viewer(
     addr: String,
     media_path: String,
+    audio_path: Option<String>,
     stats: Arc<Stats>,
     measure_from: Instant,
     until: Instant,
 ) {
-    let base = media_path[..media_path.rfind('/').map_or(0, |i| i + 1)].to_string();
-    let mut pl_conn = Conn::new(&addr);
-    let mut part_conn = Conn::new(&addr);
     stats.viewers_running.fetch_add(1, Ordering::Relaxed);
+    let video = track(&addr, 0, &media_path, &stats, measure_from, until);
+    match &audio_path {
+        Some(audio) => {
+            let audio = track(&addr, 1, audio, &stats, measure_from, until);
+            tokio::join!(video, audio);
+        }
+        None => video.await,
+    }
+    stats.viewers_running.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// One rendition's blocking-reload chain, on its own two connections.
+async fn track(
+    addr: &str,
+    track: u8,
+    media_path: &str,
+    stats: &Stats,
+    measure_from: Instant,
+    until: Instant,
+) {
+    let base = media_path[..media_path.rfind('/').map_or(0, |i| i + 1)].to_string();
+    let mut pl_conn = Conn::new(addr);
+    let mut part_conn = Conn::new(addr);
     let mut next = None;
     while Instant::now() < until {
         let (msn, part, uri) = match next {
             Some(h) => h,
-            None => match pl_conn.get(&media_path).await {
+            None => match pl_conn.get(media_path).await {
                 Ok(r) if r.status == 200 => match hint(&r.body) {
                     Some(h) => h,
                     None => {
@@ -301,7 +325,7 @@ async fn viewer(
                     stats
                         .bytes
                         .fetch_add(r.body.len() as u64, Ordering::Relaxed);
-                    stats.record((msn, part), &part_path, r);
+                    stats.record((track, msn, part), &part_path, r);
                 }
             }
             Ok(_) => {
@@ -331,7 +355,6 @@ async fn viewer(
             }
         };
     }
-    stats.viewers_running.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The `p` quantile of `sorted` (µs) in ms; `None` (JSON null) when empty.
@@ -358,6 +381,13 @@ async fn follow(url: &str, viewers: usize, seconds: u64, warmup: u64) -> anyhow:
         .ok_or_else(|| anyhow::anyhow!("no variant in {mv}"))?;
     let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
     let media_path = format!("/{dir}/{media_rel}");
+    // The audio rendition, if the variants have one.
+    let audio_path = mv
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:") && l.contains("TYPE=AUDIO"))
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .map(|uri| format!("/{dir}/{uri}"));
     let stats = Arc::new(Stats::default());
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(warmup);
@@ -374,6 +404,7 @@ async fn follow(url: &str, viewers: usize, seconds: u64, warmup: u64) -> anyhow:
         tasks.push(tokio::spawn(viewer(
             addr.clone(),
             media_path.clone(),
+            audio_path.clone(),
             stats.clone(),
             measure_from,
             until,
@@ -439,6 +470,7 @@ async fn follow(url: &str, viewers: usize, seconds: u64, warmup: u64) -> anyhow:
     let secs = seconds as f64;
     let out = serde_json::json!({
         "viewers": viewers,
+        "tracks": if audio_path.is_some() { "video+audio" } else { "video" },
         "ramp_seconds": ramped.as_secs_f64(),
         "measured_seconds": seconds,
         "requests": stats.requests.load(Ordering::Relaxed),

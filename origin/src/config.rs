@@ -42,6 +42,11 @@ pub struct Config {
     /// Content keys for encrypted streams (`streams.<name>.encryption`); see
     /// `docs/drm.md`.
     pub keys: crate::keys::KeysConfig,
+    /// Viewer QoE pushed by the edge for Prometheus; see `docs/qoe.md`.
+    pub qoe: QoeConfig,
+    /// Registration of this origin's live streams with the edge's stream
+    /// directory; see `docs/scale.md`. Default: none.
+    pub directory: crate::directory::DirectoryConfig,
     /// Streams that may publish, by name (`live/<name>`). Default: only `cam1` with
     /// the development key `dev-key`; a config file replaces this table entirely.
     pub streams: BTreeMap<String, StreamConfig>,
@@ -77,6 +82,8 @@ impl Default for Config {
             whep: crate::egress::whep::WhepConfig::default(),
             ladder: LadderConfig::default(),
             keys: crate::keys::KeysConfig::default(),
+            qoe: QoeConfig::default(),
+            directory: crate::directory::DirectoryConfig::default(),
             streams,
         }
     }
@@ -171,6 +178,45 @@ pub struct ArchiveConfig {
     /// Archive into `[storage]` instead (under `live/`), beside the on-demand
     /// assets: an S3-compatible bucket or the disk. Default false.
     pub in_storage: bool,
+}
+
+/// The environment variable overriding `qoe.push_token`.
+pub const QOE_PUSH_TOKEN_ENV: &str = "BROOK_QOE_PUSH_TOKEN";
+
+/// Viewers' watch and stall time, pushed by the edge (`POST /qoe/push`) and
+/// exported as `brook_qoe_*` counters.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QoeConfig {
+    /// Bearer token the edge presents at `POST /qoe/push` (its
+    /// `QOE_PUSH_TOKEN` secret; at least 16 characters; the environment
+    /// variable `BROOK_QOE_PUSH_TOKEN` overrides it). Default: none, and the
+    /// endpoint answers 404.
+    pub push_token: Option<String>,
+}
+
+impl std::fmt::Debug for QoeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QoeConfig")
+            .field(
+                "push_token",
+                &self.push_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl QoeConfig {
+    /// With `BROOK_QOE_PUSH_TOKEN` applied.
+    pub fn with_env(mut self) -> Self {
+        if let Some(t) = std::env::var(QOE_PUSH_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+        {
+            self.push_token = Some(t);
+        }
+        self
+    }
 }
 
 /// The admin API (`/admin/...`) and Prometheus metrics (`/metrics`).
@@ -522,6 +568,11 @@ impl Config {
                 ));
             }
         }
+        if self.qoe.push_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "qoe.push_token is too short (at least 16 characters)".into(),
+            ));
+        }
         if self.admin.metrics_need_token && self.admin.token.is_none() {
             return Err(ConfigError::Invalid(
                 "admin.metrics_need_token needs admin.token".into(),
@@ -529,6 +580,7 @@ impl Config {
         }
         self.whip.validate().map_err(ConfigError::Invalid)?;
         self.whep.validate().map_err(ConfigError::Invalid)?;
+        self.directory.validate().map_err(ConfigError::Invalid)?;
         let r = &self.rtmp;
         if r.app.is_empty() || r.app.contains('/') {
             return Err(ConfigError::Invalid(

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod config;
+pub mod directory;
 pub mod egress;
 pub mod ingest;
 pub mod keys;

@@ -124,7 +124,12 @@ fn main() -> anyhow::Result<()> {
     }
     config.vod = std::mem::take(&mut config.vod).with_env();
     config.keys = std::mem::take(&mut config.keys).with_env();
+    config.qoe = std::mem::take(&mut config.qoe).with_env();
     config.validate()?;
+    let directory = config
+        .directory
+        .settings(std::env::var(brook_origin::directory::TOKEN_ENV).ok())
+        .context("[directory]")?;
     if args.check_config {
         println!("configuration ok");
         return Ok(());
@@ -348,6 +353,13 @@ fn main() -> anyhow::Result<()> {
                     },
                 ),
         )
+        .with_qoe(config.qoe.push_token.as_ref().map(|token| {
+            brook_origin::serve::http::qoe::QoeEndpoint {
+                token: token.clone(),
+                hub: hub.clone(),
+                metrics: metrics.clone(),
+            }
+        }))
         .with_admin(config.admin.listen.is_none().then(admin))
         .with_whip(whip.as_ref().map(|w| w.endpoint()))
         .with_whep(whep)
@@ -379,6 +391,10 @@ fn main() -> anyhow::Result<()> {
         service.add_tcp(&addr.to_string());
         info!(admin = %addr, "admin API and metrics");
         server.add_service(service);
+    }
+    if let Some(settings) = directory {
+        let registrar = brook_origin::directory::Registrar::new(settings, hub.clone())?;
+        server.add_service(background_service("stream directory", registrar));
     }
     server.add_service(background_service(
         "lifecycle",

@@ -166,6 +166,88 @@ impl ImportCounts {
     }
 }
 
+/// One stream's viewer watch and stall time, as the edge pushes it
+/// (`serve::http::qoe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QoeSums {
+    pub watch_ms: u64,
+    pub stall_ms: u64,
+    pub stalls: u64,
+}
+
+/// Results of `POST /qoe/push`.
+const QOE_PUSH_RESULTS: [&str; 3] = ["accepted", "unauthorized", "invalid"];
+
+/// Viewer QoE from the edge's pushes: totals by stream (only streams this
+/// origin has, so at most as many series as streams) and pushes by result.
+#[derive(Debug, Default)]
+pub struct QoeTotals {
+    streams: std::sync::Mutex<std::collections::BTreeMap<String, QoeSums>>,
+    pushes: [AtomicU64; QOE_PUSH_RESULTS.len()],
+}
+
+impl QoeTotals {
+    pub fn add(&self, stream: &str, s: QoeSums) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let t = streams.entry(stream.to_owned()).or_default();
+        t.watch_ms = t.watch_ms.saturating_add(s.watch_ms);
+        t.stall_ms = t.stall_ms.saturating_add(s.stall_ms);
+        t.stalls = t.stalls.saturating_add(s.stalls);
+    }
+
+    pub fn count_push(&self, result: &str) {
+        if let Some(i) = QOE_PUSH_RESULTS.iter().position(|r| *r == result) {
+            self.pushes[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn render(&self, out: &mut Text) {
+        let streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let family = |name, help, f: &dyn Fn(&QoeSums) -> f64| PerStream {
+            name,
+            help,
+            kind: Type::Counter,
+            values: streams.iter().map(|(n, s)| (n.clone(), f(s))).collect(),
+        };
+        for f in [
+            family(
+                "brook_qoe_watch_seconds_total",
+                "Viewers' watch time (startup and stalls included, pauses not), as the edge's players report it.",
+                &|s| s.watch_ms as f64 / 1000.0,
+            ),
+            family(
+                "brook_qoe_stall_seconds_total",
+                "Viewers' rebuffering time after the first frame, as the edge's players report it.",
+                &|s| s.stall_ms as f64 / 1000.0,
+            ),
+            family(
+                "brook_qoe_stalls_total",
+                "Viewers' rebuffering events after the first frame.",
+                &|s| s.stalls as f64,
+            ),
+        ] {
+            f.render(out);
+        }
+        out.family(
+            "brook_qoe_pushes_total",
+            Type::Counter,
+            "QoE pushes from the edge (POST /qoe/push), by result.",
+        );
+        for (result, n) in QOE_PUSH_RESULTS.iter().zip(&self.pushes) {
+            out.sample(
+                "brook_qoe_pushes_total",
+                &[("result", *result)],
+                n.load(Ordering::Relaxed),
+            );
+        }
+    }
+}
+
 /// Process-wide metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -184,6 +266,8 @@ pub struct Metrics {
     pub transcoder_input_dropped: AtomicU64,
     pub transcoder_rungs_dropped: AtomicU64,
     pub vod_imports: ImportCounts,
+    /// Viewer watch and stall time the edge pushes.
+    pub qoe: QoeTotals,
 }
 
 fn counter(out: &mut Text, name: &str, help: &str, value: u64) {
@@ -464,6 +548,7 @@ impl Metrics {
             c(&self.archive_dropped),
         );
         self.vod_imports.render(&mut out);
+        self.qoe.render(&mut out);
         out.finish()
     }
 }

@@ -28,6 +28,7 @@ const LADDER = 'audio_bitrate_kbps = 32\n' + RUNGS.map((r) => `[[ladder.rungs]]\
 const ADMIN = 'qoe-e2e-admin-token';
 const TOKEN = signToken({ key: KEYS.k2026a, kid: 'k2026a', acl: '/live/*', id: 'qoe', ttl: 3600 });
 const WATCH_S = 30;
+const PUSH_TOKEN = 'qoe-e2e-push-token-0123456789';
 
 let origin, publisher, edge, browser;
 const shots = mkdtempSync(join(tmpdir(), 'brook-qoe-shots-'));
@@ -35,7 +36,7 @@ const shots = mkdtempSync(join(tmpdir(), 'brook-qoe-shots-'));
 before(async () => {
   origin = await startOrigin({
     ladder: 'transcode',
-    config: `[admin]\ntoken = "${ADMIN}"\n[ladder]\n${LADDER}[streams.cam1]\nkey = "${DEV_KEY}"\n`,
+    config: `[admin]\ntoken = "${ADMIN}"\n[qoe]\npush_token = "${PUSH_TOKEN}"\n[ladder]\n${LADDER}[streams.cam1]\nkey = "${DEV_KEY}"\n`,
   });
   publisher = start('ffmpeg', 'ffmpeg', ['-hide_banner', '-loglevel', 'warning', '-re',
     '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
@@ -47,6 +48,7 @@ before(async () => {
     TOKEN_KEYS: keyList('k2026a'),
     EDGE_CONFIG: JSON.stringify({}),
     METRICS_TOKEN: 'qoe-e2e-metrics',
+    QOE_PUSH_TOKEN: PUSH_TOKEN,
   });
   await waitFor('the ladder', async () => {
     const r = await text(`${origin.url}/live/cam1/index.m3u8`);
@@ -241,6 +243,48 @@ test('two viewers for 30 s, one throttled: the aggregates and the dashboard show
   }
   console.log(`qoe: dashboard screenshots in ${shots}; ${detail}`);
   await page.close();
+
+  // The same watch and stall time reach the origin's Prometheus counters
+  // (the edge pushes the beacons' deltas), for the rebuffering alert: at
+  // least what both pages reported now, within a push (10 s) and a
+  // heartbeat, and never more than they report afterwards (nothing counted
+  // twice).
+  const viewers = [fast, slow];
+  const reported = await Promise.all(viewers.map((v) => v.page.evaluate(() => window.brookQoe.beat())));
+  const sum = (list, key) => list.reduce((n, b) => n + b[key], 0);
+  const sample = (page, name) => {
+    const m = page.match(new RegExp(`^${name}\\{stream="cam1"\\} (\\S+)$`, 'm'));
+    return m ? Number(m[1]) : null;
+  };
+  const counters = async () => {
+    const page = (await text(`${origin.url}/metrics`)).body;
+    return {
+      watch: sample(page, 'brook_qoe_watch_seconds_total'),
+      stall: sample(page, 'brook_qoe_stall_seconds_total'),
+      stalls: sample(page, 'brook_qoe_stalls_total'),
+      accepted: Number(page.match(/^brook_qoe_pushes_total\{result="accepted"\} (\d+)$/m)?.[1]),
+      refused: ['unauthorized', 'invalid'].map((r) => Number(page.match(new RegExp(`^brook_qoe_pushes_total\\{result="${r}"\\} (\\d+)$`, 'm'))?.[1])),
+    };
+  };
+  const pushed = await waitFor('the pushed QoE counters', async () => {
+    const c = await counters();
+    return c.watch >= sum(reported, 'watch_ms') / 1000 && c.stall >= sum(reported, 'stall_ms') / 1000
+      && c.stalls >= sum(reported, 'stalls') ? c : null;
+  }, { timeout: 25000, interval: 500 }).catch(async (e) => {
+    throw new Error(`${e.message}: ${JSON.stringify({ reported, now: await counters() })}`);
+  });
+  const later = await Promise.all(viewers.map((v) => v.page.evaluate(() => window.brookQoe.beat())));
+  const pushDetail = JSON.stringify({ pushed, reported, later });
+  assert.ok(pushed.watch <= sum(later, 'watch_ms') / 1000, `no watch time counted twice: ${pushDetail}`);
+  assert.ok(pushed.stall <= sum(later, 'stall_ms') / 1000, pushDetail);
+  assert.ok(pushed.stalls <= sum(later, 'stalls'), pushDetail);
+  assert.ok(pushed.stall > 0 && pushed.stalls >= 1, `the throttled viewer's stalls are counted: ${pushDetail}`);
+  assert.ok(pushed.accepted >= 2, pushDetail);
+  assert.deepEqual(pushed.refused, [0, 0], pushDetail);
+  const edgeMetrics = await fetch(`${edge.url}/_brook/metrics`, { headers: { authorization: 'Bearer qoe-e2e-metrics' } }).then((r) => r.text());
+  assert.match(edgeMetrics, /^brook_edge_qoe_pushes_total\{result="pushed"\} \d+$/m);
+  assert.doesNotMatch(edgeMetrics, /brook_edge_qoe_pushes_total\{result="(failed|unknown_stream|dropped)"\}/);
+  console.log(`qoe: pushed to the origin: rebuffering ratio ${(pushed.stall / pushed.watch * 100).toFixed(2)} % (${pushDetail})`);
 });
 
 test('a viewer who leaves before the video starts is an exit before start; the report needs a token', async () => {

@@ -85,10 +85,10 @@ class CheckTest(unittest.TestCase):
         self.assertProblem(r"no binding 'REGION' \(type plain_text\)")
 
     def test_migration_tag(self):
-        self.edit("wrangler.toml", '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["ChatRoom"]',
-                  '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["ChatRoom"]\n\n'
-                  '[[migrations]]\ntag = "v2"\nnew_sqlite_classes = ["Presence"]')
-        self.assertProblem(r"migrations new_tag is 'v1', wrangler.toml's last tag is 'v2'")
+        self.edit("wrangler.toml", '[[migrations]]\ntag = "v2"\nnew_sqlite_classes = ["StreamDirectory"]',
+                  '[[migrations]]\ntag = "v2"\nnew_sqlite_classes = ["StreamDirectory"]\n\n'
+                  '[[migrations]]\ntag = "v3"\nnew_sqlite_classes = ["Presence"]')
+        self.assertProblem(r"migrations new_tag is 'v2', wrangler.toml's last tag is 'v3'")
         self.assertProblem(r"migrations .* differ from wrangler.toml's")
 
     def test_compatibility_date(self):

@@ -1,5 +1,9 @@
-//! `cargo xtask bench origin [VIEWERS] [SECONDS]`: the origin under LL-HLS load,
-//! and its part-serving rate against nginx on the same files, in one run.
+//! `cargo xtask bench origin [VIEWERS] [SECONDS] [--pin]`: the origin under
+//! LL-HLS load, and its part-serving rate against nginx on the same files, in
+//! one run. With `--pin` the server under test (the origin with one thread,
+//! then nginx with one worker) runs on CPU 0 alone (`taskset`) and everything
+//! else (the publisher, the load client) on the other CPUs, so the figures
+//! are the server's, not what is left of a machine it shares with its load.
 //!
 //! `cargo xtask bench package [RUNS]`: packaging a file, whole process against
 //! whole process: `brook package` (release) and `ffmpeg -c copy -f hls
@@ -56,10 +60,12 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
         Some("whep") => return crate::bench_whep::run(ctx, args.get(1)),
         _ => {
             return Err(Error::msg(
-                "usage: cargo xtask bench origin [VIEWERS] [SECONDS] | ladder [SECONDS] | package [RUNS] | vod [RUNS] | whep [RUNS]",
+                "usage: cargo xtask bench origin [VIEWERS] [SECONDS] [--pin] | ladder [SECONDS] | package [RUNS] | vod [RUNS] | whep [RUNS]",
             ))
         }
     }
+    let pin = args.iter().any(|a| a == "--pin");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--pin").cloned().collect();
     let number = |i: usize, default: u64| -> Result<u64> {
         args.get(i).map_or(Ok(default), |s| {
             s.parse()
@@ -68,6 +74,25 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
     };
     let viewers = number(1, 5000)?;
     let seconds = number(2, 30)?;
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    if pin && (cpus < 2 || !have("taskset")) {
+        return Err(Error::msg(
+            "--pin needs 2 or more CPUs and taskset (util-linux)",
+        ));
+    }
+    // The server under test on CPU 0, the rest on the others (or anywhere).
+    let server_cpus = pin.then(|| "0".to_string());
+    let load_cpus = pin.then(|| format!("1-{}", cpus - 1));
+    let on = |cpus: &Option<String>, program: &Path| -> Command {
+        match cpus {
+            Some(list) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", list]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    };
     for tool in ["ffmpeg", "nginx"] {
         if !have(tool) && !Path::new("/usr/sbin/nginx").exists() {
             return Err(Error::msg(format!(
@@ -92,7 +117,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
 
     let http = free_port()?;
     let srt = free_port()?;
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = if pin { 1 } else { cpus };
     let config = dir.join("origin.toml");
     write(
         &config,
@@ -106,15 +131,16 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
     let mut procs = Procs::default();
     let origin_log = dir.join("origin.log");
     let origin = procs.spawn(
-        Command::new(release.join("brook-origin"))
+        on(&server_cpus, &release.join("brook-origin"))
             .args(["--config".as_ref(), config.as_os_str()])
             .env("RUST_LOG", "warn")
             .stderr(file(&origin_log)?),
     )?;
+    // taskset execs the program: the pid is the origin's either way.
     let origin_pid = origin;
     wait_http(http, "/healthz", Duration::from_secs(10))?;
     let publisher = procs.spawn(
-        Command::new("ffmpeg")
+        on(&load_cpus, Path::new("ffmpeg"))
             .args(["-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i"])
             .arg(&input)
             .args(["-c", "copy", "-f", "mpegts"])
@@ -126,7 +152,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
     wait_http(http, "/live/cam1/index.m3u8", Duration::from_secs(20))?;
     println!("bench: origin up, stream published; {viewers} viewers for {WARMUP_SECONDS} s warm-up + {seconds} s");
 
-    let client = procs.spawn_piped(Command::new(release.join("examples/viewers")).args([
+    let client = procs.spawn_piped(on(&load_cpus, &release.join("examples/viewers")).args([
         "follow".to_string(),
         format!("http://127.0.0.1:{http}/live/cam1/index.m3u8"),
         viewers.to_string(),
@@ -220,7 +246,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
         "/usr/sbin/nginx".to_string()
     };
     let nginx = procs.spawn(
-        Command::new(nginx_bin)
+        on(&server_cpus, Path::new(&nginx_bin))
             .args([
                 "-p".as_ref(),
                 dir.as_os_str(),
@@ -245,7 +271,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
     for round in 0..2 {
         for (name, urls) in [("brook", &brook_urls), ("nginx", &nginx_urls)] {
             let c = procs.spawn_piped(
-                Command::new(release.join("examples/viewers"))
+                on(&load_cpus, &release.join("examples/viewers"))
                     .arg("fetch")
                     .arg(urls)
                     .args([FETCH_CONNECTIONS.to_string(), FETCH_SECONDS.to_string()]),
@@ -271,7 +297,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result {
     let ratio = sum("brook") / sum("nginx").max(1.0);
 
     let report = format!(
-        "{{\"viewers\":{viewers},\"follow\":{},\"origin_cpu_percent\":{cpu_percent:.1},\
+        "{{\"viewers\":{viewers},\"pinned\":{pin},\"follow\":{},\"origin_cpu_percent\":{cpu_percent:.1},\
          \"origin_cpu_cores\":{threads},\"origin_rss_max_mb\":{:.1},\"origin_peak_rss_mb\":{:.1},\
          \"part_files\":{},\"fetch_connections\":{FETCH_CONNECTIONS},\"fetch_seconds\":{FETCH_SECONDS},\
          \"brook_parts_per_second\":{:.0},\"nginx_parts_per_second\":{:.0},\"brook_over_nginx\":{ratio:.3}}}",

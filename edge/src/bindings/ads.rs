@@ -22,7 +22,7 @@ use worker::{
 };
 
 use super::fetch::{count, deny, load, now_ms, with_state, Client};
-use super::io::{headers, plain, preflight, read_response, with_timeout};
+use super::io::{fetch_text, headers, plain, preflight, with_timeout};
 use super::upstream::origin_order;
 use crate::access::geo::Subject;
 use crate::access::token::{self, Grant};
@@ -450,52 +450,6 @@ async fn cache_get(key: &str) -> Option<String> {
             None
         }
     }
-}
-
-/// GET `url` within what is left until `deadline`; the body up to `limit`.
-async fn fetch_text(
-    url: &str,
-    init: &RequestInit,
-    deadline: u64,
-    limit: usize,
-) -> std::result::Result<(u16, String), String> {
-    let left = deadline.saturating_sub(now_ms());
-    if left == 0 {
-        return Err("out of time".into());
-    }
-    let request = Request::new_with_init(url, init).map_err(|e| e.to_string())?;
-    // A request out of time is aborted, not left holding one of the few
-    // connections a Worker request may have open.
-    let abort = AbortController::default();
-    let signal = abort.signal();
-    let mut res = match with_timeout(Fetch::Request(request).send_with_signal(&signal), left).await
-    {
-        Some(Ok(res)) => res,
-        Some(Err(e)) => return Err(e.to_string()),
-        None => {
-            abort.abort();
-            return Err("timed out".into());
-        }
-    };
-    let status = res.status_code();
-    let body = match with_timeout(
-        read_response(&mut res, limit),
-        deadline.saturating_sub(now_ms()).max(1),
-    )
-    .await
-    {
-        Some(Ok(Ok(b))) => b,
-        Some(Ok(Err(_))) => {
-            abort.abort();
-            return Err(format!("answer over {limit} bytes"));
-        }
-        Some(Err(e)) => return Err(e.to_string()),
-        None => {
-            abort.abort();
-            return Err("timed out reading".into());
-        }
-    };
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The ad decision server's pod, wrappers followed, within the budget.

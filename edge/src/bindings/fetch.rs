@@ -16,6 +16,7 @@ use worker::{
     RequestInit, Response, Result,
 };
 
+use super::directory::{live_origins, LiveOrigins};
 use super::io::{plain, preflight, read_limited, read_response, with_cors};
 use super::upstream::{self as origin_side, fetch_ladder, respond, LadderUnavailable};
 use crate::access::caps::{Check, Ladders, Placement};
@@ -26,7 +27,7 @@ use crate::chat::handoff::{self, Step};
 use crate::config::{Edge, Memo, Refreshed};
 use crate::delivery::cache::Lookup;
 use crate::delivery::coalesce::Coalescer;
-use crate::delivery::origins::{Health, Location};
+use crate::delivery::origins::{Health, Location, Region};
 use crate::delivery::upstream::Flight;
 use crate::manifest::{self, Limits, Personalization};
 use crate::metrics::{self, Metrics};
@@ -67,6 +68,8 @@ pub(super) struct State {
     pub(super) qoe: super::qoe::QoeState,
     /// Prepared creatives, ad decisions, fired beacons (`ads.rs`).
     pub(super) ads: super::ads::AdState,
+    /// The stream directory's answers (`directory.rs`).
+    pub(super) directory: crate::delivery::directory::LookupCache,
 }
 
 thread_local! {
@@ -95,11 +98,12 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::Qoe => super::qoe::serve_report(&req, &env, &url).await,
         Route::Streams => super::qoe::serve_streams(&req, &env).await,
         Route::Beacon(scope) => {
-            let res = super::qoe::serve_beacon(&req, &env, &url, &scope).await?;
+            let res = super::qoe::serve_beacon(&req, &env, &ctx, &url, &scope).await?;
             count_request("qoe_beacon", &res);
             with_cors(res)
         }
         Route::Bench => bench(&req, &env),
+        Route::Directory => super::directory::serve_heartbeat(&req, &env).await,
         Route::AdList(path) => {
             let res = super::ads::serve_asset_list(&req, &env, &ctx, &url, &path).await?;
             count_request("ad_list", &res);
@@ -249,6 +253,22 @@ async fn serve_media(
     };
     let location = client.location();
     let viewer_key = access::viewer_key(admitted.grant.as_ref(), client.ip.as_deref());
+    // A live stream's origins: the static regions, or those registered in
+    // the stream directory (`directory.rs`); no origin, no origin request.
+    let registered = match media {
+        Media::Live(live) => match live_origins(env, &edge, live.stream()).await {
+            LiveOrigins::Static => None,
+            LiveOrigins::Registered(regions) => Some(regions),
+            LiveOrigins::Unknown => return plain(404, "not found\n"),
+            LiveOrigins::Unavailable => {
+                let res = plain(503, "try again\n")?;
+                res.headers().set("retry-after", "2")?;
+                return Ok(res);
+            }
+        },
+        Media::Vod(_) => None,
+    };
+    let regions = registered.as_deref().unwrap_or(&edge.regions);
     let now = now_ms();
 
     // Rendition caps: a media playlist or object of a rendition above the
@@ -259,7 +279,9 @@ async fn serve_media(
         .map(|g| Limits::from(g.entitlements()))
         .unwrap_or_default();
     if media.is_capped_kind() && !caps.is_unlimited() {
-        if let Some(refusal) = enforce_caps(req, ctx, &edge, media, url, location, caps).await? {
+        if let Some(refusal) =
+            enforce_caps(req, ctx, &edge, regions, media, url, location, caps).await?
+        {
             return Ok(refusal);
         }
     }
@@ -292,7 +314,8 @@ async fn serve_media(
                 query: url.query(),
             };
             let upstream =
-                origin_side::upstream(req, ctx, &edge, &lookup, url, location, &method).await?;
+                origin_side::upstream(req, ctx, &edge, regions, &lookup, url, location, &method)
+                    .await?;
             let viewer = Viewer {
                 location,
                 key: &viewer_key,
@@ -324,10 +347,12 @@ async fn serve_media(
 /// `None` when `media` (a media playlist or object) is within `caps`;
 /// otherwise the answer: 403, or 503 when the stream's (asset's) ladder
 /// cannot be learnt because the origin is down (see `access::caps`).
+#[allow(clippy::too_many_arguments)]
 async fn enforce_caps(
     req: &Request,
     ctx: &Context,
     edge: &Edge,
+    regions: &[Region],
     media: Media<'_>,
     url: &worker::Url,
     location: Location<'_>,
@@ -352,7 +377,7 @@ async fn enforce_caps(
     let placement = match check {
         Check::Decided(p) => p,
         Check::Fetch => {
-            match fetch_ladder(req, ctx, edge, stream, ladder_kind, url, location).await? {
+            match fetch_ladder(req, ctx, edge, regions, stream, ladder_kind, url, location).await? {
                 Ok(ladder) => {
                     let p = ladder.place(session, rendition, caps);
                     with_state(|s| s.ladders.store(stream, ladder, now_ms()));

@@ -14,7 +14,10 @@ use futures_util::StreamExt;
 use wasm_bindgen::JsValue;
 use worker::js_sys::Promise;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{ByteStream, Delay, Headers, Request, Response, ResponseBody, Result};
+use worker::{
+    AbortController, ByteStream, Delay, Fetch, Headers, Request, RequestInit, Response,
+    ResponseBody, Result,
+};
 
 use crate::delivery::body::{Limited, TooLarge};
 use crate::delivery::shared::{Next, Reader, SharedBody};
@@ -258,4 +261,50 @@ pub(crate) fn preflight(req: &Request, methods: &str) -> Result<Response> {
         res.headers().set(k, &v)?;
     }
     Ok(res)
+}
+
+/// Fetches `url` (`init`: method, headers, body) within what is left until `deadline`; the body up to `limit`.
+pub(super) async fn fetch_text(
+    url: &str,
+    init: &RequestInit,
+    deadline: u64,
+    limit: usize,
+) -> std::result::Result<(u16, String), String> {
+    let left = deadline.saturating_sub(super::fetch::now_ms());
+    if left == 0 {
+        return Err("out of time".into());
+    }
+    let request = Request::new_with_init(url, init).map_err(|e| e.to_string())?;
+    // A request out of time is aborted, not left holding one of the few
+    // connections a Worker request may have open.
+    let abort = AbortController::default();
+    let signal = abort.signal();
+    let mut res = match with_timeout(Fetch::Request(request).send_with_signal(&signal), left).await
+    {
+        Some(Ok(res)) => res,
+        Some(Err(e)) => return Err(e.to_string()),
+        None => {
+            abort.abort();
+            return Err("timed out".into());
+        }
+    };
+    let status = res.status_code();
+    let body = match with_timeout(
+        read_response(&mut res, limit),
+        deadline.saturating_sub(super::fetch::now_ms()).max(1),
+    )
+    .await
+    {
+        Some(Ok(Ok(b))) => b,
+        Some(Ok(Err(_))) => {
+            abort.abort();
+            return Err(format!("answer over {limit} bytes"));
+        }
+        Some(Err(e)) => return Err(e.to_string()),
+        None => {
+            abort.abort();
+            return Err("timed out reading".into());
+        }
+    };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

@@ -6,12 +6,14 @@
 
 use worker::{console_error, console_warn, Env, Fetch, Request, RequestInit, Response, Result};
 
+use super::directory::live_order;
 use super::fetch::{count, deny, load, now_ms, with_state, Client};
 use super::io::{headers, method_gate, plain, read_limited, read_response, with_timeout};
 use super::upstream::origin_order;
 use crate::access::license::{self, Kid, LicenseError};
 use crate::access::{self};
 use crate::config::Edge;
+use crate::delivery::origins::Region;
 use crate::route::{LicenseScope, LICENSE_METHODS};
 
 /// The secret the origin's `/keys/` endpoint expects (its `keys.fetch_token`).
@@ -76,6 +78,16 @@ pub(super) async fn serve(
         );
         return plain(503, "licenses unavailable\n");
     };
+    // A live stream's origins: the stream directory's when it is on.
+    let order = match scope {
+        LicenseScope::Stream(p) => {
+            match live_order(env, &edge, &p.stream, &client.location()).await? {
+                Ok(order) => order,
+                Err(answer) => return Ok(answer),
+            }
+        }
+        LicenseScope::Asset(_) => origin_order(&edge, &client.location()),
+    };
     let mut found = Vec::with_capacity(kids.len());
     for kid in kids {
         // A cached key keeps the time it was fetched: hits never extend it,
@@ -84,7 +96,7 @@ pub(super) async fn serve(
             found.push((kid, key));
             continue;
         }
-        match fetch_key(&edge, &client, stream, &kid, &fetch_token).await? {
+        match fetch_key(&edge, &order, stream, &kid, &fetch_token).await? {
             KeyFetch::Found(key) => {
                 with_state(|s| s.license_keys.put(stream, kid, key, now_ms()));
                 found.push((kid, key));
@@ -116,17 +128,16 @@ fn refuse(e: LicenseError, path: &str) -> Result<Response> {
     plain(e.status(), &format!("{}\n", e.reason()))
 }
 
-/// The key of `stream`/`kid` from the origins, in failover order.
+/// The key of `stream`/`kid` from the origins, in failover `order`.
 async fn fetch_key(
     edge: &Edge,
-    client: &Client,
+    order: &[Region],
     stream: &str,
     kid: &Kid,
     token: &str,
 ) -> Result<KeyFetch> {
-    let order = origin_order(edge, &client.location());
     let path = license::origin_key_path(stream, kid);
-    for region in &order {
+    for region in order {
         let url = region.origin.url_for(&path, None);
         let mut init = RequestInit::new();
         init.with_headers(headers(&[("authorization", format!("Bearer {token}"))])?);

@@ -5,17 +5,23 @@
 //! math are `crate::qoe`; see docs/qoe.md.
 
 use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+use wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_warn, AnalyticsEngineDataPointBuilder, Env, Fetch, Request, RequestInit,
-    Response, Result,
+    console_error, console_warn, AnalyticsEngineDataPointBuilder, Context, Delay, Env, Fetch,
+    Method, Request, RequestInit, Response, Result,
 };
 
 use super::fetch::{count, deny, load, now_ms, with_state, Client};
-use super::io::{headers, method_gate, plain, read_limited, read_response, with_timeout};
+use super::io::{
+    fetch_text, headers, method_gate, plain, read_limited, read_response, with_timeout,
+};
 use super::upstream::origin_order;
 use crate::access;
+use crate::config::Edge;
 use crate::metrics;
-use crate::qoe::{self, datapoint, Beacon, Cmcd, Origin};
+use crate::qoe::{self, datapoint, push, Beacon, Cmcd, Origin};
 use crate::route::{LicenseScope, Media, BEACON_METHODS};
 
 /// The Analytics Engine dataset binding (wrangler.toml, terraform).
@@ -27,6 +33,10 @@ const STREAMS_MAX_BYTES: usize = 1 << 20;
 /// How long an admin token the origin accepted is trusted without asking
 /// it again, ms.
 const ADMIN_TRUST_MS: u64 = 30_000;
+/// The secret the origin's `POST /qoe/push` expects (its `qoe.push_token`).
+const QOE_PUSH_TOKEN: &str = "QOE_PUSH_TOKEN";
+/// Longest answer read from a push.
+const PUSH_ANSWER_MAX_BYTES: usize = 64 << 10;
 
 /// What this isolate keeps for QoE.
 #[derive(Default)]
@@ -36,6 +46,8 @@ pub(super) struct QoeState {
     admin: Option<([u8; 32], u64)>,
     /// Questions to the origin about other tokens.
     admin_checks: qoe::AdminChecks,
+    /// Live streams' watch and stall time for the origins' counters.
+    pending: push::Pending,
 }
 
 /// After a media request was admitted: its CMCD, if any, recorded. Invalid
@@ -79,9 +91,11 @@ pub(super) fn record_request(env: &Env, url: &worker::Url, media: Media<'_>, cli
 
 /// `POST /live/<stream>/qoe` (and `/vod/<asset>/qoe`): the video's token and
 /// geo checks, then the beacon recorded. 204 when taken, 400 when refused.
+/// A live stream's watch and stall time also go to the origins (`push`).
 pub(super) async fn serve_beacon(
     req: &Request,
     env: &Env,
+    ctx: &Context,
     url: &worker::Url,
     scope: &LicenseScope,
 ) -> Result<Response> {
@@ -126,12 +140,124 @@ pub(super) async fn serve_beacon(
         rendition: None,
         media_object: false,
     };
-    with_state(|s| s.qoe.aggregator.record_beacon(at, &beacon, now_ms()));
+    let now = now_ms();
+    let delta = with_state(|s| s.qoe.aggregator.record_beacon(at, &beacon, now));
     count("brook_edge_qoe_beacons_total", &[("result", "recorded")]);
     write(env, datapoint::beacon_row(at, &beacon));
+    if let (LicenseScope::Stream(_), Some(delta)) = (scope, delta) {
+        queue_push(env, ctx, &edge, &client, owner, delta, now);
+    }
     let res = Response::builder().with_status(204).empty();
     res.headers().set("cache-control", "no-store")?;
     Ok(res)
+}
+
+/// Adds a live beacon's delta to what the origins are told and, unless a
+/// push task is already waiting, starts one (`waitUntil`) that pushes
+/// when the next push is due (within 10 s). Nothing without the
+/// `QOE_PUSH_TOKEN` secret: the origin would refuse it.
+fn queue_push(
+    env: &Env,
+    ctx: &Context,
+    edge: &Edge,
+    client: &Client,
+    stream: &str,
+    delta: qoe::Delta,
+    now: u64,
+) {
+    let Ok(token) = env.secret(QOE_PUSH_TOKEN).map(|s| s.to_string()) else {
+        return;
+    };
+    let wait_ms = with_state(|s| {
+        if !s.qoe.pending.add(stream, delta) {
+            count("brook_edge_qoe_pushes_total", &[("result", "dropped")]);
+        }
+        s.qoe.pending.schedule(now)
+    });
+    let Some(wait_ms) = wait_ms else {
+        return;
+    };
+    let order = origin_order(edge, &client.location());
+    let timeout = edge.origins.timeout_ms;
+    ctx.wait_until(async move {
+        if wait_ms > 0 {
+            Delay::from(Duration::from_millis(wait_ms)).await;
+        }
+        let Some(batch) = with_state(|s| s.qoe.pending.take(now_ms())) else {
+            return;
+        };
+        if let Some(unsent) = push_to_origins(batch, &order, &token, timeout).await {
+            with_state(|s| s.qoe.pending.restore(unsent));
+        }
+    });
+}
+
+/// Pushes `batch` to the origins in order: a stream an origin does not have
+/// goes on to the next; what is left when every origin has been asked is
+/// dropped if each answered (no origin has the stream), returned (for the
+/// next push) if one did not.
+async fn push_to_origins(
+    mut batch: push::Batch,
+    order: &[crate::delivery::origins::Region],
+    token: &str,
+    timeout_ms: u64,
+) -> Option<push::Batch> {
+    let mut unanswered = false;
+    for region in order {
+        if batch.is_empty() {
+            break;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&String::from_utf8_lossy(
+                &batch.body(),
+            ))));
+        init.with_redirect(worker::RequestRedirect::Manual);
+        init.with_headers(
+            headers(&[
+                ("authorization", format!("Bearer {token}")),
+                ("content-type", "application/json".to_owned()),
+            ])
+            .ok()?,
+        );
+        let url = region.origin.url_for(push::PATH, None);
+        let deadline = now_ms() + timeout_ms;
+        match fetch_text(&url, &init, deadline, PUSH_ANSWER_MAX_BYTES).await {
+            Ok((200, body)) => match batch.settle(body.as_bytes()) {
+                Ok(left) => {
+                    count("brook_edge_qoe_pushes_total", &[("result", "pushed")]);
+                    batch = left;
+                    continue;
+                }
+                Err(whole) => {
+                    console_error!("QoE push to {}: 200 without the origin's answer", region.id);
+                    batch = whole;
+                }
+            },
+            Ok((status, body)) => {
+                console_error!(
+                    "QoE push to {}: the origin answered {status}: {}",
+                    region.id,
+                    body.trim()
+                );
+            }
+            Err(why) => console_error!("QoE push to {}: {why}", region.id),
+        }
+        count("brook_edge_qoe_pushes_total", &[("result", "failed")]);
+        unanswered = true;
+    }
+    if batch.is_empty() {
+        return None;
+    }
+    if unanswered {
+        return Some(batch);
+    }
+    count(
+        "brook_edge_qoe_pushes_total",
+        &[("result", "unknown_stream")],
+    );
+    console_warn!("QoE push: no origin has {} of the streams", batch.len());
+    None
 }
 
 /// One row to Analytics Engine, when the dataset is bound. A failed write

@@ -40,11 +40,13 @@ pub(super) enum LadderUnavailable {
 
 /// The stream's (asset's) multivariant playlist at `path`, of `kind`,
 /// through the same cache and coalescing as viewers' requests for it (one
-/// key for everyone).
+/// key for everyone), from `regions`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn fetch_ladder(
     req: &Request,
     ctx: &Context,
     edge: &Edge,
+    regions: &[Region],
     path: &str,
     kind: Kind,
     url: &worker::Url,
@@ -55,7 +57,7 @@ pub(super) async fn fetch_ladder(
         path,
         query: None,
     };
-    let f = match upstream(req, ctx, edge, &lookup, url, location, "GET").await? {
+    let f = match upstream(req, ctx, edge, regions, &lookup, url, location, "GET").await? {
         Upstream::Shared(flight, _) => match collect(&flight, edge).await {
             Ok(f) => f,
             Err(why) => return Ok(Err(LadderUnavailable::OriginDown(why))),
@@ -80,10 +82,14 @@ pub(super) enum Upstream {
     Stream(Response, Source),
 }
 
+/// The answer for `lookup`: the Cache API's, a flight's in this isolate,
+/// or `regions`' (in failover order).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn upstream(
     req: &Request,
     ctx: &Context,
     edge: &Edge,
+    regions: &[Region],
     lookup: &Lookup<'_>,
     url: &worker::Url,
     location: Location<'_>,
@@ -92,7 +98,7 @@ pub(super) async fn upstream(
     let names: Vec<String> = req.headers().keys().collect();
     let conditional = upstream::has_conditional(names.iter().map(String::as_str));
     if !upstream::is_shareable(method, lookup, conditional) {
-        let res = fetch_origins(req, edge, lookup, location, method, false).await?;
+        let res = fetch_origins(req, edge, regions, lookup, location, method, false).await?;
         return Ok(Upstream::Stream(res, Source::Pass));
     }
     let base = format!("{}://{}", url.scheme(), url.host_str().unwrap_or("edge"));
@@ -134,7 +140,8 @@ pub(super) async fn upstream(
                     .await
                     .is_none()
                 {
-                    let res = fetch_origins(req, edge, lookup, location, method, false).await?;
+                    let res =
+                        fetch_origins(req, edge, regions, lookup, location, method, false).await?;
                     return Ok(Upstream::Stream(res, Source::Pass));
                 }
                 if let Some(Some(flight)) = follower.outcome() {
@@ -147,7 +154,7 @@ pub(super) async fn upstream(
                 // The leader was cancelled: take over.
             }
             Join::Leader(lead) => {
-                let res = fetch_origins(req, edge, lookup, location, method, true).await?;
+                let res = fetch_origins(req, edge, regions, lookup, location, method, true).await?;
                 let too_big = res
                     .headers()
                     .get("content-length")?
@@ -242,29 +249,36 @@ pub(super) async fn buffer(mut res: Response, limit: u64) -> Result<Fetched> {
     }
 }
 
-/// Tries the regions in order; see [`origins`] for the rules. `shared`
-/// requests go out without the client's conditional headers.
-/// The origins to ask for a viewer at `location`, in failover order
+/// The static origins to ask for a viewer at `location`, in failover order
 /// (`delivery::origins::order`: nearness, then this isolate's health view).
 pub(super) fn origin_order(edge: &Edge, location: &Location<'_>) -> Vec<Region> {
+    order_of(&edge.regions, location)
+}
+
+/// [`origin_order`] for any set of regions (a live stream's registered
+/// origins among them).
+pub(super) fn order_of(regions: &[Region], location: &Location<'_>) -> Vec<Region> {
     let now = now_ms();
     with_state(|s| {
-        origins::order(&edge.regions, location, &s.health, now)
+        origins::order(regions, location, &s.health, now)
             .into_iter()
             .cloned()
             .collect()
     })
 }
 
+/// Tries `regions` in order; see [`origins`] for the rules. `shared`
+/// requests go out without the client's conditional headers.
 async fn fetch_origins(
     req: &Request,
     edge: &Edge,
+    regions: &[Region],
     lookup: &Lookup<'_>,
     location: Location<'_>,
     method: &str,
     shared: bool,
 ) -> Result<Response> {
-    let order = origin_order(edge, &location);
+    let order = order_of(regions, &location);
     let holdable = lookup.is_holdable();
     let timeout = edge.origins.timeout_for(holdable);
     let upstream_query = lookup.upstream_query();

@@ -6,9 +6,9 @@
 use worker::js_sys::Uint8Array;
 use worker::{console_error, Env, Fetch, Request, RequestInit, Response, Result};
 
+use super::directory::live_order;
 use super::fetch::{count, deny, load, Client};
 use super::io::{headers, method_gate, plain, read_limited, read_response, response, with_timeout};
-use super::upstream::origin_order;
 use crate::access::geo::Subject;
 use crate::access::{self};
 use crate::delivery::whep::{self, WhepPath};
@@ -60,7 +60,11 @@ pub(super) async fn serve(
             forwarded.push((name.to_string(), v));
         }
     }
-    let order = origin_order(&edge, &client.location());
+    // The stream's origins: the stream directory's when it is on.
+    let order = match live_order(env, &edge, &path.stream, &client.location()).await? {
+        Ok(order) => order,
+        Err(answer) => return Ok(answer),
+    };
     // An offer goes to the first origin that answers; a session lives on the
     // origin that answered its offer, which is first in the same order unless
     // it went down (then the session is gone anyway).

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use super::directory::DirectoryConfig;
 use crate::Error;
 
 /// A validated origin base URL, e.g. `http://127.0.0.1:8080` or
@@ -59,6 +60,11 @@ impl Origin {
         Ok(Self {
             base: trimmed.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// Scheme, authority and path prefix, without a trailing `/`.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The upstream URL for a request: the request's path (which starts with
@@ -112,6 +118,9 @@ pub struct OriginsConfig {
     pub hold_timeout_ms: u64,
     /// How long an origin that failed is tried last, in ms. Default: 10000.
     pub unhealthy_ms: u64,
+    /// Live streams' origins from the stream directory the origins register
+    /// with (`delivery::directory`). Default: off.
+    pub directory: DirectoryConfig,
 }
 
 impl Default for OriginsConfig {
@@ -121,6 +130,7 @@ impl Default for OriginsConfig {
             timeout_ms: 4000,
             hold_timeout_ms: 10_000,
             unhealthy_ms: 10_000,
+            directory: DirectoryConfig::default(),
         }
     }
 }
@@ -143,6 +153,16 @@ pub struct Location<'a> {
 }
 
 impl Region {
+    /// An origin from the stream directory: no location preference.
+    pub fn registered(id: String, origin: Origin) -> Self {
+        Self {
+            id,
+            origin,
+            countries: Vec::new(),
+            continents: Vec::new(),
+        }
+    }
+
     /// 0: country match, 1: continent match, 2: neither.
     fn distance(&self, loc: &Location<'_>) -> u8 {
         let has = |list: &[String], v: Option<&str>| {

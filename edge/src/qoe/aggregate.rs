@@ -30,7 +30,7 @@ const MAX_CMCD_DURATION_MS: u32 = 60_000;
 
 use serde::Serialize;
 
-use super::beacon::{valid_sid, Beacon, Event};
+use super::beacon::{valid_sid, Beacon, Delta, Event};
 use super::cmcd::Cmcd;
 
 /// A session is a current viewer while it was heard from this recently.
@@ -110,6 +110,9 @@ struct Session {
     error: Option<String>,
     ended: bool,
     exited_before_start: bool,
+    /// Watch time this session's beacons have added to the stream's
+    /// counters here ([`Beacon::delta`]).
+    delta_watch_ms: u64,
 }
 
 impl Session {
@@ -312,14 +315,26 @@ impl Aggregator {
         Recorded::Yes
     }
 
-    /// Records a beacon (already checked by [`Beacon::parse`]).
-    pub fn record_beacon(&mut self, at: Origin<'_>, b: &Beacon, now: u64) {
+    /// Records a beacon (already checked by [`Beacon::parse`]). Returns what
+    /// it adds to the stream's counters: its [`Beacon::delta`], cut so that
+    /// a session never adds more watch time than the edge has known it
+    /// (plus the page's load).
+    pub fn record_beacon(&mut self, at: Origin<'_>, b: &Beacon, now: u64) -> Option<Delta> {
         self.tick(now);
         let s = self.session(at, &b.sid, now);
         // Totals since the page started: keep the largest, and never more
         // watch time than the edge has known the session (plus the page's
         // load), so one viewer cannot inflate the aggregates at will.
         let known = now.saturating_sub(s.first_ms) + WATCH_SLACK_MS;
+        let delta = b.delta().map(|d| {
+            let watch_ms = d.watch_ms.min(known.saturating_sub(s.delta_watch_ms));
+            s.delta_watch_ms += watch_ms;
+            Delta {
+                watch_ms,
+                stall_ms: d.stall_ms.min(watch_ms),
+                stalls: d.stalls,
+            }
+        });
         s.watch_ms = s.watch_ms.max(b.watch_ms.min(known));
         s.stall_ms = s.stall_ms.max(b.stall_ms.min(s.watch_ms));
         s.stalls = s.stalls.max(b.stalls);
@@ -338,6 +353,7 @@ impl Aggregator {
             s.ended = true;
             s.exited_before_start = b.exited_before_start() && !s.started;
         }
+        delta
     }
 
     fn session(&mut self, at: Origin<'_>, sid: &str, now: u64) -> &mut Session {
@@ -817,6 +833,42 @@ mod tests {
             agg.record_cmcd(o, &cmcd(r#"sid="bad id""#), T0),
             Recorded::NoSession
         );
+    }
+
+    /// A session's deltas add no more watch time than the edge has known it
+    /// (plus the slack), and no stall time past the watch time they bring.
+    #[test]
+    fn deltas_are_bounded_by_the_time_known() {
+        let mut agg = Aggregator::default();
+        let o = at("cam1", "US", "720p");
+        let hb = |watch: u64, stall: u64, dw: u64, ds: u64| {
+            beacon(&format!(
+                r#"{{"v":1,"sid":"d","ev":"hb","started":true,"startup_ms":500,"watch_ms":{watch},"stalls":1,"stall_ms":{stall},"d_watch_ms":{dw},"d_stall_ms":{ds},"d_stalls":1}}"#
+            ))
+        };
+        let first = agg.record_beacon(o, &hb(10_000, 1_000, 10_000, 1_000), T0);
+        assert_eq!(
+            first,
+            Some(Delta {
+                watch_ms: 10_000,
+                stall_ms: 1_000,
+                stalls: 1
+            })
+        );
+        // 120 s claimed one second later: only what is left of 1 s + slack.
+        let second = agg
+            .record_beacon(o, &hb(130_000, 100_000, 120_000, 100_000), T0 + 1_000)
+            .unwrap();
+        assert_eq!(second.watch_ms, 1_000 + WATCH_SLACK_MS - 10_000);
+        assert_eq!(second.stall_ms, second.watch_ms);
+        let third = agg
+            .record_beacon(o, &hb(130_000, 100_000, 5_000, 0), T0 + 1_000)
+            .unwrap();
+        assert_eq!(third.watch_ms, 0);
+        // Totals-only beacons (an older page) add nothing.
+        let old =
+            r#"{"v":1,"sid":"e","ev":"hb","started":false,"watch_ms":10,"stalls":0,"stall_ms":0}"#;
+        assert_eq!(agg.record_beacon(o, &beacon(old), T0), None);
     }
 
     /// One viewer's absurd CMCD does not set the averages, and sums of many

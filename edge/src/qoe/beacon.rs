@@ -11,8 +11,12 @@
 //! ```
 //!
 //! Counters are totals since the page started (a lost beacon loses
-//! nothing), so the edge keeps the latest. Everything is bounded: the body
-//! size, every number, the error's length and alphabet.
+//! nothing), so the edge keeps the latest. Beside them the page sends what
+//! changed since its previous beacon (`d_watch_ms`, `d_stall_ms`,
+//! `d_stalls`): the edge adds those up per stream for the origin's
+//! Prometheus counters (`qoe::push`), where totals would count a session
+//! twice once its beacons reach two isolates. Everything is bounded: the
+//! body size, every number, the error's length and alphabet.
 
 use serde::Deserialize;
 
@@ -24,6 +28,9 @@ pub const MAX_MS: u64 = 86_400_000;
 pub const MAX_STALLS: u32 = 100_000;
 /// Longest error code.
 pub const MAX_ERROR_LEN: usize = 64;
+/// Most watch time one beacon may add (`d_watch_ms`), ms: heartbeats come
+/// every 10 s, a hidden tab's timers once a minute.
+pub const MAX_DELTA_MS: u64 = 120_000;
 
 /// What a beacon says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,6 +71,23 @@ pub struct Beacon {
     /// `networkError:fragLoadError`).
     #[serde(default)]
     pub error: Option<String>,
+    /// Watch time since the page's previous beacon, ms.
+    #[serde(default)]
+    pub d_watch_ms: Option<u64>,
+    /// Stall time since the previous beacon, ms.
+    #[serde(default)]
+    pub d_stall_ms: Option<u64>,
+    /// Stalls begun since the previous beacon.
+    #[serde(default)]
+    pub d_stalls: Option<u32>,
+}
+
+/// What one beacon adds to its stream's counters (see [`Beacon::delta`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub watch_ms: u64,
+    pub stall_ms: u64,
+    pub stalls: u32,
 }
 
 /// Why a beacon was refused.
@@ -115,6 +139,22 @@ impl Beacon {
         if b.latency_ms.is_some_and(|l| l > MAX_MS) {
             return range("latency_ms");
         }
+        match (b.d_watch_ms, b.d_stall_ms, b.d_stalls) {
+            (None, None, None) => {}
+            (Some(w), Some(st), Some(n)) => {
+                if w > b.watch_ms || w > MAX_DELTA_MS {
+                    return range("d_watch_ms");
+                }
+                // Rounding may put a stall a millisecond past the watch time.
+                if st > b.stall_ms || st > w + 1 {
+                    return range("d_stall_ms");
+                }
+                if n > b.stalls {
+                    return range("d_stalls");
+                }
+            }
+            _ => return range("d_watch_ms"),
+        }
         if let Some(e) = &b.error {
             if e.is_empty()
                 || e.len() > MAX_ERROR_LEN
@@ -126,6 +166,17 @@ impl Beacon {
             }
         }
         Ok(b)
+    }
+
+    /// What the beacon adds to its stream's counters, if it says (stall
+    /// time never more than the watch time it came with).
+    pub fn delta(&self) -> Option<Delta> {
+        let watch_ms = self.d_watch_ms?;
+        Some(Delta {
+            watch_ms,
+            stall_ms: self.d_stall_ms?.min(watch_ms),
+            stalls: self.d_stalls?,
+        })
     }
 
     /// An `end` before the first frame without an error: the viewer left
@@ -157,6 +208,16 @@ mod tests {
         assert_eq!(b.ev, Event::Heartbeat);
         assert_eq!((b.startup_ms, b.stalls, b.stall_ms), (Some(840), 2, 1830));
         assert!(!b.exited_before_start());
+        assert_eq!(b.delta(), None);
+        let with_delta = r#"{"v":1,"sid":"a-1","ev":"hb","started":true,"startup_ms":840,"watch_ms":30120,"stalls":2,"stall_ms":12000,"d_watch_ms":10003,"d_stall_ms":10004,"d_stalls":1}"#;
+        assert_eq!(
+            Beacon::parse(with_delta.as_bytes()).unwrap().delta(),
+            Some(Delta {
+                watch_ms: 10003,
+                stall_ms: 10003,
+                stalls: 1
+            })
+        );
         let exit = r#"{"v":1,"sid":"a-1","ev":"end","started":false,"watch_ms":2500,"stalls":0,"stall_ms":0}"#;
         assert!(Beacon::parse(exit.as_bytes())
             .unwrap()
@@ -209,6 +270,26 @@ mod tests {
             (
                 r#"{"v":1,"sid":"a","ev":"hb","started":false,"watch_ms":-1,"stalls":0,"stall_ms":0}"#,
                 "shape",
+            ),
+            (
+                r#"{"v":1,"sid":"a","ev":"hb","started":false,"watch_ms":500000,"stalls":0,"stall_ms":0,"d_watch_ms":200000,"d_stall_ms":0,"d_stalls":0}"#,
+                "d_watch_ms",
+            ),
+            (
+                r#"{"v":1,"sid":"a","ev":"hb","started":false,"watch_ms":50,"stalls":0,"stall_ms":0,"d_watch_ms":60,"d_stall_ms":0,"d_stalls":0}"#,
+                "d_watch_ms",
+            ),
+            (
+                r#"{"v":1,"sid":"a","ev":"hb","started":false,"watch_ms":50,"stalls":0,"stall_ms":0,"d_watch_ms":10}"#,
+                "d_watch_ms",
+            ),
+            (
+                r#"{"v":1,"sid":"a","ev":"hb","started":false,"watch_ms":50,"stalls":1,"stall_ms":40,"d_watch_ms":10,"d_stall_ms":20,"d_stalls":0}"#,
+                "d_stall_ms",
+            ),
+            (
+                r#"{"v":1,"sid":"a","ev":"hb","started":false,"watch_ms":50,"stalls":1,"stall_ms":5,"d_watch_ms":10,"d_stall_ms":5,"d_stalls":2}"#,
+                "d_stalls",
             ),
             ("not json", "shape"),
         ];

@@ -17,9 +17,10 @@ pub mod aggregate;
 pub mod beacon;
 pub mod cmcd;
 pub mod datapoint;
+pub mod push;
 
 pub use aggregate::{Aggregator, Filter, Origin, Report};
-pub use beacon::{Beacon, BeaconError};
+pub use beacon::{Beacon, BeaconError, Delta};
 pub use cmcd::{Cmcd, CmcdError, StreamType};
 
 /// The `CMCD=` value of a query string (decoded), if there is one.

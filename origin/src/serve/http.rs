@@ -17,6 +17,8 @@
 //! /healthz                       liveness
 //! /metrics, /admin/...           see `admin` (here or on their own listener)
 //! /keys/<stream>/<kid>           content keys for the edge (`keys`; bearer token)
+//! POST /qoe/push                 viewers' watch and stall time from the edge
+//!                                (`qoe`; bearer token)
 //! ```
 //!
 //! The same URLs keep working when the session ends (the media playlists become the
@@ -26,6 +28,7 @@ pub mod admin;
 pub mod body;
 pub mod encoding;
 pub mod keys;
+pub mod qoe;
 pub mod query;
 pub mod range;
 
@@ -166,6 +169,8 @@ pub struct OriginHttp {
     vod: Option<Arc<crate::vod::Vod>>,
     /// Answers `/keys/...` (none: no stream is encrypted, 404).
     keys: Option<keys::KeyEndpoint>,
+    /// Answers `POST /qoe/push` (none: no push token, 404).
+    qoe: Option<Arc<qoe::QoeEndpoint>>,
     /// Told about playlist requests; starts streams on demand (none: every
     /// stream is started by its publisher).
     demand: Option<Arc<dyn Demand>>,
@@ -186,6 +191,7 @@ impl OriginHttp {
             whep: None,
             vod: None,
             keys: None,
+            qoe: None,
             demand: None,
             options,
         }
@@ -200,6 +206,12 @@ impl OriginHttp {
     /// Serve content keys to the edge (`/keys/...`).
     pub fn with_keys(mut self, keys: Option<keys::KeyEndpoint>) -> Self {
         self.keys = keys;
+        self
+    }
+
+    /// Take the edge's QoE pushes (`POST /qoe/push`).
+    pub fn with_qoe(mut self, qoe: Option<qoe::QoeEndpoint>) -> Self {
+        self.qoe = qoe.map(Arc::new);
         self
     }
 
@@ -1000,9 +1012,14 @@ impl HttpServerApp for OriginHttp {
         // Only WHIP's and WHEP's offers and trickles take a body; every body
         // is read here, within its limit (`body`).
         let takes_body = matches!(http.req_header().method, Method::POST | Method::PATCH);
+        let qoe = self
+            .qoe
+            .clone()
+            .filter(|_| http.req_header().uri.path() == qoe::PATH);
         let limit = match (&whip, &whep) {
             (Some(w), _) if takes_body => w.max_offer_bytes(),
             (_, Some(w)) if takes_body => w.max_offer_bytes(),
+            _ if takes_body && qoe.is_some() => qoe::MAX_BODY,
             _ => body::UNUSED_BODY_LIMIT,
         };
         let vod = self.vod.clone().filter(|_| {
@@ -1030,7 +1047,7 @@ impl HttpServerApp for OriginHttp {
                 (Ok(body), None, Some(whep)) => self.webrtc_request(&http, peer, body, |req| {
                     whep.handle(req, std::time::Instant::now())
                 }),
-                (Ok(_), None, None) => {
+                (Ok(body), None, None) => {
                     let h = http.req_header();
                     let req = Request {
                         method: &h.method,
@@ -1039,7 +1056,10 @@ impl HttpServerApp for OriginHttp {
                         headers: &h.headers,
                         peer,
                     };
-                    self.handle(&req).await
+                    match &qoe {
+                        Some(qoe) => qoe.handle(&req, &body),
+                        None => self.handle(&req).await,
+                    }
                 }
             }
         };

@@ -106,11 +106,28 @@ resource "cloudflare_worker_version" "edge" {
       type = "secret_text"
       text = var.vod_api_token
     },
+    {
+      name = "QOE_PUSH_TOKEN"
+      type = "secret_text"
+      text = var.qoe_push_token
+    },
+    {
+      name = "DIRECTORY_TOKEN"
+      type = "secret_text"
+      text = var.directory_token
+    },
     # The chat rooms (docs/chat.md): one SQLite-backed object per stream.
     {
       name       = "CHAT"
       type       = "durable_object_namespace"
       class_name = "ChatRoom"
+    },
+    # The stream directory (docs/scale.md): the one object origins register
+    # their live streams with.
+    {
+      name       = "DIRECTORY"
+      type       = "durable_object_namespace"
+      class_name = "StreamDirectory"
     },
     # Edge config without a redeploy: its `config` key, when set, replaces
     # EDGE_CONFIG (`wrangler kv key put --namespace-id ... config`; writing a
@@ -129,11 +146,16 @@ resource "cloudflare_worker_version" "edge" {
     },
   ]
 
-  # Applied when the version is deployed. Append later migrations as `steps`
-  # with a new tag, never edit v1: Cloudflare skips tags it has applied.
+  # Applied when the version is deployed: every step since the Worker's
+  # first, as wrangler.toml lists them, ending at its last tag. Append a step
+  # for each new class; never edit one. A Worker already at `v1` needs the
+  # one-time upgrade in docs/deploy.md ("Durable Object migrations").
   migrations = {
-    new_tag            = "v1"
-    new_sqlite_classes = ["ChatRoom"]
+    new_tag = "v2"
+    steps = [
+      { new_sqlite_classes = ["ChatRoom"] },        # v1
+      { new_sqlite_classes = ["StreamDirectory"] }, # v2
+    ]
   }
 }
 

@@ -76,8 +76,20 @@ variable "key_fetch_token" {
   sensitive   = true
 }
 
+variable "directory_token" {
+  description = "DIRECTORY_TOKEN secret: bearer token origins register their live streams with at POST /_brook/directory (docs/scale.md)."
+  type        = string
+  sensitive   = true
+}
+
 variable "vod_api_token" {
   description = "VOD_API_TOKEN secret: the origin's asset API bearer token, with which the edge has ad creatives prepared as assets (docs/ads.md)."
+  type        = string
+  sensitive   = true
+}
+
+variable "qoe_push_token" {
+  description = "QOE_PUSH_TOKEN secret: bearer token for the origin's POST /qoe/push (viewers' watch and stall time for the rebuffering alert, docs/qoe.md)."
   type        = string
   sensitive   = true
 }
