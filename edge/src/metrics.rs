@@ -21,12 +21,12 @@
 //! | `brook_edge_cmcd_total` | `result` (`recorded`, `no_session`, `invalid`) |
 //! | `brook_edge_qoe_beacons_total` | `result` (`recorded`, `invalid`) |
 //! | `brook_edge_qoe_writes_failed_total` | (Analytics Engine writes that failed) |
-//! | `brook_edge_qoe_pushes_total` | `result` (`pushed`, `failed`, `unknown_stream`, `dropped`): watch and stall time pushed to the origins |
+//! | `brook_edge_qoe_pushes_total` | `result` (`pushed`, `failed`, `refused`, `unknown_stream`, `dropped`): watch and stall time pushed to the origins |
 //! | `brook_edge_ad_decisions_total` | `result` (`filled`, `partial`, `empty`, `no_decision`) |
 //! | `brook_edge_ad_server_failures_total` | `reason` (`timeout`, `fetch`, `status`, `invalid`) |
 //! | `brook_edge_ads_total` | `result` (`played`, `not_prepared`, `unplayable`, `too_long`) |
 //! | `brook_edge_ad_beacons_total` | `event`, `result` (`sent`, `failed`, `invalid`) |
-//! | `brook_edge_directory_lookups_total` | `result` (`found`, `unknown`, `failed`): the stream directory asked |
+//! | `brook_edge_directory_lookups_total` | `result` (`found`, `unknown`, `failed`; `stale`: it failed and this isolate's found answer, up to 30 s past its TTL, was used): the stream directory asked |
 //! | `brook_edge_directory_cache_hits_total` | (live requests answered from this isolate's copy of the directory) |
 //! | `brook_edge_directory_registrations_total` | `result` (`registered`, `removed`, `unauthorized`, `invalid`, `refused`, `full`, `failed`) |
 

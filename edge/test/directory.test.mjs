@@ -20,6 +20,11 @@ import { workerOptions } from './worker.mjs';
 const EDGE = 'http://edge.test';
 const TOKEN = 'directory-secret-0123456789';
 const PLAYLIST = (who) => `#EXTM3U\n#EXT-X-VERSION:9\n## ${who}\n`;
+// origins.timeout_ms: well above the time bounds asserted below (a quick
+// answer is one under SLACK_MS), so an answer that waited for a timeout
+// fails them even on the loaded 2-core CI host.
+const TIMEOUT_MS = 8000;
+const SLACK_MS = 5000;
 
 /** A fake origin serving `streams`' multivariant playlists and one segment each. */
 async function startOrigin(name, streams) {
@@ -52,7 +57,7 @@ function startWorker(staticUrl, directory, rest = {}) {
       ORIGIN_URL: staticUrl,
       EDGE_CONFIG: JSON.stringify({
         auth: { required: false },
-        origins: { timeout_ms: 2000, directory },
+        origins: { timeout_ms: TIMEOUT_MS, directory },
       }),
       DIRECTORY_TOKEN: TOKEN,
       METRICS_TOKEN: 'metrics-secret',
@@ -64,7 +69,7 @@ let staticOrigin, c, mf;
 before(async () => {
   staticOrigin = await startOrigin('static', ['cam1']);
   c = await startOrigin('c', ['cam3']);
-  mf = startWorker(staticOrigin.url, { enabled: true, allow: ['http://127.0.0.1:*'] });
+  mf = startWorker(staticOrigin.url, { enabled: true, allow: ['http://127.0.0.1:*', 'https://*.origins.example'] });
   await mf.ready;
 });
 after(async () => {
@@ -121,7 +126,13 @@ test('heartbeats need the token, a good body and an allowed URL', async () => {
     [{ ...hb, extra: 1 }, 400],
     [{ ...hb, url: 'https://evil.example' }, 403],
     [{ ...hb, url: `${c.url.replace('http:', 'https:')}` }, 403],
-    [{ ...hb, url: 'http://127.0.0.1@evil.example' }, 403],
+    [{ ...hb, url: 'https://a.origins.example.evil.example' }, 403],
+    // fetch would connect to evil.example: refused as a URL (400) before
+    // the allow rules are asked.
+    [{ ...hb, url: 'https://evil.example\\.origins.example' }, 400],
+    [{ ...hb, url: 'http://127.0.0.1@evil.example' }, 400],
+    [{ ...hb, url: 'https://evil.example%2f.origins.example' }, 400],
+    [{ ...hb, url: `http://127.0.0.1/${'a'.repeat(600)}` }, 400],
   ]) {
     const res = await heartbeat(body);
     assert.equal(res.status, status, JSON.stringify(body));
@@ -134,16 +145,17 @@ test('heartbeats need the token, a good body and an allowed URL', async () => {
   assert.equal((await get('/live/cam3/index.m3u8')).status, 404);
   const m = await metrics();
   assert.equal(count(m, 'brook_edge_directory_registrations_total{result="unauthorized"}'), 3);
-  assert.equal(count(m, 'brook_edge_directory_registrations_total{result="invalid"}'), 6);
+  assert.equal(count(m, 'brook_edge_directory_registrations_total{result="invalid"}'), 10);
   assert.equal(count(m, 'brook_edge_directory_registrations_total{result="refused"}'), 3);
 });
 
-test('a stream nobody registered is a quick 404, and no origin is asked', async () => {
+test('a stream nobody registered is a quick 404, and no origin is asked', async (t) => {
   const before = staticOrigin.seen.length + c.seen.length;
   for (const path of ['/live/nobody/index.m3u8', '/live/cam1/index.m3u8', '/live/nobody/0a1b2c3d4e5f6a7b/video-seg1.m4s']) {
     const r = await get(path);
     assert.equal(r.status, 404, path);
-    assert.ok(r.ms < 1000, `${path} answered in ${r.ms} ms`);
+    t.diagnostic(`${path}: 404 in ${r.ms} ms`);
+    assert.ok(r.ms < SLACK_MS, `${path} answered in ${r.ms} ms`);
   }
   assert.equal(staticOrigin.seen.length + c.seen.length, before, 'no origin request');
 });
@@ -177,25 +189,61 @@ test('a registered stream plays from its origin; deregistered, it is a 404 at on
   assert.equal(count(m, 'brook_edge_directory_registrations_total{result="removed"}'), 1);
 });
 
-test('an origin that stops sending heartbeats is gone ttl_s (+ found_ttl_ms) later', async () => {
+test('an origin that stops sending heartbeats is gone ttl_s (+ found_ttl_ms) later', async (t) => {
   const res = await heartbeat({ origin: 'c', url: c.url, streams: ['cam3'], ttl_s: 1 });
   assert.equal(res.status, 200);
   await res.arrayBuffer();
   const registeredAt = Date.now();
   assert.equal((await get('/live/cam3/index.m3u8')).status, 200);
-  // Documented bound: ttl_s (1 s) + found_ttl_ms (2 s); polled every 200 ms.
+  // Documented bound: ttl_s (1 s) + found_ttl_ms (2 s); asserted with
+  // SLACK_MS more (a loaded host); polled every 200 ms.
+  const bound = 1000 + 2000;
   let last;
-  while (Date.now() - registeredAt < 4500) {
+  while (Date.now() - registeredAt < bound + SLACK_MS) {
     last = await get('/live/cam3/index.m3u8');
     if (last.status === 404) break;
     assert.equal(last.status, 200);
     await sleep(200);
   }
   const took = Date.now() - registeredAt;
+  t.diagnostic(`gone ${took} ms after the heartbeat (documented bound ${bound} ms); the 404 took ${last.ms} ms`);
   assert.equal(last.status, 404, `still ${last.status} after ${took} ms`);
   assert.ok(took >= 1000, `gone after ${took} ms, before its ttl`);
-  assert.ok(took <= 3000 + 500, `gone after ${took} ms`);
-  assert.ok(last.ms < 1000, `the 404 took ${last.ms} ms`);
+  assert.ok(took <= bound + SLACK_MS, `gone after ${took} ms`);
+  assert.ok(last.ms < SLACK_MS, `the 404 took ${last.ms} ms`);
+});
+
+test('a stream two origins registered stays on the first, whatever the heartbeats', async () => {
+  const d = await startOrigin('d', ['cam5']);
+  const e = await startOrigin('e', ['cam5']);
+  try {
+    const beat = async (o, streams = ['cam5']) => {
+      const res = await heartbeat({ origin: o === d ? 'd' : 'e', url: o.url, streams, ttl_s: 30 });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    };
+    await beat(d);
+    await beat(e);
+    for (let i = 0; i < 3; i++) {
+      for (const o of [e, d]) {
+        // The heartbeat made this isolate forget its answer: asked again.
+        await beat(o);
+        const r = await get('/live/cam5/index.m3u8');
+        assert.equal(r.status, 200);
+        assert.match(r.body, /## d$/m, `after ${o === d ? 'd' : 'e'}'s heartbeat ${i}`);
+      }
+    }
+    // d leaves: e serves; d back: after e.
+    await beat(d, []);
+    assert.match((await get('/live/cam5/index.m3u8')).body, /## e$/m);
+    await beat(d);
+    assert.match((await get('/live/cam5/index.m3u8')).body, /## e$/m);
+    await beat(d, []);
+    await beat(e, []);
+  } finally {
+    d.server.close();
+    e.server.close();
+  }
 });
 
 test('fallback_to_static: unregistered streams go to the static origin', async () => {

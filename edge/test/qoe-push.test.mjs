@@ -141,3 +141,53 @@ test('a beacon whose deltas are out of range is refused', async () => {
   });
   assert.equal(res.status, 400);
 });
+
+test('with the stream directory, each stream\'s sums go to the origin registered for it', async () => {
+  // Origin c registers cam3; the static origin (a) does not have it. cam9
+  // is nobody's: dropped, never sent.
+  const c = await fakeOrigin(['cam3']);
+  const dir = new Miniflare(workerOptions({
+    directory: true,
+    bindings: {
+      ORIGIN_URL: a.url,
+      EDGE_CONFIG: JSON.stringify({
+        auth: { required: true },
+        origins: { directory: { enabled: true, allow: ['http://127.0.0.1:*'] } },
+      }),
+      TOKEN_KEYS: `k1:${KEY}`,
+      METRICS_TOKEN: 'metrics-secret',
+      QOE_PUSH_TOKEN: PUSH_TOKEN,
+      DIRECTORY_TOKEN: 'directory-secret-0123456789',
+    },
+  }));
+  try {
+    await dir.ready;
+    a.fail = false;
+    const before = a.pushes.length;
+    const reg = await dir.dispatchFetch(`${EDGE}/_brook/directory`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer directory-secret-0123456789' },
+      body: JSON.stringify({ origin: 'c', url: c.url, streams: ['cam3'], ttl_s: 60 }),
+    });
+    assert.equal(reg.status, 200, await reg.text());
+    const post = async (stream, ms) => {
+      const res = await dir.dispatchFetch(`${EDGE}/live/${stream}/qoe?__token__=${encodeURIComponent(sign(`/live/${stream}/*`))}`, {
+        method: 'POST',
+        body: JSON.stringify({ v: 1, sid: `d-${stream}`, ev: 'hb', started: true, startup_ms: 1, watch_ms: ms, stalls: 1, stall_ms: 100, d_watch_ms: ms, d_stall_ms: 100, d_stalls: 1 }),
+      });
+      assert.equal(res.status, 204, await res.text());
+    };
+    await post('cam9', 4000);
+    await post('cam3', 5000);
+    const got = await waitFor('the push to origin c', () => c.pushes[0]);
+    assert.deepEqual(got.body, { v: 1, streams: { cam3: { watch_ms: 5000, stall_ms: 100, stalls: 1 } } });
+    assert.equal(got.auth, `Bearer ${PUSH_TOKEN}`);
+    await sleep(500);
+    assert.equal(a.pushes.length, before, 'the static origin got nothing');
+    const metrics = await (await dir.dispatchFetch(`${EDGE}/_brook/metrics`, { headers: { authorization: 'Bearer metrics-secret' } })).text();
+    assert.match(metrics, /^brook_edge_qoe_pushes_total\{result="unknown_stream"\} 1$/m);
+  } finally {
+    await dir.dispose();
+    c.server.close();
+  }
+});

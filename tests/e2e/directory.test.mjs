@@ -22,6 +22,13 @@ const HEARTBEAT_S = 1;
 // docs/scale.md: a clean stop is seen within found_ttl_ms (2 s); a killed
 // origin within ttl_s (3 heartbeats) + found_ttl_ms.
 const FOUND_TTL_MS = 2000;
+const UNKNOWN_TTL_MS = 1000;
+// The documented bounds are asserted with this much more (the CI host is a
+// loaded 2-core machine), and the figures printed; a quick answer is one
+// under SLACK_MS, which origins.timeout_ms (TIMEOUT_MS) is well above, so an
+// answer that waited for a timeout still fails.
+const SLACK_MS = 5000;
+const TIMEOUT_MS = 8000;
 const SMALL = 'testsrc2=size=320x180:rate=30';
 
 let edge, a, b, c;
@@ -66,7 +73,7 @@ before(async () => {
     DIRECTORY_TOKEN,
     EDGE_CONFIG: JSON.stringify({
       origins: {
-        timeout_ms: 2000,
+        timeout_ms: TIMEOUT_MS,
         directory: { enabled: true, fallback_to_static: true, allow: ['http://127.0.0.1:*'] },
       },
     }),
@@ -81,7 +88,7 @@ after(async () => {
   await Promise.all([...publishers, a, b, c, edge].map((p) => p?.stop()));
 });
 
-test('the static origin and a registered one serve their streams through the edge', async () => {
+test('the static origin and a registered one serve their streams through the edge', async (t) => {
   for (const stream of ['cam1', 'cam2']) {
     const r = await waitFor(`${stream} through the edge`, async () => {
       const res = await viaEdge(`/live/${stream}/index.m3u8`);
@@ -92,7 +99,8 @@ test('the static origin and a registered one serve their streams through the edg
   // Nobody serves cam3 yet: origin a's 404 (the static fallback), quickly.
   const none = await viaEdge('/live/cam3/index.m3u8');
   assert.equal(none.status, 404);
-  assert.ok(none.ms < 2000, `404 in ${none.ms} ms`);
+  t.diagnostic(`cam3 (nobody's): 404 in ${none.ms} ms`);
+  assert.ok(none.ms < SLACK_MS, `404 in ${none.ms} ms`);
 });
 
 test('a third origin registers cam3: the edge plays it without a config change, then 404 once it stops', async (t) => {
@@ -105,10 +113,11 @@ test('a third origin registers cam3: the edge plays it without a config change, 
   }, { timeout: 30000, interval: 100 });
   const atOrigin = Date.now();
   await waitFor('cam3 through the edge', async () => (await viaEdge('/live/cam3/index.m3u8')).status === 200,
-    { timeout: 10000, interval: 100 });
+    { timeout: 30000, interval: 100 });
   const found = Date.now() - atOrigin;
-  assert.ok(found <= HEARTBEAT_S * 1000 + 1000 + 1000, `found after ${found} ms`);
   t.diagnostic(`cam3 found through the edge ${found} ms after origin c served it`);
+  // Documented: a heartbeat (sent at once) + unknown_ttl_ms.
+  assert.ok(found <= HEARTBEAT_S * 1000 + UNKNOWN_TTL_MS + SLACK_MS, `found after ${found} ms`);
 
   // A media playlist and a segment, byte for byte origin c's.
   const mediaName = mv.split('\n').find((l) => l && !l.startsWith('#'));
@@ -149,16 +158,18 @@ test('a third origin registers cam3: the edge plays it without a config change, 
   const stopping = c.stop();
   const stopped = Date.now();
   let last;
-  while (Date.now() - stopped < FOUND_TTL_MS + 3000) {
+  let slowest = 0;
+  while (Date.now() - stopped < FOUND_TTL_MS + SLACK_MS + 1000) {
     last = await viaEdge('/live/cam3/index.m3u8');
-    assert.ok(last.ms < 2500, `answered ${last.status} in ${last.ms} ms`);
+    slowest = Math.max(slowest, last.ms);
+    assert.ok(last.ms < SLACK_MS, `answered ${last.status} in ${last.ms} ms`);
     if (last.status === 404) break;
     await sleep(100);
   }
   const gone = Date.now() - stopped;
+  t.diagnostic(`cam3: 404 ${gone} ms after origin c was sent SIGTERM (bound ${FOUND_TTL_MS} ms; last answer in ${last.ms} ms, slowest ${slowest} ms)`);
   assert.equal(last.status, 404, `still ${last.status} ${gone} ms after the stop`);
-  assert.ok(gone <= FOUND_TTL_MS + 1000, `404 after ${gone} ms`);
-  t.diagnostic(`cam3: 404 ${gone} ms after origin c was sent SIGTERM (last answer in ${last.ms} ms)`);
+  assert.ok(gone <= FOUND_TTL_MS + SLACK_MS, `404 after ${gone} ms`);
   await stopping;
   assert.match(c.log, /stream directory: deregistered/);
 });
@@ -169,18 +180,25 @@ test('a killed origin (no deregistration) is forgotten after its ttl', async (t)
   await b.exited;
   const killed = Date.now();
   let last;
+  let slowest = 0;
   const bound = 3 * HEARTBEAT_S * 1000 + FOUND_TTL_MS;
-  while (Date.now() - killed < bound + 3000) {
+  // Not gone before its ttl (less the up to one heartbeat, and a 250 ms
+  // poll, between the last heartbeat and the kill); gone within the bound +
+  // SLACK_MS.
+  const notBefore = 3 * HEARTBEAT_S * 1000 - HEARTBEAT_S * 1000 - 500;
+  while (Date.now() - killed < bound + SLACK_MS + 1000) {
     last = await viaEdge('/live/cam2/index.m3u8');
+    slowest = Math.max(slowest, last.ms);
     // Until then: the registered origin, unreachable (a quick 502).
-    assert.ok(last.ms < 2500, `answered ${last.status} in ${last.ms} ms`);
+    assert.ok(last.ms < SLACK_MS, `answered ${last.status} in ${last.ms} ms`);
     if (last.status === 404) break;
     await sleep(200);
   }
   const gone = Date.now() - killed;
+  t.diagnostic(`cam2: 404 ${gone} ms after origin b was killed (bound ${bound} ms; slowest answer ${slowest} ms)`);
   assert.equal(last.status, 404, `still ${last.status} ${gone} ms after the kill`);
-  assert.ok(gone <= bound + 1000, `404 after ${gone} ms (bound ${bound} ms)`);
-  t.diagnostic(`cam2: 404 ${gone} ms after origin b was killed (bound ${bound} ms)`);
+  assert.ok(gone >= notBefore, `404 after ${gone} ms, before its ttl`);
+  assert.ok(gone <= bound + SLACK_MS, `404 after ${gone} ms (bound ${bound} ms)`);
   // The static origin's stream was never affected.
   assert.equal((await viaEdge('/live/cam1/index.m3u8')).status, 200);
 });

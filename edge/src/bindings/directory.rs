@@ -2,21 +2,27 @@
 //! decides everything):
 //!
 //! - `StreamDirectory` (binding `DIRECTORY`): one Durable Object, named
-//!   `directory`, holding the [`Registry`] in memory and, after every change,
-//!   in its storage (one value: a restarted object carries on where it was);
+//!   `directory`, holding the [`Registry`] in memory and in its storage, one
+//!   key per origin (`origin:<id>`, written alone by that origin's
+//!   heartbeats, memory changed only once the write succeeded; a restarted
+//!   object lists them and carries on where it was);
 //!   `POST https://directory/heartbeat` applies a heartbeat,
 //!   `GET https://directory/lookup?stream=<name>` answers who serves a stream.
 //!   Only this Worker reaches it.
 //! - The Worker's side: origins' heartbeats at `POST /_brook/directory`
 //!   (`DIRECTORY_TOKEN`, the allow rules), and [`live_origins`], which the
-//!   live requests ask (through this isolate's [`LookupCache`]).
+//!   live requests ask (through this isolate's
+//!   [`LookupCache`](crate::delivery::directory::LookupCache), which also
+//!   answers, up to
+//!   [`STALE_IF_ERROR_MS`](crate::delivery::directory::STALE_IF_ERROR_MS)
+//!   past its TTL, when the object does not).
 
 use std::cell::RefCell;
 
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_warn, durable_object, Date, DurableObject, Env, Method, Request,
-    RequestInit, Response, Result, State,
+    console_error, console_warn, durable_object, Date, DurableObject, Env, ListOptions, Method,
+    Request, RequestInit, Response, Result, State, Storage,
 };
 
 use super::fetch::{count, load, now_ms, with_state};
@@ -24,7 +30,7 @@ use super::io::{plain, read_limited, read_response, with_timeout};
 use super::upstream::order_of;
 use crate::config::Edge;
 use crate::delivery::directory::{
-    Answer, Heartbeat, Refused, Registry, MAX_HEARTBEAT_BYTES, MAX_ORIGINS,
+    Answer, Heartbeat, Refused, Registry, MAX_HEARTBEAT_BYTES, MAX_ORIGINS, STORAGE_PREFIX,
 };
 use crate::delivery::origins::{Location, Region};
 use crate::metrics;
@@ -35,8 +41,9 @@ const BINDING: &str = "DIRECTORY";
 const TOKEN_SECRET: &str = "DIRECTORY_TOKEN";
 /// The one object every isolate asks.
 const OBJECT_NAME: &str = "directory";
-/// Where the object keeps the registry.
-const STORAGE_KEY: &str = "registry";
+/// Where the object kept the whole registry before one key per origin
+/// (deleted when the object starts; the origins' heartbeats fill it again).
+const OLD_STORAGE_KEY: &str = "registry";
 /// Largest answer read from the object (a lookup names at most
 /// [`MAX_ORIGINS`] origins).
 const ANSWER_MAX_BYTES: usize = MAX_ORIGINS * 2048 + 1024;
@@ -58,25 +65,37 @@ fn json(status: u16, body: String) -> Result<Response> {
 }
 
 impl StreamDirectory {
-    /// Reads the registry from storage the first time.
+    /// Reads the registry from storage the first time (every `origin:` key;
+    /// at most [`MAX_ORIGINS`] of them). A failed read is an error, tried
+    /// again by the next request.
     async fn ensure_loaded(&self) -> Result<()> {
         if self.registry.borrow().is_some() {
             return Ok(());
         }
-        // Kept as JSON text: the layout `Registry`'s serde derives, tested
+        let storage = self.state.storage();
+        let listed = storage
+            .list_with_options(ListOptions::new().prefix(STORAGE_PREFIX))
+            .await?;
+        // Kept as JSON text: the layout `Entry`'s serde derives, tested
         // natively, rather than a structured clone of it.
-        let stored = match self.state.storage().get::<String>(STORAGE_KEY).await {
-            Ok(Some(text)) => serde_json::from_str::<Registry>(&text).map_err(|e| e.to_string()),
-            Ok(None) => Ok(Registry::default()),
-            Err(e) => Err(e.to_string()),
-        };
-        let stored = stored.unwrap_or_else(|e| {
-            // An unreadable value (a changed layout): start empty, the
-            // origins' next heartbeats fill it again within a heartbeat.
-            console_error!("directory: reading the registry: {e}; starting empty");
-            Registry::default()
+        let mut stored = Vec::new();
+        listed.for_each(&mut |value, key| {
+            if let Some(key) = key.as_string() {
+                stored.push((key, value.as_string().unwrap_or_default()));
+            }
         });
-        self.registry.borrow_mut().get_or_insert(stored);
+        let (registry, mut dropped) = Registry::load(stored, Date::now().as_millis());
+        if !dropped.is_empty() {
+            console_warn!(
+                "directory: dropping {} stored entries (expired or unreadable)",
+                dropped.len()
+            );
+        }
+        dropped.push(OLD_STORAGE_KEY.to_owned());
+        if let Err(e) = delete_keys(&storage, dropped).await {
+            console_warn!("directory: deleting stale keys: {e}");
+        }
+        self.registry.borrow_mut().get_or_insert(registry);
         Ok(())
     }
 
@@ -91,28 +110,44 @@ impl StreamDirectory {
             Err(e) => return plain(400, &format!("{e}\n")),
         };
         self.ensure_loaded().await?;
-        let applied = {
+        let storage = self.state.storage();
+        let now = Date::now().as_millis();
+        // Expired origins leave memory, then storage (a failed delete:
+        // they are dropped again when loaded); the heartbeat's change is
+        // decided, not yet applied.
+        let (expired, prepared) = {
             let mut registry = self.registry.borrow_mut();
             let registry = registry.get_or_insert_with(Registry::default);
-            match registry.apply(&hb, Date::now().as_millis()) {
-                Ok(applied) => Ok((applied, registry.clone())),
-                Err(e) => Err(e),
-            }
+            (registry.expire(now), registry.prepare(&hb, now))
         };
-        let (applied, snapshot) = match applied {
-            Ok(a) => a,
+        if let Err(e) = delete_keys(&storage, expired).await {
+            console_warn!("directory: deleting expired entries: {e}");
+        }
+        let change = match prepared {
+            Ok(change) => change,
             Err(e @ Refused::Full) => return plain(503, &format!("{e}\n")),
             Err(e) => return plain(400, &format!("{e}\n")),
         };
-        // The answer waits for the write (the runtime's output gate), so an
+        // Stored first, then applied: a failed write changes nothing. The
+        // answer waits for the write (the runtime's output gate), so an
         // origin told "registered" is registered after a restart too.
-        let text = serde_json::to_string(&snapshot)
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        self.state.storage().put(STORAGE_KEY, text).await?;
+        let key = change.key();
+        let written = match change.value() {
+            Some(text) => storage.put(&key, text).await,
+            None => storage.delete(&key).await.map(|_| ()),
+        };
+        if let Err(e) = written {
+            console_error!("directory: storing {key}: {e}");
+            return plain(500, "storage failed\n");
+        }
+        let (applied, origins) = {
+            let mut registry = self.registry.borrow_mut();
+            let registry = registry.get_or_insert_with(Registry::default);
+            (registry.commit(change), registry.len())
+        };
         json(
             200,
-            serde_json::json!({ "result": applied.as_str(), "origins": snapshot.len() })
-                .to_string(),
+            serde_json::json!({ "result": applied.as_str(), "origins": origins }).to_string(),
         )
     }
 
@@ -135,6 +170,14 @@ impl StreamDirectory {
             serde_json::to_string(&answer).map_err(|e| worker::Error::RustError(e.to_string()))?,
         )
     }
+}
+
+/// Deletes `keys` (the runtime takes at most 128 per call).
+async fn delete_keys(storage: &Storage, keys: Vec<String>) -> Result<()> {
+    for chunk in keys.chunks(128) {
+        storage.delete_multiple(chunk.to_vec()).await?;
+    }
+    Ok(())
 }
 
 impl DurableObject for StreamDirectory {
@@ -271,7 +314,8 @@ pub(super) enum LiveOrigins {
     Registered(Vec<Region>),
     /// No origin serves it: a 404 from the edge, no origin asked.
     Unknown,
-    /// The directory did not answer (and there is no fallback): a 503.
+    /// The directory did not answer, this isolate has no answer to fall
+    /// back on (stale-if-error) and there is no static fallback: a 503.
     Unavailable,
 }
 
@@ -321,16 +365,17 @@ pub(super) async fn live_origins(env: &Env, edge: &Edge, stream: &str) -> LiveOr
                 answer
             }
             Err(why) => {
-                count(
-                    "brook_edge_directory_lookups_total",
-                    &[("result", "failed")],
-                );
-                console_error!("directory: looking up {stream}: {why}");
-                return if config.fallback_to_static {
-                    LiveOrigins::Static
-                } else {
-                    LiveOrigins::Unavailable
-                };
+                // Stale-if-error: this isolate's last found answer, up to
+                // STALE_IF_ERROR_MS past its TTL.
+                let stale = with_state(|s| s.directory.stale(stream, now, config).cloned());
+                let result = if stale.is_some() { "stale" } else { "failed" };
+                count("brook_edge_directory_lookups_total", &[("result", result)]);
+                console_error!("directory: looking up {stream}: {why} ({result})");
+                match stale {
+                    Some(answer) => answer,
+                    None if config.fallback_to_static => return LiveOrigins::Static,
+                    None => return LiveOrigins::Unavailable,
+                }
             }
         },
     };

@@ -5,6 +5,7 @@
 //! math are `crate::qoe`; see docs/qoe.md.
 
 use sha2::{Digest, Sha256};
+use std::rc::Rc;
 use std::time::Duration;
 
 use wasm_bindgen::JsValue;
@@ -13,13 +14,15 @@ use worker::{
     Method, Request, RequestInit, Response, Result,
 };
 
+use super::directory::{live_origins, LiveOrigins};
 use super::fetch::{count, deny, load, now_ms, with_state, Client};
 use super::io::{
     fetch_text, headers, method_gate, plain, read_limited, read_response, with_timeout,
 };
-use super::upstream::origin_order;
+use super::upstream::{order_of, origin_order};
 use crate::access;
 use crate::config::Edge;
+use crate::delivery::origins::{Location, Region};
 use crate::metrics;
 use crate::qoe::{self, datapoint, push, Beacon, Cmcd, Origin};
 use crate::route::{LicenseScope, Media, BEACON_METHODS};
@@ -159,7 +162,7 @@ pub(super) async fn serve_beacon(
 fn queue_push(
     env: &Env,
     ctx: &Context,
-    edge: &Edge,
+    edge: &Rc<Edge>,
     client: &Client,
     stream: &str,
     delta: qoe::Delta,
@@ -177,8 +180,8 @@ fn queue_push(
     let Some(wait_ms) = wait_ms else {
         return;
     };
-    let order = origin_order(edge, &client.location());
-    let timeout = edge.origins.timeout_ms;
+    let static_order = origin_order(edge, &client.location());
+    let (env, edge) = (env.clone(), edge.clone());
     ctx.wait_until(async move {
         if wait_ms > 0 {
             Delay::from(Duration::from_millis(wait_ms)).await;
@@ -186,19 +189,74 @@ fn queue_push(
         let Some(batch) = with_state(|s| s.qoe.pending.take(now_ms())) else {
             return;
         };
-        if let Some(unsent) = push_to_origins(batch, &order, &token, timeout).await {
+        let (groups, mut unsent) = destinations(&env, &edge, batch, static_order).await;
+        for (order, part) in groups {
+            if let Some(left) = push_to_origins(part, &order, &token, edge.origins.timeout_ms).await
+            {
+                unsent.merge(left);
+            }
+        }
+        if !unsent.is_empty() {
             with_state(|s| s.qoe.pending.restore(unsent));
         }
     });
 }
 
+/// Where each stream of `batch` goes: the origins a viewer of it would be
+/// sent to (the stream directory's, or the static regions in the beacon's
+/// viewer's order), streams with the same origins together. Streams the
+/// directory does not know are dropped (counted); those it could not answer
+/// for come back in the second value, for the next push.
+async fn destinations(
+    env: &Env,
+    edge: &Edge,
+    mut batch: push::Batch,
+    static_order: Vec<Region>,
+) -> (Vec<(Vec<Region>, push::Batch)>, push::Batch) {
+    let mut later = push::Batch::default();
+    if !edge.origins.directory.enabled {
+        return (vec![(static_order, batch)], later);
+    }
+    let mut groups: Vec<(Vec<Region>, push::Batch)> = Vec::new();
+    let names: Vec<String> = batch.streams().map(str::to_owned).collect();
+    for name in names {
+        let order = match live_origins(env, edge, &name).await {
+            LiveOrigins::Static => static_order.clone(),
+            LiveOrigins::Registered(regions) => order_of(&regions, &Location::default()),
+            LiveOrigins::Unknown => {
+                count(
+                    "brook_edge_qoe_pushes_total",
+                    &[("result", "unknown_stream")],
+                );
+                batch.split_off(|s| s != name);
+                continue;
+            }
+            LiveOrigins::Unavailable => {
+                later.merge(batch.split_off(|s| s != name));
+                continue;
+            }
+        };
+        let one = batch.split_off(|s| s != name);
+        match groups.iter_mut().find(|(o, _)| same_origins(o, &order)) {
+            Some((_, group)) => group.merge(one),
+            None => groups.push((order, one)),
+        }
+    }
+    (groups, later)
+}
+
+fn same_origins(a: &[Region], b: &[Region]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.id == y.id)
+}
+
 /// Pushes `batch` to the origins in order: a stream an origin does not have
-/// goes on to the next; what is left when every origin has been asked is
-/// dropped if each answered (no origin has the stream), returned (for the
-/// next push) if one did not.
+/// (or a push it refuses, 4xx) goes on to the next; what is left when every
+/// origin has been asked is dropped if each answered (no origin has the
+/// stream), returned (for the next push) if one did not answer or failed
+/// (5xx, network, timeout).
 async fn push_to_origins(
     mut batch: push::Batch,
-    order: &[crate::delivery::origins::Region],
+    order: &[Region],
     token: &str,
     timeout_ms: u64,
 ) -> Option<push::Batch> {
@@ -234,6 +292,17 @@ async fn push_to_origins(
                     batch = whole;
                 }
             },
+            Ok((status, body)) if (400..500).contains(&status) => {
+                // Refused (a token that differs, a push it will never take):
+                // the next origin may take it; pushing it again would not help.
+                console_error!(
+                    "QoE push to {}: the origin refused it ({status}): {}",
+                    region.id,
+                    body.trim()
+                );
+                count("brook_edge_qoe_pushes_total", &[("result", "refused")]);
+                continue;
+            }
             Ok((status, body)) => {
                 console_error!(
                     "QoE push to {}: the origin answered {status}: {}",

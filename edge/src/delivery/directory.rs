@@ -5,11 +5,12 @@
 //! origin ── POST /_brook/directory {origin, url, streams, ttl_s} ──▶ edge Worker
 //!            (Bearer DIRECTORY_TOKEN; url checked against origins.directory.allow)
 //!                                                                   └─▶ StreamDirectory (one Durable Object):
-//!                                                                       Registry::apply, kept in its storage
+//!                                                                       Registry::prepare → storage (key origin:<id>) → commit
 //! viewer ── /live/<stream>/... ──▶ edge Worker: LookupCache (per isolate, 2 s found / 1 s unknown)
 //!                                   └─ miss ─▶ StreamDirectory: Registry::lookup(stream, now)
 //!                                   registered origins (allowed now) → failover order as for regions;
-//!                                   none → 404 (or the static regions with `fallback_to_static`)
+//!                                   none → 404 (or the static regions with `fallback_to_static`);
+//!                                   no answer → a found answer up to 30 s past its TTL (stale-if-error)
 //! ```
 //!
 //! A heartbeat *replaces* what its origin serves: the streams it lists, for
@@ -35,8 +36,17 @@ pub const MAX_ORIGINS: usize = 256;
 pub const MAX_HEARTBEAT_BYTES: usize = 320 * 1024;
 /// Bounds on a heartbeat's `ttl_s`.
 pub const TTL_S: std::ops::RangeInclusive<u64> = 1..=300;
+/// Longest `url` a heartbeat may carry, in bytes (so that a lookup naming
+/// [`MAX_ORIGINS`] origins stays small).
+pub const MAX_URL_BYTES: usize = 512;
 /// Most streams an isolate keeps a directory answer for.
 const CACHE_MAX_STREAMS: usize = 4096;
+/// How long past `found_ttl_ms` an isolate still uses a found answer when
+/// the directory does not answer (stale-if-error).
+pub const STALE_IF_ERROR_MS: u64 = 30_000;
+/// The storage key prefix of the directory's entries: one key per origin,
+/// `origin:<id>`, holding its [`Entry`] as JSON.
+pub const STORAGE_PREFIX: &str = "origin:";
 
 /// `origins.directory` in the edge config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,8 +63,10 @@ pub struct DirectoryConfig {
     pub fallback_to_static: bool,
     /// Which origin URLs a registration may name, e.g.
     /// `["https://*.origins.example", "http://10.0.0.7:8080"]`: scheme,
-    /// host (a leading `*.` matches any subdomain, never the bare domain)
-    /// and port (`:*` any; none: the scheme's default). A registration
+    /// host (a leading `*.` matches any subdomain, never the bare domain;
+    /// IP addresses and names compared as a URL parser reads them, so
+    /// `http://012.0.0.7` is `10.0.0.7`; IPv6 in brackets) and port (`:*`
+    /// any; none: the scheme's default). A registration
     /// naming any other URL is refused (403), and the rules are applied
     /// again to every answer of the directory, so a rule removed takes
     /// effect at once. Default: none (no registration is accepted).
@@ -93,7 +105,9 @@ impl DirectoryConfig {
 #[serde(try_from = "String")]
 pub struct AllowRule {
     https: bool,
-    /// Lowercase; for `*.suffix`, the suffix (and `wildcard`).
+    /// As [`url::Host`] prints it (a domain in lowercase ASCII, IPv4
+    /// normalised, IPv6 in brackets); for `*.suffix`, the suffix (a domain,
+    /// and `wildcard`).
     host: String,
     wildcard: bool,
     /// `None`: any port.
@@ -106,16 +120,23 @@ impl TryFrom<String> for AllowRule {
     fn try_from(value: String) -> Result<Self, String> {
         let bad = |why: &str| format!("origins.directory.allow {value:?}: {why}");
         let (https, rest) = split_scheme(&value).ok_or_else(|| bad("use http:// or https://"))?;
-        if rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace) {
+        if rest.contains(['/', '\\', '?', '#', '@', '%'])
+            || rest.contains(|c: char| c.is_whitespace() || c.is_control())
+        {
             return Err(bad("scheme, host and port only"));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, "*")) => (h, None),
-            Some((h, p)) => (
-                h,
-                Some(p.parse::<u16>().map_err(|_| bad("port is not a number"))?),
-            ),
-            None => (rest, Some(default_port(https))),
+        // `host`, `host:port`, `[v6]`, `[v6]:port`; a port of `*`: any.
+        let (host, port) = match rest.rfind(':') {
+            Some(i) if !rest[i..].contains(']') => (&rest[..i], Some(&rest[i + 1..])),
+            _ => (rest, None),
+        };
+        let port = match port {
+            Some("*") => None,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(p.parse::<u16>().map_err(|_| bad("port is not a number"))?)
+            }
+            Some(_) => return Err(bad("port is not a number")),
+            None => Some(default_port(https)),
         };
         let (wildcard, host) = match host.strip_prefix("*.") {
             Some(suffix) => (true, suffix),
@@ -126,9 +147,15 @@ impl TryFrom<String> for AllowRule {
                 "host is missing, or has a `*` other than a leading `*.`",
             ));
         }
+        let host = match url::Host::parse(host) {
+            Ok(url::Host::Domain(domain)) => domain,
+            Ok(ip) if !wildcard => ip.to_string(),
+            Ok(_) => return Err(bad("a `*.` wildcard needs a domain name")),
+            Err(e) => return Err(bad(&format!("host: {e}"))),
+        };
         Ok(Self {
             https,
-            host: host.to_ascii_lowercase(),
+            host,
             wildcard,
             port,
         })
@@ -138,9 +165,11 @@ impl TryFrom<String> for AllowRule {
 impl AllowRule {
     fn matches(&self, at: &Authority) -> bool {
         let host_ok = if self.wildcard {
-            at.host
-                .strip_suffix(self.host.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+            at.domain
+                && at
+                    .host
+                    .strip_suffix(self.host.as_str())
+                    .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
         } else {
             at.host == self.host
         };
@@ -148,39 +177,41 @@ impl AllowRule {
     }
 }
 
-/// Scheme, host and port of an origin's base URL.
+/// Scheme, host and port of an origin's base URL, as the runtime's `fetch`
+/// (a WHATWG URL parser) reads them: where the edge would connect.
+#[derive(Debug, PartialEq, Eq)]
 struct Authority {
     https: bool,
+    /// As [`url::Host`] prints it: a domain in lowercase ASCII, an IPv4
+    /// address normalised (`012.0.0.7` is `10.0.0.7`), IPv6 in brackets.
     host: String,
+    /// Whether `host` is a domain name (only those match `*.` rules).
+    domain: bool,
     port: u16,
 }
 
 impl Authority {
+    /// `None` for anything but http(s) with a host, and for userinfo
+    /// (`https://allowed.example@elsewhere` would look allowed to a
+    /// reader that does not parse as `fetch` does). A `\` is a path
+    /// separator here as in `fetch`, so
+    /// `https://evil.example\.origins.example` is `evil.example`.
     fn of(base: &str) -> Option<Self> {
-        let (https, rest) = split_scheme(base.trim())?;
-        let authority = rest.split('/').next()?;
-        // Userinfo would let `https://allowed.example@elsewhere` look allowed.
-        if authority.contains('@') {
+        let url = url::Url::parse(base).ok()?;
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        if !url.username().is_empty() || url.password().is_some() {
             return None;
         }
-        let (host, port) = if authority.starts_with('[') {
-            // An IPv6 literal: `[::1]` or `[::1]:8080`.
-            let end = authority.find(']')?;
-            let port = match &authority[end + 1..] {
-                "" => default_port(https),
-                p => p.strip_prefix(':')?.parse().ok()?,
-            };
-            (&authority[..=end], port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, p.parse().ok()?),
-                None => (authority, default_port(https)),
-            }
-        };
+        let host = url.host()?;
         Some(Self {
             https,
-            host: host.to_ascii_lowercase(),
-            port,
+            domain: matches!(host, url::Host::Domain(_)),
+            host: host.to_string(),
+            port: url.port_or_known_default()?,
         })
     }
 }
@@ -216,7 +247,8 @@ pub struct Heartbeat {
     /// logs and `brook_edge_origin_*` metrics. Static region ids and
     /// registered ones share one namespace (one health record per id).
     pub origin: String,
-    /// Where the edge fetches this origin's streams (as `ORIGIN_URL`).
+    /// Where the edge fetches this origin's streams (as `ORIGIN_URL`; at
+    /// most [`MAX_URL_BYTES`]).
     pub url: String,
     /// Every live stream the origin serves now; empty: it serves none (the
     /// clean-shutdown deregistration).
@@ -271,6 +303,12 @@ impl Heartbeat {
         if !TTL_S.contains(&self.ttl_s) {
             return Err(Refused::BadTtl(self.ttl_s));
         }
+        if self.url.len() > MAX_URL_BYTES {
+            return Err(Refused::BadUrl(format!(
+                "url is {} bytes, more than {MAX_URL_BYTES}",
+                self.url.len()
+            )));
+        }
         Origin::parse(&self.url).map_err(|e| Refused::BadUrl(e.to_string()))
     }
 
@@ -296,7 +334,8 @@ pub struct Registered {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
     /// Every origin that registered the stream and has not expired, the
-    /// most recently heard first.
+    /// longest registered first (then by id): an order that holds from one
+    /// heartbeat to the next, so viewers stay on one origin.
     pub origins: Vec<Registered>,
 }
 
@@ -318,15 +357,25 @@ impl Answer {
     }
 }
 
-/// One origin's registration.
+/// One origin's registration, stored as JSON under `origin:<id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
     url: String,
     streams: BTreeSet<String>,
-    /// When the last heartbeat came (ms since the epoch).
+    /// When this origin registered (ms since the epoch): kept by every
+    /// heartbeat while it stays registered, the lookup order.
+    #[serde(default)]
+    since_ms: u64,
+    /// When the last heartbeat came.
     heard_ms: u64,
     /// When it stops counting without another.
     expires_ms: u64,
+}
+
+impl Entry {
+    fn live(&self, now_ms: u64) -> bool {
+        now_ms < self.expires_ms
+    }
 }
 
 /// What a heartbeat did.
@@ -348,49 +397,135 @@ impl Applied {
     }
 }
 
-/// The directory itself: what the `StreamDirectory` Durable Object keeps
-/// (and stores whole after every change: at most [`MAX_ORIGINS`] entries).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The storage key of `origin`'s entry.
+pub fn storage_key(origin: &str) -> String {
+    format!("{STORAGE_PREFIX}{origin}")
+}
+
+/// What a heartbeat changes, decided but not yet applied: the Durable
+/// Object stores it ([`Change::key`], [`Change::value`]) and only then
+/// applies it in memory ([`Registry::commit`]), so a failed write changes
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    origin: String,
+    /// `None`: the origin leaves.
+    entry: Option<Entry>,
+}
+
+impl Change {
+    /// The storage key it writes or deletes.
+    pub fn key(&self) -> String {
+        storage_key(&self.origin)
+    }
+
+    /// The JSON to store under [`Change::key`]; `None`: delete the key.
+    pub fn value(&self) -> Option<String> {
+        // Strings, a set of strings and integers: serialising cannot fail.
+        self.entry
+            .as_ref()
+            .map(|e| serde_json::to_string(e).unwrap_or_default())
+    }
+
+    pub fn applied(&self) -> Applied {
+        match &self.entry {
+            Some(e) => Applied::Registered(e.streams.len()),
+            None => Applied::Removed,
+        }
+    }
+}
+
+/// The directory itself: what the `StreamDirectory` Durable Object keeps in
+/// memory, and in its storage one key per origin ([`STORAGE_PREFIX`]; at
+/// most [`MAX_ORIGINS`] keys, each written alone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Registry {
     origins: BTreeMap<String, Entry>,
 }
 
 impl Registry {
-    /// Applies a heartbeat received at `now_ms` (checked again here: the
-    /// Durable Object trusts no caller more than the rules).
-    pub fn apply(&mut self, hb: &Heartbeat, now_ms: u64) -> Result<Applied, Refused> {
-        hb.check()?;
-        self.expire(now_ms);
-        if hb.streams.is_empty() {
-            self.origins.remove(&hb.origin);
-            return Ok(Applied::Removed);
+    /// The registry from its stored `(key, JSON)` pairs, at `now_ms`, and
+    /// the keys to delete: unreadable, not an origin's, or expired.
+    /// Keys without [`STORAGE_PREFIX`] are not the directory's and left out.
+    pub fn load(
+        stored: impl IntoIterator<Item = (String, String)>,
+        now_ms: u64,
+    ) -> (Self, Vec<String>) {
+        let mut registry = Self::default();
+        let mut drop = Vec::new();
+        for (key, text) in stored {
+            let Some(id) = key.strip_prefix(STORAGE_PREFIX) else {
+                continue;
+            };
+            match serde_json::from_str::<Entry>(&text) {
+                Ok(entry) if valid_stream_name(id) && entry.live(now_ms) => {
+                    registry.origins.insert(id.to_owned(), entry);
+                }
+                _ => drop.push(key),
+            }
         }
-        if !self.origins.contains_key(&hb.origin) && self.origins.len() >= MAX_ORIGINS {
-            return Err(Refused::Full);
-        }
-        let streams: BTreeSet<String> = hb.streams.iter().cloned().collect();
-        let n = streams.len();
-        self.origins.insert(
-            hb.origin.clone(),
-            Entry {
-                url: hb.url.clone(),
-                streams,
-                heard_ms: now_ms,
-                expires_ms: now_ms.saturating_add(hb.ttl_s.saturating_mul(1000)),
-            },
-        );
-        Ok(Applied::Registered(n))
+        (registry, drop)
     }
 
-    /// The origins serving `stream` at `now_ms`, the most recently heard
+    /// What a heartbeat received at `now_ms` changes (checked again here:
+    /// the Durable Object trusts no caller more than the rules); nothing
+    /// changes until [`Registry::commit`].
+    pub fn prepare(&self, hb: &Heartbeat, now_ms: u64) -> Result<Change, Refused> {
+        hb.check()?;
+        if hb.streams.is_empty() {
+            return Ok(Change {
+                origin: hb.origin.clone(),
+                entry: None,
+            });
+        }
+        let current = self.origins.get(&hb.origin).filter(|e| e.live(now_ms));
+        if current.is_none()
+            && self.origins.values().filter(|e| e.live(now_ms)).count() >= MAX_ORIGINS
+        {
+            return Err(Refused::Full);
+        }
+        Ok(Change {
+            origin: hb.origin.clone(),
+            entry: Some(Entry {
+                url: hb.url.clone(),
+                streams: hb.streams.iter().cloned().collect(),
+                since_ms: current.map_or(now_ms, |e| e.since_ms),
+                heard_ms: now_ms,
+                expires_ms: now_ms.saturating_add(hb.ttl_s.saturating_mul(1000)),
+            }),
+        })
+    }
+
+    /// Applies a change [`Registry::prepare`] made (once it is stored).
+    pub fn commit(&mut self, change: Change) -> Applied {
+        let applied = change.applied();
+        match change.entry {
+            Some(entry) => {
+                self.origins.insert(change.origin, entry);
+            }
+            None => {
+                self.origins.remove(&change.origin);
+            }
+        }
+        applied
+    }
+
+    /// Expires, prepares and commits a heartbeat at once (nothing stored).
+    pub fn apply(&mut self, hb: &Heartbeat, now_ms: u64) -> Result<Applied, Refused> {
+        self.expire(now_ms);
+        let change = self.prepare(hb, now_ms)?;
+        Ok(self.commit(change))
+    }
+
+    /// The origins serving `stream` at `now_ms`, the longest registered
     /// first (then by id).
     pub fn lookup(&self, stream: &str, now_ms: u64) -> Answer {
         let mut found: Vec<(&String, &Entry)> = self
             .origins
             .iter()
-            .filter(|(_, e)| now_ms < e.expires_ms && e.streams.contains(stream))
+            .filter(|(_, e)| e.live(now_ms) && e.streams.contains(stream))
             .collect();
-        found.sort_by(|a, b| b.1.heard_ms.cmp(&a.1.heard_ms).then(a.0.cmp(b.0)));
+        found.sort_by(|a, b| a.1.since_ms.cmp(&b.1.since_ms).then(a.0.cmp(b.0)));
         Answer {
             origins: found
                 .into_iter()
@@ -402,11 +537,16 @@ impl Registry {
         }
     }
 
-    /// Forgets origins whose registration ran out; whether any did.
-    pub fn expire(&mut self, now_ms: u64) -> bool {
-        let before = self.origins.len();
-        self.origins.retain(|_, e| now_ms < e.expires_ms);
-        self.origins.len() != before
+    /// Forgets origins whose registration ran out; their storage keys.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<String> {
+        let gone: Vec<String> = self
+            .origins
+            .iter()
+            .filter(|(_, e)| !e.live(now_ms))
+            .map(|(id, _)| storage_key(id))
+            .collect();
+        self.origins.retain(|_, e| e.live(now_ms));
+        gone
     }
 
     /// Registered origins (expired ones included until the next change).
@@ -439,9 +579,19 @@ impl LookupCache {
         (now_ms.saturating_sub(*at) < ttl).then_some(answer)
     }
 
-    /// Keeps `answer` for `stream`, got at `now_ms`. Past
-    /// [`CACHE_MAX_STREAMS`] streams, everything older than a few seconds
-    /// goes first (and everything, if that is not enough).
+    /// A found answer for `stream` up to [`STALE_IF_ERROR_MS`] past its
+    /// TTL, for when the directory does not answer (an unknown one is not
+    /// used: a 503 has players try again, a 404 has them stop).
+    pub fn stale(&self, stream: &str, now_ms: u64, config: &DirectoryConfig) -> Option<&Answer> {
+        let (answer, at) = self.answers.get(stream)?;
+        let within = config.found_ttl_ms.saturating_add(STALE_IF_ERROR_MS);
+        (!answer.origins.is_empty() && now_ms.saturating_sub(*at) < within).then_some(answer)
+    }
+
+    /// Keeps `answer` for `stream`, got at `now_ms` (past its TTL too, for
+    /// [`LookupCache::stale`]). Past [`CACHE_MAX_STREAMS`] streams,
+    /// everything older than a few seconds goes first (and everything, if
+    /// that is not enough).
     pub fn put(&mut self, stream: &str, answer: Answer, now_ms: u64) {
         if self.answers.len() >= CACHE_MAX_STREAMS && !self.answers.contains_key(stream) {
             self.answers
@@ -500,7 +650,6 @@ mod tests {
             ("https://eu-1.origins.example.evil.example", false),
             ("http://eu-1.origins.example", false),
             ("https://eu-1.origins.example:8443", false),
-            ("https://eu-1.origins.example@evil.example", false),
             ("http://127.0.0.1:8080", true),
             ("http://127.0.0.1", true),
             ("http://127.0.0.10:8080", false),
@@ -509,6 +658,7 @@ mod tests {
             ("http://10.0.0.7", false),
             ("http://10.0.0.7:8081", false),
             ("https://[2001:db8::1]:8443", true),
+            ("https://[2001:DB8:0::1]:8443", true),
             ("https://[2001:db8::1]", false),
         ];
         for (url, want) in cases {
@@ -516,6 +666,93 @@ mod tests {
             assert_eq!(c.allows(&origin), want, "{url}");
         }
         assert!(!config(&[]).allows(&Origin::parse("http://127.0.0.1:80").unwrap()));
+    }
+
+    /// Whether a registration naming `url` passes both checks: the URL's
+    /// own ([`Origin::parse`]) and the allow rules.
+    fn admitted(c: &DirectoryConfig, url: &str) -> bool {
+        Origin::parse(url).is_ok_and(|o| c.allows(&o))
+    }
+
+    #[test]
+    fn hosts_are_read_as_fetch_reads_them() {
+        let c = config(&["https://*.origins.example", "http://10.0.0.7:8080"]);
+        // `fetch` connects to evil.example: `\` ends the authority.
+        let backslash = "https://evil.example\\.origins.example";
+        assert!(!admitted(&c, backslash));
+        let at = Authority::of(backslash).unwrap();
+        assert_eq!((at.host.as_str(), at.port), ("evil.example", 443));
+        assert!(
+            !c.allow.iter().any(|rule| rule.matches(&at)),
+            "not even past Origin::parse"
+        );
+        for (url, want) in [
+            ("https://a.origins.example", true),
+            ("https://a.origins.example\\", false),
+            ("https://a.origins.example@evil.example", false),
+            ("https://evil.example@a.origins.example", false),
+            ("https://a.origins.example:@evil.example", false),
+            ("https://a%2eorigins.example", false),
+            ("https://evil.example%2f.origins.example", false),
+            ("https://evil.example%5c.origins.example", false),
+            ("https://evil.example%40.origins.example", false),
+            ("https://a.origins.example%2e", false),
+            // The same address spelt otherwise is the same address ...
+            ("http://012.0.0.7:8080", true),
+            ("http://0x0a.0.0.7:8080", true),
+            ("http://167772167:8080", true),
+            // ... and a look-alike is not: 010 is octal, 8.0.0.7.
+            ("http://010.0.0.7:8080", false),
+            ("http://10.0.0.7.:8080", true),
+        ] {
+            assert_eq!(admitted(&c, url), want, "{url}");
+        }
+        // The allow check alone (past Origin::parse's refusals) agrees.
+        for url in [
+            "https://a.origins.example@evil.example",
+            "https://u:p@a.origins.example",
+            "https://evil.example%2f.origins.example",
+            "https://evil.example%5c.origins.example",
+        ] {
+            let at = Authority::of(url);
+            assert!(
+                at.as_ref()
+                    .is_none_or(|at| !c.allow.iter().any(|rule| rule.matches(at))),
+                "{url}: {at:?}"
+            );
+        }
+        // Percent-escapes decoded as fetch decodes them: a subdomain still.
+        let at = Authority::of("https://a%2eorigins.example").unwrap();
+        assert_eq!(at.host, "a.origins.example");
+        // Rules are read the same way: octal, hex or dotted, one address.
+        for rule in [
+            "http://10.0.0.7:8080",
+            "http://012.0.0.7:8080",
+            "http://0xa.0.0.7:8080",
+        ] {
+            let c = config(&[rule]);
+            assert!(admitted(&c, "http://10.0.0.7:8080"), "{rule}");
+            assert!(!admitted(&c, "http://10.0.0.8:8080"), "{rule}");
+        }
+        // IPv6 rules, with and without a port.
+        let c = config(&["https://[2001:db8::1]", "http://[::1]:*"]);
+        for (url, want) in [
+            ("https://[2001:db8::1]", true),
+            ("https://[2001:db8::1]:443", true),
+            ("https://[2001:db8:0:0::1]/brook", true),
+            ("https://[2001:db8::1]:8443", false),
+            ("http://[2001:db8::1]", false),
+            ("https://[2001:db8::2]", false),
+            ("http://[::1]:8080", true),
+            ("http://[0:0::1]", true),
+            ("https://[::1]", false),
+        ] {
+            assert_eq!(admitted(&c, url), want, "{url}");
+        }
+        // A wildcard matches domains only (and `*.` rules name one).
+        assert!(!Authority::of("http://10.0.0.7").unwrap().domain);
+        assert!(!Authority::of("http://[::1]").unwrap().domain);
+        assert!(Authority::of("http://x.example").unwrap().domain);
     }
 
     #[test]
@@ -531,6 +768,16 @@ mod tests {
             "https://x:99999",
             "https://u@x",
             "https://x?q",
+            "https://x\\y",
+            "https://x%2ey",
+            "https://[2001:db8::1",
+            "https://[2001:db8::1]x",
+            "https://[nope]",
+            "https://x:",
+            "https://x:+80",
+            "https://*.10.0.0.7",
+            "https://*.[::1]",
+            "https://a b",
         ] {
             let json = serde_json::json!({ "allow": [bad] });
             assert!(
@@ -588,6 +835,10 @@ mod tests {
                 br#"{"origin":"a","url":"http://x","streams":["a"],"ttl_s":-1}"#,
                 |r| matches!(r, Refused::Malformed(_)),
             ),
+            (
+                br#"{"origin":"a","url":"https://evil.example\\.x.example","streams":[],"ttl_s":6}"#,
+                |r| matches!(r, Refused::BadUrl(_)),
+            ),
         ];
         for (body, want) in cases {
             let got = Heartbeat::parse(body).unwrap_err();
@@ -605,6 +856,24 @@ mod tests {
             Heartbeat::parse(&body),
             Err(Refused::TooManyStreams(4097))
         ));
+        // A long URL: refused, so that an answer naming every origin stays
+        // small.
+        let url = |n: usize| format!("http://x.example/{}", "a".repeat(n - 17));
+        assert_eq!(url(MAX_URL_BYTES).len(), MAX_URL_BYTES);
+        assert!(hb("a", &url(MAX_URL_BYTES), &["s"], 6).check().is_ok());
+        assert!(matches!(
+            hb("a", &url(MAX_URL_BYTES + 1), &["s"], 6).check(),
+            Err(Refused::BadUrl(_))
+        ));
+        let answer = Answer {
+            origins: (0..MAX_ORIGINS)
+                .map(|i| Registered {
+                    id: format!("{i:0>64}"),
+                    url: url(MAX_URL_BYTES),
+                })
+                .collect(),
+        };
+        assert!(serde_json::to_vec(&answer).unwrap().len() < MAX_ORIGINS * 1024);
     }
 
     fn ids(a: &Answer) -> Vec<&str> {
@@ -639,25 +908,123 @@ mod tests {
         r.apply(&hb("b", "http://b.example", &["y"], 10), 5000)
             .unwrap();
         assert_eq!(r.len(), 1);
-        assert!(!r.expire(5000));
-        assert!(r.expire(15_000));
+        assert!(r.expire(5000).is_empty());
+        assert_eq!(r.expire(15_000), ["origin:b"]);
     }
 
     #[test]
-    fn a_stream_on_two_origins_lists_the_freshest_first() {
+    fn a_stream_on_two_origins_keeps_its_order_across_heartbeats() {
         let mut r = Registry::default();
         r.apply(&hb("b", "http://b.example", &["cam1"], 6), 1000)
             .unwrap();
         r.apply(&hb("a", "http://a.example", &["cam1", "cam2"], 6), 1000)
             .unwrap();
         assert_eq!(ids(&r.lookup("cam1", 1500)), ["a", "b"], "same time: by id");
-        r.apply(&hb("b", "http://b.example", &["cam1"], 6), 2000)
+        // Heartbeats in turn change nothing: the longest registered first.
+        r.apply(&hb("c", "http://c.example", &["cam1"], 6), 1200)
             .unwrap();
-        assert_eq!(ids(&r.lookup("cam1", 2500)), ["b", "a"]);
-        assert_eq!(ids(&r.lookup("cam2", 2500)), ["a"]);
-        // Persisted whole and read back the same.
-        let json = serde_json::to_string(&r).unwrap();
-        assert_eq!(serde_json::from_str::<Registry>(&json).unwrap(), r);
+        for t in [2000, 2100, 4000, 4100, 6000] {
+            for o in ["c", "b"] {
+                r.apply(&hb(o, &format!("http://{o}.example"), &["cam1"], 6), t)
+                    .unwrap();
+                assert_eq!(ids(&r.lookup("cam1", t)), ["a", "b", "c"], "{o} at {t}");
+            }
+            r.apply(&hb("a", "http://a.example", &["cam1", "cam2"], 6), t + 50)
+                .unwrap();
+        }
+        // Another list, or a new URL, is the same registration.
+        r.apply(&hb("a", "http://a2.example", &["cam1"], 6), 6500)
+            .unwrap();
+        assert_eq!(ids(&r.lookup("cam1", 6500)), ["a", "b", "c"]);
+        assert!(r.lookup("cam2", 6500).origins.is_empty());
+        // Leaving, or expiring, and coming back: registered anew, so last.
+        r.apply(&hb("a", "http://a.example", &[], 6), 7000).unwrap();
+        r.apply(&hb("a", "http://a.example", &["cam1"], 6), 7000)
+            .unwrap();
+        assert_eq!(ids(&r.lookup("cam1", 7000)), ["b", "c", "a"]);
+        r.apply(&hb("b", "http://b.example", &["cam1"], 1), 8000)
+            .unwrap();
+        r.apply(&hb("b", "http://b.example", &["cam1"], 6), 9000)
+            .unwrap();
+        assert_eq!(ids(&r.lookup("cam1", 9000)), ["c", "a", "b"]);
+        // Entries stored before `since_ms` existed still load (as the oldest).
+        let old =
+            r#"{"url":"http://d.example","streams":["cam1"],"heard_ms":9000,"expires_ms":20000}"#;
+        let (r2, dropped) = Registry::load([("origin:d".to_owned(), old.to_owned())], 9000);
+        assert!(dropped.is_empty());
+        assert_eq!(ids(&r2.lookup("cam1", 9000)), ["d"]);
+    }
+
+    /// What the Durable Object keeps in its storage: `change`s applied to
+    /// a key-value map.
+    fn store(kv: &mut BTreeMap<String, String>, change: &Change) {
+        match change.value() {
+            Some(v) => kv.insert(change.key(), v),
+            None => kv.remove(&change.key()),
+        };
+    }
+
+    #[test]
+    fn stored_one_key_per_origin() {
+        let mut r = Registry::default();
+        let mut kv = BTreeMap::new();
+        for (hb, t) in [
+            (hb("a", "http://a.example", &["cam1"], 6), 1000),
+            (hb("b", "http://b.example", &["cam1", "cam2"], 6), 1100),
+            (hb("c", "http://c.example", &["cam3"], 2), 1200),
+            (hb("a", "http://a.example", &["cam1", "cam4"], 6), 2000),
+        ] {
+            let change = r.prepare(&hb, t).unwrap();
+            assert_eq!(r.clone().commit(change.clone()), change.applied());
+            store(&mut kv, &change);
+            r.commit(change);
+        }
+        assert_eq!(
+            kv.keys().collect::<Vec<_>>(),
+            ["origin:a", "origin:b", "origin:c"]
+        );
+        // Read back: the same registry (order included).
+        let (loaded, dropped) = Registry::load(kv.clone(), 2000);
+        assert_eq!(loaded, r);
+        assert!(dropped.is_empty());
+        // A prepared change is nothing until committed (a failed write).
+        let leave = r
+            .prepare(&hb("b", "http://b.example", &[], 6), 2100)
+            .unwrap();
+        assert_eq!(leave.value(), None);
+        assert_eq!(leave.key(), "origin:b");
+        assert_eq!(ids(&r.lookup("cam2", 2100)), ["b"]);
+        store(&mut kv, &leave);
+        assert_eq!(r.commit(leave), Applied::Removed);
+        assert!(r.lookup("cam2", 2100).origins.is_empty());
+        // Expired, unreadable and foreign keys at load; expired at a sweep.
+        kv.insert("origin:bad name".into(), kv["origin:a"].clone());
+        kv.insert("origin:x".into(), "{not json".into());
+        kv.insert("registry".into(), "{}".into());
+        let (loaded, mut dropped) = Registry::load(kv.clone(), 3200);
+        dropped.sort();
+        assert_eq!(dropped, ["origin:bad name", "origin:c", "origin:x"]);
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(r.expire(3200), ["origin:c"]);
+        assert_eq!(loaded, r);
+        assert!(r.expire(3200).is_empty());
+        // Full counts only the live.
+        let mut full = Registry::default();
+        for i in 0..MAX_ORIGINS {
+            full.apply(
+                &hb(&format!("o{i}"), "http://x", &["s"], 1 + (i as u64 % 2)),
+                0,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            full.prepare(&hb("new", "http://x", &["s"], 5), 500),
+            Err(Refused::Full)
+        );
+        assert!(full
+            .prepare(&hb("new", "http://x", &["s"], 5), 1000)
+            .is_ok());
+        assert_eq!(full.len(), MAX_ORIGINS, "prepare changes nothing");
     }
 
     #[test]
@@ -679,6 +1046,7 @@ mod tests {
         assert!(r
             .apply(&hb("newer", "http://x", &["s"], 10), 10_000)
             .is_ok());
+        assert_eq!(r.len(), 1);
         assert_eq!(
             r.apply(&hb("bad", "nope", &["s"], 10), 0),
             Err(Refused::BadUrl(
@@ -742,5 +1110,41 @@ mod tests {
         assert!(cache.get("cam3", 10_000, &c).is_some());
         cache.forget(&hb("c", "http://c", &[], 3));
         assert!(cache.get("cam3", 10_000, &c).is_none(), "c left");
+    }
+
+    #[test]
+    fn isolates_use_expired_answers_when_the_directory_fails() {
+        let c = config(&[]);
+        let mut cache = LookupCache::default();
+        let found = Answer {
+            origins: vec![Registered {
+                id: "c".into(),
+                url: "http://c".into(),
+            }],
+        };
+        cache.put("cam3", found.clone(), 1000);
+        cache.put("nope", Answer::default(), 1000);
+        assert_eq!(
+            cache.stale("cam3", 1000, &c),
+            Some(&found),
+            "fresh is usable too"
+        );
+        assert_eq!(cache.get("cam3", 3000, &c), None);
+        assert_eq!(cache.stale("cam3", 3000, &c), Some(&found));
+        let last = 1000 + c.found_ttl_ms + STALE_IF_ERROR_MS;
+        assert_eq!(cache.stale("cam3", last - 1, &c), Some(&found));
+        assert_eq!(cache.stale("cam3", last, &c), None, "30 s past its TTL");
+        assert_eq!(
+            cache.stale("nope", 1500, &c),
+            None,
+            "an unknown stream: 503, not 404"
+        );
+        assert_eq!(cache.stale("other", 1500, &c), None);
+        // A newer answer replaces it; a heartbeat through this isolate drops it.
+        cache.put("cam3", Answer::default(), 5000);
+        assert_eq!(cache.stale("cam3", 5000, &c), None);
+        cache.put("cam3", found.clone(), 6000);
+        cache.forget(&hb("c", "http://c", &[], 3));
+        assert_eq!(cache.stale("cam3", 9000, &c), None);
     }
 }

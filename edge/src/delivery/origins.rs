@@ -30,7 +30,11 @@ pub struct Origin {
 
 impl Origin {
     /// Validates an `ORIGIN_URL` value: `http://` or `https://`, a non-empty
-    /// host, no query or fragment. A trailing `/` is ignored.
+    /// host, no query or fragment. A trailing `/` is ignored. Refused too,
+    /// since `fetch` would read them otherwise than this does (or than the
+    /// stream directory's allow rules do): whitespace and control
+    /// characters, `\` (a path separator to `fetch`), and userinfo (`@`) or
+    /// percent-escapes (`%`) in the authority.
     pub fn parse(value: &str) -> Result<Self, Error> {
         let invalid = |reason| Error::InvalidOriginUrl {
             value: value.to_owned(),
@@ -49,13 +53,19 @@ impl Origin {
         if trimmed.contains(['?', '#']) {
             return Err(invalid("must not have a query or fragment"));
         }
-        if trimmed.contains(char::is_whitespace) {
-            return Err(invalid("must not contain whitespace"));
+        if trimmed.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("must not contain whitespace or control characters"));
+        }
+        if trimmed.contains('\\') {
+            return Err(invalid("must not contain a backslash"));
         }
         let rest = &trimmed[scheme_len..];
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() || authority.starts_with(':') {
             return Err(invalid("host is missing"));
+        }
+        if authority.contains(['@', '%']) {
+            return Err(invalid("the host must not have userinfo (@) or %-escapes"));
         }
         Ok(Self {
             base: trimmed.trim_end_matches('/').to_owned(),
@@ -459,6 +469,14 @@ mod tests {
             "http://x/#frag",
             "http://x y",
             "httpx://x",
+            "https://evil.example\\.origins.example",
+            "https://x.example/a\\b",
+            "https://allowed.example@evil.example",
+            "https://u:p@x.example/",
+            "https://evil%2eexample",
+            "https://x.example%2fevil.example",
+            "http://x\u{0}.example",
+            "http://x.example/\u{7f}",
         ] {
             assert!(
                 matches!(Origin::parse(bad), Err(Error::InvalidOriginUrl { .. })),

@@ -329,10 +329,19 @@ impl Aggregator {
         let delta = b.delta().map(|d| {
             let watch_ms = d.watch_ms.min(known.saturating_sub(s.delta_watch_ms));
             s.delta_watch_ms += watch_ms;
+            // A stall takes time: no more than one begun per second of
+            // the watch time it came with (and one more).
+            let most_stalls = if watch_ms == 0 {
+                0
+            } else {
+                u32::try_from(watch_ms / 1000)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1)
+            };
             Delta {
                 watch_ms,
                 stall_ms: d.stall_ms.min(watch_ms),
-                stalls: d.stalls,
+                stalls: d.stalls.min(most_stalls),
             }
         });
         s.watch_ms = s.watch_ms.max(b.watch_ms.min(known));
@@ -865,6 +874,15 @@ mod tests {
             .record_beacon(o, &hb(130_000, 100_000, 5_000, 0), T0 + 1_000)
             .unwrap();
         assert_eq!(third.watch_ms, 0);
+        // Stalls without the watch time they need are not counted.
+        let burst = beacon(
+            r#"{"v":1,"sid":"f","ev":"hb","started":true,"startup_ms":1,"watch_ms":2500,"stalls":100000,"stall_ms":0,"d_watch_ms":2500,"d_stall_ms":0,"d_stalls":100000}"#,
+        );
+        assert_eq!(agg.record_beacon(o, &burst, T0).unwrap().stalls, 3);
+        let none = beacon(
+            r#"{"v":1,"sid":"g","ev":"hb","started":true,"startup_ms":1,"watch_ms":0,"stalls":9,"stall_ms":0,"d_watch_ms":0,"d_stall_ms":0,"d_stalls":9}"#,
+        );
+        assert_eq!(agg.record_beacon(o, &none, T0).unwrap().stalls, 0);
         // Totals-only beacons (an older page) add nothing.
         let old =
             r#"{"v":1,"sid":"e","ev":"hb","started":false,"watch_ms":10,"stalls":0,"stall_ms":0}"#;

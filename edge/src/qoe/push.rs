@@ -176,6 +176,27 @@ impl Batch {
         self.streams.len()
     }
 
+    /// The streams in the batch.
+    pub fn streams(&self) -> impl Iterator<Item = &str> {
+        self.streams.keys().map(String::as_str)
+    }
+
+    /// Splits off the streams `keep` says no to.
+    pub fn split_off(&mut self, keep: impl Fn(&str) -> bool) -> Batch {
+        let (kept, rest) = std::mem::take(&mut self.streams)
+            .into_iter()
+            .partition(|(name, _)| keep(name));
+        self.streams = kept;
+        Batch { streams: rest }
+    }
+
+    /// Adds `other`'s sums to this batch.
+    pub fn merge(&mut self, other: Batch) {
+        for (name, sums) in other.streams {
+            self.streams.entry(name).or_default().add(sums);
+        }
+    }
+
     /// After an origin answered 200 with `body`: what is left for the next
     /// origin (the streams it said it does not have), or `Err` when the
     /// answer is not the origin's (then the whole batch goes on).
@@ -259,6 +280,24 @@ mod tests {
         assert!(again
             .body()
             .starts_with(br#"{"v":1,"streams":{"cam1":{"watch_ms":11000,"stall_ms":500"#));
+    }
+
+    #[test]
+    fn batches_split_and_merge() {
+        let mut p = Pending::default();
+        p.add("cam1", d(1_000, 10, 1));
+        p.add("cam2", d(2_000, 0, 0));
+        p.add("cam3", d(3_000, 0, 0));
+        let mut batch = p.take(0).unwrap();
+        let rest = batch.split_off(|s| s == "cam2");
+        assert_eq!(batch.streams().collect::<Vec<_>>(), ["cam2"]);
+        assert_eq!(rest.streams().collect::<Vec<_>>(), ["cam1", "cam3"]);
+        let mut again = Batch::default();
+        again.merge(rest.clone());
+        again.merge(rest);
+        assert!(again.body().starts_with(
+            br#"{"v":1,"streams":{"cam1":{"watch_ms":2000,"stall_ms":20,"stalls":2}"#
+        ));
     }
 
     #[test]

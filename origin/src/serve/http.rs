@@ -1019,7 +1019,14 @@ impl HttpServerApp for OriginHttp {
         let limit = match (&whip, &whep) {
             (Some(w), _) if takes_body => w.max_offer_bytes(),
             (_, Some(w)) if takes_body => w.max_offer_bytes(),
-            _ if takes_body && qoe.is_some() => qoe::MAX_BODY,
+            // Only the edge, with its token, may send a push-sized body.
+            _ if takes_body
+                && qoe
+                    .as_ref()
+                    .is_some_and(|q| q.authorized(&http.req_header().headers)) =>
+            {
+                qoe::MAX_BODY
+            }
             _ => body::UNUSED_BODY_LIMIT,
         };
         let vod = self.vod.clone().filter(|_| {

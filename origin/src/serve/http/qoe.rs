@@ -10,7 +10,9 @@
 //! The origin adds them to `brook_qoe_watch_seconds_total`,
 //! `brook_qoe_stall_seconds_total` and `brook_qoe_stalls_total` (by stream;
 //! `crate::metrics::QoeTotals`), for streams it has; the others come back
-//! as `{"unknown":[...]}` so the edge can try another origin. The
+//! as `{"unknown":[...]}` so the edge can try another origin, and a stream
+//! whose sums are impossible as `{"refused":[...]}` (the others still
+//! count). The
 //! `BrookRebufferRatioHigh` alert (ops/prometheus) divides the two rates.
 //! The numbers are what players report (docs/qoe.md): bounded per push, but
 //! a viewer token holder can skew them, as with any player-side QoE.
@@ -68,17 +70,23 @@ fn json_reply(status: StatusCode, value: serde_json::Value) -> Reply {
 }
 
 impl QoeEndpoint {
+    /// Whether `headers` carry the push token (compared in constant time).
+    pub fn authorized(&self, headers: &http::HeaderMap) -> bool {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(brook_common::credentials::bearer)
+            .unwrap_or("");
+        crate::constant_time_eq(given.as_bytes(), self.token.as_bytes())
+    }
+
     /// Answers a request for [`PATH`] with its body (read within [`MAX_BODY`]).
     pub fn handle(&self, req: &Request<'_>, body: &[u8]) -> Reply {
         if req.method != Method::POST {
             return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                 .header("allow", "POST");
         }
-        let given = req
-            .header("authorization")
-            .and_then(brook_common::credentials::bearer)
-            .unwrap_or("");
-        if !crate::constant_time_eq(given.as_bytes(), self.token.as_bytes()) {
+        if !self.authorized(req.headers) {
             self.metrics.qoe.count_push("unauthorized");
             return Reply::text(StatusCode::UNAUTHORIZED, "unauthorized")
                 .header("www-authenticate", "Bearer realm=\"brook qoe\"");
@@ -90,20 +98,36 @@ impl QoeEndpoint {
                 return json_reply(StatusCode::BAD_REQUEST, json!({ "error": why }));
             }
         };
-        let mut unknown = Vec::new();
+        let (mut unknown, mut refused) = (Vec::new(), Vec::new());
         for (stream, sums) in push.streams {
-            if self.hub.stream(&stream).is_some() {
+            if !in_range(&sums) {
+                refused.push(stream);
+            } else if self.hub.stream(&stream).is_some() {
                 self.metrics.qoe.add(&stream, sums);
             } else {
                 unknown.push(stream);
             }
         }
-        self.metrics.qoe.count_push("accepted");
-        json_reply(StatusCode::OK, json!({ "unknown": unknown }))
+        self.metrics.qoe.count_push(if refused.is_empty() {
+            "accepted"
+        } else {
+            "invalid"
+        });
+        json_reply(
+            StatusCode::OK,
+            json!({ "unknown": unknown, "refused": refused }),
+        )
     }
 }
 
-/// Parses and bounds a push body.
+/// Whether one stream's sums are possible: stall time within the watch
+/// time, at most one stall per 100 ms of it, within [`MAX_WATCH_MS`].
+fn in_range(s: &QoeSums) -> bool {
+    s.watch_ms <= MAX_WATCH_MS && s.stall_ms <= s.watch_ms && s.stalls <= s.watch_ms / 100 + 1
+}
+
+/// Parses a push body and bounds its shape (each stream's sums are checked
+/// on their own: [`in_range`]).
 fn check(body: &[u8]) -> Result<Push, String> {
     let push: Push = serde_json::from_slice(body).map_err(|e| format!("not a QoE push: {e}"))?;
     if push.v != 1 {
@@ -112,13 +136,8 @@ fn check(body: &[u8]) -> Result<Push, String> {
     if push.streams.len() > MAX_STREAMS {
         return Err(format!("more than {MAX_STREAMS} streams"));
     }
-    for (stream, s) in &push.streams {
-        if !crate::valid_stream_name(stream) {
-            return Err("a stream name is not valid".into());
-        }
-        if s.watch_ms > MAX_WATCH_MS || s.stall_ms > s.watch_ms || s.stalls > s.watch_ms {
-            return Err(format!("the sums for {stream} are out of range"));
-        }
+    if push.streams.keys().any(|s| !crate::valid_stream_name(s)) {
+        return Err("a stream name is not valid".into());
     }
     Ok(push)
 }
@@ -165,7 +184,10 @@ mod tests {
         let push = r#"{"v":1,"streams":{"cam1":{"watch_ms":40000,"stall_ms":1000,"stalls":2},"elsewhere":{"watch_ms":5,"stall_ms":0,"stalls":0}}}"#;
         let r = post(&e, auth, push);
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(body_of(&r).trim(), r#"{"unknown":["elsewhere"]}"#);
+        assert_eq!(
+            body_of(&r).trim(),
+            r#"{"refused":[],"unknown":["elsewhere"]}"#
+        );
         post(
             &e,
             auth,
@@ -211,13 +233,28 @@ mod tests {
             "",
             "{}",
             r#"{"v":2,"streams":{}}"#,
-            r#"{"v":1,"streams":{"cam1":{"watch_ms":1,"stall_ms":2,"stalls":0}}}"#,
             r#"{"v":1,"streams":{"cam1":{"watch_ms":-1,"stall_ms":0,"stalls":0}}}"#,
             r#"{"v":1,"streams":{"../x":{"watch_ms":1,"stall_ms":0,"stalls":0}}}"#,
-            r#"{"v":1,"streams":{"cam1":{"watch_ms":60000000001,"stall_ms":0,"stalls":0}}}"#,
             r#"{"v":1,"streams":{"cam1":{"watch_ms":1,"stall_ms":0,"stalls":0,"x":1}}}"#,
         ] {
             assert_eq!(post(&e, auth, bad).status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        // Impossible sums are refused stream by stream; the rest count.
+        for sums in [
+            r#"{"watch_ms":1,"stall_ms":2,"stalls":0}"#,
+            r#"{"watch_ms":60000000001,"stall_ms":0,"stalls":0}"#,
+            r#"{"watch_ms":1000,"stall_ms":0,"stalls":12}"#,
+        ] {
+            let body = format!(
+                r#"{{"v":1,"streams":{{"cam1":{sums},"elsewhere":{{"watch_ms":5,"stall_ms":0,"stalls":0}}}}}}"#
+            );
+            let r = post(&e, auth, &body);
+            assert_eq!(r.status, StatusCode::OK, "{sums}");
+            assert_eq!(
+                body_of(&r).trim(),
+                r#"{"refused":["cam1"],"unknown":["elsewhere"]}"#,
+                "{sums}"
+            );
         }
         let mut headers = HeaderMap::new();
         headers.insert("authorization", auth.parse().unwrap());
@@ -235,7 +272,7 @@ mod tests {
             "{page}"
         );
         assert!(
-            page.contains("brook_qoe_pushes_total{result=\"invalid\"} 8\n"),
+            page.contains("brook_qoe_pushes_total{result=\"invalid\"} 9\n"),
             "{page}"
         );
         assert!(!page.contains("brook_qoe_watch_seconds_total{"), "{page}");
