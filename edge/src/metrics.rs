@@ -21,7 +21,7 @@
 //! | `brook_edge_cmcd_total` | `result` (`recorded`, `no_session`, `invalid`) |
 //! | `brook_edge_qoe_beacons_total` | `result` (`recorded`, `invalid`) |
 //! | `brook_edge_qoe_writes_failed_total` | (Analytics Engine writes that failed) |
-//! | `brook_edge_qoe_pushes_total` | `result` (`pushed`, `failed`, `refused`, `unknown_stream`, `dropped`): watch and stall time pushed to the origins |
+//! | `brook_edge_qoe_pushes_total` | `result` (`pushed`, `failed`, `refused`, `stream_refused`, `unknown_stream`, `dropped`): watch and stall time pushed to the origins |
 //! | `brook_edge_ad_decisions_total` | `result` (`filled`, `partial`, `empty`, `no_decision`) |
 //! | `brook_edge_ad_server_failures_total` | `reason` (`timeout`, `fetch`, `status`, `invalid`) |
 //! | `brook_edge_ads_total` | `result` (`played`, `not_prepared`, `unplayable`, `too_long`) |

@@ -41,9 +41,6 @@ const BINDING: &str = "DIRECTORY";
 const TOKEN_SECRET: &str = "DIRECTORY_TOKEN";
 /// The one object every isolate asks.
 const OBJECT_NAME: &str = "directory";
-/// Where the object kept the whole registry before one key per origin
-/// (deleted when the object starts; the origins' heartbeats fill it again).
-const OLD_STORAGE_KEY: &str = "registry";
 /// Largest answer read from the object (a lookup names at most
 /// [`MAX_ORIGINS`] origins).
 const ANSWER_MAX_BYTES: usize = MAX_ORIGINS * 2048 + 1024;
@@ -65,9 +62,9 @@ fn json(status: u16, body: String) -> Result<Response> {
 }
 
 impl StreamDirectory {
-    /// Reads the registry from storage the first time (every `origin:` key;
-    /// at most [`MAX_ORIGINS`] of them). A failed read is an error, tried
-    /// again by the next request.
+    /// Reads the registry from storage the first time (every `origin:` key:
+    /// the registered origins, and expired ones whose deletion failed). A
+    /// failed read is an error, tried again by the next request.
     async fn ensure_loaded(&self) -> Result<()> {
         if self.registry.borrow().is_some() {
             return Ok(());
@@ -84,14 +81,13 @@ impl StreamDirectory {
                 stored.push((key, value.as_string().unwrap_or_default()));
             }
         });
-        let (registry, mut dropped) = Registry::load(stored, Date::now().as_millis());
+        let (registry, dropped) = Registry::load(stored, Date::now().as_millis());
         if !dropped.is_empty() {
             console_warn!(
                 "directory: dropping {} stored entries (expired or unreadable)",
                 dropped.len()
             );
         }
-        dropped.push(OLD_STORAGE_KEY.to_owned());
         if let Err(e) = delete_keys(&storage, dropped).await {
             console_warn!("directory: deleting stale keys: {e}");
         }
@@ -367,7 +363,9 @@ pub(super) async fn live_origins(env: &Env, edge: &Edge, stream: &str) -> LiveOr
             Err(why) => {
                 // Stale-if-error: this isolate's last found answer, up to
                 // STALE_IF_ERROR_MS past its TTL.
-                let stale = with_state(|s| s.directory.stale(stream, now, config).cloned());
+                // Now, after the failed ask (which may have waited out its
+                // timeout), not when it started.
+                let stale = with_state(|s| s.directory.stale(stream, now_ms(), config).cloned());
                 let result = if stale.is_some() { "stale" } else { "failed" };
                 count("brook_edge_directory_lookups_total", &[("result", result)]);
                 console_error!("directory: looking up {stream}: {why} ({result})");

@@ -6,6 +6,8 @@
 
 use sha2::{Digest, Sha256};
 use std::rc::Rc;
+
+use futures_util::future::join_all;
 use std::time::Duration;
 
 use wasm_bindgen::JsValue;
@@ -219,8 +221,16 @@ async fn destinations(
     }
     let mut groups: Vec<(Vec<Region>, push::Batch)> = Vec::new();
     let names: Vec<String> = batch.streams().map(str::to_owned).collect();
-    for name in names {
-        let order = match live_origins(env, edge, &name).await {
+    // All the streams at once, within one origin timeout (and a second):
+    // the push must finish inside its waitUntil; out of time, everything
+    // waits for the next push.
+    let lookups = join_all(names.iter().map(|name| live_origins(env, edge, name)));
+    let Some(answers) = with_timeout(lookups, edge.origins.timeout_ms + 1000).await else {
+        later.merge(batch);
+        return (groups, later);
+    };
+    for (name, answer) in names.into_iter().zip(answers) {
+        let order = match answer {
             LiveOrigins::Static => static_order.clone(),
             LiveOrigins::Registered(regions) => order_of(&regions, &Location::default()),
             LiveOrigins::Unknown => {
@@ -260,7 +270,7 @@ async fn push_to_origins(
     token: &str,
     timeout_ms: u64,
 ) -> Option<push::Batch> {
-    let mut unanswered = false;
+    let (mut unanswered, mut refused) = (false, false);
     for region in order {
         if batch.is_empty() {
             break;
@@ -282,8 +292,15 @@ async fn push_to_origins(
         let deadline = now_ms() + timeout_ms;
         match fetch_text(&url, &init, deadline, PUSH_ANSWER_MAX_BYTES).await {
             Ok((200, body)) => match batch.settle(body.as_bytes()) {
-                Ok(left) => {
+                Ok((left, refused)) => {
                     count("brook_edge_qoe_pushes_total", &[("result", "pushed")]);
+                    if refused > 0 {
+                        console_warn!("QoE push to {}: {refused} streams' sums refused", region.id);
+                        count(
+                            "brook_edge_qoe_pushes_total",
+                            &[("result", "stream_refused")],
+                        );
+                    }
                     batch = left;
                     continue;
                 }
@@ -292,7 +309,7 @@ async fn push_to_origins(
                     batch = whole;
                 }
             },
-            Ok((status, body)) if (400..500).contains(&status) => {
+            Ok((status, body)) if (400..500).contains(&status) && !matches!(status, 408 | 429) => {
                 // Refused (a token that differs, a push it will never take):
                 // the next origin may take it; pushing it again would not help.
                 console_error!(
@@ -301,6 +318,7 @@ async fn push_to_origins(
                     body.trim()
                 );
                 count("brook_edge_qoe_pushes_total", &[("result", "refused")]);
+                refused = true;
                 continue;
             }
             Ok((status, body)) => {
@@ -320,6 +338,10 @@ async fn push_to_origins(
     }
     if unanswered {
         return Some(batch);
+    }
+    if refused {
+        // Counted as refused already.
+        return None;
     }
     count(
         "brook_edge_qoe_pushes_total",

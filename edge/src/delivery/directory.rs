@@ -27,13 +27,15 @@ use serde::{Deserialize, Serialize};
 
 use super::origins::{Origin, Region};
 
-/// Most streams one heartbeat may list.
-pub const MAX_STREAMS_PER_ORIGIN: usize = 4096;
+/// Most streams one heartbeat may list (an origin with more live streams
+/// is refused whole: far more than one origin transcodes).
+pub const MAX_STREAMS_PER_ORIGIN: usize = 1024;
 /// Most origins the directory keeps at once (a new one past this is refused
 /// until one expires).
 pub const MAX_ORIGINS: usize = 256;
-/// Largest heartbeat body the edge reads (4096 names of 64 bytes, quoted).
-pub const MAX_HEARTBEAT_BYTES: usize = 320 * 1024;
+/// Largest heartbeat body the edge reads (1024 names of 64 bytes, quoted,
+/// and the rest).
+pub const MAX_HEARTBEAT_BYTES: usize = 80 * 1024;
 /// Bounds on a heartbeat's `ttl_s`.
 pub const TTL_S: std::ops::RangeInclusive<u64> = 1..=300;
 /// Longest `url` a heartbeat may carry, in bytes (so that a lookup naming
@@ -852,10 +854,10 @@ mod tests {
         }))
         .unwrap();
         assert!(body.len() < MAX_HEARTBEAT_BYTES);
-        assert!(matches!(
+        assert_eq!(
             Heartbeat::parse(&body),
-            Err(Refused::TooManyStreams(4097))
-        ));
+            Err(Refused::TooManyStreams(MAX_STREAMS_PER_ORIGIN + 1))
+        );
         // A long URL: refused, so that an answer naming every origin stays
         // small.
         let url = |n: usize| format!("http://x.example/{}", "a".repeat(n - 17));

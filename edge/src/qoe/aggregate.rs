@@ -110,9 +110,10 @@ struct Session {
     error: Option<String>,
     ended: bool,
     exited_before_start: bool,
-    /// Watch time this session's beacons have added to the stream's
-    /// counters here ([`Beacon::delta`]).
+    /// Watch time and stalls this session's beacons have added to the
+    /// stream's counters here ([`Beacon::delta`]).
     delta_watch_ms: u64,
+    delta_stalls: u64,
 }
 
 impl Session {
@@ -329,19 +330,19 @@ impl Aggregator {
         let delta = b.delta().map(|d| {
             let watch_ms = d.watch_ms.min(known.saturating_sub(s.delta_watch_ms));
             s.delta_watch_ms += watch_ms;
-            // A stall takes time: no more than one begun per second of
-            // the watch time it came with (and one more).
-            let most_stalls = if watch_ms == 0 {
+            // A stall takes time: over the session, no more than one begun
+            // per second of the watch time its deltas brought (and one more).
+            let budget = if s.delta_watch_ms == 0 {
                 0
             } else {
-                u32::try_from(watch_ms / 1000)
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(1)
+                (s.delta_watch_ms / 1000 + 1).saturating_sub(s.delta_stalls)
             };
+            let stalls = d.stalls.min(u32::try_from(budget).unwrap_or(u32::MAX));
+            s.delta_stalls += u64::from(stalls);
             Delta {
                 watch_ms,
                 stall_ms: d.stall_ms.min(watch_ms),
-                stalls: d.stalls.min(most_stalls),
+                stalls,
             }
         });
         s.watch_ms = s.watch_ms.max(b.watch_ms.min(known));
@@ -879,6 +880,13 @@ mod tests {
             r#"{"v":1,"sid":"f","ev":"hb","started":true,"startup_ms":1,"watch_ms":2500,"stalls":100000,"stall_ms":0,"d_watch_ms":2500,"d_stall_ms":0,"d_stalls":100000}"#,
         );
         assert_eq!(agg.record_beacon(o, &burst, T0).unwrap().stalls, 3);
+        // The budget is the session's: many small beacons add no more.
+        for _ in 0..10 {
+            let small = beacon(
+                r#"{"v":1,"sid":"f","ev":"hb","started":true,"startup_ms":1,"watch_ms":2600,"stalls":100000,"stall_ms":0,"d_watch_ms":10,"d_stall_ms":0,"d_stalls":5}"#,
+            );
+            assert_eq!(agg.record_beacon(o, &small, T0).unwrap().stalls, 0);
+        }
         let none = beacon(
             r#"{"v":1,"sid":"g","ev":"hb","started":true,"startup_ms":1,"watch_ms":0,"stalls":9,"stall_ms":0,"d_watch_ms":0,"d_stall_ms":0,"d_stalls":9}"#,
         );

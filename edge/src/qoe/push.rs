@@ -149,21 +149,39 @@ pub struct Batch {
 #[derive(Serialize)]
 struct Body<'a> {
     v: u32,
-    streams: &'a BTreeMap<String, Sums>,
+    streams: &'a BTreeMap<&'a String, Sums>,
 }
 
-/// The origin's answer: the streams it does not have (not counted there).
+/// The origin's answer: the streams it does not have, and those whose sums
+/// it refused (neither counted there).
 #[derive(Deserialize)]
 struct Answer {
     #[serde(default)]
     unknown: Vec<String>,
+    #[serde(default)]
+    refused: Vec<String>,
 }
 
 impl Batch {
+    /// The request body. Sums are cut to what the origin takes (stall time
+    /// within the watch time, at most one stall per 100 ms of it), so many
+    /// sessions' small deltas never get a stream refused.
     pub fn body(&self) -> Vec<u8> {
+        let streams: BTreeMap<&String, Sums> = self
+            .streams
+            .iter()
+            .map(|(name, s)| {
+                let sums = Sums {
+                    watch_ms: s.watch_ms,
+                    stall_ms: s.stall_ms.min(s.watch_ms),
+                    stalls: s.stalls.min(s.watch_ms / 100 + 1),
+                };
+                (name, sums)
+            })
+            .collect();
         serde_json::to_vec(&Body {
             v: 1,
-            streams: &self.streams,
+            streams: &streams,
         })
         .unwrap_or_default()
     }
@@ -198,9 +216,10 @@ impl Batch {
     }
 
     /// After an origin answered 200 with `body`: what is left for the next
-    /// origin (the streams it said it does not have), or `Err` when the
-    /// answer is not the origin's (then the whole batch goes on).
-    pub fn settle(self, body: &[u8]) -> Result<Batch, Batch> {
+    /// origin (the streams it said it does not have) and how many streams it
+    /// refused, or `Err` when the answer is not the origin's (then the whole
+    /// batch goes on).
+    pub fn settle(self, body: &[u8]) -> Result<(Batch, usize), Batch> {
         let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
             return Err(self);
         };
@@ -211,7 +230,7 @@ impl Batch {
                 left.streams.insert(name, sums);
             }
         }
-        Ok(left)
+        Ok((left, answer.refused.len()))
     }
 }
 
@@ -264,13 +283,18 @@ mod tests {
         p.add("cam1", d(10_000, 500, 1));
         p.add("cam2", d(10_000, 0, 0));
         let batch = p.take(0).unwrap();
-        let left = batch
+        let (left, refused) = batch
             .clone()
-            .settle(br#"{"unknown":["cam2","never-sent"]}"#)
+            .settle(br#"{"unknown":["cam2","never-sent"],"refused":[]}"#)
             .unwrap();
+        assert_eq!(refused, 0);
         assert_eq!(left.len(), 1);
         assert!(left.body().starts_with(br#"{"v":1,"streams":{"cam2""#));
-        assert!(batch.clone().settle(b"{}").unwrap().is_empty());
+        assert!(batch.clone().settle(b"{}").unwrap().0.is_empty());
+        assert_eq!(
+            batch.clone().settle(br#"{"refused":["cam1"]}"#).unwrap().1,
+            1
+        );
         let not_origin = batch.settle(b"<html>").unwrap_err();
         assert_eq!(not_origin.len(), 2);
         p.add("cam1", d(1_000, 0, 0));
@@ -280,6 +304,20 @@ mod tests {
         assert!(again
             .body()
             .starts_with(br#"{"v":1,"streams":{"cam1":{"watch_ms":11000,"stall_ms":500"#));
+    }
+
+    #[test]
+    fn bodies_are_what_the_origin_takes() {
+        let mut p = Pending::default();
+        // Many sessions' small deltas: 40 stalls in 1.5 s of watching.
+        for _ in 0..40 {
+            p.add("cam1", d(37, 37, 1));
+        }
+        let body = String::from_utf8(p.take(0).unwrap().body()).unwrap();
+        assert_eq!(
+            body,
+            r#"{"v":1,"streams":{"cam1":{"watch_ms":1480,"stall_ms":1480,"stalls":15}}}"#
+        );
     }
 
     #[test]

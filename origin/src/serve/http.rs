@@ -1019,21 +1019,22 @@ impl HttpServerApp for OriginHttp {
         let limit = match (&whip, &whep) {
             (Some(w), _) if takes_body => w.max_offer_bytes(),
             (_, Some(w)) if takes_body => w.max_offer_bytes(),
-            // Only the edge, with its token, may send a push-sized body.
-            _ if takes_body
-                && qoe
-                    .as_ref()
-                    .is_some_and(|q| q.authorized(&http.req_header().headers)) =>
-            {
-                qoe::MAX_BODY
-            }
+            // Refused before its body is read unless it has the token.
+            _ if takes_body && qoe.is_some() => qoe::MAX_BODY,
             _ => body::UNUSED_BODY_LIMIT,
         };
         let vod = self.vod.clone().filter(|_| {
             let path = http.req_header().uri.path();
             path.starts_with("/api/v1/") || path.starts_with(crate::vod::tus::PREFIX)
         });
-        let reply = if let Some(vod) = vod {
+        let qoe_refused = qoe
+            .as_ref()
+            .and_then(|q| q.refuse(&http.req_header().headers));
+        let reply = if let Some(refused) = qoe_refused {
+            // The body is not read: the connection cannot be reused.
+            http.set_keepalive(None);
+            refused
+        } else if let Some(vod) = vod {
             self.vod_request(&mut http, &vod).await
         } else {
             match (

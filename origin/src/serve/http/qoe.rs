@@ -80,16 +80,27 @@ impl QoeEndpoint {
         crate::constant_time_eq(given.as_bytes(), self.token.as_bytes())
     }
 
+    /// The 401 for a request without the token (counted), before its body
+    /// is read; `None` with the token.
+    pub fn refuse(&self, headers: &http::HeaderMap) -> Option<Reply> {
+        if self.authorized(headers) {
+            return None;
+        }
+        self.metrics.qoe.count_push("unauthorized");
+        Some(
+            Reply::text(StatusCode::UNAUTHORIZED, "unauthorized")
+                .header("www-authenticate", "Bearer realm=\"brook qoe\""),
+        )
+    }
+
     /// Answers a request for [`PATH`] with its body (read within [`MAX_BODY`]).
     pub fn handle(&self, req: &Request<'_>, body: &[u8]) -> Reply {
         if req.method != Method::POST {
             return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                 .header("allow", "POST");
         }
-        if !self.authorized(req.headers) {
-            self.metrics.qoe.count_push("unauthorized");
-            return Reply::text(StatusCode::UNAUTHORIZED, "unauthorized")
-                .header("www-authenticate", "Bearer realm=\"brook qoe\"");
+        if let Some(refused) = self.refuse(req.headers) {
+            return refused;
         }
         let push = match check(body) {
             Ok(p) => p,
