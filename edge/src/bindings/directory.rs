@@ -349,7 +349,7 @@ pub(super) async fn live_origins(env: &Env, edge: &Edge, stream: &str) -> LiveOr
             count("brook_edge_directory_cache_hits_total", &[]);
             answer
         }
-        None => match ask(env, stream, edge.origins.timeout_ms).await {
+        None => match ask_unless_down(env, stream, edge.origins.timeout_ms).await {
             Ok(answer) => {
                 let result = if answer.origins.is_empty() {
                     "unknown"
@@ -382,6 +382,24 @@ pub(super) async fn live_origins(env: &Env, edge: &Edge, stream: &str) -> LiveOr
         None if config.fallback_to_static => LiveOrigins::Static,
         None => LiveOrigins::Unknown,
     }
+}
+
+/// [`ask`], unless the directory failed this isolate less than a second
+/// ago (then an error at once: requests use a stale answer or fail fast
+/// instead of each waiting out a timeout). A failure starts the pause.
+async fn ask_unless_down(
+    env: &Env,
+    stream: &str,
+    timeout_ms: u64,
+) -> std::result::Result<Answer, String> {
+    if with_state(|s| s.directory.backing_off(now_ms())) {
+        return Err("the directory failed less than a second ago".into());
+    }
+    let answer = ask(env, stream, timeout_ms).await;
+    if answer.is_err() {
+        with_state(|s| s.directory.failed(now_ms()));
+    }
+    answer
 }
 
 /// The directory's answer for `stream`, within `timeout_ms`.

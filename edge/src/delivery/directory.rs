@@ -566,9 +566,27 @@ impl Registry {
 #[derive(Debug, Default)]
 pub struct LookupCache {
     answers: HashMap<String, (Answer, u64)>,
+    /// When the directory last failed to answer this isolate.
+    failed_at: Option<u64>,
 }
 
+/// After the directory failed to answer, how long an isolate does not ask
+/// it again (and answers from [`LookupCache::stale`] at once), in ms.
+pub const BACKOFF_MS: u64 = 1_000;
+
 impl LookupCache {
+    /// The directory failed to answer at `now_ms`.
+    pub fn failed(&mut self, now_ms: u64) {
+        self.failed_at = Some(now_ms);
+    }
+
+    /// Whether to skip asking the directory now: it failed less than
+    /// [`BACKOFF_MS`] ago (so a request does not wait out another timeout).
+    pub fn backing_off(&self, now_ms: u64) -> bool {
+        self.failed_at
+            .is_some_and(|at| now_ms.saturating_sub(at) < BACKOFF_MS)
+    }
+
     /// The kept answer for `stream`, if younger than its TTL
     /// (`found_ttl_ms` when it names an origin, else `unknown_ttl_ms`).
     pub fn get(&self, stream: &str, now_ms: u64, config: &DirectoryConfig) -> Option<&Answer> {
@@ -603,6 +621,7 @@ impl LookupCache {
             }
         }
         self.answers.insert(stream.to_owned(), (answer, now_ms));
+        self.failed_at = None;
     }
 
     /// Drops the kept answers a heartbeat through this isolate changed:
@@ -613,6 +632,24 @@ impl LookupCache {
         }
         self.answers
             .retain(|_, (answer, _)| !answer.origins.iter().any(|r| r.id == hb.origin));
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_holds_off_asking_for_a_second_and_an_answer_ends_it() {
+        let mut c = LookupCache::default();
+        let t = 1_700_000_000_000;
+        assert!(!c.backing_off(t));
+        c.failed(t);
+        assert!(c.backing_off(t + BACKOFF_MS - 1));
+        assert!(!c.backing_off(t + BACKOFF_MS));
+        c.failed(t);
+        c.put("cam1", Answer::default(), t + 10);
+        assert!(!c.backing_off(t + 20));
     }
 }
 
