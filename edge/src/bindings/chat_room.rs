@@ -26,7 +26,7 @@ use worker::{
     SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
 };
 
-use super::io::read_limited;
+use super::io::{json_response, read_limited};
 use crate::chat::handoff::MAX_MODERATION_BODY;
 use crate::chat::schema::{
     ChatMessage, ClientMessage, ErrorCode, ReactionCount, Refusal, StreamRecord, StreamState,
@@ -93,15 +93,6 @@ pub(crate) fn random_hex() -> String {
     let n = (Math::random() * 4_294_967_296.0) as u64;
     let m = (Math::random() * 4_294_967_296.0) as u64;
     format!("{n:08x}{m:08x}")
-}
-
-fn json_response(status: u16, body: String) -> Result<Response> {
-    let res = Response::builder()
-        .with_status(status)
-        .fixed(body.into_bytes());
-    res.headers().set("content-type", "application/json")?;
-    res.headers().set("cache-control", "no-store")?;
-    Ok(res)
 }
 
 fn refusal_response(r: Refusal) -> Result<Response> {

@@ -26,7 +26,7 @@ use worker::{
 };
 
 use super::fetch::{count, load, now_ms, with_state};
-use super::io::{plain, read_limited, read_response, with_timeout};
+use super::io::{json_response, plain, read_limited, read_response, with_timeout};
 use super::upstream::order_of;
 use crate::config::Edge;
 use crate::delivery::directory::{
@@ -50,15 +50,6 @@ pub struct StreamDirectory {
     state: State,
     /// `None` until read from storage (once per object instance).
     registry: RefCell<Option<Registry>>,
-}
-
-fn json(status: u16, body: String) -> Result<Response> {
-    let res = Response::builder()
-        .with_status(status)
-        .fixed(body.into_bytes());
-    res.headers().set("content-type", "application/json")?;
-    res.headers().set("cache-control", "no-store")?;
-    Ok(res)
 }
 
 impl StreamDirectory {
@@ -141,7 +132,7 @@ impl StreamDirectory {
             let registry = registry.get_or_insert_with(Registry::default);
             (registry.commit(change), registry.len())
         };
-        json(
+        json_response(
             200,
             serde_json::json!({ "result": applied.as_str(), "origins": origins }).to_string(),
         )
@@ -161,7 +152,7 @@ impl StreamDirectory {
             .as_ref()
             .map(|r| r.lookup(&stream, Date::now().as_millis()))
             .unwrap_or_default();
-        json(
+        json_response(
             200,
             serde_json::to_string(&answer).map_err(|e| worker::Error::RustError(e.to_string()))?,
         )

@@ -308,3 +308,13 @@ pub(super) async fn fetch_text(
     };
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+/// A JSON answer (`body`, already serialized) that no cache keeps.
+pub(super) fn json_response(status: u16, body: String) -> Result<Response> {
+    let res = Response::builder()
+        .with_status(status)
+        .fixed(body.into_bytes());
+    res.headers().set("content-type", "application/json")?;
+    res.headers().set("cache-control", "no-store")?;
+    Ok(res)
+}

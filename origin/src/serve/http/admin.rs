@@ -63,7 +63,8 @@ pub struct Admin {
     pub keys: Option<Arc<KeyService>>,
 }
 
-fn json_reply(status: StatusCode, value: serde_json::Value) -> Reply {
+/// A JSON answer that no cache keeps.
+pub(super) fn json_reply(status: StatusCode, value: serde_json::Value) -> Reply {
     Reply::new(
         status,
         "application/json",

@@ -20,11 +20,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin::json_reply;
 use super::{Reply, Request};
 use crate::metrics::{Metrics, QoeSums};
 use crate::serve::hub::Hub;
@@ -58,15 +58,6 @@ impl std::fmt::Debug for QoeEndpoint {
 struct Push {
     v: u32,
     streams: BTreeMap<String, QoeSums>,
-}
-
-fn json_reply(status: StatusCode, value: serde_json::Value) -> Reply {
-    Reply::new(
-        status,
-        "application/json",
-        Bytes::from(value.to_string() + "\n"),
-    )
-    .header("cache-control", "no-store")
 }
 
 impl QoeEndpoint {
