@@ -26,7 +26,7 @@
 //! | `brook_edge_ad_server_failures_total` | `reason` (`timeout`, `fetch`, `status`, `invalid`) |
 //! | `brook_edge_ads_total` | `result` (`played`, `not_prepared`, `unplayable`, `too_long`) |
 //! | `brook_edge_ad_beacons_total` | `event`, `result` (`sent`, `failed`, `invalid`) |
-//! | `brook_edge_directory_lookups_total` | `result` (`found`, `unknown`, `failed`; `stale`: it failed and this isolate's found answer, up to 30 s past its TTL, was used): the stream directory asked |
+//! | `brook_edge_directory_lookups_total` | `result` (`found`, `unknown`, `failed`; `stale`: it failed and this isolate's found answer, up to 30 s past its TTL, was used): the stream directory asked (or skipped in the second after it failed) |
 //! | `brook_edge_directory_cache_hits_total` | (live requests answered from this isolate's copy of the directory) |
 //! | `brook_edge_directory_registrations_total` | `result` (`registered`, `removed`, `unauthorized`, `invalid`, `refused`, `full`, `failed`) |
 

@@ -284,6 +284,19 @@ test('two viewers for 30 s, one throttled: the aggregates and the dashboard show
   const edgeMetrics = await fetch(`${edge.url}/_brook/metrics`, { headers: { authorization: 'Bearer qoe-e2e-metrics' } }).then((r) => r.text());
   assert.match(edgeMetrics, /^brook_edge_qoe_pushes_total\{result="pushed"\} \d+$/m);
   assert.doesNotMatch(edgeMetrics, /brook_edge_qoe_pushes_total\{result="(failed|unknown_stream|dropped)"\}/);
+  // Without the token the origin refuses a push (401, nothing counted), on
+  // a connection it keeps when the body was small.
+  const forged = JSON.stringify({ v: 1, streams: { cam1: { watch_ms: 100000, stall_ms: 100000, stalls: 1 } } });
+  for (const authorization of [undefined, 'Bearer qoe-e2e-push-token-WRONG-456789']) {
+    const res = await fetch(`${origin.url}/qoe/push`, {
+      method: 'POST', body: forged, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+    });
+    assert.equal(res.status, 401, String(authorization));
+    await res.arrayBuffer();
+  }
+  const after = await counters();
+  assert.deepEqual(after.refused, [2, 0], JSON.stringify(after));
+  assert.ok(after.stall < after.watch && after.stall - pushed.stall < 100, `the forged push added nothing: ${JSON.stringify(after)}`);
   console.log(`qoe: pushed to the origin: rebuffering ratio ${(pushed.stall / pushed.watch * 100).toFixed(2)} % (${pushDetail})`);
 });
 

@@ -359,7 +359,9 @@ pub(super) async fn live_origins(env: &Env, edge: &Edge, stream: &str) -> LiveOr
                 let stale = with_state(|s| s.directory.stale(stream, now_ms(), config).cloned());
                 let result = if stale.is_some() { "stale" } else { "failed" };
                 count("brook_edge_directory_lookups_total", &[("result", result)]);
-                console_error!("directory: looking up {stream}: {why} ({result})");
+                if why != BACKING_OFF {
+                    console_error!("directory: looking up {stream}: {why} ({result})");
+                }
                 match stale {
                     Some(answer) => answer,
                     None if config.fallback_to_static => return LiveOrigins::Static,
@@ -375,6 +377,9 @@ pub(super) async fn live_origins(env: &Env, edge: &Edge, stream: &str) -> LiveOr
     }
 }
 
+/// [`ask_unless_down`]'s error while it does not ask.
+const BACKING_OFF: &str = "the directory failed less than a second ago";
+
 /// [`ask`], unless the directory failed this isolate less than a second
 /// ago (then an error at once: requests use a stale answer or fail fast
 /// instead of each waiting out a timeout). A failure starts the pause.
@@ -384,7 +389,7 @@ async fn ask_unless_down(
     timeout_ms: u64,
 ) -> std::result::Result<Answer, String> {
     if with_state(|s| s.directory.backing_off(now_ms())) {
-        return Err("the directory failed less than a second ago".into());
+        return Err(BACKING_OFF.into());
     }
     let answer = ask(env, stream, timeout_ms).await;
     if answer.is_err() {

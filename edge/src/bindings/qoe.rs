@@ -40,6 +40,8 @@ const STREAMS_MAX_BYTES: usize = 1 << 20;
 const ADMIN_TRUST_MS: u64 = 30_000;
 /// The secret the origin's `POST /qoe/push` expects (its `qoe.push_token`).
 const QOE_PUSH_TOKEN: &str = "QOE_PUSH_TOKEN";
+/// Directory look-ups a push makes at once.
+const LOOKUPS_AT_ONCE: usize = 6;
 /// Longest answer read from a push.
 const PUSH_ANSWER_MAX_BYTES: usize = 64 << 10;
 
@@ -192,11 +194,13 @@ fn queue_push(
             return;
         };
         let (groups, mut unsent) = destinations(&env, &edge, batch, static_order).await;
-        for (order, part) in groups {
-            if let Some(left) = push_to_origins(part, &order, &token, edge.origins.timeout_ms).await
-            {
-                unsent.merge(left);
-            }
+        // The groups at once: the task's time is one group's, not their sum
+        // (a waitUntil cut short would lose the batch).
+        let pushes = groups.iter().map(|(order, part)| {
+            push_to_origins(part.clone(), order, &token, edge.origins.timeout_ms)
+        });
+        for left in join_all(pushes).await.into_iter().flatten() {
+            unsent.merge(left);
         }
         if !unsent.is_empty() {
             with_state(|s| s.qoe.pending.restore(unsent));
@@ -221,10 +225,16 @@ async fn destinations(
     }
     let mut groups: Vec<(Vec<Region>, push::Batch)> = Vec::new();
     let names: Vec<String> = batch.streams().map(str::to_owned).collect();
-    // All the streams at once, within one origin timeout (and a second):
-    // the push must finish inside its waitUntil; out of time, everything
-    // waits for the next push.
-    let lookups = join_all(names.iter().map(|name| live_origins(env, edge, name)));
+    // Six at a time (a Worker's simultaneous connections), all within the
+    // origin timeout and a second: the push must finish inside its
+    // waitUntil; out of time, everything waits for the next push.
+    let lookups = async {
+        let mut answers = Vec::with_capacity(names.len());
+        for chunk in names.chunks(LOOKUPS_AT_ONCE) {
+            answers.extend(join_all(chunk.iter().map(|name| live_origins(env, edge, name))).await);
+        }
+        answers
+    };
     let Some(answers) = with_timeout(lookups, edge.origins.timeout_ms + 1000).await else {
         later.merge(batch);
         return (groups, later);

@@ -1031,8 +1031,15 @@ impl HttpServerApp for OriginHttp {
             .as_ref()
             .and_then(|q| q.refuse(&http.req_header().headers));
         let reply = if let Some(refused) = qoe_refused {
-            // The body is not read: the connection cannot be reused.
-            http.set_keepalive(None);
+            // A small body is read and dropped (the connection stays, and the
+            // client sees the 401 rather than a reset); a larger one is not
+            // read, and the connection closes.
+            if body::read(&mut http, body::UNUSED_BODY_LIMIT, REQUEST_BODY_TIMEOUT)
+                .await
+                .is_err()
+            {
+                http.set_keepalive(None);
+            }
             refused
         } else if let Some(vod) = vod {
             self.vod_request(&mut http, &vod).await
